@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// The `ambit` command: one entry point, one module per subcommand under cli/commands/. Global
+// settings (state directory, controller address) are read here, once, and passed down.
+
+import { AmbitError, errorMessage } from '../shared/errors.js';
+import { defaultApiPort } from '../controller/config.js';
+import { projectRoot, type CliContext } from './context.js';
+import { commands } from './commands/index.js';
+
+const usage = `ambit: a sidecarless service mesh, with a local multi-node cluster
+
+Usage: ambit <command> [flags]
+
+Local cluster:
+  up [--cluster FILE] [--no-samples]   create the cluster (default: 2 nodes) and the sample workloads
+  down                                 remove the cluster and everything it made
+  status [-o json|yaml]                nodes, pods and services
+  demo                                 show requests crossing nodes, by pod IP and by Service
+  exec POD|deploy/NAME [-n NS] -- CMD  run a command inside a pod
+  logs POD|deploy/NAME [-n NS] [-c C]  print a container's output
+
+Resources:
+  apply -f FILE|DIR [--dry-run]        create or update resources
+  get KIND [NAME] [-n NS|-A] [-o json|yaml|wide]
+  delete -f FILE|DIR | KIND NAME [-n NS] [--ignore-not-found]
+
+Processes:
+  controller [--local-cluster]         run the controller (ambit up starts it)
+  sample http-server|tcp-echo|load     the sample workloads' programs
+
+Global flags: --state-dir DIR (default /var/lib/ambit, or $AMBIT_STATE_DIR)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let stateDir = process.env.AMBIT_STATE_DIR ?? '/var/lib/ambit';
+  const i = argv.indexOf('--state-dir');
+  if (i >= 0 && argv[0] !== 'exec') {
+    stateDir = argv[i + 1] ?? '';
+    if (!stateDir) throw new AmbitError('BadFlag', '--state-dir needs a directory');
+    argv = [...argv.slice(0, i), ...argv.slice(i + 2)];
+  }
+  const ctx: CliContext = { stateDir, root: projectRoot, controllerUrl: process.env.AMBIT_CONTROLLER ?? `http://127.0.0.1:${defaultApiPort}` };
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`ambit: unknown command ${JSON.stringify(name)}\n\n${usage}`);
+    return 2;
+  }
+  return (await command(ctx, rest)) ?? 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Long-running subcommands (controller, sample servers) return undefined and keep the loop alive.
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    const code = err instanceof AmbitError ? err.code : 'Error';
+    process.stderr.write(`error: ${code}: ${errorMessage(err)}\n`);
+    process.exitCode = 1;
+  },
+);

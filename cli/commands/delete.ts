@@ -1,0 +1,36 @@
+// `ambit delete -f FILE|DIR` or `ambit delete KIND NAME...`: removes resources; a Namespace takes
+// everything in it along, and a Deployment its pods.
+
+import { parseArgs } from 'node:util';
+import { AmbitError } from '../../shared/errors.js';
+import { kindByName, kindInfo } from '../../shared/resources/kinds.js';
+import { readManifests } from '../../shared/resources/manifest.js';
+import type { Resource, ResourceRef } from '../../shared/resources/types.js';
+import { ControllerClient } from '../client.js';
+import type { CliContext } from '../context.js';
+
+export async function del(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, 'ignore-not-found': { type: 'boolean' } },
+  });
+  const refs: ResourceRef[] = [];
+  if (values.filename?.length) {
+    for (const d of readManifests(values.filename)) {
+      const r = d.value as Resource;
+      const info = kindInfo(r?.kind);
+      if (!info || typeof r.metadata?.name !== 'string') throw new AmbitError('ResourceInvalid', `${d.file}:${d.line}: a resource needs a known kind and metadata.name`);
+      refs.push({ kind: info.kind, namespace: info.namespaced ? (r.metadata.namespace ?? 'default') : '', name: r.metadata.name });
+    }
+  } else {
+    const [kindName, ...names] = positionals;
+    const info = kindName ? kindByName(kindName) : undefined;
+    if (!info) throw new AmbitError('BadArgs', kindName ? `unknown kind ${kindName}` : 'delete needs -f FILE or KIND NAME');
+    if (!names.length) throw new AmbitError('BadArgs', `delete ${kindName} needs a name`);
+    for (const name of names) refs.push({ kind: info.kind, namespace: info.namespaced ? (values.namespace ?? 'default') : '', name });
+  }
+  const result = await new ControllerClient(ctx).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true });
+  for (const d of result.deleted) process.stdout.write(`${d} deleted\n`);
+  return 0;
+}

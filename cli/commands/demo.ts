@@ -1,0 +1,41 @@
+// `ambit demo`: shows the local cluster working, from the sample client pod: a request to a pod on
+// the other node by its IP, requests to the web Service spread over both versions, and bytes
+// through the echo Service by name.
+
+import { spawn } from 'node:child_process';
+import { AmbitError } from '../../shared/errors.js';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
+import { podNetns } from '../../scripts/cluster/topology.js';
+import { ControllerClient } from '../client.js';
+import { binDir, type CliContext } from '../context.js';
+
+export async function demo(ctx: CliContext): Promise<number> {
+  const s = await new ControllerClient(ctx).request<ClusterStatus>('GET', '/v1/status');
+  const client = s.pods.find((p) => p.namespace === 'client' && p.labels.app === 'client' && p.phase === 'Running');
+  const webs = s.pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running');
+  if (!client || webs.length === 0) throw new AmbitError('NoSamples', 'the sample workloads are not running; run `ambit up` (without --no-samples)');
+  const remote = webs.find((w) => w.node !== client.node) ?? webs[0]!;
+  const inClient = (argv: string[]) => runIn(podCgroup(client.node, client.namespace, client.name), podNetns(client.namespace, client.name), argv);
+
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  say(`Client pod ${client.name} (${client.ip}) on ${client.node}.\n`);
+  say(`1. By pod IP, to ${remote.name} on ${remote.node}:  curl http://${remote.ip}:8080/`);
+  say(`   ${(await inClient(['curl', '-sS', '--max-time', '5', `http://${remote.ip}:8080/`])).trim()}`);
+  say(`\n2. By Service, 20 requests, one connection each:  curl http://web.shop/ (ClusterIP ${s.services.find((x) => x.name === 'web')?.clusterIP})`);
+  const load = JSON.parse(await inClient(['ambit', 'sample', 'load', 'http://web.shop/', '--count', '20'])) as { byPod: Record<string, number>; ok: number };
+  for (const [pod, n] of Object.entries(load.byPod)) say(`   ${String(n).padStart(3)} answered by ${pod} (${s.pods.find((p) => p.name === pod)?.node})`);
+  say(`\n3. TCP through the echo Service by name:  echo ... | nc echo.shop 9000`);
+  const echo = await inClient(['node', '-e', "const s=require('net').connect(9000,'echo.shop',()=>s.end('hello through the echo service\\n'));s.pipe(process.stdout)"]);
+  say(`   ${echo.trim()}`);
+  return load.ok === 20 ? 0 : 1;
+}
+
+function runIn(cgroup: string, netns: string, argv: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', inPodArgs(cgroup, netns, argv), { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new AmbitError('DemoFailed', `${argv.join(' ')} exited with ${code}`))));
+  });
+}

@@ -1,0 +1,34 @@
+// `ambit sample ...`: the programs the sample workloads run inside their pods.
+
+import { parseArgs } from 'node:util';
+import { AmbitError } from '../../shared/errors.js';
+import { runHttpServer } from '../../samples/apps/http-server.js';
+import { runTcpEcho } from '../../samples/apps/tcp-echo.js';
+import { runLoad } from '../../samples/apps/load.js';
+import type { CliContext } from '../context.js';
+
+export async function sample(_ctx: CliContext, args: string[]): Promise<number | void> {
+  const [which, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' } },
+  });
+  const port = Number(values.port ?? 8080);
+  switch (which) {
+    case 'http-server':
+      return runHttpServer({ port, app: values.app ?? 'web', version: values.version ?? 'v1' });
+    case 'tcp-echo':
+      return runTcpEcho(Number(values.port ?? 9000));
+    case 'load': {
+      const url = positionals[0];
+      if (!url) throw new AmbitError('BadArgs', 'usage: ambit sample load URL [--count N] [--concurrency C]');
+      const count = Math.min(10_000, Number(values.count ?? 20));
+      const r = await runLoad(url, count, Math.min(64, Number(values.concurrency ?? 4)));
+      process.stdout.write(JSON.stringify(r) + '\n');
+      return r.ok === r.requests ? 0 : 1;
+    }
+    default:
+      throw new AmbitError('BadArgs', 'usage: ambit sample http-server|tcp-echo|load ...');
+  }
+}

@@ -1,0 +1,31 @@
+// `ambit status`: the local cluster's nodes, pods and services, for people or as JSON/YAML.
+
+import { parseArgs } from 'node:util';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { ControllerClient } from '../client.js';
+import type { CliContext } from '../context.js';
+import { outputFormat, printData, table } from '../output.js';
+
+export async function status(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' } } });
+  const format = outputFormat(values.output);
+  const s = await new ControllerClient(ctx).request<ClusterStatus>('GET', '/v1/status');
+  if (printData(format, s)) return 0;
+  printStatus(s);
+  return 0;
+}
+
+export function printStatus(s: ClusterStatus): void {
+  const out = process.stdout;
+  out.write(`Cluster ${s.name}\n\nNODES\n`);
+  out.write(table(['NAME', 'IP', 'POD-CIDR', 'PODS'], s.nodes.map((n) => [n.name, n.ip, n.podCIDR, n.pods])));
+  out.write('\nPODS\n');
+  out.write(table(['NAMESPACE', 'NAME', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'SERVICE-ACCOUNT'], s.pods.map((p) => [p.namespace, p.name, p.phase, p.restarts, p.ip, p.node, p.serviceAccount])));
+  out.write('\nSERVICES\n');
+  out.write(
+    table(
+      ['NAMESPACE', 'NAME', 'CLUSTER-IP', 'PORT', 'ENDPOINTS'],
+      s.services.flatMap((svc) => svc.ports.map((p) => [svc.namespace, svc.name, svc.clusterIP, p.port, p.endpoints.join(',') || '<none>'])),
+    ),
+  );
+}

@@ -1,0 +1,43 @@
+// `ambit up`: the local cluster, then the sample workloads, waiting until their pods run.
+
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { AmbitError } from '../../shared/errors.js';
+import { up as bringUp } from '../../scripts/cluster/up.js';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { ControllerClient } from '../client.js';
+import { cliEntry, type CliContext } from '../context.js';
+import { apply } from './apply.js';
+import { printStatus } from './status.js';
+
+export async function up(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, 'no-samples': { type: 'boolean' }, timeout: { type: 'string' } } });
+  const started = performance.now();
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const result = await bringUp({ stateDir: ctx.stateDir, ...(values.cluster ? { clusterFile: values.cluster } : {}), cliEntry, say });
+  if (result.already) {
+    say(`The local cluster is already up (${result.topology.nodes.length} nodes); \`ambit down\` removes it.`);
+    return 0;
+  }
+  say(`Nodes up: ${result.topology.nodes.map((n) => `${n.name} (${n.ip}, pods ${n.podCIDR.text})`).join(', ')}`);
+  if (!values['no-samples']) {
+    await apply(ctx, ['-f', join(ctx.root, 'samples', 'manifests')]);
+    const s = await waitForPods(ctx, Number(values.timeout ?? 30) * 1000);
+    printStatus(s);
+  }
+  say(`\nCluster ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Try \`ambit demo\`, \`ambit status\`, \`ambit down\`.`);
+  return 0;
+}
+
+export async function waitForPods(ctx: CliContext, timeoutMs: number): Promise<ClusterStatus> {
+  const client = new ControllerClient(ctx);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.request<ClusterStatus>('GET', '/v1/status');
+    const failed = s.pods.find((p) => p.phase === 'Failed');
+    if (failed) throw new AmbitError('PodFailed', `pod ${failed.namespace}/${failed.name} failed: ${failed.message ?? 'see ambit logs'}`);
+    if (s.pods.length > 0 && s.pods.every((p) => p.phase === 'Running')) return s;
+    if (Date.now() > deadline) throw new AmbitError('Timeout', `pods not running after ${timeoutMs / 1000} s: ${s.pods.filter((p) => p.phase !== 'Running').map((p) => p.name).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,97 @@
+// The controller's HTTP API for the CLI: apply, list, delete and the local cluster's status, as JSON.
+// Every request carries the bearer token from the state directory (like a kubeconfig's token); the
+// comparison is constant-time. Errors come back as { error: { code, message, problems? } }.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import type { ResourceRef } from '../../shared/resources/types.js';
+import { applyResources, type ApplyContext, deleteResources } from '../resources/apply.js';
+
+export interface ApiOptions {
+  ctx: ApplyContext;
+  token: string;
+  log: Logger;
+  /** The local cluster's view (nodes, pods, services), when this controller serves one. */
+  status?: () => unknown;
+}
+
+const maxBody = 32 * 1024 * 1024;
+
+export function createApiServer(o: ApiOptions): Server {
+  const expected = Buffer.from(`Bearer ${o.token}`);
+  return createServer((req, res) => {
+    const auth = Buffer.from(req.headers.authorization ?? '');
+    if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) {
+      return send(res, 401, { error: { code: 'Unauthorized', message: 'missing or wrong bearer token (see <state-dir>/controller/token)' } });
+    }
+    handle(o, req, res).catch((err: unknown) => {
+      if (err instanceof ResourceInvalid) return send(res, 422, { error: { code: err.code, message: err.message, problems: err.problems } });
+      if (err instanceof AmbitError) return send(res, err.code === 'NotFound' ? 404 : 400, { error: { code: err.code, message: err.message } });
+      o.log.error({ err: errorMessage(err), url: req.url }, 'api request failed');
+      send(res, 500, { error: { code: 'Internal', message: errorMessage(err) } });
+    });
+  });
+}
+
+async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://controller');
+  const route = `${req.method} ${url.pathname}`;
+  switch (route) {
+    case 'GET /healthz':
+      return send(res, 200, { ok: true, revision: o.ctx.store.currentRevision });
+    case 'POST /v1/apply': {
+      const body = (await readJson(req)) as { resources?: unknown; dryRun?: boolean };
+      if (!Array.isArray(body.resources)) throw new AmbitError('BadRequest', 'body.resources must be a list of resources');
+      const result = applyResources(o.ctx, body.resources, body.dryRun === true);
+      o.log.info({ revision: result.revision, results: result.results }, 'applied');
+      return send(res, 200, result);
+    }
+    case 'POST /v1/delete': {
+      const body = (await readJson(req)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean };
+      if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');
+      const result = deleteResources(o.ctx, body.refs, body.ignoreNotFound === true);
+      o.log.info({ revision: result.revision, deleted: result.deleted }, 'deleted');
+      return send(res, 200, result);
+    }
+    case 'GET /v1/resources': {
+      const kind = url.searchParams.get('kind') ?? undefined;
+      const namespace = url.searchParams.get('namespace') ?? undefined;
+      return send(res, 200, { revision: o.ctx.store.currentRevision, items: o.ctx.store.list(kind, namespace) });
+    }
+    case 'GET /v1/status':
+      if (!o.status) throw new AmbitError('NotFound', 'this controller serves no local cluster');
+      return send(res, 200, o.status());
+    default:
+      throw new AmbitError('NotFound', `no API route ${route}`);
+  }
+}
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > maxBody) {
+        reject(new AmbitError('BadRequest', `request body over ${maxBody} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
+      } catch {
+        reject(new AmbitError('BadRequest', 'request body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

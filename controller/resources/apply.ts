@@ -1,0 +1,79 @@
+// Admission of a batch of resources: validation, defaults, ClusterIP allocation and reference
+// checks, then one store commit. Anything wrong refuses the whole batch and stores nothing.
+// Deletes cascade as Kubernetes' garbage collector would: a Namespace takes its resources with it.
+
+import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
+import { kindInfo } from '../../shared/resources/kinds.js';
+import { type Resource, type ResourceRef, resourceName, type Service, keyOf } from '../../shared/resources/types.js';
+import { validateReferences, validateResources } from '../../shared/resources/validate.js';
+import type { Store } from '../store/store.js';
+import type { ClusterIPAllocator } from './allocator.js';
+
+export type ApplyAction = 'created' | 'configured' | 'unchanged';
+
+export interface ApplyResult {
+  revision: number;
+  results: { resource: string; action: ApplyAction }[];
+}
+
+export interface ApplyContext {
+  store: Store;
+  allocator: ClusterIPAllocator;
+  nodeNames?: string[];
+}
+
+export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = false): ApplyResult {
+  const schemaProblems = validateResources(input);
+  if (schemaProblems.length) throw new ResourceInvalid(schemaProblems);
+  const resources = structuredClone(input) as Resource[];
+  for (const r of resources) {
+    delete r.status;
+    for (const f of ['resourceVersion', 'uid', 'creationTimestamp'] as const) delete r.metadata[f];
+    if (kindInfo(r.kind)!.namespaced) r.metadata.namespace ??= 'default';
+  }
+  const problems: FieldProblem[] = [];
+  const services = resources.filter((r): r is Service => r.kind === 'Service');
+  for (const p of ctx.allocator.assign(services, ctx.store.list('Service') as Service[])) {
+    const r = services[p.index]!;
+    const [field, ...rest] = p.message.split(' ');
+    problems.push({ index: resources.indexOf(r), resource: resourceName(r), field: field!, message: rest.join(' ') });
+  }
+  problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
+  if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
+
+  // Every namespace has a `default` service account, as in Kubernetes.
+  const upserts = [...resources];
+  for (const r of resources) {
+    if (r.kind === 'Namespace' && !ctx.store.get('ServiceAccount', r.metadata.name, 'default') && !resources.some((x) => x.kind === 'ServiceAccount' && x.metadata.namespace === r.metadata.name && x.metadata.name === 'default')) {
+      upserts.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: r.metadata.name } });
+    }
+  }
+  const before = new Map(resources.map((r) => [resourceName(r), ctx.store.get(r.kind, r.metadata.namespace ?? '', r.metadata.name)]));
+  if (dryRun) {
+    return { revision: ctx.store.currentRevision, results: resources.map((r) => ({ resource: resourceName(r), action: before.get(resourceName(r)) ? 'configured' : 'created' })) };
+  }
+  const event = ctx.store.commit(upserts);
+  const changed = new Set(event.changes.map((c) => (c.type === 'upsert' ? resourceName(c.resource) : '')));
+  return {
+    revision: event.revision,
+    results: resources.map((r) => {
+      const name = resourceName(r);
+      return { resource: name, action: !changed.has(name) ? 'unchanged' : before.get(name) ? 'configured' : 'created' };
+    }),
+  };
+}
+
+export function deleteResources(ctx: ApplyContext, refs: ResourceRef[], ignoreNotFound = false): ApplyResult & { deleted: string[] } {
+  const missing = refs.filter((r) => !ctx.store.get(r.kind, r.namespace, r.name));
+  if (missing.length && !ignoreNotFound) throw new NotFound(missing.map((r) => `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`).join(', '));
+  const all = new Map<string, ResourceRef>();
+  for (const ref of refs) {
+    if (!ctx.store.get(ref.kind, ref.namespace, ref.name)) continue;
+    all.set(keyOf(ref), ref);
+    if (ref.kind === 'Namespace') {
+      for (const r of ctx.store.list(undefined, ref.name)) all.set(keyOf({ kind: r.kind, namespace: ref.name, name: r.metadata.name }), { kind: r.kind, namespace: ref.name, name: r.metadata.name });
+    }
+  }
+  const event = ctx.store.commit([], [...all.values()]);
+  return { revision: event.revision, results: [], deleted: event.changes.map((c) => resourceName(c.resource)) };
+}

@@ -1,0 +1,129 @@
+// A pod's processes: one per container, started inside the pod's network namespace and cgroup,
+// with the pod's identity in its environment (as Kubernetes' downward API gives it), output to a
+// log file per container, and stopped with SIGTERM, then the cgroup's kill switch.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { cgroup2Mount } from '../../shared/host/cgroup.js';
+import type { Container } from '../../shared/resources/types.js';
+import { prefix } from './topology.js';
+
+export function clusterCgroupRoot(): string {
+  return join(cgroup2Mount(), prefix);
+}
+
+export function podCgroup(node: string, namespace: string, pod: string): string {
+  return join(clusterCgroupRoot(), node, `${namespace}.${pod}`);
+}
+
+export function cgroupProcs(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export interface PodEnv {
+  namespace: string;
+  name: string;
+  ip: string;
+  node: string;
+  serviceAccount: string;
+  netns: string;
+  cgroup: string;
+  logDir: string;
+  /** Prepended to PATH so manifests can run `ambit` and the sample apps by name. */
+  binDir: string;
+}
+
+/**
+ * Starts one container. `ip netns exec` is used (not nsenter) because it mounts the pod's own
+ * /etc/hosts from /etc/netns/<netns>/, which is how Service names resolve in the local cluster.
+ * The shell joins the pod's cgroup before exec, so every process of the container is in it.
+ */
+export function startContainer(pod: PodEnv, c: Container): { pid: number; exited: Promise<number | null> } {
+  mkdirSync(pod.logDir, { recursive: true });
+  const log = openSync(join(pod.logDir, `${c.name}.log`), 'a');
+  const env: Record<string, string> = {
+    PATH: `${pod.binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+    HOME: '/root',
+    POD_NAME: pod.name,
+    POD_NAMESPACE: pod.namespace,
+    POD_IP: pod.ip,
+    NODE_NAME: pod.node,
+    SERVICE_ACCOUNT: pod.serviceAccount,
+  };
+  for (const e of c.env ?? []) env[e.name] = e.value;
+  const child = spawn('/bin/sh', inPodArgs(pod.cgroup, pod.netns, [...c.command, ...(c.args ?? [])]), {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env,
+    cwd: c.workingDir ?? '/',
+  });
+  closeSync(log);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.unref();
+  return { pid: child.pid ?? -1, exited };
+}
+
+/** Arguments for /bin/sh that join the pod's cgroup, enter its network namespace and exec argv. */
+export function inPodArgs(cgroup: string, netns: string, argv: string[]): string[] {
+  const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec ip netns exec "$ns" "$@"';
+  return ['-c', script, cgroup, netns, ...argv];
+}
+
+export function isAlive(pid: number, cgroup: string): boolean {
+  return cgroupProcs(cgroup).includes(pid);
+}
+
+export function createCgroup(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}
+
+/** SIGTERM to every process of the cgroup, then after `graceMs` the cgroup's kill switch, then rmdir. */
+export async function stopCgroup(dir: string, graceMs: number): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const pid of cgroupProcs(dir)) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (cgroupProcs(dir).length && Date.now() < deadline) await sleep(25);
+  if (cgroupProcs(dir).length) writeFileSync(join(dir, 'cgroup.kill'), '1');
+  for (let i = 0; i < 200 && populated(dir); i++) await sleep(10);
+  rmdirSync(dir);
+}
+
+function populated(dir: string): boolean {
+  try {
+    return /populated 1/.test(readFileSync(join(dir, 'cgroup.events'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** /etc/netns/<netns>/hosts: what `ip netns exec` mounts over /etc/hosts inside the pod. */
+export function hostsFile(netns: string): string {
+  return join('/etc/netns', netns, 'hosts');
+}
+
+/** Writes in place, keeping the inode, so running pods (which have it bind-mounted) see the change. */
+export function writeHosts(netns: string, content: string): void {
+  mkdirSync(join('/etc/netns', netns), { recursive: true });
+  writeFileSync(hostsFile(netns), content, { flag: 'w' });
+}
+
+export function removeHosts(netns: string): void {
+  rmSync(join('/etc/netns', netns), { recursive: true, force: true });
+}

@@ -1,0 +1,323 @@
+// The local cluster's runtime: the part of Kubernetes that turns Deployments into running pods
+// (scheduler and kubelet) and Services into node rules (kube-proxy). It runs inside the controller
+// process when the controller serves the local cluster, reads the store and writes Pods back to it.
+
+import { createHash, randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/errors.js';
+import { host } from '../../shared/net/ipv4.js';
+import type { ContainerStatus, Deployment, Pod, Service } from '../../shared/resources/types.js';
+import type { Store } from '../../controller/store/store.js';
+import { inNetns } from './exec.js';
+import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
+import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer, stopCgroup, writeHosts, podCgroup } from './pods.js';
+import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
+import { type NodeLayout, podNetns, type Topology } from './topology.js';
+
+export interface RuntimeOptions {
+  store: Store;
+  topology: Topology;
+  stateDir: string;
+  binDir: string;
+  log: Logger;
+  /** How long a stopping pod's processes get after SIGTERM. */
+  graceMs?: number;
+}
+
+const ownerAnnotation = 'ambit.dev/owner';
+const hashLabel = 'pod-template-hash';
+const maxBackoffMs = 30_000;
+
+interface Tracked {
+  env: PodEnv;
+  /** When each container may be started again after it exited (crash-loop backoff). */
+  nextStart: Map<string, number>;
+}
+
+export class LocalClusterRuntime {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly nodeRules = new Map<string, string>();
+  private readonly hosts = new Map<string, string>();
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private lastError: string | undefined;
+
+  constructor(private readonly o: RuntimeOptions) {}
+
+  start(): void {
+    this.o.store.on('change', () => this.schedule());
+    this.schedule();
+    // Containers are watched by polling their cgroups, which works the same for the processes
+    // this process started and for those adopted from a previous controller.
+    this.timer = setInterval(() => this.schedule(), 500);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Resolves when no reconcile is pending or running. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  schedule(): void {
+    this.dirty = true;
+    if (this.running || this.stopped) return;
+    this.running = (async () => {
+      while (this.dirty && !this.stopped) {
+        this.dirty = false;
+        try {
+          await this.reconcile();
+          this.lastError = undefined;
+        } catch (err) {
+          // Retried on the next tick; said once per distinct failure, not twice a second.
+          const message = errorMessage(err);
+          if (message !== this.lastError) this.o.log.error({ err: message }, 'reconcile failed');
+          this.lastError = message;
+        }
+      }
+      this.running = undefined;
+    })();
+  }
+
+  private pods(): Pod[] {
+    return this.o.store.list('Pod') as Pod[];
+  }
+
+  private async reconcile(): Promise<void> {
+    const deployments = this.o.store.list('Deployment') as Deployment[];
+    const pods = this.pods();
+    const byOwner = new Map<string, Pod[]>();
+    for (const p of pods) {
+      const owner = `${p.metadata.namespace}/${p.metadata.annotations?.[ownerAnnotation] ?? ''}`;
+      byOwner.set(owner, [...(byOwner.get(owner) ?? []), p]);
+    }
+    const doomed: Pod[] = [];
+    const wanted: { d: Deployment; hash: string }[] = [];
+    const owners = new Set<string>();
+    for (const d of deployments) {
+      const owner = `${d.metadata.namespace}/Deployment/${d.metadata.name}`;
+      owners.add(owner);
+      const hash = templateHash(d);
+      const owned = byOwner.get(owner) ?? [];
+      const current = owned.filter((p) => p.metadata.labels?.[hashLabel] === hash);
+      doomed.push(...owned.filter((p) => p.metadata.labels?.[hashLabel] !== hash));
+      const replicas = d.spec!.replicas ?? 1;
+      doomed.push(...current.slice(replicas));
+      for (let i = current.length; i < replicas; i++) wanted.push({ d, hash });
+    }
+    for (const [owner, owned] of byOwner) if (!owners.has(owner)) doomed.push(...owned);
+
+    // Pods removed from the store by someone else (`ambit delete pod`, a deleted namespace).
+    const inStore = new Set(pods.map(keyOfPod));
+    const orphans = [...this.tracked.entries()].filter(([key]) => !inStore.has(key));
+    await Promise.all(orphans.map(([key, t]) => this.tracked.delete(key) && this.teardownPod(t.env)));
+
+    await Promise.all(doomed.map((p) => this.deletePod(p)));
+    if (doomed.length) this.o.store.commit([], doomed.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
+
+    const created: Pod[] = [];
+    for (const { d, hash } of wanted) created.push(this.planPod(d, hash, [...this.pods(), ...created]));
+    if (created.length) this.o.store.commit(created);
+    await Promise.all(created.map((p) => this.createPod(p)));
+
+    await this.superviseContainers();
+    await this.syncServices();
+  }
+
+  private planPod(d: Deployment, hash: string, pods: Pod[]): Pod {
+    const tpl = d.spec!.template;
+    const node = this.pickNode(d, tpl.spec.nodeName, pods);
+    const used = new Set(pods.map((p) => p.status.podIP));
+    let ip = '';
+    // .0 is the network, .1 the node's bridge, .255 the broadcast address.
+    for (let n = 2; n < 255 && !ip; n++) if (!used.has(host(node.podCIDR, n))) ip = host(node.podCIDR, n);
+    const name = `${d.metadata.name}-${hash.slice(0, 6)}-${randomSuffix()}`;
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: d.metadata.namespace!,
+        labels: { ...tpl.metadata?.labels, [hashLabel]: hash },
+        annotations: { ...tpl.metadata?.annotations, [ownerAnnotation]: `Deployment/${d.metadata.name}` },
+      },
+      spec: { ...structuredClone(tpl.spec), serviceAccountName: tpl.spec.serviceAccountName ?? 'default', nodeName: node.name },
+      status: {
+        phase: ip ? 'Pending' : 'Failed',
+        podIP: ip,
+        hostIP: node.ip,
+        restarts: 0,
+        containerStatuses: tpl.spec.containers.map((c) => ({ name: c.name, restartCount: 0, state: 'waiting' })),
+        ...(ip ? {} : { message: `node ${node.name} has no free address in ${node.podCIDR.text}` }),
+      },
+    };
+  }
+
+  /** Spreads a Deployment's pods: fewest of its own pods first, then fewest pods at all. */
+  private pickNode(d: Deployment, nodeName: string | undefined, pods: Pod[]): NodeLayout {
+    const nodes = this.o.topology.nodes;
+    if (nodeName) return nodes.find((n) => n.name === nodeName) ?? nodes[0]!;
+    const owner = `Deployment/${d.metadata.name}`;
+    const score = (n: NodeLayout) => {
+      const on = pods.filter((p) => p.spec.nodeName === n.name);
+      const own = on.filter((p) => p.metadata.namespace === d.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === owner);
+      return own.length * 10_000 + on.length;
+    };
+    return [...nodes].sort((a, b) => score(a) - score(b) || a.index - b.index)[0]!;
+  }
+
+  private envOf(p: Pod): PodEnv {
+    const node = this.o.topology.nodes.find((n) => n.name === p.spec.nodeName)!;
+    return {
+      namespace: p.metadata.namespace!,
+      name: p.metadata.name,
+      ip: p.status.podIP,
+      node: node.name,
+      serviceAccount: p.spec.serviceAccountName ?? 'default',
+      netns: podNetns(p.metadata.namespace!, p.metadata.name),
+      cgroup: podCgroup(node.name, p.metadata.namespace!, p.metadata.name),
+      logDir: join(this.o.stateDir, 'logs', `${p.metadata.namespace}.${p.metadata.name}`),
+      binDir: this.o.binDir,
+    };
+  }
+
+  private async createPod(p: Pod): Promise<void> {
+    if (p.status.phase === 'Failed') return;
+    const env = this.envOf(p);
+    const node = this.o.topology.nodes.find((n) => n.name === env.node)!;
+    const log = this.o.log.child({ pod: `${env.namespace}/${env.name}`, node: env.node });
+    try {
+      await createPodNetwork({ node, netns: env.netns, ip: env.ip, topology: this.o.topology });
+      createCgroup(env.cgroup);
+      writeHosts(env.netns, hostsFor(env.namespace, this.o.store.list('Service', env.namespace) as Service[]));
+      this.tracked.set(keyOfPod(p), { env, nextStart: new Map() });
+      log.info({ ip: env.ip }, 'pod created');
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'pod creation failed');
+      await this.teardownPod(env);
+      this.updateStatus(p, { phase: 'Failed', message: errorMessage(err) });
+    }
+  }
+
+  /** Starts containers that are not running (first start, or a restart after the backoff). */
+  private async superviseContainers(): Promise<void> {
+    const now = Date.now();
+    for (const p of this.pods()) {
+      if (p.status.phase === 'Failed') continue;
+      let t = this.tracked.get(keyOfPod(p));
+      if (!t) {
+        // A pod from a previous controller run: adopt it if its namespace survived.
+        const env = this.envOf(p);
+        if (!existsSync(`/run/netns/${env.netns}`)) {
+          this.updateStatus(p, { phase: 'Failed', message: 'the pod network namespace is gone (host restarted?); delete the pod to replace it' });
+          continue;
+        }
+        createCgroup(env.cgroup);
+        t = { env, nextStart: new Map() };
+        this.tracked.set(keyOfPod(p), t);
+      }
+      const statuses: ContainerStatus[] = [];
+      let changed = false;
+      for (const c of p.spec.containers) {
+        const s = p.status.containerStatuses.find((x) => x.name === c.name) ?? { name: c.name, restartCount: 0, state: 'waiting' as const };
+        if (s.pid && isAlive(s.pid, t.env.cgroup)) {
+          statuses.push(s);
+          continue;
+        }
+        const wasRunning = s.state === 'running';
+        const next = t.nextStart.get(c.name) ?? 0;
+        if (wasRunning) {
+          // Crash-loop backoff: 1 s, 2 s, 4 s ... up to 30 s.
+          t.nextStart.set(c.name, now + Math.min(maxBackoffMs, 1000 * 2 ** s.restartCount));
+          statuses.push({ name: c.name, restartCount: s.restartCount + 1, state: 'waiting' });
+          this.o.log.warn({ pod: `${t.env.namespace}/${t.env.name}`, container: c.name, restarts: s.restartCount + 1 }, 'container exited; restarting after backoff');
+          changed = true;
+          continue;
+        }
+        if (now < next) {
+          statuses.push(s);
+          continue;
+        }
+        const { pid } = startContainer(t.env, c);
+        statuses.push({ name: c.name, pid, restartCount: s.restartCount, state: 'running' });
+        changed = true;
+      }
+      if (changed) {
+        const restarts = statuses.reduce((n, s) => n + s.restartCount, 0);
+        const running = statuses.every((s) => s.state === 'running');
+        this.updateStatus(p, {
+          phase: running || p.status.phase === 'Running' ? 'Running' : 'Pending',
+          restarts,
+          containerStatuses: statuses,
+          startTime: p.status.startTime ?? new Date().toISOString(),
+        });
+      }
+    }
+  }
+
+  private updateStatus(p: Pod, patch: Partial<Pod['status']>): void {
+    const fresh = this.o.store.get('Pod', p.metadata.namespace!, p.metadata.name) as Pod | undefined;
+    if (!fresh) return;
+    this.o.store.commit([{ ...fresh, status: { ...fresh.status, ...patch } }]);
+  }
+
+  private async deletePod(p: Pod): Promise<void> {
+    const env = this.tracked.get(keyOfPod(p))?.env ?? this.envOf(p);
+    this.tracked.delete(keyOfPod(p));
+    await this.teardownPod(env);
+    this.o.log.info({ pod: `${env.namespace}/${env.name}` }, 'pod deleted');
+  }
+
+  private async teardownPod(env: PodEnv): Promise<void> {
+    await stopCgroup(env.cgroup, this.o.graceMs ?? 2000);
+    // Processes that entered the namespace without its cgroup (a debugging shell, say).
+    if (existsSync(`/run/netns/${env.netns}`)) for (const pid of await pidsInNetns(env.netns)) signal(pid, 'SIGKILL');
+    await deletePodNetwork(env.netns);
+    removeHosts(env.netns);
+  }
+
+  private async syncServices(): Promise<void> {
+    const services = this.o.store.list('Service') as Service[];
+    const pods = this.pods();
+    const ports = endpointsOf(services, pods);
+    const rules = servicesRuleset(this.o.topology, ports);
+    await Promise.all(
+      this.o.topology.nodes.map(async (n) => {
+        if (this.nodeRules.get(n.name) === rules) return;
+        await inNetns(n.netns, 'nft', ['-f', '-'], { input: rules });
+        this.nodeRules.set(n.name, rules);
+      }),
+    );
+    for (const p of pods) {
+      const t = this.tracked.get(keyOfPod(p));
+      if (!t) continue;
+      const text = hostsFor(t.env.namespace, services);
+      if (this.hosts.get(t.env.netns) === text) continue;
+      writeHosts(t.env.netns, text);
+      this.hosts.set(t.env.netns, text);
+    }
+  }
+}
+
+function keyOfPod(p: Pod): string {
+  return `${p.metadata.namespace}/${p.metadata.name}`;
+}
+
+function templateHash(d: Deployment): string {
+  return createHash('sha256').update(JSON.stringify(d.spec!.template)).digest('hex').slice(0, 10);
+}
+
+const suffixAlphabet = 'bcdfghjklmnpqrstvwxz2456789';
+function randomSuffix(): string {
+  let s = '';
+  for (let i = 0; i < 5; i++) s += suffixAlphabet[randomInt(suffixAlphabet.length)];
+  return s;
+}

@@ -1,0 +1,37 @@
+// The local cluster's record on disk: the cluster file it was made from, how far `ambit up` got,
+// and the controller's process id. `ambit down` reads it, but also finds what it missed by name.
+
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../controller/store/store.js';
+import { type ClusterFile, layout, type Topology } from './topology.js';
+
+export interface ClusterState {
+  file: ClusterFile;
+  /** `creating` until `ambit up` finished; a crash leaves it so, and the next `up` starts over. */
+  phase: 'creating' | 'ready';
+  controllerPid?: number;
+  createdAt: string;
+}
+
+export function statePath(stateDir: string): string {
+  return join(stateDir, 'cluster.json');
+}
+
+export function readState(stateDir: string): ClusterState | undefined {
+  const p = statePath(stateDir);
+  if (!existsSync(p)) return undefined;
+  return JSON.parse(readFileSync(p, 'utf8')) as ClusterState;
+}
+
+export function writeState(stateDir: string, s: ClusterState): void {
+  writeFileAtomic(statePath(stateDir), JSON.stringify(s, null, 2));
+}
+
+export function removeState(stateDir: string): void {
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+export function topologyOf(s: ClusterState): Topology {
+  return layout(s.file);
+}

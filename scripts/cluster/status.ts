@@ -1,0 +1,43 @@
+// What `ambit status` shows of the local cluster: nodes, pods with their addresses and nodes, and
+// Services with their ClusterIPs and endpoints. Computed from the store and the topology.
+
+import type { Pod, Service } from '../../shared/resources/types.js';
+import type { Store } from '../../controller/store/store.js';
+import { endpointsOf } from './services.js';
+import type { Topology } from './topology.js';
+
+export interface ClusterStatus {
+  name: string;
+  nodes: { name: string; ip: string; podCIDR: string; netns: string; pods: number }[];
+  pods: { namespace: string; name: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string }[];
+  services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
+}
+
+export function clusterStatus(t: Topology, store: Store): ClusterStatus {
+  const pods = store.list('Pod') as Pod[];
+  const services = store.list('Service') as Service[];
+  const ports = endpointsOf(services, pods);
+  return {
+    name: t.name,
+    nodes: t.nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR.text, netns: n.netns, pods: pods.filter((p) => p.spec.nodeName === n.name).length })),
+    pods: pods.map((p) => ({
+      namespace: p.metadata.namespace!,
+      name: p.metadata.name,
+      ip: p.status.podIP,
+      node: p.spec.nodeName,
+      phase: p.status.phase,
+      restarts: p.status.restarts,
+      serviceAccount: p.spec.serviceAccountName ?? 'default',
+      labels: p.metadata.labels ?? {},
+      ...(p.status.message ? { message: p.status.message } : {}),
+    })),
+    services: services.map((s) => ({
+      namespace: s.metadata.namespace!,
+      name: s.metadata.name,
+      clusterIP: s.spec!.clusterIP ?? '',
+      ports: ports
+        .filter((sp) => sp.service === s)
+        .map((sp) => ({ ...(sp.name ? { name: sp.name } : {}), port: sp.port, endpoints: sp.endpoints.map((e) => `${e.ip}:${e.port}`) })),
+    })),
+  };
+}

@@ -1,0 +1,107 @@
+// Bringing up the local cluster: guard routes in the root namespace, the fabric and the nodes, the
+// cgroup tree, then the controller (which runs the pods) as a background process. Idempotent: a
+// cluster that is up is left alone; one that a crashed `up` left half-made is removed first.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { AmbitError } from '../../shared/errors.js';
+import { defaultApiPort } from '../../controller/config.js';
+import { listNetns, run } from './exec.js';
+import { addRootGuards, createNodes } from './network.js';
+import { clusterCgroupRoot, sleep } from './pods.js';
+import { readState, writeState, topologyOf, type ClusterState } from './state.js';
+import { teardown } from './teardown.js';
+import { defaultClusterFile, layout, prefix, readClusterFile, type Topology } from './topology.js';
+
+export interface UpOptions {
+  stateDir: string;
+  clusterFile?: string;
+  /** The CLI's compiled entry, started as `ambit controller`. */
+  cliEntry: string;
+  say: (line: string) => void;
+}
+
+export type UpResult = { already: true; topology: Topology } | { already: false; topology: Topology };
+
+const requiredTools = ['ip', 'nft', 'nsenter', 'sysctl'];
+
+export async function up(o: UpOptions): Promise<UpResult> {
+  if (process.getuid?.() !== 0) throw new AmbitError('NotRoot', 'the local cluster needs root (network namespaces, cgroups, nftables)');
+  for (const tool of requiredTools) {
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
+      throw new AmbitError('MissingTool', `${tool} is not installed; run scripts/setup.sh`);
+    });
+  }
+  const file = o.clusterFile ? readClusterFile(o.clusterFile) : defaultClusterFile();
+  const topology = layout(file);
+  const existing = readState(o.stateDir);
+  if (existing && (await isHealthy(existing))) {
+    if (JSON.stringify(existing.file) !== JSON.stringify(file) && o.clusterFile) {
+      throw new AmbitError('ClusterExists', 'a cluster from a different cluster file is up; run `ambit down` first');
+    }
+    return { already: true, topology: topologyOf(existing) };
+  }
+  const leftovers = (await listNetns()).some((n) => n.startsWith(`${prefix}-`)) || existsSync(clusterCgroupRoot()) || existing;
+  if (leftovers) {
+    o.say('Found an incomplete cluster (a crashed `ambit up`, or a host restart); removing it first.');
+    await teardown(o.stateDir);
+  }
+
+  const state: ClusterState = { file, phase: 'creating', createdAt: new Date().toISOString() };
+  writeState(o.stateDir, state);
+  await addRootGuards(topology);
+  await createNodes(topology);
+  for (const n of topology.nodes) mkdirSync(join(clusterCgroupRoot(), n.name), { recursive: true });
+
+  state.controllerPid = startController(o);
+  writeState(o.stateDir, state);
+  await waitForController(state.controllerPid, o.stateDir);
+  state.phase = 'ready';
+  writeState(o.stateDir, state);
+  return { already: false, topology };
+}
+
+function startController(o: UpOptions): number {
+  const logDir = join(o.stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const log = openSync(join(logDir, 'controller.log'), 'a');
+  const child = spawn(process.execPath, [o.cliEntry, 'controller', '--local-cluster', '--state-dir', o.stateDir], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  child.unref();
+  if (!child.pid) throw new AmbitError('ControllerStart', 'could not start the controller process');
+  return child.pid;
+}
+
+async function waitForController(pid: number, stateDir: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) throw new AmbitError('ControllerStart', `the controller exited during start; see ${join(stateDir, 'logs', 'controller.log')}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${defaultApiPort}/healthz`);
+      if (res.status === 401 || res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(50);
+  }
+  throw new AmbitError('ControllerStart', `the controller did not answer within 15 s; see ${join(stateDir, 'logs', 'controller.log')}`);
+}
+
+async function isHealthy(s: ClusterState): Promise<boolean> {
+  if (s.phase !== 'ready' || !s.controllerPid || !alive(s.controllerPid)) return false;
+  const netns = new Set(await listNetns());
+  return topologyOf(s).nodes.every((n) => netns.has(n.netns));
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what ambit needs on a Debian 12 machine with Node 20, as root, idempotently: the Debian
+# packages (networking, BPF toolchain, the tools tests and benchmarks use), the npm packages from
+# the lockfile, and the compiled TypeScript. Safe to run again; it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(iproute2 iptables nftables clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is required (found: $(node -v 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+# npm ci when the lockfile changed since the last install; the stamp makes re-runs instant.
+stamp=node_modules/.ambit-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+# bpffs, for the eBPF capture's pinned programs and maps.
+if ! grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "setup: note: could not mount bpffs at /sys/fs/bpf"
+fi
+
+npx tsc -p tsconfig.json

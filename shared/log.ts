@@ -1,0 +1,11 @@
+// Logging for the long-running processes (controller, agent): pino, JSON lines, one child logger per
+// component with its fields bound. The CLI prints for people and does not use this.
+
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(process: string, level = 'info', destination?: string): Logger {
+  const stream = destination ? pino.destination({ dest: destination, append: true, sync: false }) : pino.destination(2);
+  return pino({ level, base: { process }, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+}

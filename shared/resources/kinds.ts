@@ -1,0 +1,30 @@
+// The kinds ambit knows: their API versions, scope, and the names the CLI accepts for them
+// (`ambit get deploy`, `ambit get services`), as kubectl does.
+
+export interface KindInfo {
+  kind: string;
+  apiVersion: string;
+  namespaced: boolean;
+  /** Lower-case names accepted on the command line: singular, plural and short forms. */
+  names: string[];
+  /** False for kinds the cluster makes itself (Pods come from Deployments). */
+  userApplied: boolean;
+}
+
+export const kinds: KindInfo[] = [
+  { kind: 'Namespace', apiVersion: 'v1', namespaced: false, names: ['namespace', 'namespaces', 'ns'], userApplied: true },
+  { kind: 'ServiceAccount', apiVersion: 'v1', namespaced: true, names: ['serviceaccount', 'serviceaccounts', 'sa'], userApplied: true },
+  { kind: 'Service', apiVersion: 'v1', namespaced: true, names: ['service', 'services', 'svc'], userApplied: true },
+  { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
+  { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
+];
+
+export function kindInfo(kind: string): KindInfo | undefined {
+  return kinds.find((k) => k.kind === kind);
+}
+
+/** Resolves a command-line name (`deploy`, `Services`, `sa`) to its kind. */
+export function kindByName(name: string): KindInfo | undefined {
+  const lower = name.toLowerCase();
+  return kinds.find((k) => k.names.includes(lower) || k.kind.toLowerCase() === lower);
+}

@@ -1,0 +1,118 @@
+// JSON Schemas (draft 2020-12 subset that Ajv compiles) for every kind. Every object is closed
+// (additionalProperties: false), so an unknown or misspelt field is an error that names it.
+
+type Schema = Record<string, unknown>;
+
+const dns1123Label = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+const dns1123Subdomain = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+// Label keys: an optional DNS-subdomain prefix and a name of up to 63 characters.
+const labelKey = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+const labelValue = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
+
+export const ipv4Pattern = '^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$';
+
+function closed(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+
+const labels: Schema = {
+  type: 'object',
+  propertyNames: { pattern: labelKey, maxLength: 316 },
+  additionalProperties: { type: 'string', pattern: labelValue },
+};
+const annotations: Schema = { type: 'object', additionalProperties: { type: 'string' } };
+const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
+const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' } };
+
+function metadata(namespaced: boolean, namePattern: string): Schema {
+  const props: Record<string, Schema> = {
+    name: { type: 'string', minLength: 1, maxLength: 63, pattern: namePattern },
+    labels,
+    annotations,
+    ...serverSet,
+  };
+  if (namespaced) props.namespace = { type: 'string', minLength: 1, maxLength: 63, pattern: dns1123Label };
+  return closed(props, ['name']);
+}
+
+function envelope(apiVersion: string, kind: string, namespaced: boolean, spec?: Schema, namePattern = dns1123Label): Schema {
+  const props: Record<string, Schema> = {
+    apiVersion: { const: apiVersion },
+    kind: { const: kind },
+    metadata: metadata(namespaced, namePattern),
+  };
+  if (spec) props.spec = spec;
+  // Status is written by ambit; a user's copy of it (from `ambit get -o yaml`) is accepted and ignored.
+  props.status = { type: 'object' };
+  return closed(props, spec ? ['apiVersion', 'kind', 'metadata', 'spec'] : ['apiVersion', 'kind', 'metadata']);
+}
+
+const container = closed(
+  {
+    name: { type: 'string', pattern: dns1123Label, maxLength: 63 },
+    image: { type: 'string' },
+    command: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    args: { type: 'array', items: { type: 'string' } },
+    env: { type: 'array', items: closed({ name: { type: 'string', minLength: 1 }, value: { type: 'string' } }, ['name', 'value']) },
+    workingDir: { type: 'string' },
+    ports: {
+      type: 'array',
+      items: closed({ containerPort: port, name: { type: 'string' }, protocol: { enum: ['TCP'] } }, ['containerPort']),
+    },
+  },
+  ['name', 'command'],
+);
+
+const podSpec = closed(
+  {
+    serviceAccountName: { type: 'string', pattern: dns1123Subdomain },
+    nodeName: { type: 'string', pattern: dns1123Label },
+    containers: { type: 'array', items: container, minItems: 1 },
+  },
+  ['containers'],
+);
+
+export const schemas: Record<string, Schema> = {
+  Namespace: envelope('v1', 'Namespace', false),
+  ServiceAccount: envelope('v1', 'ServiceAccount', true, undefined, dns1123Subdomain),
+  Service: envelope(
+    'v1',
+    'Service',
+    true,
+    closed(
+      {
+        type: { enum: ['ClusterIP'] },
+        clusterIP: { type: 'string', pattern: ipv4Pattern },
+        selector: labels,
+        ports: {
+          type: 'array',
+          minItems: 1,
+          items: closed(
+            {
+              name: { type: 'string', pattern: dns1123Label },
+              protocol: { enum: ['TCP'] },
+              port,
+              targetPort: { oneOf: [port, { type: 'string', pattern: dns1123Label }] },
+              appProtocol: { type: 'string' },
+            },
+            ['port'],
+          ),
+        },
+      },
+      ['ports'],
+    ),
+  ),
+  Deployment: envelope(
+    'apps/v1',
+    'Deployment',
+    true,
+    closed(
+      {
+        replicas: { type: 'integer', minimum: 0, maximum: 1000 },
+        selector: closed({ matchLabels: { ...labels, minProperties: 1 } }, ['matchLabels']),
+        template: closed({ metadata: closed({ labels, annotations }), spec: podSpec }, ['spec']),
+      },
+      ['selector', 'template'],
+    ),
+  ),
+};

@@ -1,0 +1,116 @@
+// The Kubernetes-shaped resources ambit understands, as TypeScript types. Their JSON Schemas live in
+// schemas.ts; what a kind is called on the command line lives in kinds.ts.
+
+export type Labels = Record<string, string>;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Labels;
+  annotations?: Record<string, string>;
+  /** Set by the controller: a counter that grows with every change of the store. */
+  resourceVersion?: string;
+  uid?: string;
+  creationTimestamp?: string;
+}
+
+export interface Resource<Kind extends string = string, Spec = unknown> {
+  apiVersion: string;
+  kind: Kind;
+  metadata: ObjectMeta;
+  spec?: Spec;
+  status?: unknown;
+}
+
+export type Namespace = Resource<'Namespace', never>;
+export type ServiceAccount = Resource<'ServiceAccount', never>;
+
+export interface ServicePort {
+  name?: string;
+  protocol?: 'TCP';
+  port: number;
+  targetPort?: number | string;
+  appProtocol?: string;
+}
+
+export interface ServiceSpec {
+  type?: 'ClusterIP';
+  clusterIP?: string;
+  selector?: Labels;
+  ports: ServicePort[];
+}
+export type Service = Resource<'Service', ServiceSpec>;
+
+export interface Container {
+  name: string;
+  /** Recorded for manifests written for a real cluster; the local cluster runs `command` on the host. */
+  image?: string;
+  command: string[];
+  args?: string[];
+  env?: { name: string; value: string }[];
+  workingDir?: string;
+  ports?: { containerPort: number; name?: string; protocol?: 'TCP' }[];
+}
+
+export interface PodSpec {
+  serviceAccountName?: string;
+  nodeName?: string;
+  containers: Container[];
+}
+
+export interface DeploymentSpec {
+  replicas?: number;
+  selector: { matchLabels: Labels };
+  template: { metadata?: { labels?: Labels; annotations?: Record<string, string> }; spec: PodSpec };
+}
+export type Deployment = Resource<'Deployment', DeploymentSpec>;
+
+export interface PodStatus {
+  phase: 'Pending' | 'Running' | 'Failed';
+  podIP: string;
+  hostIP: string;
+  /** Why the pod is not running, when it is not. */
+  message?: string;
+  restarts: number;
+  startTime?: string;
+  containerStatuses: ContainerStatus[];
+}
+
+export interface ContainerStatus {
+  name: string;
+  /** Host process id of the container's main process while it runs. */
+  pid?: number;
+  restartCount: number;
+  state: 'running' | 'waiting';
+}
+/** Pods are made by the local cluster's runtime from Deployments, never applied by users. */
+export interface Pod extends Resource<'Pod', PodSpec> {
+  spec: PodSpec & { nodeName: string };
+  status: PodStatus;
+}
+
+export function resourceName(r: Pick<Resource, 'kind' | 'metadata'>): string {
+  const ns = r.metadata?.namespace;
+  return ns ? `${r.kind} ${ns}/${r.metadata?.name}` : `${r.kind} ${r.metadata?.name}`;
+}
+
+/** Identity of a resource in the store: kind, namespace ('' for cluster-scoped) and name. */
+export interface ResourceRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export function refOf(r: Resource): ResourceRef {
+  return { kind: r.kind, namespace: r.metadata.namespace ?? '', name: r.metadata.name };
+}
+
+export function keyOf(ref: ResourceRef): string {
+  return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}
+
+export function selectorMatches(selector: Labels | undefined, labels: Labels | undefined): boolean {
+  if (!selector || Object.keys(selector).length === 0) return false;
+  for (const [k, v] of Object.entries(selector)) if (labels?.[k] !== v) return false;
+  return true;
+}
