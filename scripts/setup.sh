@@ -36,4 +36,6 @@ if ! grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts; then
   mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "setup: note: could not mount bpffs at /sys/fs/bpf"
 fi
 
+# A clean build, so no compiled file outlives its source (a deleted test must not keep running).
+rm -rf dist
 npx tsc -p tsconfig.json

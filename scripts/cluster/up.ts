@@ -12,7 +12,7 @@ import { addRootGuards, createNodes } from './network.js';
 import { clusterCgroupRoot, sleep } from './pods.js';
 import { readState, writeState, topologyOf, type ClusterState } from './state.js';
 import { teardown } from './teardown.js';
-import { defaultClusterFile, layout, prefix, readClusterFile, type Topology } from './topology.js';
+import { defaultClusterFile, fabricNetns, layout, prefix, readClusterFile, type Topology } from './topology.js';
 
 export interface UpOptions {
   stateDir: string;
@@ -36,6 +36,13 @@ export async function up(o: UpOptions): Promise<UpResult> {
   const file = o.clusterFile ? readClusterFile(o.clusterFile) : defaultClusterFile();
   const topology = layout(file);
   const existing = readState(o.stateDir);
+  if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !alive(existing.controllerPid ?? -1)) {
+    // Only the controller died: start it again; it adopts the running pods.
+    o.say('The cluster is up but its controller is not running; restarting the controller.');
+    existing.controllerPid = startController(o);
+    writeState(o.stateDir, existing);
+    await waitForController(existing.controllerPid, o.stateDir);
+  }
   if (existing && (await isHealthy(existing))) {
     if (JSON.stringify(existing.file) !== JSON.stringify(file) && o.clusterFile) {
       throw new AmbitError('ClusterExists', 'a cluster from a different cluster file is up; run `ambit down` first');
@@ -92,9 +99,12 @@ async function waitForController(pid: number, stateDir: string): Promise<void> {
 }
 
 async function isHealthy(s: ClusterState): Promise<boolean> {
-  if (s.phase !== 'ready' || !s.controllerPid || !alive(s.controllerPid)) return false;
+  return s.phase === 'ready' && alive(s.controllerPid ?? -1) && (await nodesExist(s));
+}
+
+async function nodesExist(s: ClusterState): Promise<boolean> {
   const netns = new Set(await listNetns());
-  return topologyOf(s).nodes.every((n) => netns.has(n.netns));
+  return netns.has(fabricNetns) && topologyOf(s).nodes.every((n) => netns.has(n.netns));
 }
 
 export function alive(pid: number): boolean {

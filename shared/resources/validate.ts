@@ -132,12 +132,12 @@ export function validateReferences(resources: Resource[], view: ReferenceView): 
   resources.forEach((r, index) => {
     const add = (field: string, message: string) => problems.push({ index, resource: resourceName(r), field, message });
     const ns = r.metadata.namespace;
-    if (ns && !exists('Namespace', '', ns)) add('metadata.namespace', `namespace ${ns} does not exist; create it first (kind: Namespace)`);
+    if (ns && !exists('Namespace', '', ns)) add('metadata.namespace', `${ns} does not exist; create the Namespace first (in this apply or before it)`);
     if (r.kind === 'Deployment') {
       const pod = (r as Deployment).spec!.template.spec;
       const sa = pod.serviceAccountName;
       if (sa && sa !== 'default' && ns && !exists('ServiceAccount', ns, sa)) {
-        add('spec.template.spec.serviceAccountName', `service account ${ns}/${sa} does not exist`);
+        add('spec.template.spec.serviceAccountName', `${sa} does not exist in namespace ${ns}; create the ServiceAccount first`);
       }
       if (pod.nodeName && view.nodeNames && !view.nodeNames.includes(pod.nodeName)) {
         add('spec.template.spec.nodeName', `node ${pod.nodeName} is not in the cluster (nodes: ${view.nodeNames.join(', ')})`);
