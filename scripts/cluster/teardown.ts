@@ -4,12 +4,13 @@
 // routes and the state directory. Everything is found by the `ambit` prefix as well as from the
 // record, so nothing survives a record that was never written.
 
-import { existsSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listNetns, run } from './exec.js';
 import { pidsInNetns, removeRootGuards } from './network.js';
 import { cgroupProcs, clusterCgroupRoot, signal, sleep } from './pods.js';
 import { readState, removeState, topologyOf } from './state.js';
+import { alive } from './up.js';
 import { layout, defaultClusterFile, prefix } from './topology.js';
 
 export interface TeardownReport {
@@ -21,20 +22,27 @@ export interface TeardownReport {
 export async function teardown(stateDir: string): Promise<TeardownReport> {
   const state = readState(stateDir);
   const report: TeardownReport = { namespaces: 0, cgroups: 0, processes: 0 };
-  if (state?.controllerPid) await stopProcess(state.controllerPid);
+  // The recorded controller, and any other for this state directory (an `up` that crashed between
+  // starting the controller and recording it).
+  const controllers = new Set([...(state?.controllerPid ? [state.controllerPid] : []), ...controllerPids(stateDir)]);
+  for (const pid of controllers) await stopProcess(pid);
 
   // Every process in the cluster's cgroups, at once: the cgroup kill switch takes them all.
   const cgroups = clusterCgroups();
+  const killed: number[] = [];
   for (const dir of cgroups) {
-    report.processes += cgroupProcs(dir).length;
+    killed.push(...cgroupProcs(dir));
     if (cgroupProcs(dir).length) writeFileSync(join(dir, 'cgroup.kill'), '1');
   }
   const namespaces = (await listNetns()).filter((n) => n.startsWith(`${prefix}-`));
   for (const ns of namespaces) {
     const pids = await pidsInNetns(ns);
-    report.processes += pids.length;
+    killed.push(...pids);
     for (const pid of pids) signal(pid, 'SIGKILL');
   }
+  report.processes = new Set(killed).size;
+  // Wait until they are reaped, not only dead: orphans are reaped by init, a moment later.
+  for (let i = 0; i < 200 && killed.some((pid) => existsSync(`/proc/${pid}`)); i++) await sleep(10);
   for (const dir of cgroups) {
     for (let i = 0; i < 100 && cgroupProcs(dir).length; i++) await sleep(10);
     rmdirSync(dir);
@@ -66,14 +74,25 @@ function clusterCgroups(): string[] {
   return out;
 }
 
+function controllerPids(stateDir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const at = argv.indexOf('--state-dir');
+      if (argv.includes('controller') && argv.includes('--local-cluster') && at > 0 && argv[at + 1] === stateDir) pids.push(Number(entry));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return pids;
+}
+
 async function stopProcess(pid: number): Promise<void> {
   signal(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+    if (!alive(pid)) return;
     await sleep(20);
   }
   signal(pid, 'SIGKILL');

@@ -3,7 +3,7 @@
 // cluster that is up is left alone; one that a crashed `up` left half-made is removed first.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { defaultApiPort } from '../../controller/config.js';
@@ -107,10 +107,11 @@ async function nodesExist(s: ClusterState): Promise<boolean> {
   return netns.has(fabricNetns) && topologyOf(s).nodes.every((n) => netns.has(n.netns));
 }
 
+/** True while the process runs; a zombie (dead, not yet reaped by init) does not count. */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
   } catch {
     return false;
   }

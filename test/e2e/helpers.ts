@@ -1,0 +1,73 @@
+// Helpers for end-to-end tests on the local cluster: run the real `ambit` command, and list
+// everything of the project that is left on the machine (a test that leaks fails on it).
+
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cgroup2Mount } from '../../shared/host/cgroup.js';
+
+export const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+export const stateDir = '/tmp/ambit-e2e-state';
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function ambit(args: string[], timeoutMs = 60_000): Promise<Run> {
+  return new Promise((done) => {
+    execFile(join(root, 'bin', 'ambit'), args, { env: { ...process.env, AMBIT_STATE_DIR: stateDir }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+export async function ambitOk(args: string[], timeoutMs?: number): Promise<string> {
+  const r = await ambit(args, timeoutMs);
+  if (r.code !== 0) throw new Error(`ambit ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+export function sh(cmd: string): Promise<string> {
+  return new Promise((done) => execFile('/bin/sh', ['-c', cmd], (_err, stdout) => done(stdout)));
+}
+
+/** Everything the project may have made on this machine that is still there. */
+export async function leftovers(): Promise<string[]> {
+  const found: string[] = [];
+  for (const ns of (await sh('ip netns list')).split('\n')) if (ns.startsWith('ambit-')) found.push(`netns ${ns.split(' ')[0]}`);
+  for (const link of (await sh('ip -br link')).split('\n')) if (link.startsWith('ambit')) found.push(`link ${link.split(' ')[0]}`);
+  for (const route of (await sh('ip route show type unreachable')).split('\n')) {
+    if (/^unreachable (10\.244\.|10\.96\.|10\.250\.)/.test(route)) found.push(`route ${route}`);
+  }
+  if (existsSync(join(cgroup2Mount(), 'ambit'))) found.push(`cgroup ${join(cgroup2Mount(), 'ambit')}`);
+  if (existsSync('/etc/netns')) for (const d of readdirSync('/etc/netns')) if (d.startsWith('ambit-')) found.push(`/etc/netns/${d}`);
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      if (cgroup.includes('/ambit/') || cmdline.includes('ambit.js controller') || cmdline.includes('ambit.js sample')) found.push(`process ${pid} ${cmdline.slice(0, 80)}`);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  if (existsSync(stateDir)) found.push(`state ${stateDir}`);
+  return found;
+}
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
