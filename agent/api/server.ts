@@ -1,0 +1,142 @@
+// The agent's query API on 15000: a WebSocket that answers requests ({id, method, params} to
+// {id, result} or {id, error}) and streams subscriptions ({topic, time, data}), and a plain
+// `GET /config_dump` with the same state for curl users. Loopback clients are trusted; any other
+// address must send the admin token, or is refused with 401. The API reads state, never changes
+// the data path, and runs apart from it.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../../shared/log.js';
+import type { AgentState } from '../state/state.js';
+import { type EventLog, type Topic, topics } from './events.js';
+
+export interface AdminOptions {
+  state: AgentState;
+  events: EventLog;
+  token: string;
+  log: Logger;
+  /** The controller connection's health, for config_dump and `version`. */
+  controller: () => { connected: boolean; lastError?: string | undefined };
+  /** Certificates and live connections, when the identity and proxy parts provide them. */
+  certificates?: () => unknown[];
+  connections?: () => unknown[];
+}
+
+interface Request {
+  id?: unknown;
+  method?: unknown;
+  params?: { topics?: unknown };
+}
+
+export function createAdminServer(o: AdminOptions): Server {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const server = createServer((req, res) => {
+    if (!authorized(req, o.token)) return refuse(res);
+    const path = new URL(req.url ?? '/', 'http://agent').pathname;
+    if (req.method === 'GET' && path === '/config_dump') return json(res, 200, configDump(o));
+    if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true, version: o.state.version });
+    json(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}; try GET /config_dump or a WebSocket` } });
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (!authorized(req, o.token)) {
+      o.log.warn({ remote: req.socket.remoteAddress }, 'query API client refused: no token');
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => serve(o, ws));
+  });
+  return server;
+}
+
+function serve(o: AdminOptions, ws: WebSocket): void {
+  let unsubscribe: (() => void) | undefined;
+  ws.on('close', () => unsubscribe?.());
+  ws.on('error', () => undefined);
+  ws.on('message', (data) => {
+    let req: Request;
+    try {
+      req = JSON.parse(data.toString()) as Request;
+    } catch {
+      ws.send(JSON.stringify({ id: null, error: { code: 'BadRequest', message: 'requests must be JSON: {"id": 1, "method": "workloads"}' } }));
+      return;
+    }
+    const reply = (result: unknown) => ws.send(JSON.stringify({ id: req.id ?? null, result }));
+    const fail = (code: string, message: string) => ws.send(JSON.stringify({ id: req.id ?? null, error: { code, message } }));
+    switch (req.method) {
+      case 'workloads':
+        return reply(workloads(o));
+      case 'services':
+        return reply([...o.state.services.values()]);
+      case 'policies':
+        return reply([...o.state.policies.values()]);
+      case 'certs':
+        return reply(o.certificates?.() ?? []);
+      case 'connections':
+        return reply(o.connections?.() ?? []);
+      case 'version':
+        return reply({ node: o.state.node, version: o.state.version, controller: o.controller() });
+      case 'config_dump':
+        return reply(configDump(o));
+      case 'events':
+        return reply(o.events.recent(parseTopics(req.params?.topics) ?? undefined));
+      case 'subscribe': {
+        const wanted = parseTopics(req.params?.topics);
+        if (wanted === null) return fail('BadRequest', `topics must be a list of ${topics.join(', ')}`);
+        unsubscribe?.();
+        unsubscribe = o.events.subscribe((e) => {
+          if (wanted && !wanted.has(e.topic)) return;
+          // A reader that stops reading is dropped rather than buffered without bound.
+          if (ws.bufferedAmount > 4 * 1024 * 1024) ws.terminate();
+          else ws.send(JSON.stringify(e));
+        });
+        return reply({ subscribed: wanted ? [...wanted] : topics });
+      }
+      default:
+        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe`);
+    }
+  });
+}
+
+/** undefined: every topic; null: a bad list. */
+function parseTopics(value: unknown): Set<Topic> | undefined | null {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((t) => topics.includes(t as Topic))) return null;
+  return new Set(value as Topic[]);
+}
+
+function workloads(o: AdminOptions) {
+  return [...o.state.workloads.values()].map((w) => ({ ...w, local: w.node === o.state.node, enrolled: w.node === o.state.node ? o.state.isEnrolled(w) : undefined }));
+}
+
+function configDump(o: AdminOptions) {
+  return {
+    node: o.state.node,
+    version: o.state.version,
+    controller: o.controller(),
+    workloads: workloads(o),
+    services: [...o.state.services.values()],
+    namespaces: [...o.state.namespaces.values()],
+    policies: [...o.state.policies.values()],
+    certificates: o.certificates?.() ?? [],
+    connections: o.connections?.() ?? [],
+  };
+}
+
+function authorized(req: IncomingMessage, token: string): boolean {
+  const remote = req.socket.remoteAddress ?? '';
+  if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1') return true;
+  const given = Buffer.from(req.headers.authorization ?? '');
+  const want = Buffer.from(`Bearer ${token}`);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+function refuse(res: ServerResponse): void {
+  json(res, 401, { error: { code: 'Unauthorized', message: 'clients from other addresses than loopback must send the admin token as a bearer token' } });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,19 @@
+// The agent's configuration, read once at start from its command line and handed down.
+
+export interface AgentConfig {
+  node: string;
+  /** wss:// address of the controller's agent channel. */
+  controllerUrl: string;
+  /** PEM file of the CA that signed the controller's certificate. */
+  controllerCaFile: string;
+  /** File holding this node's token for the controller. */
+  tokenFile: string;
+  /** Where the query API listens; loopback by default. */
+  adminHost: string;
+  adminPort: number;
+  /** Token that clients from other addresses than loopback must present to the query API. */
+  adminTokenFile: string;
+  logLevel: string;
+}
+
+export const defaultAdminPort = 15000;

@@ -1,0 +1,109 @@
+// The agent's connection to the controller: WebSocket over TLS (the controller's CA pinned),
+// authenticated by the node's token. Applies every push to the state and answers ack or nack.
+// When the controller is away the agent keeps its last configuration and reconnects with
+// exponential backoff and full jitter, so a fleet of agents does not return in lockstep.
+
+import { WebSocket } from 'ws';
+import type { Logger } from '../../shared/log.js';
+import { type ConfigPush, nodeHeader, pushPath } from '../../shared/protocol/config.js';
+import { type AgentState, ConfigRejected } from '../state/state.js';
+
+export interface ControlOptions {
+  url: string;
+  node: string;
+  token: string;
+  ca: string;
+  state: AgentState;
+  log: Logger;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class ControllerConnection {
+  private ws: WebSocket | undefined;
+  private attempts = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  connected = false;
+  lastError: string | undefined;
+
+  constructor(private readonly o: ControlOptions) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  stop(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.ws?.close(1001, 'agent stopping');
+  }
+
+  /** Asks the controller for everything again. */
+  resync(reason: string): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'resync', reason }));
+  }
+
+  private connect(): void {
+    const ws = new WebSocket(`${this.o.url}${pushPath}`, {
+      ca: this.o.ca,
+      headers: { authorization: `Bearer ${this.o.token}`, [nodeHeader]: this.o.node },
+      maxPayload: 256 * 1024 * 1024,
+      perMessageDeflate: false,
+      handshakeTimeout: 5000,
+    });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.connected = true;
+      this.attempts = 0;
+      this.lastError = undefined;
+      this.o.log.info({ controller: this.o.url }, 'connected to the controller');
+    });
+    ws.on('message', (data) => this.onPush(ws, data.toString()));
+    ws.on('unexpected-response', (_req, res) => {
+      this.lastError = `controller refused the connection: HTTP ${res.statusCode}`;
+      ws.terminate();
+    });
+    ws.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    ws.on('close', () => {
+      if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');
+      this.connected = false;
+      if (!this.closed) this.retry();
+    });
+  }
+
+  private retry(): void {
+    const min = this.o.minBackoffMs ?? 250;
+    const max = this.o.maxBackoffMs ?? 10_000;
+    const ceiling = Math.min(max, min * 2 ** this.attempts++);
+    const delay = Math.round(Math.random() * ceiling);
+    if (this.attempts <= 3 || this.attempts % 10 === 0) this.o.log.info({ delayMs: delay, attempt: this.attempts, err: this.lastError }, 'reconnecting to the controller');
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private onPush(ws: WebSocket, text: string): void {
+    let push: ConfigPush;
+    try {
+      push = JSON.parse(text) as ConfigPush;
+    } catch {
+      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: 'push is not JSON' }));
+      return;
+    }
+    if (push.type !== 'config') {
+      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: `unknown message type ${String(push.type)}` }));
+      return;
+    }
+    try {
+      this.o.state.apply(push);
+      ws.send(JSON.stringify({ type: 'ack', version: push.to }));
+    } catch (err) {
+      const reason = err instanceof ConfigRejected ? err.reason : (err as Error).message;
+      this.o.log.warn({ version: push.to, reason }, 'rejected a config push');
+      ws.send(JSON.stringify({ type: 'nack', version: push.to, reason }));
+      // A delta that does not fit our version: we lost track, so ask for everything.
+      if (!push.full && push.from !== this.o.state.version) this.resync(reason);
+    }
+  }
+}

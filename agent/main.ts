@@ -1,0 +1,60 @@
+// The agent process, one per node: its connection to the controller, its view of the cluster, and
+// the query API. Capture and the proxy plug into the same state.
+
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createLogger } from '../shared/log.js';
+import { AmbitError } from '../shared/errors.js';
+import type { AgentConfig } from './config.js';
+import { AgentState } from './state/state.js';
+import { ControllerConnection } from './control/client.js';
+import { EventLog } from './api/events.js';
+import { createAdminServer } from './api/server.js';
+
+export async function runAgent(config: AgentConfig): Promise<void> {
+  const log = createLogger('agent', config.logLevel).child({ node: config.node });
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      throw new AmbitError('AgentConfig', `cannot read the ${what} at ${path}: ${(err as Error).message}`);
+    }
+  };
+  const state = new AgentState(config.node);
+  const events = new EventLog();
+  state.on('config', (e) => events.publish('config', e));
+  state.on('enrollment', (e) => {
+    events.publish('enrollment', e);
+    log.info(e, e.enrolled ? 'workload enrolled' : 'workload left the mesh');
+  });
+
+  const control = new ControllerConnection({
+    url: config.controllerUrl,
+    node: config.node,
+    token: read(config.tokenFile, 'node token'),
+    ca: read(config.controllerCaFile, 'controller CA'),
+    state,
+    log: log.child({ component: 'control' }),
+  });
+  const admin = createAdminServer({
+    state,
+    events,
+    token: read(config.adminTokenFile, 'admin token'),
+    log: log.child({ component: 'api' }),
+    controller: () => ({ connected: control.connected, ...(control.lastError ? { lastError: control.lastError } : {}) }),
+  });
+  admin.listen(config.adminPort, config.adminHost);
+  await once(admin, 'listening');
+  control.start();
+  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl }, 'agent ready');
+
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'agent stopping');
+    control.stop();
+    admin.close();
+    admin.closeAllConnections();
+    setTimeout(() => process.exit(0), 100).unref();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

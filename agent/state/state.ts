@@ -1,0 +1,102 @@
+// The agent's view of the cluster, as last pushed by the controller: workloads, services,
+// namespaces and policies, at a version. A push is checked whole before any of it is applied, so a
+// rejected push leaves the previous version in place. Emits what changed for the query API.
+
+import { EventEmitter } from 'node:events';
+import type { ConfigEntry, ConfigPush, EntryKind, NamespaceEntry, PolicyEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { entryKinds } from '../../shared/protocol/config.js';
+
+export class ConfigRejected extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ConfigRejected';
+  }
+}
+
+export interface ConfigEvent {
+  version: number;
+  full: boolean;
+  upserts: number;
+  deletes: number;
+}
+
+export interface EnrollmentEvent {
+  workload: string;
+  enrolled: boolean;
+}
+
+/** Namespace labels that enroll a namespace's pods, and the pod label that opts one out. */
+export const enrollLabels = ['ambit.dev/dataplane-mode', 'istio.io/dataplane-mode'];
+
+export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment: [EnrollmentEvent] }> {
+  version = 0;
+  readonly workloads = new Map<string, WorkloadEntry>();
+  readonly services = new Map<string, ServiceEntry>();
+  readonly namespaces = new Map<string, NamespaceEntry>();
+  readonly policies = new Map<string, PolicyEntry>();
+  private enrolled = new Map<string, boolean>();
+
+  constructor(readonly node: string) {
+    super();
+  }
+
+  /** Applies a push, or throws ConfigRejected with the reason and changes nothing. */
+  apply(push: ConfigPush): void {
+    if (!push.full && push.from !== this.version) throw new ConfigRejected(`delta from version ${push.from} does not apply to version ${this.version}`);
+    if (!Number.isInteger(push.to) || push.to < (push.full ? 0 : this.version)) throw new ConfigRejected(`version ${push.to} goes backwards from ${this.version}`);
+    if (!Array.isArray(push.upserts) || !Array.isArray(push.deletes)) throw new ConfigRejected('upserts and deletes must be lists');
+    for (const e of push.upserts) checkEntry(e);
+    if (push.full) for (const m of this.maps()) m.clear();
+    for (const key of push.deletes) this.mapOf(key.split('/')[0] as EntryKind)?.delete(key);
+    for (const e of push.upserts) (this.mapOf(e.kind) as Map<string, unknown>).set(e.key, e.value);
+    this.version = push.to;
+    this.emit('config', { version: push.to, full: push.full, upserts: push.upserts.length, deletes: push.deletes.length });
+    this.updateEnrollment();
+  }
+
+  localWorkloads(): WorkloadEntry[] {
+    return [...this.workloads.values()].filter((w) => w.node === this.node);
+  }
+
+  /** Whether a pod of this node is in the mesh: its namespace is labelled ambient and it does not opt out. */
+  isEnrolled(w: WorkloadEntry): boolean {
+    const optOut = enrollLabels.some((l) => w.labels[l] === 'none');
+    const ns = this.namespaces.get(`namespace/${w.namespace}`);
+    return !optOut && enrollLabels.some((l) => ns?.labels[l] === 'ambient');
+  }
+
+  private updateEnrollment(): void {
+    const next = new Map<string, boolean>();
+    for (const w of this.localWorkloads()) next.set(`${w.namespace}/${w.name}`, this.isEnrolled(w));
+    for (const [workload, enrolled] of next) if ((this.enrolled.get(workload) ?? false) !== enrolled) this.emit('enrollment', { workload, enrolled });
+    for (const [workload, was] of this.enrolled) if (was && !next.has(workload)) this.emit('enrollment', { workload, enrolled: false });
+    this.enrolled = next;
+  }
+
+  private maps(): Map<string, unknown>[] {
+    return [this.workloads, this.services, this.namespaces, this.policies];
+  }
+
+  private mapOf(kind: EntryKind): Map<string, unknown> | undefined {
+    switch (kind) {
+      case 'workload':
+        return this.workloads;
+      case 'service':
+        return this.services;
+      case 'namespace':
+        return this.namespaces;
+      case 'policy':
+        return this.policies;
+      default:
+        return undefined;
+    }
+  }
+}
+
+function checkEntry(e: ConfigEntry): void {
+  if (!e || typeof e !== 'object' || !entryKinds.includes(e.kind)) throw new ConfigRejected(`entry of unknown kind ${JSON.stringify((e as { kind?: unknown })?.kind)}`);
+  if (typeof e.key !== 'string' || !e.key.startsWith(`${e.kind}/`)) throw new ConfigRejected(`entry key ${JSON.stringify(e.key)} does not match its kind ${e.kind}`);
+  if (!e.value || typeof e.value !== 'object') throw new ConfigRejected(`entry ${e.key} has no value`);
+  if (e.kind === 'workload' && (typeof e.value.ip !== 'string' || typeof e.value.node !== 'string')) throw new ConfigRejected(`workload ${e.key} needs ip and node`);
+  if (e.kind === 'service' && !Array.isArray(e.value.endpoints)) throw new ConfigRejected(`service ${e.key} needs endpoints`);
+}

@@ -1,0 +1,193 @@
+// The push channel to node agents: a WebSocket over TLS on which each agent, authenticated by its
+// node's token, receives its node's share (full on connect and on request, deltas after) and
+// answers every version with an ack or a nack. One session per node; a new one replaces the old.
+// A slow agent is not fed faster than it reads: while its socket is backed up, versions coalesce
+// into one later delta.
+
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { timingSafeEqual } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../../shared/log.js';
+import { type AgentMessage, nodeHeader, pushPath } from '../../shared/protocol/config.js';
+import type { ShareBuilder } from './share.js';
+
+export interface AgentStatus {
+  node: string;
+  connected: boolean;
+  /** The last version the agent acknowledged. */
+  ackedVersion: number;
+  sentVersion: number;
+  lastNack?: { version: number; reason: string; at: string };
+  connectedAt?: string;
+  disconnectedAt?: string;
+}
+
+interface Session {
+  ws: WebSocket;
+  sent: number;
+  /** A newer version is waiting for the socket to drain. */
+  behind: boolean;
+}
+
+/** Above this many queued bytes a session stops getting pushes until it drains. */
+const highWaterMark = 8 * 1024 * 1024;
+
+export interface PushOptions {
+  share: ShareBuilder;
+  /** Node name to its token. */
+  tokens: Map<string, string>;
+  tls: { key: string; cert: string };
+  log: Logger;
+}
+
+export class PushServer {
+  readonly server: Server;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, perMessageDeflate: false });
+  private readonly sessions = new Map<string, Session>();
+  private readonly status = new Map<string, AgentStatus>();
+  private readonly ackWaiters = new Set<() => void>();
+  private readonly drainTimer: NodeJS.Timeout;
+
+  constructor(private readonly o: PushOptions) {
+    for (const node of o.tokens.keys()) this.status.set(node, { node, connected: false, ackedVersion: 0, sentVersion: 0 });
+    this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' }, (_req, res) => {
+      res.writeHead(404).end();
+    });
+    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.drainTimer = setInterval(() => this.flushBehind(), 20);
+    this.drainTimer.unref();
+  }
+
+  agents(): AgentStatus[] {
+    return [...this.status.values()].sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  /** Sends the newest version to every connected agent; call after ShareBuilder.apply. */
+  publish(): void {
+    for (const [node, s] of this.sessions) this.sendDelta(node, s);
+  }
+
+  /** Resolves when every connected agent has acknowledged `version` or later, or after `timeoutMs`. */
+  async waitForAcks(version: number, timeoutMs: number): Promise<AgentStatus[]> {
+    const pending = () => this.agents().filter((a) => a.connected && a.ackedVersion < version);
+    if (pending().length === 0) return [];
+    return new Promise((resolve) => {
+      const check = () => {
+        if (pending().length > 0) return;
+        done();
+      };
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.ackWaiters.delete(check);
+        resolve(pending());
+      };
+      this.ackWaiters.add(check);
+    });
+  }
+
+  close(): void {
+    clearInterval(this.drainTimer);
+    for (const s of this.sessions.values()) s.ws.close(1001, 'controller stopping');
+    this.server.close();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const node = String(req.headers[nodeHeader] ?? '');
+    const expected = this.o.tokens.get(node);
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const want = Buffer.from(`Bearer ${expected ?? ''}`);
+    const url = new URL(req.url ?? '/', 'https://controller');
+    if (url.pathname !== pushPath || !expected || given.length !== want.length || !timingSafeEqual(given, want)) {
+      this.o.log.warn({ node, remote: req.socket.remoteAddress, path: url.pathname }, 'agent connection refused: unknown node or wrong token');
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(node, ws));
+  }
+
+  private attach(node: string, ws: WebSocket): void {
+    const old = this.sessions.get(node);
+    if (old) old.ws.close(4000, 'replaced by a newer connection from the same node');
+    const session: Session = { ws, sent: 0, behind: false };
+    this.sessions.set(node, session);
+    const st = this.status.get(node)!;
+    st.connected = true;
+    st.connectedAt = new Date().toISOString();
+    this.o.log.info({ node }, 'agent connected');
+    ws.on('message', (data, isBinary) => this.onMessage(node, session, isBinary ? '' : data.toString()));
+    ws.on('close', () => {
+      if (this.sessions.get(node) !== session) return;
+      this.sessions.delete(node);
+      st.connected = false;
+      st.disconnectedAt = new Date().toISOString();
+      this.o.log.info({ node }, 'agent disconnected');
+      this.notifyAcks();
+    });
+    ws.on('error', (err) => this.o.log.warn({ node, err: err.message }, 'agent connection error'));
+    this.sendFull(node, session);
+  }
+
+  private onMessage(node: string, session: Session, text: string): void {
+    let msg: AgentMessage;
+    try {
+      msg = JSON.parse(text) as AgentMessage;
+    } catch {
+      session.ws.close(1003, 'messages must be JSON');
+      return;
+    }
+    const st = this.status.get(node)!;
+    switch (msg.type) {
+      case 'ack':
+        if (typeof msg.version === 'number' && msg.version > st.ackedVersion) st.ackedVersion = msg.version;
+        this.notifyAcks();
+        return;
+      case 'nack':
+        st.lastNack = { version: msg.version, reason: String(msg.reason), at: new Date().toISOString() };
+        this.o.log.warn({ node, version: msg.version, reason: msg.reason }, 'agent rejected a config version');
+        this.notifyAcks();
+        return;
+      case 'resync':
+        this.o.log.info({ node, reason: msg.reason }, 'agent asked for a full resync');
+        this.sendFull(node, session);
+        return;
+      default:
+        session.ws.close(1003, `unknown message type ${(msg as { type?: unknown }).type}`);
+    }
+  }
+
+  private sendFull(node: string, s: Session): void {
+    const share = this.o.share;
+    const entries = share.snapshot(node);
+    this.send(node, s, `{"type":"config","full":true,"from":0,"to":${share.revision},"upserts":[${entries.join(',')}],"deletes":[]}`, share.revision);
+  }
+
+  private sendDelta(node: string, s: Session): void {
+    const share = this.o.share;
+    if (s.sent === share.revision) return;
+    if (s.ws.bufferedAmount > highWaterMark) {
+      s.behind = true;
+      return;
+    }
+    const delta = share.deltaSince(node, s.sent);
+    if (!delta) return this.sendFull(node, s);
+    this.send(node, s, `{"type":"config","full":false,"from":${s.sent},"to":${share.revision},"upserts":[${delta.upserts.join(',')}],"deletes":${JSON.stringify(delta.deletes)}}`, share.revision);
+  }
+
+  private send(node: string, s: Session, text: string, version: number): void {
+    s.behind = false;
+    s.sent = version;
+    this.status.get(node)!.sentVersion = version;
+    s.ws.send(text);
+  }
+
+  private flushBehind(): void {
+    for (const [node, s] of this.sessions) if (s.behind) this.sendDelta(node, s);
+  }
+
+  private notifyAcks(): void {
+    for (const check of [...this.ackWaiters]) check();
+  }
+}

@@ -1,0 +1,234 @@
+// What each node's agent is sent, computed incrementally from store changes: every entry is built
+// and serialised once, with the set of nodes that need it. Workloads, Services and Namespaces go to
+// every node (any pod may connect to any of them); a security policy goes only to the nodes that
+// run a pod it applies to (all nodes for a mesh-wide policy in the root namespace).
+// A short history of changed keys per revision lets a node that is a few versions behind get a
+// delta; one further behind gets a full push.
+
+import type { ChangeEvent } from '../store/store.js';
+import type { ConfigEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { type Labels, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
+
+export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
+
+type Scope = 'all' | Set<string>;
+
+interface Computed {
+  entry: ConfigEntry;
+  json: string;
+  scope: Scope;
+}
+
+export interface Delta {
+  upserts: string[];
+  deletes: string[];
+}
+
+const maxHistoryKeys = 200_000;
+
+export class ShareBuilder {
+  private readonly entries = new Map<string, Computed>();
+  private readonly pods = new Map<string, Map<string, Pod>>();
+  private readonly services = new Map<string, Map<string, Service>>();
+  private readonly policies = new Map<string, Map<string, Resource>>();
+  private readonly history: { revision: number; keys: string[] }[] = [];
+  private historyKeys = 0;
+  /** The oldest version a delta can start from. */
+  private deltaFloor = 0;
+  revision = 0;
+
+  constructor(private readonly rootNamespace: string) {}
+
+  /** Folds a store change in; returns the keys whose entry changed (or vanished). */
+  apply(event: ChangeEvent): string[] {
+    const changed = new Set<string>();
+    const dirtyServices = new Set<string>();
+    const dirtyPolicyNs = new Set<string>();
+    for (const c of event.changes) {
+      const r = c.resource;
+      const ns = r.metadata.namespace ?? '';
+      const gone = c.type === 'delete';
+      switch (r.kind) {
+        case 'Pod': {
+          const old = this.pods.get(ns)?.get(r.metadata.name);
+          setIn(this.pods, ns, r.metadata.name, gone ? undefined : (r as Pod));
+          const key = `workload/${ns}/${r.metadata.name}`;
+          if (gone) this.remove(key, changed);
+          else this.put(key, { kind: 'workload', key, value: workloadOf(r as Pod) }, 'all', changed);
+          for (const s of this.services.get(ns)?.values() ?? []) {
+            if (selectorMatches(s.spec?.selector, old?.metadata.labels) || selectorMatches(s.spec?.selector, r.metadata.labels)) dirtyServices.add(`${ns}/${s.metadata.name}`);
+          }
+          // A pod that arrives, leaves or changes labels can change where policies apply.
+          dirtyPolicyNs.add(ns);
+          dirtyPolicyNs.add(this.rootNamespace);
+          break;
+        }
+        case 'Service':
+          setIn(this.services, ns, r.metadata.name, gone ? undefined : (r as Service));
+          dirtyServices.add(`${ns}/${r.metadata.name}`);
+          break;
+        case 'Namespace': {
+          const key = `namespace/${r.metadata.name}`;
+          if (gone) this.remove(key, changed);
+          else this.put(key, { kind: 'namespace', key, value: { name: r.metadata.name, labels: r.metadata.labels ?? {} } }, 'all', changed);
+          break;
+        }
+        default:
+          if (policyKinds.has(r.kind)) {
+            setIn(this.policies, ns, `${r.kind}/${r.metadata.name}`, gone ? undefined : r);
+            if (gone) this.remove(`policy/${r.kind}/${ns}/${r.metadata.name}`, changed);
+            dirtyPolicyNs.add(ns);
+          }
+      }
+    }
+    for (const id of dirtyServices) {
+      const [ns, name] = id.split('/') as [string, string];
+      const s = this.services.get(ns)?.get(name);
+      const key = `service/${ns}/${name}`;
+      if (!s) this.remove(key, changed);
+      else this.put(key, { kind: 'service', key, value: this.serviceOf(s) }, 'all', changed);
+    }
+    for (const ns of dirtyPolicyNs) {
+      for (const p of this.policies.get(ns)?.values() ?? []) {
+        const key = `policy/${p.kind}/${ns}/${p.metadata.name}`;
+        this.put(key, { kind: 'policy', key, value: { kind: p.kind, name: p.metadata.name, namespace: ns, spec: p.spec } }, this.policyScope(p), changed);
+      }
+    }
+    this.revision = event.revision;
+    const keys = [...changed];
+    this.history.push({ revision: event.revision, keys });
+    this.historyKeys += keys.length;
+    while (this.history.length > 1 && this.historyKeys > maxHistoryKeys) {
+      const dropped = this.history.shift()!;
+      this.historyKeys -= dropped.keys.length;
+      // Whoever is before the dropped revision can no longer get a delta.
+      this.deltaFloor = dropped.revision;
+    }
+    return keys;
+  }
+
+  /** Every entry a node needs, serialised. */
+  snapshot(node: string): string[] {
+    const out: string[] = [];
+    for (const c of this.entries.values()) if (inScope(c.scope, node)) out.push(c.json);
+    return out;
+  }
+
+  /** What changed for `node` since `version`, or undefined when the history no longer reaches back to it. */
+  deltaSince(node: string, version: number): Delta | undefined {
+    if (version < this.deltaFloor || version > this.revision) return undefined;
+    const keys = new Set<string>();
+    for (const h of this.history) if (h.revision > version) for (const k of h.keys) keys.add(k);
+    const delta: Delta = { upserts: [], deletes: [] };
+    for (const k of keys) {
+      const c = this.entries.get(k);
+      if (c && inScope(c.scope, node)) delta.upserts.push(c.json);
+      else delta.deletes.push(k);
+    }
+    return delta;
+  }
+
+  /** Builds everything from the store's current content at `revision`; deltas start from there. */
+  load(resources: Resource[], revision: number): void {
+    this.apply({ revision, changes: resources.map((resource) => ({ type: 'upsert', resource })) });
+    this.history.length = 0;
+    this.historyKeys = 0;
+    this.deltaFloor = revision;
+  }
+
+  /** For tests and the query API: entries as objects. */
+  entriesFor(node: string): ConfigEntry[] {
+    return [...this.entries.values()].filter((c) => inScope(c.scope, node)).map((c) => c.entry);
+  }
+
+  private put(key: string, entry: ConfigEntry, scope: Scope, changed: Set<string>): void {
+    const json = JSON.stringify(entry);
+    const old = this.entries.get(key);
+    if (old && old.json === json && sameScope(old.scope, scope)) return;
+    this.entries.set(key, { entry, json, scope });
+    changed.add(key);
+  }
+
+  private remove(key: string, changed: Set<string>): void {
+    if (this.entries.delete(key)) changed.add(key);
+  }
+
+  private serviceOf(s: Service): ServiceEntry {
+    const spec = s.spec!;
+    const ns = s.metadata.namespace!;
+    const endpoints: ServiceEntry['endpoints'] = [];
+    for (const p of this.pods.get(ns)?.values() ?? []) {
+      if (p.status.phase !== 'Running' || !selectorMatches(spec.selector, p.metadata.labels)) continue;
+      const ports: Record<string, number> = {};
+      for (const sp of spec.ports) {
+        const target = sp.targetPort ?? sp.port;
+        const resolved = typeof target === 'number' ? target : namedPort(p, target);
+        if (resolved !== undefined) ports[String(sp.port)] = resolved;
+      }
+      endpoints.push({ uid: p.metadata.uid ?? `${ns}/${p.metadata.name}`, ip: p.status.podIP, node: p.spec.nodeName, ports });
+    }
+    endpoints.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+    return {
+      name: s.metadata.name,
+      namespace: ns,
+      clusterIP: spec.clusterIP ?? '',
+      ports: spec.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort ?? p.port })),
+      endpoints,
+    };
+  }
+
+  /**
+   * Istio's scoping: a policy applies to the workloads of its namespace that its selector matches
+   * (all of them without a selector); in the root namespace, to matching workloads of every namespace.
+   */
+  private policyScope(p: Resource): Scope {
+    const selector = (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
+    const ns = p.metadata.namespace!;
+    const root = ns === this.rootNamespace;
+    if (root && !selector) return 'all';
+    const nodes = new Set<string>();
+    const scan = (pods: Map<string, Pod> | undefined) => {
+      for (const pod of pods?.values() ?? []) if (!selector || selectorMatches(selector, pod.metadata.labels)) nodes.add(pod.spec.nodeName);
+    };
+    if (root) for (const pods of this.pods.values()) scan(pods);
+    else scan(this.pods.get(ns));
+    return nodes;
+  }
+}
+
+function workloadOf(p: Pod): WorkloadEntry {
+  return {
+    uid: p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`,
+    name: p.metadata.name,
+    namespace: p.metadata.namespace!,
+    ip: p.status.podIP,
+    node: p.spec.nodeName,
+    serviceAccount: p.spec.serviceAccountName ?? 'default',
+    labels: p.metadata.labels ?? {},
+    owner: p.metadata.annotations?.['ambit.dev/owner'] ?? '',
+    phase: p.status.phase,
+  };
+}
+
+function namedPort(p: Pod, name: string): number | undefined {
+  for (const c of p.spec.containers) for (const port of c.ports ?? []) if (port.name === name) return port.containerPort;
+  return undefined;
+}
+
+function setIn<T>(m: Map<string, Map<string, T>>, ns: string, name: string, value: T | undefined): void {
+  let inner = m.get(ns);
+  if (!inner) m.set(ns, (inner = new Map()));
+  if (value === undefined) inner.delete(name);
+  else inner.set(name, value);
+}
+
+function inScope(scope: Scope, node: string): boolean {
+  return scope === 'all' || scope.has(node);
+}
+
+function sameScope(a: Scope, b: Scope): boolean {
+  if (a === 'all' || b === 'all') return a === b;
+  if (a.size !== b.size) return false;
+  for (const n of a) if (!b.has(n)) return false;
+  return true;
+}
