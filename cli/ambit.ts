@@ -3,7 +3,6 @@
 // settings (state directory, controller address) are read here, once, and passed down.
 
 import { AmbitError, errorMessage } from '../shared/errors.js';
-import { defaultApiPort } from '../controller/config.js';
 import { projectRoot, type CliContext } from './context.js';
 import { commands } from './commands/index.js';
 
@@ -19,13 +18,19 @@ Local cluster:
   exec POD|deploy/NAME [-n NS] -- CMD  run a command inside a pod
   logs POD|deploy/NAME [-n NS] [-c C]  print a container's output
 
+Mesh:
+  query NODE workloads|services|policies|certs|connections|events|version [-o json|yaml|wide] [--follow]
+  agents                               every node agent's connection and config version
+  enroll NAMESPACE / unenroll NAMESPACE   set or remove ambit.dev/dataplane-mode=ambient
+
 Resources:
-  apply -f FILE|DIR [--dry-run]        create or update resources
+  apply -f FILE|DIR [--dry-run] [--wait]   create or update; --wait until every agent runs it
   get KIND [NAME] [-n NS|-A] [-o json|yaml|wide]
   delete -f FILE|DIR | KIND NAME [-n NS] [--ignore-not-found]
 
 Processes:
   controller [--local-cluster]         run the controller (ambit up starts it)
+  agent --node NAME ...                run a node agent (ambit up starts one per node)
   sample http-server|tcp-echo|load     the sample workloads' programs
 
 Global flags: --state-dir DIR (default /var/lib/ambit, or $AMBIT_STATE_DIR)
@@ -39,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     if (!stateDir) throw new AmbitError('BadFlag', '--state-dir needs a directory');
     argv = [...argv.slice(0, i), ...argv.slice(i + 2)];
   }
-  const ctx: CliContext = { stateDir, root: projectRoot, controllerUrl: process.env.AMBIT_CONTROLLER ?? `http://127.0.0.1:${defaultApiPort}` };
+  const ctx: CliContext = { stateDir, root: projectRoot };
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(usage);

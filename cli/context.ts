@@ -1,5 +1,5 @@
 // What every subcommand gets from the entry point: where the state lives, where the project is,
-// and how to reach the controller. Read once from flags and the environment in cli/ambit.ts.
+// and how to reach the controller (through the state directory). Read once from flags and the environment in cli/ambit.ts.
 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,6 @@ export interface CliContext {
   stateDir: string;
   /** Project root (holds bin/, samples/, dist/). */
   root: string;
-  controllerUrl: string;
 }
 
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

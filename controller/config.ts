@@ -1,26 +1,35 @@
-// The controller's configuration, read once at start from its command line and handed down.
+// The controller's configuration, read once at start from its command line and handed down, and
+// where it keeps things in its state directory.
 
 import { join } from 'node:path';
 
 export interface ControllerConfig {
   stateDir: string;
-  /** Address of the API that `ambit apply/get/delete` use. Loopback by default. */
-  apiHost: string;
-  apiPort: number;
+  /** Unix socket of the API that `ambit apply/get/delete` use (file mode 0600, plus a bearer token). */
+  apiSocket: string;
+  /** Where agents connect (WebSocket over TLS). */
+  agentHost: string;
+  agentPort: number;
+  /** Addresses agents use to reach the controller: the IP SANs of its serving certificate. */
+  agentAddresses: string[];
   serviceCIDR: string;
-  /** Serve the local cluster: run its pods and Service rules from this process. */
+  /** Nodes whose agents may connect; the local cluster's nodes when it serves one. */
+  nodes: string[];
+  /** Namespace whose policies apply mesh-wide, as Istio's root namespace. */
+  rootNamespace: string;
+  trustDomain: string;
+  /** Serve the local cluster: run its pods, agents and Service rules from this process. */
   localCluster: boolean;
   /** Directory with the `ambit` wrapper, put on the PATH of local pods. */
   binDir: string;
   logLevel: string;
 }
 
-export const defaultApiPort = 15010;
+export const defaultAgentPort = 15012;
 
-export function tokenPath(stateDir: string): string {
-  return join(stateDir, 'controller', 'token');
-}
-
-export function storeDir(stateDir: string): string {
-  return join(stateDir, 'controller', 'store');
-}
+export const tokenPath = (stateDir: string) => join(stateDir, 'controller', 'token');
+export const apiSocketPath = (stateDir: string) => join(stateDir, 'controller', 'api.sock');
+export const storeDir = (stateDir: string) => join(stateDir, 'controller', 'store');
+export const caDir = (stateDir: string) => join(stateDir, 'controller', 'ca');
+export const rootCertPath = (stateDir: string) => join(caDir(stateDir), 'root.crt');
+export const nodeTokenPath = (stateDir: string, node: string) => join(stateDir, 'controller', 'node-tokens', node);

@@ -1,8 +1,8 @@
-// The controller process: the resource store, the API the CLI talks to and, for the local
-// cluster, the embedded runtime that runs its pods. Later: the CA and the push to agents.
+// The controller process: the resource store, the API the CLI talks to, the CA, the push channel
+// to the node agents and, for the local cluster, the embedded runtime that runs pods and agents.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createLogger } from '../shared/log.js';
 import { AmbitError } from '../shared/errors.js';
@@ -10,7 +10,10 @@ import { parseCidr } from '../shared/net/ipv4.js';
 import { Store, writeFileAtomic } from './store/store.js';
 import { ClusterIPAllocator } from './resources/allocator.js';
 import { createApiServer } from './api/server.js';
-import { type ControllerConfig, storeDir, tokenPath } from './config.js';
+import { CertificateAuthority } from './ca/authority.js';
+import { ShareBuilder } from './push/share.js';
+import { PushServer } from './push/server.js';
+import { caDir, type ControllerConfig, nodeTokenPath, rootCertPath, storeDir, tokenPath } from './config.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
 import { clusterStatus } from '../scripts/cluster/status.js';
@@ -18,7 +21,7 @@ import { clusterStatus } from '../scripts/cluster/status.js';
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger('controller', config.logLevel);
   const store = new Store(storeDir(config.stateDir));
-  const token = loadOrCreateToken(config.stateDir);
+  const token = loadOrCreateSecret(tokenPath(config.stateDir));
   // The namespace every cluster starts with.
   if (!store.get('Namespace', '', 'default')) {
     store.commit([
@@ -27,31 +30,63 @@ export async function runController(config: ControllerConfig): Promise<void> {
     ]);
   }
 
-  let runtime: LocalClusterRuntime | undefined;
-  let status: (() => unknown) | undefined;
-  let nodeNames: string[] | undefined;
   let serviceCIDR = parseCidr(config.serviceCIDR);
-  if (config.localCluster) {
-    const state = readState(config.stateDir);
-    if (!state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
-    const topology = topologyOf(state);
+  let nodes = config.nodes;
+  let agentAddresses = config.agentAddresses;
+  const state = config.localCluster ? readState(config.stateDir) : undefined;
+  if (config.localCluster && !state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
+  const topology = state ? topologyOf(state) : undefined;
+  if (topology) {
     serviceCIDR = topology.serviceCIDR;
-    nodeNames = topology.nodes.map((n) => n.name);
-    runtime = new LocalClusterRuntime({ store, topology, stateDir: config.stateDir, binDir: config.binDir, log: log.child({ component: 'runtime' }) });
-    runtime.start();
-    status = () => clusterStatus(topology, store);
+    nodes = topology.nodes.map((n) => n.name);
+    agentAddresses = [topology.control.ip];
   }
 
-  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(nodeNames ? { nodeNames } : {}) };
-  const server = createApiServer({ ctx, token, log: log.child({ component: 'api' }), ...(status ? { status } : {}) });
-  server.listen(config.apiPort, config.apiHost);
+  // Each node's agent authenticates with its own token until node certificates exist.
+  const tokens = new Map(nodes.map((n) => [n, loadOrCreateSecret(nodeTokenPath(config.stateDir, n))]));
+  const ca = await CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
+  const serving = await ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const share = new ShareBuilder(config.rootNamespace);
+  share.load(store.list(), store.currentRevision);
+  const push = new PushServer({ share, tokens, tls: { key: serving.keyPem, cert: serving.certPem }, log: log.child({ component: 'push' }) });
+  store.on('change', (event) => {
+    share.apply(event);
+    push.publish();
+  });
+  push.server.listen(config.agentPort, config.agentHost);
+  await once(push.server, 'listening');
+
+  let runtime: LocalClusterRuntime | undefined;
+  if (topology) {
+    runtime = new LocalClusterRuntime({
+      store,
+      topology,
+      stateDir: config.stateDir,
+      binDir: config.binDir,
+      log: log.child({ component: 'runtime' }),
+      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: rootCertPath(config.stateDir) },
+    });
+    runtime.start();
+  }
+
+  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(topology ? { nodeNames: nodes } : {}) };
+  const server = createApiServer({
+    ctx,
+    token,
+    push,
+    log: log.child({ component: 'api' }),
+    ...(topology ? { status: () => ({ ...clusterStatus(topology, store), agents: push.agents() }) } : {}),
+  });
+  rmSync(config.apiSocket, { force: true });
+  server.listen(config.apiSocket);
   await once(server, 'listening');
-  log.info({ api: `${config.apiHost}:${config.apiPort}`, revision: store.currentRevision, localCluster: config.localCluster }, 'controller ready');
+  log.info({ api: config.apiSocket, agents: `${config.agentHost}:${config.agentPort}`, revision: store.currentRevision, nodes }, 'controller ready');
 
   const shutdown = async (signal: string) => {
-    log.info({ signal }, 'controller stopping; pods keep running');
+    log.info({ signal }, 'controller stopping; pods and agents keep running');
     server.close();
     server.closeAllConnections();
+    push.close();
     await runtime?.stop();
     process.exit(0);
   };
@@ -59,10 +94,9 @@ export async function runController(config: ControllerConfig): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-function loadOrCreateToken(stateDir: string): string {
-  const path = tokenPath(stateDir);
+function loadOrCreateSecret(path: string): string {
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const token = randomBytes(32).toString('base64url');
-  writeFileAtomic(path, token, 0o600);
-  return token;
+  const secret = randomBytes(32).toString('base64url');
+  writeFileAtomic(path, secret, 0o600);
+  return secret;
 }

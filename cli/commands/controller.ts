@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
-import { defaultApiPort } from '../../controller/config.js';
+import { apiSocketPath, defaultAgentPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
 import { binDir, type CliContext } from '../context.js';
 
@@ -11,18 +11,27 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     args,
     options: {
       'local-cluster': { type: 'boolean' },
-      listen: { type: 'string' },
+      'agent-listen': { type: 'string' },
+      'agent-address': { type: 'string', multiple: true },
+      nodes: { type: 'string' },
       'service-cidr': { type: 'string' },
+      'root-namespace': { type: 'string' },
+      'trust-domain': { type: 'string' },
       'log-level': { type: 'string' },
     },
   });
-  const [host, port] = (values.listen ?? `127.0.0.1:${defaultApiPort}`).split(':');
-  if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--listen ${values.listen}: must be HOST:PORT`);
+  const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
+  if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--agent-listen ${values['agent-listen']}: must be HOST:PORT`);
   await runController({
     stateDir: ctx.stateDir,
-    apiHost: host,
-    apiPort: Number(port),
+    apiSocket: apiSocketPath(ctx.stateDir),
+    agentHost: host,
+    agentPort: Number(port),
+    agentAddresses: values['agent-address'] ?? ['127.0.0.1'],
+    nodes: values.nodes ? values.nodes.split(',') : [],
     serviceCIDR: values['service-cidr'] ?? '10.96.0.0/16',
+    rootNamespace: values['root-namespace'] ?? 'istio-system',
+    trustDomain: values['trust-domain'] ?? 'cluster.local',
     localCluster: values['local-cluster'] === true,
     binDir,
     logLevel: values['log-level'] ?? 'info',

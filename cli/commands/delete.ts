@@ -6,7 +6,7 @@ import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kindInfo } from '../../shared/resources/kinds.js';
 import { readManifests } from '../../shared/resources/manifest.js';
 import type { Resource, ResourceRef } from '../../shared/resources/types.js';
-import { ControllerClient } from '../client.js';
+import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
 
 export async function del(ctx: CliContext, args: string[]): Promise<number> {
@@ -30,7 +30,7 @@ export async function del(ctx: CliContext, args: string[]): Promise<number> {
     if (!names.length) throw new AmbitError('BadArgs', `delete ${kindName} needs a name`);
     for (const name of names) refs.push({ kind: info.kind, namespace: info.namespaced ? (values.namespace ?? 'default') : '', name });
   }
-  const result = await new ControllerClient(ctx).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true });
+  const result = await new ControllerClient(ctx.stateDir).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true });
   for (const d of result.deleted) process.stdout.write(`${d} deleted\n`);
   return 0;
 }

@@ -7,11 +7,11 @@ import { AmbitError } from '../../shared/errors.js';
 import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
 import { podNetns } from '../../scripts/cluster/topology.js';
-import { ControllerClient } from '../client.js';
+import { ControllerClient } from '../../controller/api/client.js';
 import { binDir, type CliContext } from '../context.js';
 
 export async function demo(ctx: CliContext): Promise<number> {
-  const s = await new ControllerClient(ctx).request<ClusterStatus>('GET', '/v1/status');
+  const s = await new ControllerClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
   const client = s.pods.find((p) => p.namespace === 'client' && p.labels.app === 'client' && p.phase === 'Running');
   const webs = s.pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running');
   if (!client || webs.length === 0) throw new AmbitError('NoSamples', 'the sample workloads are not running; run `ambit up` (without --no-samples)');

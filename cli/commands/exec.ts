@@ -9,12 +9,12 @@ import { AmbitError } from '../../shared/errors.js';
 import type { Pod } from '../../shared/resources/types.js';
 import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
 import { podNetns } from '../../scripts/cluster/topology.js';
-import { ControllerClient } from '../client.js';
+import { ControllerClient } from '../../controller/api/client.js';
 import { binDir, type CliContext } from '../context.js';
 
 /** Finds a pod by name, or the first running pod of `deploy/NAME`. */
 export async function findPod(ctx: CliContext, target: string, namespace: string): Promise<Pod> {
-  const { items } = await new ControllerClient(ctx).request<{ items: Pod[] }>('GET', `/v1/resources?kind=Pod&namespace=${encodeURIComponent(namespace)}`);
+  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?kind=Pod&namespace=${encodeURIComponent(namespace)}`);
   const m = /^(deploy|deployment)\/(.+)$/.exec(target);
   const pod = m
     ? items.find((p) => p.metadata.annotations?.['ambit.dev/owner'] === `Deployment/${m[2]}` && p.status.phase === 'Running')

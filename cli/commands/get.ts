@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kinds } from '../../shared/resources/kinds.js';
 import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
-import { ControllerClient } from '../client.js';
+import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
 import { age, outputFormat, printData, table } from '../output.js';
 
@@ -20,7 +20,7 @@ export async function get(ctx: CliContext, args: string[]): Promise<number> {
   if (!info) throw new AmbitError('BadArgs', `${kindName ? `unknown kind ${kindName}` : 'get needs a kind'}; known: ${kinds.map((k) => k.names[1]).join(', ')}`);
   const namespace = !info.namespaced || values['all-namespaces'] ? undefined : (values.namespace ?? 'default');
   const query = new URLSearchParams({ kind: info.kind, ...(namespace ? { namespace } : {}) });
-  const { items } = await new ControllerClient(ctx).request<{ items: Resource[] }>('GET', `/v1/resources?${query}`);
+  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Resource[] }>('GET', `/v1/resources?${query}`);
   const selected = name ? items.filter((r) => r.metadata.name === name) : items;
   if (name && selected.length === 0) throw new AmbitError('NotFound', `${info.kind} ${namespace ? `${namespace}/` : ''}${name} not found`);
   if (printData(format, name ? selected[0] : { apiVersion: 'v1', kind: 'List', items: selected })) return 0;
@@ -31,7 +31,7 @@ export async function get(ctx: CliContext, args: string[]): Promise<number> {
   const wide = format === 'wide';
   const withNs = info.namespaced && !namespace;
   // A Deployment's READY column counts its running pods, as kubectl's does.
-  const pods = info.kind === 'Deployment' ? (await new ControllerClient(ctx).request<{ items: Pod[] }>('GET', `/v1/resources?${new URLSearchParams({ kind: 'Pod', ...(namespace ? { namespace } : {}) })}`)).items : [];
+  const pods = info.kind === 'Deployment' ? (await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?${new URLSearchParams({ kind: 'Pod', ...(namespace ? { namespace } : {}) })}`)).items : [];
   const { headers, row } = columns(info.kind, wide, pods);
   process.stdout.write(table(withNs ? ['NAMESPACE', ...headers] : headers, selected.map((r) => (withNs ? [r.metadata.namespace ?? '', ...row(r)] : row(r)))));
   return 0;

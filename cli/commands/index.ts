@@ -1,6 +1,9 @@
 // The subcommands of `ambit`, by name.
 
 import type { CliContext } from '../context.js';
+import { agent } from './agent.js';
+import { agents, enroll, unenroll } from './agents.js';
+import { query } from './query.js';
 import { apply } from './apply.js';
 import { controller } from './controller.js';
 import { del } from './delete.js';
@@ -14,4 +17,4 @@ import { up } from './up.js';
 
 export type Command = (ctx: CliContext, args: string[]) => Promise<number | void>;
 
-export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, controller, sample };
+export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, query, agents, enroll, unenroll, controller, agent, sample };

@@ -8,11 +8,14 @@ import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.j
 import type { Logger } from '../../shared/log.js';
 import type { ResourceRef } from '../../shared/resources/types.js';
 import { applyResources, type ApplyContext, deleteResources } from '../resources/apply.js';
+import type { PushServer } from '../push/server.js';
 
 export interface ApiOptions {
   ctx: ApplyContext;
   token: string;
   log: Logger;
+  /** The agents' channel, for their versions and for `apply --wait`. */
+  push?: PushServer;
   /** The local cluster's view (nodes, pods, services), when this controller serves one. */
   status?: () => unknown;
 }
@@ -42,12 +45,18 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     case 'GET /healthz':
       return send(res, 200, { ok: true, revision: o.ctx.store.currentRevision });
     case 'POST /v1/apply': {
-      const body = (await readJson(req)) as { resources?: unknown; dryRun?: boolean };
+      const body = (await readJson(req)) as { resources?: unknown; dryRun?: boolean; waitSeconds?: number };
       if (!Array.isArray(body.resources)) throw new AmbitError('BadRequest', 'body.resources must be a list of resources');
+      const started = performance.now();
       const result = applyResources(o.ctx, body.resources, body.dryRun === true);
       o.log.info({ revision: result.revision, results: result.results }, 'applied');
-      return send(res, 200, result);
+      if (!body.waitSeconds || body.dryRun || !o.push) return send(res, 200, result);
+      // --wait: answer once every connected agent runs this revision, with how long it took.
+      const lagging = await o.push.waitForAcks(result.revision, body.waitSeconds * 1000);
+      return send(res, 200, { ...result, wait: { ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) } });
     }
+    case 'GET /v1/agents':
+      return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {
       const body = (await readJson(req)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean };
       if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');

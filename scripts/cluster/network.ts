@@ -22,7 +22,15 @@ export async function createNodes(t: Topology): Promise<void> {
   // The first `ip netns add` makes /run/netns a mount point; run it alone before any in parallel.
   if (!existing.has(t.fabricNetns)) await run('ip', ['netns', 'add', t.fabricNetns]);
   await ipBatch(t.fabricNetns, ['link set lo up', 'link add fabric0 type bridge', 'link set fabric0 up']);
-  await Promise.all(t.nodes.map((n) => createNode(t, n, existing.has(n.netns))));
+  await Promise.all([...t.nodes.map((n) => createNode(t, n, existing.has(n.netns))), createControlPlane(t, existing.has(t.control.netns))]);
+}
+
+/** The control-plane host: one address on the fabric, no routes beyond it (agents come to it). */
+async function createControlPlane(t: Topology, exists: boolean): Promise<void> {
+  const c = t.control;
+  if (!exists) await run('ip', ['netns', 'add', c.netns]);
+  await ipBatch(t.fabricNetns, [`link add ${c.fabricLink} type veth peer name eth0 netns ${c.netns}`, `link set ${c.fabricLink} master fabric0 up`]);
+  await ipBatch(c.netns, ['link set lo up', `addr add ${c.ip}/${t.nodeCIDR.bits} dev eth0`, 'link set eth0 up']);
 }
 
 async function createNode(t: Topology, n: NodeLayout, exists: boolean): Promise<void> {

@@ -15,6 +15,7 @@ import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
 import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer, stopCgroup, writeHosts, podCgroup } from './pods.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
+import { type AgentLaunch, agentPid, startAgent } from './agents.js';
 
 export interface RuntimeOptions {
   store: Store;
@@ -24,6 +25,8 @@ export interface RuntimeOptions {
   log: Logger;
   /** How long a stopping pod's processes get after SIGTERM. */
   graceMs?: number;
+  /** Run a node agent on every node (the DaemonSet). */
+  agents?: AgentLaunch;
 }
 
 const ownerAnnotation = 'ambit.dev/owner';
@@ -45,6 +48,8 @@ export class LocalClusterRuntime {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastError: string | undefined;
+  /** When each node's agent may be started again (so a crashing agent is not restarted in a loop). */
+  private readonly agentNextStart = new Map<string, number>();
 
   constructor(private readonly o: RuntimeOptions) {}
 
@@ -128,8 +133,21 @@ export class LocalClusterRuntime {
     if (created.length) this.o.store.commit(created);
     await Promise.all(created.map((p) => this.createPod(p)));
 
+    this.superviseAgents();
     await this.superviseContainers();
     await this.syncServices();
+  }
+
+  private superviseAgents(): void {
+    const launch = this.o.agents;
+    if (!launch) return;
+    const now = Date.now();
+    for (const node of this.o.topology.nodes) {
+      if (agentPid(this.o.stateDir, node.name) !== undefined || now < (this.agentNextStart.get(node.name) ?? 0)) continue;
+      const pid = startAgent(launch, this.o.stateDir, node);
+      this.agentNextStart.set(node.name, now + 2000);
+      this.o.log.info({ node: node.name, pid }, 'agent started');
+    }
   }
 
   private planPod(d: Deployment, hash: string, pods: Pod[]): Pod {

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { Ajv } from 'ajv';
 import { AmbitError } from '../../shared/errors.js';
 import { fieldPath } from '../../shared/resources/validate.js';
-import { type Cidr, host, overlaps, parseCidr, subnet } from '../../shared/net/ipv4.js';
+import { type Cidr, cidrSize, host, overlaps, parseCidr, subnet } from '../../shared/net/ipv4.js';
 
 export interface ClusterFile {
   apiVersion: 'ambit.dev/v1alpha1';
@@ -69,6 +69,8 @@ export interface Topology {
   nodes: NodeLayout[];
   /** The namespace holding the bridge that joins the nodes, like a top-of-rack switch. */
   fabricNetns: string;
+  /** The control-plane host on the fabric, where the controller runs and agents reach it. */
+  control: { netns: string; ip: string; fabricLink: string };
 }
 
 /** Every network namespace, cgroup and link the project makes starts with this prefix. */
@@ -122,7 +124,8 @@ export function layout(file: ClusterFile): Topology {
       fabricLink: `${prefix}-f${index}`,
     };
   });
-  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns };
+  const control = { netns: `${prefix}-control`, ip: host(nodeCIDR, cidrSize(nodeCIDR) - 2), fabricLink: `${prefix}-fc` };
+  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control };
 }
 
 export function podNetns(namespace: string, name: string): string {

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
-import { defaultApiPort } from '../../controller/config.js';
+import { ControllerClient } from '../../controller/api/client.js';
 import { listNetns, run } from './exec.js';
 import { addRootGuards, createNodes } from './network.js';
 import { clusterCgroupRoot, sleep } from './pods.js';
@@ -39,7 +39,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !alive(existing.controllerPid ?? -1)) {
     // Only the controller died: start it again; it adopts the running pods.
     o.say('The cluster is up but its controller is not running; restarting the controller.');
-    existing.controllerPid = startController(o);
+    existing.controllerPid = startController(o, topologyOf(existing));
     writeState(o.stateDir, existing);
     await waitForController(existing.controllerPid, o.stateDir);
   }
@@ -61,7 +61,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   await createNodes(topology);
   for (const n of topology.nodes) mkdirSync(join(clusterCgroupRoot(), n.name), { recursive: true });
 
-  state.controllerPid = startController(o);
+  state.controllerPid = startController(o, topology);
   writeState(o.stateDir, state);
   await waitForController(state.controllerPid, o.stateDir);
   state.phase = 'ready';
@@ -69,14 +69,13 @@ export async function up(o: UpOptions): Promise<UpResult> {
   return { already: false, topology };
 }
 
-function startController(o: UpOptions): number {
+/** The controller runs on the control-plane host, where the agents on the nodes can reach it. */
+function startController(o: UpOptions, t: Topology): number {
   const logDir = join(o.stateDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const log = openSync(join(logDir, 'controller.log'), 'a');
-  const child = spawn(process.execPath, [o.cliEntry, 'controller', '--local-cluster', '--state-dir', o.stateDir], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
+  const argv = [`--net=/run/netns/${t.control.netns}`, '--', process.execPath, o.cliEntry, 'controller', '--local-cluster', '--state-dir', o.stateDir];
+  const child = spawn('nsenter', argv, { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   child.unref();
   if (!child.pid) throw new AmbitError('ControllerStart', 'could not start the controller process');
@@ -88,8 +87,8 @@ async function waitForController(pid: number, stateDir: string): Promise<void> {
   while (Date.now() < deadline) {
     if (!alive(pid)) throw new AmbitError('ControllerStart', `the controller exited during start; see ${join(stateDir, 'logs', 'controller.log')}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${defaultApiPort}/healthz`);
-      if (res.status === 401 || res.ok) return;
+      await new ControllerClient(stateDir).request('GET', '/healthz', undefined, 1000);
+      return;
     } catch {
       // Not listening yet.
     }

@@ -1,6 +1,8 @@
 // JSON Schemas (draft 2020-12 subset that Ajv compiles) for every kind. Every object is closed
 // (additionalProperties: false), so an unknown or misspelt field is an error that names it.
 
+import { meshSpecs } from './mesh-schemas.js';
+
 type Schema = Record<string, unknown>;
 
 const dns1123Label = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -35,7 +37,7 @@ function metadata(namespaced: boolean, namePattern: string): Schema {
   return closed(props, ['name']);
 }
 
-function envelope(apiVersion: string, kind: string, namespaced: boolean, spec?: Schema, namePattern = dns1123Label): Schema {
+function envelope(apiVersion: string, kind: string, namespaced: boolean, spec?: Schema, namePattern = dns1123Label, specRequired = true): Schema {
   const props: Record<string, Schema> = {
     apiVersion: { const: apiVersion },
     kind: { const: kind },
@@ -44,7 +46,7 @@ function envelope(apiVersion: string, kind: string, namespaced: boolean, spec?: 
   if (spec) props.spec = spec;
   // Status is written by ambit; a user's copy of it (from `ambit get -o yaml`) is accepted and ignored.
   props.status = { type: 'object' };
-  return closed(props, spec ? ['apiVersion', 'kind', 'metadata', 'spec'] : ['apiVersion', 'kind', 'metadata']);
+  return closed(props, spec && specRequired ? ['apiVersion', 'kind', 'metadata', 'spec'] : ['apiVersion', 'kind', 'metadata']);
 }
 
 const container = closed(
@@ -115,4 +117,5 @@ export const schemas: Record<string, Schema> = {
       ['selector', 'template'],
     ),
   ),
+  ...Object.fromEntries(Object.entries(meshSpecs).map(([kind, m]) => [kind, envelope(m.apiVersion, kind, true, m.spec, dns1123Subdomain, m.specRequired)])),
 };

@@ -43,7 +43,7 @@ test('a wrong type names the field and the type it must have', () => {
 test('an unknown kind is refused with the known kinds listed', () => {
   const p = validateResources([{ apiVersion: 'v1', kind: 'Frobnicator', metadata: { name: 'x' } }]);
   assert.is(p.length, 1);
-  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, Deployment\)/);
+  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, Deployment, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, HTTPRoute, Gateway\)/);
 });
 
 test('a wrong apiVersion for a kind is refused', () => {
@@ -143,6 +143,32 @@ test('manifests: a duplicated key is a syntax error, not a silent override', () 
   parseManifest('apiVersion: v1\nkind: Namespace\nkind: Service\nmetadata: {name: x}\n', 'dup.yaml', problems);
   assert.is(problems.length, 1);
   assert.is(problems[0]!.line, 3);
+});
+
+test('Istio AuthorizationPolicy: a valid one passes, a misspelt field and a bad action are named', () => {
+  const ap = {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'allow-client', namespace: 'shop' },
+    spec: { selector: { matchLabels: { app: 'web' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/client/sa/curl'] } }], to: [{ operation: { ports: ['8080'] } }] }] },
+  };
+  assert.equal(validateResources([ap]), []);
+  const bad = structuredClone(ap) as unknown as { spec: { action: string; rules: { from: { source: Record<string, unknown> }[] }[] } };
+  bad.spec.action = 'PERMIT';
+  bad.spec.rules[0]!.from[0]!.source.principal = ['x'];
+  assert.equal(only(validateResources([bad])), ['spec.action: must be one of "ALLOW", "DENY", "AUDIT", "CUSTOM"', 'spec.rules[0].from[0].source.principal: is not a known field']);
+});
+
+test('PeerAuthentication modes and Gateway API HTTPRoute shapes are checked', () => {
+  const pa = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'shop' }, spec: { mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'PERMISSIVE' } } } };
+  assert.equal(validateResources([pa]), []);
+  const route = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'web', namespace: 'shop' },
+    spec: { parentRefs: [{ name: 'web', kind: 'Service', group: '' }], rules: [{ backendRefs: [{ name: 'web-v1', port: 80, weight: 90 }, { name: 'web-v2', port: 80, weight: '10' }] }] },
+  };
+  assert.equal(only(validateResources([route])), ['spec.rules[0].backendRefs[1].weight: must be of type integer']);
 });
 
 test.run();

@@ -1,0 +1,37 @@
+// `ambit agent`: runs a node agent in the foreground (`ambit up` starts one per node).
+
+import { parseArgs } from 'node:util';
+import { AmbitError } from '../../shared/errors.js';
+import { defaultAdminPort } from '../../agent/config.js';
+import { runAgent } from '../../agent/main.js';
+import type { CliContext } from '../context.js';
+
+export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      node: { type: 'string' },
+      controller: { type: 'string' },
+      'controller-ca': { type: 'string' },
+      'token-file': { type: 'string' },
+      'admin-listen': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
+    if (!values[flag]) throw new AmbitError('BadFlag', `agent needs --${flag}`);
+  }
+  const [host, port] = (values['admin-listen'] ?? `127.0.0.1:${defaultAdminPort}`).split(':');
+  if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--admin-listen ${values['admin-listen']}: must be HOST:PORT`);
+  await runAgent({
+    node: values.node!,
+    controllerUrl: values.controller!,
+    controllerCaFile: values['controller-ca']!,
+    tokenFile: values['token-file']!,
+    adminHost: host,
+    adminPort: Number(port),
+    adminTokenFile: values['admin-token-file']!,
+    logLevel: values['log-level'] ?? 'info',
+  });
+}

@@ -1,0 +1,45 @@
+// `ambit agents`: every node agent's connection to the controller and the config version it runs,
+// so an operator sees whether a change is in force everywhere. `ambit enroll NS` / `unenroll NS`
+// set or remove the namespace label that puts a namespace's pods in the mesh.
+
+import { parseArgs } from 'node:util';
+import { AmbitError } from '../../shared/errors.js';
+import type { Resource } from '../../shared/resources/types.js';
+import type { AgentStatus } from '../../controller/push/server.js';
+import { ControllerClient } from '../../controller/api/client.js';
+import type { CliContext } from '../context.js';
+import { age, outputFormat, printData, table } from '../output.js';
+
+export async function agents(ctx: CliContext, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' } } });
+  const r = await new ControllerClient(ctx.stateDir).request<{ revision: number; agents: AgentStatus[] }>('GET', '/v1/agents');
+  if (printData(outputFormat(values.output), r)) return 0;
+  process.stdout.write(`Controller revision ${r.revision}\n`);
+  process.stdout.write(
+    table(
+      ['NODE', 'CONNECTED', 'VERSION', 'IN-SYNC', 'SINCE', 'LAST-REJECTED'],
+      r.agents.map((a) => [a.node, a.connected ? 'yes' : 'no', a.ackedVersion, a.ackedVersion >= r.revision ? 'yes' : 'no', age(a.connected ? a.connectedAt : a.disconnectedAt), a.lastNack ? `v${a.lastNack.version}: ${a.lastNack.reason}` : '-']),
+    ),
+  );
+  return 0;
+}
+
+export const enrollLabel = 'ambit.dev/dataplane-mode';
+
+async function setEnrollment(ctx: CliContext, args: string[], enrolled: boolean): Promise<number> {
+  const [name] = args;
+  if (!name) throw new AmbitError('BadArgs', `usage: ambit ${enrolled ? 'enroll' : 'unenroll'} NAMESPACE`);
+  const client = new ControllerClient(ctx.stateDir);
+  const { items } = await client.request<{ items: Resource[] }>('GET', '/v1/resources?kind=Namespace');
+  const ns = items.find((n) => n.metadata.name === name);
+  if (!ns) throw new AmbitError('NotFound', `namespace ${name} not found`);
+  const labels = { ...ns.metadata.labels };
+  if (enrolled) labels[enrollLabel] = 'ambient';
+  else delete labels[enrollLabel];
+  const r = await client.request<{ revision: number; results: { action: string }[] }>('POST', '/v1/apply', { resources: [{ ...ns, metadata: { ...ns.metadata, labels } }] });
+  process.stdout.write(`Namespace ${name} ${r.results[0]?.action === 'unchanged' ? 'already ' : ''}${enrolled ? 'enrolled' : 'unenrolled'} (${enrollLabel}${enrolled ? '=ambient' : ' removed'}), revision ${r.revision}\n`);
+  return 0;
+}
+
+export const enroll = (ctx: CliContext, args: string[]) => setEnrollment(ctx, args, true);
+export const unenroll = (ctx: CliContext, args: string[]) => setEnrollment(ctx, args, false);

@@ -1,0 +1,120 @@
+// `ambit query NODE WHAT`: asks a node agent over its WebSocket query API, like
+// `istioctl ztunnel-config`. The API listens on the node's loopback, so the command re-runs itself
+// inside the node's network namespace; `--address` and `--token-file` reach an agent elsewhere.
+
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
+import { AmbitError } from '../../shared/errors.js';
+import { defaultAdminPort } from '../../agent/config.js';
+import { readState, topologyOf } from '../../scripts/cluster/state.js';
+import { cliEntry, type CliContext } from '../context.js';
+import { outputFormat, printData, table, type OutputFormat } from '../output.js';
+
+const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'events', 'version', 'config_dump'];
+
+export async function query(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      follow: { type: 'boolean', short: 'f' },
+      address: { type: 'string' },
+      'token-file': { type: 'string' },
+      'in-node': { type: 'boolean' },
+    },
+  });
+  const format = outputFormat(values.output);
+  const [node, what] = positionals;
+  if (!node || !what || !methods.includes(what)) throw new AmbitError('BadArgs', `usage: ambit query NODE ${methods.join('|')} [-o json|yaml|wide] [--follow]`);
+  if (values.follow && what !== 'events') throw new AmbitError('BadArgs', '--follow goes with events');
+  if (!values.address && !values['in-node']) return reenterNode(ctx, node, args);
+
+  const token = values['token-file'] ? readFileSync(values['token-file'], 'utf8').trim() : undefined;
+  const ws = new WebSocket(`ws://${values.address ?? `127.0.0.1:${defaultAdminPort}`}/`, { headers: token ? { authorization: `Bearer ${token}` } : {}, handshakeTimeout: 5000 });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => reject(new AmbitError('Unauthorized', `the agent refused the query (HTTP ${res.statusCode}); pass --token-file`)));
+    ws.once('error', (err) => reject(new AmbitError('AgentUnreachable', `cannot reach the agent of ${node}: ${err.message}`)));
+  });
+  const call = (method: string, params?: unknown) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = Math.floor(Math.random() * 1e9);
+      const onMessage = (data: Buffer) => {
+        const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { code: string; message: string } };
+        if (msg.id !== id) return;
+        ws.off('message', onMessage);
+        if (msg.error) reject(new AmbitError(msg.error.code, msg.error.message));
+        else resolve(msg.result);
+      };
+      ws.on('message', onMessage);
+      ws.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }));
+    });
+
+  const result = await call(what);
+  print(what, format, result);
+  if (!values.follow) {
+    ws.close();
+    return 0;
+  }
+  await call('subscribe');
+  ws.on('message', (data) => {
+    const e = JSON.parse(data.toString()) as { topic?: string };
+    if (e.topic) print('events', format, [e]);
+  });
+  return new Promise((resolve) => ws.on('close', () => resolve(0)));
+}
+
+function reenterNode(ctx: CliContext, node: string, args: string[]): Promise<number> {
+  const state = readState(ctx.stateDir);
+  if (!state) throw new AmbitError('NoCluster', 'no local cluster is up; pass --address HOST:PORT to query an agent elsewhere');
+  const layout = topologyOf(state).nodes.find((n) => n.name === node);
+  if (!layout) throw new AmbitError('NotFound', `node ${node} is not in the cluster (nodes: ${topologyOf(state).nodes.map((n) => n.name).join(', ')})`);
+  const child = spawn('nsenter', [`--net=/run/netns/${layout.netns}`, '--', process.execPath, cliEntry, '--state-dir', ctx.stateDir, 'query', ...args, '--in-node'], { stdio: 'inherit' });
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+}
+
+type Row = Record<string, unknown>;
+
+function print(what: string, format: OutputFormat, result: unknown): void {
+  if (printData(format, result)) return;
+  const wide = format === 'wide';
+  const rows = (Array.isArray(result) ? result : [result]) as Row[];
+  const str = (v: unknown) => (v === undefined || v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const out = (headers: string[], cells: (r: Row) => unknown[]): void => void process.stdout.write(rows.length ? table(headers, rows.map((r) => cells(r).map(str))) : `No ${what}.\n`);
+  switch (what) {
+    case 'workloads':
+      return out(['NAMESPACE', 'NAME', 'IP', 'NODE', 'SERVICE-ACCOUNT', 'ENROLLED', ...(wide ? ['OWNER', 'LABELS'] : [])], (w) => [
+        w.namespace,
+        w.name,
+        w.ip,
+        w.node,
+        w.serviceAccount,
+        w.local ? (w.enrolled ? 'yes' : 'no') : '-',
+        ...(wide ? [w.owner, Object.entries(w.labels as Row).map(([k, v]) => `${k}=${String(v)}`).join(',')] : []),
+      ]);
+    case 'services':
+      return out(['NAMESPACE', 'NAME', 'CLUSTER-IP', 'PORTS', 'ENDPOINTS'], (s) => [
+        s.namespace,
+        s.name,
+        s.clusterIP,
+        (s.ports as Row[]).map((p) => `${String(p.port)}->${String(p.targetPort)}`).join(','),
+        (s.endpoints as Row[]).map((e) => `${String(e.ip)}`).join(',') || '<none>',
+      ]);
+    case 'policies':
+      return out(['NAMESPACE', 'NAME', 'KIND', 'ACTION/MODE', ...(wide ? ['SPEC'] : [])], (p) => {
+        const spec = (p.spec ?? {}) as Row;
+        return [p.namespace, p.name, p.kind, spec.action ?? (spec.mtls as Row | undefined)?.mode ?? (p.kind === 'AuthorizationPolicy' ? 'ALLOW' : '-'), ...(wide ? [spec] : [])];
+      });
+    case 'certs':
+      return out(['IDENTITY', 'SERIAL', 'NOT-AFTER'], (c) => [c.identity, c.serial, c.notAfter]);
+    case 'connections':
+      return out(['SOURCE', 'DESTINATION', 'SENT', 'RECEIVED'], (c) => [c.source, c.destination, c.sent, c.received]);
+    case 'events':
+      return out(['TIME', 'TOPIC', 'DATA'], (e) => [e.time, e.topic, e.data]);
+    default:
+      process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  }
+}

@@ -1,0 +1,62 @@
+// The node agents of the local cluster, run the way a DaemonSet with host networking would run
+// them: one per node, inside the node's network namespace and in its own cgroup, restarted when it
+// exits. They are started by the runtime and survive a controller restart, like pods.
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../controller/store/store.js';
+import { nodeTokenPath } from '../../controller/config.js';
+import { clusterCgroupRoot, createCgroup, isAlive } from './pods.js';
+import type { NodeLayout } from './topology.js';
+
+export interface AgentLaunch {
+  /** The CLI's compiled entry, started as `ambit agent`. */
+  cliEntry: string;
+  controllerUrl: string;
+  caFile: string;
+}
+
+export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
+export const agentCgroup = (node: string) => join(clusterCgroupRoot(), node, 'agent');
+export const adminTokenPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'admin-token');
+
+export function agentPid(stateDir: string, node: string): number | undefined {
+  const path = join(agentDir(stateDir, node), 'pid');
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, 'utf8'));
+  return isAlive(pid, agentCgroup(node)) ? pid : undefined;
+}
+
+export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): number {
+  const dir = agentDir(stateDir, node.name);
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(adminTokenPath(stateDir, node.name))) writeFileAtomic(adminTokenPath(stateDir, node.name), randomBytes(32).toString('base64url'), 0o600);
+  const cgroup = agentCgroup(node.name);
+  createCgroup(cgroup);
+  const log = openSync(join(dir, 'agent.log'), 'a');
+  const argv = [
+    process.execPath,
+    l.cliEntry,
+    'agent',
+    '--node',
+    node.name,
+    '--controller',
+    l.controllerUrl,
+    '--controller-ca',
+    l.caFile,
+    '--token-file',
+    nodeTokenPath(stateDir, node.name),
+    '--admin-token-file',
+    adminTokenPath(stateDir, node.name),
+  ];
+  // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
+  const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';
+  const child = spawn('/bin/sh', ['-c', script, cgroup, `/run/netns/${node.netns}`, ...argv], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  const pid = child.pid ?? -1;
+  writeFileAtomic(join(dir, 'pid'), String(pid));
+  return pid;
+}
