@@ -64,7 +64,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       stateDir: config.stateDir,
       binDir: config.binDir,
       log: log.child({ component: 'runtime' }),
-      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: rootCertPath(config.stateDir) },
+      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: rootCertPath(config.stateDir), adminAddress: topology.agentAdminAddress },
     });
     runtime.start();
   }

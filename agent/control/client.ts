@@ -53,6 +53,7 @@ export class ControllerConnection {
       handshakeTimeout: 5000,
     });
     this.ws = ws;
+    let attemptError: string | undefined;
     ws.on('open', () => {
       this.connected = true;
       this.attempts = 0;
@@ -60,12 +61,15 @@ export class ControllerConnection {
       this.o.log.info({ controller: this.o.url }, 'connected to the controller');
     });
     ws.on('message', (data) => this.onPush(ws, data.toString()));
+    // The first error of an attempt says why; the ones that follow it only say the socket closed.
     ws.on('unexpected-response', (_req, res) => {
-      this.lastError = `controller refused the connection: HTTP ${res.statusCode}`;
+      attemptError ??= `controller refused the connection: HTTP ${res.statusCode}`;
+      this.lastError = attemptError;
       ws.terminate();
     });
     ws.on('error', (err) => {
-      this.lastError = err.message;
+      attemptError ??= err.message;
+      this.lastError = attemptError;
     });
     ws.on('close', () => {
       if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');

@@ -32,8 +32,9 @@ export async function apply(ctx: CliContext, args: string[]): Promise<number> {
   // The figure no mesh publishes: how long until a change is in force on every node.
   const { ms, agents, lagging } = result.wait;
   const connected = agents.filter((a) => a.connected).length;
+  const away = agents.filter((a) => !a.connected).map((a) => a.node);
   if (lagging.length === 0) {
-    process.stdout.write(`Revision ${result.revision} acknowledged by all ${connected} connected agents in ${ms} ms.\n`);
+    process.stdout.write(`Revision ${result.revision} acknowledged by all ${connected} connected agents in ${ms} ms.${away.length ? ` Not connected: ${away.join(', ')}.` : ''}\n`);
     return 0;
   }
   process.stdout.write(`Revision ${result.revision}: not acknowledged within ${waitSeconds} s by ${lagging.join(', ')}; see \`ambit agents\`.\n`);

@@ -69,7 +69,11 @@ export class PushServer {
     for (const [node, s] of this.sessions) this.sendDelta(node, s);
   }
 
-  /** Resolves when every connected agent has acknowledged `version` or later, or after `timeoutMs`. */
+  /**
+   * Resolves when every connected agent has acknowledged `version` or later, or after `timeoutMs`,
+   * with the connected agents that have not. Agents that are not connected are not waited for;
+   * `agents()` shows them.
+   */
   async waitForAcks(version: number, timeoutMs: number): Promise<AgentStatus[]> {
     const pending = () => this.agents().filter((a) => a.connected && a.ackedVersion < version);
     if (pending().length === 0) return [];

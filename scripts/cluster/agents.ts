@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../controller/store/store.js';
 import { nodeTokenPath } from '../../controller/config.js';
+import { defaultAdminPort } from '../../agent/config.js';
 import { clusterCgroupRoot, createCgroup, isAlive } from './pods.js';
 import type { NodeLayout } from './topology.js';
 
@@ -16,6 +17,8 @@ export interface AgentLaunch {
   cliEntry: string;
   controllerUrl: string;
   caFile: string;
+  /** Address the query API binds (loopback unless the cluster file says otherwise). */
+  adminAddress: string;
 }
 
 export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
@@ -50,6 +53,8 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
     nodeTokenPath(stateDir, node.name),
     '--admin-token-file',
     adminTokenPath(stateDir, node.name),
+    '--admin-listen',
+    `${l.adminAddress}:${defaultAdminPort}`,
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
   const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';

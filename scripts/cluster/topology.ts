@@ -18,6 +18,8 @@ export interface ClusterFile {
     podCIDR?: string;
     serviceCIDR?: string;
     nodeCIDR?: string;
+    /** Address the agents' query API binds in each node (default loopback; others need the admin token). */
+    agentAdminAddress?: string;
   };
 }
 
@@ -42,6 +44,7 @@ const clusterSchema = {
         podCIDR: { type: 'string' },
         serviceCIDR: { type: 'string' },
         nodeCIDR: { type: 'string' },
+        agentAdminAddress: { enum: ['127.0.0.1', '0.0.0.0'] },
       },
     },
   },
@@ -71,6 +74,7 @@ export interface Topology {
   fabricNetns: string;
   /** The control-plane host on the fabric, where the controller runs and agents reach it. */
   control: { netns: string; ip: string; fabricLink: string };
+  agentAdminAddress: string;
 }
 
 /** Every network namespace, cgroup and link the project makes starts with this prefix. */
@@ -125,7 +129,7 @@ export function layout(file: ClusterFile): Topology {
     };
   });
   const control = { netns: `${prefix}-control`, ip: host(nodeCIDR, cidrSize(nodeCIDR) - 2), fabricLink: `${prefix}-fc` };
-  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control };
+  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1' };
 }
 
 export function podNetns(namespace: string, name: string): string {
