@@ -3,10 +3,14 @@
 // When the controller is away the agent keeps its last configuration and reconnects with
 // exponential backoff and full jitter, so a fleet of agents does not return in lockstep.
 
+import { gunzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type ConfigPush, nodeHeader, pushPath } from '../../shared/protocol/config.js';
 import { type AgentState, ConfigRejected } from '../state/state.js';
+
+/** The largest push an agent accepts, decompressed. */
+const maxPushBytes = 512 * 1024 * 1024;
 
 export interface ControlOptions {
   url: string;
@@ -60,7 +64,17 @@ export class ControllerConnection {
       this.lastError = undefined;
       this.o.log.info({ controller: this.o.url }, 'connected to the controller');
     });
-    ws.on('message', (data) => this.onPush(ws, data.toString()));
+    // Full pushes come gzip-compressed as binary messages, deltas as text.
+    ws.on('message', (data, isBinary) => {
+      let text: string;
+      try {
+        text = isBinary ? gunzipSync(data as Buffer, { maxOutputLength: maxPushBytes }).toString() : data.toString();
+      } catch (err) {
+        ws.send(JSON.stringify({ type: 'nack', version: -1, reason: `a compressed push did not decompress: ${(err as Error).message}` }));
+        return;
+      }
+      this.onPush(ws, text);
+    });
     // The first error of an attempt says why; the ones that follow it only say the socket closed.
     ws.on('unexpected-response', (_req, res) => {
       attemptError ??= `controller refused the connection: HTTP ${res.statusCode}`;

@@ -3,8 +3,7 @@
 // rejected push leaves the previous version in place. Emits what changed for the query API.
 
 import { EventEmitter } from 'node:events';
-import type { ConfigEntry, ConfigPush, EntryKind, NamespaceEntry, PolicyEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
-import { entryKinds } from '../../shared/protocol/config.js';
+import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type PolicyEntry, type ServiceEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 
 export class ConfigRejected extends Error {
   constructor(readonly reason: string) {
@@ -45,10 +44,15 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
     if (!push.full && push.from !== this.version) throw new ConfigRejected(`delta from version ${push.from} does not apply to version ${this.version}`);
     if (!Number.isInteger(push.to) || push.to < (push.full ? 0 : this.version)) throw new ConfigRejected(`version ${push.to} goes backwards from ${this.version}`);
     if (!Array.isArray(push.upserts) || !Array.isArray(push.deletes)) throw new ConfigRejected('upserts and deletes must be lists');
-    for (const e of push.upserts) checkEntry(e);
+    const entries: ConfigEntry[] = [];
+    for (const w of push.upserts) {
+      const e = decodeEntry(w);
+      if (typeof e === 'string') throw new ConfigRejected(e);
+      entries.push(e);
+    }
     if (push.full) for (const m of this.maps()) m.clear();
     for (const key of push.deletes) this.mapOf(key.split('/')[0] as EntryKind)?.delete(key);
-    for (const e of push.upserts) (this.mapOf(e.kind) as Map<string, unknown>).set(e.key, e.value);
+    for (const e of entries) (this.mapOf(e.kind) as Map<string, unknown>).set(e.key, e.value);
     this.version = push.to;
     this.emit('config', { version: push.to, full: push.full, upserts: push.upserts.length, deletes: push.deletes.length });
     this.updateEnrollment();
@@ -60,7 +64,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
 
   /** Whether a pod of this node is in the mesh: its namespace is labelled ambient and it does not opt out. */
   isEnrolled(w: WorkloadEntry): boolean {
-    const optOut = enrollLabels.some((l) => w.labels[l] === 'none');
+    const optOut = enrollLabels.some((l) => w.labels?.[l] === 'none');
     const ns = this.namespaces.get(`namespace/${w.namespace}`);
     return !optOut && enrollLabels.some((l) => ns?.labels[l] === 'ambient');
   }
@@ -91,12 +95,4 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
         return undefined;
     }
   }
-}
-
-function checkEntry(e: ConfigEntry): void {
-  if (!e || typeof e !== 'object' || !entryKinds.includes(e.kind)) throw new ConfigRejected(`entry of unknown kind ${JSON.stringify((e as { kind?: unknown })?.kind)}`);
-  if (typeof e.key !== 'string' || !e.key.startsWith(`${e.kind}/`)) throw new ConfigRejected(`entry key ${JSON.stringify(e.key)} does not match its kind ${e.kind}`);
-  if (!e.value || typeof e.value !== 'object') throw new ConfigRejected(`entry ${e.key} has no value`);
-  if (e.kind === 'workload' && (typeof e.value.ip !== 'string' || typeof e.value.node !== 'string')) throw new ConfigRejected(`workload ${e.key} needs ip and node`);
-  if (e.kind === 'service' && !Array.isArray(e.value.endpoints)) throw new ConfigRejected(`service ${e.key} needs endpoints`);
 }

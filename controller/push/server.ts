@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type AgentMessage, nodeHeader, pushPath } from '../../shared/protocol/config.js';
@@ -25,14 +26,22 @@ export interface AgentStatus {
 }
 
 interface Session {
+  node: string;
   ws: WebSocket;
   sent: number;
   /** A newer version is waiting for the socket to drain. */
   behind: boolean;
+  /** Waiting for, or in the middle of, a full push; deltas wait for it. */
+  full: 'queued' | 'sending' | undefined;
 }
 
 /** Above this many queued bytes a session stops getting pushes until it drains. */
 const highWaterMark = 8 * 1024 * 1024;
+/**
+ * Full pushes are megabytes each; when a whole fleet connects at once (a controller restart),
+ * sending them all together only piles ciphertext up in memory. A few at a time go as fast.
+ */
+const maxFullInFlight = 32;
 
 export interface PushOptions {
   share: ShareBuilder;
@@ -49,6 +58,8 @@ export class PushServer {
   private readonly status = new Map<string, AgentStatus>();
   private readonly ackWaiters = new Set<() => void>();
   private readonly drainTimer: NodeJS.Timeout;
+  private readonly fullQueue: Session[] = [];
+  private fullInFlight = 0;
 
   constructor(private readonly o: PushOptions) {
     for (const node of o.tokens.keys()) this.status.set(node, { node, connected: false, ackedVersion: 0, sentVersion: 0 });
@@ -115,7 +126,7 @@ export class PushServer {
   private attach(node: string, ws: WebSocket): void {
     const old = this.sessions.get(node);
     if (old) old.ws.close(4000, 'replaced by a newer connection from the same node');
-    const session: Session = { ws, sent: 0, behind: false };
+    const session: Session = { node, ws, sent: 0, behind: false, full: undefined };
     this.sessions.set(node, session);
     const st = this.status.get(node)!;
     st.connected = true;
@@ -125,13 +136,15 @@ export class PushServer {
     ws.on('close', () => {
       if (this.sessions.get(node) !== session) return;
       this.sessions.delete(node);
+      if (session.full === 'sending') this.fullDone();
+      session.full = undefined;
       st.connected = false;
       st.disconnectedAt = new Date().toISOString();
       this.o.log.info({ node }, 'agent disconnected');
       this.notifyAcks();
     });
     ws.on('error', (err) => this.o.log.warn({ node, err: err.message }, 'agent connection error'));
-    this.sendFull(node, session);
+    this.sendFull(session);
   }
 
   private onMessage(node: string, session: Session, text: string): void {
@@ -155,36 +168,71 @@ export class PushServer {
         return;
       case 'resync':
         this.o.log.info({ node, reason: msg.reason }, 'agent asked for a full resync');
-        this.sendFull(node, session);
+        this.sendFull(session);
         return;
       default:
         session.ws.close(1003, `unknown message type ${(msg as { type?: unknown }).type}`);
     }
   }
 
-  private sendFull(node: string, s: Session): void {
-    const share = this.o.share;
-    const entries = share.snapshot(node);
-    this.send(node, s, `{"type":"config","full":true,"from":0,"to":${share.revision},"upserts":[${entries.join(',')}],"deletes":[]}`, share.revision);
+  private sendFull(s: Session): void {
+    if (s.full) return;
+    s.full = 'queued';
+    this.fullQueue.push(s);
+    this.pumpFull();
+  }
+
+  /**
+   * A full push is one binary WebSocket message holding gzip members that decompress, one after
+   * the other, to the push's JSON: its head, the part common to all nodes (compressed once per
+   * revision and shared by every node's push), and this node's own entries (which replace common
+   * ones of the same key, since an agent applies upserts in order). The JSON of a large cluster
+   * shrinks about tenfold, and the compression is paid once for the fleet instead of per agent.
+   */
+  private pumpFull(): void {
+    while (this.fullInFlight < maxFullInFlight && this.fullQueue.length > 0) {
+      const s = this.fullQueue.shift()!;
+      if (s.full !== 'queued' || this.sessions.get(s.node) !== s) continue;
+      s.full = 'sending';
+      this.fullInFlight++;
+      const share = this.o.share;
+      const { common, commonGzip, own } = share.fullPush(s.node);
+      const head = gzipSync(`{"type":"config","full":true,"from":0,"to":${share.revision},"upserts":[`);
+      const tail = gzipSync(`${common.length && own.length ? ',' : ''}${own.join(',')}],"deletes":[]}`);
+      this.mark(s, share.revision);
+      s.ws.send(Buffer.concat([head, commonGzip, tail]), { binary: true }, () => {
+        if (s.full !== 'sending') return;
+        s.full = undefined;
+        this.fullDone();
+        // Whatever changed while it was sent follows as a delta.
+        this.sendDelta(s.node, s);
+      });
+    }
+  }
+
+  private fullDone(): void {
+    this.fullInFlight--;
+    this.pumpFull();
   }
 
   private sendDelta(node: string, s: Session): void {
     const share = this.o.share;
-    if (s.sent === share.revision) return;
+    if (s.sent === share.revision || s.full) return;
     if (s.ws.bufferedAmount > highWaterMark) {
       s.behind = true;
       return;
     }
     const delta = share.deltaSince(node, s.sent);
-    if (!delta) return this.sendFull(node, s);
-    this.send(node, s, `{"type":"config","full":false,"from":${s.sent},"to":${share.revision},"upserts":[${delta.upserts.join(',')}],"deletes":${JSON.stringify(delta.deletes)}}`, share.revision);
+    if (!delta) return this.sendFull(s);
+    const text = `{"type":"config","full":false,"from":${s.sent},"to":${share.revision},"upserts":[${delta.upserts.join(',')}],"deletes":${JSON.stringify(delta.deletes)}}`;
+    this.mark(s, share.revision);
+    s.ws.send(text);
   }
 
-  private send(node: string, s: Session, text: string, version: number): void {
+  private mark(s: Session, version: number): void {
     s.behind = false;
     s.sent = version;
-    this.status.get(node)!.sentVersion = version;
-    s.ws.send(text);
+    this.status.get(s.node)!.sentVersion = version;
   }
 
   private flushBehind(): void {

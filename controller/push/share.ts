@@ -5,8 +5,9 @@
 // A short history of changed keys per revision lets a node that is a few versions behind get a
 // delta; one further behind gets a full push.
 
+import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
-import type { ConfigEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { type Labels, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
@@ -17,6 +18,10 @@ interface Computed {
   entry: ConfigEntry;
   json: string;
   scope: Scope;
+  /** A workload's own node gets a richer form (labels, uid, phase). */
+  localNode?: string;
+  localEntry?: ConfigEntry;
+  localJson?: string;
 }
 
 export interface Delta {
@@ -33,6 +38,10 @@ export class ShareBuilder {
   private readonly policies = new Map<string, Map<string, Resource>>();
   private readonly history: { revision: number; keys: string[] }[] = [];
   private historyKeys = 0;
+  private commonCache: { revision: number; buffer: Buffer; gzip: Buffer } | undefined;
+  /** Keys of entries with a node-specific form, by node; keys of entries scoped to some nodes. */
+  private readonly localKeys = new Map<string, Set<string>>();
+  private readonly scopedKeys = new Set<string>();
   /** The oldest version a delta can start from. */
   private deltaFloor = 0;
   revision = 0;
@@ -52,9 +61,13 @@ export class ShareBuilder {
         case 'Pod': {
           const old = this.pods.get(ns)?.get(r.metadata.name);
           setIn(this.pods, ns, r.metadata.name, gone ? undefined : (r as Pod));
-          const key = `workload/${ns}/${r.metadata.name}`;
+          const key = workloadKey(ns, r.metadata.name);
           if (gone) this.remove(key, changed);
-          else this.put(key, { kind: 'workload', key, value: workloadOf(r as Pod) }, 'all', changed);
+          else {
+            const local = workloadOf(r as Pod);
+            const { labels, uid, phase, ...remote } = local;
+            this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
+          }
           for (const s of this.services.get(ns)?.values() ?? []) {
             if (selectorMatches(s.spec?.selector, old?.metadata.labels) || selectorMatches(s.spec?.selector, r.metadata.labels)) dirtyServices.add(`${ns}/${s.metadata.name}`);
           }
@@ -84,7 +97,7 @@ export class ShareBuilder {
     for (const id of dirtyServices) {
       const [ns, name] = id.split('/') as [string, string];
       const s = this.services.get(ns)?.get(name);
-      const key = `service/${ns}/${name}`;
+      const key = serviceKey(ns, name);
       if (!s) this.remove(key, changed);
       else this.put(key, { kind: 'service', key, value: this.serviceOf(s) }, 'all', changed);
     }
@@ -107,11 +120,25 @@ export class ShareBuilder {
     return keys;
   }
 
-  /** Every entry a node needs, serialised. */
-  snapshot(node: string): string[] {
-    const out: string[] = [];
-    for (const c of this.entries.values()) if (inScope(c.scope, node)) out.push(c.json);
-    return out;
+  /**
+   * Every entry a node needs, serialised, in two parts: what every node gets (built once per revision and
+   * shared by all full pushes of it), then what only this node gets or gets in another form, which
+   * comes later in the push and so replaces the common form of the same key.
+   */
+  fullPush(node: string): { common: Buffer; commonGzip: Buffer; own: string[] } {
+    if (!this.commonCache || this.commonCache.revision !== this.revision) {
+      const parts: string[] = [];
+      for (const c of this.entries.values()) if (c.scope === 'all') parts.push(c.json);
+      const buffer = Buffer.from(parts.join(','));
+      this.commonCache = { revision: this.revision, buffer, gzip: gzipSync(buffer) };
+    }
+    const own: string[] = [];
+    for (const key of this.localKeys.get(node) ?? []) own.push(this.entries.get(key)!.localJson!);
+    for (const key of this.scopedKeys) {
+      const c = this.entries.get(key)!;
+      if (c.scope !== 'all' && c.scope.has(node)) own.push(c.json);
+    }
+    return { common: this.commonCache.buffer, commonGzip: this.commonCache.gzip, own };
   }
 
   /** What changed for `node` since `version`, or undefined when the history no longer reaches back to it. */
@@ -122,7 +149,7 @@ export class ShareBuilder {
     const delta: Delta = { upserts: [], deletes: [] };
     for (const k of keys) {
       const c = this.entries.get(k);
-      if (c && inScope(c.scope, node)) delta.upserts.push(c.json);
+      if (c && inScope(c.scope, node)) delta.upserts.push(c.localNode === node ? c.localJson! : c.json);
       else delta.deletes.push(k);
     }
     return delta;
@@ -138,19 +165,34 @@ export class ShareBuilder {
 
   /** For tests and the query API: entries as objects. */
   entriesFor(node: string): ConfigEntry[] {
-    return [...this.entries.values()].filter((c) => inScope(c.scope, node)).map((c) => c.entry);
+    return [...this.entries.values()].filter((c) => inScope(c.scope, node)).map((c) => (c.localNode === node ? c.localEntry! : c.entry));
   }
 
-  private put(key: string, entry: ConfigEntry, scope: Scope, changed: Set<string>): void {
-    const json = JSON.stringify(entry);
+  private put(key: string, entry: ConfigEntry, scope: Scope, changed: Set<string>, local?: { node: string; entry: ConfigEntry }): void {
+    const json = JSON.stringify(encodeEntry(entry));
+    const localJson = local ? JSON.stringify(encodeEntry(local.entry)) : undefined;
     const old = this.entries.get(key);
-    if (old && old.json === json && sameScope(old.scope, scope)) return;
-    this.entries.set(key, { entry, json, scope });
+    if (old && old.json === json && old.localJson === localJson && old.localNode === local?.node && sameScope(old.scope, scope)) return;
+    this.unindex(key);
+    this.entries.set(key, { entry, json, scope, ...(local ? { localNode: local.node, localEntry: local.entry, localJson } : {}) });
+    if (local) {
+      let keys = this.localKeys.get(local.node);
+      if (!keys) this.localKeys.set(local.node, (keys = new Set()));
+      keys.add(key);
+    }
+    if (scope !== 'all') this.scopedKeys.add(key);
     changed.add(key);
   }
 
   private remove(key: string, changed: Set<string>): void {
+    this.unindex(key);
     if (this.entries.delete(key)) changed.add(key);
+  }
+
+  private unindex(key: string): void {
+    const old = this.entries.get(key);
+    if (old?.localNode) this.localKeys.get(old.localNode)?.delete(key);
+    this.scopedKeys.delete(key);
   }
 
   private serviceOf(s: Service): ServiceEntry {
@@ -165,7 +207,7 @@ export class ShareBuilder {
         const resolved = typeof target === 'number' ? target : namedPort(p, target);
         if (resolved !== undefined) ports[String(sp.port)] = resolved;
       }
-      endpoints.push({ uid: p.metadata.uid ?? `${ns}/${p.metadata.name}`, ip: p.status.podIP, node: p.spec.nodeName, ports });
+      endpoints.push({ ip: p.status.podIP, node: p.spec.nodeName, ports });
     }
     endpoints.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
     return {

@@ -1,10 +1,11 @@
 // The controller's resource store: every resource in memory for reads, and on disk under the state
-// directory so it survives restarts. A batch is all or nothing: it is first written whole to a
-// journal (write to a temporary file, fsync, rename), then to one file per resource, then the journal
-// is removed; a crash in between is finished by replaying the journal at the next open.
+// directory so it survives restarts. Durability is a write-ahead log plus snapshots, as etcd does
+// it: a batch is appended to the log as one line and fsynced once, so it is all or nothing; a crash
+// mid-write leaves a torn last line, which the next open discards. When the log grows, a snapshot
+// (written to a temporary file, fsynced, renamed) replaces it.
 
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, ftruncateSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { keyOf, refOf, type Resource, type ResourceRef } from '../../shared/resources/types.js';
@@ -16,10 +17,20 @@ export interface ChangeEvent {
   changes: Change[];
 }
 
-interface Journal {
+interface Snapshot {
   revision: number;
-  changes: Change[];
+  resources: Resource[];
 }
+
+/** One log line: a whole batch. */
+interface LogRecord {
+  revision: number;
+  upserts: Resource[];
+  deletes: ResourceRef[];
+}
+
+/** Past this size (by default) the log is folded into a snapshot. */
+const defaultMaxLogBytes = 32 * 1024 * 1024;
 
 /** Writes a file so that a reader sees either the old or the whole new content, never a part. */
 export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
@@ -38,14 +49,19 @@ export function writeFileAtomic(path: string, data: string, mode = 0o644): void 
 export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
   private readonly resources = new Map<string, Resource>();
   private revision = 0;
-  private readonly resourceDir: string;
-  private readonly journalPath: string;
+  private readonly snapshotPath: string;
+  private readonly logPath: string;
+  private logFd = -1;
+  private logBytes = 0;
 
-  constructor(private readonly dir: string) {
+  constructor(
+    dir: string,
+    private readonly maxLogBytes = defaultMaxLogBytes,
+  ) {
     super();
-    this.resourceDir = join(dir, 'resources');
-    this.journalPath = join(dir, 'journal.json');
-    mkdirSync(this.resourceDir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
+    this.snapshotPath = join(dir, 'snapshot.json');
+    this.logPath = join(dir, 'wal.log');
     this.load();
   }
 
@@ -64,7 +80,8 @@ export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
       if (namespace && r.metadata.namespace !== namespace) continue;
       out.push(r);
     }
-    return out.sort((a, b) => keyOf(refOf(a)).localeCompare(keyOf(refOf(b))));
+    const key = (r: Resource) => `${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name}`;
+    return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   }
 
   /**
@@ -89,57 +106,75 @@ export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
       const old = this.resources.get(keyOf(ref));
       if (old) changes.push({ type: 'delete', ref, resource: old });
     }
-    const event = { revision, changes };
     if (changes.length === 0) return { revision: this.revision, changes };
-    writeFileAtomic(this.journalPath, JSON.stringify(event));
-    this.applyToDisk(changes);
-    rmSync(this.journalPath, { force: true });
-    this.applyToMemory(event);
+    const record: LogRecord = {
+      revision,
+      upserts: changes.flatMap((c) => (c.type === 'upsert' ? [c.resource] : [])),
+      deletes: changes.flatMap((c) => (c.type === 'delete' ? [c.ref] : [])),
+    };
+    this.append(record);
+    this.applyRecord(record);
+    const event = { revision, changes };
     this.emit('change', event);
+    if (this.logBytes > this.maxLogBytes) this.compact();
     return event;
   }
 
+  private append(record: LogRecord): void {
+    const line = JSON.stringify(record) + '\n';
+    writeSync(this.logFd, line);
+    fsyncSync(this.logFd);
+    this.logBytes += Buffer.byteLength(line);
+  }
+
+  private applyRecord(record: LogRecord): void {
+    for (const r of record.upserts) this.resources.set(keyOf(refOf(r)), r);
+    for (const ref of record.deletes) this.resources.delete(keyOf(ref));
+    this.revision = record.revision;
+  }
+
   private load(): void {
-    for (const kind of readdirSync(this.resourceDir)) {
-      for (const ns of readdirSync(join(this.resourceDir, kind))) {
-        for (const file of readdirSync(join(this.resourceDir, kind, ns))) {
-          if (!file.endsWith('.json')) continue; // a leftover temporary file from a crash
-          const r = JSON.parse(readFileSync(join(this.resourceDir, kind, ns, file), 'utf8')) as Resource;
-          this.resources.set(keyOf(refOf(r)), r);
-          this.revision = Math.max(this.revision, Number(r.metadata.resourceVersion ?? 0));
+    if (existsSync(this.snapshotPath)) {
+      const snap = JSON.parse(readFileSync(this.snapshotPath, 'utf8')) as Snapshot;
+      for (const r of snap.resources) this.resources.set(keyOf(refOf(r)), r);
+      this.revision = snap.revision;
+    }
+    let valid = 0;
+    if (existsSync(this.logPath)) {
+      const text = readFileSync(this.logPath, 'utf8');
+      let start = 0;
+      for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
+        let record: LogRecord;
+        try {
+          record = JSON.parse(text.slice(start, end)) as LogRecord;
+        } catch {
+          break; // a torn write: this batch and anything after it never completed
         }
+        if (record.revision > this.revision) this.applyRecord(record);
+        valid = Buffer.byteLength(text.slice(0, end + 1));
       }
     }
-    const revisionFile = join(this.dir, 'revision');
-    if (existsSync(revisionFile)) this.revision = Math.max(this.revision, Number(readFileSync(revisionFile, 'utf8')));
-    if (existsSync(this.journalPath)) {
-      // A crash happened after the journal was written: finish that batch.
-      const journal = JSON.parse(readFileSync(this.journalPath, 'utf8')) as Journal;
-      this.applyToDisk(journal.changes);
-      this.applyToMemory(journal);
-      rmSync(this.journalPath, { force: true });
-    }
+    this.logFd = openSync(this.logPath, existsSync(this.logPath) ? 'r+' : 'w+');
+    // Cut a torn tail away, so the next batch starts on a clean line.
+    ftruncateSync(this.logFd, valid);
+    this.logBytes = valid;
+    this.seekEnd();
   }
 
-  private fileOf(ref: ResourceRef): string {
-    return join(this.resourceDir, ref.kind, ref.namespace || '_cluster', `${ref.name}.json`);
+  /** Folds the log into a new snapshot, then empties the log. */
+  private compact(): void {
+    writeFileAtomic(this.snapshotPath, JSON.stringify({ revision: this.revision, resources: [...this.resources.values()] } satisfies Snapshot));
+    ftruncateSync(this.logFd, 0);
+    fsyncSync(this.logFd);
+    this.logBytes = 0;
+    this.seekEnd();
   }
 
-  private applyToDisk(changes: Change[]): void {
-    for (const c of changes) {
-      if (c.type === 'upsert') writeFileAtomic(this.fileOf(refOf(c.resource)), JSON.stringify(c.resource));
-      else rmSync(this.fileOf(c.ref), { force: true });
-    }
-  }
-
-  private applyToMemory(event: Journal): void {
-    for (const c of event.changes) {
-      if (c.type === 'upsert') this.resources.set(keyOf(refOf(c.resource)), c.resource);
-      else this.resources.delete(keyOf(c.ref));
-    }
-    this.revision = Math.max(this.revision, event.revision);
-    // Deletes leave no file behind to carry the revision, so it is kept on its own.
-    writeFileAtomic(join(this.dir, 'revision'), String(this.revision));
+  private seekEnd(): void {
+    // writeSync without a position writes at the file offset; reopen in append mode to be sure.
+    closeSync(this.logFd);
+    this.logFd = openSync(this.logPath, 'a');
+    this.logBytes = statSync(this.logPath).size;
   }
 }
 

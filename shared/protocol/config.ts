@@ -3,18 +3,21 @@
 
 import type { Labels } from '../resources/types.js';
 
-/** A workload (pod) as an agent needs it. Pods of other nodes carry only what routing and policy use. */
+/**
+ * A workload (pod) as an agent needs it. Pods of other nodes carry only what routing, identity and
+ * telemetry use; the node's own pods also carry their labels (enrollment, policy selectors).
+ */
 export interface WorkloadEntry {
-  uid: string;
   name: string;
   namespace: string;
   ip: string;
   node: string;
   serviceAccount: string;
-  labels: Labels;
   /** Deployment that owns it, e.g. `Deployment/web-v1`; the `source_workload` of telemetry. */
   owner: string;
-  phase: string;
+  labels?: Labels;
+  uid?: string;
+  phase?: string;
 }
 
 export interface ServiceEntry {
@@ -22,8 +25,8 @@ export interface ServiceEntry {
   namespace: string;
   clusterIP: string;
   ports: { name?: string; port: number; targetPort: number | string }[];
-  /** Workload uids behind the Service, with the port each port maps to. */
-  endpoints: { uid: string; ip: string; node: string; ports: Record<string, number> }[];
+  /** Workloads behind the Service: address, node, and the target of each Service port. */
+  endpoints: { ip: string; node: string; ports: Record<string, number> }[];
 }
 
 export interface NamespaceEntry {
@@ -49,6 +52,52 @@ export type EntryKind = ConfigEntry['kind'];
 export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy'];
 
 /**
+ * An entry on the wire: its key says its kind and, for workloads and services, its namespace and
+ * name (`workload/shop/web-1`, `service/shop/web`, `namespace/shop`, `policy/<Kind>/<ns>/<name>`),
+ * which the value then leaves out. A full push carries tens of thousands of them, so every byte
+ * counts several million times across a fleet.
+ */
+export interface WireEntry {
+  key: string;
+  value: Record<string, unknown>;
+}
+
+export function workloadKey(namespace: string, name: string): string {
+  return `workload/${namespace}/${name}`;
+}
+
+export function serviceKey(namespace: string, name: string): string {
+  return `service/${namespace}/${name}`;
+}
+
+/** The wire form of an entry: drops what the key says. */
+export function encodeEntry(e: ConfigEntry): WireEntry {
+  if (e.kind === 'workload' || e.kind === 'service') {
+    const { name, namespace, ...rest } = e.value;
+    return { key: e.key, value: rest };
+  }
+  return { key: e.key, value: e.value as unknown as Record<string, unknown> };
+}
+
+/** The entry a wire entry stands for, or a reason it is malformed. */
+export function decodeEntry(w: WireEntry): ConfigEntry | string {
+  if (!w || typeof w.key !== 'string' || !w.value || typeof w.value !== 'object') return 'an entry needs a key and a value';
+  const parts = w.key.split('/');
+  const kind = parts[0] as EntryKind;
+  if (!entryKinds.includes(kind)) return `entry ${JSON.stringify(w.key)} is of unknown kind ${JSON.stringify(kind)}`;
+  if (kind === 'workload' || kind === 'service') {
+    if (parts.length !== 3) return `entry key ${JSON.stringify(w.key)} must be ${kind}/<namespace>/<name>`;
+    const value: Record<string, unknown> = { ...w.value, namespace: parts[1], name: parts[2] };
+    if (kind === 'workload') {
+      if (typeof value.ip !== 'string' || typeof value.node !== 'string') return `workload ${w.key} needs ip and node`;
+      return { kind, key: w.key, value: value as unknown as WorkloadEntry };
+    }
+    if (!Array.isArray(value.endpoints)) return `service ${w.key} needs endpoints`;
+    return { kind, key: w.key, value: value as unknown as ServiceEntry };
+  }
+  return { kind, key: w.key, value: w.value } as unknown as ConfigEntry;
+}
+/**
  * One push. A full push replaces everything the agent holds; a delta applies to version `from`
  * and yields version `to` (the controller's store revision). The agent answers with an Ack or Nack.
  */
@@ -57,7 +106,7 @@ export interface ConfigPush {
   full: boolean;
   from: number;
   to: number;
-  upserts: ConfigEntry[];
+  upserts: WireEntry[];
   deletes: string[];
 }
 

@@ -150,7 +150,7 @@ test('a delta that does not fit the agent version is refused with the reason, le
   const s = new AgentState('n1');
   s.apply({ type: 'config', full: true, from: 0, to: 5, upserts: [], deletes: [] });
   assert.throws(() => s.apply({ type: 'config', full: false, from: 3, to: 6, upserts: [], deletes: [] }), /delta from version 3 does not apply to version 5/);
-  assert.throws(() => s.apply({ type: 'config', full: false, from: 5, to: 6, upserts: [{ kind: 'bogus', key: 'x', value: {} } as never], deletes: [] }), /unknown kind "bogus"/);
+  assert.throws(() => s.apply({ type: 'config', full: false, from: 5, to: 6, upserts: [{ key: 'bogus/x', value: {} }], deletes: [] }), /of unknown kind "bogus"/);
   assert.is(s.version, 5);
 });
 

@@ -2,7 +2,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../../controller/store/store.js';
@@ -39,23 +39,26 @@ test('a batch that changes nothing makes no revision and no event', () => {
   assert.is(s.get('Namespace', '', 'shop')!.metadata.uid, new Store(dir).get('Namespace', '', 'shop')!.metadata.uid);
 });
 
-test('a crash after the journal was written is finished at the next open', () => {
+test('a batch torn by a crash mid-write is dropped whole, and the log continues after it', () => {
   const s = new Store(dir);
   s.commit([ns('shop')]);
-  // What commit() writes first; as if the process died before the per-resource files.
-  const pending = { revision: 2, changes: [{ type: 'upsert', resource: { ...ns('late'), metadata: { name: 'late', resourceVersion: '2' } } }, { type: 'delete', ref: { kind: 'Namespace', namespace: '', name: 'shop' }, resource: ns('shop') }] };
-  writeFileSync(join(dir, 'journal.json'), JSON.stringify(pending));
+  // What a crash in the middle of the second batch's write leaves: half a line.
+  appendFileSync(join(dir, 'wal.log'), '{"revision":2,"upserts":[{"apiVersion":"v1","kind":"Namespace","metadata":{"na');
   const t = new Store(dir);
-  assert.equal(t.list('Namespace').map((r) => r.metadata.name), ['late']);
-  assert.is(t.currentRevision, 2);
-  assert.not.ok(existsSync(join(dir, 'journal.json')));
+  assert.equal(t.list('Namespace').map((r) => r.metadata.name), ['shop']);
+  assert.is(t.currentRevision, 1);
+  t.commit([ns('next')]);
+  assert.equal(new Store(dir).list('Namespace').map((r) => r.metadata.name), ['next', 'shop']);
 });
 
-test('a half-written temporary file from a crash is ignored', () => {
-  const s = new Store(dir);
-  s.commit([ns('shop')]);
-  writeFileSync(join(dir, 'resources', 'Namespace', '_cluster', 'shop.json.tmp-123'), '{"trunc');
-  assert.equal(new Store(dir).list().map((r) => r.metadata.name), ['shop']);
+test('a large log is folded into a snapshot, and both are read back', () => {
+  const s = new Store(dir, 1024 * 1024);
+  const big = 'x'.repeat(100_000);
+  for (let i = 0; i < 30; i++) s.commit([{ ...ns(`n${i % 3}`), metadata: { name: `n${i % 3}`, annotations: { big: `${big}${i}` } } }]);
+  assert.ok(existsSync(join(dir, 'snapshot.json')), 'a snapshot was written');
+  const t = new Store(dir);
+  assert.is(t.currentRevision, 30);
+  assert.is(t.get('Namespace', '', 'n2')!.metadata.annotations!.big, `${big}29`);
 });
 
 test.run();
