@@ -1,0 +1,104 @@
+// Workload certificates (X.509-SVIDs): a CSR from a node agent is checked (its signature, exactly
+// one SPIFFE URI of our trust domain), authorized (that identity must run on the agent's node, as
+// ztunnel's node authorization has it), and signed with a capped lifetime. Refusals are typed, so
+// the service can log, count and report them.
+
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { AmbitError } from '../../shared/errors.js';
+import { type Identity, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
+import { buildCertificate, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
+import type { Pod } from '../../shared/resources/types.js';
+import type { Store } from '../store/store.js';
+import { type CertificateAuthority, KeyUsage, serial } from './authority.js';
+
+export type RefusalReason = 'malformed-csr' | 'bad-identity' | 'wrong-trust-domain' | 'identity-not-on-node';
+
+export class CsrRefused extends AmbitError {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super('CsrRefused', message);
+  }
+}
+
+export interface IssuedCertificate {
+  identity: Identity;
+  /** Leaf first, then intermediates up to the root (not included). */
+  chain: string[];
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+}
+
+export interface IssuerOptions {
+  ca: CertificateAuthority;
+  trustDomain: string;
+  /** The longest lifetime a workload certificate gets, whatever the agent asks. */
+  maxTtlSeconds: number;
+  defaultTtlSeconds: number;
+}
+
+/** Reads and checks a CSR, and returns the identity it asks for. */
+export function csrIdentity(csrDer: Buffer, trustDomain: string): { identity: Identity; spkiDer: Buffer } {
+  let parsed;
+  try {
+    parsed = parseCsr(csrDer);
+  } catch (err) {
+    throw new CsrRefused('malformed-csr', `the CSR is malformed or its signature does not verify: ${(err as Error).message}`);
+  }
+  if (parsed.uris.length !== 1) throw new CsrRefused('bad-identity', `a CSR must ask for exactly one URI SAN, found ${parsed.uris.length}`);
+  const identity = parseSpiffeId(parsed.uris[0]!);
+  if (!identity) throw new CsrRefused('bad-identity', `${parsed.uris[0]} is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+  if (identity.trustDomain !== trustDomain) throw new CsrRefused('wrong-trust-domain', `${parsed.uris[0]} is not in the trust domain ${trustDomain}`);
+  return { identity, spkiDer: parsed.spkiDer };
+}
+
+/** Node authorization: some pod with this identity is scheduled on the node. */
+export function authorize(store: Store, node: string, identity: Identity): void {
+  const onNode = (store.list('Pod', identity.namespace) as Pod[]).some((p) => p.spec.nodeName === node && (p.spec.serviceAccountName ?? 'default') === identity.serviceAccount);
+  if (!onNode) throw new CsrRefused('identity-not-on-node', `node ${node} runs no pod with identity ${spiffeId(identity)}; an agent gets certificates only for its own node's pods`);
+}
+
+export function issue(o: IssuerOptions, node: string, csrDer: Buffer, requestedTtlSeconds: number | undefined, store: Store): IssuedCertificate {
+  const { identity, spkiDer } = csrIdentity(csrDer, o.trustDomain);
+  authorize(store, node, identity);
+  return sign(o, identity, spkiDer, requestedTtlSeconds);
+}
+
+export function sign(o: IssuerOptions, identity: Identity, spkiDer: Buffer, requestedTtlSeconds?: number): IssuedCertificate {
+  const ttl = Math.max(1, Math.min(o.maxTtlSeconds, requestedTtlSeconds ?? o.defaultTtlSeconds));
+  const now = Date.now();
+  // A little backdating absorbs clock skew between nodes.
+  const notBefore = new Date(now - Math.min(60_000, ttl * 100));
+  const notAfter = new Date(now + ttl * 1000);
+  const rsa = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa';
+  const signer = o.ca.current;
+  const serialBytes = serial();
+  const der = buildCertificate({
+    serial: serialBytes,
+    issuerDer: signer.issuerDer,
+    notBefore,
+    notAfter,
+    spkiDer,
+    uris: [spiffeId(identity)],
+    isCA: false,
+    // RSA keys also encipher (TLS 1.2 RSA key exchange); ECDSA keys only sign.
+    keyUsage: KeyUsage.digitalSignature | (rsa ? KeyUsage.keyEncipherment : 0),
+    extKeyUsage: [oidServerAuth, oidClientAuth],
+    authorityKeyId: signer.keyId,
+    signingKey: signer.key,
+  });
+  return {
+    identity,
+    chain: [toPem(der, 'CERTIFICATE'), ...signer.chain],
+    serial: serialBytes.toString('hex'),
+    notBefore: notBefore.toISOString(),
+    notAfter: notAfter.toISOString(),
+  };
+}
+
+/** For logs and the query API: the serial of a PEM certificate. */
+export function serialOf(pem: string): string {
+  return new X509Certificate(pem).serialNumber.toLowerCase();
+}
