@@ -142,7 +142,7 @@ test('agents keep their configuration while the controller is away, and resync w
   await startPush();
   // ...reaches them after they reconnect (with backoff), through a full push.
   await until('both current', () => n1!.state.version === e.revision && n2!.state.version === e.revision);
-  assert.ok(push.agents().every((a) => a.connected && a.ackedVersion === e.revision));
+  await until('both acknowledged', () => push.agents().every((a) => a.connected && a.ackedVersion === e.revision));
   assert.ok(n1!.state.workloads.has('workload/shop/c'));
 });
 
