@@ -14,6 +14,10 @@ export interface AgentConfig {
   /** Token that clients from other addresses than loopback must present to the query API. */
   adminTokenFile: string;
   logLevel: string;
+  trustDomain: string;
+  /** Lifetime the agent asks for its workload certificates (the CA may cap it). */
+  certTtlSeconds: number;
+  keyType: 'ecdsa' | 'rsa';
 }
 
 export const defaultAdminPort = 15000;

@@ -10,6 +10,8 @@ import { AgentState } from './state/state.js';
 import { ControllerConnection } from './control/client.js';
 import { EventLog } from './api/events.js';
 import { createAdminServer } from './api/server.js';
+import { CaClient } from './identity/caclient.js';
+import { CertificateManager } from './identity/manager.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -28,29 +30,38 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log.info(e, e.enrolled ? 'workload enrolled' : 'workload left the mesh');
   });
 
-  const control = new ControllerConnection({
-    url: config.controllerUrl,
-    node: config.node,
-    token: read(config.tokenFile, 'node token'),
-    ca: read(config.controllerCaFile, 'controller CA'),
+  const token = read(config.tokenFile, 'node token');
+  const controllerCa = read(config.controllerCaFile, 'controller CA');
+  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, state, log: log.child({ component: 'control' }) });
+  const certificates = new CertificateManager({
     state,
-    log: log.child({ component: 'control' }),
+    ca: new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa }),
+    trustDomain: config.trustDomain,
+    ttlSeconds: config.certTtlSeconds,
+    keyType: config.keyType,
+    log: log.child({ component: 'identity' }),
   });
+  certificates.on('issued', (c) => events.publish('certificates', { identity: c.id, serial: c.serial, notAfter: c.notAfter.toISOString(), event: 'issued' }));
+  certificates.on('dropped', (id) => events.publish('certificates', { identity: id, event: 'dropped' }));
+  certificates.on('failed', (id, reason) => events.publish('certificates', { identity: id, event: 'failed', reason }));
   const admin = createAdminServer({
     state,
     events,
     token: read(config.adminTokenFile, 'admin token'),
     log: log.child({ component: 'api' }),
     controller: () => ({ connected: control.connected, ...(control.lastError ? { lastError: control.lastError } : {}) }),
+    certificates: () => certificates.list(),
   });
   admin.listen(config.adminPort, config.adminHost);
   await once(admin, 'listening');
   control.start();
+  certificates.start();
   log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl }, 'agent ready');
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'agent stopping');
     control.stop();
+    certificates.stop();
     admin.close();
     admin.closeAllConnections();
     setTimeout(() => process.exit(0), 100).unref();

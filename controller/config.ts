@@ -18,6 +18,12 @@ export interface ControllerConfig {
   /** Namespace whose policies apply mesh-wide, as Istio's root namespace. */
   rootNamespace: string;
   trustDomain: string;
+  /** Workload certificate lifetimes: what an agent gets by default, and the most it can ask for. */
+  certDefaultTtlSeconds: number;
+  certMaxTtlSeconds: number;
+  /** Prometheus metrics (15014, as istiod). */
+  monitoringHost: string;
+  monitoringPort: number;
   /** Serve the local cluster: run its pods, agents and Service rules from this process. */
   localCluster: boolean;
   /** Directory with the `ambit` wrapper, put on the PATH of local pods. */

@@ -13,6 +13,8 @@ import { createApiServer } from './api/server.js';
 import { CertificateAuthority } from './ca/authority.js';
 import { ShareBuilder } from './push/share.js';
 import { PushServer } from './push/server.js';
+import { ControllerMetrics } from './metrics.js';
+import { caHandler } from './ca/service.js';
 import { caDir, type ControllerConfig, nodeTokenPath, rootCertPath, storeDir, tokenPath } from './config.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
@@ -44,15 +46,32 @@ export async function runController(config: ControllerConfig): Promise<void> {
 
   // Each node's agent authenticates with its own token until node certificates exist.
   const tokens = new Map(nodes.map((n) => [n, loadOrCreateSecret(nodeTokenPath(config.stateDir, n))]));
-  const ca = await CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
-  const serving = await ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const ca = CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
+  const publishTrustBundle = () =>
+    store.commit([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots: ca.trustBundle() } }]);
+  publishTrustBundle();
+  // Previous roots leave the bundle when their overlap ends.
+  setInterval(() => ca.expireRoots() && publishTrustBundle(), 60_000).unref();
+  const serving = ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const metrics = new ControllerMetrics();
   const share = new ShareBuilder(config.rootNamespace);
   share.load(store.list(), store.currentRevision);
-  const push = new PushServer({ share, tokens, tls: { key: serving.keyPem, cert: serving.certPem }, log: log.child({ component: 'push' }) });
+  const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
+  const push = new PushServer({
+    share,
+    tokens,
+    tls: { key: serving.keyPem, cert: serving.certPem },
+    log: log.child({ component: 'push' }),
+    onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
+  });
   store.on('change', (event) => {
     share.apply(event);
     push.publish();
+    metrics.revision.set(event.revision);
   });
+  metrics.revision.set(store.currentRevision);
+  setInterval(() => metrics.agentsConnected.set(push.agents().filter((a) => a.connected).length), 1000).unref();
+  const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
@@ -74,6 +93,10 @@ export async function runController(config: ControllerConfig): Promise<void> {
     ctx,
     token,
     push,
+    rotateRoot: (overlapSeconds: number) => {
+      ca.rotateRoot(config.trustDomain, overlapSeconds * 1000);
+      return publishTrustBundle().revision;
+    },
     log: log.child({ component: 'api' }),
     ...(topology ? { status: () => ({ ...clusterStatus(topology, store), agents: push.agents() }) } : {}),
   });
@@ -87,6 +110,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     server.close();
     server.closeAllConnections();
     push.close();
+    monitoring.close();
     await runtime?.stop();
     process.exit(0);
   };

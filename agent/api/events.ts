@@ -1,9 +1,10 @@
-// The agent's event stream: config versions applied, enrollment changes, and (from the proxy)
+// The agent's event stream: config versions applied, enrollment changes, certificates issued,
+// renewed or dropped, and (from the proxy)
 // connections opened and closed and policy denials. Keeps the last events for `ambit query events`
 // and fans new ones out to subscribers of the query API.
 
-export type Topic = 'config' | 'enrollment' | 'connections' | 'denials';
-export const topics: Topic[] = ['config', 'enrollment', 'connections', 'denials'];
+export type Topic = 'config' | 'enrollment' | 'certificates' | 'connections' | 'denials';
+export const topics: Topic[] = ['config', 'enrollment', 'certificates', 'connections', 'denials'];
 
 export interface AgentEvent {
   time: string;

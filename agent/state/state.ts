@@ -3,7 +3,7 @@
 // rejected push leaves the previous version in place. Emits what changed for the query API.
 
 import { EventEmitter } from 'node:events';
-import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type PolicyEntry, type ServiceEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type PolicyEntry, type ServiceEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 
 export class ConfigRejected extends Error {
   constructor(readonly reason: string) {
@@ -33,6 +33,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   readonly services = new Map<string, ServiceEntry>();
   readonly namespaces = new Map<string, NamespaceEntry>();
   readonly policies = new Map<string, PolicyEntry>();
+  readonly trustBundles = new Map<string, TrustBundleEntry>();
   private enrolled = new Map<string, boolean>();
 
   constructor(readonly node: string) {
@@ -78,7 +79,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   }
 
   private maps(): Map<string, unknown>[] {
-    return [this.workloads, this.services, this.namespaces, this.policies];
+    return [this.workloads, this.services, this.namespaces, this.policies, this.trustBundles];
   }
 
   private mapOf(kind: EntryKind): Map<string, unknown> | undefined {
@@ -91,6 +92,8 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
         return this.namespaces;
       case 'policy':
         return this.policies;
+      case 'trustbundle':
+        return this.trustBundles;
       default:
         return undefined;
     }

@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
+import { parseDuration } from '../../shared/duration.js';
 import { defaultAdminPort } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
 import type { CliContext } from '../context.js';
@@ -17,11 +18,16 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'admin-listen': { type: 'string' },
       'admin-token-file': { type: 'string' },
       'log-level': { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'cert-ttl': { type: 'string' },
+      'key-type': { type: 'string' },
     },
   });
   for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
     if (!values[flag]) throw new AmbitError('BadFlag', `agent needs --${flag}`);
   }
+  const keyType = values['key-type'] ?? 'ecdsa';
+  if (keyType !== 'ecdsa' && keyType !== 'rsa') throw new AmbitError('BadFlag', `--key-type ${keyType}: must be ecdsa or rsa`);
   const [host, port] = (values['admin-listen'] ?? `127.0.0.1:${defaultAdminPort}`).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--admin-listen ${values['admin-listen']}: must be HOST:PORT`);
   await runAgent({
@@ -33,5 +39,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     adminPort: Number(port),
     adminTokenFile: values['admin-token-file']!,
     logLevel: values['log-level'] ?? 'info',
+    trustDomain: values['trust-domain'] ?? 'cluster.local',
+    certTtlSeconds: parseDuration(values['cert-ttl'] ?? '24h', '--cert-ttl'),
+    keyType,
   });
 }

@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
+import { parseDuration } from '../../shared/duration.js';
 import { apiSocketPath, defaultAgentPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
 import { binDir, type CliContext } from '../context.js';
@@ -17,11 +18,17 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'service-cidr': { type: 'string' },
       'root-namespace': { type: 'string' },
       'trust-domain': { type: 'string' },
+      'cert-ttl': { type: 'string' },
+      'max-cert-ttl': { type: 'string' },
+      'monitoring-listen': { type: 'string' },
       'log-level': { type: 'string' },
     },
   });
   const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--agent-listen ${values['agent-listen']}: must be HOST:PORT`);
+  const [monHost, monPort] = (values['monitoring-listen'] ?? '0.0.0.0:15014').split(':');
+  if (!monHost || !monPort || !/^\d+$/.test(monPort)) throw new AmbitError('BadFlag', `--monitoring-listen ${values['monitoring-listen']}: must be HOST:PORT`);
+  const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
   await runController({
     stateDir: ctx.stateDir,
     apiSocket: apiSocketPath(ctx.stateDir),
@@ -32,6 +39,10 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     serviceCIDR: values['service-cidr'] ?? '10.96.0.0/16',
     rootNamespace: values['root-namespace'] ?? 'istio-system',
     trustDomain: values['trust-domain'] ?? 'cluster.local',
+    certDefaultTtlSeconds: Math.min(maxTtl, parseDuration(values['cert-ttl'] ?? '24h', '--cert-ttl')),
+    certMaxTtlSeconds: maxTtl,
+    monitoringHost: monHost,
+    monitoringPort: Number(monPort),
     localCluster: values['local-cluster'] === true,
     binDir,
     logLevel: values['log-level'] ?? 'info',

@@ -109,7 +109,14 @@ function print(what: string, format: OutputFormat, result: unknown): void {
         return [p.namespace, p.name, p.kind, spec.action ?? (spec.mtls as Row | undefined)?.mode ?? (p.kind === 'AuthorizationPolicy' ? 'ALLOW' : '-'), ...(wide ? [spec] : [])];
       });
     case 'certs':
-      return out(['IDENTITY', 'SERIAL', 'NOT-AFTER'], (c) => [c.identity, c.serial, c.notAfter]);
+      return out(['IDENTITY', 'STATE', 'SERIAL', 'NOT-AFTER', 'EXPIRES-IN', ...(wide ? ['FIRST-POD-TO-CERT', 'LAST-ERROR'] : [])], (c) => [
+        c.identity,
+        c.state,
+        c.serial,
+        c.notAfter,
+        c.expiresInSeconds === undefined ? '-' : `${String(c.expiresInSeconds)}s`,
+        ...(wide ? [c.firstPodToCertificateMs === undefined ? '-' : `${String(c.firstPodToCertificateMs)} ms`, c.lastError] : []),
+      ]);
     case 'connections':
       return out(['SOURCE', 'DESTINATION', 'SENT', 'RECEIVED'], (c) => [c.source, c.destination, c.sent, c.received]);
     case 'events':

@@ -16,6 +16,8 @@ export interface ApiOptions {
   log: Logger;
   /** The agents' channel, for their versions and for `apply --wait`. */
   push?: PushServer;
+  /** Rotates the CA root; returns the revision that carries the new trust bundle. */
+  rotateRoot?: (overlapSeconds: number) => number;
   /** The local cluster's view (nodes, pods, services), when this controller serves one. */
   status?: () => unknown;
 }
@@ -54,6 +56,14 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       // --wait: answer once every connected agent runs this revision, with how long it took.
       const lagging = await o.push.waitForAcks(result.revision, body.waitSeconds * 1000);
       return send(res, 200, { ...result, wait: { ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) } });
+    }
+    case 'POST /v1/ca/rotate': {
+      if (!o.rotateRoot) throw new AmbitError('NotFound', 'this controller has no CA');
+      const body = (await readJson(req)) as { overlapSeconds?: number };
+      const overlap = typeof body.overlapSeconds === 'number' && body.overlapSeconds > 0 ? body.overlapSeconds : 48 * 3600;
+      const revision = o.rotateRoot(overlap);
+      o.log.info({ revision, overlapSeconds: overlap }, 'CA root rotated');
+      return send(res, 200, { revision, overlapSeconds: overlap });
     }
     case 'GET /v1/agents':
       return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });

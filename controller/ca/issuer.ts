@@ -3,10 +3,10 @@
 // ztunnel's node authorization has it), and signed with a capped lifetime. Refusals are typed, so
 // the service can log, count and report them.
 
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { AmbitError } from '../../shared/errors.js';
 import { type Identity, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
-import { buildCertificate, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
+import { buildCertificate, isRsaKey, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
 import type { Pod } from '../../shared/resources/types.js';
 import type { Store } from '../store/store.js';
 import { type CertificateAuthority, KeyUsage, serial } from './authority.js';
@@ -72,7 +72,7 @@ export function sign(o: IssuerOptions, identity: Identity, spkiDer: Buffer, requ
   // A little backdating absorbs clock skew between nodes.
   const notBefore = new Date(now - Math.min(60_000, ttl * 100));
   const notAfter = new Date(now + ttl * 1000);
-  const rsa = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa';
+  const rsa = isRsaKey(spkiDer);
   const signer = o.ca.current;
   const serialBytes = serial();
   const der = buildCertificate({

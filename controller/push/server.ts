@@ -5,14 +5,14 @@
 // into one later delta.
 
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { timingSafeEqual } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type AgentMessage, nodeHeader, pushPath } from '../../shared/protocol/config.js';
 import type { ShareBuilder } from './share.js';
+import { authenticatedNode } from './auth.js';
 
 export interface AgentStatus {
   node: string;
@@ -49,6 +49,8 @@ export interface PushOptions {
   tokens: Map<string, string>;
   tls: { key: string; cert: string };
   log: Logger;
+  /** Other requests of authenticated agents on the same TLS port (the CA's CSR endpoint). */
+  onRequest?: (req: IncomingMessage, res: ServerResponse, node: string) => void;
 }
 
 export class PushServer {
@@ -63,8 +65,15 @@ export class PushServer {
 
   constructor(private readonly o: PushOptions) {
     for (const node of o.tokens.keys()) this.status.set(node, { node, connected: false, ackedVersion: 0, sentVersion: 0 });
-    this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' }, (_req, res) => {
-      res.writeHead(404).end();
+    this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' }, (req, res) => {
+      const node = authenticatedNode(req, o.tokens);
+      if (!node) {
+        o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: req.url }, 'request refused: unknown node or wrong token');
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'Unauthorized', message: 'unknown node or wrong node token' } }));
+        return;
+      }
+      if (o.onRequest) o.onRequest(req, res, node);
+      else res.writeHead(404).end();
     });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.drainTimer = setInterval(() => this.flushBehind(), 20);
@@ -110,13 +119,10 @@ export class PushServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const node = String(req.headers[nodeHeader] ?? '');
-    const expected = this.o.tokens.get(node);
-    const given = Buffer.from(req.headers.authorization ?? '');
-    const want = Buffer.from(`Bearer ${expected ?? ''}`);
+    const node = authenticatedNode(req, this.o.tokens);
     const url = new URL(req.url ?? '/', 'https://controller');
-    if (url.pathname !== pushPath || !expected || given.length !== want.length || !timingSafeEqual(given, want)) {
-      this.o.log.warn({ node, remote: req.socket.remoteAddress, path: url.pathname }, 'agent connection refused: unknown node or wrong token');
+    if (url.pathname !== pushPath || !node) {
+      this.o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: url.pathname }, 'agent connection refused: unknown node or wrong token');
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }

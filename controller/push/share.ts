@@ -80,6 +80,12 @@ export class ShareBuilder {
           setIn(this.services, ns, r.metadata.name, gone ? undefined : (r as Service));
           dirtyServices.add(`${ns}/${r.metadata.name}`);
           break;
+        case 'TrustBundle': {
+          const key = `trustbundle/${r.metadata.name}`;
+          if (gone) this.remove(key, changed);
+          else this.put(key, { kind: 'trustbundle', key, value: { trustDomain: r.metadata.name, roots: (r.spec as { roots: string[] }).roots } }, 'all', changed);
+          break;
+        }
         case 'Namespace': {
           const key = `namespace/${r.metadata.name}`;
           if (gone) this.remove(key, changed);

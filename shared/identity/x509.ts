@@ -168,6 +168,12 @@ export function buildCertificate(t: CertificateTemplate): Buffer {
   return seq(tbs, alg, bitString(sign('sha256', tbs, t.signingKey)));
 }
 
+/** Whether a SubjectPublicKeyInfo holds an RSA key (rsaEncryption), read from its algorithm OID. */
+export function isRsaKey(spkiDer: Buffer): boolean {
+  const alg = children(expect(children(read(spkiDer))[0], Tag.sequence, 'algorithm'))[0];
+  return oidText(expect(alg, Tag.oid, 'algorithm OID')) === '1.2.840.113549.1.1.1';
+}
+
 /** RFC 5280's method 1: SHA-1 of the subject public key bits. */
 export function keyId(spkiDer: Buffer): Buffer {
   const key = expect(children(read(spkiDer))[1], Tag.bitString, 'subjectPublicKey');

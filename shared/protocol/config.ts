@@ -42,14 +42,21 @@ export interface PolicyEntry {
   spec: unknown;
 }
 
+/** The roots that workload certificates of a trust domain chain to (several during a rotation). */
+export interface TrustBundleEntry {
+  trustDomain: string;
+  roots: string[];
+}
+
 export type ConfigEntry =
   | { kind: 'workload'; key: string; value: WorkloadEntry }
   | { kind: 'service'; key: string; value: ServiceEntry }
   | { kind: 'namespace'; key: string; value: NamespaceEntry }
-  | { kind: 'policy'; key: string; value: PolicyEntry };
+  | { kind: 'policy'; key: string; value: PolicyEntry }
+  | { kind: 'trustbundle'; key: string; value: TrustBundleEntry };
 
 export type EntryKind = ConfigEntry['kind'];
-export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy'];
+export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy', 'trustbundle'];
 
 /**
  * An entry on the wire: its key says its kind and, for workloads and services, its namespace and

@@ -64,7 +64,7 @@ export function validateResources(resources: unknown[]): FieldProblem[] {
       return;
     }
     if (!info.userApplied) {
-      add('kind', `${info.kind} is made by the cluster, not applied; apply a Deployment instead`);
+      add('kind', `${info.kind} is made by ambit, not applied${info.kind === 'Pod' ? '; apply a Deployment instead' : ''}`);
       return;
     }
     const validate = validators.get(info.kind)!;

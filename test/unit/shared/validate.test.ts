@@ -54,7 +54,7 @@ test('a wrong apiVersion for a kind is refused', () => {
 
 test('Pods cannot be applied: they come from Deployments', () => {
   const p = validateResources([{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' } }]);
-  assert.match(p[0]!.message, /made by the cluster/);
+  assert.match(p[0]!.message, /made by ambit, not applied; apply a Deployment instead/);
 });
 
 test('a selector that does not match the template labels is refused', () => {

@@ -1,0 +1,72 @@
+// The agent's client of the controller's CA: a CSR over HTTPS to the controller's agent port,
+// authenticated as this node, the controller's certificate checked against the pinned CA.
+
+import { request } from 'node:https';
+import { AmbitError } from '../../shared/errors.js';
+import { nodeHeader } from '../../shared/protocol/config.js';
+
+export const certificatesPath = '/v1/certificates';
+
+export interface IssuedResponse {
+  chain: string[];
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  trustBundle: string[];
+}
+
+/** The CA answered, and said no (the reason is the CA's). */
+export class CertificateRefused extends AmbitError {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super('CertificateRefused', message);
+  }
+}
+
+export interface CaClientOptions {
+  /** https://host:port of the controller's agent port. */
+  url: string;
+  node: string;
+  token: string;
+  ca: string;
+}
+
+export class CaClient {
+  constructor(private readonly o: CaClientOptions) {}
+
+  requestCertificate(csrPem: string, ttlSeconds: number): Promise<IssuedResponse> {
+    const body = JSON.stringify({ csr: csrPem, ttlSeconds });
+    const url = new URL(certificatesPath, this.o.url.replace(/^wss:/, 'https:'));
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          ca: this.o.ca,
+          timeout: 10_000,
+          headers: { authorization: `Bearer ${this.o.token}`, [nodeHeader]: this.o.node, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            let data: IssuedResponse & { error?: { reason?: string; message: string } };
+            try {
+              data = JSON.parse(text) as typeof data;
+            } catch {
+              return reject(new AmbitError('CaUnavailable', `the CA answered ${res.statusCode} without JSON`));
+            }
+            if (res.statusCode === 200) return resolve(data);
+            if (data.error && res.statusCode === 403) return reject(new CertificateRefused(data.error.reason ?? 'refused', data.error.message));
+            reject(new AmbitError('CaUnavailable', `the CA answered ${res.statusCode}: ${data.error?.message ?? text}`));
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+      req.on('error', (err) => reject(new AmbitError('CaUnavailable', `cannot reach the CA at ${url.host}: ${err.message}`)));
+      req.end(body);
+    });
+  }
+}
