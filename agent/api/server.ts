@@ -118,6 +118,7 @@ function configDump(o: AdminOptions) {
     services: [...o.state.services.values()],
     namespaces: [...o.state.namespaces.values()],
     policies: [...o.state.policies.values()],
+    trustBundles: [...o.state.trustBundles.values()],
     certificates: o.certificates?.() ?? [],
     connections: o.connections?.() ?? [],
   };

@@ -5,6 +5,7 @@ import { agent } from './agent.js';
 import { agents, enroll, unenroll } from './agents.js';
 import { query } from './query.js';
 import { apply } from './apply.js';
+import { ca } from './ca.js';
 import { controller } from './controller.js';
 import { del } from './delete.js';
 import { demo } from './demo.js';
@@ -17,4 +18,4 @@ import { up } from './up.js';
 
 export type Command = (ctx: CliContext, args: string[]) => Promise<number | void>;
 
-export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, query, agents, enroll, unenroll, controller, agent, sample };
+export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, query, agents, enroll, unenroll, ca, controller, agent, sample };

@@ -14,7 +14,7 @@ import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
 
 let tmp = '';
-const certs = async (node: string) => JSON.parse(await ambitOk(['query', node, 'certs', '-o', 'json'])) as { identity: string; state: string }[];
+const certs = async (node: string) => JSON.parse(await ambitOk(['query', node, 'certs', '-o', 'json'])) as { identity: string; state: string; serial: string }[];
 const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 
@@ -76,6 +76,21 @@ test("the CA refuses node-1 an identity that runs only on node-2, and says so in
   assert.is(ok.status, '200');
   const bundle = new TrustBundle({ 'cluster.local': ok.body.trustBundle as string[] });
   assert.equal(validateSvid((ok.body.chain as string[]).flatMap(fromPem), bundle).serviceAccount, own.serviceAccount);
+});
+
+test('a CA root rotation reaches the agents, which renew their certificates from the new root', async () => {
+  const before = await certs('node-1');
+  const out = await ambitOk(['ca', 'rotate', '--overlap', '1h']);
+  assert.match(out, 'the previous root stays trusted for 3600 s');
+  const renewed = await eventually('renewed certificates', async () => {
+    const now = await certs('node-1');
+    return now.length === before.length && now.every((c) => c.state === 'ready' && !before.some((b) => b.serial === c.serial)) && now;
+  }, 15_000);
+  assert.is(renewed.length, before.length);
+  const dump = JSON.parse(await ambitOk(['query', 'node-1', 'config_dump', '-o', 'json'])) as { version: number };
+  assert.ok(dump.version > 0);
+  const bundle = await sh(`nsenter --net=/run/netns/ambit-node-node-1 curl -s http://127.0.0.1:15000/config_dump`);
+  assert.is((JSON.parse(bundle) as { trustBundles: { roots: string[] }[] }).trustBundles[0]!.roots.length, 2, 'old and new root during the overlap');
 });
 
 test('unenrolling a namespace drops its certificates', async () => {

@@ -147,18 +147,24 @@ test('rotation: new serials appear; a TLS connection opened before keeps working
     const [data] = (await once(s, 'data')) as [Buffer];
     return data.toString();
   };
-  const before = await open();
-  assert.is(before.getPeerCertificate().serialNumber.toLowerCase(), first.serial.replace(/^0+/, ''));
-  const [second] = (await once(m, 'issued')) as [WorkloadCertificate];
-  assert.is.not(second.serial, first.serial);
-  const after = await open();
-  assert.is(after.getPeerCertificate().serialNumber.toLowerCase(), second.serial.replace(/^0+/, ''));
-  assert.is(await echo(before, 'still here'), 'still here');
-  assert.is(await echo(after, 'new one'), 'new one');
-  before.destroy();
-  after.destroy();
-  server.close();
-  m.stop();
+  const serialOf = (s: TLSSocket) => s.getPeerCertificate().serialNumber.toLowerCase().replace(/^0+/, '');
+  const sockets: TLSSocket[] = [];
+  try {
+    const before = await open();
+    sockets.push(before);
+    assert.is(serialOf(before), first.serial.replace(/^0+/, ''));
+    const [second] = (await once(m, 'issued')) as [WorkloadCertificate];
+    assert.is.not(second.serial, first.serial);
+    const after = await open();
+    sockets.push(after);
+    assert.is(serialOf(after), second.serial.replace(/^0+/, ''));
+    assert.is(await echo(before, 'still here'), 'still here');
+    assert.is(await echo(after, 'new one'), 'new one');
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+    m.stop();
+  }
 });
 
 test('the certificate is dropped when the last pod of its identity leaves the node', async () => {

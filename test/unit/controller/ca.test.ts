@@ -1,0 +1,84 @@
+// The CA: its own root persists across restarts with a private key file of mode 0600; an
+// operator's intermediate (Istio's cacerts layout) signs with its chain; a root rotation keeps the
+// previous root in the bundle for the overlap and then drops it.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CertificateAuthority } from '../../../controller/ca/authority.js';
+import { sign } from '../../../controller/ca/issuer.js';
+import { TrustBundle, validateSvid } from '../../../shared/identity/svid.js';
+import { fromPem, toPem } from '../../../shared/identity/x509.js';
+import { makeCa } from '../identity/helpers.js';
+
+let dir = '';
+test.before.each(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ambit-ca-'));
+});
+test.after.each(() => rmSync(dir, { recursive: true, force: true }));
+
+const identity = { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'web' };
+const spki = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
+const issueWith = (ca: CertificateAuthority) => sign({ ca, trustDomain: 'cluster.local', maxTtlSeconds: 3600, defaultTtlSeconds: 3600 }, identity, spki());
+
+test('the root is made once, kept with a 0600 key, and the same after a restart', () => {
+  const a = CertificateAuthority.open(dir, 'cluster.local');
+  assert.is(statSync(join(dir, 'root.key')).mode & 0o777, 0o600);
+  const b = CertificateAuthority.open(dir, 'cluster.local');
+  assert.is(b.rootPem, a.rootPem);
+  const cert = issueWith(b);
+  assert.ok(validateSvid(cert.chain.flatMap(fromPem), new TrustBundle({ 'cluster.local': a.trustBundle() })));
+});
+
+test("an operator's intermediate signs, and its chain leads to the operator's root", () => {
+  const root = makeCa('corp root');
+  const mid = makeCa('mesh intermediate', root);
+  const plugged = join(dir, 'cacerts');
+  mkdirSync(plugged);
+  writeFileSync(join(plugged, 'ca-cert.pem'), toPem(mid.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'ca-key.pem'), mid.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(plugged, 'cert-chain.pem'), toPem(mid.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'root-cert.pem'), toPem(root.der, 'CERTIFICATE'));
+  const ca = CertificateAuthority.open(dir, 'cluster.local');
+  assert.ok(ca.operatorSupplied);
+  const cert = issueWith(ca);
+  assert.is(cert.chain.length, 2, 'leaf and intermediate');
+  assert.ok(validateSvid(cert.chain.flatMap(fromPem), new TrustBundle({ 'cluster.local': ca.trustBundle() })));
+  assert.throws(() => ca.rotateRoot('cluster.local', 1000), /operator-supplied cacerts/);
+});
+
+test('cacerts with a key that does not match, or a chain to another root, are refused by name', () => {
+  const root = makeCa('corp root');
+  const mid = makeCa('mesh intermediate', root);
+  const plugged = join(dir, 'cacerts');
+  mkdirSync(plugged);
+  writeFileSync(join(plugged, 'ca-cert.pem'), toPem(mid.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'ca-key.pem'), makeCa('other').key.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(plugged, 'cert-chain.pem'), toPem(mid.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'root-cert.pem'), toPem(root.der, 'CERTIFICATE'));
+  assert.throws(() => CertificateAuthority.open(dir, 'cluster.local'), /the CA key does not match the CA certificate/);
+  writeFileSync(join(plugged, 'ca-key.pem'), mid.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(plugged, 'root-cert.pem'), toPem(makeCa('unrelated').der, 'CERTIFICATE'));
+  assert.throws(() => CertificateAuthority.open(dir, 'cluster.local'), /do not lead to root-cert.pem/);
+});
+
+test('a root rotation trusts both roots for the overlap, then only the new one', async () => {
+  const ca = CertificateAuthority.open(dir, 'cluster.local');
+  const old = issueWith(ca);
+  ca.rotateRoot('cluster.local', 300);
+  const fresh = issueWith(ca);
+  const both = new TrustBundle({ 'cluster.local': ca.trustBundle() });
+  assert.is(ca.trustBundle().length, 2);
+  assert.ok(validateSvid(old.chain.flatMap(fromPem), both));
+  assert.ok(validateSvid(fresh.chain.flatMap(fromPem), both));
+  await new Promise((r) => setTimeout(r, 350));
+  assert.ok(ca.expireRoots());
+  const after = new TrustBundle({ 'cluster.local': ca.trustBundle() });
+  assert.throws(() => validateSvid(old.chain.flatMap(fromPem), after), /does not chain/);
+  assert.ok(validateSvid(fresh.chain.flatMap(fromPem), after));
+});
+
+test.run();
