@@ -74,8 +74,18 @@ export function inPodArgs(cgroup: string, netns: string, argv: string[]): string
   return ['-c', script, cgroup, netns, ...argv];
 }
 
+/** The process runs in that cgroup (a zombie, dead but not yet reaped, does not count). */
 export function isAlive(pid: number, cgroup: string): boolean {
-  return cgroupProcs(cgroup).includes(pid);
+  return cgroupProcs(cgroup).includes(pid) && running(pid);
+}
+
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
 }
 
 export function createCgroup(dir: string): void {

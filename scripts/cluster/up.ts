@@ -3,13 +3,13 @@
 // cluster that is up is left alone; one that a crashed `up` left half-made is removed first.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import { listNetns, run } from './exec.js';
 import { addRootGuards, createNodes } from './network.js';
-import { clusterCgroupRoot, sleep } from './pods.js';
+import { clusterCgroupRoot, running, sleep } from './pods.js';
 import { readState, writeState, topologyOf, type ClusterState } from './state.js';
 import { teardown } from './teardown.js';
 import { defaultClusterFile, fabricNetns, layout, prefix, readClusterFile, type Topology } from './topology.js';
@@ -107,11 +107,4 @@ async function nodesExist(s: ClusterState): Promise<boolean> {
 }
 
 /** True while the process runs; a zombie (dead, not yet reaped by init) does not count. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
+export const alive = running;
