@@ -12,6 +12,7 @@ import { EventLog } from './api/events.js';
 import { createAdminServer } from './api/server.js';
 import { CaClient } from './identity/caclient.js';
 import { CertificateManager } from './identity/manager.js';
+import { NodeCredentials } from './identity/node.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -32,10 +33,17 @@ export async function runAgent(config: AgentConfig): Promise<void> {
 
   const token = read(config.tokenFile, 'node token');
   const controllerCa = read(config.controllerCaFile, 'controller CA');
-  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, state, log: log.child({ component: 'control' }) });
+  // The token bootstraps a node certificate, which then authenticates the node instead.
+  const bootstrapCa = new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential: () => nodeCredentials.current() });
+  const nodeCredentials: NodeCredentials = new NodeCredentials({ ca: bootstrapCa, node: config.node, trustDomain: config.trustDomain, ttlSeconds: config.certTtlSeconds, log: log.child({ component: 'identity' }) });
+  const credential = () => nodeCredentials.current();
+  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential, state, log: log.child({ component: 'control' }) });
+  nodeCredentials.on('renewed', () => {
+    if (control.authenticatedWith === 'token') control.reconnect();
+  });
   const certificates = new CertificateManager({
     state,
-    ca: new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa }),
+    ca: bootstrapCa,
     trustDomain: config.trustDomain,
     ttlSeconds: config.certTtlSeconds,
     keyType: config.keyType,
@@ -49,11 +57,12 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     events,
     token: read(config.adminTokenFile, 'admin token'),
     log: log.child({ component: 'api' }),
-    controller: () => ({ connected: control.connected, ...(control.lastError ? { lastError: control.lastError } : {}) }),
+    controller: () => ({ connected: control.connected, auth: control.authenticatedWith, ...(control.lastError ? { lastError: control.lastError } : {}) }),
     certificates: () => certificates.list(),
   });
   admin.listen(config.adminPort, config.adminHost);
   await once(admin, 'listening');
+  nodeCredentials.start();
   control.start();
   certificates.start();
   log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl }, 'agent ready');
@@ -62,6 +71,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log.info({ signal }, 'agent stopping');
     control.stop();
     certificates.stop();
+    nodeCredentials.stop();
     admin.close();
     admin.closeAllConnections();
     setTimeout(() => process.exit(0), 100).unref();

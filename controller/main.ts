@@ -15,6 +15,7 @@ import { ShareBuilder } from './push/share.js';
 import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
+import { TrustBundle } from '../shared/identity/svid.js';
 import { caDir, type ControllerConfig, nodeTokenPath, rootCertPath, storeDir, tokenPath } from './config.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
@@ -47,8 +48,11 @@ export async function runController(config: ControllerConfig): Promise<void> {
   // Each node's agent authenticates with its own token until node certificates exist.
   const tokens = new Map(nodes.map((n) => [n, loadOrCreateSecret(nodeTokenPath(config.stateDir, n))]));
   const ca = CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
-  const publishTrustBundle = () =>
-    store.commit([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots: ca.trustBundle() } }]);
+  let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
+  const publishTrustBundle = () => {
+    bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
+    return store.commit([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots: ca.trustBundle() } }]);
+  };
   publishTrustBundle();
   // Previous roots leave the bundle when their overlap ends.
   setInterval(() => ca.expireRoots() && publishTrustBundle(), 60_000).unref();
@@ -61,6 +65,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     share,
     tokens,
     tls: { key: serving.keyPem, cert: serving.certPem },
+    bundle: () => bundle,
     log: log.child({ component: 'push' }),
     onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });

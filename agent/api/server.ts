@@ -17,7 +17,7 @@ export interface AdminOptions {
   token: string;
   log: Logger;
   /** The controller connection's health, for config_dump and `version`. */
-  controller: () => { connected: boolean; lastError?: string | undefined };
+  controller: () => { connected: boolean; auth?: string; lastError?: string | undefined };
   /** Certificates and live connections, when the identity and proxy parts provide them. */
   certificates?: () => unknown[];
   connections?: () => unknown[];

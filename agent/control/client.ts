@@ -6,7 +6,8 @@
 import { gunzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
-import { type ConfigPush, nodeHeader, pushPath } from '../../shared/protocol/config.js';
+import { type ConfigPush, pushPath } from '../../shared/protocol/config.js';
+import { nodeAuthentication } from '../identity/caclient.js';
 import { type AgentState, ConfigRejected } from '../state/state.js';
 
 /** The largest push an agent accepts, decompressed. */
@@ -17,6 +18,8 @@ export interface ControlOptions {
   node: string;
   token: string;
   ca: string;
+  /** The node certificate, once there is one: presented instead of the token. */
+  credential?: () => { key: string; cert: string } | undefined;
   state: AgentState;
   log: Logger;
   minBackoffMs?: number;
@@ -30,6 +33,8 @@ export class ControllerConnection {
   private closed = false;
   connected = false;
   lastError: string | undefined;
+  /** What the current or last connection proved the node with. */
+  authenticatedWith: 'token' | 'certificate' = 'token';
 
   constructor(private readonly o: ControlOptions) {}
 
@@ -43,15 +48,24 @@ export class ControllerConnection {
     this.ws?.close(1001, 'agent stopping');
   }
 
+  /** Reconnects now, e.g. to present a node certificate that was just issued. */
+  reconnect(): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.close(1000, 'reconnecting with new credentials');
+    else if (this.ws?.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+
   /** Asks the controller for everything again. */
   resync(reason: string): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'resync', reason }));
   }
 
   private connect(): void {
+    const auth = nodeAuthentication(this.o);
+    this.authenticatedWith = auth.tls.cert ? 'certificate' : 'token';
     const ws = new WebSocket(`${this.o.url}${pushPath}`, {
       ca: this.o.ca,
-      headers: { authorization: `Bearer ${this.o.token}`, [nodeHeader]: this.o.node },
+      ...auth.tls,
+      headers: auth.headers,
       maxPayload: 256 * 1024 * 1024,
       perMessageDeflate: false,
       handshakeTimeout: 5000,

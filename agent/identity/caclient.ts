@@ -31,6 +31,15 @@ export interface CaClientOptions {
   node: string;
   token: string;
   ca: string;
+  /** The node certificate, once there is one: presented instead of the token. */
+  credential?: () => { key: string; cert: string } | undefined;
+}
+
+/** TLS client options and headers that prove the node: its certificate, or else its token. */
+export function nodeAuthentication(o: Pick<CaClientOptions, 'node' | 'token' | 'credential'>): { tls: { key?: string; cert?: string }; headers: Record<string, string> } {
+  const c = o.credential?.();
+  if (c) return { tls: { key: c.key, cert: c.cert }, headers: {} };
+  return { tls: {}, headers: { authorization: `Bearer ${o.token}`, [nodeHeader]: o.node } };
 }
 
 export class CaClient {
@@ -39,14 +48,18 @@ export class CaClient {
   requestCertificate(csrPem: string, ttlSeconds: number): Promise<IssuedResponse> {
     const body = JSON.stringify({ csr: csrPem, ttlSeconds });
     const url = new URL(certificatesPath, this.o.url.replace(/^wss:/, 'https:'));
+    const auth = nodeAuthentication(this.o);
     return new Promise((resolve, reject) => {
       const req = request(
         url,
         {
           method: 'POST',
           ca: this.o.ca,
+          ...auth.tls,
+          // A fresh connection each time: the credential may have changed since the last one.
+          agent: false,
           timeout: 10_000,
-          headers: { authorization: `Bearer ${this.o.token}`, [nodeHeader]: this.o.node, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          headers: { ...auth.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (res) => {
           let text = '';

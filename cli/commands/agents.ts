@@ -17,8 +17,8 @@ export async function agents(ctx: CliContext, args: string[]): Promise<number> {
   process.stdout.write(`Controller revision ${r.revision}\n`);
   process.stdout.write(
     table(
-      ['NODE', 'CONNECTED', 'VERSION', 'IN-SYNC', 'SINCE', 'LAST-REJECTED'],
-      r.agents.map((a) => [a.node, a.connected ? 'yes' : 'no', a.ackedVersion, a.ackedVersion >= r.revision ? 'yes' : 'no', age(a.connected ? a.connectedAt : a.disconnectedAt), a.lastNack ? `v${a.lastNack.version}: ${a.lastNack.reason}` : '-']),
+      ['NODE', 'CONNECTED', 'AUTH', 'VERSION', 'IN-SYNC', 'SINCE', 'LAST-REJECTED'],
+      r.agents.map((a) => [a.node, a.connected ? 'yes' : 'no', a.auth ?? '-', a.ackedVersion, a.ackedVersion >= r.revision ? 'yes' : 'no', age(a.connected ? a.connectedAt : a.disconnectedAt), a.lastNack ? `v${a.lastNack.version}: ${a.lastNack.reason}` : '-']),
     ),
   );
   return 0;

@@ -5,7 +5,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import { AmbitError } from '../../shared/errors.js';
-import { type Identity, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
+import { type Identity, nodeSpiffeId, parseNodeSpiffeId, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
 import { buildCertificate, isRsaKey, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
 import type { Pod } from '../../shared/resources/types.js';
 import type { Store } from '../store/store.js';
@@ -23,7 +23,8 @@ export class CsrRefused extends AmbitError {
 }
 
 export interface IssuedCertificate {
-  identity: Identity;
+  /** The SPIFFE ID in the certificate. */
+  id: string;
   /** Leaf first, then intermediates up to the root (not included). */
   chain: string[];
   serial: string;
@@ -39,8 +40,8 @@ export interface IssuerOptions {
   defaultTtlSeconds: number;
 }
 
-/** Reads and checks a CSR, and returns the identity it asks for. */
-export function csrIdentity(csrDer: Buffer, trustDomain: string): { identity: Identity; spkiDer: Buffer } {
+/** Reads and checks a CSR, and returns the one URI it asks for. */
+function readCsr(csrDer: Buffer): { uri: string; spkiDer: Buffer } {
   let parsed;
   try {
     parsed = parseCsr(csrDer);
@@ -48,10 +49,16 @@ export function csrIdentity(csrDer: Buffer, trustDomain: string): { identity: Id
     throw new CsrRefused('malformed-csr', `the CSR is malformed or its signature does not verify: ${(err as Error).message}`);
   }
   if (parsed.uris.length !== 1) throw new CsrRefused('bad-identity', `a CSR must ask for exactly one URI SAN, found ${parsed.uris.length}`);
-  const identity = parseSpiffeId(parsed.uris[0]!);
-  if (!identity) throw new CsrRefused('bad-identity', `${parsed.uris[0]} is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
-  if (identity.trustDomain !== trustDomain) throw new CsrRefused('wrong-trust-domain', `${parsed.uris[0]} is not in the trust domain ${trustDomain}`);
-  return { identity, spkiDer: parsed.spkiDer };
+  return { uri: parsed.uris[0]!, spkiDer: parsed.spkiDer };
+}
+
+/** Reads and checks a CSR for a workload identity, and returns the identity it asks for. */
+export function csrIdentity(csrDer: Buffer, trustDomain: string): { identity: Identity; spkiDer: Buffer } {
+  const { uri, spkiDer } = readCsr(csrDer);
+  const identity = parseSpiffeId(uri);
+  if (!identity) throw new CsrRefused('bad-identity', `${uri} is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+  if (identity.trustDomain !== trustDomain) throw new CsrRefused('wrong-trust-domain', `${uri} is not in the trust domain ${trustDomain}`);
+  return { identity, spkiDer };
 }
 
 /** Node authorization: some pod with this identity is scheduled on the node. */
@@ -60,13 +67,26 @@ export function authorize(store: Store, node: string, identity: Identity): void 
   if (!onNode) throw new CsrRefused('identity-not-on-node', `node ${node} runs no pod with identity ${spiffeId(identity)}; an agent gets certificates only for its own node's pods`);
 }
 
+/** Signs a workload certificate for a pod of `node`, or the node's own certificate. */
 export function issue(o: IssuerOptions, node: string, csrDer: Buffer, requestedTtlSeconds: number | undefined, store: Store): IssuedCertificate {
-  const { identity, spkiDer } = csrIdentity(csrDer, o.trustDomain);
+  const { uri, spkiDer } = readCsr(csrDer);
+  const nodeId = parseNodeSpiffeId(uri);
+  if (nodeId) {
+    if (nodeId.trustDomain !== o.trustDomain || nodeId.node !== node) {
+      throw new CsrRefused('identity-not-on-node', `node ${node} may have only its own node certificate (${nodeSpiffeId(o.trustDomain, node)}), not ${uri}`);
+    }
+    return signWith(o, uri, spkiDer, requestedTtlSeconds, [oidClientAuth]);
+  }
+  const { identity } = csrIdentity(csrDer, o.trustDomain);
   authorize(store, node, identity);
   return sign(o, identity, spkiDer, requestedTtlSeconds);
 }
 
 export function sign(o: IssuerOptions, identity: Identity, spkiDer: Buffer, requestedTtlSeconds?: number): IssuedCertificate {
+  return signWith(o, spiffeId(identity), spkiDer, requestedTtlSeconds, [oidServerAuth, oidClientAuth]);
+}
+
+function signWith(o: IssuerOptions, uri: string, spkiDer: Buffer, requestedTtlSeconds: number | undefined, extKeyUsage: string[]): IssuedCertificate {
   const ttl = Math.max(1, Math.min(o.maxTtlSeconds, requestedTtlSeconds ?? o.defaultTtlSeconds));
   const now = Date.now();
   // A little backdating absorbs clock skew between nodes.
@@ -81,16 +101,16 @@ export function sign(o: IssuerOptions, identity: Identity, spkiDer: Buffer, requ
     notBefore,
     notAfter,
     spkiDer,
-    uris: [spiffeId(identity)],
+    uris: [uri],
     isCA: false,
     // RSA keys also encipher (TLS 1.2 RSA key exchange); ECDSA keys only sign.
     keyUsage: KeyUsage.digitalSignature | (rsa ? KeyUsage.keyEncipherment : 0),
-    extKeyUsage: [oidServerAuth, oidClientAuth],
+    extKeyUsage,
     authorityKeyId: signer.keyId,
     signingKey: signer.key,
   });
   return {
-    identity,
+    id: uri,
     chain: [toPem(der, 'CERTIFICATE'), ...signer.chain],
     serial: serialBytes.toString('hex'),
     notBefore: notBefore.toISOString(),

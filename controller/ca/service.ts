@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import { fromPem } from '../../shared/identity/x509.js';
-import { spiffeId } from '../../shared/identity/spiffe.js';
+import type { NodeAuth } from '../push/auth.js';
 import type { Store } from '../store/store.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { CsrRefused, issue, type IssuerOptions } from './issuer.js';
@@ -21,7 +21,7 @@ export interface CaServiceOptions {
 }
 
 export function caHandler(o: CaServiceOptions) {
-  return (req: IncomingMessage, res: ServerResponse, node: string): void => {
+  return (req: IncomingMessage, res: ServerResponse, { node }: NodeAuth): void => {
     const reply = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (req.method !== 'POST' || req.url !== certificatesPath) return reply(404, { error: { code: 'NotFound', message: `no route ${req.method} ${req.url}` } });
     let body = '';
@@ -43,7 +43,7 @@ export function caHandler(o: CaServiceOptions) {
         if (!der) throw new CsrRefused('malformed-csr', 'the body has no PEM CSR in "csr"');
         const cert = issue(o.issuer, node, der, ttl, o.store);
         o.metrics.certificatesIssued.inc();
-        o.log.info({ node, identity: spiffeId(cert.identity), serial: cert.serial, notAfter: cert.notAfter }, 'certificate issued');
+        o.log.info({ node, identity: cert.id, serial: cert.serial, notAfter: cert.notAfter }, 'certificate issued');
         reply(200, { ...cert, trustBundle: o.trustBundle() });
       } catch (err) {
         if (!(err instanceof CsrRefused)) throw err;

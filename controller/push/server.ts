@@ -12,11 +12,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type AgentMessage, nodeHeader, pushPath } from '../../shared/protocol/config.js';
 import type { ShareBuilder } from './share.js';
-import { authenticatedNode } from './auth.js';
+import { authenticatedNode, type Authenticator, type NodeAuth } from './auth.js';
+import type { TrustBundle } from '../../shared/identity/svid.js';
 
 export interface AgentStatus {
   node: string;
   connected: boolean;
+  /** How the agent proved its node: its token (bootstrap) or its node certificate. */
+  auth?: 'token' | 'certificate';
   /** The last version the agent acknowledged. */
   ackedVersion: number;
   sentVersion: number;
@@ -47,10 +50,12 @@ export interface PushOptions {
   share: ShareBuilder;
   /** Node name to its token. */
   tokens: Map<string, string>;
+  /** The CA's trust bundle, to accept node certificates in place of tokens. */
+  bundle?: () => TrustBundle;
   tls: { key: string; cert: string };
   log: Logger;
   /** Other requests of authenticated agents on the same TLS port (the CA's CSR endpoint). */
-  onRequest?: (req: IncomingMessage, res: ServerResponse, node: string) => void;
+  onRequest?: (req: IncomingMessage, res: ServerResponse, auth: NodeAuth) => void;
 }
 
 export class PushServer {
@@ -60,19 +65,22 @@ export class PushServer {
   private readonly status = new Map<string, AgentStatus>();
   private readonly ackWaiters = new Set<() => void>();
   private readonly drainTimer: NodeJS.Timeout;
+  private readonly auth: Authenticator;
   private readonly fullQueue: Session[] = [];
   private fullInFlight = 0;
 
   constructor(private readonly o: PushOptions) {
     for (const node of o.tokens.keys()) this.status.set(node, { node, connected: false, ackedVersion: 0, sentVersion: 0 });
-    this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3' }, (req, res) => {
-      const node = authenticatedNode(req, o.tokens);
-      if (!node) {
+    this.auth = { tokens: o.tokens, ...(o.bundle ? { bundle: o.bundle } : {}) };
+    // Node certificates are asked for but checked here, not by TLS, so the token still works.
+    this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: false }, (req, res) => {
+      const auth = authenticatedNode(req, this.auth);
+      if (!auth) {
         o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: req.url }, 'request refused: unknown node or wrong token');
         res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'Unauthorized', message: 'unknown node or wrong node token' } }));
         return;
       }
-      if (o.onRequest) o.onRequest(req, res, node);
+      if (o.onRequest) o.onRequest(req, res, auth);
       else res.writeHead(404).end();
     });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
@@ -119,25 +127,26 @@ export class PushServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const node = authenticatedNode(req, this.o.tokens);
+    const auth = authenticatedNode(req, this.auth);
     const url = new URL(req.url ?? '/', 'https://controller');
-    if (url.pathname !== pushPath || !node) {
+    if (url.pathname !== pushPath || !auth) {
       this.o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: url.pathname }, 'agent connection refused: unknown node or wrong token');
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(node, ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(auth, ws));
   }
 
-  private attach(node: string, ws: WebSocket): void {
+  private attach({ node, via }: NodeAuth, ws: WebSocket): void {
     const old = this.sessions.get(node);
     if (old) old.ws.close(4000, 'replaced by a newer connection from the same node');
     const session: Session = { node, ws, sent: 0, behind: false, full: undefined };
     this.sessions.set(node, session);
     const st = this.status.get(node)!;
     st.connected = true;
+    st.auth = via;
     st.connectedAt = new Date().toISOString();
-    this.o.log.info({ node }, 'agent connected');
+    this.o.log.info({ node, auth: via }, 'agent connected');
     ws.on('message', (data, isBinary) => this.onMessage(node, session, isBinary ? '' : data.toString()));
     ws.on('close', () => {
       if (this.sessions.get(node) !== session) return;

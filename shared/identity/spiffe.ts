@@ -23,3 +23,13 @@ export function parseSpiffeId(uri: string): Identity | undefined {
   if (!m) return undefined;
   return { trustDomain: m[1]!, namespace: m[2]!, serviceAccount: m[4]! };
 }
+
+/** A node agent's own identity, for its channel to the controller: spiffe://<td>/ambit/node/<name>. */
+export function nodeSpiffeId(trustDomain: string, node: string): string {
+  return `spiffe://${trustDomain}/ambit/node/${node}`;
+}
+
+export function parseNodeSpiffeId(uri: string): { trustDomain: string; node: string } | undefined {
+  const m = /^spiffe:\/\/([a-z0-9._-]+)\/ambit\/node\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)$/.exec(uri);
+  return m ? { trustDomain: m[1]!, node: m[2]! } : undefined;
+}

@@ -66,10 +66,21 @@ const cRLSign = 64;
 const maxChain = 5;
 
 /**
- * Validates a presented chain (leaf first, DER or X509Certificate) and returns the identity.
- * `now` is for tests.
+ * Validates a presented chain (leaf first, DER or X509Certificate) and returns the workload
+ * identity. `now` is for tests.
  */
 export function validateSvid(chain: (Buffer | X509Certificate)[], bundle: TrustBundle, now = new Date()): Identity {
+  const { uri } = validateSpiffeCertificate(chain, bundle, now);
+  const identity = parseSpiffeId(uri);
+  if (!identity) throw new SvidInvalid('not-spiffe', `${uri} is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+  return identity;
+}
+
+/**
+ * Every rule but the workload form of the ID: what a node certificate (spiffe://<td>/ambit/node/<name>)
+ * must also pass. Returns the SPIFFE ID and its trust domain.
+ */
+export function validateSpiffeCertificate(chain: (Buffer | X509Certificate)[], bundle: TrustBundle, now = new Date()): { uri: string; trustDomain: string } {
   if (chain.length === 0) throw new SvidInvalid('malformed', 'no certificate was presented');
   if (chain.length > maxChain) throw new SvidInvalid('malformed', `a chain of ${chain.length} certificates is longer than ${maxChain}`);
   let certs: X509Certificate[];
@@ -89,12 +100,12 @@ export function validateSvid(chain: (Buffer | X509Certificate)[], bundle: TrustB
   if (facts.uris.length === 0) throw new SvidInvalid('no-uri-san', 'the certificate has no URI SAN, so it names no SPIFFE identity');
   if (facts.uris.length > 1) throw new SvidInvalid('several-uri-sans', `the certificate has ${facts.uris.length} URI SANs; an SVID has exactly one`);
   const uri = facts.uris[0]!;
-  if (!uri.startsWith('spiffe://')) throw new SvidInvalid('not-spiffe', `the URI SAN ${uri} is not a spiffe:// ID`);
-  const identity = parseSpiffeId(uri);
-  if (!identity) throw new SvidInvalid('not-spiffe', `${uri} is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
-  const roots = bundle.rootsOf(identity.trustDomain);
-  if (!roots?.length) throw new SvidInvalid('unknown-trust-domain', `the trust domain ${identity.trustDomain} of ${uri} is not trusted here`);
-  if (!chainsTo(certs, roots)) throw new SvidInvalid('untrusted-chain', `the certificate of ${uri} does not chain to a root of ${identity.trustDomain}`);
+  const m = /^spiffe:\/\/([a-z0-9._-]+)\/\S+$/.exec(uri);
+  if (!m) throw new SvidInvalid('not-spiffe', `the URI SAN ${uri} is not a spiffe:// ID`);
+  const trustDomain = m[1]!;
+  const roots = bundle.rootsOf(trustDomain);
+  if (!roots?.length) throw new SvidInvalid('unknown-trust-domain', `the trust domain ${trustDomain} of ${uri} is not trusted here`);
+  if (!chainsTo(certs, roots)) throw new SvidInvalid('untrusted-chain', `the certificate of ${uri} does not chain to a root of ${trustDomain}`);
   if (now.getTime() > Date.parse(leaf.validTo)) throw new SvidInvalid('expired', `the certificate of ${uri} expired at ${new Date(leaf.validTo).toISOString()}`);
   if (now.getTime() < Date.parse(leaf.validFrom)) throw new SvidInvalid('not-yet-valid', `the certificate of ${uri} is not valid before ${new Date(leaf.validFrom).toISOString()}`);
   if (facts.isCA || leaf.ca) throw new SvidInvalid('is-ca', `the certificate of ${uri} is a CA certificate; an SVID must be a leaf`);
@@ -102,7 +113,7 @@ export function validateSvid(chain: (Buffer | X509Certificate)[], bundle: TrustB
   if (ku === undefined || !(ku & digitalSignature) || ku & (keyCertSign | cRLSign)) {
     throw new SvidInvalid('bad-key-usage', `the certificate of ${uri} must have key usage digitalSignature and not keyCertSign or cRLSign`);
   }
-  return identity;
+  return { uri, trustDomain };
 }
 
 /** Each certificate is signed by the next (which must be a CA), and the last by a root or is one. */

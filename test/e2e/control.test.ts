@@ -31,8 +31,9 @@ test.after(async () => {
 test('every node agent connects and runs the controller revision', async () => {
   const s = await eventually('agents in sync', async () => {
     const a = await agentsNow();
-    return a.agents.length === 2 && a.agents.every((x) => x.connected && x.ackedVersion === a.revision) && a;
+    return a.agents.length === 2 && a.agents.every((x) => x.connected && x.ackedVersion === a.revision && x.auth === 'certificate') && a;
   });
+  // They bootstrapped with their node tokens and now authenticate with node certificates.
   assert.equal(s.agents.map((a) => a.node), ['node-1', 'node-2']);
 });
 

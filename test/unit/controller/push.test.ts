@@ -17,6 +17,10 @@ import { PushServer } from '../../../controller/push/server.js';
 import { AgentState } from '../../../agent/state/state.js';
 import { ControllerConnection } from '../../../agent/control/client.js';
 import type { Pod, Resource } from '../../../shared/resources/types.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { issue, sign } from '../../../controller/ca/issuer.js';
+import { TrustBundle } from '../../../shared/identity/svid.js';
+import { buildCsr } from '../../../shared/identity/x509.js';
 
 const log = pino({ level: 'silent' });
 let dir = '';
@@ -47,15 +51,15 @@ const policy = (name: string, selector?: Record<string, string>, namespace = 'sh
 });
 
 async function startPush(): Promise<void> {
-  push = new PushServer({ share, tokens, tls, log });
+  push = new PushServer({ share, tokens, tls, log, bundle: () => new TrustBundle({ 'cluster.local': ca.trustBundle() }) });
   push.server.listen(port, '127.0.0.1');
   await once(push.server, 'listening');
   port = (push.server.address() as AddressInfo).port;
 }
 
-function connectAgent(node: string, token: string): { state: AgentState; conn: ControllerConnection } {
+function connectAgent(node: string, token: string, credential?: { key: string; cert: string }): { state: AgentState; conn: ControllerConnection } {
   const state = new AgentState(node);
-  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token, ca: ca.rootPem, state, log, minBackoffMs: 20, maxBackoffMs: 200 });
+  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token, ca: ca.rootPem, state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
   conn.start();
   const a = { state, conn };
   agents.push(a);
@@ -128,6 +132,28 @@ test('an agent with a wrong token is refused and never gets configuration', asyn
   assert.match(intruder.conn.lastError ?? '', '401');
   assert.is(intruder.state.version, 0);
   intruder.conn.stop();
+});
+
+test('a node certificate authenticates an agent in place of the token; a workload certificate does not', async () => {
+  const issuer = { ca, trustDomain: 'cluster.local', maxTtlSeconds: 3600, defaultTtlSeconds: 3600 };
+  const credentialFor = (uri: string, node: string) => {
+    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const cert = uri.includes('/ambit/node/') ? issue(issuer, node, buildCsr(keys.privateKey, keys.publicKey, uri), undefined, store) : sign(issuer, { trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'a' }, keys.publicKey.export({ type: 'spki', format: 'der' }));
+    return { key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: cert.chain.join('') };
+  };
+  const withCert = connectAgent('n2', 'not-the-token', credentialFor('spiffe://cluster.local/ambit/node/n2', 'n2'));
+  await until('connected by certificate', () => withCert.conn.connected && push.agents().find((a) => a.node === 'n2')?.auth === 'certificate');
+  await until('configured', () => withCert.state.version === store.currentRevision);
+  withCert.conn.stop();
+  const workload = connectAgent('n2', 'not-the-token', credentialFor('spiffe://cluster.local/ns/shop/sa/a', 'n2'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.not.ok(workload.conn.connected);
+  assert.match(workload.conn.lastError ?? '', '401');
+  workload.conn.stop();
+  // A node may not have another node's certificate issued.
+  assert.throws(() => credentialFor('spiffe://cluster.local/ambit/node/n2', 'n1'), /node n1 may have only its own node certificate/);
+  // Let the token-authenticated n2 agent from the first test take its node back.
+  await until('n2 back', () => push.agents().find((a) => a.node === 'n2')?.connected === true);
 });
 
 test('agents keep their configuration while the controller is away, and resync when it returns', async () => {
