@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { sign } from '../../../controller/ca/issuer.js';
 import { TrustBundle, validateSvid } from '../../../shared/identity/svid.js';
-import { fromPem, toPem } from '../../../shared/identity/x509.js';
+import { certificateFacts, fromPem, toPem } from '../../../shared/identity/x509.js';
 import { makeCa } from '../identity/helpers.js';
 
 let dir = '';
@@ -79,6 +79,23 @@ test('a root rotation trusts both roots for the overlap, then only the new one',
   const after = new TrustBundle({ 'cluster.local': ca.trustBundle() });
   assert.throws(() => validateSvid(old.chain.flatMap(fromPem), after), /does not chain/);
   assert.ok(validateSvid(fresh.chain.flatMap(fromPem), after));
+});
+
+test('an SVID for an ECDSA key may only sign; one for an RSA 2048 key may also encipher', () => {
+  const ca = CertificateAuthority.open(dir, 'cluster.local');
+  const issuer = { ca, trustDomain: 'cluster.local', maxTtlSeconds: 3600, defaultTtlSeconds: 3600 };
+  const ec = sign(issuer, identity, spki());
+  const rsa = sign(issuer, identity, generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' }));
+  assert.is(certificateFacts(fromPem(ec.chain[0]!)[0]!).keyUsage, 1);
+  assert.is(certificateFacts(fromPem(rsa.chain[0]!)[0]!).keyUsage, 1 | 4);
+  const bundle = new TrustBundle({ 'cluster.local': ca.trustBundle() });
+  assert.ok(validateSvid(rsa.chain.flatMap(fromPem), bundle));
+});
+
+test('a requested lifetime above the cap gets the cap', () => {
+  const ca = CertificateAuthority.open(dir, 'cluster.local');
+  const c = sign({ ca, trustDomain: 'cluster.local', maxTtlSeconds: 600, defaultTtlSeconds: 300 }, identity, spki(), 86400 * 30);
+  assert.ok(Date.parse(c.notAfter) - Date.now() <= 600_000);
 });
 
 test.run();
