@@ -20,7 +20,7 @@ Local cluster:
 
 Mesh:
   query NODE workloads|services|policies|certs|connections|events|version [-o json|yaml|wide] [--follow]
-  agents                               every node agent's connection and config version
+  agents [--resync NODE]               every node agent's connection and config version
   enroll NAMESPACE / unenroll NAMESPACE   set or remove ambit.dev/dataplane-mode=ambient
   ca rotate [--overlap 48h]            a new CA root; the old one stays trusted for the overlap
 

@@ -1,6 +1,7 @@
 // `ambit agents`: every node agent's connection to the controller and the config version it runs,
-// so an operator sees whether a change is in force everywhere. `ambit enroll NS` / `unenroll NS`
-// set or remove the namespace label that puts a namespace's pods in the mesh.
+// so an operator sees whether a change is in force everywhere; `--resync NODE` sends one agent
+// everything again. `ambit enroll NS` / `unenroll NS` set or remove the namespace label that puts
+// a namespace's pods in the mesh.
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
@@ -11,7 +12,12 @@ import type { CliContext } from '../context.js';
 import { age, outputFormat, printData, table } from '../output.js';
 
 export async function agents(ctx: CliContext, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' } } });
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, resync: { type: 'string' } } });
+  if (values.resync) {
+    const r = await new ControllerClient(ctx.stateDir).request<{ node: string; revision: number }>('POST', '/v1/agents/resync', { node: values.resync });
+    process.stdout.write(`Sent the agent of ${r.node} a full push at revision ${r.revision}.\n`);
+    return 0;
+  }
   const r = await new ControllerClient(ctx.stateDir).request<{ revision: number; agents: AgentStatus[] }>('GET', '/v1/agents');
   if (printData(outputFormat(values.output), r)) return 0;
   process.stdout.write(`Controller revision ${r.revision}\n`);

@@ -65,6 +65,13 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       o.log.info({ revision, overlapSeconds: overlap }, 'CA root rotated');
       return send(res, 200, { revision, overlapSeconds: overlap });
     }
+    case 'POST /v1/agents/resync': {
+      const body = (await readJson(req)) as { node?: string };
+      if (!o.push || typeof body.node !== 'string' || !o.push.resync(body.node)) {
+        throw new AmbitError('NotFound', `no connected agent for node ${JSON.stringify(body.node)}; see \`ambit agents\``);
+      }
+      return send(res, 200, { node: body.node, revision: o.ctx.store.currentRevision });
+    }
     case 'GET /v1/agents':
       return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {

@@ -92,6 +92,15 @@ export class PushServer {
     return [...this.status.values()].sort((a, b) => a.node.localeCompare(b.node));
   }
 
+  /** Sends a node's agent everything again (an operator's request); false when it is not connected. */
+  resync(node: string): boolean {
+    const s = this.sessions.get(node);
+    if (!s) return false;
+    this.o.log.info({ node }, 'full resync requested');
+    this.sendFull(s);
+    return true;
+  }
+
   /** Sends the newest version to every connected agent; call after ShareBuilder.apply. */
   publish(): void {
     for (const [node, s] of this.sessions) this.sendDelta(node, s);

@@ -125,6 +125,14 @@ test('a change reaches every agent as a delta, and a policy only the nodes of th
   assert.not.ok(n1!.state.policies.has('policy/AuthorizationPolicy/shop/whole-ns'));
 });
 
+test('an operator can have one agent sent everything again', async () => {
+  const [n1] = agents;
+  const full = new Promise<boolean>((resolve) => n1!.state.once('config', (e) => resolve(e.full)));
+  assert.ok(push.resync('n1'));
+  assert.ok(await full);
+  assert.not.ok(push.resync('nobody'));
+});
+
 test('an agent with a wrong token is refused and never gets configuration', async () => {
   const intruder = connectAgent('n1', 'not-the-token');
   await new Promise((r) => setTimeout(r, 300));
