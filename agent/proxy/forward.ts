@@ -1,0 +1,62 @@
+// Plain forwarding of captured connections to their original destination, from inside the pod's
+// network namespace with the agent's mark (so the pod's redirect lets it pass). This is the data
+// path until HBONE replaces it for enrolled destinations: stream.pipeline in both directions with
+// backpressure, no per-chunk work beyond counting bytes in plain numbers.
+
+import { Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import { agentMark } from '../capture/iptables.js';
+import { originalDestination, tcpSocketIn } from '../../native/netns.js';
+
+export interface ForwardCounters {
+  opened: number;
+  closed: number;
+  failed: number;
+  /** Bytes from the client to the destination, and back. */
+  sent: number;
+  received: number;
+}
+
+export interface Forwarder {
+  counters: ForwardCounters;
+  /** Handles one accepted connection of a capture listener in the namespace `nsFd`. */
+  handle(client: Socket): void;
+}
+
+export function createForwarder(nsFd: number, onError?: (err: Error, dst: string) => void): Forwarder {
+  const counters: ForwardCounters = { opened: 0, closed: 0, failed: 0, sent: 0, received: 0 };
+  return {
+    counters,
+    handle(client: Socket): void {
+      let dst: { ip: string; port: number };
+      try {
+        dst = originalDestination((client as unknown as { _handle: { fd: number } })._handle.fd);
+      } catch (err) {
+        counters.failed++;
+        onError?.(err as Error, 'unknown');
+        client.destroy();
+        return;
+      }
+      const upstream = new Socket({ fd: tcpSocketIn(nsFd, { mark: agentMark }) });
+      counters.opened++;
+      upstream.connect(dst.port, dst.ip);
+      // Bytes are counted from the sockets' own totals when the connection ends, not per chunk.
+      const done = (err?: Error | null) => {
+        if (err && !client.destroyed) client.destroy();
+        if (err && !upstream.destroyed) upstream.destroy();
+      };
+      pipeline(client, upstream, done);
+      pipeline(upstream, client, done);
+      upstream.once('error', (err) => onError?.(err, `${dst.ip}:${dst.port}`));
+      let closedSides = 0;
+      const closed = () => {
+        if (++closedSides < 2) return;
+        counters.closed++;
+        counters.sent += upstream.bytesWritten;
+        counters.received += upstream.bytesRead;
+      };
+      client.once('close', closed);
+      upstream.once('close', closed);
+    },
+  };
+}
