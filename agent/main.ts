@@ -32,12 +32,31 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   });
 
   const token = read(config.tokenFile, 'node token');
-  const controllerCa = read(config.controllerCaFile, 'controller CA');
+  read(config.controllerCaFile, 'controller CA');
+  // Trust for the controller: the bundle file (re-read, it changes with rotations) and the pushed bundle.
+  const controllerCa = () => {
+    const roots = new Set<string>();
+    try {
+      roots.add(readFileSync(config.controllerCaFile, 'utf8'));
+    } catch {
+      // Keep what was pushed.
+    }
+    for (const b of state.trustBundles.values()) for (const r of b.roots) roots.add(r);
+    return [...roots];
+  };
   // The token bootstraps a node certificate, which then authenticates the node instead.
-  const bootstrapCa = new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential: () => nodeCredentials.current() });
+  const onCertificateRejected = () => nodeCredentials.rejectedByController();
+  const bootstrapCa = new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential: () => nodeCredentials.current(), onCertificateRejected });
   const nodeCredentials: NodeCredentials = new NodeCredentials({ ca: bootstrapCa, node: config.node, trustDomain: config.trustDomain, ttlSeconds: config.certTtlSeconds, log: log.child({ component: 'identity' }) });
   const credential = () => nodeCredentials.current();
-  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential, state, log: log.child({ component: 'control' }) });
+  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential, onCertificateRejected, state, log: log.child({ component: 'control' }) });
+  // After a root rotation the node certificate moves to the new root too, before the old one goes.
+  let root: string | undefined;
+  state.on('config', () => {
+    const now = state.trustBundles.get(`trustbundle/${config.trustDomain}`)?.roots[0];
+    if (root && now && now !== root) nodeCredentials.renewSoon();
+    root = now ?? root;
+  });
   nodeCredentials.on('renewed', () => {
     if (control.authenticatedWith === 'token') control.reconnect();
   });

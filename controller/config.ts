@@ -37,5 +37,6 @@ export const tokenPath = (stateDir: string) => join(stateDir, 'controller', 'tok
 export const apiSocketPath = (stateDir: string) => join(stateDir, 'controller', 'api.sock');
 export const storeDir = (stateDir: string) => join(stateDir, 'controller', 'store');
 export const caDir = (stateDir: string) => join(stateDir, 'controller', 'ca');
-export const rootCertPath = (stateDir: string) => join(caDir(stateDir), 'root.crt');
+/** Every root agents should trust (current and, during a rotation's overlap, previous), PEM. */
+export const trustBundlePath = (stateDir: string) => join(caDir(stateDir), 'trust-bundle.pem');
 export const nodeTokenPath = (stateDir: string, node: string) => join(stateDir, 'controller', 'node-tokens', node);

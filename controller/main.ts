@@ -16,7 +16,7 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, nodeTokenPath, rootCertPath, storeDir, tokenPath } from './config.js';
+import { caDir, type ControllerConfig, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
 import { clusterStatus } from '../scripts/cluster/status.js';
@@ -51,6 +51,8 @@ export async function runController(config: ControllerConfig): Promise<void> {
   let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
   const publishTrustBundle = () => {
     bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
+    // Agents read this file to trust the controller itself; it must hold every current root.
+    writeFileAtomic(trustBundlePath(config.stateDir), ca.trustBundle().join(''));
     return store.commit([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots: ca.trustBundle() } }]);
   };
   publishTrustBundle();
@@ -88,7 +90,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       stateDir: config.stateDir,
       binDir: config.binDir,
       log: log.child({ component: 'runtime' }),
-      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: rootCertPath(config.stateDir), adminAddress: topology.agentAdminAddress },
+      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress },
     });
     runtime.start();
   }
@@ -100,7 +102,11 @@ export async function runController(config: ControllerConfig): Promise<void> {
     push,
     rotateRoot: (overlapSeconds: number) => {
       ca.rotateRoot(config.trustDomain, overlapSeconds * 1000);
-      return publishTrustBundle().revision;
+      const revision = publishTrustBundle().revision;
+      // The controller's own certificate moves to the new root too; agents trust both meanwhile.
+      const renewed = ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+      push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
+      return revision;
     },
     log: log.child({ component: 'api' }),
     ...(topology ? { status: () => ({ ...clusterStatus(topology, store), agents: push.agents() }) } : {}),

@@ -17,9 +17,12 @@ export interface ControlOptions {
   url: string;
   node: string;
   token: string;
-  ca: string;
+  /** The roots that may sign the controller's certificate, read at every connection (they rotate). */
+  ca: () => string[];
   /** The node certificate, once there is one: presented instead of the token. */
   credential?: () => { key: string; cert: string } | undefined;
+  /** Told when the controller refused the node certificate, so the next attempt uses the token. */
+  onCertificateRejected?: () => void;
   state: AgentState;
   log: Logger;
   minBackoffMs?: number;
@@ -63,7 +66,7 @@ export class ControllerConnection {
     const auth = nodeAuthentication(this.o);
     this.authenticatedWith = auth.tls.cert ? 'certificate' : 'token';
     const ws = new WebSocket(`${this.o.url}${pushPath}`, {
-      ca: this.o.ca,
+      ca: this.o.ca(),
       ...auth.tls,
       headers: auth.headers,
       maxPayload: 256 * 1024 * 1024,
@@ -91,6 +94,7 @@ export class ControllerConnection {
     });
     // The first error of an attempt says why; the ones that follow it only say the socket closed.
     ws.on('unexpected-response', (_req, res) => {
+      if (res.statusCode === 401 && auth.tls.cert) this.o.onCertificateRejected?.();
       attemptError ??= `controller refused the connection: HTTP ${res.statusCode}`;
       this.lastError = attemptError;
       ws.terminate();
@@ -123,8 +127,8 @@ export class ControllerConnection {
       ws.send(JSON.stringify({ type: 'nack', version: -1, reason: 'push is not JSON' }));
       return;
     }
-    if (push.type !== 'config') {
-      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: `unknown message type ${String(push.type)}` }));
+    if (typeof push !== 'object' || push === null || push.type !== 'config') {
+      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: 'a push must be a JSON object of type config' }));
       return;
     }
     try {

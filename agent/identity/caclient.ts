@@ -30,9 +30,12 @@ export interface CaClientOptions {
   url: string;
   node: string;
   token: string;
-  ca: string;
+  /** The roots that may sign the controller's certificate, read at every connection (they rotate). */
+  ca: () => string[];
   /** The node certificate, once there is one: presented instead of the token. */
   credential?: () => { key: string; cert: string } | undefined;
+  /** Told when the controller refused the node certificate, so the next attempt uses the token. */
+  onCertificateRejected?: () => void;
 }
 
 /** TLS client options and headers that prove the node: its certificate, or else its token. */
@@ -54,7 +57,7 @@ export class CaClient {
         url,
         {
           method: 'POST',
-          ca: this.o.ca,
+          ca: this.o.ca(),
           ...auth.tls,
           // A fresh connection each time: the credential may have changed since the last one.
           agent: false,
@@ -73,6 +76,7 @@ export class CaClient {
             }
             if (res.statusCode === 200) return resolve(data);
             if (data.error && res.statusCode === 403) return reject(new CertificateRefused(data.error.reason ?? 'refused', data.error.message));
+            if (res.statusCode === 401 && auth.tls.cert) this.o.onCertificateRejected?.();
             reject(new AmbitError('CaUnavailable', `the CA answered ${res.statusCode}: ${data.error?.message ?? text}`));
           });
         },

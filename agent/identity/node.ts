@@ -19,6 +19,7 @@ export class NodeCredentials extends EventEmitter<{ renewed: [NodeCredential] }>
   private credential: NodeCredential | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private rejected = false;
   private stopped = false;
 
   constructor(
@@ -27,9 +28,22 @@ export class NodeCredentials extends EventEmitter<{ renewed: [NodeCredential] }>
     super();
   }
 
-  /** The certificate to present, while it is valid. */
+  /** The certificate to present, while it is valid and the controller has not refused it. */
   current(): NodeCredential | undefined {
-    return this.credential && this.credential.notAfter.getTime() > Date.now() ? this.credential : undefined;
+    return this.credential && !this.rejected && this.credential.notAfter.getTime() > Date.now() ? this.credential : undefined;
+  }
+
+  /** The controller refused the certificate (its root left the bundle): use the token, renew now. */
+  rejectedByController(): void {
+    if (this.rejected) return;
+    this.rejected = true;
+    this.o.log.warn('the controller refused the node certificate; back to the token, renewing');
+    this.renewSoon();
+  }
+
+  /** Renews within a few seconds (after a root rotation), spread so a fleet does not renew at once. */
+  renewSoon(): void {
+    this.schedule(Math.round(Math.random() * 3000));
   }
 
   start(): void {
@@ -47,6 +61,7 @@ export class NodeCredentials extends EventEmitter<{ renewed: [NodeCredential] }>
       const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const csr = toPem(buildCsr(keys.privateKey, keys.publicKey, nodeSpiffeId(this.o.trustDomain, this.o.node)), 'CERTIFICATE REQUEST');
       const r = await this.o.ca.requestCertificate(csr, this.o.ttlSeconds);
+      this.rejected = false;
       this.credential = { key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: r.chain.join(''), notAfter: new Date(r.notAfter) };
       this.failures = 0;
       const life = Date.parse(r.notAfter) - Date.parse(r.notBefore);

@@ -45,6 +45,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
     if (!push.full && push.from !== this.version) throw new ConfigRejected(`delta from version ${push.from} does not apply to version ${this.version}`);
     if (!Number.isInteger(push.to) || push.to < (push.full ? 0 : this.version)) throw new ConfigRejected(`version ${push.to} goes backwards from ${this.version}`);
     if (!Array.isArray(push.upserts) || !Array.isArray(push.deletes)) throw new ConfigRejected('upserts and deletes must be lists');
+    if (!push.deletes.every((k) => typeof k === 'string')) throw new ConfigRejected('deletes must be keys (strings)');
     const entries: ConfigEntry[] = [];
     for (const w of push.upserts) {
       const e = decodeEntry(w);

@@ -34,8 +34,9 @@ export function caHandler(o: CaServiceOptions) {
       let request: { csr?: unknown; ttlSeconds?: unknown };
       try {
         request = JSON.parse(body) as typeof request;
+        if (typeof request !== 'object' || request === null) throw new Error('not an object');
       } catch {
-        return reply(400, { error: { code: 'BadRequest', message: 'the body must be JSON: {"csr": "<PEM>", "ttlSeconds": 86400}' } });
+        return reply(400, { error: { code: 'BadRequest', message: 'the body must be a JSON object: {"csr": "<PEM>", "ttlSeconds": 86400}' } });
       }
       const der = typeof request.csr === 'string' ? fromPem(request.csr)[0] : undefined;
       const ttl = typeof request.ttlSeconds === 'number' ? request.ttlSeconds : undefined;
@@ -46,7 +47,11 @@ export function caHandler(o: CaServiceOptions) {
         o.log.info({ node, identity: cert.id, serial: cert.serial, notAfter: cert.notAfter }, 'certificate issued');
         reply(200, { ...cert, trustBundle: o.trustBundle() });
       } catch (err) {
-        if (!(err instanceof CsrRefused)) throw err;
+        if (!(err instanceof CsrRefused)) {
+          // A bug or an unexpected input must not take the CA (and the controller) down.
+          o.log.error({ node, err: (err as Error).message }, 'certificate request failed');
+          return reply(500, { error: { code: 'Internal', message: (err as Error).message } });
+        }
         o.metrics.csrRefused.inc({ reason: err.reason, node });
         o.log.warn({ node, reason: err.reason, err: err.message }, 'certificate request refused');
         reply(403, { error: { code: err.code, reason: err.reason, message: err.message } });

@@ -36,6 +36,9 @@ interface Session {
   behind: boolean;
   /** Waiting for, or in the middle of, a full push; deltas wait for it. */
   full: 'queued' | 'sending' | undefined;
+  lastResync: number;
+  /** Answered our last ping (keepalive). */
+  alive: boolean;
 }
 
 /** Above this many queued bytes a session stops getting pushes until it drains. */
@@ -65,6 +68,7 @@ export class PushServer {
   private readonly status = new Map<string, AgentStatus>();
   private readonly ackWaiters = new Set<() => void>();
   private readonly drainTimer: NodeJS.Timeout;
+  private readonly pingTimer: NodeJS.Timeout;
   private readonly auth: Authenticator;
   private readonly fullQueue: Session[] = [];
   private fullInFlight = 0;
@@ -86,6 +90,20 @@ export class PushServer {
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.drainTimer = setInterval(() => this.flushBehind(), 20);
     this.drainTimer.unref();
+    // Keepalive: an agent that does not answer two pings in a row is gone (half-open, or stuck),
+    // and must not hold a full-push slot or count as connected.
+    this.pingTimer = setInterval(() => {
+      for (const s of this.sessions.values()) {
+        if (!s.alive) {
+          this.o.log.warn({ node: s.node }, 'agent stopped answering pings; closing its connection');
+          s.ws.terminate();
+          continue;
+        }
+        s.alive = false;
+        s.ws.ping();
+      }
+    }, 15_000);
+    this.pingTimer.unref();
   }
 
   agents(): AgentStatus[] {
@@ -131,6 +149,7 @@ export class PushServer {
 
   close(): void {
     clearInterval(this.drainTimer);
+    clearInterval(this.pingTimer);
     for (const s of this.sessions.values()) s.ws.close(1001, 'controller stopping');
     this.server.close();
   }
@@ -149,10 +168,12 @@ export class PushServer {
   private attach({ node, via }: NodeAuth, ws: WebSocket): void {
     const old = this.sessions.get(node);
     if (old) old.ws.close(4000, 'replaced by a newer connection from the same node');
-    const session: Session = { node, ws, sent: 0, behind: false, full: undefined };
+    const session: Session = { node, ws, sent: 0, behind: false, full: undefined, lastResync: 0, alive: true };
+    ws.on('pong', () => (session.alive = true));
     this.sessions.set(node, session);
     const st = this.status.get(node)!;
     st.connected = true;
+    st.ackedVersion = 0;
     st.auth = via;
     st.connectedAt = new Date().toISOString();
     this.o.log.info({ node, auth: via }, 'agent connected');
@@ -179,17 +200,29 @@ export class PushServer {
       session.ws.close(1003, 'messages must be JSON');
       return;
     }
+    if (typeof msg !== 'object' || msg === null) {
+      session.ws.close(1003, 'messages must be JSON objects');
+      return;
+    }
     const st = this.status.get(node)!;
     switch (msg.type) {
       case 'ack':
-        if (typeof msg.version === 'number' && msg.version > st.ackedVersion) st.ackedVersion = msg.version;
+        // An agent can only acknowledge what it was sent.
+        if (typeof msg.version === 'number' && msg.version > st.ackedVersion && msg.version <= session.sent) st.ackedVersion = msg.version;
         this.notifyAcks();
         return;
-      case 'nack':
-        st.lastNack = { version: msg.version, reason: String(msg.reason), at: new Date().toISOString() };
+      case 'nack': {
+        st.lastNack = { version: Number(msg.version), reason: String(msg.reason), at: new Date().toISOString() };
         this.o.log.warn({ node, version: msg.version, reason: msg.reason }, 'agent rejected a config version');
         this.notifyAcks();
+        // The agent kept its previous version; bring it back in step, at most every 10 s.
+        const now = Date.now();
+        if (now - session.lastResync > 10_000) {
+          session.lastResync = now;
+          this.sendFull(session);
+        }
         return;
+      }
       case 'resync':
         this.o.log.info({ node, reason: msg.reason }, 'agent asked for a full resync');
         this.sendFull(session);

@@ -230,7 +230,9 @@ export class ShareBuilder {
    * (all of them without a selector); in the root namespace, to matching workloads of every namespace.
    */
   private policyScope(p: Resource): Scope {
-    const selector = (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
+    const labels = (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
+    // Istio: an empty selector selects every workload, like no selector.
+    const selector = labels && Object.keys(labels).length > 0 ? labels : undefined;
     const ns = p.metadata.namespace!;
     const root = ns === this.rootNamespace;
     if (root && !selector) return 'all';

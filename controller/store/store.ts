@@ -32,18 +32,34 @@ interface LogRecord {
 /** Past this size (by default) the log is folded into a snapshot. */
 const defaultMaxLogBytes = 32 * 1024 * 1024;
 
+/** Writes every byte (writeSync may write fewer than asked). */
+function writeAll(fd: number, data: Buffer): void {
+  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+}
+
+/** Makes a rename in `dir` durable: the directory entry itself must reach the disk. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes a file so that a reader sees either the old or the whole new content, never a part. */
 export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, data);
+    writeAll(fd, Buffer.from(data));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
+  fsyncDir(dirname(path));
 }
 
 export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
@@ -120,11 +136,27 @@ export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
     return event;
   }
 
+  /**
+   * Appends a batch durably, or leaves the log as it was and throws: a failed write must not
+   * leave bytes that a later batch would be glued to, nor reuse a revision that is on disk.
+   */
   private append(record: LogRecord): void {
-    const line = JSON.stringify(record) + '\n';
-    writeSync(this.logFd, line);
-    fsyncSync(this.logFd);
-    this.logBytes += Buffer.byteLength(line);
+    const line = Buffer.from(JSON.stringify(record) + '\n');
+    try {
+      writeAll(this.logFd, line);
+      fsyncSync(this.logFd);
+    } catch (err) {
+      try {
+        ftruncateSync(this.logFd, this.logBytes);
+        fsyncSync(this.logFd);
+      } catch {
+        // The log can be neither extended nor restored: stop rather than diverge from the disk.
+        process.stderr.write(`fatal: the store's log at ${this.logPath} cannot be written or repaired: ${(err as Error).message}\n`);
+        process.exit(70);
+      }
+      throw err;
+    }
+    this.logBytes += line.length;
   }
 
   private applyRecord(record: LogRecord): void {
@@ -141,17 +173,16 @@ export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
     }
     let valid = 0;
     if (existsSync(this.logPath)) {
-      const text = readFileSync(this.logPath, 'utf8');
-      let start = 0;
-      for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
+      const bytes = readFileSync(this.logPath);
+      for (let start = 0, end = bytes.indexOf(0x0a); end >= 0; start = end + 1, end = bytes.indexOf(0x0a, start)) {
         let record: LogRecord;
         try {
-          record = JSON.parse(text.slice(start, end)) as LogRecord;
+          record = JSON.parse(bytes.toString('utf8', start, end)) as LogRecord;
         } catch {
           break; // a torn write: this batch and anything after it never completed
         }
         if (record.revision > this.revision) this.applyRecord(record);
-        valid = Buffer.byteLength(text.slice(0, end + 1));
+        valid = end + 1;
       }
     }
     this.logFd = openSync(this.logPath, existsSync(this.logPath) ? 'r+' : 'w+');
@@ -163,6 +194,7 @@ export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
 
   /** Folds the log into a new snapshot, then empties the log. */
   private compact(): void {
+    // The snapshot (and its directory entry) is on disk before the log it replaces is emptied.
     writeFileAtomic(this.snapshotPath, JSON.stringify({ revision: this.revision, resources: [...this.resources.values()] } satisfies Snapshot));
     ftruncateSync(this.logFd, 0);
     fsyncSync(this.logFd);

@@ -100,7 +100,16 @@ export async function stopCgroup(dir: string, graceMs: number): Promise<void> {
   while (cgroupProcs(dir).length && Date.now() < deadline) await sleep(25);
   if (cgroupProcs(dir).length) writeFileSync(join(dir, 'cgroup.kill'), '1');
   for (let i = 0; i < 200 && populated(dir); i++) await sleep(10);
-  rmdirSync(dir);
+  // The kernel may still hold the group for a moment after its last process is gone.
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || i >= 100) throw err;
+      await sleep(10);
+    }
+  }
 }
 
 function populated(dir: string): boolean {

@@ -76,6 +76,9 @@ export class LocalClusterRuntime {
     this.dirty = true;
     if (this.running || this.stopped) return;
     this.running = (async () => {
+      // Yield once, so that `running` is set before any reconcile code runs: a store commit in
+      // it calls schedule() again synchronously, which must not start a second loop.
+      await Promise.resolve();
       while (this.dirty && !this.stopped) {
         this.dirty = false;
         try {
@@ -120,22 +123,43 @@ export class LocalClusterRuntime {
     }
     for (const [owner, owned] of byOwner) if (!owners.has(owner)) doomed.push(...owned);
 
+    // Each phase runs even when another fails (a pod that will not go away must not stop
+    // crashed containers from being restarted); the failures are reported together.
+    const failures: string[] = [];
+    const phase = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(`${what}: ${errorMessage(err)}`);
+      }
+    };
+
     // Pods removed from the store by someone else (`ambit delete pod`, a deleted namespace).
+    // A pod is forgotten only once its teardown worked, so a failed one is tried again.
     const inStore = new Set(pods.map(keyOfPod));
     const orphans = [...this.tracked.entries()].filter(([key]) => !inStore.has(key));
-    await Promise.all(orphans.map(([key, t]) => this.tracked.delete(key) && this.teardownPod(t.env)));
+    for (const [key, t] of orphans) await phase(`removing pod ${key}`, async () => {
+      await this.teardownPod(t.env);
+      this.tracked.delete(key);
+    });
 
-    await Promise.all(doomed.map((p) => this.deletePod(p)));
-    if (doomed.length) this.o.store.commit([], doomed.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
+    const gone: Pod[] = [];
+    for (const p of doomed) await phase(`deleting pod ${keyOfPod(p)}`, async () => {
+      await this.deletePod(p);
+      gone.push(p);
+    });
+    if (gone.length) this.o.store.commit([], gone.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
 
-    const created: Pod[] = [];
-    for (const { d, hash } of wanted) created.push(this.planPod(d, hash, [...this.pods(), ...created]));
-    if (created.length) this.o.store.commit(created);
-    await Promise.all(created.map((p) => this.createPod(p)));
-
-    this.superviseAgents();
-    await this.superviseContainers();
-    await this.syncServices();
+    await phase('creating pods', async () => {
+      const created: Pod[] = [];
+      for (const { d, hash } of wanted) created.push(this.planPod(d, hash, [...this.pods(), ...created]));
+      if (created.length) this.o.store.commit(created);
+      await Promise.all(created.map((p) => this.createPod(p)));
+    });
+    await phase('supervising agents', () => this.superviseAgents());
+    await phase('supervising containers', () => this.superviseContainers());
+    await phase('Service rules', () => this.syncServices());
+    if (failures.length) throw new Error(failures.join('; '));
   }
 
   private superviseAgents(): void {
@@ -215,7 +239,10 @@ export class LocalClusterRuntime {
     try {
       await createPodNetwork({ node, netns: env.netns, ip: env.ip, topology: this.o.topology });
       createCgroup(env.cgroup);
-      writeHosts(env.netns, hostsFor(env.namespace, this.o.store.list('Service', env.namespace) as Service[]));
+      // Every Service, as the cluster DNS would answer (short names only in the pod's namespace).
+      const hosts = hostsFor(env.namespace, this.o.store.list('Service') as Service[]);
+      writeHosts(env.netns, hosts);
+      this.hosts.set(env.netns, hosts);
       this.tracked.set(keyOfPod(p), { env, nextStart: new Map() });
       log.info({ ip: env.ip }, 'pod created');
     } catch (err) {
@@ -289,12 +316,13 @@ export class LocalClusterRuntime {
 
   private async deletePod(p: Pod): Promise<void> {
     const env = this.tracked.get(keyOfPod(p))?.env ?? this.envOf(p);
-    this.tracked.delete(keyOfPod(p));
     await this.teardownPod(env);
+    this.tracked.delete(keyOfPod(p));
     this.o.log.info({ pod: `${env.namespace}/${env.name}` }, 'pod deleted');
   }
 
   private async teardownPod(env: PodEnv): Promise<void> {
+    this.hosts.delete(env.netns);
     await stopCgroup(env.cgroup, this.o.graceMs ?? 2000);
     // Processes that entered the namespace without its cgroup (a debugging shell, say).
     if (existsSync(`/run/netns/${env.netns}`)) for (const pid of await pidsInNetns(env.netns)) signal(pid, 'SIGKILL');

@@ -6,6 +6,7 @@
 
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AmbitError } from '../../shared/errors.js';
 import { listNetns, run } from './exec.js';
 import { pidsInNetns, removeRootGuards } from './network.js';
 import { cgroupProcs, clusterCgroupRoot, signal, sleep } from './pods.js';
@@ -24,7 +25,8 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   const report: TeardownReport = { namespaces: 0, cgroups: 0, processes: 0 };
   // The recorded controller, and any other for this state directory (an `up` that crashed between
   // starting the controller and recording it).
-  const controllers = new Set([...(state?.controllerPid ? [state.controllerPid] : []), ...controllerPids(stateDir)]);
+  // A recorded pid is only trusted if it is still our controller (after a reboot it may be anything).
+  const controllers = new Set(controllerPids(stateDir));
   for (const pid of controllers) await stopProcess(pid);
 
   // Every process in the cluster's cgroups, at once: the cgroup kill switch takes them all.
@@ -43,9 +45,23 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   report.processes = new Set(killed).size;
   // Wait until they are reaped, not only dead: orphans are reaped by init, a moment later.
   for (let i = 0; i < 200 && killed.some((pid) => existsSync(`/proc/${pid}`)); i++) await sleep(10);
+  // A group the kernel still holds is retried for a while; one that will not go is reported after
+  // everything else was removed, rather than stopping the teardown half-way.
+  const stuck: string[] = [];
   for (const dir of cgroups) {
     for (let i = 0; i < 100 && cgroupProcs(dir).length; i++) await sleep(10);
-    rmdirSync(dir);
+    for (let i = 0; ; i++) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (err) {
+        if (i >= 100) {
+          stuck.push(`${dir} (${(err as NodeJS.ErrnoException).code})`);
+          break;
+        }
+        await sleep(10);
+      }
+    }
   }
   report.cgroups = cgroups.length;
   // Pods first, nodes next, the fabric last: each deletion takes the namespace's links with it.
@@ -58,6 +74,7 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   const t = state ? topologyOf(state) : layout(defaultClusterFile());
   await removeRootGuards([t.podCIDR.text, t.serviceCIDR.text, t.nodeCIDR.text]);
   removeState(stateDir);
+  if (stuck.length) throw new AmbitError('TeardownIncomplete', `could not remove ${stuck.join(', ')}; run \`ambit down\` again`);
   return report;
 }
 

@@ -3,7 +3,7 @@
 // cluster that is up is left alone; one that a crashed `up` left half-made is removed first.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { ControllerClient } from '../../controller/api/client.js';
@@ -36,7 +36,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   const file = o.clusterFile ? readClusterFile(o.clusterFile) : defaultClusterFile();
   const topology = layout(file);
   const existing = readState(o.stateDir);
-  if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !alive(existing.controllerPid ?? -1)) {
+  if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !controllerAlive(existing.controllerPid)) {
     // Only the controller died: start it again; it adopts the running pods.
     o.say('The cluster is up but its controller is not running; restarting the controller.');
     existing.controllerPid = startController(o, topologyOf(existing));
@@ -98,7 +98,7 @@ async function waitForController(pid: number, stateDir: string): Promise<void> {
 }
 
 async function isHealthy(s: ClusterState): Promise<boolean> {
-  return s.phase === 'ready' && alive(s.controllerPid ?? -1) && (await nodesExist(s));
+  return s.phase === 'ready' && controllerAlive(s.controllerPid) && (await nodesExist(s));
 }
 
 async function nodesExist(s: ClusterState): Promise<boolean> {
@@ -108,3 +108,14 @@ async function nodesExist(s: ClusterState): Promise<boolean> {
 
 /** True while the process runs; a zombie (dead, not yet reaped by init) does not count. */
 export const alive = running;
+
+/** The recorded controller is still running, and still is a controller (pids are reused). */
+function controllerAlive(pid: number | undefined): boolean {
+  if (!pid || !running(pid)) return false;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('controller') && argv.includes('--local-cluster');
+  } catch {
+    return false;
+  }
+}

@@ -63,7 +63,7 @@ function stateFor(node: string, pods: { name: string; node: string; sa: string }
 function manager(node: string, state: AgentState, ttlSeconds: number): CertificateManager {
   const m = new CertificateManager({
     state,
-    ca: new CaClient({ url, node, token: `token-${node}`, ca: ca.rootPem }),
+    ca: new CaClient({ url, node, token: `token-${node}`, ca: () => [ca.rootPem] }),
     trustDomain: 'cluster.local',
     ttlSeconds,
     keyType: 'ecdsa',
@@ -125,6 +125,19 @@ test("an agent is refused another node's identity, with the reason, and the refu
   assert.match(reason, 'node n1 runs no pod with identity spiffe://cluster.local/ns/shop/sa/db');
   assert.match(await metrics.registry.metrics(), 'ambit_ca_csr_refused_total{reason="identity-not-on-node",node="n1"} 1');
   m.stop();
+});
+
+test('a request body that is JSON but not an object is a 400, not a crash', async () => {
+  const { request } = await import('node:https');
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(new URL('/v1/certificates', url.replace('wss:', 'https:')), { method: 'POST', ca: ca.rootPem, agent: false, headers: { authorization: 'Bearer token-n1', 'x-ambit-node': 'n1' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end('null');
+  });
+  assert.is(status, 400);
 });
 
 test('rotation: new serials appear; a TLS connection opened before keeps working, new ones get the new certificate', async () => {

@@ -18,6 +18,7 @@ import { AgentState } from '../../../agent/state/state.js';
 import { ControllerConnection } from '../../../agent/control/client.js';
 import type { Pod, Resource } from '../../../shared/resources/types.js';
 import { generateKeyPairSync } from 'node:crypto';
+import { WebSocket } from 'ws';
 import { issue, sign } from '../../../controller/ca/issuer.js';
 import { TrustBundle } from '../../../shared/identity/svid.js';
 import { buildCsr } from '../../../shared/identity/x509.js';
@@ -59,7 +60,7 @@ async function startPush(): Promise<void> {
 
 function connectAgent(node: string, token: string, credential?: { key: string; cert: string }): { state: AgentState; conn: ControllerConnection } {
   const state = new AgentState(node);
-  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token, ca: ca.rootPem, state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
+  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token, ca: () => [ca.rootPem], state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
   conn.start();
   const a = { state, conn };
   agents.push(a);
@@ -131,6 +132,16 @@ test('an operator can have one agent sent everything again', async () => {
   assert.ok(push.resync('n1'));
   assert.ok(await full);
   assert.not.ok(push.resync('nobody'));
+});
+
+test('a message that is JSON but not an object closes that connection, and the controller goes on', async () => {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/agents/connect`, { ca: ca.rootPem, headers: { authorization: 'Bearer token-1', 'x-ambit-node': 'n1' } });
+  await once(ws, 'open');
+  ws.send('null');
+  const [code] = (await once(ws, 'close')) as [number];
+  assert.is(code, 1003);
+  const [n1] = agents;
+  await until('n1 back', () => n1!.conn.connected && push.agents().find((a) => a.node === 'n1')?.connected === true);
 });
 
 test('an agent with a wrong token is refused and never gets configuration', async () => {
