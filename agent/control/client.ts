@@ -75,14 +75,28 @@ export class ControllerConnection {
     });
     this.ws = ws;
     let attemptError: string | undefined;
+    // Keepalive: the controller pings every 15 s; silence for 40 s means the connection is dead
+    // (a half-open TCP connection would otherwise look connected for many minutes).
+    let silence: NodeJS.Timeout | undefined;
+    const heard = () => {
+      clearTimeout(silence);
+      silence = setTimeout(() => {
+        this.lastError = 'no word from the controller for 40 s';
+        ws.terminate();
+      }, 40_000);
+      silence.unref();
+    };
+    ws.on('ping', heard);
     ws.on('open', () => {
       this.connected = true;
       this.attempts = 0;
       this.lastError = undefined;
+      heard();
       this.o.log.info({ controller: this.o.url }, 'connected to the controller');
     });
     // Full pushes come gzip-compressed as binary messages, deltas as text.
     ws.on('message', (data, isBinary) => {
+      heard();
       let text: string;
       try {
         text = isBinary ? gunzipSync(data as Buffer, { maxOutputLength: maxPushBytes }).toString() : data.toString();
@@ -104,6 +118,7 @@ export class ControllerConnection {
       this.lastError = attemptError;
     });
     ws.on('close', () => {
+      clearTimeout(silence);
       if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');
       this.connected = false;
       if (!this.closed) this.retry();

@@ -38,6 +38,8 @@ interface Slot {
   failures: number;
   lastError?: string;
   inFlight: boolean;
+  /** Fetch again as soon as the request in flight ends. */
+  again?: boolean;
 }
 
 export interface ManagerOptions {
@@ -131,7 +133,12 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
 
   private async fetch(id: string): Promise<void> {
     const slot = this.slots.get(id);
-    if (!slot || slot.inFlight || this.stopped) return;
+    if (!slot || this.stopped) return;
+    if (slot.inFlight) {
+      // A renewal asked for while a request runs (a root rotation) happens right after it.
+      slot.again = true;
+      return;
+    }
     slot.inFlight = true;
     clearTimeout(slot.timer);
     try {
@@ -169,9 +176,13 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
       const delay = Math.round(Math.random() * Math.min(30_000, base * 2 ** Math.min(slot.failures - 1, 6)));
       this.o.log.warn({ identity: id, err: slot.lastError, retryInMs: delay }, 'certificate request failed');
       this.emit('failed', id, slot.lastError);
-      this.schedule(id, slot, delay);
+      if (this.slots.get(id) === slot) this.schedule(id, slot, delay);
     } finally {
       slot.inFlight = false;
+      if (slot.again && this.slots.get(id) === slot) {
+        slot.again = false;
+        this.schedule(id, slot, 0);
+      }
     }
   }
 
