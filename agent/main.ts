@@ -13,6 +13,7 @@ import { createAdminServer } from './api/server.js';
 import { CaClient } from './identity/caclient.js';
 import { CertificateManager } from './identity/manager.js';
 import { NodeCredentials } from './identity/node.js';
+import { CaptureManager } from './capture/manager.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -71,6 +72,11 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   certificates.on('issued', (c) => events.publish('certificates', { identity: c.id, serial: c.serial, notAfter: c.notAfter.toISOString(), event: 'issued' }));
   certificates.on('dropped', (id) => events.publish('certificates', { identity: id, event: 'dropped' }));
   certificates.on('failed', (id, reason) => events.publish('certificates', { identity: id, event: 'failed', reason }));
+  const capture = new CaptureManager({
+    state,
+    log: log.child({ component: 'capture' }),
+    onChange: (workload, captured, error) => events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) }),
+  });
   const admin = createAdminServer({
     state,
     events,
@@ -78,12 +84,14 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log: log.child({ component: 'api' }),
     controller: () => ({ connected: control.connected, auth: control.authenticatedWith, ...(control.lastError ? { lastError: control.lastError } : {}) }),
     certificates: () => certificates.list(),
+    connections: () => capture.counters(),
   });
   admin.listen(config.adminPort, config.adminHost);
   await once(admin, 'listening');
   nodeCredentials.start();
   control.start();
   certificates.start();
+  capture.start();
   log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl }, 'agent ready');
 
   const shutdown = (signal: string) => {
@@ -91,6 +99,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     control.stop();
     certificates.stop();
     nodeCredentials.stop();
+    void capture.stop();
     admin.close();
     admin.closeAllConnections();
     setTimeout(() => process.exit(0), 100).unref();

@@ -37,7 +37,7 @@ export function createForwarder(nsFd: number, onError?: (err: Error, dst: string
         client.destroy();
         return;
       }
-      const upstream = new Socket({ fd: tcpSocketIn(nsFd, { mark: agentMark }) });
+      const upstream = new Socket({ fd: tcpSocketIn(nsFd, { mark: agentMark }), allowHalfOpen: true });
       counters.opened++;
       upstream.connect(dst.port, dst.ip);
       // Bytes are counted from the sockets' own totals when the connection ends, not per chunk.

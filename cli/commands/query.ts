@@ -118,7 +118,7 @@ function print(what: string, format: OutputFormat, result: unknown): void {
         ...(wide ? [c.firstPodToCertificateMs === undefined ? '-' : `${String(c.firstPodToCertificateMs)} ms`, c.lastError] : []),
       ]);
     case 'connections':
-      return out(['SOURCE', 'DESTINATION', 'SENT', 'RECEIVED'], (c) => [c.source, c.destination, c.sent, c.received]);
+      return out(['WORKLOAD', 'DIRECTION', 'OPENED', 'CLOSED', 'FAILED', 'SENT', 'RECEIVED'], (c) => [c.workload, c.direction, c.opened, c.closed, c.failed, c.sent, c.received]);
     case 'events':
       return out(['TIME', 'TOPIC', 'DATA'], (e) => [e.time, e.topic, e.data]);
     default:

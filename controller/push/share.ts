@@ -65,7 +65,7 @@ export class ShareBuilder {
           if (gone) this.remove(key, changed);
           else {
             const local = workloadOf(r as Pod);
-            const { labels, uid, phase, ...remote } = local;
+            const { labels, uid, phase, netns, ...remote } = local;
             this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
           }
           for (const s of this.services.get(ns)?.values() ?? []) {
@@ -257,6 +257,7 @@ function workloadOf(p: Pod): WorkloadEntry {
     labels: p.metadata.labels ?? {},
     owner: p.metadata.annotations?.['ambit.dev/owner'] ?? '',
     phase: p.status.phase,
+    ...(p.metadata.annotations?.['ambit.dev/netns'] ? { netns: p.metadata.annotations['ambit.dev/netns'] } : {}),
   };
 }
 

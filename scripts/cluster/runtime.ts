@@ -30,6 +30,7 @@ export interface RuntimeOptions {
 }
 
 const ownerAnnotation = 'ambit.dev/owner';
+const netnsAnnotation = 'ambit.dev/netns';
 const hashLabel = 'pod-template-hash';
 const maxBackoffMs = 30_000;
 
@@ -189,7 +190,8 @@ export class LocalClusterRuntime {
         name,
         namespace: d.metadata.namespace!,
         labels: { ...tpl.metadata?.labels, [hashLabel]: hash },
-        annotations: { ...tpl.metadata?.annotations, [ownerAnnotation]: `Deployment/${d.metadata.name}` },
+        // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
+        annotations: { ...tpl.metadata?.annotations, [ownerAnnotation]: `Deployment/${d.metadata.name}`, [netnsAnnotation]: `/run/netns/${podNetns(d.metadata.namespace!, name)}` },
       },
       spec: { ...structuredClone(tpl.spec), serviceAccountName: tpl.spec.serviceAccountName ?? 'default', nodeName: node.name },
       status: {

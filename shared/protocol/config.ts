@@ -18,6 +18,8 @@ export interface WorkloadEntry {
   labels?: Labels;
   uid?: string;
   phase?: string;
+  /** The pod's network namespace on its node (own pods only), where capture is installed. */
+  netns?: string;
 }
 
 export interface ServiceEntry {

@@ -1,0 +1,117 @@
+// Traffic capture with iptables on the local cluster: a connection from an enrolled pod to a pod
+// on the other node passes through both nodes' agents (their counters move, the server gets the
+// bytes); a pod that opts out, and a pod of an unenrolled namespace, connect directly; unenrolling
+// removes every ambit rule from the pods' namespaces.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { ambit, ambitOk, eventually, leftovers, sh } from './helpers.js';
+
+let tmp = '';
+type Counter = { workload: string; direction: string; opened: number; sent: number; received: number };
+const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
+const counters = async (node: string) => JSON.parse(await ambitOk(['query', node, 'connections', '-o', 'json'])) as Counter[];
+const opened = (cs: Counter[], workload: string, direction: string) => cs.find((c) => c.workload === workload && c.direction === direction)?.opened ?? 0;
+const rulesIn = (ns: string, pod: string) => sh(`nsenter --net=/run/netns/ambit-pod-${ns}.${pod} iptables-save 2>/dev/null | grep -c AMBIT || true`);
+
+test.before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-'));
+  assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
+  await ambitOk(['up']);
+  const extra = join(tmp, 'extra.yaml');
+  writeFileSync(
+    extra,
+    `apiVersion: v1
+kind: Namespace
+metadata: { name: plain }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: outsider, namespace: plain }
+spec:
+  selector: { matchLabels: { app: outsider } }
+  template:
+    metadata: { labels: { app: outsider } }
+    spec:
+      containers: [{ name: c, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: optout, namespace: client }
+spec:
+  selector: { matchLabels: { app: optout } }
+  template:
+    metadata: { labels: { app: optout, ambit.dev/dataplane-mode: none } }
+    spec:
+      containers: [{ name: c, command: [sleep, infinity] }]
+`,
+  );
+  await ambitOk(['apply', '-f', extra]);
+  await ambitOk(['enroll', 'shop']);
+  await ambitOk(['enroll', 'client']);
+});
+
+test.after(async () => {
+  await ambit(['down']);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a connection from an enrolled pod to a pod on the other node passes through both agents', async () => {
+  const s = await status();
+  const client = s.pods.find((p) => p.labels.app === 'client')!;
+  const web = s.pods.find((p) => p.labels.app === 'web' && p.node !== client.node)!;
+  const clientKey = `client/${client.name}`;
+  const webKey = `shop/${web.name}`;
+  await eventually('both pods captured', async () => (await counters(client.node)).some((c) => c.workload === clientKey) && (await counters(web.node)).some((c) => c.workload === webKey));
+  const before = [opened(await counters(client.node), clientKey, 'outbound'), opened(await counters(web.node), webKey, 'inbound')];
+  const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/captured`]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `pod=${web.name}`);
+  assert.match(r.stdout, 'path=/captured');
+  const after = [opened(await counters(client.node), clientKey, 'outbound'), opened(await counters(web.node), webKey, 'inbound')];
+  assert.equal(after, [before[0]! + 1, before[1]! + 1], 'one more connection through each agent');
+  const web2 = (await counters(web.node)).find((c) => c.workload === webKey && c.direction === 'inbound')!;
+  assert.ok(web2.sent > 0 && web2.received > 0, 'bytes counted both ways');
+});
+
+test('a pod that opts out, and a pod of an unenrolled namespace, connect directly', async () => {
+  const s = await status();
+  const web = s.pods.find((p) => p.labels.app === 'web')!;
+  const webKey = `shop/${web.name}`;
+  for (const [ns, app] of [['client', 'optout'], ['plain', 'outsider']] as const) {
+    const pod = s.pods.find((p) => p.labels.app === app)!;
+    assert.is(await rulesIn(ns, pod.name), '0\n', `${ns}/${pod.name} has no capture rules`);
+    const beforeIn = opened(await counters(web.node), webKey, 'inbound');
+    const r = await ambit(['exec', '-n', ns, pod.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/`]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, `pod=${web.name}`);
+    // No agent holds the source pod: its connection left it directly.
+    assert.not.ok((await counters(pod.node)).some((c) => c.workload === `${ns}/${pod.name}`), `${ns}/${pod.name} is not captured`);
+    // The destination is enrolled, so its agent still counts the inbound side.
+    assert.is(opened(await counters(web.node), webKey, 'inbound'), beforeIn + 1);
+  }
+});
+
+test('unenrolling removes every ambit rule from the pods, and traffic reaches them directly again', async () => {
+  await ambitOk(['unenroll', 'shop']);
+  const s = await status();
+  for (const p of s.pods.filter((x) => x.namespace === 'shop')) {
+    await eventually(`no rules in ${p.name}`, async () => (await rulesIn('shop', p.name)) === '0\n');
+  }
+  const web = s.pods.find((p) => p.labels.app === 'web')!;
+  const outsider = s.pods.find((p) => p.labels.app === 'outsider')!;
+  const r = await ambit(['exec', '-n', 'plain', outsider.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/`]);
+  // Neither side is captured now: the server sees the real client address.
+  assert.match(r.stdout, `client=${outsider.ip}`);
+});
+
+test('ambit down leaves nothing behind', async () => {
+  await ambitOk(['down']);
+  assert.equal(await leftovers(), []);
+});
+
+test.run();
