@@ -75,7 +75,11 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const capture = new CaptureManager({
     state,
     log: log.child({ component: 'capture' }),
-    onChange: (workload, captured, error) => events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) }),
+    onChange: (workload, captured, error) => {
+      events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) });
+      const st = capture.status();
+      control.reportCapture(st.captured, st.failed);
+    },
   });
   const admin = createAdminServer({
     state,

@@ -60,6 +60,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
   setInterval(() => ca.expireRoots() && publishTrustBundle(), 60_000).unref();
   const serving = ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
   const metrics = new ControllerMetrics();
+  let runtime: LocalClusterRuntime | undefined;
   const share = new ShareBuilder(config.rootNamespace);
   share.load(store.list(), store.currentRevision);
   const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
@@ -69,6 +70,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     tls: { key: serving.keyPem, cert: serving.certPem },
     bundle: () => bundle,
     log: log.child({ component: 'push' }),
+    onCapture: () => runtime?.schedule(),
     onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });
   store.on('change', (event) => {
@@ -82,7 +84,6 @@ export async function runController(config: ControllerConfig): Promise<void> {
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
-  let runtime: LocalClusterRuntime | undefined;
   if (topology) {
     runtime = new LocalClusterRuntime({
       store,
@@ -90,6 +91,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       stateDir: config.stateDir,
       binDir: config.binDir,
       log: log.child({ component: 'runtime' }),
+      isCaptured: (node, pod) => push.isCaptured(node, pod),
       agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress },
     });
     runtime.start();

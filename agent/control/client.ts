@@ -36,6 +36,7 @@ export class ControllerConnection {
   private closed = false;
   connected = false;
   lastError: string | undefined;
+  private lastCapture: string | undefined;
   /** What the current or last connection proved the node with. */
   authenticatedWith: 'token' | 'certificate' = 'token';
 
@@ -49,6 +50,12 @@ export class ControllerConnection {
     this.closed = true;
     clearTimeout(this.timer);
     this.ws?.close(1001, 'agent stopping');
+  }
+
+  /** Tells the controller which pods are captured (resent after every reconnect). */
+  reportCapture(captured: string[], failed: Record<string, string>): void {
+    this.lastCapture = JSON.stringify({ type: 'capture', captured, failed });
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(this.lastCapture);
   }
 
   /** Reconnects now, e.g. to present a node certificate that was just issued. */
@@ -92,6 +99,7 @@ export class ControllerConnection {
       this.attempts = 0;
       this.lastError = undefined;
       heard();
+      if (this.lastCapture) ws.send(this.lastCapture);
       this.o.log.info({ controller: this.o.url }, 'connected to the controller');
     });
     // Full pushes come gzip-compressed as binary messages, deltas as text.

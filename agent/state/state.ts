@@ -3,6 +3,7 @@
 // rejected push leaves the previous version in place. Emits what changed for the query API.
 
 import { EventEmitter } from 'node:events';
+import { isEnrolled } from '../../shared/enrollment.js';
 import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type PolicyEntry, type ServiceEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 
 export class ConfigRejected extends Error {
@@ -24,8 +25,6 @@ export interface EnrollmentEvent {
   enrolled: boolean;
 }
 
-/** Namespace labels that enroll a namespace's pods, and the pod label that opts one out. */
-export const enrollLabels = ['ambit.dev/dataplane-mode', 'istio.io/dataplane-mode'];
 
 export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment: [EnrollmentEvent] }> {
   version = 0;
@@ -66,9 +65,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
 
   /** Whether a pod of this node is in the mesh: its namespace is labelled ambient and it does not opt out. */
   isEnrolled(w: WorkloadEntry): boolean {
-    const optOut = enrollLabels.some((l) => w.labels?.[l] === 'none');
-    const ns = this.namespaces.get(`namespace/${w.namespace}`);
-    return !optOut && enrollLabels.some((l) => ns?.labels[l] === 'ambient');
+    return isEnrolled(this.namespaces.get(`namespace/${w.namespace}`)?.labels, w.labels);
   }
 
   private updateEnrollment(): void {

@@ -57,6 +57,8 @@ export interface PushOptions {
   bundle?: () => TrustBundle;
   tls: { key: string; cert: string };
   log: Logger;
+  /** Called when an agent reports a change of the pods it captures. */
+  onCapture?: (node: string) => void;
   /** Other requests of authenticated agents on the same TLS port (the CA's CSR endpoint). */
   onRequest?: (req: IncomingMessage, res: ServerResponse, auth: NodeAuth) => void;
 }
@@ -70,6 +72,8 @@ export class PushServer {
   private readonly drainTimer: NodeJS.Timeout;
   private readonly pingTimer: NodeJS.Timeout;
   private readonly auth: Authenticator;
+  /** What each node's agent last said it captures: `namespace/pod`. */
+  private readonly captured = new Map<string, Set<string>>();
   private readonly fullQueue: Session[] = [];
   private fullInFlight = 0;
 
@@ -108,6 +112,11 @@ export class PushServer {
 
   agents(): AgentStatus[] {
     return [...this.status.values()].sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  /** Whether the node's agent reported the pod captured. */
+  isCaptured(node: string, pod: string): boolean {
+    return this.captured.get(node)?.has(pod) ?? false;
   }
 
   /** Sends a node's agent everything again (an operator's request); false when it is not connected. */
@@ -223,6 +232,12 @@ export class PushServer {
         }
         return;
       }
+      case 'capture':
+        if (Array.isArray(msg.captured)) {
+          this.captured.set(node, new Set(msg.captured.filter((x): x is string => typeof x === 'string')));
+          this.o.onCapture?.(node);
+        }
+        return;
       case 'resync':
         this.o.log.info({ node, reason: msg.reason }, 'agent asked for a full resync');
         this.sendFull(session);

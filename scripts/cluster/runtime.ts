@@ -16,6 +16,7 @@ import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer
 import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, agentPid, startAgent } from './agents.js';
+import { isEnrolled } from '../../shared/enrollment.js';
 
 export interface RuntimeOptions {
   store: Store;
@@ -27,6 +28,12 @@ export interface RuntimeOptions {
   graceMs?: number;
   /** Run a node agent on every node (the DaemonSet). */
   agents?: AgentLaunch;
+  /**
+   * Whether the node's agent captures the pod. A pod of an enrolled namespace starts its
+   * containers only once this says yes, as Istio's CNI plugin holds a pod for ztunnel: no byte
+   * leaves it uncaptured.
+   */
+  isCaptured?: (node: string, pod: string) => boolean;
 }
 
 const ownerAnnotation = 'ambit.dev/owner';
@@ -271,6 +278,11 @@ export class LocalClusterRuntime {
         t = { env, nextStart: new Map() };
         this.tracked.set(keyOfPod(p), t);
       }
+      if (p.status.phase !== 'Running' && this.o.isCaptured && this.mustCapture(p) && !this.o.isCaptured(p.spec.nodeName, keyOfPod(p))) {
+        const message = `waiting for the agent of ${p.spec.nodeName} to capture the pod`;
+        if (p.status.message !== message) this.updateStatus(p, { message });
+        continue;
+      }
       const statuses: ContainerStatus[] = [];
       let changed = false;
       for (const c of p.spec.containers) {
@@ -301,6 +313,7 @@ export class LocalClusterRuntime {
         const restarts = statuses.reduce((n, s) => n + s.restartCount, 0);
         const running = statuses.every((s) => s.state === 'running');
         this.updateStatus(p, {
+          message: undefined,
           phase: running || p.status.phase === 'Running' ? 'Running' : 'Pending',
           restarts,
           containerStatuses: statuses,
@@ -310,11 +323,19 @@ export class LocalClusterRuntime {
     }
   }
 
+  private mustCapture(p: Pod): boolean {
+    return isEnrolled(this.o.store.get('Namespace', '', p.metadata.namespace!)?.metadata.labels, p.metadata.labels);
+  }
+
+  /** Merges `patch` into the pod's stored status; a key patched to undefined is removed. */
   private updateStatus(p: Pod, patch: Partial<Pod['status']>): void {
     const fresh = this.o.store.get('Pod', p.metadata.namespace!, p.metadata.name) as Pod | undefined;
     if (!fresh) return;
-    this.o.store.commit([{ ...fresh, status: { ...fresh.status, ...patch } }]);
+    const status = { ...fresh.status, ...patch } as Record<string, unknown>;
+    for (const [k, v] of Object.entries(patch)) if (v === undefined) delete status[k];
+    this.o.store.commit([{ ...fresh, status: status as unknown as Pod['status'] }]);
   }
+
 
   private async deletePod(p: Pod): Promise<void> {
     const env = this.tracked.get(keyOfPod(p))?.env ?? this.envOf(p);

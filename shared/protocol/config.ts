@@ -136,7 +136,14 @@ export interface ResyncRequest {
   reason: string;
 }
 
-export type AgentMessage = Ack | Nack | ResyncRequest;
+/** The pods of the node whose traffic the agent captures now (sent whenever that changes). */
+export interface CaptureStatus {
+  type: 'capture';
+  captured: string[];
+  failed: Record<string, string>;
+}
+
+export type AgentMessage = Ack | Nack | ResyncRequest | CaptureStatus;
 export type ControllerMessage = ConfigPush;
 
 /** HTTP header naming the node on the agent's WebSocket upgrade request. */

@@ -5,11 +5,11 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../../scripts/cluster/status.js';
-import { ambit, ambitOk, eventually, leftovers, sh } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
 
 let tmp = '';
 type Counter = { workload: string; direction: string; opened: number; sent: number; received: number };
@@ -76,6 +76,40 @@ test('a connection from an enrolled pod to a pod on the other node passes throug
   assert.equal(after, [before[0]! + 1, before[1]! + 1], 'one more connection through each agent');
   const web2 = (await counters(web.node)).find((c) => c.workload === webKey && c.direction === 'inbound')!;
   assert.ok(web2.sent > 0 && web2.received > 0, 'bytes counted both ways');
+});
+
+test('a new pod of an enrolled namespace does not start before its agent captures it (fail closed)', async () => {
+  // Freeze node-2's agent: alive, but capturing nothing.
+  const agentPid = Number(readFileSync(join(stateDir, 'agents', 'node-2', 'pid'), 'utf8'));
+  process.kill(agentPid, 'SIGSTOP');
+  try {
+    const file = join(tmp, 'early.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: early, namespace: shop }
+spec:
+  selector: { matchLabels: { app: early } }
+  template:
+    metadata: { labels: { app: early } }
+    spec:
+      nodeName: node-2
+      containers:
+        - name: c
+          command: [sh, -c, "curl -s -m 5 http://web.shop/ > /dev/null; sleep infinity"]
+`,
+    );
+    await ambitOk(['apply', '-f', file]);
+    const held = await eventually('early held', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.message?.includes('waiting for the agent of node-2')));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.is((await status()).pods.find((p) => p.name === held.name)!.phase, 'Pending', 'still held while the agent cannot capture it');
+  } finally {
+    process.kill(agentPid, 'SIGCONT');
+  }
+  const pod = await eventually('early running once captured', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.phase === 'Running'), 20_000);
+  // Its first connection, made the moment it started, went through the agent.
+  await eventually('its first connection counted', async () => opened(await counters('node-2'), `shop/${pod.name}`, 'outbound') >= 1);
 });
 
 test('a pod that opts out, and a pod of an unenrolled namespace, connect directly', async () => {

@@ -1,0 +1,12 @@
+// Which pods are in the mesh: their namespace carries ambit.dev/dataplane-mode=ambient (or Istio's
+// istio.io/dataplane-mode=ambient), and the pod does not opt out with the same label set to none.
+// The agent captures by this rule and the local cluster holds a pod's start on it.
+
+import type { Labels } from './resources/types.js';
+
+export const enrollLabels = ['ambit.dev/dataplane-mode', 'istio.io/dataplane-mode'];
+
+export function isEnrolled(namespaceLabels: Labels | undefined, podLabels: Labels | undefined): boolean {
+  const optOut = enrollLabels.some((l) => podLabels?.[l] === 'none');
+  return !optOut && enrollLabels.some((l) => namespaceLabels?.[l] === 'ambient');
+}
