@@ -112,6 +112,23 @@ spec:
   await eventually('its first connection counted', async () => opened(await counters('node-2'), `shop/${pod.name}`, 'outbound') >= 1);
 });
 
+test('restarting an agent keeps one copy of every rule, and the pod connects through the new agent', async () => {
+  const s = await status();
+  const client = s.pods.find((p) => p.labels.app === 'client')!;
+  const web = s.pods.find((p) => p.labels.app === 'web')!;
+  const rulesBefore = await rulesIn('client', client.name);
+  const pidFile = join(stateDir, 'agents', client.node, 'pid');
+  const oldPid = Number(readFileSync(pidFile, 'utf8'));
+  process.kill(oldPid, 'SIGKILL');
+  // The runtime starts a new agent (as a DaemonSet would); it adopts the pod's rules.
+  await eventually('a new agent', async () => Number(readFileSync(pidFile, 'utf8')) !== oldPid, 15_000);
+  await eventually('the pod captured again', async () => (await counters(client.node)).some((c) => c.workload === `client/${client.name}`), 15_000);
+  assert.is(await rulesIn('client', client.name), rulesBefore, 'no rule duplicated');
+  const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/after-restart`]);
+  assert.match(r.stdout, 'path=/after-restart');
+  assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 1, 'counted by the new agent');
+});
+
 test('a pod that opts out, and a pod of an unenrolled namespace, connect directly', async () => {
   const s = await status();
   const web = s.pods.find((p) => p.labels.app === 'web')!;
