@@ -89,6 +89,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     controller: () => ({ connected: control.connected, auth: control.authenticatedWith, ...(control.lastError ? { lastError: control.lastError } : {}) }),
     certificates: () => certificates.list(),
     connections: () => capture.counters(),
+    capture: () => capture.status(),
   });
   admin.listen(config.adminPort, config.adminHost);
   await once(admin, 'listening');

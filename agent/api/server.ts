@@ -21,6 +21,8 @@ export interface AdminOptions {
   /** Certificates and live connections, when the identity and proxy parts provide them. */
   certificates?: () => unknown[];
   connections?: () => unknown[];
+  /** Which pods are captured, which failed and why, and how long each took. */
+  capture?: () => unknown;
 }
 
 interface Request {
@@ -121,6 +123,7 @@ function configDump(o: AdminOptions) {
     trustBundles: [...o.state.trustBundles.values()],
     certificates: o.certificates?.() ?? [],
     connections: o.connections?.() ?? [],
+    capture: o.capture?.() ?? {},
   };
 }
 

@@ -14,7 +14,7 @@ import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
-import { installCapture, ports, removeCapture } from './iptables.js';
+import { installCapture, ports, removeCapture } from './redirect.js';
 
 interface Captured {
   workload: string;
@@ -32,6 +32,9 @@ export interface CaptureEvents {
 export class CaptureManager {
   private readonly pods = new Map<string, Captured>();
   private readonly failed = new Map<string, string>();
+  /** When each pod became wanted, and how long it took until it was captured. */
+  private readonly wantedSince = new Map<string, number>();
+  private readonly latencyMs = new Map<string, number>();
   /** Pods already checked for rules a previous agent left. */
   private readonly checked = new Set<string>();
   private busy: Promise<void> = Promise.resolve();
@@ -60,7 +63,7 @@ export class CaptureManager {
   }
 
   status() {
-    return { captured: [...this.pods.keys()], failed: Object.fromEntries(this.failed) };
+    return { captured: [...this.pods.keys()], failed: Object.fromEntries(this.failed), latencyMs: Object.fromEntries(this.latencyMs) };
   }
 
   /** Reconciles one at a time, in order, so two config versions never race over one pod. */
@@ -70,8 +73,19 @@ export class CaptureManager {
 
   private async reconcile(): Promise<void> {
     const wanted = new Map<string, WorkloadEntry>();
-    for (const w of this.o.state.localWorkloads()) if (w.netns && this.o.state.isEnrolled(w)) wanted.set(`${w.namespace}/${w.name}`, w);
-    for (const [key, w] of wanted) if (!this.pods.has(key)) await this.capture(key, w);
+    const now = performance.now();
+    for (const w of this.o.state.localWorkloads()) {
+      if (!w.netns || !this.o.state.isEnrolled(w)) continue;
+      const key = `${w.namespace}/${w.name}`;
+      wanted.set(key, w);
+      if (!this.pods.has(key) && !this.wantedSince.has(key)) this.wantedSince.set(key, now);
+    }
+    // A few pods at a time: listeners wait for their 'listening' event, the rules are instant.
+    const todo = [...wanted].filter(([key]) => !this.pods.has(key));
+    const workers = Array.from({ length: Math.min(8, todo.length) }, async () => {
+      for (let next = todo.shift(); next; next = todo.shift()) await this.capture(next[0], next[1]);
+    });
+    await Promise.all(workers);
     for (const [key, c] of this.pods) if (!wanted.has(key)) await this.release(c);
     // A previous agent run may have left rules in pods that left the mesh while no agent ran:
     // look at each local pod once, and clean what is not wanted.
@@ -79,7 +93,16 @@ export class CaptureManager {
       const key = `${w.namespace}/${w.name}`;
       if (!w.netns || wanted.has(key) || this.checked.has(key) || !existsSync(w.netns)) continue;
       this.checked.add(key);
-      await removeCapture(w.netns).catch((err: unknown) => this.o.log.warn({ workload: key, err: errorMessage(err) }, 'cleaning stale capture failed'));
+      try {
+        const fd = openNetns(w.netns);
+        try {
+          removeCapture(fd);
+        } finally {
+          closeFd(fd);
+        }
+      } catch (err) {
+        this.o.log.warn({ workload: key, err: errorMessage(err) }, 'cleaning stale capture failed');
+      }
     }
   }
 
@@ -103,9 +126,12 @@ export class CaptureManager {
         await once(server, 'listening');
         servers.push(server);
       }
-      await installCapture(netns);
+      installCapture(nsFd);
       this.pods.set(key, { workload: key, netns, nsFd, servers, outbound, inbound });
       this.failed.delete(key);
+      const since = this.wantedSince.get(key);
+      if (since !== undefined) this.latencyMs.set(key, Math.round((performance.now() - since) * 10) / 10);
+      this.wantedSince.delete(key);
       this.o.log.info({ workload: key }, 'pod captured');
       this.o.onChange?.(key, true);
     } catch (err) {
@@ -121,9 +147,10 @@ export class CaptureManager {
 
   private async release(c: Captured): Promise<void> {
     this.pods.delete(c.workload);
+    this.latencyMs.delete(c.workload);
     this.checked.add(c.workload);
     try {
-      if (existsSync(c.netns)) await removeCapture(c.netns);
+      removeCapture(c.nsFd);
     } catch (err) {
       this.o.log.error({ workload: c.workload, err: errorMessage(err) }, 'removing capture failed');
     }

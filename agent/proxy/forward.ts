@@ -5,7 +5,7 @@
 
 import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { agentMark } from '../capture/iptables.js';
+import { agentMark } from '../capture/redirect.js';
 import { originalDestination, tcpSocketIn } from '../../native/netns.js';
 
 export interface ForwardCounters {

@@ -1,4 +1,4 @@
-// Traffic capture with iptables on the local cluster: a connection from an enrolled pod to a pod
+// Traffic capture (the netfilter redirect) on the local cluster: a connection from an enrolled pod to a pod
 // on the other node passes through both nodes' agents (their counters move, the server gets the
 // bytes); a pod that opts out, and a pod of an unenrolled namespace, connect directly; unenrolling
 // removes every ambit rule from the pods' namespaces.
@@ -16,7 +16,7 @@ type Counter = { workload: string; direction: string; opened: number; sent: numb
 const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const counters = async (node: string) => JSON.parse(await ambitOk(['query', node, 'connections', '-o', 'json'])) as Counter[];
 const opened = (cs: Counter[], workload: string, direction: string) => cs.find((c) => c.workload === workload && c.direction === direction)?.opened ?? 0;
-const rulesIn = (ns: string, pod: string) => sh(`nsenter --net=/run/netns/ambit-pod-${ns}.${pod} iptables-save 2>/dev/null | grep -c AMBIT || true`);
+const rulesIn = (ns: string, pod: string) => sh(`nsenter --net=/run/netns/ambit-pod-${ns}.${pod} nft list ruleset 2>/dev/null | grep -c -E 'ambit|redirect' || true`);
 
 test.before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-'));

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, Socket, type Server } from 'node:net';
-import { installCapture } from '../../../agent/capture/iptables.js';
+import { installCapture } from '../../../agent/capture/redirect.js';
 import { createForwarder } from '../../../agent/proxy/forward.js';
 import { closeFd, listenerIn, openNetns, tcpSocketIn } from '../../../native/netns.js';
 
@@ -17,12 +17,12 @@ const path = `/run/netns/${ns}`;
 let nsFd = -1;
 const servers: Server[] = [];
 
-test.before(async () => {
+test.before(() => {
   execFileSync('ip', ['netns', 'add', ns]);
   execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   execFileSync('ip', ['-n', ns, 'addr', 'add', '10.97.0.2/24', 'dev', 'lo']);
   nsFd = openNetns(path);
-  await installCapture(path);
+  installCapture(nsFd);
 });
 
 test.after(() => {

@@ -1,4 +1,4 @@
-// The iptables redirect in a namespace this test creates: installed once however often it is
+// The netfilter redirect in a namespace this test creates: installed once however often it is
 // applied, it sends outbound TCP to 15001 with the original destination recoverable, passes the
 // agent's marked sockets, and leaves nothing when removed.
 
@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, Socket, type Server } from 'node:net';
-import { agentMark, captureState, installCapture, removeCapture } from '../../../agent/capture/iptables.js';
+import { agentMark, captureState, installCapture, removeCapture } from '../../../agent/capture/redirect.js';
 import { closeFd, listenerIn, openNetns, originalDestination, tcpSocketIn } from '../../../native/netns.js';
 
 const ns = `ambit-t-capture-${process.pid}`;
@@ -28,21 +28,23 @@ test.after(() => {
   execFileSync('ip', ['netns', 'del', ns]);
 });
 
-test('installing twice gives one copy of every rule and jump', async () => {
-  await installCapture(path, { probeSource: '10.98.0.1' });
-  const once1 = await captureState(path);
-  await installCapture(path, { probeSource: '10.98.0.1' });
-  const twice = await captureState(path);
+test('installing twice gives one copy of every rule', () => {
+  installCapture(nsFd, { probeSource: '10.98.0.1' });
+  const once1 = captureState(nsFd);
+  installCapture(nsFd, { probeSource: '10.98.0.1' });
+  const twice = captureState(nsFd);
   assert.equal(twice, once1);
-  assert.is(twice.filter((l) => l === '-A OUTPUT -p tcp -j AMBIT_OUTPUT').length, 1);
-  assert.is(twice.filter((l) => l === '-A PREROUTING -p tcp -j AMBIT_INBOUND').length, 1);
-  assert.ok(twice.some((l) => l.includes('--to-ports 15001')));
-  assert.ok(twice.some((l) => l.includes('-s 10.98.0.1/32 -j RETURN')));
+  assert.is(twice.filter((l) => l.startsWith('meta l4proto tcp redirect to :15001')).length, 1);
+  assert.is(twice.filter((l) => l.startsWith('meta l4proto tcp redirect to :15006')).length, 1);
+  assert.ok(twice.some((l) => l.startsWith('ip saddr 10.98.0.1 return')));
+  const all = execFileSync('nsenter', [`--net=${path}`, '--', 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
+  assert.is(all.split('table ip ambit_capture').length - 1, 1, 'one table');
 });
 
 test('outbound TCP reaches the agent on 15001 with its original destination; a marked socket passes', async () => {
   let seen: { ip: string; port: number } | undefined;
   server = createServer((s) => {
+    s.on('error', () => undefined);
     seen = originalDestination((s as unknown as { _handle: { fd: number } })._handle.fd);
     s.end('agent');
   });
@@ -53,17 +55,18 @@ test('outbound TCP reaches the agent on 15001 with its original destination; a m
   const [data] = (await once(app, 'data')) as [Buffer];
   assert.is(data.toString(), 'agent');
   assert.equal(seen, { ip: '10.98.0.77', port: 80 });
+  app.destroy();
   const agentOwn = new Socket({ fd: tcpSocketIn(nsFd, { mark: agentMark }) });
   agentOwn.connect(80, '10.98.0.77');
   const [err] = (await once(agentOwn, 'error')) as [NodeJS.ErrnoException];
   assert.ok(err.code !== undefined, 'not redirected to the agent');
 });
 
-test('removal leaves no ambit rule, and removing again is fine', async () => {
-  await removeCapture(path);
-  assert.equal(await captureState(path), []);
-  await removeCapture(path);
-  assert.not.match(execFileSync('nsenter', [`--net=${path}`, '--', 'iptables-save'], { encoding: 'utf8' }), 'AMBIT');
+test('removal leaves no ambit rule, and removing again is fine', () => {
+  removeCapture(nsFd);
+  assert.equal(captureState(nsFd), []);
+  removeCapture(nsFd);
+  assert.not.match(execFileSync('nsenter', [`--net=${path}`, '--', 'nft', 'list', 'ruleset'], { encoding: 'utf8' }), 'ambit');
 });
 
 test.run();
