@@ -111,7 +111,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       return revision;
     },
     log: log.child({ component: 'api' }),
-    ...(topology ? { status: () => ({ ...clusterStatus(topology, store), agents: push.agents() }) } : {}),
+    ...(topology ? { status: () => ({ ...clusterStatus(topology, store, (node, pod) => push.captureOf(node, pod)), agents: push.agents() }) } : {}),
   });
   rmSync(config.apiSocket, { force: true });
   server.listen(config.apiSocket);

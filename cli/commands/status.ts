@@ -27,7 +27,12 @@ export function printStatus(s: ClusterStatus & { agents?: AgentStatus[] }): void
     ),
   );
   out.write('\nPODS\n');
-  out.write(table(['NAMESPACE', 'NAME', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'SERVICE-ACCOUNT'], s.pods.map((p) => [p.namespace, p.name, p.phase, p.restarts, p.ip, p.node, p.serviceAccount])));
+  out.write(
+    table(
+      ['NAMESPACE', 'NAME', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'SERVICE-ACCOUNT', 'CAPTURE'],
+      s.pods.map((p) => [p.namespace, p.name, p.phase, p.restarts, p.ip, p.node, p.serviceAccount, p.capture ?? (p.message?.startsWith('waiting for the agent') ? 'waiting' : '-')]),
+    ),
+  );
   out.write('\nSERVICES\n');
   out.write(
     table(

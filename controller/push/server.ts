@@ -74,6 +74,7 @@ export class PushServer {
   private readonly auth: Authenticator;
   /** What each node's agent last said it captures: `namespace/pod`. */
   private readonly captured = new Map<string, Set<string>>();
+  private readonly captureFailures = new Map<string, Record<string, string>>();
   private readonly fullQueue: Session[] = [];
   private fullInFlight = 0;
 
@@ -112,6 +113,13 @@ export class PushServer {
 
   agents(): AgentStatus[] {
     return [...this.status.values()].sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  /** The pod's capture as its agent last reported it: captured, or why it failed. */
+  captureOf(node: string, pod: string): string | undefined {
+    if (this.captured.get(node)?.has(pod)) return 'captured';
+    const failure = this.captureFailures.get(node)?.[pod];
+    return failure ? `failed: ${failure}` : undefined;
   }
 
   /** Whether the node's agent reported the pod captured. */
@@ -235,6 +243,7 @@ export class PushServer {
       case 'capture':
         if (Array.isArray(msg.captured)) {
           this.captured.set(node, new Set(msg.captured.filter((x): x is string => typeof x === 'string')));
+          this.captureFailures.set(node, typeof msg.failed === 'object' && msg.failed !== null ? msg.failed : {});
           this.o.onCapture?.(node);
         }
         return;

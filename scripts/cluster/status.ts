@@ -9,11 +9,12 @@ import type { Topology } from './topology.js';
 export interface ClusterStatus {
   name: string;
   nodes: { name: string; ip: string; podCIDR: string; netns: string; pods: number }[];
-  pods: { namespace: string; name: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string }[];
+  pods: { namespace: string; name: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string; capture?: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
 }
 
-export function clusterStatus(t: Topology, store: Store): ClusterStatus {
+/** `capture(node, "namespace/pod")`: what the node's agent reported of the pod's capture. */
+export function clusterStatus(t: Topology, store: Store, capture?: (node: string, pod: string) => string | undefined): ClusterStatus {
   const pods = store.list('Pod') as Pod[];
   const services = store.list('Service') as Service[];
   const ports = endpointsOf(services, pods);
@@ -30,6 +31,7 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
       serviceAccount: p.spec.serviceAccountName ?? 'default',
       labels: p.metadata.labels ?? {},
       ...(p.status.message ? { message: p.status.message } : {}),
+      ...(capture?.(p.spec.nodeName, `${p.metadata.namespace}/${p.metadata.name}`) ? { capture: capture(p.spec.nodeName, `${p.metadata.namespace}/${p.metadata.name}`)! } : {}),
     })),
     services: services.map((s) => ({
       namespace: s.metadata.namespace!,

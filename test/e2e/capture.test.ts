@@ -76,6 +76,10 @@ test('a connection from an enrolled pod to a pod on the other node passes throug
   assert.equal(after, [before[0]! + 1, before[1]! + 1], 'one more connection through each agent');
   const web2 = (await counters(web.node)).find((c) => c.workload === webKey && c.direction === 'inbound')!;
   assert.ok(web2.sent > 0 && web2.received > 0, 'bytes counted both ways');
+  // And `ambit status` says which pods are captured.
+  const st = await status();
+  assert.is(st.pods.find((p) => p.name === web.name)!.capture, 'captured');
+  assert.is(st.pods.find((p) => p.labels.app === 'outsider')!.capture, undefined);
 });
 
 test('a new pod of an enrolled namespace does not start before its agent captures it (fail closed)', async () => {
