@@ -106,6 +106,11 @@ export function validateSpiffeCertificate(chain: (Buffer | X509Certificate)[], b
   const roots = bundle.rootsOf(trustDomain);
   if (!roots?.length) throw new SvidInvalid('unknown-trust-domain', `the trust domain ${trustDomain} of ${uri} is not trusted here`);
   if (!chainsTo(certs, roots)) throw new SvidInvalid('untrusted-chain', `the certificate of ${uri} does not chain to a root of ${trustDomain}`);
+  for (const mid of certs.slice(1)) {
+    if (now.getTime() > Date.parse(mid.validTo) || now.getTime() < Date.parse(mid.validFrom)) {
+      throw new SvidInvalid('untrusted-chain', `the intermediate ${mid.subject.replace(/\n/g, ', ')} in the chain of ${uri} is outside its validity`);
+    }
+  }
   if (now.getTime() > Date.parse(leaf.validTo)) throw new SvidInvalid('expired', `the certificate of ${uri} expired at ${new Date(leaf.validTo).toISOString()}`);
   if (now.getTime() < Date.parse(leaf.validFrom)) throw new SvidInvalid('not-yet-valid', `the certificate of ${uri} is not valid before ${new Date(leaf.validFrom).toISOString()}`);
   if (facts.isCA || leaf.ca) throw new SvidInvalid('is-ca', `the certificate of ${uri} is a CA certificate; an SVID must be a leaf`);

@@ -35,6 +35,20 @@ test('through an intermediate: valid with the intermediate presented, untrusted 
   assert.is(reason([leaf]), 'untrusted-chain');
 });
 
+test('through an intermediate that has expired: untrusted-chain', () => {
+  const mid = makeCa('old intermediate', root);
+  const leaf = makeLeaf(mid);
+  assert.is(reason([leaf, mid.der]), 'valid');
+  const later = new Date(Date.now() + 2 * 3600_000); // the test CAs live an hour
+  try {
+    validateSvid([leaf, mid.der], bundle, later);
+    assert.unreachable();
+  } catch (err) {
+    // The leaf has expired too by then; the chain is checked first.
+    assert.is((err as SvidInvalid).reason, 'untrusted-chain');
+  }
+});
+
 test('expired: expired', () => {
   assert.is(reason([makeLeaf(root, { notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) })]), 'expired');
 });
