@@ -58,7 +58,8 @@ export async function runController(config: ControllerConfig): Promise<void> {
   publishTrustBundle();
   // Previous roots leave the bundle when their overlap ends.
   setInterval(() => ca.expireRoots() && publishTrustBundle(), 60_000).unref();
-  const serving = ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const issueServing = () => ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const serving = issueServing();
   const metrics = new ControllerMetrics();
   let runtime: LocalClusterRuntime | undefined;
   const share = new ShareBuilder(config.rootNamespace);
@@ -106,7 +107,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       ca.rotateRoot(config.trustDomain, overlapSeconds * 1000);
       const revision = publishTrustBundle().revision;
       // The controller's own certificate moves to the new root too; agents trust both meanwhile.
-      const renewed = ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+      const renewed = issueServing();
       push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
       return revision;
     },

@@ -7,22 +7,13 @@ import { gunzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type ConfigPush, pushPath } from '../../shared/protocol/config.js';
-import { nodeAuthentication } from '../identity/caclient.js';
+import { nodeAuthentication, type NodeChannelOptions } from '../identity/caclient.js';
 import { type AgentState, ConfigRejected } from '../state/state.js';
 
 /** The largest push an agent accepts, decompressed. */
 const maxPushBytes = 512 * 1024 * 1024;
 
-export interface ControlOptions {
-  url: string;
-  node: string;
-  token: string;
-  /** The roots that may sign the controller's certificate, read at every connection (they rotate). */
-  ca: () => string[];
-  /** The node certificate, once there is one: presented instead of the token. */
-  credential?: () => { key: string; cert: string } | undefined;
-  /** Told when the controller refused the node certificate, so the next attempt uses the token. */
-  onCertificateRejected?: () => void;
+export interface ControlOptions extends NodeChannelOptions {
   state: AgentState;
   log: Logger;
   minBackoffMs?: number;

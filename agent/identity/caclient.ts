@@ -25,8 +25,9 @@ export class CertificateRefused extends AmbitError {
   }
 }
 
-export interface CaClientOptions {
-  /** https://host:port of the controller's agent port. */
+/** How an agent reaches and authenticates to the controller; the push channel and the CA share it. */
+export interface NodeChannelOptions {
+  /** wss:// or https:// host and port of the controller's agent port. */
   url: string;
   node: string;
   token: string;
@@ -39,14 +40,14 @@ export interface CaClientOptions {
 }
 
 /** TLS client options and headers that prove the node: its certificate, or else its token. */
-export function nodeAuthentication(o: Pick<CaClientOptions, 'node' | 'token' | 'credential'>): { tls: { key?: string; cert?: string }; headers: Record<string, string> } {
+export function nodeAuthentication(o: Pick<NodeChannelOptions, 'node' | 'token' | 'credential'>): { tls: { key?: string; cert?: string }; headers: Record<string, string> } {
   const c = o.credential?.();
   if (c) return { tls: { key: c.key, cert: c.cert }, headers: {} };
   return { tls: {}, headers: { authorization: `Bearer ${o.token}`, [nodeHeader]: o.node } };
 }
 
 export class CaClient {
-  constructor(private readonly o: CaClientOptions) {}
+  constructor(private readonly o: NodeChannelOptions) {}
 
   requestCertificate(csrPem: string, ttlSeconds: number): Promise<IssuedResponse> {
     const body = JSON.stringify({ csr: csrPem, ttlSeconds });

@@ -23,7 +23,7 @@ export interface Forwarder {
   handle(client: Socket): void;
 }
 
-export function createForwarder(nsFd: number, onError?: (err: Error, dst: string) => void): Forwarder {
+export function createForwarder(nsFd: number): Forwarder {
   const counters: ForwardCounters = { opened: 0, closed: 0, failed: 0, sent: 0, received: 0 };
   return {
     counters,
@@ -31,9 +31,8 @@ export function createForwarder(nsFd: number, onError?: (err: Error, dst: string
       let dst: { ip: string; port: number };
       try {
         dst = originalDestination((client as unknown as { _handle: { fd: number } })._handle.fd);
-      } catch (err) {
+      } catch {
         counters.failed++;
-        onError?.(err as Error, 'unknown');
         client.destroy();
         return;
       }
@@ -41,13 +40,16 @@ export function createForwarder(nsFd: number, onError?: (err: Error, dst: string
       counters.opened++;
       upstream.connect(dst.port, dst.ip);
       // Bytes are counted from the sockets' own totals when the connection ends, not per chunk.
+      let connected = false;
+      upstream.once('connect', () => (connected = true));
       const done = (err?: Error | null) => {
-        if (err && !client.destroyed) client.destroy();
-        if (err && !upstream.destroyed) upstream.destroy();
+        if (!err) return;
+        if (!connected && !upstream.destroyed) counters.failed++;
+        client.destroy();
+        upstream.destroy();
       };
       pipeline(client, upstream, done);
       pipeline(upstream, client, done);
-      upstream.once('error', (err) => onError?.(err, `${dst.ip}:${dst.port}`));
       let closedSides = 0;
       const closed = () => {
         if (++closedSides < 2) return;

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
+import { enrollLabels } from '../../shared/enrollment.js';
 import type { AgentStatus } from '../../controller/push/server.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
@@ -30,7 +31,7 @@ export async function agents(ctx: CliContext, args: string[]): Promise<number> {
   return 0;
 }
 
-export const enrollLabel = 'ambit.dev/dataplane-mode';
+const enrollLabel = enrollLabels[0]!;
 
 async function setEnrollment(ctx: CliContext, args: string[], enrolled: boolean): Promise<number> {
   const [name] = args;

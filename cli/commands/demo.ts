@@ -2,13 +2,11 @@
 // the other node by its IP, requests to the web Service spread over both versions, and bytes
 // through the echo Service by name.
 
-import { spawn } from 'node:child_process';
 import { AmbitError } from '../../shared/errors.js';
 import type { ClusterStatus } from '../../scripts/cluster/status.js';
-import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
-import { podNetns } from '../../scripts/cluster/topology.js';
 import { ControllerClient } from '../../controller/api/client.js';
-import { binDir, type CliContext } from '../context.js';
+import type { CliContext } from '../context.js';
+import { spawnInPod } from './exec.js';
 
 export async function demo(ctx: CliContext): Promise<number> {
   const s = await new ControllerClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
@@ -16,7 +14,7 @@ export async function demo(ctx: CliContext): Promise<number> {
   const webs = s.pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running');
   if (!client || webs.length === 0) throw new AmbitError('NoSamples', 'the sample workloads are not running; run `ambit up` (without --no-samples)');
   const remote = webs.find((w) => w.node !== client.node) ?? webs[0]!;
-  const inClient = (argv: string[]) => runIn(podCgroup(client.node, client.namespace, client.name), podNetns(client.namespace, client.name), argv);
+  const inClient = (argv: string[]) => runIn(client, argv);
 
   const say = (line: string) => process.stdout.write(`${line}\n`);
   say(`Client pod ${client.name} (${client.ip}) on ${client.node}.\n`);
@@ -31,11 +29,11 @@ export async function demo(ctx: CliContext): Promise<number> {
   return load.ok === 20 ? 0 : 1;
 }
 
-function runIn(cgroup: string, netns: string, argv: string[]): Promise<string> {
+function runIn(pod: { node: string; namespace: string; name: string }, argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', inPodArgs(cgroup, netns, argv), { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    const child = spawnInPod(pod, argv, ['ignore', 'pipe', 'inherit']);
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new AmbitError('DemoFailed', `${argv.join(' ')} exited with ${code}`))));
   });
 }

@@ -1,12 +1,12 @@
 // `ambit exec POD -- CMD` and `ambit logs POD`: a command inside a pod (its network namespace,
 // cgroup and /etc/hosts, as `kubectl exec` would give), and a container's output.
 
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn, type StdioOptions } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
-import type { Pod } from '../../shared/resources/types.js';
+import { ownerAnnotation, type Pod } from '../../shared/resources/types.js';
 import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
 import { podNetns } from '../../scripts/cluster/topology.js';
 import { ControllerClient } from '../../controller/api/client.js';
@@ -17,10 +17,16 @@ export async function findPod(ctx: CliContext, target: string, namespace: string
   const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?kind=Pod&namespace=${encodeURIComponent(namespace)}`);
   const m = /^(deploy|deployment)\/(.+)$/.exec(target);
   const pod = m
-    ? items.find((p) => p.metadata.annotations?.['ambit.dev/owner'] === `Deployment/${m[2]}` && p.status.phase === 'Running')
+    ? items.find((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${m[2]}` && p.status.phase === 'Running')
     : items.find((p) => p.metadata.name === target);
   if (!pod) throw new AmbitError('NotFound', `${m ? `no running pod of Deployment ${namespace}/${m[2]}` : `pod ${namespace}/${target} not found`}; see \`ambit get pods -n ${namespace}\``);
   return pod;
+}
+
+/** A command in a pod's cgroup, network namespace and /etc/hosts, with ambit's tools on its PATH. */
+export function spawnInPod(pod: { node: string; namespace: string; name: string }, argv: string[], stdio: StdioOptions): ChildProcess {
+  const cgroup = podCgroup(pod.node, pod.namespace, pod.name);
+  return spawn('/bin/sh', inPodArgs(cgroup, podNetns(pod.namespace, pod.name), argv), { stdio, env: { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
 }
 
 export async function exec(ctx: CliContext, args: string[]): Promise<number> {
@@ -30,8 +36,7 @@ export async function exec(ctx: CliContext, args: string[]): Promise<number> {
   const namespace = values.namespace ?? 'default';
   if (positionals.length !== 1) throw new AmbitError('BadArgs', 'exec needs exactly one pod before --');
   const pod = await findPod(ctx, positionals[0]!, namespace);
-  const cgroup = podCgroup(pod.spec.nodeName, namespace, pod.metadata.name);
-  const child = spawn('/bin/sh', inPodArgs(cgroup, podNetns(namespace, pod.metadata.name), args.slice(dash + 1)), { stdio: 'inherit', env: { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+  const child = spawnInPod({ node: pod.spec.nodeName, namespace, name: pod.metadata.name }, args.slice(dash + 1), 'inherit');
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
 }
 

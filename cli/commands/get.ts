@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kinds } from '../../shared/resources/kinds.js';
-import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
+import { type Deployment, ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
 import { age, outputFormat, printData, table } from '../output.js';
@@ -55,7 +55,7 @@ function columns(kind: string, wide: boolean, pods: Pod[]): { headers: string[];
         row: (r) => {
           const spec = (r as Deployment).spec!;
           const owner = `Deployment/${r.metadata.name}`;
-          const running = pods.filter((p) => p.metadata.namespace === r.metadata.namespace && p.metadata.annotations?.['ambit.dev/owner'] === owner && p.status.phase === 'Running').length;
+          const running = pods.filter((p) => p.metadata.namespace === r.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === owner && p.status.phase === 'Running').length;
           return [r.metadata.name, `${running}/${spec.replicas ?? 1}`, age(r.metadata.creationTimestamp), ...(wide ? [spec.template.spec.containers.map((c) => [...c.command, ...(c.args ?? [])].join(' ')).join('; '), spec.template.spec.serviceAccountName ?? 'default'] : [])];
         },
       };

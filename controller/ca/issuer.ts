@@ -3,7 +3,6 @@
 // ztunnel's node authorization has it), and signed with a capped lifetime. Refusals are typed, so
 // the service can log, count and report them.
 
-import { X509Certificate } from 'node:crypto';
 import { AmbitError } from '../../shared/errors.js';
 import { type Identity, nodeSpiffeId, parseNodeSpiffeId, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
 import { buildCertificate, isRsaKey, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
@@ -116,9 +115,4 @@ function signWith(o: IssuerOptions, uri: string, spkiDer: Buffer, requestedTtlSe
     notBefore: notBefore.toISOString(),
     notAfter: notAfter.toISOString(),
   };
-}
-
-/** For logs and the query API: the serial of a PEM certificate. */
-export function serialOf(pem: string): string {
-  return new X509Certificate(pem).serialNumber.toLowerCase();
 }

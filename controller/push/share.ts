@@ -8,19 +8,18 @@
 import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
-import { type Labels, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
+import { type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
 
 type Scope = 'all' | Set<string>;
 
+/** An entry as it goes on the wire: only its serialised forms are kept. */
 interface Computed {
-  entry: ConfigEntry;
   json: string;
   scope: Scope;
   /** A workload's own node gets a richer form (labels, uid, phase). */
   localNode?: string;
-  localEntry?: ConfigEntry;
   localJson?: string;
 }
 
@@ -169,18 +168,13 @@ export class ShareBuilder {
     this.deltaFloor = revision;
   }
 
-  /** For tests and the query API: entries as objects. */
-  entriesFor(node: string): ConfigEntry[] {
-    return [...this.entries.values()].filter((c) => inScope(c.scope, node)).map((c) => (c.localNode === node ? c.localEntry! : c.entry));
-  }
-
   private put(key: string, entry: ConfigEntry, scope: Scope, changed: Set<string>, local?: { node: string; entry: ConfigEntry }): void {
     const json = JSON.stringify(encodeEntry(entry));
     const localJson = local ? JSON.stringify(encodeEntry(local.entry)) : undefined;
     const old = this.entries.get(key);
     if (old && old.json === json && old.localJson === localJson && old.localNode === local?.node && sameScope(old.scope, scope)) return;
     this.unindex(key);
-    this.entries.set(key, { entry, json, scope, ...(local ? { localNode: local.node, localEntry: local.entry, localJson } : {}) });
+    this.entries.set(key, { json, scope, ...(local ? { localNode: local.node, localJson } : {}) });
     if (local) {
       let keys = this.localKeys.get(local.node);
       if (!keys) this.localKeys.set(local.node, (keys = new Set()));
@@ -255,9 +249,9 @@ function workloadOf(p: Pod): WorkloadEntry {
     node: p.spec.nodeName,
     serviceAccount: p.spec.serviceAccountName ?? 'default',
     labels: p.metadata.labels ?? {},
-    owner: p.metadata.annotations?.['ambit.dev/owner'] ?? '',
+    owner: p.metadata.annotations?.[ownerAnnotation] ?? '',
     phase: p.status.phase,
-    ...(p.metadata.annotations?.['ambit.dev/netns'] ? { netns: p.metadata.annotations['ambit.dev/netns'] } : {}),
+    ...(p.metadata.annotations?.[netnsAnnotation] ? { netns: p.metadata.annotations[netnsAnnotation] } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ import { Store } from '../../controller/store/store.js';
 import { CertificateAuthority } from '../../controller/ca/authority.js';
 import { ShareBuilder } from '../../controller/push/share.js';
 import { PushServer } from '../../controller/push/server.js';
-import type { Pod, Resource, Service } from '../../shared/resources/types.js';
+import { ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
 
 const { values } = parseArgs({ options: { workloads: { type: 'string' }, services: { type: 'string' }, agents: { type: 'string' }, changes: { type: 'string' } } });
 const W = Number(values.workloads ?? 10_000);
@@ -40,7 +40,7 @@ function cluster(): Resource[] {
     const pod: Pod = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: ns, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, annotations: { 'ambit.dev/owner': `Deployment/${app}` } },
+      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: ns, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, annotations: { [ownerAnnotation]: `Deployment/${app}` } },
       spec: { nodeName: `node-${i % A}`, serviceAccountName: `sa-${i % 200}`, containers: [{ name: 'app', command: ['serve'], ports: [{ containerPort: 8080, name: 'http' }] }] },
       status: { phase: 'Running', podIP: `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`, hostIP: '', restarts: 0, containerStatuses: [] },
     };

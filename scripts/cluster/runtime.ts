@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { host } from '../../shared/net/ipv4.js';
-import type { ContainerStatus, Deployment, Pod, Service } from '../../shared/resources/types.js';
+import { type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../../shared/resources/types.js';
 import type { Store } from '../../controller/store/store.js';
 import { inNetns } from './exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
@@ -36,8 +36,6 @@ export interface RuntimeOptions {
   isCaptured?: (node: string, pod: string) => boolean;
 }
 
-const ownerAnnotation = 'ambit.dev/owner';
-const netnsAnnotation = 'ambit.dev/netns';
 const hashLabel = 'pod-template-hash';
 const maxBackoffMs = 30_000;
 

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { listNetns, run } from './exec.js';
 import { pidsInNetns, removeRootGuards } from './network.js';
-import { cgroupProcs, clusterCgroupRoot, signal, sleep } from './pods.js';
+import { cgroupProcs, clusterCgroupRoot, running, signal, sleep } from './pods.js';
 import { readState, removeState, topologyOf } from './state.js';
-import { alive } from './up.js';
 import { layout, defaultClusterFile, prefix } from './topology.js';
 
 export interface TeardownReport {
@@ -109,7 +108,7 @@ function controllerPids(stateDir: string): number[] {
 async function stopProcess(pid: number): Promise<void> {
   signal(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {
-    if (!alive(pid)) return;
+    if (!running(pid)) return;
     await sleep(20);
   }
   signal(pid, 'SIGKILL');

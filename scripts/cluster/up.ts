@@ -85,7 +85,7 @@ function startController(o: UpOptions, t: Topology): number {
 async function waitForController(pid: number, stateDir: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    if (!alive(pid)) throw new AmbitError('ControllerStart', `the controller exited during start; see ${join(stateDir, 'logs', 'controller.log')}`);
+    if (!running(pid)) throw new AmbitError('ControllerStart', `the controller exited during start; see ${join(stateDir, 'logs', 'controller.log')}`);
     try {
       await new ControllerClient(stateDir).request('GET', '/healthz', undefined, 1000);
       return;
@@ -105,9 +105,6 @@ async function nodesExist(s: ClusterState): Promise<boolean> {
   const netns = new Set(await listNetns());
   return netns.has(fabricNetns) && topologyOf(s).nodes.every((n) => netns.has(n.netns));
 }
-
-/** True while the process runs; a zombie (dead, not yet reaped by init) does not count. */
-export const alive = running;
 
 /** The recorded controller is still running, and still is a controller (pids are reused). */
 function controllerAlive(pid: number | undefined): boolean {

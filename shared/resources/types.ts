@@ -89,6 +89,10 @@ export interface Pod extends Resource<'Pod', PodSpec> {
   status: PodStatus;
 }
 
+/** Set on Pods by the local cluster: the owning `Deployment/<name>` and the pod's netns path. */
+export const ownerAnnotation = 'ambit.dev/owner';
+export const netnsAnnotation = 'ambit.dev/netns';
+
 export function resourceName(r: Pick<Resource, 'kind' | 'metadata'>): string {
   const ns = r.metadata?.namespace;
   return ns ? `${r.kind} ${ns}/${r.metadata?.name}` : `${r.kind} ${r.metadata?.name}`;
