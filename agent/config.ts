@@ -1,5 +1,7 @@
 // The agent's configuration, read once at start from its command line and handed down.
 
+import type { RedirectMode } from './capture/redirect.js';
+
 export interface AgentConfig {
   node: string;
   /** wss:// address of the controller's agent channel. */
@@ -18,6 +20,10 @@ export interface AgentConfig {
   /** Lifetime the agent asks for its workload certificates (the CA may cap it). */
   certTtlSeconds: number;
   keyType: 'ecdsa' | 'rsa';
+  /** How pods' traffic is redirected to the agent: nftables rules or eBPF programs. */
+  redirect: RedirectMode;
+  /** The compiled eBPF object (the eBPF mode); the set-up's build by default. */
+  bpfObject?: string;
 }
 
 export const defaultAdminPort = 15000;

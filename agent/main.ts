@@ -14,6 +14,8 @@ import { CaClient } from './identity/caclient.js';
 import { CertificateManager } from './identity/manager.js';
 import { NodeCredentials } from './identity/node.js';
 import { CaptureManager } from './capture/manager.js';
+import { NetfilterRedirect } from './capture/netfilter.js';
+import { EbpfRedirect } from './capture/ebpf.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -74,6 +76,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   certificates.on('failed', (id, reason) => events.publish('certificates', { identity: id, event: 'failed', reason }));
   const capture = new CaptureManager({
     state,
+    redirect: config.redirect === 'ebpf' ? new EbpfRedirect({ node: config.node, ...(config.bpfObject ? { objectPath: config.bpfObject } : {}) }) : new NetfilterRedirect(),
     log: log.child({ component: 'capture' }),
     onChange: (workload, captured, error) => {
       events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) });

@@ -93,7 +93,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       binDir: config.binDir,
       log: log.child({ component: 'runtime' }),
       isCaptured: (node, pod) => push.isCaptured(node, pod),
-      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress },
+      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
     });
     runtime.start();
   }

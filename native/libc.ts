@@ -18,11 +18,13 @@ const c = {
   bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
   strerror: libc.func('const char *strerror(int errnum)'),
+  if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
 };
 
 export const constants = {
   O_RDONLY: 0,
   O_CLOEXEC: 0o2000000,
+  O_DIRECTORY: 0o200000,
   CLONE_NEWNET: 0x40000000,
   AF_INET: 2,
   SOCK_STREAM: 1,
@@ -35,6 +37,7 @@ export const constants = {
   SO_MARK: 36,
   IP_TRANSPARENT: 19,
   SO_ORIGINAL_DST: 80,
+  SO_NETNS_COOKIE: 71,
 } as const;
 
 export class NativeCallFailed extends AmbitError {
@@ -96,4 +99,19 @@ export function originalDestination(fd: number): { ip: string; port: number } {
   const len = [16];
   check('getsockopt(SO_ORIGINAL_DST)', c.getsockopt(fd, constants.SOL_IP, constants.SO_ORIGINAL_DST, b, len) as number);
   return { ip: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port: b.readUInt16BE(2) };
+}
+
+/** The cookie of the network namespace a socket belongs to (what bpf_get_netns_cookie returns). */
+export function netnsCookie(fd: number): bigint {
+  const b = Buffer.alloc(8);
+  const len = [8];
+  check('getsockopt(SO_NETNS_COOKIE)', c.getsockopt(fd, constants.SOL_SOCKET, constants.SO_NETNS_COOKIE, b, len) as number);
+  return b.readBigUInt64LE();
+}
+
+/** The index of a network interface of the calling thread's namespace. */
+export function ifIndex(name: string): number {
+  const index = c.if_nametoindex(name) as number;
+  if (index === 0) throw new NativeCallFailed(`if_nametoindex(${name})`, koffi.errno());
+  return index;
 }

@@ -68,4 +68,4 @@ export function listenerIn(nsFd: number, ip: string, port: number, o: Omit<Socke
   return fd;
 }
 
-export { originalDestination, close as closeFd, NativeCallFailed } from './libc.js';
+export { originalDestination, netnsCookie, close as closeFd, NativeCallFailed } from './libc.js';

@@ -39,3 +39,8 @@ fi
 # A clean build, so no compiled file outlives its source (a deleted test must not keep running).
 rm -rf dist
 npx tsc -p tsconfig.json
+
+# The eBPF capture's programs, beside the compiled agent (dist/bpf/); the agent loads them with
+# --redirect ebpf. The include path holds asm/ headers on Debian's multiarch layout.
+mkdir -p dist/bpf
+clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/capture.bpf.c -o dist/bpf/capture.bpf.o

@@ -1,26 +1,29 @@
 // Which pods of this node are captured, kept in step with enrollment: for every enrolled pod the
 // agent opens its listeners inside the pod's network namespace (15001 outbound, 15006 inbound,
-// SO_REUSEPORT so a new agent can open beside an old one) and then installs the redirect, in that
-// order, so redirected traffic always finds a listener. When the pod leaves the mesh the redirect
-// goes first and the listeners close; connections already open finish normally.
+// SO_REUSEPORT so a new agent can open beside an old one) and then installs the redirect through
+// the chosen mode (netfilter or eBPF), in that order, so redirected traffic always finds a
+// listener. When the pod leaves the mesh the redirect goes first and the listeners close;
+// connections already open finish normally.
 // Until the HBONE proxy exists, captured connections are forwarded in plain TCP (proxy/forward.ts).
 
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
+import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
-import { installCapture, ports, removeCapture } from './redirect.js';
+import { ports, type InstalledRedirect, type Redirect, type UnwantedPod } from './redirect.js';
 
 interface Captured {
   workload: string;
-  netns: string;
   nsFd: number;
   servers: Server[];
+  redirect: InstalledRedirect;
   outbound: Forwarder;
   inbound: Forwarder;
 }
@@ -32,15 +35,21 @@ export interface CaptureEvents {
 export class CaptureManager {
   private readonly pods = new Map<string, Captured>();
   private readonly failed = new Map<string, string>();
+  /** Capture failures since start, per pod: what the metric counts. */
+  readonly failures = new Map<string, number>();
   /** When each pod became wanted, and how long it took until it was captured. */
   private readonly wantedSince = new Map<string, number>();
   private readonly latencyMs = new Map<string, number>();
-  /** Pods already checked for rules a previous agent left. */
-  private readonly checked = new Set<string>();
   private busy: Promise<void> = Promise.resolve();
+  private retry: NodeJS.Timeout | undefined;
+  private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
 
-  constructor(private readonly o: { state: AgentState; log: Logger } & CaptureEvents) {}
+  constructor(private readonly o: { state: AgentState; redirect: Redirect; log: Logger } & CaptureEvents) {}
+
+  get mode() {
+    return this.o.redirect.mode;
+  }
 
   start(): void {
     this.o.state.on('config', this.onConfig);
@@ -49,9 +58,11 @@ export class CaptureManager {
 
   async stop(): Promise<void> {
     this.o.state.off('config', this.onConfig);
+    clearTimeout(this.retry);
     await this.busy;
     // The redirect stays in place on purpose: a restarted agent opens its listeners beside it,
     // and the pod never sends a byte uncaptured meanwhile. Listeners close with the process.
+    this.o.redirect.close();
   }
 
   /** Per pod and direction: connections opened and closed, bytes each way. */
@@ -63,7 +74,13 @@ export class CaptureManager {
   }
 
   status() {
-    return { captured: [...this.pods.keys()], failed: Object.fromEntries(this.failed), latencyMs: Object.fromEntries(this.latencyMs) };
+    return {
+      mode: this.o.redirect.mode,
+      captured: [...this.pods.keys()],
+      failed: Object.fromEntries(this.failed),
+      latencyMs: Object.fromEntries(this.latencyMs),
+      kernel: this.o.redirect.stats(),
+    };
   }
 
   /** Reconciles one at a time, in order, so two config versions never race over one pod. */
@@ -72,38 +89,51 @@ export class CaptureManager {
   }
 
   private async reconcile(): Promise<void> {
+    // Before the first push the agent knows no pods; cleaning then would release every pod.
+    if (this.o.state.version === 0) return;
     const wanted = new Map<string, WorkloadEntry>();
+    const unwanted: UnwantedPod[] = [];
     const now = performance.now();
     for (const w of this.o.state.localWorkloads()) {
-      if (!w.netns || !this.o.state.isEnrolled(w)) continue;
       const key = `${w.namespace}/${w.name}`;
+      if (!w.netns) continue;
+      if (!this.o.state.isEnrolled(w)) {
+        unwanted.push({ workload: key, ip: w.ip, netns: w.netns, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) });
+        continue;
+      }
       wanted.set(key, w);
       if (!this.pods.has(key) && !this.wantedSince.has(key)) this.wantedSince.set(key, now);
     }
-    // A few pods at a time: listeners wait for their 'listening' event, the rules are instant.
+    // A few pods at a time: listeners wait for their 'listening' event, the redirect is instant.
     const todo = [...wanted].filter(([key]) => !this.pods.has(key));
     const workers = Array.from({ length: Math.min(8, todo.length) }, async () => {
       for (let next = todo.shift(); next; next = todo.shift()) await this.capture(next[0], next[1]);
     });
     await Promise.all(workers);
     for (const [key, c] of this.pods) if (!wanted.has(key)) await this.release(c);
-    // A previous agent run may have left rules in pods that left the mesh while no agent ran:
-    // look at each local pod once, and clean what is not wanted.
-    for (const w of this.o.state.localWorkloads()) {
-      const key = `${w.namespace}/${w.name}`;
-      if (!w.netns || wanted.has(key) || this.checked.has(key) || !existsSync(w.netns)) continue;
-      this.checked.add(key);
-      try {
-        const fd = openNetns(w.netns);
-        try {
-          removeCapture(fd);
-        } finally {
-          closeFd(fd);
-        }
-      } catch (err) {
-        this.o.log.warn({ workload: key, err: errorMessage(err) }, 'cleaning stale capture failed');
-      }
+    // A previous agent run may have left redirects for pods that left the mesh while no agent ran.
+    try {
+      this.o.redirect.cleanStale(unwanted, new Set(wanted.keys()));
+    } catch (err) {
+      this.o.log.warn({ err: errorMessage(err) }, 'cleaning stale capture failed');
     }
+    this.scheduleRetry();
+  }
+
+  /** Failed pods are tried again with backoff (0.5 s doubling to 30 s), not only on the next change. */
+  private scheduleRetry(): void {
+    clearTimeout(this.retry);
+    if (this.failed.size === 0) {
+      this.retryDelayMs = 0;
+      return;
+    }
+    this.retryDelayMs = Math.min(30_000, this.retryDelayMs ? this.retryDelayMs * 2 : 500);
+    this.retry = setTimeout(() => this.schedule(), this.retryDelayMs);
+    this.retry.unref();
+  }
+
+  private cgroupDir(relative: string): string {
+    return join(cgroup2Mount(), relative);
   }
 
   private async capture(key: string, w: WorkloadEntry): Promise<void> {
@@ -113,34 +143,41 @@ export class CaptureManager {
     const servers: Server[] = [];
     try {
       nsFd = openNetns(netns);
-      const outbound = createForwarder(nsFd);
-      const inbound = createForwarder(nsFd);
-      for (const [port, f] of [
-        [ports.outbound, outbound],
-        [ports.inbound, inbound],
+      const listeners = { outbound: -1, inbound: -1 };
+      // Connections can reach the listeners before the redirect exists (sent to 15001 directly):
+      // they find no destination and are refused.
+      const installed: { redirect?: InstalledRedirect } = {};
+      const outbound = createForwarder(nsFd, (s) => installed.redirect?.outboundDestination(s));
+      const inbound = createForwarder(nsFd, (s) => installed.redirect?.inboundDestination(s));
+      for (const [port, f, dir] of [
+        [ports.outbound, outbound, 'outbound'],
+        [ports.inbound, inbound, 'inbound'],
       ] as const) {
         // Half-open: a client that finished sending still gets the whole answer.
         const server = createServer({ allowHalfOpen: true }, (socket) => f.handle(socket));
         server.on('error', (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
-        server.listen({ fd: listenerIn(nsFd, '0.0.0.0', port, { reusePort: true }) });
+        const fd = listenerIn(nsFd, '0.0.0.0', port, { reusePort: true });
+        listeners[dir] = fd;
+        server.listen({ fd });
         await once(server, 'listening');
         servers.push(server);
       }
-      installCapture(nsFd);
-      this.pods.set(key, { workload: key, netns, nsFd, servers, outbound, inbound });
+      const redirect = (installed.redirect = this.o.redirect.install({ workload: key, ip: w.ip, nsFd, listeners, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) }));
+      this.pods.set(key, { workload: key, nsFd, servers, redirect, outbound, inbound });
       this.failed.delete(key);
       const since = this.wantedSince.get(key);
       if (since !== undefined) this.latencyMs.set(key, Math.round((performance.now() - since) * 10) / 10);
       this.wantedSince.delete(key);
-      this.o.log.info({ workload: key }, 'pod captured');
+      this.o.log.info({ workload: key, mode: this.o.redirect.mode, how: redirect.how }, 'pod captured');
       this.o.onChange?.(key, true);
     } catch (err) {
-      // Nothing half-done stays: no rules (installCapture cleans up), no listeners.
+      // Nothing half-done stays: the redirect installs all or nothing, and the listeners close.
       for (const s of servers) s.close();
       if (nsFd >= 0) closeFd(nsFd);
       const message = errorMessage(err);
       this.failed.set(key, message);
-      this.o.log.error({ workload: key, err: message }, 'capture failed; retrying with the next change');
+      this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+      this.o.log.error({ workload: key, mode: this.o.redirect.mode, err: message }, 'capture failed; retrying with backoff');
       this.o.onChange?.(key, false, message);
     }
   }
@@ -148,9 +185,8 @@ export class CaptureManager {
   private async release(c: Captured): Promise<void> {
     this.pods.delete(c.workload);
     this.latencyMs.delete(c.workload);
-    this.checked.add(c.workload);
     try {
-      removeCapture(c.nsFd);
+      c.redirect.remove();
     } catch (err) {
       this.o.log.error({ workload: c.workload, err: errorMessage(err) }, 'removing capture failed');
     }

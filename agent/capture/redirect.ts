@@ -1,63 +1,72 @@
-// The netfilter redirect (the "iptables" capture mode), installed inside a pod's own network
-// namespace, never the node's or the host's tables, as Istio's in-pod mode does it: outbound TCP
-// to the agent's 15001, inbound TCP to 15006 except HBONE on 15008. The agent's own sockets carry
-// a mark and pass untouched, and so do loopback traffic and the health probes' source.
-// Written as one nftables table replaced in one transaction through libnftables (native/): installing
-// again replaces it (never duplicates), a failure applies nothing, removal leaves nothing, and no
-// process is spawned per pod, which is what enrolling many pods at once pays.
+// The one interface both capture modes give the rest of the agent: install a pod's redirect once its
+// listeners are open, read a captured connection's original destination, remove the redirect, and
+// clean what a previous agent run left. The netfilter mode (netfilter.ts) and the eBPF mode (ebpf.ts)
+// implement it; the capture manager and the proxy never know which one runs.
 
-import { NftablesFailed, runNft } from '../../native/nftables.js';
+import type { Socket } from 'node:net';
 
 export const ports = { outbound: 15001, inbound: 15006, hbone: 15008 } as const;
 /** The mark of the agent's own sockets (SO_MARK), and the bits it occupies. */
 export const agentMark = 0x539;
 export const markMask = 0xfff;
-export const table = 'ambit_capture';
 
-export interface CaptureOptions {
-  /** Where health probes come from (the node), which must reach the app directly. */
-  probeSource?: string;
+export const redirectModes = ['iptables', 'ebpf'] as const;
+export type RedirectMode = (typeof redirectModes)[number];
+
+export interface Destination {
+  ip: string;
+  port: number;
 }
 
-/** The whole table, created if missing, emptied and filled in one transaction. */
-export function captureRules(o: CaptureOptions = {}): string {
-  return `table ip ${table}
-delete table ip ${table}
-table ip ${table} {
-  chain outbound {
-    type nat hook output priority -100; policy accept;
-    meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return
-    ip daddr 127.0.0.0/8 return
-    meta l4proto tcp redirect to :${ports.outbound}
-  }
-  chain inbound {
-    type nat hook prerouting priority -100; policy accept;
-    tcp dport ${ports.hbone} return
-${o.probeSource ? `    ip saddr ${o.probeSource} return\n` : ''}    meta l4proto tcp redirect to :${ports.inbound}
-  }
-}
-`;
+/** A pod of this node to capture, with the agent's listeners already open inside it. */
+export interface PodTarget {
+  /** `namespace/name`. */
+  workload: string;
+  ip: string;
+  /** An open fd of the pod's network namespace. */
+  nsFd: number;
+  /** The pod's cgroup v2 directory (absolute), when known; the eBPF mode needs it. */
+  cgroup?: string;
+  /** The listening sockets' fds, outbound (15001) and inbound (15006). */
+  listeners: { outbound: number; inbound: number };
 }
 
-/** Installs (or replaces) the redirect in the pod's namespace (`nsFd`), all or nothing. */
-export function installCapture(nsFd: number, o: CaptureOptions = {}): void {
-  runNft(nsFd, captureRules(o));
+/** A pod of this node that should not be captured, which a previous run may have left captured. */
+export interface UnwantedPod {
+  workload: string;
+  ip: string;
+  netns: string;
+  cgroup?: string;
 }
 
-/** Removes the redirect; succeeds when there is nothing to remove. */
-export function removeCapture(nsFd: number): void {
-  runNft(nsFd, `table ip ${table}\ndelete table ip ${table}\n`);
+/** One pod's redirect, in place. */
+export interface InstalledRedirect {
+  /** How it was installed: freshly, or found complete from a previous agent run. */
+  readonly how: 'installed' | 'adopted';
+  /** The destination a connection accepted on the pod's 15001 was headed to; undefined if unknown. */
+  outboundDestination(socket: Socket): Destination | undefined;
+  /** The same for the pod's 15006. */
+  inboundDestination(socket: Socket): Destination | undefined;
+  /** Removes the redirect; already open connections are untouched. */
+  remove(): void;
 }
 
-/** The pod's ambit table as nft lists it, a line each (empty when it is not captured). */
-export function captureState(nsFd: number): string[] {
-  try {
-    return runNft(nsFd, `list table ip ${table}`)
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean);
-  } catch (err) {
-    if (err instanceof NftablesFailed && /No such file or directory/.test(err.message)) return [];
-    throw err;
-  }
+export interface Redirect {
+  readonly mode: RedirectMode;
+  /** Installs the pod's redirect, all or nothing: on a throw nothing of it is left. */
+  install(pod: PodTarget): InstalledRedirect;
+  /**
+   * Removes what a previous run may have left for pods of this node that are not wanted (`pods`),
+   * and for pods the node no longer has; `wanted` are the pods captured now.
+   */
+  cleanStale(pods: UnwantedPod[], wanted: Set<string>): void;
+  /** What the mode's kernel side counted, for the query API and metrics. */
+  stats(): Record<string, number>;
+  /** Releases this process's handles; what is installed stays for the next agent run. */
+  close(): void;
+}
+
+/** The fd of a Node socket, for calls Node does not offer. */
+export function socketFd(socket: Socket): number {
+  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
 }

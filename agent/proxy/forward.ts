@@ -5,8 +5,8 @@
 
 import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { agentMark } from '../capture/redirect.js';
-import { originalDestination, tcpSocketIn } from '../../native/netns.js';
+import { agentMark, type Destination } from '../capture/redirect.js';
+import { tcpSocketIn } from '../../native/netns.js';
 
 export interface ForwardCounters {
   opened: number;
@@ -23,15 +23,14 @@ export interface Forwarder {
   handle(client: Socket): void;
 }
 
-export function createForwarder(nsFd: number): Forwarder {
+/** `destinationOf` reads a captured connection's original destination, as the pod's redirect keeps it. */
+export function createForwarder(nsFd: number, destinationOf: (client: Socket) => Destination | undefined): Forwarder {
   const counters: ForwardCounters = { opened: 0, closed: 0, failed: 0, sent: 0, received: 0 };
   return {
     counters,
     handle(client: Socket): void {
-      let dst: { ip: string; port: number };
-      try {
-        dst = originalDestination((client as unknown as { _handle: { fd: number } })._handle.fd);
-      } catch {
+      const dst = destinationOf(client);
+      if (!dst) {
         counters.failed++;
         client.destroy();
         return;

@@ -5,6 +5,7 @@ import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
 import { defaultAdminPort } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
+import { redirectModes, type RedirectMode } from '../../agent/capture/redirect.js';
 import type { CliContext } from '../context.js';
 
 export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
@@ -21,6 +22,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'trust-domain': { type: 'string' },
       'cert-ttl': { type: 'string' },
       'key-type': { type: 'string' },
+      redirect: { type: 'string' },
+      'bpf-object': { type: 'string' },
     },
   });
   for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
@@ -28,6 +31,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
   }
   const keyType = values['key-type'] ?? 'ecdsa';
   if (keyType !== 'ecdsa' && keyType !== 'rsa') throw new AmbitError('BadFlag', `--key-type ${keyType}: must be ecdsa or rsa`);
+  const redirect = (values.redirect ?? 'iptables') as RedirectMode;
+  if (!redirectModes.includes(redirect)) throw new AmbitError('BadFlag', `--redirect ${values.redirect}: must be ${redirectModes.join(' or ')}`);
   const [host, port] = (values['admin-listen'] ?? `127.0.0.1:${defaultAdminPort}`).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--admin-listen ${values['admin-listen']}: must be HOST:PORT`);
   await runAgent({
@@ -42,5 +47,7 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     trustDomain: values['trust-domain'] ?? 'cluster.local',
     certTtlSeconds: parseDuration(values['cert-ttl'] ?? '24h', '--cert-ttl'),
     keyType,
+    redirect,
+    ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
   });
 }

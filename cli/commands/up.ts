@@ -11,10 +11,12 @@ import { apply } from './apply.js';
 import { printStatus } from './status.js';
 
 export async function up(ctx: CliContext, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, 'no-samples': { type: 'boolean' }, timeout: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, timeout: { type: 'string' } } });
+  const redirect = values.redirect;
+  if (redirect !== undefined && redirect !== 'iptables' && redirect !== 'ebpf') throw new AmbitError('BadFlag', `--redirect ${redirect}: must be iptables or ebpf`);
   const started = performance.now();
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const result = await bringUp({ stateDir: ctx.stateDir, ...(values.cluster ? { clusterFile: values.cluster } : {}), cliEntry, say });
+  const result = await bringUp({ stateDir: ctx.stateDir, ...(values.cluster ? { clusterFile: values.cluster } : {}), ...(redirect ? { redirect } : {}), cliEntry, say });
   if (result.already) {
     say(`The local cluster is already up (${result.topology.nodes.length} nodes); \`ambit down\` removes it.`);
     return 0;

@@ -8,7 +8,7 @@
 import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
-import { type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
+import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
 
@@ -64,7 +64,7 @@ export class ShareBuilder {
           if (gone) this.remove(key, changed);
           else {
             const local = workloadOf(r as Pod);
-            const { labels, uid, phase, netns, ...remote } = local;
+            const { labels, uid, phase, netns, cgroup, ...remote } = local;
             this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
           }
           for (const s of this.services.get(ns)?.values() ?? []) {
@@ -252,6 +252,7 @@ function workloadOf(p: Pod): WorkloadEntry {
     owner: p.metadata.annotations?.[ownerAnnotation] ?? '',
     phase: p.status.phase,
     ...(p.metadata.annotations?.[netnsAnnotation] ? { netns: p.metadata.annotations[netnsAnnotation] } : {}),
+    ...(p.metadata.annotations?.[cgroupAnnotation] ? { cgroup: p.metadata.annotations[cgroupAnnotation] } : {}),
   };
 }
 

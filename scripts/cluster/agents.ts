@@ -19,6 +19,7 @@ export interface AgentLaunch {
   caFile: string;
   /** Address the query API binds (loopback unless the cluster file says otherwise). */
   adminAddress: string;
+  redirect: 'iptables' | 'ebpf';
 }
 
 export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
@@ -55,6 +56,8 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
     adminTokenPath(stateDir, node.name),
     '--admin-listen',
     `${l.adminAddress}:${defaultAdminPort}`,
+    '--redirect',
+    l.redirect,
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
   const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';

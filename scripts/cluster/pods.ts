@@ -13,8 +13,13 @@ export function clusterCgroupRoot(): string {
   return join(cgroup2Mount(), prefix);
 }
 
+/** A pod's cgroup below the cgroup2 mount, as a container runtime would report it. */
+export function podCgroupRelative(node: string, namespace: string, pod: string): string {
+  return `/${prefix}/${node}/${namespace}.${pod}`;
+}
+
 export function podCgroup(node: string, namespace: string, pod: string): string {
-  return join(clusterCgroupRoot(), node, `${namespace}.${pod}`);
+  return join(cgroup2Mount(), podCgroupRelative(node, namespace, pod));
 }
 
 export function cgroupProcs(dir: string): number[] {

@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { host } from '../../shared/net/ipv4.js';
-import { type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../../shared/resources/types.js';
+import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../../shared/resources/types.js';
 import type { Store } from '../../controller/store/store.js';
 import { inNetns } from './exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
-import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer, stopCgroup, writeHosts, podCgroup } from './pods.js';
+import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, agentPid, startAgent } from './agents.js';
@@ -196,7 +196,12 @@ export class LocalClusterRuntime {
         namespace: d.metadata.namespace!,
         labels: { ...tpl.metadata?.labels, [hashLabel]: hash },
         // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
-        annotations: { ...tpl.metadata?.annotations, [ownerAnnotation]: `Deployment/${d.metadata.name}`, [netnsAnnotation]: `/run/netns/${podNetns(d.metadata.namespace!, name)}` },
+        annotations: {
+          ...tpl.metadata?.annotations,
+          [ownerAnnotation]: `Deployment/${d.metadata.name}`,
+          [netnsAnnotation]: `/run/netns/${podNetns(d.metadata.namespace!, name)}`,
+          [cgroupAnnotation]: podCgroupRelative(node.name, d.metadata.namespace!, name),
+        },
       },
       spec: { ...structuredClone(tpl.spec), serviceAccountName: tpl.spec.serviceAccountName ?? 'default', nodeName: node.name },
       status: {

@@ -1,7 +1,7 @@
 // Removing a local cluster, whether `ambit up` finished or crashed half-way: the controller, every
 // process in the cluster's cgroups and namespaces, the namespaces (which takes their veths, bridges,
 // routes and rules with them), the cgroups, the pods' /etc/netns files, the root namespace's guard
-// routes and the state directory. Everything is found by the `ambit` prefix as well as from the
+// routes, the agents' pinned eBPF programs and maps, and the state directory. Everything is found by the `ambit` prefix as well as from the
 // record, so nothing survives a record that was never written.
 
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { pidsInNetns, removeRootGuards } from './network.js';
 import { cgroupProcs, clusterCgroupRoot, running, signal, sleep } from './pods.js';
 import { readState, removeState, topologyOf } from './state.js';
 import { layout, defaultClusterFile, prefix } from './topology.js';
+import { bpfPinBase, removeCapturePins } from '../../native/bpf.js';
 
 export interface TeardownReport {
   namespaces: number;
@@ -70,6 +71,8 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   if (existsSync('/etc/netns')) {
     for (const d of readdirSync('/etc/netns')) if (d.startsWith(`${prefix}-`)) rmSync(join('/etc/netns', d), { recursive: true, force: true });
   }
+  // The eBPF capture's pins keep programs attached and maps alive until they are removed.
+  removeCapturePins(bpfPinBase);
   const t = state ? topologyOf(state) : layout(defaultClusterFile());
   await removeRootGuards([t.podCIDR.text, t.serviceCIDR.text, t.nodeCIDR.text]);
   removeState(stateDir);

@@ -20,6 +20,8 @@ export interface ClusterFile {
     nodeCIDR?: string;
     /** Address the agents' query API binds in each node (default loopback; others need the admin token). */
     agentAdminAddress?: string;
+    /** How the agents redirect pods' traffic: nftables rules (default) or eBPF programs. */
+    redirect?: 'iptables' | 'ebpf';
   };
 }
 
@@ -45,6 +47,7 @@ const clusterSchema = {
         serviceCIDR: { type: 'string' },
         nodeCIDR: { type: 'string' },
         agentAdminAddress: { enum: ['127.0.0.1', '0.0.0.0'] },
+        redirect: { enum: ['iptables', 'ebpf'] },
       },
     },
   },
@@ -75,6 +78,7 @@ export interface Topology {
   /** The control-plane host on the fabric, where the controller runs and agents reach it. */
   control: { netns: string; ip: string; fabricLink: string };
   agentAdminAddress: string;
+  redirect: 'iptables' | 'ebpf';
 }
 
 /** Every network namespace, cgroup and link the project makes starts with this prefix. */
@@ -129,7 +133,7 @@ export function layout(file: ClusterFile): Topology {
     };
   });
   const control = { netns: `${prefix}-control`, ip: host(nodeCIDR, cidrSize(nodeCIDR) - 2), fabricLink: `${prefix}-fc` };
-  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1' };
+  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1', redirect: spec.redirect ?? 'iptables' };
 }
 
 export function podNetns(namespace: string, name: string): string {

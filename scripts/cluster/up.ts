@@ -17,6 +17,8 @@ import { defaultClusterFile, fabricNetns, layout, prefix, readClusterFile, type 
 export interface UpOptions {
   stateDir: string;
   clusterFile?: string;
+  /** Overrides the cluster file's spec.redirect. */
+  redirect?: 'iptables' | 'ebpf';
   /** The CLI's compiled entry, started as `ambit controller`. */
   cliEntry: string;
   say: (line: string) => void;
@@ -34,6 +36,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
     });
   }
   const file = o.clusterFile ? readClusterFile(o.clusterFile) : defaultClusterFile();
+  if (o.redirect) file.spec = { ...file.spec, redirect: o.redirect };
   const topology = layout(file);
   const existing = readState(o.stateDir);
   if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !controllerAlive(existing.controllerPid)) {
@@ -44,7 +47,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
     await waitForController(existing.controllerPid, o.stateDir);
   }
   if (existing && (await isHealthy(existing))) {
-    if (JSON.stringify(existing.file) !== JSON.stringify(file) && o.clusterFile) {
+    if (JSON.stringify(existing.file) !== JSON.stringify(file) && (o.clusterFile || o.redirect)) {
       throw new AmbitError('ClusterExists', 'a cluster from a different cluster file is up; run `ambit down` first');
     }
     return { already: true, topology: topologyOf(existing) };

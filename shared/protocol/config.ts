@@ -20,6 +20,8 @@ export interface WorkloadEntry {
   phase?: string;
   /** The pod's network namespace on its node (own pods only), where capture is installed. */
   netns?: string;
+  /** Its cgroup v2 path below the cgroup2 mount (own pods only), where the eBPF capture attaches. */
+  cgroup?: string;
 }
 
 export interface ServiceEntry {

@@ -53,6 +53,8 @@ export async function leftovers(): Promise<string[]> {
       // The process ended while we looked.
     }
   }
+  if (existsSync('/sys/fs/bpf/ambit')) found.push('pins /sys/fs/bpf/ambit');
+  for (const line of (await sh('bpftool prog show 2>/dev/null')).split('\n')) if (/name ambit_/.test(line)) found.push(`bpf program ${line.trim()}`);
   if (existsSync(stateDir)) found.push(`state ${stateDir}`);
   return found;
 }

@@ -8,9 +8,10 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, Socket, type Server } from 'node:net';
-import { installCapture } from '../../../agent/capture/redirect.js';
+import { installCapture } from '../../../agent/capture/netfilter.js';
 import { createForwarder } from '../../../agent/proxy/forward.js';
-import { closeFd, listenerIn, openNetns, tcpSocketIn } from '../../../native/netns.js';
+import { closeFd, listenerIn, openNetns, originalDestination, tcpSocketIn } from '../../../native/netns.js';
+import { socketFd } from '../../../agent/capture/redirect.js';
 
 const ns = `ambit-t-forward-${process.pid}`;
 const path = `/run/netns/${ns}`;
@@ -37,7 +38,7 @@ test('a captured connection reaches its destination through the agent, and is co
   servers.push(app);
   app.listen({ fd: listenerIn(nsFd, '10.97.0.2', 8080) });
   await once(app, 'listening');
-  const forwarder = createForwarder(nsFd);
+  const forwarder = createForwarder(nsFd, (s) => originalDestination(socketFd(s)));
   const agent = createServer((c) => forwarder.handle(c));
   servers.push(agent);
   agent.listen({ fd: listenerIn(nsFd, '0.0.0.0', 15001) });

@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, Socket, type Server } from 'node:net';
-import { agentMark, captureState, installCapture, removeCapture } from '../../../agent/capture/redirect.js';
+import { captureState, installCapture, removeCapture } from '../../../agent/capture/netfilter.js';
+import { agentMark } from '../../../agent/capture/redirect.js';
 import { closeFd, listenerIn, openNetns, originalDestination, tcpSocketIn } from '../../../native/netns.js';
 
 const ns = `ambit-t-capture-${process.pid}`;

@@ -1,0 +1,110 @@
+// The netfilter redirect (the "iptables" capture mode), installed inside a pod's own network
+// namespace, never the node's or the host's tables, as Istio's in-pod mode does it: outbound TCP
+// to the agent's 15001, inbound TCP to 15006 except HBONE on 15008. The agent's own sockets carry
+// a mark and pass untouched, and so do loopback traffic and the health probes' source.
+// Written as one nftables table replaced in one transaction through libnftables (native/): installing
+// again replaces it (never duplicates), a failure applies nothing, removal leaves nothing, and no
+// process is spawned per pod, which is what enrolling many pods at once pays.
+
+import { existsSync } from 'node:fs';
+import { NftablesFailed, runNft } from '../../native/nftables.js';
+import { closeFd, openNetns, originalDestination } from '../../native/netns.js';
+import { agentMark, markMask, ports, socketFd, type InstalledRedirect, type PodTarget, type Redirect, type UnwantedPod } from './redirect.js';
+
+export const table = 'ambit_capture';
+
+export interface CaptureOptions {
+  /** Where health probes come from (the node), which must reach the app directly. */
+  probeSource?: string;
+}
+
+/** The whole table, created if missing, emptied and filled in one transaction. */
+export function captureRules(o: CaptureOptions = {}): string {
+  return `table ip ${table}
+delete table ip ${table}
+table ip ${table} {
+  chain outbound {
+    type nat hook output priority -100; policy accept;
+    meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return
+    ip daddr 127.0.0.0/8 return
+    meta l4proto tcp redirect to :${ports.outbound}
+  }
+  chain inbound {
+    type nat hook prerouting priority -100; policy accept;
+    tcp dport ${ports.hbone} return
+${o.probeSource ? `    ip saddr ${o.probeSource} return\n` : ''}    meta l4proto tcp redirect to :${ports.inbound}
+  }
+}
+`;
+}
+
+/** Installs (or replaces) the redirect in the pod's namespace (`nsFd`), all or nothing. */
+export function installCapture(nsFd: number, o: CaptureOptions = {}): void {
+  runNft(nsFd, captureRules(o));
+}
+
+/** Removes the redirect; succeeds when there is nothing to remove. */
+export function removeCapture(nsFd: number): void {
+  runNft(nsFd, `table ip ${table}\ndelete table ip ${table}\n`);
+}
+
+/** The pod's ambit table as nft lists it, a line each (empty when it is not captured). */
+export function captureState(nsFd: number): string[] {
+  try {
+    return runNft(nsFd, `list table ip ${table}`)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+  } catch (err) {
+    if (err instanceof NftablesFailed && /No such file or directory/.test(err.message)) return [];
+    throw err;
+  }
+}
+
+/** The netfilter mode behind the Redirect interface: conntrack keeps each original destination. */
+export class NetfilterRedirect implements Redirect {
+  readonly mode = 'iptables' as const;
+  private readonly checked = new Set<string>();
+
+  constructor(private readonly o: CaptureOptions = {}) {}
+
+  install(pod: PodTarget): InstalledRedirect {
+    installCapture(pod.nsFd, this.o);
+    this.checked.delete(pod.workload);
+    const destination = (s: Parameters<InstalledRedirect['outboundDestination']>[0]) => {
+      try {
+        return originalDestination(socketFd(s));
+      } catch {
+        return undefined;
+      }
+    };
+    return {
+      how: 'installed',
+      outboundDestination: destination,
+      inboundDestination: destination,
+      remove: () => {
+        this.checked.add(pod.workload);
+        removeCapture(pod.nsFd);
+      },
+    };
+  }
+
+  cleanStale(pods: UnwantedPod[]): void {
+    for (const p of pods) {
+      if (this.checked.has(p.workload) || !existsSync(p.netns)) continue;
+      this.checked.add(p.workload);
+      const fd = openNetns(p.netns);
+      try {
+        removeCapture(fd);
+      } finally {
+        closeFd(fd);
+      }
+    }
+  }
+
+  stats(): Record<string, number> {
+    return {};
+  }
+
+  close(): void {}
+}

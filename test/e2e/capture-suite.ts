@@ -1,0 +1,199 @@
+// Traffic capture on the local cluster, one suite per redirect mode (capture-iptables.test.ts,
+// capture-ebpf.test.ts): a connection from an enrolled pod to a pod on the other node passes
+// through both nodes' agents (their counters move, the server gets the bytes); a pod that opts out,
+// and a pod of an unenrolled namespace, connect directly; a restarted agent adopts what is in place;
+// unenrolling removes every ambit rule or program from the pods.
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { cgroup2Mount } from '../../shared/host/cgroup.js';
+import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+
+let tmp = '';
+type Counter = { workload: string; direction: string; opened: number; sent: number; received: number };
+const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
+const counters = async (node: string) => JSON.parse(await ambitOk(['query', node, 'connections', '-o', 'json'])) as Counter[];
+const opened = (cs: Counter[], workload: string, direction: string) => cs.find((c) => c.workload === workload && c.direction === direction)?.opened ?? 0;
+
+/**
+ * What of ambit's capture is in a pod, counted independently of the agent: nftables rules (nft),
+ * or eBPF programs on its cgroup (bpftool) and on its interface (tc), and its pin directory.
+ */
+async function captureIn(mode: Mode, node: string, ns: string, pod: string): Promise<number> {
+  const net = `nsenter --net=/run/netns/ambit-pod-${ns}.${pod}`;
+  if (mode === 'iptables') return Number(await sh(`${net} nft list ruleset 2>/dev/null | grep -c -E 'ambit|redirect' || true`));
+  const cgroup = join(cgroup2Mount(), 'ambit', node, `${ns}.${pod}`);
+  const programs = Number(await sh(`bpftool cgroup show ${cgroup} 2>/dev/null | grep -c ambit_ || true`));
+  const filters = Number(await sh(`${net} tc filter show dev eth0 ingress 2>/dev/null | grep -c ambit_ || true`));
+  const pins = Number(await sh(`ls -d /sys/fs/bpf/ambit/${node}/pods/${ns}_${pod.replace(/\./g, '_')} 2>/dev/null | wc -l`));
+  return programs + filters + pins;
+}
+
+type Mode = 'iptables' | 'ebpf';
+
+export function captureSuite(mode: Mode): void {
+  const test = suite(`capture (${mode})`);
+  const rulesIn = (node: string, ns: string, pod: string) => captureIn(mode, node, ns, pod);
+
+  test.before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-'));
+    assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
+    await ambitOk(['up', '--redirect', mode]);
+    const extra = join(tmp, 'extra.yaml');
+    writeFileSync(
+      extra,
+      `apiVersion: v1
+kind: Namespace
+metadata: { name: plain }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: outsider, namespace: plain }
+spec:
+  selector: { matchLabels: { app: outsider } }
+  template:
+    metadata: { labels: { app: outsider } }
+    spec:
+      containers: [{ name: c, command: [sleep, infinity] }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: optout, namespace: client }
+spec:
+  selector: { matchLabels: { app: optout } }
+  template:
+    metadata: { labels: { app: optout, ambit.dev/dataplane-mode: none } }
+    spec:
+      containers: [{ name: c, command: [sleep, infinity] }]
+`,
+    );
+    await ambitOk(['apply', '-f', extra]);
+    await ambitOk(['enroll', 'shop']);
+    await ambitOk(['enroll', 'client']);
+  });
+
+  test.after(async () => {
+    await ambit(['down']);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('a connection from an enrolled pod to a pod on the other node passes through both agents', async () => {
+    const s = await status();
+    const client = s.pods.find((p) => p.labels.app === 'client')!;
+    const web = s.pods.find((p) => p.labels.app === 'web' && p.node !== client.node)!;
+    const clientKey = `client/${client.name}`;
+    const webKey = `shop/${web.name}`;
+    await eventually('both pods captured', async () => (await counters(client.node)).some((c) => c.workload === clientKey) && (await counters(web.node)).some((c) => c.workload === webKey));
+    const before = [opened(await counters(client.node), clientKey, 'outbound'), opened(await counters(web.node), webKey, 'inbound')];
+    const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/captured`]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, `pod=${web.name}`);
+    assert.match(r.stdout, 'path=/captured');
+    const after = [opened(await counters(client.node), clientKey, 'outbound'), opened(await counters(web.node), webKey, 'inbound')];
+    assert.equal(after, [before[0]! + 1, before[1]! + 1], 'one more connection through each agent');
+    const web2 = (await counters(web.node)).find((c) => c.workload === webKey && c.direction === 'inbound')!;
+    assert.ok(web2.sent > 0 && web2.received > 0, 'bytes counted both ways');
+    // And `ambit status` says which pods are captured.
+    const st = await status();
+    assert.is(st.pods.find((p) => p.name === web.name)!.capture, 'captured');
+    assert.is(st.pods.find((p) => p.labels.app === 'outsider')!.capture, undefined);
+  });
+
+  test('a new pod of an enrolled namespace does not start before its agent captures it (fail closed)', async () => {
+    // Freeze node-2's agent: alive, but capturing nothing.
+    const agentPid = Number(readFileSync(join(stateDir, 'agents', 'node-2', 'pid'), 'utf8'));
+    process.kill(agentPid, 'SIGSTOP');
+    try {
+      const file = join(tmp, 'early.yaml');
+      writeFileSync(
+        file,
+        `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: early, namespace: shop }
+spec:
+  selector: { matchLabels: { app: early } }
+  template:
+    metadata: { labels: { app: early } }
+    spec:
+      nodeName: node-2
+      containers:
+        - name: c
+          command: [sh, -c, "curl -s -m 5 http://web.shop/ > /dev/null; sleep infinity"]
+`,
+      );
+      await ambitOk(['apply', '-f', file]);
+      const held = await eventually('early held', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.message?.includes('waiting for the agent of node-2')));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.is((await status()).pods.find((p) => p.name === held.name)!.phase, 'Pending', 'still held while the agent cannot capture it');
+    } finally {
+      process.kill(agentPid, 'SIGCONT');
+    }
+    const pod = await eventually('early running once captured', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.phase === 'Running'), 20_000);
+    // Its first connection, made the moment it started, went through the agent.
+    await eventually('its first connection counted', async () => opened(await counters('node-2'), `shop/${pod.name}`, 'outbound') >= 1);
+  });
+
+  test('restarting an agent with a long-lived connection open keeps one copy of every rule, and the pod connects through the new agent', async () => {
+    const s = await status();
+    const client = s.pods.find((p) => p.labels.app === 'client')!;
+    const web = s.pods.find((p) => p.labels.app === 'web')!;
+    const rulesBefore = await rulesIn(client.node, 'client', client.name);
+    assert.ok(rulesBefore > 0, 'the client pod is captured');
+    // A connection held open across the restart, from inside the client pod.
+    const hold = ambit(['exec', '-n', 'client', client.name, '--', process.execPath, '-e', `const s=require('net').connect(8080,'${web.ip}');s.on('error',()=>{});setTimeout(()=>process.exit(0),6000)`], 20_000);
+    await eventually('the long-lived connection open', async () => opened(await counters(client.node), `client/${client.name}`, 'outbound') >= 1);
+    const pidFile = join(stateDir, 'agents', client.node, 'pid');
+    const oldPid = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(oldPid, 'SIGKILL');
+    // The runtime starts a new agent (as a DaemonSet would); it adopts the pod's rules.
+    await eventually('a new agent', async () => Number(readFileSync(pidFile, 'utf8')) !== oldPid, 15_000);
+    await eventually('the pod captured again', async () => (await counters(client.node)).some((c) => c.workload === `client/${client.name}`), 15_000);
+    assert.is(await rulesIn(client.node, 'client', client.name), rulesBefore, 'no rule duplicated');
+    const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/after-restart`]);
+    assert.match(r.stdout, 'path=/after-restart');
+    assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 1, 'counted by the new agent');
+    assert.is((await hold).code, 0);
+  });
+
+  test('a pod that opts out, and a pod of an unenrolled namespace, connect directly', async () => {
+    const s = await status();
+    const web = s.pods.find((p) => p.labels.app === 'web')!;
+    const webKey = `shop/${web.name}`;
+    for (const [ns, app] of [['client', 'optout'], ['plain', 'outsider']] as const) {
+      const pod = s.pods.find((p) => p.labels.app === app)!;
+      assert.is(await rulesIn(pod.node, ns, pod.name), 0, `${ns}/${pod.name} has no capture rules`);
+      const beforeIn = opened(await counters(web.node), webKey, 'inbound');
+      const r = await ambit(['exec', '-n', ns, pod.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/`]);
+      assert.is(r.code, 0, r.stderr);
+      assert.match(r.stdout, `pod=${web.name}`);
+      // No agent holds the source pod: its connection left it directly.
+      assert.not.ok((await counters(pod.node)).some((c) => c.workload === `${ns}/${pod.name}`), `${ns}/${pod.name} is not captured`);
+      // The destination is enrolled, so its agent still counts the inbound side.
+      assert.is(opened(await counters(web.node), webKey, 'inbound'), beforeIn + 1);
+    }
+  });
+
+  test('unenrolling removes every ambit rule from the pods, and traffic reaches them directly again', async () => {
+    await ambitOk(['unenroll', 'shop']);
+    const s = await status();
+    for (const p of s.pods.filter((x) => x.namespace === 'shop')) {
+      await eventually(`no rules in ${p.name}`, async () => (await rulesIn(p.node, 'shop', p.name)) === 0);
+    }
+    const web = s.pods.find((p) => p.labels.app === 'web')!;
+    const outsider = s.pods.find((p) => p.labels.app === 'outsider')!;
+    const r = await ambit(['exec', '-n', 'plain', outsider.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/`]);
+    // Neither side is captured now: the server sees the real client address.
+    assert.match(r.stdout, `client=${outsider.ip}`);
+  });
+
+  test('ambit down leaves nothing behind', async () => {
+    await ambitOk(['down']);
+    assert.equal(await leftovers(), []);
+  });
+
+  test.run();
+}
