@@ -1,0 +1,292 @@
+// The node's HBONE listener (port 15008): mutual TLS 1.3 with the client's SVID checked by our own
+// validator, HTTP/2 with bounded sessions and streams, and CONNECT requests handed to the caller as
+// tunnels. What to do with a tunnel (policy, dialing the pod, piping) is the caller's; this module
+// only refuses what is malformed or unauthenticated, and counts every refusal by reason.
+
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import { once } from 'node:events';
+import type { Logger } from '../../shared/log.js';
+import { type Identity, spiffeId } from '../../shared/identity/spiffe.js';
+import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../../shared/identity/svid.js';
+import { type Authority, defaultSessionWindow, defaultStreamWindow, maxSessionMemoryMb, parseAuthority, peerChain } from './hbone.js';
+
+export interface HboneServerLimits {
+  /** Streams one session may have open at once, announced in SETTINGS; nghttp2 refuses the rest. */
+  maxConcurrentStreams: number;
+  /** TCP connections (handshaking or established); more are dropped at accept. */
+  maxSessions: number;
+  handshakeTimeoutMs: number;
+  /** A session with no stream for this long is sent GOAWAY. */
+  idleTimeoutMs: number;
+  streamWindowBytes: number;
+  sessionWindowBytes: number;
+  /**
+   * Streams a client may reset in a burst, and per second after it, before its session is cut
+   * with ENHANCE_YOUR_CALM. Below nghttp2's own guard (1,000, then 33/s), which stops reading the
+   * session but leaves it open, holding a session slot until the idle timeout.
+   */
+  resetBurst: number;
+  resetsPerSecond: number;
+}
+
+export const defaultServerLimits: HboneServerLimits = {
+  maxConcurrentStreams: 100,
+  maxSessions: 10_000,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 300_000,
+  streamWindowBytes: defaultStreamWindow,
+  sessionWindowBytes: defaultSessionWindow,
+  resetBurst: 500,
+  resetsPerSecond: 30,
+};
+
+export type HboneRefusal = 'no-certificate' | SvidFailure | 'handshake-timeout' | 'tls-error' | 'not-h2' | 'too-many-sessions' | 'stream-flood' | 'method-not-allowed' | 'bad-authority';
+
+const refusals: HboneRefusal[] = ['no-certificate', 'malformed', 'untrusted-chain', 'expired', 'not-yet-valid', 'is-ca', 'bad-key-usage', 'no-uri-san', 'several-uri-sans', 'not-spiffe', 'unknown-trust-domain', 'handshake-timeout', 'tls-error', 'not-h2', 'too-many-sessions', 'stream-flood', 'method-not-allowed', 'bad-authority'];
+
+export interface HboneServerCounters {
+  /** TLS handshakes completed, and how many of them resumed a session. */
+  handshakes: number;
+  resumed: number;
+  /** HTTP/2 sessions accepted (client SVID valid), and open now. */
+  sessions: number;
+  activeSessions: number;
+  /** CONNECT requests handed to the caller. */
+  tunnels: number;
+  /** Streams that ended with an error (a reset from the client, mostly). */
+  streamErrors: number;
+  sessionErrors: number;
+  refused: Record<HboneRefusal, number>;
+}
+
+/** One CONNECT request from an authenticated peer, for the caller to accept (200) or refuse. */
+export interface HboneTunnel {
+  peer: Identity;
+  peerUri: string;
+  authority: Authority;
+  headers: IncomingHttpHeaders;
+  stream: ServerHttp2Stream;
+  /** 200 opens the tunnel (then pipe `stream`); any other status ends the stream. Later calls do nothing. */
+  respond(status: number): void;
+}
+
+export interface HboneServerOptions {
+  /** The certificate presented: PEM key and chain, or a SecureContext picked per handshake by SNI. */
+  key?: string;
+  cert?: string;
+  secureContext?: SecureContext | ((servername: string) => SecureContext | undefined);
+  trustBundle: () => TrustBundle;
+  limits?: Partial<HboneServerLimits>;
+  onTunnel(tunnel: HboneTunnel): void;
+  log?: Logger;
+}
+
+export interface HboneServer {
+  counters: HboneServerCounters;
+  /** The underlying server, for its events ('secureConnection' counts handshakes). */
+  server: http2.Http2SecureServer;
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Stops accepting, sends GOAWAY to every session, and destroys what is still open after `graceMs`. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type PeerCheck = { identity: Identity; uri: string } | { refused: HboneRefusal; message: string };
+const kPeer = Symbol('hbone.peer');
+
+export function createHboneServer(o: HboneServerOptions): HboneServer {
+  const limits = { ...defaultServerLimits, ...o.limits };
+  const counters: HboneServerCounters = {
+    handshakes: 0,
+    resumed: 0,
+    sessions: 0,
+    activeSessions: 0,
+    tunnels: 0,
+    streamErrors: 0,
+    sessionErrors: 0,
+    refused: Object.fromEntries(refusals.map((r) => [r, 0])) as Record<HboneRefusal, number>,
+  };
+  const pick = o.secureContext;
+  const server = http2.createSecureServer({
+    ...(o.key ? { key: o.key, cert: o.cert } : {}),
+    ...(pick ? { SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, typeof pick === 'function' ? pick(name) : pick) } : {}),
+    // The client's SVID is checked below by the project's validator: SPIFFE leaves have no DNS
+    // name, and the reason for a refusal is worth a label.
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+    allowHTTP1: false,
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    maxSessionMemory: maxSessionMemoryMb,
+    settings: { maxConcurrentStreams: limits.maxConcurrentStreams, initialWindowSize: limits.streamWindowBytes, enablePush: false, maxHeaderListSize: 16 * 1024 },
+  });
+  server.maxConnections = limits.maxSessions;
+  const sessions = new Set<ServerHttp2Session>();
+  // A resumed TLS session carries the client's leaf but not its intermediates: keep the chains
+  // seen in full handshakes by leaf, so a resumption is validated against today's bundle too.
+  const chains = new Map<string, Buffer[]>();
+  const log = o.log?.child({ component: 'hbone-server' });
+
+  const refuse = (reason: HboneRefusal, message: string, remote?: string) => {
+    counters.refused[reason]++;
+    log?.warn({ reason, remote }, `HBONE connection refused: ${message}`);
+  };
+
+  server.on('drop', () => counters.refused['too-many-sessions']++);
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+    refuse(timeout ? 'handshake-timeout' : 'tls-error', err.message, socket.remoteAddress);
+  });
+  server.on('unknownProtocol', (socket: TLSSocket) => {
+    refuse('not-h2', `ALPN ${socket.alpnProtocol || 'none'} is not h2`, socket.remoteAddress);
+    socket.destroy();
+  });
+  // Runs before http2's own listener turns the socket into a session, so the session handler
+  // below finds the verdict on the socket.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    counters.handshakes++;
+    const resumed = socket.isSessionReused();
+    if (resumed) counters.resumed++;
+    (socket as TLSSocket & { [kPeer]?: PeerCheck })[kPeer] = checkPeer(socket, resumed);
+  });
+  server.on('session', (session: ServerHttp2Session) => {
+    const socket = session.socket as TLSSocket & { [kPeer]?: PeerCheck };
+    const peer = socket[kPeer] ?? { refused: 'tls-error', message: 'the session has no completed handshake' };
+    if ('refused' in peer) {
+      refuse(peer.refused, peer.message, socket.remoteAddress);
+      // INADEQUATE_SECURITY tells the client it was its certificate, not the network. A stream
+      // that arrives before the socket closes is refused, with a listener so its reset cannot throw.
+      session.on('error', () => undefined);
+      session.on('stream', refuseStream);
+      return cut(session, http2.constants.NGHTTP2_INADEQUATE_SECURITY);
+    }
+    session.on('error', () => counters.sessionErrors++);
+    serve(session, peer.identity, peer.uri);
+  });
+  server.on('sessionError', () => undefined);
+
+  function checkPeer(socket: TLSSocket, resumed: boolean): PeerCheck {
+    let chain = peerChain(socket);
+    if (chain.length === 0) return { refused: 'no-certificate', message: 'the client presented no certificate' };
+    const leafKey = chain[0]!.toString('base64');
+    if (resumed) chain = chains.get(leafKey) ?? chain;
+    try {
+      const identity = validateSvid(chain, o.trustBundle());
+      if (!resumed) {
+        if (chains.size >= 10_000) chains.delete(chains.keys().next().value!);
+        chains.set(leafKey, chain);
+      }
+      return { identity, uri: spiffeId(identity) };
+    } catch (err) {
+      if (err instanceof SvidInvalid) return { refused: err.reason, message: err.message };
+      return { refused: 'malformed', message: (err as Error).message };
+    }
+  }
+
+  function serve(session: ServerHttp2Session, peer: Identity, peerUri: string): void {
+    counters.sessions++;
+    counters.activeSessions++;
+    sessions.add(session);
+    session.setLocalWindowSize(limits.sessionWindowBytes);
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      idle = setTimeout(() => {
+        session.close();
+        // A session whose peer is gone may never finish a graceful close.
+        setTimeout(() => session.destroy(), 5000).unref();
+      }, limits.idleTimeoutMs);
+      idle.unref();
+    };
+    let flooded = false;
+    let resetBudget = limits.resetBurst;
+    let budgetAt = Date.now();
+    // 'aborted' on a stream not yet destroyed is the peer's RST_STREAM; our own resets destroy first.
+    const onAborted = function (this: ServerHttp2Stream) {
+      if (this.destroyed || flooded) return;
+      const now = Date.now();
+      resetBudget = Math.min(limits.resetBurst, resetBudget + ((now - budgetAt) * limits.resetsPerSecond) / 1000) - 1;
+      budgetAt = now;
+      if (resetBudget >= 0) return;
+      flooded = true;
+      refuse('stream-flood', `${peerUri} reset streams faster than ${limits.resetsPerSecond}/s after a burst of ${limits.resetBurst}`, session.socket?.remoteAddress);
+      cut(session, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    };
+    armIdle();
+    session.once('close', () => {
+      clearTimeout(idle);
+      counters.activeSessions--;
+      sessions.delete(session);
+    });
+    const onStreamError = () => counters.streamErrors++;
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      if (open++ === 0) clearTimeout(idle);
+      // Always listened to: a reset can arrive before the caller has piped the stream.
+      stream.on('error', onStreamError);
+      stream.once('aborted', onAborted);
+      stream.once('close', () => {
+        if (--open === 0 && !session.closed && !session.destroyed) armIdle();
+      });
+      if (headers[':method'] !== 'CONNECT') return reject(stream, 405, 'method-not-allowed');
+      const authority = parseAuthority(headers[':authority']);
+      if (!authority) return reject(stream, 400, 'bad-authority');
+      counters.tunnels++;
+      const tunnel: HboneTunnel = { peer, peerUri, authority, headers, stream, respond: (status) => respond(stream, status) };
+      try {
+        o.onTunnel(tunnel);
+      } catch (err) {
+        log?.error({ err, peer: peerUri }, 'the HBONE tunnel handler threw');
+        respond(stream, 500);
+      }
+    });
+  }
+
+  function reject(stream: ServerHttp2Stream, status: number, reason: HboneRefusal): void {
+    counters.refused[reason]++;
+    respond(stream, status);
+  }
+
+  return {
+    counters,
+    server,
+    async listen(port, host) {
+      server.listen(port, host);
+      await once(server, 'listening');
+      return server.address() as AddressInfo;
+    },
+    async close(graceMs = 5000) {
+      const closed = once(server, 'close');
+      server.close();
+      for (const s of sessions) s.close();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+      }, graceMs);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function refuseStream(stream: ServerHttp2Stream): void {
+  stream.on('error', () => undefined);
+  stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+}
+
+/** GOAWAY with `code`, then the socket closed: destroy(err, code) in the same turn closes it before the GOAWAY is written. */
+function cut(session: ServerHttp2Session, code: number): void {
+  session.goaway(code);
+  setImmediate(() => session.destroy());
+}
+
+function respond(stream: ServerHttp2Stream, status: number): void {
+  if (stream.headersSent || stream.destroyed || stream.closed) return;
+  if (status === 200) {
+    stream.respond({ ':status': 200 });
+    return;
+  }
+  stream.respond({ ':status': status }, { endStream: true });
+  // Nothing the client still sends on a refused stream is wanted; let it drain, not pile up.
+  stream.resume();
+}

@@ -1,0 +1,81 @@
+// What both ends of HBONE (HTTP/2 CONNECT over mutual TLS on port 15008) agree on: the port, the
+// flow-control windows, how a peer's certificate chain is read off a TLS socket, the strict form
+// of a CONNECT authority, and the typed errors a tunnel can fail with. The client is pool.ts, the
+// server hbone-server.ts.
+
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { AmbitError } from '../../shared/errors.js';
+import type { SvidFailure } from '../../shared/identity/svid.js';
+
+export const hbonePort = 15008;
+
+/**
+ * Receive windows. HTTP/2's 64 KiB default caps one tunnel at 64 KiB per round trip; these let a
+ * bulk transfer run at memory speed on loopback while still bounding what a stalled reader buffers.
+ */
+export const defaultStreamWindow = 4 * 1024 * 1024;
+export const defaultSessionWindow = 16 * 1024 * 1024;
+/** nghttp2 memory per session in MB; above its 10 MB default so that full windows never trip it. */
+export const maxSessionMemoryMb = 64;
+
+/** The presented chain, leaf first, as DER. On a resumed TLS session only the leaf is left (or nothing, client side). */
+export function peerChain(socket: TLSSocket): Buffer[] {
+  const chain: Buffer[] = [];
+  const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  for (let c = leaf; c?.raw && chain.length < 6; c = c.issuerCertificate === c ? undefined : c.issuerCertificate) chain.push(c.raw);
+  return chain;
+}
+
+export interface Authority {
+  ip: string;
+  port: number;
+}
+
+const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const authorityPattern = new RegExp(`^(${octet}\\.${octet}\\.${octet}\\.${octet}):([1-9]\\d{0,4})$`);
+
+/** `a.b.c.d:port` in canonical form (no leading zeros, port 1-65535, not 0.0.0.0); anything else is undefined. */
+export function parseAuthority(text: string | undefined): Authority | undefined {
+  if (!text || text.length > 21) return undefined;
+  const m = authorityPattern.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[6]);
+  if (port > 65535 || m[1] === '0.0.0.0') return undefined;
+  return { ip: m[1]!, port };
+}
+
+/** The node answered the CONNECT with a status other than 200 (403: denied by policy; 503: destination unreachable). */
+export class HboneConnectRefused extends AmbitError {
+  constructor(
+    readonly status: number,
+    readonly authority: string,
+    readonly node: string,
+  ) {
+    super('HboneConnectRefused', `the node at ${node} answered ${status} to CONNECT ${authority}`);
+  }
+}
+
+export type PeerProblem = SvidFailure | 'wrong-identity' | 'not-h2';
+
+/** The server at the other end is not who it should be: its SVID does not validate, or names another identity. */
+export class HbonePeerUntrusted extends AmbitError {
+  constructor(
+    readonly reason: PeerProblem,
+    message: string,
+  ) {
+    super('HbonePeerUntrusted', message);
+  }
+}
+
+export type ConnectStage = 'tcp' | 'tls' | 'refused-certificate' | 'session' | 'stream' | 'timeout' | 'closed' | 'credentials';
+
+/** No tunnel: the connection, handshake or session failed at `stage`; `cause` holds the underlying error. */
+export class HboneConnectFailed extends AmbitError {
+  constructor(
+    readonly stage: ConnectStage,
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super('HboneConnectFailed', message);
+  }
+}

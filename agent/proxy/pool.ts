@@ -1,0 +1,280 @@
+// The client side of HBONE: HTTP/2 sessions to other nodes' port 15008, pooled by (source identity,
+// expected peer identity, node address), and one CONNECT stream per tunnel. A tunnel gets a stream on
+// a session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; another session is dialed
+// only when all are full, up to a cap. Dialing and checking the server is dial.ts's.
+
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { TrustBundle } from '../../shared/identity/svid.js';
+import { NodeDialer, type NodeDialRequest } from './dial.js';
+import { defaultSessionWindow, defaultStreamWindow, HboneConnectFailed, HboneConnectRefused, hbonePort, maxSessionMemoryMb } from './hbone.js';
+
+export interface HbonePoolOptions {
+  trustBundle: () => TrustBundle;
+  /** Sessions to one key at most; beyond, tunnels wait for a free stream. Default 8. */
+  maxSessionsPerKey?: number;
+  /** A session with no stream for this long is closed. Default 60 s (shorter than the server's, so the client closes first). */
+  idleTimeoutMs?: number;
+  /** From the call to the 200 (TCP, TLS and the CONNECT answer). Default 10 s. */
+  connectTimeoutMs?: number;
+  streamWindowBytes?: number;
+  sessionWindowBytes?: number;
+  /** Makes the TCP socket to a node, connecting or connected (the agent's is in the pod's namespace, with its mark). */
+  createConnection?: (host: string, port: number) => Socket;
+}
+
+export interface HboneConnectRequest extends NodeDialRequest {
+  /** Destination pod `ip:port`. */
+  authority: string;
+  headers?: OutgoingHttpHeaders;
+}
+
+export interface HbonePoolCounters {
+  /** TLS handshakes completed (and of them, resumed), HTTP/2 sessions established, CONNECT streams opened. */
+  handshakes: number;
+  resumed: number;
+  sessionsOpened: number;
+  sessionsClosed: number;
+  streamsOpened: number;
+  tunnels: number;
+  refused: number;
+  failed: number;
+}
+
+interface Waiter {
+  req: HboneConnectRequest;
+  resolve(stream: ClientHttp2Stream): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  done: boolean;
+  /** Once refused by a GOAWAY (so unprocessed, RFC 9113 section 6.8), a tunnel is tried again on another session. */
+  retried: boolean;
+  stream?: ClientHttp2Stream;
+}
+
+interface PooledSession {
+  entry: Entry;
+  node: string;
+  h2?: ClientHttp2Session;
+  /** Remote SETTINGS seen: until then one stream only, so that a burst does not overrun an unknown limit. */
+  settled: boolean;
+  limit: number;
+  /** Streams assigned, open or waiting for the session to be ready. */
+  active: number;
+  starters: Waiter[];
+  gone: boolean;
+  cancel?: () => void;
+  failure?: Error;
+  idle?: NodeJS.Timeout;
+}
+
+interface Entry {
+  key: string;
+  sessions: PooledSession[];
+  queue: Waiter[];
+}
+
+export class HbonePool {
+  readonly counters: HbonePoolCounters = { handshakes: 0, resumed: 0, sessionsOpened: 0, sessionsClosed: 0, streamsOpened: 0, tunnels: 0, refused: 0, failed: 0 };
+  private readonly entries = new Map<string, Entry>();
+  private readonly dialer: NodeDialer;
+  private readonly maxSessions: number;
+  private readonly idleMs: number;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly o: HbonePoolOptions) {
+    this.maxSessions = o.maxSessionsPerKey ?? 8;
+    this.idleMs = o.idleTimeoutMs ?? 60_000;
+    this.timeoutMs = o.connectTimeoutMs ?? 10_000;
+    this.dialer = new NodeDialer({ trustBundle: o.trustBundle, createConnection: o.createConnection, handshakeTimeoutMs: this.timeoutMs, counters: this.counters });
+  }
+
+  /** A CONNECT tunnel to `authority` through the node, answered 200; its bytes are the destination's. */
+  connect(req: HboneConnectRequest): Promise<ClientHttp2Stream> {
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { req, resolve, reject, done: false, retried: false, timer: undefined! };
+      w.timer = setTimeout(() => this.fail(w, new HboneConnectFailed('timeout', `no answer from ${req.nodeAddress} to CONNECT ${req.authority} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      this.enqueue(w);
+    });
+  }
+
+  private enqueue(w: Waiter, first = false): void {
+    if (this.closed) return this.fail(w, new HboneConnectFailed('closed', 'the HBONE pool is closed'));
+    const { req } = w;
+    const key = `${req.identity} ${req.expectedIdentity ?? '*'} ${req.nodeAddress}:${req.nodePort ?? hbonePort}`;
+    let entry = this.entries.get(key);
+    if (!entry) this.entries.set(key, (entry = { key, sessions: [], queue: [] }));
+    if (first) entry.queue.unshift(w);
+    else entry.queue.push(w);
+    this.drain(entry);
+  }
+
+  /** Sessions open or opening now. */
+  sessionCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.sessions.length;
+    return n;
+  }
+
+  /** Fails waiting tunnels and sends GOAWAY on every session; open tunnels run to their end. */
+  close(): void {
+    this.closed = true;
+    for (const entry of this.entries.values()) {
+      for (const w of entry.queue) this.fail(w, new HboneConnectFailed('closed', 'the HBONE pool is closed'));
+      for (const s of [...entry.sessions]) {
+        this.remove(s);
+        if (s.h2) s.h2.close();
+        else s.cancel?.();
+      }
+    }
+    this.entries.clear();
+    this.dialer.clear();
+  }
+
+  /** Hands queued tunnels, in order, to sessions with room, opening sessions while allowed. */
+  private drain(entry: Entry): void {
+    if (this.closed) return;
+    while (entry.queue.length) {
+      const w = entry.queue[0]!;
+      if (w.done) {
+        entry.queue.shift();
+        continue;
+      }
+      let s = entry.sessions.find((x) => x.active < x.limit);
+      if (!s) {
+        // While a session's limit is unknown, wait for it rather than dial more on a guess.
+        if (entry.sessions.length >= this.maxSessions || entry.sessions.some((x) => !x.settled)) return;
+        s = this.open(entry, w.req);
+        // A dial that failed at once (no credentials, a socket factory that threw) failed the queue.
+        if (s.gone) return;
+      }
+      entry.queue.shift();
+      s.active++;
+      clearTimeout(s.idle);
+      if (s.h2) this.stream(s, w);
+      else s.starters.push(w);
+    }
+  }
+
+  private open(entry: Entry, req: HboneConnectRequest): PooledSession {
+    const s: PooledSession = { entry, node: `${req.nodeAddress}:${req.nodePort ?? hbonePort}`, settled: false, limit: 1, active: 0, starters: [], gone: false };
+    entry.sessions.push(s);
+    s.cancel = this.dialer.dial(req, (err, tls) => {
+      delete s.cancel;
+      if (s.gone) return void tls?.destroy();
+      if (err) return this.abort(s, err);
+      this.established(s, tls!);
+    });
+    return s;
+  }
+
+  private established(s: PooledSession, tls: TLSSocket): void {
+    const h2 = http2.connect(`https://${s.node}`, {
+      createConnection: () => tls,
+      maxSessionMemory: maxSessionMemoryMb,
+      settings: { enablePush: false, initialWindowSize: this.o.streamWindowBytes ?? defaultStreamWindow },
+    });
+    s.h2 = h2;
+    this.counters.sessionsOpened++;
+    h2.once('connect', () => h2.setLocalWindowSize(this.o.sessionWindowBytes ?? defaultSessionWindow));
+    h2.on('remoteSettings', (settings) => {
+      s.settled = true;
+      s.limit = settings.maxConcurrentStreams ?? 2 ** 32 - 1;
+      this.drain(s.entry);
+    });
+    h2.on('goaway', (code) => {
+      if (code === http2.constants.NGHTTP2_INADEQUATE_SECURITY) s.failure = new HboneConnectFailed('refused-certificate', `the node at ${s.node} refused our certificate (GOAWAY INADEQUATE_SECURITY)`);
+      // No new streams on it; the streams already open finish.
+      this.remove(s);
+    });
+    h2.on('error', (err) => (s.failure ??= new HboneConnectFailed('session', `the HTTP/2 session with ${s.node} failed: ${err.message}`, err)));
+    h2.once('close', () => {
+      this.counters.sessionsClosed++;
+      clearTimeout(s.idle);
+      this.remove(s);
+    });
+    for (const w of s.starters.splice(0)) this.stream(s, w);
+  }
+
+  private stream(s: PooledSession, w: Waiter): void {
+    if (w.done) return this.release(s);
+    const { req } = w;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = s.h2!.request({ ...req.headers, ':method': 'CONNECT', ':authority': req.authority }, { endStream: false });
+    } catch (err) {
+      this.release(s);
+      return this.fail(w, new HboneConnectFailed('session', `could not open a stream to ${s.node}: ${(err as Error).message}`, err));
+    }
+    this.counters.streamsOpened++;
+    w.stream = stream;
+    stream.once('close', () => this.release(s));
+    // Stays after the answer: a reset arriving before the caller pipes the stream must not throw.
+    stream.on('error', (err) => {
+      if (!w.done && !w.retried && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        w.retried = true;
+        delete w.stream;
+        return this.enqueue(w, true);
+      }
+      if (!w.done) this.fail(w, s.failure ?? new HboneConnectFailed('stream', `the CONNECT stream to ${req.authority} via ${s.node} failed: ${err.message}`, err));
+    });
+    stream.once('response', (headers) => {
+      const status = Number(headers[':status']);
+      if (status === 200) {
+        if (w.done) return void stream.close(http2.constants.NGHTTP2_CANCEL);
+        w.done = true;
+        clearTimeout(w.timer);
+        this.counters.tunnels++;
+        return w.resolve(stream);
+      }
+      this.counters.refused++;
+      stream.resume();
+      stream.end();
+      this.fail(w, new HboneConnectRefused(status, req.authority, s.node));
+    });
+  }
+
+  /** A stream of `s` ended: its slot is free for a queued tunnel, or the idle clock starts. */
+  private release(s: PooledSession): void {
+    s.active--;
+    if (s.gone) return;
+    if (s.active === 0) {
+      clearTimeout(s.idle);
+      s.idle = setTimeout(() => {
+        this.remove(s);
+        s.h2?.close();
+      }, this.idleMs);
+      s.idle.unref();
+    }
+    this.drain(s.entry);
+  }
+
+  /** Takes `s` out of the pool (no new streams); queued tunnels go elsewhere. */
+  private remove(s: PooledSession): void {
+    if (s.gone) return;
+    s.gone = true;
+    clearTimeout(s.idle);
+    const list = s.entry.sessions;
+    list.splice(list.indexOf(s), 1);
+    this.drain(s.entry);
+    if (list.length === 0 && s.entry.queue.every((w) => w.done) && this.entries.get(s.entry.key) === s.entry) this.entries.delete(s.entry.key);
+  }
+
+  /** A session that failed before it was established: its tunnels fail, and so do those queued behind it. */
+  private abort(s: PooledSession, err: Error): void {
+    for (const w of [...s.starters.splice(0), ...s.entry.queue.splice(0)]) this.fail(w, err);
+    s.active = 0;
+    this.remove(s);
+  }
+
+  private fail(w: Waiter, err: Error): void {
+    if (w.done) return;
+    w.done = true;
+    clearTimeout(w.timer);
+    this.counters.failed++;
+    if (w.stream && !w.stream.destroyed) w.stream.close(http2.constants.NGHTTP2_CANCEL);
+    w.reject(err);
+  }
+}
