@@ -24,6 +24,17 @@ export interface AgentConfig {
   redirect: RedirectMode;
   /** The compiled eBPF object (the eBPF mode); the set-up's build by default. */
   bpfObject?: string;
+  /** Istio's root namespace: its policies apply mesh-wide. */
+  rootNamespace: string;
+  /** Where HBONE (15008) and Prometheus metrics (15020) listen. */
+  hboneHost: string;
+  metricsHost: string;
+  metricsPort: number;
+  /** The cluster's name in telemetry (source_cluster, destination_cluster). */
+  clusterName: string;
+  /** Bounds on the HBONE listener: TLS connections at once, and streams (tunnels) on one. */
+  hboneLimits: { maxSessions: number; maxConcurrentStreams: number };
 }
 
 export const defaultAdminPort = 15000;
+export const defaultMetricsPort = 15020;

@@ -14,6 +14,8 @@ import { CaClient } from './identity/caclient.js';
 import { CertificateManager } from './identity/manager.js';
 import { NodeCredentials } from './identity/node.js';
 import { CaptureManager } from './capture/manager.js';
+import { NodeProxy } from './proxy/proxy.js';
+import { AgentMetrics } from './telemetry/metrics.js';
 import { NetfilterRedirect } from './capture/netfilter.js';
 import { EbpfRedirect } from './capture/ebpf.js';
 
@@ -74,11 +76,31 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   certificates.on('issued', (c) => events.publish('certificates', { identity: c.id, serial: c.serial, notAfter: c.notAfter.toISOString(), event: 'issued' }));
   certificates.on('dropped', (id) => events.publish('certificates', { identity: id, event: 'dropped' }));
   certificates.on('failed', (id, reason) => events.publish('certificates', { identity: id, event: 'failed', reason }));
-  const capture = new CaptureManager({
+  // The access log is its own stream (stdout), one JSON line per connection, apart from the agent's log.
+  const access = createLogger('agent', 'info', undefined, 1).child({ node: config.node, log: 'access' });
+  const proxy = new NodeProxy({
     state,
+    certificates,
+    trustDomain: config.trustDomain,
+    rootNamespace: config.rootNamespace,
+    podAt: (ip) => capture.podAt(ip),
+    log: log.child({ component: 'proxy' }),
+    access,
+    limits: config.hboneLimits,
+    events: {
+      opened: (c) => metrics.connectionOpened(c),
+      closed: (c) => metrics.connectionClosed(c),
+      denied: (reason) => metrics.connectionsDenied.inc({ reason }),
+      failed: (direction, reason) => metrics.connectionFailures.inc({ direction, reason }),
+    },
+  });
+  const capture: CaptureManager = new CaptureManager({
+    state,
+    handlers: proxy.handlers,
     redirect: config.redirect === 'ebpf' ? new EbpfRedirect({ node: config.node, ...(config.bpfObject ? { objectPath: config.bpfObject } : {}) }) : new NetfilterRedirect(),
     log: log.child({ component: 'capture' }),
     onChange: (workload, captured, error) => {
+      if (error) metrics.captureFailures.inc({ workload });
       events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) });
       const st = capture.status();
       control.reportCapture(st.captured, st.failed);
@@ -91,11 +113,25 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log: log.child({ component: 'api' }),
     controller: () => ({ connected: control.connected, auth: control.authenticatedWith, ...(control.lastError ? { lastError: control.lastError } : {}) }),
     certificates: () => certificates.list(),
-    connections: () => capture.counters(),
+    connections: () => proxy.counters(capture.captured()),
     capture: () => capture.status(),
+    explain: {
+      outbound: (p) => proxy.explainOutbound({ sourceIp: String(p.sourceIp), ip: String(p.ip), port: Number(p.port) }),
+      inbound: (p) =>
+        proxy.explainInbound({ sourceIp: String(p.sourceIp), ...(typeof p.sourcePrincipal === 'string' ? { sourcePrincipal: p.sourcePrincipal } : {}), ip: String(p.ip), port: Number(p.port), mtls: p.mtls === true }),
+    },
+  });
+  const metrics = new AgentMetrics({
+    cluster: config.clusterName,
+    connections: proxy.connections,
+    health: () => ({ capturedPods: capture.status().captured.length, configVersion: state.version, controllerConnected: control.connected, certificates: certificates.list().length }),
+    counters: () => ({ ...prefixed('hbone_client_', proxy.pool.counters), ...prefixed('hbone_server_', flatten(proxy.server.counters)) }),
   });
   admin.listen(config.adminPort, config.adminHost);
   await once(admin, 'listening');
+  await proxy.listen(config.hboneHost);
+  const metricsServer = metrics.serve(config.metricsHost, config.metricsPort);
+  await once(metricsServer, 'listening');
   nodeCredentials.start();
   control.start();
   certificates.start();
@@ -108,10 +144,26 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     certificates.stop();
     nodeCredentials.stop();
     void capture.stop();
+    void proxy.close();
+    metricsServer.close();
     admin.close();
     admin.closeAllConnections();
     setTimeout(() => process.exit(0), 100).unref();
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+function prefixed(prefix: string, counters: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}${k}`, Number(v)]));
+}
+
+/** `{ refused: { expired: 1 } }` as `{ refused_expired: 1 }`: one level of nesting, as the server's counters have. */
+function flatten(counters: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counters)) {
+    if (typeof v === 'object' && v) for (const [k2, v2] of Object.entries(v)) out[`${k}_${k2}`] = Number(v2);
+    else out[k] = Number(v);
+  }
+  return out;
 }

@@ -21,6 +21,8 @@ Local cluster:
 Mesh:
   query NODE workloads|services|policies|certs|connections|events|version [-o json|yaml|wide] [--follow]
   agents [--resync NODE]               every node agent's connection and config version
+  explain [-n NS] SRC DST:PORT [-o json]   every decision on a connection's path: capture,
+                                       endpoint, HBONE or plaintext, identities, policy and rule
   enroll NAMESPACE / unenroll NAMESPACE   set or remove ambit.dev/dataplane-mode=ambient
   ca rotate [--overlap 48h]            a new CA root; the old one stays trusted for the overlap
 

@@ -2,7 +2,8 @@
 // istiod's): certificates issued and refused, agents connected, the store revision.
 
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { registerDefaultMetrics } from '../shared/metrics.js';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -12,7 +13,7 @@ export class ControllerMetrics {
   readonly revision = new Gauge({ name: 'ambit_controller_config_revision', help: 'The store revision', registers: [this.registry] });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'ambit_controller_' });
+    registerDefaultMetrics(this.registry, 'ambit_controller_');
   }
 
   serve(host: string, port: number): Server {

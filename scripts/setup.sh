@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux)
+# tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics.
+packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

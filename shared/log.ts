@@ -5,7 +5,8 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(process: string, level = 'info', destination?: string): Logger {
-  const stream = destination ? pino.destination({ dest: destination, append: true, sync: false }) : pino.destination(2);
+/** To `destination` (a file) when given, else to the file descriptor `fd` (stderr by default). */
+export function createLogger(process: string, level = 'info', destination?: string, fd = 2): Logger {
+  const stream = destination ? pino.destination({ dest: destination, append: true, sync: false }) : pino.destination({ dest: fd, sync: false });
   return pino({ level, base: { process }, timestamp: pino.stdTimeFunctions.isoTime }, stream);
 }

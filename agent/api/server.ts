@@ -23,6 +23,7 @@ export interface AdminOptions {
   connections?: () => unknown[];
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
+  explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown };
 }
 
 interface Request {
@@ -82,6 +83,12 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply(configDump(o));
       case 'events':
         return reply(o.events.recent(parseTopics(req.params?.topics) ?? undefined));
+      case 'explain-outbound':
+      case 'explain-inbound': {
+        const params = (req as { params?: unknown }).params;
+        if (!o.explain || !params || typeof params !== 'object') return fail('BadRequest', `${String(req.method)} needs params {sourceIp, ip, port}`);
+        return reply(req.method === 'explain-outbound' ? o.explain.outbound(params as Record<string, unknown>) : o.explain.inbound(params as Record<string, unknown>));
+      }
       case 'subscribe': {
         const wanted = parseTopics(req.params?.topics);
         if (wanted === null) return fail('BadRequest', `topics must be a list of ${topics.join(', ')}`);
@@ -95,7 +102,7 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply({ subscribed: wanted ? [...wanted] : topics });
       }
       default:
-        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe`);
+        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe, explain-outbound, explain-inbound`);
     }
   });
 }

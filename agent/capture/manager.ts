@@ -4,11 +4,11 @@
 // the chosen mode (netfilter or eBPF), in that order, so redirected traffic always finds a
 // listener. When the pod leaves the mesh the redirect goes first and the listeners close;
 // connections already open finish normally.
-// Until the HBONE proxy exists, captured connections are forwarded in plain TCP (proxy/forward.ts).
+// What happens to a captured connection is the proxy's (proxy/outbound.ts, proxy/inbound.ts).
 
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
@@ -16,24 +16,36 @@ import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
-import { createForwarder, type Forwarder } from '../proxy/forward.js';
 import { ports, type InstalledRedirect, type Redirect, type UnwantedPod } from './redirect.js';
+import { installTransparency, removeTransparency } from './transparent.js';
 
-interface Captured {
-  workload: string;
+/** A captured pod, as the proxy sees it. */
+export interface CapturedPod {
+  /** `namespace/name`. */
+  key: string;
+  workload: WorkloadEntry;
   nsFd: number;
-  servers: Server[];
+  netns: string;
   redirect: InstalledRedirect;
-  outbound: Forwarder;
-  inbound: Forwarder;
+}
+
+interface Captured extends CapturedPod {
+  servers: Server[];
 }
 
 export interface CaptureEvents {
   onChange?: (workload: string, captured: boolean, error?: string) => void;
 }
 
+/** Where captured connections go: the proxy. */
+export interface CaptureHandlers {
+  outbound(pod: CapturedPod, socket: Socket): void;
+  inbound(pod: CapturedPod, socket: Socket): void;
+}
+
 export class CaptureManager {
   private readonly pods = new Map<string, Captured>();
+  private readonly byIp = new Map<string, Captured>();
   private readonly failed = new Map<string, string>();
   /** Capture failures since start, per pod: what the metric counts. */
   readonly failures = new Map<string, number>();
@@ -45,7 +57,16 @@ export class CaptureManager {
   private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
 
-  constructor(private readonly o: { state: AgentState; redirect: Redirect; log: Logger } & CaptureEvents) {}
+  constructor(private readonly o: { state: AgentState; redirect: Redirect; handlers: CaptureHandlers; log: Logger } & CaptureEvents) {}
+
+  /** The captured pod with this address, if it is one of this node's. */
+  podAt(ip: string): CapturedPod | undefined {
+    return this.byIp.get(ip);
+  }
+
+  captured(): IterableIterator<CapturedPod> {
+    return this.pods.values();
+  }
 
   get mode() {
     return this.o.redirect.mode;
@@ -63,14 +84,6 @@ export class CaptureManager {
     // The redirect stays in place on purpose: a restarted agent opens its listeners beside it,
     // and the pod never sends a byte uncaptured meanwhile. Listeners close with the process.
     this.o.redirect.close();
-  }
-
-  /** Per pod and direction: connections opened and closed, bytes each way. */
-  counters() {
-    return [...this.pods.values()].flatMap((c) => [
-      { workload: c.workload, direction: 'outbound', ...c.outbound.counters },
-      { workload: c.workload, direction: 'inbound', ...c.inbound.counters },
-    ]);
   }
 
   status() {
@@ -143,18 +156,16 @@ export class CaptureManager {
     const servers: Server[] = [];
     try {
       nsFd = openNetns(netns);
-      const listeners = { outbound: -1, inbound: -1 };
       // Connections can reach the listeners before the redirect exists (sent to 15001 directly):
       // they find no destination and are refused.
-      const installed: { redirect?: InstalledRedirect } = {};
-      const outbound = createForwarder(nsFd, (s) => installed.redirect?.outboundDestination(s));
-      const inbound = createForwarder(nsFd, (s) => installed.redirect?.inboundDestination(s));
-      for (const [port, f, dir] of [
-        [ports.outbound, outbound, 'outbound'],
-        [ports.inbound, inbound, 'inbound'],
+      const pod = { key, workload: w, nsFd, netns } as Captured;
+      const listeners = { outbound: -1, inbound: -1 };
+      for (const [port, dir] of [
+        [ports.outbound, 'outbound'],
+        [ports.inbound, 'inbound'],
       ] as const) {
         // Half-open: a client that finished sending still gets the whole answer.
-        const server = createServer({ allowHalfOpen: true }, (socket) => f.handle(socket));
+        const server = createServer({ allowHalfOpen: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : socket.resetAndDestroy()));
         server.on('error', (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
         const fd = listenerIn(nsFd, '0.0.0.0', port, { reusePort: true });
         listeners[dir] = fd;
@@ -162,8 +173,18 @@ export class CaptureManager {
         await once(server, 'listening');
         servers.push(server);
       }
-      const redirect = (installed.redirect = this.o.redirect.install({ workload: key, ip: w.ip, nsFd, listeners, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) }));
-      this.pods.set(key, { workload: key, nsFd, servers, redirect, outbound, inbound });
+      // Answers to the client addresses the proxy connects from must come back to it.
+      await installTransparency(nsFd, netns);
+      let redirect: InstalledRedirect;
+      try {
+        redirect = this.o.redirect.install({ workload: key, ip: w.ip, nsFd, listeners, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) });
+      } catch (err) {
+        await removeTransparency(nsFd, netns).catch(() => undefined);
+        throw err;
+      }
+      Object.assign(pod, { redirect, servers });
+      this.pods.set(key, pod);
+      this.byIp.set(w.ip, pod);
       this.failed.delete(key);
       const since = this.wantedSince.get(key);
       if (since !== undefined) this.latencyMs.set(key, Math.round((performance.now() - since) * 10) / 10);
@@ -183,16 +204,19 @@ export class CaptureManager {
   }
 
   private async release(c: Captured): Promise<void> {
-    this.pods.delete(c.workload);
-    this.latencyMs.delete(c.workload);
+    this.pods.delete(c.key);
+    if (this.byIp.get(c.workload.ip) === c) this.byIp.delete(c.workload.ip);
+    this.latencyMs.delete(c.key);
     try {
       c.redirect.remove();
     } catch (err) {
-      this.o.log.error({ workload: c.workload, err: errorMessage(err) }, 'removing capture failed');
+      this.o.log.error({ workload: c.key, err: errorMessage(err) }, 'removing capture failed');
     }
+    // Connections already open keep their routes back until they end; new ones are not redirected.
+    await removeTransparency(c.nsFd, c.netns).catch((err: unknown) => this.o.log.warn({ workload: c.key, err: errorMessage(err) }, 'removing transparency failed'));
     let open = c.servers.length;
     for (const s of c.servers) s.close(() => --open === 0 && closeFd(c.nsFd));
-    this.o.log.info({ workload: c.workload }, 'pod released from capture');
-    this.o.onChange?.(c.workload, false);
+    this.o.log.info({ workload: c.key }, 'pod released from capture');
+    this.o.onChange?.(c.key, false);
   }
 }

@@ -82,6 +82,28 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
     return this.slots.get(id)?.current;
   }
 
+  /**
+   * The certificate of an identity, waiting up to `timeoutMs` for one being fetched (a pod's first
+   * connection can come before its certificate, as ztunnel fetches on demand); undefined if none came.
+   */
+  waitFor(id: string, timeoutMs: number): Promise<WorkloadCertificate | undefined> {
+    const now = this.get(id);
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const onIssued = (c: WorkloadCertificate) => {
+        if (c.id !== id) return;
+        clearTimeout(timer);
+        this.off('issued', onIssued);
+        resolve(c);
+      };
+      const timer = setTimeout(() => {
+        this.off('issued', onIssued);
+        resolve(undefined);
+      }, timeoutMs);
+      this.on('issued', onIssued);
+    });
+  }
+
   /** The roots the CA last sent, PEM. */
   roots(): string[] {
     return this.trustBundle;

@@ -3,8 +3,8 @@
 // rejected push leaves the previous version in place. Emits what changed for the query API.
 
 import { EventEmitter } from 'node:events';
-import { isEnrolled } from '../../shared/enrollment.js';
-import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type PolicyEntry, type ServiceEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { enrollLabels, isEnrolled } from '../../shared/enrollment.js';
+import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type NodeEntry, type PolicyEntry, type ServiceEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 
 export class ConfigRejected extends Error {
   constructor(readonly reason: string) {
@@ -26,6 +26,9 @@ export interface EnrollmentEvent {
 }
 
 
+/** The labels of a pod of another node that opts out, which is all its entry says of them. */
+const optedOut = { [enrollLabels[0]!]: 'none' };
+
 export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment: [EnrollmentEvent] }> {
   version = 0;
   readonly workloads = new Map<string, WorkloadEntry>();
@@ -33,6 +36,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   readonly namespaces = new Map<string, NamespaceEntry>();
   readonly policies = new Map<string, PolicyEntry>();
   readonly trustBundles = new Map<string, TrustBundleEntry>();
+  readonly nodes = new Map<string, NodeEntry>();
   private enrolled = new Map<string, boolean>();
 
   constructor(readonly node: string) {
@@ -63,9 +67,9 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
     return [...this.workloads.values()].filter((w) => w.node === this.node);
   }
 
-  /** Whether a pod of this node is in the mesh: its namespace is labelled ambient and it does not opt out. */
+  /** Whether a pod is in the mesh: its namespace is labelled ambient and it does not opt out. */
   isEnrolled(w: WorkloadEntry): boolean {
-    return isEnrolled(this.namespaces.get(`namespace/${w.namespace}`)?.labels, w.labels);
+    return isEnrolled(this.namespaces.get(`namespace/${w.namespace}`)?.labels, w.labels ?? (w.optOut ? optedOut : undefined));
   }
 
   private updateEnrollment(): void {
@@ -77,7 +81,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   }
 
   private maps(): Map<string, unknown>[] {
-    return [this.workloads, this.services, this.namespaces, this.policies, this.trustBundles];
+    return [this.workloads, this.services, this.namespaces, this.policies, this.trustBundles, this.nodes];
   }
 
   private mapOf(kind: EntryKind): Map<string, unknown> | undefined {
@@ -92,6 +96,8 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
         return this.policies;
       case 'trustbundle':
         return this.trustBundles;
+      case 'node':
+        return this.nodes;
       default:
         return undefined;
     }

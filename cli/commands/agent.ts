@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { defaultAdminPort } from '../../agent/config.js';
+import { defaultAdminPort, defaultMetricsPort } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
 import { redirectModes, type RedirectMode } from '../../agent/capture/redirect.js';
 import type { CliContext } from '../context.js';
@@ -24,6 +24,11 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'key-type': { type: 'string' },
       redirect: { type: 'string' },
       'bpf-object': { type: 'string' },
+      'root-namespace': { type: 'string' },
+      'metrics-listen': { type: 'string' },
+      'cluster-name': { type: 'string' },
+      'max-hbone-connections': { type: 'string' },
+      'max-streams-per-connection': { type: 'string' },
     },
   });
   for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
@@ -33,6 +38,13 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
   if (keyType !== 'ecdsa' && keyType !== 'rsa') throw new AmbitError('BadFlag', `--key-type ${keyType}: must be ecdsa or rsa`);
   const redirect = (values.redirect ?? 'iptables') as RedirectMode;
   if (!redirectModes.includes(redirect)) throw new AmbitError('BadFlag', `--redirect ${values.redirect}: must be ${redirectModes.join(' or ')}`);
+  const limit = (flag: 'max-hbone-connections' | 'max-streams-per-connection', fallback: number) => {
+    const v = values[flag] ?? String(fallback);
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new AmbitError('BadFlag', `--${flag} ${v}: must be a positive integer`);
+    return Number(v);
+  };
+  const [metricsHost, metricsPort] = (values['metrics-listen'] ?? `0.0.0.0:${defaultMetricsPort}`).split(':');
+  if (!metricsHost || !metricsPort || !/^\d+$/.test(metricsPort)) throw new AmbitError('BadFlag', `--metrics-listen ${values['metrics-listen']}: must be HOST:PORT`);
   const [host, port] = (values['admin-listen'] ?? `127.0.0.1:${defaultAdminPort}`).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--admin-listen ${values['admin-listen']}: must be HOST:PORT`);
   await runAgent({
@@ -48,6 +60,12 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     certTtlSeconds: parseDuration(values['cert-ttl'] ?? '24h', '--cert-ttl'),
     keyType,
     redirect,
+    rootNamespace: values['root-namespace'] ?? 'istio-system',
+    hboneHost: '0.0.0.0',
+    metricsHost,
+    metricsPort: Number(metricsPort),
+    clusterName: values['cluster-name'] ?? 'Kubernetes',
+    hboneLimits: { maxSessions: limit('max-hbone-connections', 10_000), maxConcurrentStreams: limit('max-streams-per-connection', 100) },
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
   });
 }

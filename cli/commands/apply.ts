@@ -27,7 +27,10 @@ export async function apply(ctx: CliContext, args: string[]): Promise<number> {
     throw err;
   }
   const suffix = values['dry-run'] ? ' (dry run)' : '';
-  for (const r of result.results) process.stdout.write(`${r.resource} ${r.action}${suffix}\n`);
+  for (const r of result.results) {
+    process.stdout.write(`${r.resource} ${r.action}${suffix}\n`);
+    for (const w of r.warnings ?? []) process.stdout.write(`  warning: ${w}\n`);
+  }
   if (!result.wait) return 0;
   // The figure no mesh publishes: how long until a change is in force on every node.
   const { ms, agents, lagging } = result.wait;

@@ -11,6 +11,7 @@ import { del } from './delete.js';
 import { demo } from './demo.js';
 import { down } from './down.js';
 import { exec, logs } from './exec.js';
+import { explain } from './explain.js';
 import { get } from './get.js';
 import { sample } from './sample.js';
 import { status } from './status.js';
@@ -18,4 +19,4 @@ import { up } from './up.js';
 
 export type Command = (ctx: CliContext, args: string[]) => Promise<number | void>;
 
-export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, query, agents, enroll, unenroll, ca, controller, agent, sample };
+export const commands: Record<string, Command> = { up, down, status, demo, apply, get, delete: del, exec, logs, query, agents, enroll, unenroll, explain, ca, controller, agent, sample };

@@ -13,6 +13,8 @@ import { cliEntry, type CliContext } from '../context.js';
 import { outputFormat, printData, table, type OutputFormat } from '../output.js';
 
 const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'events', 'version', 'config_dump'];
+/** Asked by other commands (`ambit explain`) with --params, not listed for people. */
+const internalMethods = ['explain-outbound', 'explain-inbound'];
 
 export async function query(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -24,11 +26,12 @@ export async function query(ctx: CliContext, args: string[]): Promise<number> {
       address: { type: 'string' },
       'token-file': { type: 'string' },
       'in-node': { type: 'boolean' },
+      params: { type: 'string' },
     },
   });
   const format = outputFormat(values.output);
   const [node, what] = positionals;
-  if (!node || !what || !methods.includes(what)) throw new AmbitError('BadArgs', `usage: ambit query NODE ${methods.join('|')} [-o json|yaml|wide] [--follow]`);
+  if (!node || !what || !(methods.includes(what) || internalMethods.includes(what))) throw new AmbitError('BadArgs', `usage: ambit query NODE ${methods.join('|')} [-o json|yaml|wide] [--follow]`);
   if (values.follow && what !== 'events') throw new AmbitError('BadArgs', '--follow goes with events');
   if (!values.address && !values['in-node']) return reenterNode(ctx, node, args);
 
@@ -53,7 +56,7 @@ export async function query(ctx: CliContext, args: string[]): Promise<number> {
       ws.send(JSON.stringify({ id, method, ...(params ? { params } : {}) }));
     });
 
-  const result = await call(what);
+  const result = await call(what, values.params ? JSON.parse(values.params) : undefined);
   print(what, format, result);
   if (!values.follow) {
     ws.close();
@@ -124,4 +127,21 @@ function print(what: string, format: OutputFormat, result: unknown): void {
     default:
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   }
+}
+
+/** Calls a node agent's query API from another command and returns the result (JSON). */
+export function callAgent(ctx: CliContext, node: string, method: string, params: unknown): Promise<unknown> {
+  const state = readState(ctx.stateDir);
+  if (!state) throw new AmbitError('NoCluster', 'no local cluster is up');
+  const layout = topologyOf(state).nodes.find((n) => n.name === node);
+  if (!layout) throw new AmbitError('NotFound', `node ${node} is not in the cluster`);
+  const argv = ['--net=/run/netns/' + layout.netns, '--', process.execPath, cliEntry, '--state-dir', ctx.stateDir, 'query', node, method, '--params', JSON.stringify(params), '--in-node', '-o', 'json'];
+  return new Promise((resolve, reject) => {
+    const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new AmbitError('AgentQueryFailed', `the agent of ${node}: ${err.trim() || `exit ${code}`}`))));
+  });
 }

@@ -8,6 +8,7 @@
 import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { enrollLabels } from '../../shared/enrollment.js';
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
@@ -35,6 +36,9 @@ export class ShareBuilder {
   private readonly pods = new Map<string, Map<string, Pod>>();
   private readonly services = new Map<string, Map<string, Service>>();
   private readonly policies = new Map<string, Map<string, Resource>>();
+  private readonly nodeIps = new Map<string, string>();
+  /** DestinationRules by namespace, by name. */
+  private readonly destinationRules = new Map<string, Map<string, Resource>>();
   private readonly history: { revision: number; keys: string[] }[] = [];
   private historyKeys = 0;
   private commonCache: { revision: number; buffer: Buffer; gzip: Buffer } | undefined;
@@ -66,6 +70,12 @@ export class ShareBuilder {
             const local = workloadOf(r as Pod);
             const { labels, uid, phase, netns, cgroup, ...remote } = local;
             this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
+            // Where HBONE reaches the pod's node: sent once per node, when first seen or moved.
+            const hostIP = (r as Pod).status.hostIP;
+            if (hostIP && this.nodeIps.get(local.node) !== hostIP) {
+              this.nodeIps.set(local.node, hostIP);
+              this.put(`node/${local.node}`, { kind: 'node', key: `node/${local.node}`, value: { name: local.node, ip: hostIP } }, 'all', changed);
+            }
           }
           for (const s of this.services.get(ns)?.values() ?? []) {
             if (selectorMatches(s.spec?.selector, old?.metadata.labels) || selectorMatches(s.spec?.selector, r.metadata.labels)) dirtyServices.add(`${ns}/${s.metadata.name}`);
@@ -89,6 +99,16 @@ export class ShareBuilder {
           const key = `namespace/${r.metadata.name}`;
           if (gone) this.remove(key, changed);
           else this.put(key, { kind: 'namespace', key, value: { name: r.metadata.name, labels: r.metadata.labels ?? {} } }, 'all', changed);
+          break;
+        }
+        case 'DestinationRule': {
+          const old = this.destinationRules.get(ns)?.get(r.metadata.name);
+          setIn(this.destinationRules, ns, r.metadata.name, gone ? undefined : r);
+          // The Services its host names, before and after.
+          for (const dr of [old, gone ? undefined : r]) {
+            const target = dr && hostService(dr, ns);
+            if (target) dirtyServices.add(target);
+          }
           break;
         }
         default:
@@ -210,13 +230,32 @@ export class ShareBuilder {
       endpoints.push({ ip: p.status.podIP, node: p.spec.nodeName, ports });
     }
     endpoints.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+    const lb = this.loadBalancerOf(ns, s.metadata.name);
     return {
       name: s.metadata.name,
       namespace: ns,
       clusterIP: spec.clusterIP ?? '',
       ports: spec.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort ?? p.port })),
       endpoints,
+      ...(lb ? { loadBalancer: lb } : {}),
+      ...(spec.trafficDistribution === 'PreferClose' ? { preferClose: true as const } : {}),
     };
+  }
+
+  /**
+   * The load balancer a DestinationRule sets for a Service: one in the Service's namespace first,
+   * then one in the root namespace (Istio's lookup order, without exportTo); by name when several.
+   */
+  private loadBalancerOf(ns: string, name: string): ServiceEntry['loadBalancer'] {
+    for (const where of [ns, this.rootNamespace]) {
+      const rules = [...(this.destinationRules.get(where)?.values() ?? [])].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      for (const dr of rules) {
+        if (hostService(dr, where) !== `${ns}/${name}`) continue;
+        const simple = (dr.spec as { trafficPolicy?: { loadBalancer?: { simple?: ServiceEntry['loadBalancer'] } } }).trafficPolicy?.loadBalancer?.simple;
+        if (simple) return simple;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -253,6 +292,7 @@ function workloadOf(p: Pod): WorkloadEntry {
     phase: p.status.phase,
     ...(p.metadata.annotations?.[netnsAnnotation] ? { netns: p.metadata.annotations[netnsAnnotation] } : {}),
     ...(p.metadata.annotations?.[cgroupAnnotation] ? { cgroup: p.metadata.annotations[cgroupAnnotation] } : {}),
+    ...(enrollLabels.some((l) => p.metadata.labels?.[l] === 'none') ? { optOut: true as const } : {}),
   };
 }
 
@@ -277,4 +317,17 @@ function sameScope(a: Scope, b: Scope): boolean {
   if (a.size !== b.size) return false;
   for (const n of a) if (!b.has(n)) return false;
   return true;
+}
+
+/**
+ * The Service a DestinationRule's host names, as `namespace/name`: `web` (the rule's namespace),
+ * `web.shop`, `web.shop.svc` or `web.shop.svc.cluster.local`. Wildcards and external hosts name none here.
+ */
+function hostService(dr: Resource, ns: string): string | undefined {
+  const host = (dr.spec as { host?: string } | undefined)?.host ?? '';
+  const parts = host.split('.');
+  if (host.includes('*')) return undefined;
+  if (parts.length === 1) return `${ns}/${parts[0]}`;
+  if (parts.length === 2 || (parts[2] === 'svc' && (parts.length === 3 || parts.slice(3).join('.') === 'cluster.local'))) return `${parts[1]}/${parts[0]}`;
+  return undefined;
 }

@@ -8,12 +8,13 @@ import { type Resource, type ResourceRef, resourceName, type Service, keyOf } fr
 import { validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
+import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
 
 export interface ApplyResult {
   revision: number;
-  results: { resource: string; action: ApplyAction }[];
+  results: { resource: string; action: ApplyAction; warnings?: string[] }[];
 }
 
 export interface ApplyContext {
@@ -41,6 +42,16 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
   if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
 
+  // A policy's status tells the truth about what the node proxies enforce of it (istio#61126 is
+  // the counter-example): each part they cannot enforce as written is a warning on the resource.
+  const warnings = new Map<string, string[]>();
+  for (const r of resources) {
+    const w = policyWarnings(r);
+    if (!w) continue;
+    r.status = { enforcedBy: 'node proxies (L4)', ...(w.length ? { warnings: w } : {}) };
+    if (w.length) warnings.set(resourceName(r), w);
+  }
+
   // Every namespace has a `default` service account, as in Kubernetes.
   const upserts = [...resources];
   for (const r of resources) {
@@ -50,7 +61,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   }
   const before = new Map(resources.map((r) => [resourceName(r), ctx.store.get(r.kind, r.metadata.namespace ?? '', r.metadata.name)]));
   if (dryRun) {
-    return { revision: ctx.store.currentRevision, results: resources.map((r) => ({ resource: resourceName(r), action: before.get(resourceName(r)) ? 'configured' : 'created' })) };
+    return { revision: ctx.store.currentRevision, results: resources.map((r) => ({ resource: resourceName(r), action: before.get(resourceName(r)) ? 'configured' : 'created', ...withWarnings(warnings.get(resourceName(r))) })) };
   }
   const event = ctx.store.commit(upserts);
   const changed = new Set(event.changes.map((c) => (c.type === 'upsert' ? resourceName(c.resource) : '')));
@@ -58,7 +69,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
     revision: event.revision,
     results: resources.map((r) => {
       const name = resourceName(r);
-      return { resource: name, action: !changed.has(name) ? 'unchanged' : before.get(name) ? 'configured' : 'created' };
+      return { resource: name, action: !changed.has(name) ? 'unchanged' : before.get(name) ? 'configured' : 'created', ...withWarnings(warnings.get(name)) };
     }),
   };
 }
@@ -76,4 +87,17 @@ export function deleteResources(ctx: ApplyContext, refs: ResourceRef[], ignoreNo
   }
   const event = ctx.store.commit([], [...all.values()]);
   return { revision: event.revision, results: [], deleted: event.changes.map((c) => resourceName(c.resource)) };
+}
+
+function withWarnings(w: string[] | undefined) {
+  return w?.length ? { warnings: w } : {};
+}
+
+/** What the node proxies do not enforce of an AuthorizationPolicy or PeerAuthentication; undefined for other kinds. */
+function policyWarnings(r: Resource): string[] | undefined {
+  if (r.kind !== 'AuthorizationPolicy' && r.kind !== 'PeerAuthentication') return undefined;
+  const entry = [{ kind: r.kind, name: r.metadata.name, namespace: r.metadata.namespace!, spec: r.spec ?? {} }];
+  const engine = r.kind === 'AuthorizationPolicy' ? new Authorizer() : new PeerAuthenticator();
+  engine.update(entry);
+  return engine.warnings().map((w) => `${w.rule !== undefined ? `rule ${w.rule}: ` : ''}${w.message}`);
 }

@@ -22,6 +22,14 @@ export interface WorkloadEntry {
   netns?: string;
   /** Its cgroup v2 path below the cgroup2 mount (own pods only), where the eBPF capture attaches. */
   cgroup?: string;
+  /** The pod opts out of the mesh (`ambit.dev/dataplane-mode: none`); sent to every node, as labels are not. */
+  optOut?: true;
+}
+
+/** A node, where HBONE tunnels to its pods go (its agent's 15008). */
+export interface NodeEntry {
+  name: string;
+  ip: string;
 }
 
 export interface ServiceEntry {
@@ -31,6 +39,10 @@ export interface ServiceEntry {
   ports: { name?: string; port: number; targetPort: number | string }[];
   /** Workloads behind the Service: address, node, and the target of each Service port. */
   endpoints: { ip: string; node: string; ports: Record<string, number> }[];
+  /** From a DestinationRule's trafficPolicy.loadBalancer.simple; round robin when absent. */
+  loadBalancer?: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+  /** The Service's `trafficDistribution: PreferClose`: endpoints on the client's node first. */
+  preferClose?: true;
 }
 
 export interface NamespaceEntry {
@@ -57,10 +69,11 @@ export type ConfigEntry =
   | { kind: 'service'; key: string; value: ServiceEntry }
   | { kind: 'namespace'; key: string; value: NamespaceEntry }
   | { kind: 'policy'; key: string; value: PolicyEntry }
-  | { kind: 'trustbundle'; key: string; value: TrustBundleEntry };
+  | { kind: 'trustbundle'; key: string; value: TrustBundleEntry }
+  | { kind: 'node'; key: string; value: NodeEntry };
 
 export type EntryKind = ConfigEntry['kind'];
-export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy', 'trustbundle'];
+export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy', 'trustbundle', 'node'];
 
 /**
  * An entry on the wire: its key says its kind and, for workloads and services, its namespace and

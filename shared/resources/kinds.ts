@@ -20,6 +20,7 @@ export const kinds: KindInfo[] = [
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['authorizationpolicy', 'authorizationpolicies', 'ap'], userApplied: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['peerauthentication', 'peerauthentications', 'pa'], userApplied: true },
   { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['requestauthentication', 'requestauthentications', 'ra'], userApplied: true },
+  { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespaced: true, names: ['destinationrule', 'destinationrules', 'dr'], userApplied: true },
   { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: false },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },

@@ -188,10 +188,23 @@ const gatewaySpec = closed(
   ['gatewayClassName', 'listeners'],
 );
 
+/** networking.istio.io/v1 DestinationRule, the part a node proxy acts on: the load balancer. */
+const destinationRuleSpec = closed(
+  {
+    host: { type: 'string', minLength: 1 },
+    trafficPolicy: closed({
+      loadBalancer: closed({ simple: { enum: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'] } }),
+    }),
+    exportTo: strings,
+  },
+  ['host'],
+);
+
 export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specRequired: boolean }> = {
   AuthorizationPolicy: { apiVersion: 'security.istio.io/v1', spec: authorizationPolicySpec, specRequired: false },
   PeerAuthentication: { apiVersion: 'security.istio.io/v1', spec: peerAuthenticationSpec, specRequired: false },
   RequestAuthentication: { apiVersion: 'security.istio.io/v1', spec: requestAuthenticationSpec, specRequired: false },
+  DestinationRule: { apiVersion: 'networking.istio.io/v1', spec: destinationRuleSpec, specRequired: true },
   HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: httpRouteSpec, specRequired: true },
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', spec: gatewaySpec, specRequired: true },
 };

@@ -85,6 +85,7 @@ export const schemas: Record<string, Schema> = {
       {
         type: { enum: ['ClusterIP'] },
         clusterIP: { type: 'string', pattern: ipv4Pattern },
+        trafficDistribution: { enum: ['PreferClose'] },
         selector: labels,
         ports: {
           type: 'array',

@@ -36,6 +36,8 @@ export interface ServicePort {
 export interface ServiceSpec {
   type?: 'ClusterIP';
   clusterIP?: string;
+  /** Kubernetes' PreferClose: endpoints on the client's node first (ambit has no zones). */
+  trafficDistribution?: 'PreferClose';
   selector?: Labels;
   ports: ServicePort[];
 }

@@ -14,7 +14,8 @@ import { createServer, Socket, type Server } from 'node:net';
 import { cgroup2Mount } from '../../../shared/host/cgroup.js';
 import { EbpfRedirect } from '../../../agent/capture/ebpf.js';
 import type { InstalledRedirect } from '../../../agent/capture/redirect.js';
-import { createForwarder } from '../../../agent/proxy/forward.js';
+import { pipeline } from 'node:stream';
+import { agentMark, type Destination } from '../../../agent/capture/redirect.js';
 import { removeCapturePins } from '../../../native/bpf.js';
 import { closeFd, listenerIn, openNetns, tcpSocketIn } from '../../../native/netns.js';
 
@@ -33,6 +34,23 @@ let installed: InstalledRedirect | undefined;
 const listeners = { outbound: -1, inbound: -1 };
 
 const ip = (...args: string[]) => execFileSync('ip', args);
+
+/** A minimal agent: forwards an accepted connection to its original destination from inside the pod. */
+function forwarder(destinationOf: (s: Socket) => Destination | undefined) {
+  const counters = { opened: 0 };
+  return {
+    counters,
+    handle(client: Socket) {
+      const dst = destinationOf(client);
+      if (!dst) return void client.destroy();
+      counters.opened++;
+      const upstream = new Socket({ fd: tcpSocketIn(podFd, { mark: agentMark }), allowHalfOpen: true });
+      upstream.connect(dst.port, dst.ip);
+      pipeline(client, upstream, () => undefined);
+      pipeline(upstream, client, () => undefined);
+    },
+  };
+}
 const bpftool = (...args: string[]) => execFileSync('bpftool', args, { encoding: 'utf8' });
 
 async function listen(nsFd: number, addr: string, port: number, onConnection: (s: Socket) => void): Promise<{ server: Server; fd: number }> {
@@ -114,12 +132,12 @@ test('outbound and inbound connections of the pod pass through the agent, with t
   const redirect = new EbpfRedirect({ node: 'test', pinRoot });
   redirects.push(redirect);
   const seen: string[] = [];
-  const outbound = createForwarder(podFd, (s) => {
+  const outbound = forwarder((s) => {
     const d = installed?.outboundDestination(s);
     seen.push(`out ${d?.ip}:${d?.port}`);
     return d;
   });
-  const inbound = createForwarder(podFd, (s) => {
+  const inbound = forwarder((s) => {
     const d = installed?.inboundDestination(s);
     seen.push(`in ${d?.ip}:${d?.port}`);
     return d;

@@ -1,0 +1,156 @@
+// Outbound: a connection captured on a pod's 15001. Its original destination is resolved (Service
+// endpoint or pod), then it goes over HBONE (a CONNECT stream on a pooled mutual-TLS HTTP/2
+// session to the destination node, presenting the source pod's SVID) when the destination is
+// enrolled, or in plain TCP from inside the pod's namespace otherwise. Bytes flow through
+// stream.pipeline both ways; the connection is tracked for telemetry.
+
+import { Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../shared/log.js';
+import { principal, spiffeId, type Identity } from '../../shared/identity/spiffe.js';
+import type { WorkloadEntry } from '../../shared/protocol/config.js';
+import { tcpSocketIn } from '../../native/netns.js';
+import { agentMark, type Destination } from '../capture/redirect.js';
+import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
+import { clientSocketBytes, type ConnectionTable, type ConnectionInfo } from './connections.js';
+import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from './hbone.js';
+import type { HbonePool } from './pool.js';
+import type { Resolver, Resolution } from './resolve.js';
+
+export interface OutboundContext {
+  resolver: Resolver;
+  pool: HbonePool;
+  certificates: CertificateManager;
+  connections: ConnectionTable;
+  trustDomain: string;
+  log: Logger;
+  /** Counts a failure by reason (a metric). */
+  failed(reason: string): void;
+}
+
+/** The captured pod a listener belongs to. */
+export interface SourcePod {
+  workload: WorkloadEntry;
+  nsFd: number;
+  destinationOf(client: Socket): Destination | undefined;
+}
+
+export function identityOf(w: WorkloadEntry, trustDomain: string): Identity {
+  return { trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount };
+}
+
+/**
+ * The name the client asks for (SNI) so that the destination node presents the destination
+ * workload's certificate: SNI takes a host name, so the identity is spelt as one.
+ */
+export function serverName(i: Identity): string {
+  return `${i.serviceAccount}.${i.namespace}.sa.${i.trustDomain}`;
+}
+
+/** Ends a client connection with a TCP reset, as a refused connection looks to the app. */
+function refuse(client: Socket): void {
+  if (!client.destroyed) client.resetAndDestroy();
+}
+
+export function handleOutbound(ctx: OutboundContext, pod: SourcePod, client: Socket): void {
+  client.on('error', () => undefined);
+  const dst = pod.destinationOf(client);
+  if (!dst) {
+    ctx.failed('no-original-destination');
+    return refuse(client);
+  }
+  const r = ctx.resolver.resolve(dst, pod.workload);
+  if ('error' in r) {
+    ctx.failed(r.error);
+    ctx.log.debug({ source: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${dst.ip}:${dst.port}`, reason: r.reason }, 'outbound refused');
+    return refuse(client);
+  }
+  const source = identityOf(pod.workload, ctx.trustDomain);
+  const info: ConnectionInfo = {
+    reporter: 'source',
+    source: { ip: pod.workload.ip, port: client.remotePort, workload: pod.workload, principal: principal(source) },
+    destination: { ip: r.target.ip, port: r.target.port, ...(r.workload ? { workload: r.workload } : {}), ...(r.protocol === 'HBONE' && r.workload ? { principal: principal(identityOf(r.workload, ctx.trustDomain)) } : {}) },
+    ...(r.service ? { service: r.service } : {}),
+    security: r.protocol === 'HBONE' ? 'mutual_tls' : 'none',
+  };
+  if (r.protocol === 'TCP') return plain(ctx, pod, client, r, info);
+  hbone(ctx, pod, client, r, info, source);
+}
+
+function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolution, info: ConnectionInfo): void {
+  let upstream: Socket;
+  try {
+    upstream = new Socket({ fd: tcpSocketIn(pod.nsFd, { mark: agentMark }), allowHalfOpen: true });
+  } catch (err) {
+    ctx.failed('socket');
+    ctx.log.warn({ err: (err as Error).message }, 'outbound socket failed');
+    return refuse(client);
+  }
+  upstream.connect(r.target.port, r.target.ip);
+  upstream.once('connect', () => ctx.connections.track(info, client, upstream, clientSocketBytes(client)));
+  upstream.once('error', () => upstream.connecting && ctx.failed('connect'));
+  join(client, upstream);
+}
+
+function hbone(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolution, info: ConnectionInfo, source: Identity): void {
+  const id = spiffeId(source);
+  const cert = ctx.certificates.get(id);
+  if (cert) return tunnel(ctx, pod, client, r, info, cert);
+  // A pod's first connection can come before its certificate: wait a little for it, then refuse
+  // rather than send in the clear.
+  client.pause();
+  void ctx.certificates.waitFor(id, 5000).then((c) => {
+    if (client.destroyed) return;
+    if (c) return tunnel(ctx, pod, client, r, info, c);
+    ctx.failed('no-certificate');
+    refuse(client);
+  });
+}
+
+function tunnel(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolution, info: ConnectionInfo, cert: WorkloadCertificate): void {
+  const destination = identityOf(r.workload!, ctx.trustDomain);
+  // Until the tunnel is up the client's bytes wait in its socket (paused: nothing reads it).
+  client.pause();
+  let closedEarly = false;
+  client.once('close', () => (closedEarly = true));
+  ctx.pool
+    .connect({
+      identity: cert.id,
+      secureContext: cert.secureContext,
+      nodeAddress: r.node!.ip,
+      authority: `${r.target.ip}:${r.target.port}`,
+      expectedIdentity: spiffeId(destination),
+      servername: serverName(destination),
+      // Who is calling, for the destination's transparency and ipBlocks (checked there against the identity).
+      headers: { forwarded: `for=${pod.workload.ip}` },
+    })
+    .then(
+      (stream) => {
+        if (closedEarly) return void stream.end();
+        ctx.connections.track(info, client, stream, clientSocketBytes(client));
+        join(client, stream);
+        client.resume();
+      },
+      (err: Error) => {
+        const reason = err instanceof HboneConnectRefused ? `hbone-${err.status}` : err instanceof HbonePeerUntrusted ? `peer-${err.reason}` : err instanceof HboneConnectFailed ? `hbone-${err.stage}` : 'hbone';
+        ctx.failed(reason);
+        ctx.log.debug({ source: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${r.target.ip}:${r.target.port}`, reason, err: err.message }, 'outbound tunnel failed');
+        refuse(client);
+      },
+    );
+}
+
+/**
+ * Both directions with backpressure; an error on either side ends both, the client with a reset
+ * (so a refused upstream looks refused to the app, not like an empty answer).
+ */
+export function join(client: Socket, upstream: Duplex): void {
+  const done = (err?: Error | null) => {
+    if (!err) return;
+    refuse(client);
+    upstream.destroy();
+  };
+  pipeline(client, upstream, done);
+  pipeline(upstream, client, done);
+}

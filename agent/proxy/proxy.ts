@@ -1,0 +1,288 @@
+// The node proxy, composed: the resolver, the HBONE pool (client) and listener (15008, server),
+// the policy engine fed from the pushed config, the table of live connections, and what telemetry
+// and the query API read of them. The capture manager hands it connections (outbound on a pod's
+// 15001, plaintext inbound on its 15006); HBONE tunnels arrive on the node's 15008.
+
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Logger } from '../../shared/log.js';
+import { TrustBundle } from '../../shared/identity/svid.js';
+import type { AgentState } from '../state/state.js';
+import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
+import type { CertificateManager } from '../identity/manager.js';
+import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
+import { ConnectionTable, type TrackedConnection } from './connections.js';
+import { createHboneServer, type HboneServer, type HboneServerLimits } from './hbone-server.js';
+import { hbonePort } from './hbone.js';
+import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
+import { handleOutbound, identityOf, serverName, type OutboundContext } from './outbound.js';
+import { principal, spiffeId } from '../../shared/identity/spiffe.js';
+import { HbonePool } from './pool.js';
+import { Resolver, type ActiveCounts, type Resolution } from './resolve.js';
+
+/** Per captured pod and direction, as `ambit query NODE connections` shows them. */
+export interface PodCounters {
+  opened: number;
+  closed: number;
+  failed: number;
+  sent: number;
+  received: number;
+}
+
+export interface ProxyEvents {
+  opened?(c: TrackedConnection): void;
+  closed?(c: TrackedConnection): void;
+  denied?(reason: string): void;
+  failed?(direction: 'outbound' | 'inbound', reason: string): void;
+}
+
+export interface ProxyOptions {
+  state: AgentState;
+  certificates: CertificateManager;
+  trustDomain: string;
+  rootNamespace: string;
+  /** The captured pod at an address (the capture manager's). */
+  podAt(ip: string): CapturedPod | undefined;
+  log: Logger;
+  access: Logger;
+  limits?: Partial<HboneServerLimits>;
+  events?: ProxyEvents;
+}
+
+export class NodeProxy {
+  readonly connections: ConnectionTable;
+  readonly resolver: Resolver;
+  readonly authorizer: Authorizer;
+  readonly peerAuthentication: PeerAuthenticator;
+  readonly pool: HbonePool;
+  readonly server: HboneServer;
+  private readonly active: ActiveCounts = new Map();
+  private readonly perPod = new Map<string, { outbound: PodCounters; inbound: PodCounters }>();
+  private policyVersion = '';
+  private bundle: { roots: string; value: TrustBundle } | undefined;
+  private readonly outboundCtx: OutboundContext;
+  private readonly inboundCtx: InboundContext;
+
+  constructor(private readonly o: ProxyOptions) {
+    this.connections = new ConnectionTable({
+      opened: (c) => {
+        const side = this.sideOf(c);
+        if (side) side.opened++;
+        const key = `${c.destination.ip}:${c.destination.port}`;
+        if (c.reporter === 'source') this.active.set(key, (this.active.get(key) ?? 0) + 1);
+        o.events?.opened?.(c);
+      },
+      closed: (c, durationMs, error) => {
+        const side = this.sideOf(c);
+        if (side) {
+          side.closed++;
+          side.sent += c.bytes.sent();
+          side.received += c.bytes.received();
+        }
+        const key = `${c.destination.ip}:${c.destination.port}`;
+        if (c.reporter === 'source') {
+          const n = (this.active.get(key) ?? 1) - 1;
+          if (n > 0) this.active.set(key, n);
+          else this.active.delete(key);
+        }
+        o.events?.closed?.(c);
+        this.accessLog(c, durationMs, error);
+      },
+    });
+    this.resolver = new Resolver(o.state, this.active);
+    this.authorizer = new Authorizer(o.rootNamespace);
+    this.peerAuthentication = new PeerAuthenticator(o.rootNamespace);
+    const trustBundle = () => this.trustBundle();
+    this.pool = new HbonePool({ trustBundle });
+    this.server = createHboneServer({
+      trustBundle,
+      secureContext: (name) => this.contextFor(name),
+      onTunnel: (t) => handleTunnel(this.inboundCtx, t),
+      log: o.log,
+      ...(o.limits ? { limits: o.limits } : {}),
+    });
+    const failed = (direction: 'outbound' | 'inbound') => (reason: string) => o.events?.failed?.(direction, reason);
+    this.outboundCtx = { resolver: this.resolver, pool: this.pool, certificates: o.certificates, connections: this.connections, trustDomain: o.trustDomain, log: o.log, failed: failed('outbound') };
+    this.inboundCtx = {
+      resolver: this.resolver,
+      authorizer: this.authorizer,
+      peerAuthentication: this.peerAuthentication,
+      connections: this.connections,
+      localPod: (ip) => {
+        const pod = o.podAt(ip);
+        // The current entry, not the one from capture time: policy selectors read its labels.
+        return pod ? { workload: this.resolver.workloadAt(ip) ?? pod.workload, nsFd: pod.nsFd } : undefined;
+      },
+      trustDomain: o.trustDomain,
+      log: o.log,
+      access: o.access,
+      denied: (reason) => o.events?.denied?.(reason),
+      failed: failed('inbound'),
+    };
+    o.state.on('config', () => this.onConfig());
+    this.onConfig();
+  }
+
+  async listen(host: string, port = hbonePort): Promise<void> {
+    await this.server.listen(port, host);
+  }
+
+  async close(): Promise<void> {
+    this.pool.close();
+    await this.server.close(1000);
+  }
+
+  readonly handlers: CaptureHandlers = {
+    outbound: (pod, socket) => this.outbound(pod, socket),
+    inbound: (pod, socket) => handlePlaintext(this.inboundCtx, { workload: this.resolver.workloadAt(pod.workload.ip) ?? pod.workload, nsFd: pod.nsFd }, socket, (s) => pod.redirect.inboundDestination(s)),
+  };
+
+  private outbound(pod: CapturedPod, socket: Socket): void {
+    handleOutbound(this.outboundCtx, { workload: this.resolver.workloadAt(pod.workload.ip) ?? pod.workload, nsFd: pod.nsFd, destinationOf: (s) => pod.redirect.outboundDestination(s) }, socket);
+  }
+
+  /**
+   * `ambit explain`, the source's half: what this agent would do with a connection from its pod at
+   * `sourceIp` to `ip:port`, decided by the code the proxy runs (nothing is connected).
+   */
+  explainOutbound(p: { sourceIp: string; ip: string; port: number }) {
+    const source = this.resolver.workloadAt(p.sourceIp);
+    const captured = this.o.podAt(p.sourceIp);
+    const steps: string[] = [];
+    if (!source) return { captured: false, steps: [`${p.sourceIp} is not a workload this agent knows`] };
+    const name = `${source.namespace}/${source.name}`;
+    if (!captured) {
+      steps.push(`${name} is not captured (${this.o.state.isEnrolled(source) ? 'enrolled, but its capture is not in place yet' : 'not enrolled'}): its connections leave it directly, in plaintext`);
+      const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
+      return { captured: false, steps, ...('error' in r ? { error: r.error } : { destination: this.describe(r) }) };
+    }
+    steps.push(`${name} is captured (${this.o.podAt(p.sourceIp)!.redirect.how === 'adopted' ? 'adopted from an earlier agent run' : 'redirect installed'}): the connection goes to this agent's 15001 inside the pod`);
+    const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
+    if ('error' in r) {
+      steps.push(`refused: ${r.reason}`);
+      return { captured: true, steps, error: r.error };
+    }
+    steps.push(r.reason);
+    const identity = identityOf(source, this.o.trustDomain);
+    const sourcePrincipal = principal(identity);
+    if (r.protocol === 'HBONE') {
+      const cert = this.o.certificates.get(spiffeId(identity));
+      steps.push(cert ? `presents the SVID of ${spiffeId(identity)} (serial ${cert.serial}, until ${cert.notAfter.toISOString()})` : `refused: no certificate yet for ${spiffeId(identity)}`);
+    }
+    return { captured: true, steps, sourcePrincipal, ...(r.protocol === 'HBONE' && !this.o.certificates.get(spiffeId(identity)) ? { error: 'no-certificate' } : {}), destination: this.describe(r) };
+  }
+
+  /** `ambit explain`, the destination's half: what this agent decides for a connection to its pod. */
+  explainInbound(p: { sourceIp: string; sourcePrincipal?: string; ip: string; port: number; mtls: boolean }) {
+    const pod = this.resolver.workloadAt(p.ip);
+    if (!pod || !this.o.podAt(p.ip)) return { allowed: true, steps: [`${p.ip} is not a captured pod of this node: no inbound policy applies here`] };
+    const name = `${pod.namespace}/${pod.name}`;
+    const steps: string[] = [];
+    const mode = this.peerAuthentication.mode(pod, p.port);
+    steps.push(`mTLS mode for ${name} port ${p.port}: ${mode.mode}${mode.policy ? ` (PeerAuthentication ${mode.policy})` : ' (default)'}`);
+    if (!p.mtls && mode.mode === 'STRICT') return { allowed: false, steps: [...steps, 'refused: plaintext under STRICT'], mtlsMode: mode.mode, warnings: this.warningsFor(pod) };
+    const d = this.authorizer.authorize(pod, { sourceIp: p.sourceIp, ...(p.sourcePrincipal ? { sourcePrincipal: p.sourcePrincipal, sourceNamespace: p.sourcePrincipal.split('/')[2] } : {}), destinationIp: p.ip, destinationPort: p.port });
+    steps.push(`${d.allowed ? 'allowed' : 'denied'}: ${d.reason}`);
+    steps.push(`delivered to ${p.ip}:${p.port} inside the pod, from ${p.sourceIp} (transparent)`);
+    return { allowed: d.allowed, steps: d.allowed ? steps : steps.slice(0, -1), mtlsMode: mode.mode, decision: d, warnings: this.warningsFor(pod) };
+  }
+
+  /** What the policies that could apply to the workload do not enforce as written. */
+  private warningsFor(pod: { namespace: string }) {
+    return [...this.authorizer.warnings(), ...this.peerAuthentication.warnings()].filter((w) => w.policy.startsWith(`${pod.namespace}/`) || w.policy.startsWith(`${this.o.rootNamespace}/`));
+  }
+
+  private describe(r: Resolution) {
+    return {
+      protocol: r.protocol,
+      target: `${r.target.ip}:${r.target.port}`,
+      ...(r.service ? { service: `${r.service.namespace}/${r.service.name}` } : {}),
+      ...(r.workload ? { workload: `${r.workload.namespace}/${r.workload.name}`, node: r.workload.node, principal: principal(identityOf(r.workload, this.o.trustDomain)) } : {}),
+      ...(r.node ? { via: `${r.node.ip}:${hbonePort}` } : {}),
+    };
+  }
+
+  /** Per captured pod and direction, for the query API. */
+  counters(pods: Iterable<CapturedPod>) {
+    return [...pods].flatMap((p) => {
+      const c = this.countersOf(p.key);
+      return [
+        { workload: p.key, direction: 'outbound', ...c.outbound },
+        { workload: p.key, direction: 'inbound', ...c.inbound },
+      ];
+    });
+  }
+
+  private countersOf(workload: string) {
+    let c = this.perPod.get(workload);
+    if (!c) {
+      const zero = () => ({ opened: 0, closed: 0, failed: 0, sent: 0, received: 0 });
+      this.perPod.set(workload, (c = { outbound: zero(), inbound: zero() }));
+    }
+    return c;
+  }
+
+  /** The local pod's counters a connection moves: the source's outbound, or the destination's inbound. */
+  private sideOf(c: TrackedConnection): PodCounters | undefined {
+    const w = c.reporter === 'source' ? c.source.workload : c.destination.workload;
+    if (!w) return undefined;
+    const counters = this.countersOf(`${w.namespace}/${w.name}`);
+    return c.reporter === 'source' ? counters.outbound : counters.inbound;
+  }
+
+  private onConfig(): void {
+    const policies = [...this.o.state.policies.values()];
+    // Policies are compiled again only when they changed; then live connections are checked again.
+    const version = JSON.stringify(policies);
+    if (version === this.policyVersion) return;
+    const first = this.policyVersion === '';
+    this.policyVersion = version;
+    this.authorizer.update(policies);
+    this.peerAuthentication.update(policies);
+    if (!first) {
+      const closed = recheckConnections(this.inboundCtx);
+      if (closed) this.o.log.info({ closed }, 'policy change: closed connections it now denies');
+    }
+  }
+
+  private trustBundle(): TrustBundle {
+    const roots: Record<string, string[]> = {};
+    for (const b of this.o.state.trustBundles.values()) roots[b.trustDomain] = b.roots;
+    const key = JSON.stringify(roots);
+    if (this.bundle?.roots !== key) this.bundle = { roots: key, value: new TrustBundle(roots) };
+    return this.bundle.value;
+  }
+
+  /** The certificate a client asked for by name (SNI): the local workload identity it spells. */
+  private contextFor(name: string): SecureContext | undefined {
+    for (const c of this.o.certificates.list()) {
+      const cert = this.o.certificates.get(c.identity);
+      if (cert && serverName(cert.identity) === name) return cert.secureContext;
+    }
+    return undefined;
+  }
+
+  private accessLog(c: TrackedConnection, durationMs: number, error?: string): void {
+    const who = (w: TrackedConnection['source']['workload']) => (w ? `${w.namespace}/${w.name}` : undefined);
+    this.o.access.info(
+      {
+        event: 'closed',
+        reporter: c.reporter,
+        source: `${c.source.ip}${c.source.port ? `:${c.source.port}` : ''}`,
+        source_workload: who(c.source.workload),
+        source_principal: c.source.principal,
+        destination: `${c.destination.ip}:${c.destination.port}`,
+        destination_workload: who(c.destination.workload),
+        destination_principal: c.destination.principal,
+        destination_service: c.service ? `${c.service.namespace}/${c.service.name}` : undefined,
+        connection_security_policy: c.security,
+        decision: c.decision,
+        bytes_sent: c.bytes.sent(),
+        bytes_received: c.bytes.received(),
+        duration_ms: Math.round(durationMs),
+        ...(error ? { error } : {}),
+      },
+      'connection',
+    );
+  }
+}

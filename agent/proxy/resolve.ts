@@ -1,0 +1,115 @@
+// Where a captured connection goes: its original destination is a Service's ClusterIP (an endpoint
+// is picked by the Service's load-balancing policy, preferring the client's node when the Service
+// asks for it) or a pod's address (that pod), or something outside the cluster's workloads
+// (passthrough). An enrolled destination is reached over HBONE, any other in plain TCP. The index
+// is rebuilt on each config version; resolving allocates only its answer.
+
+import type { NodeEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import type { AgentState } from '../state/state.js';
+import type { Destination } from '../capture/redirect.js';
+
+export type LoadBalancer = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+
+export interface Resolution {
+  /** The Service the client addressed, when it addressed one (`namespace/name`). */
+  service?: ServiceEntry;
+  /** The pod the connection goes to, when it is a workload of the cluster. */
+  workload?: WorkloadEntry;
+  /** The address and port to reach: the endpoint's target port for a Service. */
+  target: Destination;
+  /** HBONE to an enrolled pod (through its node's agent), plain TCP otherwise. */
+  protocol: 'HBONE' | 'TCP';
+  /** The destination node's address, for HBONE. */
+  node?: NodeEntry;
+  /** How the choice was made, for `ambit explain` and the access log. */
+  reason: string;
+}
+
+export interface ResolveFailure {
+  error: 'no-endpoints' | 'no-node-address';
+  reason: string;
+}
+
+/** Live connections per endpoint (`ip:port`), for LEAST_REQUEST; the proxy keeps it. */
+export type ActiveCounts = Map<string, number>;
+
+export class Resolver {
+  private byIp = new Map<string, WorkloadEntry>();
+  private byVip = new Map<string, ServiceEntry>();
+  private readonly next = new Map<string, number>();
+
+  constructor(
+    private readonly state: AgentState,
+    private readonly active: ActiveCounts = new Map(),
+    private readonly random: () => number = Math.random,
+  ) {
+    state.on('config', () => this.rebuild());
+    this.rebuild();
+  }
+
+  rebuild(): void {
+    const byIp = new Map<string, WorkloadEntry>();
+    for (const w of this.state.workloads.values()) if (w.ip) byIp.set(w.ip, w);
+    const byVip = new Map<string, ServiceEntry>();
+    for (const s of this.state.services.values()) for (const p of s.ports) if (s.clusterIP) byVip.set(`${s.clusterIP}:${p.port}`, s);
+    this.byIp = byIp;
+    this.byVip = byVip;
+  }
+
+  workloadAt(ip: string): WorkloadEntry | undefined {
+    return this.byIp.get(ip);
+  }
+
+  /**
+   * The destination of a connection from `source` (a pod of this node) to `dst`. `peek` answers
+   * without moving the round robin on (for `ambit explain`).
+   */
+  resolve(dst: Destination, source?: WorkloadEntry, peek = false): Resolution | ResolveFailure {
+    const service = this.byVip.get(`${dst.ip}:${dst.port}`);
+    if (service) return this.viaService(service, dst.port, source, peek);
+    const workload = this.byIp.get(dst.ip);
+    if (!workload) return { target: dst, protocol: 'TCP', reason: `${dst.ip} is not a workload of the mesh: passthrough` };
+    return this.toWorkload(workload, dst, `${dst.ip} is pod ${workload.namespace}/${workload.name}`);
+  }
+
+  private viaService(service: ServiceEntry, port: number, source: WorkloadEntry | undefined, peek: boolean): Resolution | ResolveFailure {
+    const name = `${service.namespace}/${service.name}`;
+    const key = String(port);
+    let candidates = service.endpoints.filter((e) => e.ports[key] !== undefined);
+    if (candidates.length === 0) return { error: 'no-endpoints', reason: `service ${name} has no ready endpoint for port ${port}` };
+    let scope = '';
+    if (service.preferClose && source) {
+      const near = candidates.filter((e) => e.node === source.node);
+      if (near.length) {
+        candidates = near;
+        scope = ` on node ${source.node} (PreferClose)`;
+      }
+    }
+    const lb = service.loadBalancer ?? 'ROUND_ROBIN';
+    let pick: (typeof candidates)[number];
+    if (lb === 'RANDOM') pick = candidates[Math.floor(this.random() * candidates.length)]!;
+    else if (lb === 'LEAST_REQUEST') {
+      // Istio's LEAST_REQUEST picks the less loaded of two random endpoints (power of two choices).
+      const a = candidates[Math.floor(this.random() * candidates.length)]!;
+      const b = candidates[Math.floor(this.random() * candidates.length)]!;
+      pick = (this.active.get(`${a.ip}:${a.ports[key]}`) ?? 0) <= (this.active.get(`${b.ip}:${b.ports[key]}`) ?? 0) ? a : b;
+    } else {
+      const n = this.next.get(name) ?? 0;
+      if (!peek) this.next.set(name, n + 1);
+      pick = candidates[n % candidates.length]!;
+    }
+    const target = { ip: pick.ip, port: pick.ports[key]! };
+    const workload = this.byIp.get(pick.ip);
+    const reason = `service ${name}: endpoint ${target.ip}:${target.port} of ${candidates.length}${scope} by ${lb}`;
+    if (!workload) return { service, target, protocol: 'TCP', reason };
+    const r = this.toWorkload(workload, target, reason);
+    return 'error' in r ? r : { ...r, service };
+  }
+
+  private toWorkload(workload: WorkloadEntry, target: Destination, reason: string): Resolution | ResolveFailure {
+    if (!this.state.isEnrolled(workload)) return { workload, target, protocol: 'TCP', reason: `${reason}; not enrolled: plain TCP` };
+    const node = this.state.nodes.get(`node/${workload.node}`);
+    if (!node) return { error: 'no-node-address', reason: `${reason}; the address of node ${workload.node} is not known yet` };
+    return { workload, target, protocol: 'HBONE', node, reason: `${reason}; enrolled: HBONE to node ${workload.node} (${node.ip})` };
+  }
+}

@@ -1,0 +1,262 @@
+// The node proxy on the local cluster: HBONE (HTTP/2 CONNECT over mutual TLS) between the nodes,
+// checked on the wire with tcpdump; the server seeing the client pod's address; AuthorizationPolicy
+// and PeerAuthentication decisions; load balancing over a Service's endpoints; Istio's TCP metrics
+// checked by promtool; refusals of abusive peers; and traffic flowing while the controller is down.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { cgroup2Mount } from '../../shared/host/cgroup.js';
+import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+
+let tmp = '';
+const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
+const podOf = async (app: string) => (await status()).pods.find((p) => p.labels.app === app && p.phase === 'Running')!;
+
+/** An HTTP request from inside a pod; the body on success, `ERR <curl exit code>` otherwise. */
+async function curl(ns: string, app: string, url: string): Promise<string> {
+  const pod = await podOf(app);
+  const r = await ambit(['exec', '-n', ns, pod.name, '--', 'curl', '-sS', '--max-time', '5', url]);
+  return r.code === 0 ? r.stdout : `ERR ${r.code} ${r.stderr.trim()}`;
+}
+
+/** The same without asking the controller: into the pod's cgroup and namespace, as `ambit exec` does. */
+async function curlInPod(pod: { node: string; namespace: string; name: string }, url: string): Promise<string> {
+  const cgroup = join(cgroup2Mount(), 'ambit', pod.node, `${pod.namespace}.${pod.name}`);
+  return sh(`sh -c 'echo $$ > ${cgroup}/cgroup.procs && exec ip netns exec ambit-pod-${pod.namespace}.${pod.name} curl -sS --max-time 5 ${url}' 2>&1`);
+}
+
+async function apply(yaml: string): Promise<void> {
+  const file = join(tmp, `r${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, yaml);
+  await ambitOk(['apply', '-f', file, '--wait']);
+}
+
+/** Deletes, then waits until every agent holds the controller's new revision. */
+async function remove(kind: string, ns: string, name: string): Promise<void> {
+  await ambitOk(['delete', kind, name, '-n', ns]);
+  await inSync();
+}
+
+async function inSync(): Promise<void> {
+  await eventually('every agent in sync', async () => {
+    const r = JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number; agents: { ackedVersion: number }[] };
+    return r.agents.length > 0 && r.agents.every((a) => a.ackedVersion >= r.revision);
+  });
+}
+
+/** Prometheus text from a node agent's 15020, read inside the node's namespace. */
+const scrape = (node: string, ip: string) => sh(`nsenter --net=/run/netns/ambit-node-${node} curl -sS http://${ip}:15020/metrics`);
+
+function sum(text: string, metric: string, match: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
+const deployment = (name: string, ns: string, o: { sa?: string; node?: string; app?: string; server?: boolean }) => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  selector: { matchLabels: { app: ${o.app ?? name}, name: ${name} } }
+  template:
+    metadata: { labels: { app: ${o.app ?? name}, name: ${name} } }
+    spec:
+      ${o.sa ? `serviceAccountName: ${o.sa}` : ''}
+      ${o.node ? `nodeName: ${o.node}` : ''}
+      containers:
+        - name: c
+          command: ${o.server ? `[ambit, sample, http-server, --app, ${o.app ?? name}, --version, ${name}, --port, "8080"]` : '[sleep, infinity]'}
+---
+`;
+
+test.before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-proxy-'));
+  assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
+  await ambitOk(['up', '--no-samples']);
+  await apply(`apiVersion: v1
+kind: Namespace
+metadata: { name: bank, labels: { ambit.dev/dataplane-mode: ambient } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: callers, labels: { ambit.dev/dataplane-mode: ambient } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: outside }
+---
+${['vault', 'teller'].map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: ${sa}, namespace: bank }\n---\n`).join('')}${['good', 'bad'].map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: ${sa}, namespace: callers }\n---\n`).join('')}${deployment('vault', 'bank', { sa: 'vault', node: 'node-2', server: true })}${deployment('teller-a', 'bank', { sa: 'teller', app: 'teller', server: true })}${deployment('teller-b', 'bank', { sa: 'teller', app: 'teller', server: true })}${deployment('good', 'callers', { sa: 'good', node: 'node-1' })}${deployment('bad', 'callers', { sa: 'bad', node: 'node-1' })}${deployment('stranger', 'outside', { node: 'node-1' })}apiVersion: v1
+kind: Service
+metadata: { name: vault, namespace: bank }
+spec:
+  selector: { app: vault }
+  ports: [{ port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: teller, namespace: bank }
+spec:
+  selector: { app: teller }
+  ports: [{ port: 80, targetPort: 8080 }]
+`);
+  await eventually('every pod running and captured', async () => {
+    const s = await status();
+    return s.pods.length === 6 && s.pods.every((p) => p.phase === 'Running' && (p.namespace === 'outside' || p.capture === 'captured'));
+  }, 30_000);
+});
+
+test.after(async () => {
+  await ambit(['down']);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('HBONE: a client on node 1 reaches a Service on node 2 over mutual TLS; the wire between the nodes carries no plaintext; the server sees the client pod', async () => {
+  const good = await podOf('good');
+  const marker = `marker-${Math.random().toString(36).slice(2)}`;
+  const plainMarker = `plain-${Math.random().toString(36).slice(2)}`;
+  const pcap = join(tmp, 'link.pcap');
+  // node-2's link on the fabric, where everything between the nodes passes.
+  const dump = spawn('nsenter', ['--net=/run/netns/ambit-fabric', '--', 'tcpdump', '-i', 'ambit-f2', '-U', '-s', '0', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let heard = '';
+  dump.stderr.on('data', (d: Buffer) => (heard += d.toString()));
+  await eventually('tcpdump listening', async () => heard.includes('listening on'));
+  const body = await curl('callers', 'good', `http://vault.bank/${marker}`);
+  // The control: a client outside the mesh sends in plaintext, which the capture must see.
+  const plain = await curl('outside', 'stranger', `http://vault.bank/${plainMarker}`);
+  // tcpdump writes each packet as it comes (-U); wait until the control's packets are in the file.
+  await eventually('the plaintext control captured', async () => (await sh(`tcpdump -r ${pcap} -nn -A 2>/dev/null`)).includes(plainMarker), 5000).catch(() => undefined);
+  dump.kill('SIGINT');
+  await once(dump, 'close');
+  assert.match(body, `path=/${marker}`);
+  assert.match(body, 'node=node-2');
+  assert.match(body, `client=${good.ip}`, 'the app sees the client pod, not the agent');
+  assert.match(plain, `path=/${plainMarker}`);
+  const wire = await sh(`tcpdump -r ${pcap} -nn -A 2>/dev/null`);
+  assert.ok(wire.includes(plainMarker), 'the capture sees plaintext when there is some');
+  assert.not.ok(wire.includes(marker), 'the marker crossed the wire in plaintext');
+  assert.ok(Number(await sh(`tcpdump -r ${pcap} -nn 'tcp dst port 15008' 2>/dev/null | wc -l`)) > 0, 'HBONE to node-2:15008 on the wire');
+});
+
+test('AuthorizationPolicy: ALLOW by service account lets one client in and keeps another out; DENY by namespace wins over ALLOW', async () => {
+  await apply(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow-good, namespace: bank }
+spec:
+  selector: { matchLabels: { app: vault } }
+  action: ALLOW
+  rules: [{ from: [{ source: { principals: [cluster.local/ns/callers/sa/good] } }] }]
+`);
+  assert.match(await curl('callers', 'good', 'http://vault.bank/'), 'pod=vault');
+  assert.match(await curl('callers', 'bad', 'http://vault.bank/'), /^ERR/);
+  assert.match(await curl('outside', 'stranger', 'http://vault.bank/'), /^ERR/, 'no identity, no ALLOW match');
+  // A connection held open by `good` is closed when a DENY takes its access away.
+  const good = await podOf('good');
+  const held = ambit(['exec', '-n', 'callers', good.name, '--', process.execPath, '-e', `const s=require('net').connect(80,'vault.bank',()=>console.log('open'));s.on('close',()=>{console.log('closed');process.exit(0)});s.on('error',()=>{});setTimeout(()=>process.exit(3),15000)`], 20_000);
+  await new Promise((r) => setTimeout(r, 1500));
+  await apply(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-callers, namespace: bank }
+spec:
+  action: DENY
+  rules: [{ from: [{ source: { namespaces: [callers] } }] }]
+`);
+  assert.match(await curl('callers', 'good', 'http://vault.bank/'), /^ERR/, 'DENY wins over ALLOW');
+  const r = await held;
+  assert.is(r.code, 0, 'the held connection was closed by the policy change');
+  assert.match(r.stdout, 'open\nclosed');
+  await remove('authorizationpolicy', 'bank', 'deny-callers');
+  await remove('authorizationpolicy', 'bank', 'allow-good');
+  assert.match(await curl('callers', 'good', 'http://vault.bank/'), 'pod=vault', 'allowed again without policies');
+});
+
+test('PeerAuthentication: STRICT refuses plaintext from a pod outside the mesh, PERMISSIVE lets it in', async () => {
+  const stranger = await podOf('stranger');
+  const policy = (mode: string) => `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: mtls, namespace: bank }
+spec: { mtls: { mode: ${mode} } }
+`;
+  await apply(policy('STRICT'));
+  assert.match(await curl('outside', 'stranger', 'http://vault.bank/'), /^ERR/);
+  assert.match(await curl('callers', 'good', 'http://vault.bank/'), 'pod=vault', 'mTLS clients still get in');
+  await apply(policy('PERMISSIVE'));
+  assert.match(await curl('outside', 'stranger', 'http://vault.bank/'), `client=${stranger.ip}`);
+  await remove('peerauthentication', 'bank', 'mtls');
+});
+
+test("a Service's connections spread over its endpoints, and a removed endpoint gets no new ones", async () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const body = await curl('callers', 'good', 'http://teller.bank/');
+    seen.add(/pod=(teller-[ab])/.exec(body)?.[1] ?? body);
+  }
+  assert.equal([...seen].sort(), ['teller-a', 'teller-b']);
+  await ambitOk(['delete', 'deployment', 'teller-b', '-n', 'bank']);
+  await eventually('teller-b gone from the endpoints', async () => {
+    const s = await status();
+    return s.services.find((x) => x.name === 'teller')?.ports[0]?.endpoints.length === 1;
+  });
+  await inSync();
+  for (let i = 0; i < 6; i++) assert.match(await curl('callers', 'good', 'http://teller.bank/'), 'pod=teller-a');
+});
+
+test("the agents' metrics parse as Prometheus text (promtool) and count the test's connections and bytes", async () => {
+  const s = await status();
+  const node2 = s.nodes.find((n) => n.name === 'node-2')!;
+  const before = await scrape('node-2', node2.ip);
+  const opened = (t: string) => sum(t, 'istio_tcp_connections_opened_total', { reporter: 'destination', destination_workload: 'vault', connection_security_policy: 'mutual_tls' });
+  for (let i = 0; i < 3; i++) assert.match(await curl('callers', 'good', 'http://vault.bank/metrics-test'), 'pod=vault');
+  const after = await scrape('node-2', node2.ip);
+  const file = join(tmp, 'metrics.txt');
+  writeFileSync(file, after);
+  const check = await sh(`promtool check metrics < ${file}; echo "exit=$?"`);
+  assert.match(check, 'exit=0', check);
+  assert.is(opened(after) - opened(before), 3);
+  assert.ok(sum(after, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: 'vault' }) > sum(before, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: 'vault' }));
+  assert.ok(sum(after, 'istio_tcp_received_bytes_total', { reporter: 'destination', destination_workload: 'vault' }) > 0);
+});
+
+test('a peer without a client certificate, or speaking plaintext, is refused on 15008, counted, and the agent keeps serving', async () => {
+  const s = await status();
+  const node2 = s.nodes.find((n) => n.name === 'node-2')!;
+  const refusedNoCert = (t: string) => sum(t, 'ambit_agent_proxy_events', { event: 'hbone_server_refused_no-certificate' });
+  const refusedTls = (t: string) => sum(t, 'ambit_agent_proxy_events', { event: 'hbone_server_refused_tls-error' });
+  const before = await scrape('node-2', node2.ip);
+  // Asking for vault's certificate by name (SNI, as agents do) but presenting none.
+  const name = 'vault.bank.sa.cluster.local';
+  const noCert = await sh(`nsenter --net=/run/netns/ambit-node-node-1 curl -sS -k --http2 --max-time 5 --connect-to ${name}:15008:${node2.ip}:15008 https://${name}:15008/ 2>&1; echo "exit=$?"`);
+  assert.not.match(noCert, 'exit=0');
+  const plain = await sh(`nsenter --net=/run/netns/ambit-node-node-1 curl -sS --max-time 5 http://${node2.ip}:15008/ 2>&1; echo "exit=$?"`);
+  assert.not.match(plain, 'exit=0');
+  const after = await scrape('node-2', node2.ip);
+  assert.is(refusedNoCert(after) - refusedNoCert(before), 1);
+  assert.ok(refusedTls(after) > refusedTls(before));
+  assert.match(await curl('callers', 'good', 'http://vault.bank/'), 'pod=vault');
+});
+
+test('with the controller stopped, enrolled pods keep connecting on the last configuration and certificates', async () => {
+  const good = await podOf('good');
+  const state = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPid: number };
+  process.kill(state.controllerPid, 'SIGTERM');
+  await eventually('the controller gone', async () => (await sh(`kill -0 ${state.controllerPid} 2>/dev/null || echo gone`)).includes('gone'));
+  // Long enough for the agents to notice and start reconnecting.
+  await new Promise((r) => setTimeout(r, 3000));
+  for (let i = 0; i < 3; i++) assert.match(await curlInPod(good, `http://vault.bank/without-controller-${i}`), `path=/without-controller-${i}`);
+  await ambitOk(['up', '--no-samples']);
+});
+
+test('ambit down leaves nothing behind', async () => {
+  await ambitOk(['down']);
+  assert.equal(await leftovers(), []);
+});
+
+test.run();
