@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics.
-packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus)
+# tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics;
+# the last six are the mesh benchmark's load tools, reference proxies, server and chart.
+packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus
+  wrk iperf3 haproxy stunnel4 nginx-light gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -14,8 +16,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Services in these packages (prometheus, nginx, haproxy) must not start on the host: only the
+  # tests and benchmarks run them, inside the cluster's namespaces.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$added_policy" ]; then rm -f "$policy"; fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

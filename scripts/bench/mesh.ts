@@ -1,0 +1,378 @@
+// The mesh against direct traffic and established mutual-TLS proxies, side by side in one run, on
+// the local cluster: a client pod on node-1, a server pod (nginx, iperf3) on node-2, and the paths
+// between them alternated per measure: direct; ambit (HBONE) with netfilter capture; a haproxy
+// pair and a stunnel pair doing mutual TLS 1.3 with ECDSA P-256, one instance per node; then, on a
+// second cluster, ambit with eBPF capture (and direct again). Figures: wrk keep-alive requests/s
+// and p50/p99, p50/p99 at a fixed moderate rate, new connections/s, iperf3 bulk throughput, the
+// proxies' CPU per 1,000 requests and memory; then the agent's memory with idle connections and
+// with 100 enrolled pods. Prints the tables with ratios and writes bench/mesh.{md,json,png}.
+//
+//   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000]   (as root, no cluster up; ~4 min)
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } } });
+const secs = Math.min(30, Number(values.seconds ?? 4));
+const rate = Math.min(5000, Number(values.rate ?? 1000));
+const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+const outDir = values.out ?? join(root, 'bench');
+const stateDir = mkdtempSync(join(tmpdir(), 'ambit-bench-mesh-'));
+const work = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
+const env = { ...process.env, AMBIT_STATE_DIR: stateDir };
+const node1 = '10.250.0.1';
+const node2 = '10.250.0.2';
+
+function run(file: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  return new Promise((done, fail) =>
+    execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => (err ? fail(new Error(`${file} ${args.slice(0, 6).join(' ')}: ${stderr || err.message}`)) : done(stdout))),
+  );
+}
+const ambit = (args: string[], timeoutMs?: number) => run(join(root, 'bin', 'ambit'), args, timeoutMs);
+const sh = (cmd: string) => run('/bin/sh', ['-c', cmd]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A command inside a pod (its cgroup and namespace: the eBPF capture goes by cgroup). */
+const inPod = (ns: string, deploy: string, argv: string[], timeoutMs = (secs + 30) * 1000) => ambit(['exec', '-n', ns, `deploy/${deploy}`, '--', ...argv], timeoutMs);
+
+// ---- processes whose CPU and memory count: the proxies of a path ----
+
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return ticks / 100;
+}
+
+function rssMb(pids: number[]): number {
+  let kb = 0;
+  for (const pid of pids) kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return kb / 1024;
+}
+
+const agentPid = (node: string) => Number(readFileSync(join(stateDir, 'agents', node, 'pid'), 'utf8'));
+
+// ---- the peer proxies ----
+
+async function certificates(): Promise<void> {
+  const ext = join(work, 'ext.cnf');
+  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:10.250.0.1,IP:10.250.0.2\n');
+  await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ca.key && openssl req -x509 -new -key ca.key -subj /CN=bench-ca -days 2 -out ca.pem 2>/dev/null`);
+  for (const n of ['a', 'b']) {
+    await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ${n}.key && openssl req -new -key ${n}.key -subj /CN=${n} -out ${n}.csr 2>/dev/null && openssl x509 -req -in ${n}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out ${n}.crt 2>/dev/null && cat ${n}.crt ${n}.key > ${n}.pem`);
+  }
+}
+
+function haproxyConfig(side: 'a' | 'b', server: string): string {
+  const global = `global\n  nbthread 1\n  maxconn 8000\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n  ssl-default-server-options ssl-min-ver TLSv1.3\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n`;
+  const tls = (crt: string) => `ssl crt ${join(work, crt)} ca-file ${join(work, 'ca.pem')} verify required`;
+  if (side === 'a')
+    return `${global}frontend http\n  bind ${node1}:18080\n  default_backend http\nbackend http\n  server b ${node2}:18443 ${tls('a.pem')}\nfrontend bulk\n  bind ${node1}:15201\n  default_backend bulk\nbackend bulk\n  server b ${node2}:15443 ${tls('a.pem')}\n`;
+  return `${global}frontend http\n  bind ${node2}:18443 ${tls('b.pem')}\n  default_backend http\nbackend http\n  server s ${server}:8080\nfrontend bulk\n  bind ${node2}:15443 ${tls('b.pem')}\n  default_backend bulk\nbackend bulk\n  server s ${server}:5201\n`;
+}
+
+function stunnelConfig(side: 'a' | 'b', server: string): string {
+  // Options before the first section are every service's (the fd limit here is 20,000).
+  const common = `foreground = yes\npid =\ncert = ${join(work, `${side}.crt`)}\nkey = ${join(work, `${side}.key`)}\nCAfile = ${join(work, 'ca.pem')}\nverifyChain = yes\nsslVersionMin = TLSv1.3\n`;
+  if (side === 'a') return `${common}[http]\nclient = yes\naccept = ${node1}:19080\nconnect = ${node2}:19443\n[bulk]\nclient = yes\naccept = ${node1}:25201\nconnect = ${node2}:25443\n`;
+  return `${common}requireCert = yes\n[http]\naccept = ${node2}:19443\nconnect = ${server}:8080\n[bulk]\naccept = ${node2}:25443\nconnect = ${server}:5201\n`;
+}
+
+const peers: ChildProcess[] = [];
+function startInNode(node: string, argv: string[]): number {
+  const child = spawn('nsenter', [`--net=/run/netns/ambit-node-${node}`, '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr?.resume();
+  peers.push(child);
+  return child.pid!;
+}
+
+// ---- measures ----
+
+interface Figures {
+  keepAlive?: { rps: number; p50: number; p99: number; cpuPer1k: number };
+  rate?: { p50: number; p99: number; ok: number; errors: number };
+  newConnections?: { cps: number; errors: number };
+  bulkGbps?: number;
+  rssMb?: number;
+}
+
+interface Path {
+  name: string;
+  ns: string;
+  client: string;
+  url: string;
+  bulk: { host: string; port: number };
+  pids: () => number[];
+  figures: Figures;
+}
+
+function ms(text: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(text);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+async function wrk(p: Path, extra: string[]): Promise<{ rps: number; requests: number; p50: number; p99: number; errors: number }> {
+  const out = await inPod(p.ns, p.client, ['wrk', '-t1', '-c32', `-d${secs}s`, '--latency', ...extra, p.url]);
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0;
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
+    // The distribution's lines, not the "+/- Stdev" percentages of the summary above them.
+    p50: ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? ''),
+    p99: ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? ''),
+    errors: errors + non2xx,
+  };
+}
+
+const measures: Record<string, (p: Path) => Promise<void>> = {
+  async keepAlive(p) {
+    const pids = p.pids();
+    const cpu0 = cpuSeconds(pids);
+    const r = await wrk(p, []);
+    const cpu = cpuSeconds(pids) - cpu0;
+    p.figures.keepAlive = { rps: r.rps, p50: r.p50, p99: r.p99, cpuPer1k: pids.length ? (cpu / r.requests) * 1000 : 0 };
+    p.figures.rssMb = pids.length ? rssMb(pids) : 0;
+  },
+  async rate(p) {
+    const out = await inPod(p.ns, p.client, [process.execPath, join(root, 'dist', 'scripts', 'bench', 'rate-client.js'), p.url, String(rate), String(secs), '16']);
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { p50: number; p99: number; ok: number; errors: number };
+    p.figures.rate = r;
+  },
+  async newConnections(p) {
+    const r = await wrk(p, ['-H', 'Connection: close']);
+    p.figures.newConnections = { cps: r.rps, errors: r.errors };
+  },
+  async bulk(p) {
+    const out = await inPod(p.ns, p.client, ['iperf3', '-c', p.bulk.host, '-p', String(p.bulk.port), '-t', String(secs), '-J']);
+    const j = JSON.parse(out) as { end?: { sum_received?: { bits_per_second: number } } };
+    p.figures.bulkGbps = (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9;
+  },
+};
+
+// ---- the cluster ----
+
+const deploy = (name: string, ns: string, node: string, containers: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      nodeName: ${node}
+      containers:
+${containers}
+---
+`;
+
+function nginxConfig(): string {
+  const dir = join(work, 'nginx');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'nginx.conf');
+  writeFileSync(
+    file,
+    `worker_processes 1;\nuser root;\npid ${dir}/nginx.pid;\nerror_log stderr;\nevents { worker_connections 20000; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n  server { listen 8080 reuseport; location / { return 200 "ok\\n"; } }\n}\n`,
+  );
+  return file;
+}
+
+async function cluster(mode: 'iptables' | 'ebpf'): Promise<{ plainServer: string; meshServer: string }> {
+  await ambit(['up', '--no-samples', '--redirect', mode]);
+  const conf = nginxConfig();
+  const server = `        - { name: nginx, command: [nginx, -c, ${conf}, -g, "daemon off;"] }\n        - { name: iperf, command: [iperf3, -s, -p, "5201"] }`;
+  const client = `        - { name: c, command: [sleep, infinity] }`;
+  const file = join(work, `bench-${mode}.yaml`);
+  writeFileSync(
+    file,
+    `apiVersion: v1\nkind: Namespace\nmetadata: { name: bench-plain }\n---\napiVersion: v1\nkind: Namespace\nmetadata: { name: bench-mesh, labels: { ambit.dev/dataplane-mode: ambient } }\n---\n` +
+      deploy('client', 'bench-plain', 'node-1', client) +
+      deploy('server', 'bench-plain', 'node-2', server) +
+      deploy('client', 'bench-mesh', 'node-1', client) +
+      deploy('server', 'bench-mesh', 'node-2', server),
+  );
+  await ambit(['apply', '-f', file]);
+  let pods: { namespace: string; labels: Record<string, string>; ip: string; phase: string; capture?: string }[] = [];
+  for (let i = 0; i < 300; i++) {
+    pods = (JSON.parse(await ambit(['status', '-o', 'json'])) as { pods: typeof pods }).pods;
+    if (pods.length === 4 && pods.every((p) => p.phase === 'Running' && (p.namespace === 'bench-plain' || p.capture === 'captured'))) break;
+    await sleep(100);
+  }
+  const ip = (ns: string) => pods.find((p) => p.namespace === ns && p.labels.app === 'server')!.ip;
+  await sleep(1000); // nginx and iperf3 listening
+  return { plainServer: ip('bench-plain'), meshServer: ip('bench-mesh') };
+}
+
+async function memoryScale(meshServer: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const agents = () => ({ 'node-1': rssMb([agentPid('node-1')]), 'node-2': rssMb([agentPid('node-2')]) });
+  await sleep(1500);
+  const idle0 = agents();
+  out['agent RSS, node-1 (client side), idle'] = idle0['node-1'];
+  out['agent RSS, node-2 (server side), idle'] = idle0['node-2'];
+  for (const n of [100, 1000]) {
+    // Connections opened through the mesh and held, idle.
+    const holder = `const net=require('net');let open=0;const all=[];for(let i=0;i<${n};i++){const s=net.connect(8080,'${meshServer}',()=>{if(++open===${n})console.log('open')});s.on('error',e=>{console.error(e.code);process.exit(1)});all.push(s)}setTimeout(()=>process.exit(0),${secs * 1000 + 6000})`;
+    const done = inPod('bench-mesh', 'client', [process.execPath, '-e', holder]);
+    for (let i = 0; i < 100; i++) {
+      const m = agents();
+      await sleep(200);
+      if (i > 10 && Math.abs(agents()['node-1'] - m['node-1']) < 0.5) break;
+    }
+    const m = agents();
+    out[`agent RSS, node-1, ${n} idle connections`] = m['node-1'];
+    out[`agent RSS, node-2, ${n} idle connections`] = m['node-2'];
+    await done.catch(() => undefined);
+  }
+  out['per idle connection, node-1 (KB)'] = ((out['agent RSS, node-1, 1000 idle connections']! - idle0['node-1']) * 1024) / 1000;
+  out['per idle connection, node-2 (KB)'] = ((out['agent RSS, node-2, 1000 idle connections']! - idle0['node-2']) * 1024) / 1000;
+  // 100 enrolled pods on node-1.
+  const file = join(work, 'pods.yaml');
+  writeFileSync(file, deploy('idle', 'bench-mesh', 'node-1', '        - { name: c, command: [sleep, infinity] }').replace('spec:\n  selector', 'spec:\n  replicas: 100\n  selector'));
+  await ambit(['apply', '-f', file]);
+  for (let i = 0; i < 600; i++) {
+    const pods = (JSON.parse(await ambit(['status', '-o', 'json'])) as { pods: { labels: Record<string, string>; capture?: string }[] }).pods.filter((p) => p.labels.app === 'idle');
+    if (pods.length === 100 && pods.every((p) => p.capture === 'captured')) break;
+    await sleep(200);
+  }
+  await sleep(2000);
+  out['agent RSS, node-1, 100 more enrolled pods'] = rssMb([agentPid('node-1')]);
+  return out;
+}
+
+// ---- report ----
+
+const f1 = (n: number | null | undefined, d = 1) => (typeof n !== 'number' || Number.isNaN(n) ? '-' : n.toFixed(d));
+
+function report(paths: Path[], memory: Record<string, number>): string {
+  const direct = paths.find((p) => p.name === 'direct')!;
+  const peersOnly = paths.filter((p) => p.name === 'haproxy' || p.name === 'stunnel');
+  const best = (pick: (f: Figures) => number | undefined, higher: boolean) =>
+    peersOnly.reduce<Path | undefined>((b, p) => {
+      const v = pick(p.figures);
+      if (v === undefined || Number.isNaN(v)) return b;
+      return !b || (higher ? v > pick(b.figures)! : v < pick(b.figures)!) ? p : b;
+    }, undefined);
+  const rows: string[] = [];
+  const line = (cells: string[]) => rows.push(`| ${cells.join(' | ')} |`);
+  const ratio = (v: number | undefined, base: number | undefined) => (v === undefined || !base ? '-' : `${(v / base).toFixed(2)}x`);
+  type Col = [string, (f: Figures) => number | undefined, number, boolean];
+  const cols: Col[] = [
+    ['keep-alive req/s', (f) => f.keepAlive?.rps, 0, true],
+    ['keep-alive p50 ms', (f) => f.keepAlive?.p50, 2, false],
+    ['keep-alive p99 ms', (f) => f.keepAlive?.p99, 2, false],
+    [`p50 ms at ${rate}/s`, (f) => f.rate?.p50, 2, false],
+    [`p99 ms at ${rate}/s`, (f) => f.rate?.p99, 2, false],
+    ['new conn/s', (f) => f.newConnections?.cps, 0, true],
+    ['bulk Gbit/s', (f) => f.bulkGbps, 2, true],
+    ['proxy CPU s / 1k req', (f) => f.keepAlive?.cpuPer1k, 3, false],
+    ['proxy RSS MB', (f) => f.rssMb, 0, false],
+  ];
+  line(['path', ...cols.map((c) => c[0])]);
+  line(['---', ...cols.map(() => '---')]);
+  for (const p of paths) line([p.name, ...cols.map((c) => f1(c[1](p.figures), c[2]))]);
+  rows.push('');
+  rows.push('Ratios (the mesh against direct, and against the best of haproxy and stunnel for each figure):');
+  rows.push('');
+  line(['path', 'figure', 'vs direct', 'best peer', 'vs best peer']);
+  line(['---', '---', '---', '---', '---']);
+  for (const p of paths.filter((x) => x.name.startsWith('ambit'))) {
+    for (const c of cols) {
+      const b = best(c[1], c[3]);
+      line([p.name, c[0], ratio(c[1](p.figures), c[1](direct.figures)), b ? `${b.name} ${f1(c[1](b.figures), c[2])}` : '-', ratio(c[1](p.figures), b ? c[1](b.figures) : undefined)]);
+    }
+  }
+  rows.push('');
+  rows.push('Memory of the agents:');
+  rows.push('');
+  line(['measure', 'MB (or KB)']);
+  line(['---', '---']);
+  for (const [k, v] of Object.entries(memory)) line([k, f1(v)]);
+  return rows.join('\n') + '\n';
+}
+
+async function chart(paths: Path[]): Promise<void> {
+  const data = join(work, 'chart.dat');
+  writeFileSync(data, paths.map((p) => `"${p.name}" ${p.figures.keepAlive?.rps ?? 0} ${p.figures.newConnections?.cps ?? 0} ${(p.figures.bulkGbps ?? 0).toFixed(3)}`).join('\n') + '\n');
+  const png = join(outDir, 'mesh.png');
+  const plot = (col: number, title: string) => `set title "${title}"\nplot "${data}" using ${col}:xtic(1) notitle with boxes lc rgb "#3b7dd8"\n`;
+  writeFileSync(
+    join(work, 'chart.gp'),
+    `set terminal png size 1200,420 font ",10"\nset output "${png}"\nset style fill solid 0.8\nset boxwidth 0.6\nset yrange [0:*]\nset xtics rotate by -20\nset grid ytics\nset multiplot layout 1,3 title "ambit against direct and established mTLS proxies (same machine, same run)"\n${plot(2, 'keep-alive requests/s')}${plot(3, 'new connections/s')}${plot(4, 'bulk Gbit/s')}unset multiplot\n`,
+  );
+  await run('gnuplot', [join(work, 'chart.gp')]);
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  mkdirSync(outDir, { recursive: true });
+  await certificates();
+  const paths: Path[] = [];
+  let memory: Record<string, number> = {};
+  try {
+    for (const mode of ['iptables', 'ebpf'] as const) {
+      const c = await cluster(mode);
+      const agents = () => [agentPid('node-1'), agentPid('node-2')];
+      const here: Path[] = [
+        { name: mode === 'iptables' ? 'direct' : 'direct (2nd cluster)', ns: 'bench-plain', client: 'client', url: `http://${c.plainServer}:8080/`, bulk: { host: c.plainServer, port: 5201 }, pids: () => [], figures: {} },
+        { name: `ambit (${mode})`, ns: 'bench-mesh', client: 'client', url: `http://${c.meshServer}:8080/`, bulk: { host: c.meshServer, port: 5201 }, pids: agents, figures: {} },
+      ];
+      if (mode === 'iptables') {
+        const hA = join(work, 'haproxy-a.cfg');
+        const hB = join(work, 'haproxy-b.cfg');
+        const sA = join(work, 'stunnel-a.conf');
+        const sB = join(work, 'stunnel-b.conf');
+        writeFileSync(hA, haproxyConfig('a', c.plainServer));
+        writeFileSync(hB, haproxyConfig('b', c.plainServer));
+        writeFileSync(sA, stunnelConfig('a', c.plainServer));
+        writeFileSync(sB, stunnelConfig('b', c.plainServer));
+        const haproxy = [startInNode('node-1', ['haproxy', '-db', '-f', hA]), startInNode('node-2', ['haproxy', '-db', '-f', hB])];
+        const stunnel = [startInNode('node-1', ['stunnel4', sA]), startInNode('node-2', ['stunnel4', sB])];
+        await sleep(1000);
+        here.push({ name: 'haproxy', ns: 'bench-plain', client: 'client', url: `http://${node1}:18080/`, bulk: { host: node1, port: 15201 }, pids: () => haproxy, figures: {} });
+        here.push({ name: 'stunnel', ns: 'bench-plain', client: 'client', url: `http://${node1}:19080/`, bulk: { host: node1, port: 25201 }, pids: () => stunnel, figures: {} });
+      }
+      // Alternate: each measure over every path in turn, so drift hits all of them alike.
+      for (const [name, measure] of Object.entries(measures)) {
+        for (const p of here) {
+          process.stderr.write(`bench: ${name} over ${p.name}\n`);
+          await measure(p).catch((err: Error) => process.stderr.write(`bench: ${name} over ${p.name} failed: ${err.message}\n`));
+        }
+      }
+      if (mode === 'iptables') {
+        for (const child of peers.splice(0)) child.kill('SIGTERM');
+        process.stderr.write('bench: memory scale\n');
+        memory = await memoryScale(c.meshServer);
+      }
+      paths.push(...here);
+      await ambit(['down']);
+    }
+  } finally {
+    for (const child of peers) child.kill('SIGKILL');
+    await ambit(['down']).catch(() => undefined);
+  }
+  const table = report(paths, memory);
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${(await sh('uname -r')).trim()}, Node ${process.version}`;
+  const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
+  process.stdout.write(`\n${header}${table}`);
+  writeFileSync(join(outDir, 'mesh.md'), header + table);
+  writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
+  await chart(paths).catch((err: Error) => process.stderr.write(`bench: chart: ${err.message}\n`));
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
