@@ -164,8 +164,9 @@ export class CaptureManager {
         [ports.outbound, 'outbound'],
         [ports.inbound, 'inbound'],
       ] as const) {
-        // Half-open: a client that finished sending still gets the whole answer.
-        const server = createServer({ allowHalfOpen: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : socket.resetAndDestroy()));
+        // Half-open: a client that finished sending still gets the whole answer. No Nagle: a proxy
+        // must not hold a small write back for 40 ms waiting on the peer's delayed ACK.
+        const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : socket.resetAndDestroy()));
         server.on('error', (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
         const fd = listenerIn(nsFd, '0.0.0.0', port, { reusePort: true });
         listeners[dir] = fd;

@@ -183,7 +183,7 @@ function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
 function dial(ctx: InboundContext, pod: DestinationPod, dst: Destination, sourceIp: string | undefined): Socket | undefined {
   try {
     const fd = tcpSocketIn(pod.nsFd, { mark: agentMark, ...(sourceIp && sourceIp !== dst.ip ? { transparent: true, bind: { ip: sourceIp, port: 0 } } : {}) });
-    const s = new Socket({ fd, allowHalfOpen: true });
+    const s = new Socket({ fd, allowHalfOpen: true }).setNoDelay(true);
     s.connect(dst.port, dst.ip);
     return s;
   } catch (err) {

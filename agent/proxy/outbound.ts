@@ -81,7 +81,7 @@ export function handleOutbound(ctx: OutboundContext, pod: SourcePod, client: Soc
 function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolution, info: ConnectionInfo): void {
   let upstream: Socket;
   try {
-    upstream = new Socket({ fd: tcpSocketIn(pod.nsFd, { mark: agentMark }), allowHalfOpen: true });
+    upstream = new Socket({ fd: tcpSocketIn(pod.nsFd, { mark: agentMark }), allowHalfOpen: true }).setNoDelay(true);
   } catch (err) {
     ctx.failed('socket');
     ctx.log.warn({ err: (err as Error).message }, 'outbound socket failed');

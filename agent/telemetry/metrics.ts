@@ -31,6 +31,13 @@ const tcpLabels = [
 ] as const;
 type TcpLabel = (typeof tcpLabels)[number];
 
+interface Series {
+  opened: { inc(n?: number): void };
+  closed: { inc(n?: number): void };
+  sent: { inc(n?: number): void };
+  received: { inc(n?: number): void };
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames: tcpLabels, registers: [this.registry] });
@@ -40,7 +47,9 @@ export class AgentMetrics {
   readonly connectionsDenied = new Counter({ name: 'ambit_connections_denied_total', help: 'Connections refused by policy or mTLS mode, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly connectionFailures = new Counter({ name: 'ambit_connection_failures_total', help: 'Connections that could not be forwarded, by reason', labelNames: ['direction', 'reason'], registers: [this.registry] });
   readonly captureFailures = new Counter({ name: 'ambit_capture_failures_total', help: 'Attempts to capture a pod that failed', labelNames: ['workload'], registers: [this.registry] });
-  private readonly labels = new WeakMap<TrackedConnection, Record<TcpLabel, string>>();
+  /** Each connection's label set, resolved once per distinct set (prom-client hashes labels on every inc). */
+  private readonly series = new WeakMap<TrackedConnection, Series>();
+  private readonly seriesByKey = new Map<string, Series>();
 
   constructor(
     private readonly o: {
@@ -83,25 +92,38 @@ export class AgentMetrics {
   }
 
   connectionOpened(c: TrackedConnection): void {
-    const labels = this.labelsOf(c);
-    this.labels.set(c, labels);
-    this.opened.inc(labels);
+    const series = this.seriesOf(c);
+    this.series.set(c, series);
+    series.opened.inc();
   }
 
   connectionClosed(c: TrackedConnection): void {
     this.flushBytes(c);
-    this.closed.inc(this.labels.get(c) ?? this.labelsOf(c));
+    (this.series.get(c) ?? this.seriesOf(c)).closed.inc();
   }
 
   private flushBytes(c: TrackedConnection): void {
-    const labels = this.labels.get(c);
-    if (!labels) return;
+    const series = this.series.get(c);
+    if (!series) return;
     const sent = c.bytes.sent();
     const received = c.bytes.received();
-    if (sent > c.reportedSent) this.sent.inc(labels, sent - c.reportedSent);
-    if (received > c.reportedReceived) this.received.inc(labels, received - c.reportedReceived);
+    if (sent > c.reportedSent) series.sent.inc(sent - c.reportedSent);
+    if (received > c.reportedReceived) series.received.inc(received - c.reportedReceived);
     c.reportedSent = sent;
     c.reportedReceived = received;
+  }
+
+  private seriesOf(c: TrackedConnection): Series {
+    const w = (p: Peer) => (p.workload ? `${p.workload.namespace}/${p.workload.owner}` : p.ip);
+    const key = `${c.reporter} ${w(c.source)} ${c.source.principal ?? ''} ${w(c.destination)} ${c.destination.principal ?? ''} ${c.service ? `${c.service.namespace}/${c.service.name}` : c.destination.ip} ${c.security}`;
+    let series = this.seriesByKey.get(key);
+    if (!series) {
+      const labels = this.labelsOf(c);
+      series = { opened: this.opened.labels(labels), closed: this.closed.labels(labels), sent: this.sent.labels(labels), received: this.received.labels(labels) };
+      // Bounded: a cluster has far fewer workload pairs; past this, series are made per connection.
+      if (this.seriesByKey.size < 10_000) this.seriesByKey.set(key, series);
+    }
+    return series;
   }
 
   private labelsOf(c: TrackedConnection): Record<TcpLabel, string> {

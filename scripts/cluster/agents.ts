@@ -42,6 +42,9 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
   const log = openSync(join(dir, 'agent.log'), 'a');
   const argv = [
     process.execPath,
+    // For profiling the agents of a local cluster, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+    // (stop an agent with SIGTERM to have its profile written).
+    ...(process.env.AMBIT_AGENT_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []),
     l.cliEntry,
     'agent',
     '--node',
