@@ -43,7 +43,7 @@ test('a wrong type names the field and the type it must have', () => {
 test('an unknown kind is refused with the known kinds listed', () => {
   const p = validateResources([{ apiVersion: 'v1', kind: 'Frobnicator', metadata: { name: 'x' } }]);
   assert.is(p.length, 1);
-  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, Deployment, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, HTTPRoute, Gateway\)/);
+  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, Deployment, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, DestinationRule, HTTPRoute, Gateway\)/);
 });
 
 test('a wrong apiVersion for a kind is refused', () => {
@@ -169,6 +169,14 @@ test('PeerAuthentication modes and Gateway API HTTPRoute shapes are checked', ()
     spec: { parentRefs: [{ name: 'web', kind: 'Service', group: '' }], rules: [{ backendRefs: [{ name: 'web-v1', port: 80, weight: 90 }, { name: 'web-v2', port: 80, weight: '10' }] }] },
   };
   assert.equal(only(validateResources([route])), ['spec.rules[0].backendRefs[1].weight: must be of type integer']);
+});
+
+test("a DestinationRule's load balancer must be one the node proxy implements, and names the field", () => {
+  const dr = (simple: string) => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'web', namespace: 'shop' }, spec: { host: 'web', trafficPolicy: { loadBalancer: { simple } } } });
+  assert.equal(validateResources([dr('LEAST_REQUEST')]), []);
+  const p = validateResources([dr('FASTEST')]);
+  assert.is(p.length, 1);
+  assert.is(p[0]!.field, 'spec.trafficPolicy.loadBalancer.simple');
 });
 
 test.run();
