@@ -1,17 +1,22 @@
-// Building and reading the X.509 objects of the mesh: CSRs (PKCS #10) and certificates, through
-// @peculiar/asn1-x509's ASN.1 schemas, signed and verified with Node's native crypto (ECDSA P-256
-// or RSA 2048). Synchronous and allocation-light, since the CA signs thousands a second.
-// Measured against @peculiar/x509's high-level generator in scripts/bench/ca-issuance.ts.
+// Building and reading the X.509 objects of the mesh: CSRs (PKCS #10) and certificates, written
+// and read as DER directly (der.ts), signed and verified with Node's native crypto (ECDSA P-256
+// or RSA 2048). Synchronous and allocation-light, since the CA signs thousands a second; the
+// schema-driven ASN.1 libraries cost 400-750 us per object and about 17 MB in every agent. Tests
+// check the output with @peculiar/asn1-x509 and openssl; scripts/bench/ca-issuance.ts measures it.
 
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import * as asn from '@peculiar/asn1-x509';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { type KeyObject, sign, verify, createHash } from 'node:crypto';
 import { bitString, boolTrue, children, expect, explicit, implicit, octetString, oid, oidText, read, seq, Tag, time, tlv, uint } from './der.js';
 
 const oidEcdsaSha256 = '1.2.840.10045.4.3.2';
 const oidRsaSha256 = '1.2.840.113549.1.1.11';
 const oidExtensionRequest = '1.2.840.113549.1.9.14';
+// RFC 5280's extensions.
+const oidSubjectAltName = '2.5.29.17';
+const oidBasicConstraints = '2.5.29.19';
+const oidKeyUsage = '2.5.29.15';
+const oidExtKeyUsage = '2.5.29.37';
+const oidSubjectKeyId = '2.5.29.14';
+const oidAuthorityKeyId = '2.5.29.35';
 export const oidServerAuth = '1.3.6.1.5.5.7.3.1';
 export const oidClientAuth = '1.3.6.1.5.5.7.3.2';
 
@@ -27,32 +32,19 @@ export function fromPem(pem: string): Buffer[] {
   return out;
 }
 
-function signatureAlgorithm(key: KeyObject): asn.AlgorithmIdentifier {
-  return key.asymmetricKeyType === 'rsa' ? new asn.AlgorithmIdentifier({ algorithm: oidRsaSha256, parameters: null }) : new asn.AlgorithmIdentifier({ algorithm: oidEcdsaSha256 });
-}
-
-function sanExtension(uris: string[], dns: string[] = [], ips: string[] = []): asn.Extension {
-  const names = new asn.SubjectAlternativeName([
-    ...uris.map((uri) => new asn.GeneralName({ uniformResourceIdentifier: uri })),
-    ...dns.map((d) => new asn.GeneralName({ dNSName: d })),
-    ...ips.map((ip) => new asn.GeneralName({ iPAddress: ip })),
-  ]);
-  // RFC 5280: the SAN is critical when the subject name is empty, as it is in an SVID.
-  return new asn.Extension({ extnID: asn.id_ce_subjectAltName, critical: true, extnValue: new OctetString(AsnConvert.serialize(names)) });
-}
-
 /** A PKCS #10 request for one SPIFFE ID, signed with the private key that stays on the node. */
 export function buildCsr(privateKey: KeyObject, publicKey: KeyObject, uri: string): Buffer {
-  const spki = AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), asn.SubjectPublicKeyInfo);
-  const extensions = new asn.Extensions([sanExtension([uri])]);
-  const info = new CertificationRequestInfo({
-    subject: new asn.Name([]),
-    subjectPKInfo: spki,
-    attributes: new Attributes([new asn.Attribute({ type: oidExtensionRequest, values: [AsnConvert.serialize(extensions)] })]),
-  });
-  const infoDer = Buffer.from(AsnConvert.serialize(info));
-  const csr = new CertificationRequest({ certificationRequestInfo: info, signatureAlgorithm: signatureAlgorithm(privateKey), signature: ab(sign('sha256', infoDer, privateKey)) });
-  return Buffer.from(AsnConvert.serialize(csr));
+  // RFC 5280: the SAN is critical when the subject name is empty, as it is in an SVID.
+  const extensions = seq(extension(oidSubjectAltName, true, generalNames([uri], [], [])));
+  const info = seq(
+    uint(Buffer.from([0])),
+    emptyName,
+    publicKey.export({ type: 'spki', format: 'der' }),
+    // attributes [0] IMPLICIT SET OF Attribute: one extensionRequest holding the extensions.
+    tlv(implicit(0) | 0x20, seq(oid(oidExtensionRequest), tlv(Tag.set, extensions))),
+  );
+  const alg = privateKey.asymmetricKeyType === 'rsa' ? algRsa : algEcdsa;
+  return seq(info, alg, bitString(sign('sha256', info, privateKey)));
 }
 
 export interface ParsedCsr {
@@ -83,7 +75,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
       for (const exts of children(values)) {
         for (const ext of children(exts)) {
           const parts = children(ext);
-          if (oidText(parts[0]!) !== asn.id_ce_subjectAltName) continue;
+          if (oidText(parts[0]!) !== oidSubjectAltName) continue;
           const names = read(expect(parts[parts.length - 1], Tag.octetString, 'extnValue').value);
           for (const name of children(names)) if (name.tag === implicit(6)) uris.push(name.value.toString('latin1'));
         }
@@ -147,14 +139,14 @@ function generalNames(uris: string[], dns: string[], ips: string[]): Buffer {
 export function buildCertificate(t: CertificateTemplate): Buffer {
   const alg = t.signingKey.asymmetricKeyType === 'rsa' ? algRsa : algEcdsa;
   const exts = [
-    extension(asn.id_ce_basicConstraints, true, t.isCA ? seq(boolTrue) : seq()),
-    extension(asn.id_ce_keyUsage, true, keyUsageBits(t.keyUsage)),
+    extension(oidBasicConstraints, true, t.isCA ? seq(boolTrue) : seq()),
+    extension(oidKeyUsage, true, keyUsageBits(t.keyUsage)),
   ];
-  if (t.extKeyUsage?.length) exts.push(extension(asn.id_ce_extKeyUsage, false, seq(...t.extKeyUsage.map(oid))));
+  if (t.extKeyUsage?.length) exts.push(extension(oidExtKeyUsage, false, seq(...t.extKeyUsage.map(oid))));
   // RFC 5280: the SAN is critical when the subject name is empty, as it is in an SVID.
-  if (t.uris?.length || t.dns?.length || t.ips?.length) exts.push(extension(asn.id_ce_subjectAltName, !t.subjectDer, generalNames(t.uris ?? [], t.dns ?? [], t.ips ?? [])));
-  exts.push(extension(asn.id_ce_subjectKeyIdentifier, false, octetString(keyId(t.spkiDer))));
-  if (t.authorityKeyId) exts.push(extension(asn.id_ce_authorityKeyIdentifier, false, seq(tlv(implicit(0), t.authorityKeyId))));
+  if (t.uris?.length || t.dns?.length || t.ips?.length) exts.push(extension(oidSubjectAltName, !t.subjectDer, generalNames(t.uris ?? [], t.dns ?? [], t.ips ?? [])));
+  exts.push(extension(oidSubjectKeyId, false, octetString(keyId(t.spkiDer))));
+  if (t.authorityKeyId) exts.push(extension(oidAuthorityKeyId, false, seq(tlv(implicit(0), t.authorityKeyId))));
   const tbs = seq(
     tlv(explicit(0), uint(Buffer.from([2]))),
     uint(t.serial),
@@ -188,11 +180,6 @@ export function subjectOf(certDer: Buffer): Buffer {
   return Buffer.from(tbs[offset + 4]!.raw);
 }
 
-/** The ASN.1 library takes ArrayBuffers; a Buffer may be a view into a larger pool. */
-function ab(b: Buffer): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
 export interface CertificateFacts {
   isCA: boolean;
   /** KeyUsage flags numbered as in CertificateTemplate; undefined when the extension is absent. */
@@ -211,15 +198,15 @@ export function certificateFacts(der: Buffer): CertificateFacts {
     const parts = children(ext);
     const id = oidText(expect(parts[0], Tag.oid, 'extnID'));
     const value = read(expect(parts[parts.length - 1], Tag.octetString, 'extnValue').value);
-    if (id === asn.id_ce_basicConstraints) {
+    if (id === oidBasicConstraints) {
       const first = children(value)[0];
       facts.isCA = first?.tag === Tag.boolean && first.value[0] !== 0;
-    } else if (id === asn.id_ce_keyUsage) {
+    } else if (id === oidKeyUsage) {
       const bytes = expect(value, Tag.bitString, 'keyUsage').value.subarray(1);
       let flags = 0;
       for (let bit = 0; bit < bytes.length * 8 && bit < 9; bit++) if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) flags |= 1 << bit;
       facts.keyUsage = flags;
-    } else if (id === asn.id_ce_subjectAltName) {
+    } else if (id === oidSubjectAltName) {
       for (const name of children(value)) {
         if (name.tag === implicit(6)) facts.uris.push(name.value.toString('latin1'));
         else if (name.tag === implicit(2)) facts.dns.push(name.value.toString('latin1'));
