@@ -3,6 +3,7 @@
 // identity's certificate, session resumption, and the check of the server's SVID. When to dial and
 // what to run over the connection is the pool's.
 
+import type { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { spiffeId } from '../../shared/identity/spiffe.js';
@@ -122,7 +123,8 @@ export class NodeDialer {
     this.contexts.clear();
   }
 
-  private checkServer(tls: TLSSocket, chain: Buffer[], node: string, expected: string | undefined): Buffer[] {
+  /** Returns the chain as DER, to keep with the ticket: parsed certificates would cost kilobytes each. */
+  private checkServer(tls: TLSSocket, chain: (Buffer | X509Certificate)[], node: string, expected: string | undefined): Buffer[] {
     if (tls.alpnProtocol !== 'h2') throw new HbonePeerUntrusted('not-h2', `${node} did not agree to HTTP/2 (ALPN ${tls.alpnProtocol || 'none'})`);
     let uri: string;
     try {
@@ -132,7 +134,7 @@ export class NodeDialer {
       throw err;
     }
     if (expected && uri !== expected) throw new HbonePeerUntrusted('wrong-identity', `the server at ${node} is ${uri}, not the expected ${expected}`);
-    return chain;
+    return chain.map((c) => (Buffer.isBuffer(c) ? c : c.raw));
   }
 
   private contextOf(req: NodeDialRequest): SecureContext {

@@ -4,6 +4,7 @@
 // only refuses what is malformed or unauthenticated, and counts every refusal by reason.
 
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { once } from 'node:events';
@@ -123,9 +124,10 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
   });
   server.maxConnections = limits.maxSessions;
   const sessions = new Set<ServerHttp2Session>();
-  // A resumed TLS session carries the client's leaf but not its intermediates: keep the chains
-  // seen in full handshakes by leaf, so a resumption is validated against today's bundle too.
-  const chains = new Map<string, Buffer[]>();
+  // A resumed TLS session carries the client's leaf but not its intermediates: keep those seen in
+  // full handshakes (as DER: parsed certificates cost kilobytes each) by the leaf's fingerprint, so
+  // a resumption is validated against today's bundle too.
+  const intermediates = new Map<string, Buffer[]>();
   const log = o.log?.child({ component: 'hbone-server' });
 
   const refuse = (reason: HboneRefusal, message: string, remote?: string) => {
@@ -167,15 +169,17 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
   server.on('sessionError', () => undefined);
 
   function checkPeer(socket: TLSSocket, resumed: boolean): PeerCheck {
-    let chain = peerChain(socket);
-    if (chain.length === 0) return { refused: 'no-certificate', message: 'the client presented no certificate' };
-    const leafKey = chain[0]!.toString('base64');
-    if (resumed) chain = chains.get(leafKey) ?? chain;
+    const presented = peerChain(socket);
+    const leaf = presented[0];
+    if (!leaf) return { refused: 'no-certificate', message: 'the client presented no certificate' };
+    const leafKey = leaf.fingerprint256;
+    const known = resumed ? intermediates.get(leafKey) : undefined;
+    const chain: (X509Certificate | Buffer)[] = known ? [leaf, ...known] : presented;
     try {
       const identity = validateSvid(chain, o.trustBundle());
       if (!resumed) {
-        if (chains.size >= 10_000) chains.delete(chains.keys().next().value!);
-        chains.set(leafKey, chain);
+        if (intermediates.size >= 10_000) intermediates.delete(intermediates.keys().next().value!);
+        intermediates.set(leafKey, presented.slice(1).map((c) => c.raw));
       }
       return { identity, uri: spiffeId(identity) };
     } catch (err) {
@@ -219,20 +223,22 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
       counters.activeSessions--;
       sessions.delete(session);
     });
+    // Per session, not per stream: 'close' is emitted once.
     const onStreamError = () => counters.streamErrors++;
+    const onStreamClose = () => {
+      if (--open === 0 && !session.closed && !session.destroyed) armIdle();
+    };
     session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       if (open++ === 0) clearTimeout(idle);
       // Always listened to: a reset can arrive before the caller has piped the stream.
       stream.on('error', onStreamError);
       stream.once('aborted', onAborted);
-      stream.once('close', () => {
-        if (--open === 0 && !session.closed && !session.destroyed) armIdle();
-      });
+      stream.on('close', onStreamClose);
       if (headers[':method'] !== 'CONNECT') return reject(stream, 405, 'method-not-allowed');
       const authority = parseAuthority(headers[':authority']);
       if (!authority) return reject(stream, 400, 'bad-authority');
       counters.tunnels++;
-      const tunnel: HboneTunnel = { peer, peerUri, authority, headers, stream, respond: (status) => respond(stream, status) };
+      const tunnel = new Tunnel(peer, peerUri, authority, headers, stream);
       try {
         o.onTunnel(tunnel);
       } catch (err) {
@@ -267,6 +273,20 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
       clearTimeout(timer);
     },
   };
+}
+
+class Tunnel implements HboneTunnel {
+  constructor(
+    readonly peer: Identity,
+    readonly peerUri: string,
+    readonly authority: Authority,
+    readonly headers: IncomingHttpHeaders,
+    readonly stream: ServerHttp2Stream,
+  ) {}
+
+  respond(status: number): void {
+    respond(this.stream, status);
+  }
 }
 
 function refuseStream(stream: ServerHttp2Stream): void {

@@ -3,7 +3,8 @@
 // of a CONNECT authority, and the typed errors a tunnel can fail with. The client is pool.ts, the
 // server hbone-server.ts.
 
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { AmbitError } from '../../shared/errors.js';
 import type { SvidFailure } from '../../shared/identity/svid.js';
 
@@ -18,11 +19,23 @@ export const defaultSessionWindow = 16 * 1024 * 1024;
 /** nghttp2 memory per session in MB; above its 10 MB default so that full windows never trip it. */
 export const maxSessionMemoryMb = 64;
 
-/** The presented chain, leaf first, as DER. On a resumed TLS session only the leaf is left (or nothing, client side). */
-export function peerChain(socket: TLSSocket): Buffer[] {
-  const chain: Buffer[] = [];
-  const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
-  for (let c = leaf; c?.raw && chain.length < 6; c = c.issuerCertificate === c ? undefined : c.issuerCertificate) chain.push(c.raw);
+const kPeerChain = Symbol('hbone.peerChain');
+
+/**
+ * The presented chain, leaf first, already parsed (validateSvid takes it as it is). On a resumed TLS
+ * session only the leaf is left (or nothing, client side). Not getPeerCertificate(true): it turns
+ * every field of every certificate into JS objects, and validating the DER it gives parses it
+ * again: about 0.7 ms of CPU per side of a handshake (a chain with an intermediate), against 0.3 ms
+ * this way (scripts/bench/hbone.ts, "new HBONE session"). getPeerX509Certificate takes the chain
+ * out of the socket as it reads it (Node 20, nodejs/node#65579), so the result is kept on the
+ * socket, and a second call gets the same chain.
+ */
+export function peerChain(socket: TLSSocket): X509Certificate[] {
+  const held = socket as TLSSocket & { [kPeerChain]?: X509Certificate[] };
+  if (held[kPeerChain]) return held[kPeerChain];
+  const chain: X509Certificate[] = [];
+  for (let c = socket.getPeerX509Certificate(); c && chain.length < 6; c = c.issuerCertificate) chain.push(c);
+  held[kPeerChain] = chain;
   return chain;
 }
 

@@ -3,7 +3,7 @@
 // a session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; another session is dialed
 // only when all are full, up to a cap. Dialing and checking the server is dial.ts's.
 
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { TrustBundle } from '../../shared/identity/svid.js';
@@ -54,6 +54,7 @@ interface Waiter {
 }
 
 interface PooledSession {
+  pool: HbonePool;
   entry: Entry;
   node: string;
   h2?: ClientHttp2Session;
@@ -68,6 +69,17 @@ interface PooledSession {
   failure?: Error;
   idle?: NodeJS.Timeout;
 }
+
+/**
+ * A tunnel's stream carries its waiter and session, so that one set of handlers serves every
+ * stream instead of three closures per tunnel. The session is the stream's own: a retried waiter
+ * moves to another session while its refused stream still has to release the first.
+ */
+const kWaiter = Symbol('hbone.waiter');
+const kSession = Symbol('hbone.session');
+type TunnelStream = ClientHttp2Stream & { [kWaiter]: Waiter; [kSession]: PooledSession };
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 interface Entry {
   key: string;
@@ -142,10 +154,18 @@ export class HbonePool {
         entry.queue.shift();
         continue;
       }
-      let s = entry.sessions.find((x) => x.active < x.limit);
+      let s: PooledSession | undefined;
+      let unsettled = false;
+      for (const x of entry.sessions) {
+        if (x.active < x.limit) {
+          s = x;
+          break;
+        }
+        if (!x.settled) unsettled = true;
+      }
       if (!s) {
         // While a session's limit is unknown, wait for it rather than dial more on a guess.
-        if (entry.sessions.length >= this.maxSessions || entry.sessions.some((x) => !x.settled)) return;
+        if (entry.sessions.length >= this.maxSessions || unsettled) return;
         s = this.open(entry, w.req);
         // A dial that failed at once (no credentials, a socket factory that threw) failed the queue.
         if (s.gone) return;
@@ -159,7 +179,7 @@ export class HbonePool {
   }
 
   private open(entry: Entry, req: HboneConnectRequest): PooledSession {
-    const s: PooledSession = { entry, node: `${req.nodeAddress}:${req.nodePort ?? hbonePort}`, settled: false, limit: 1, active: 0, starters: [], gone: false };
+    const s: PooledSession = { pool: this, entry, node: `${req.nodeAddress}:${req.nodePort ?? hbonePort}`, settled: false, limit: 1, active: 0, starters: [], gone: false };
     entry.sessions.push(s);
     s.cancel = this.dialer.dial(req, (err, tls) => {
       delete s.cancel;
@@ -201,39 +221,56 @@ export class HbonePool {
   private stream(s: PooledSession, w: Waiter): void {
     if (w.done) return this.release(s);
     const { req } = w;
-    let stream: ClientHttp2Stream;
+    let stream: TunnelStream;
     try {
-      stream = s.h2!.request({ ...req.headers, ':method': 'CONNECT', ':authority': req.authority }, { endStream: false });
+      stream = s.h2!.request({ ...req.headers, ':method': 'CONNECT', ':authority': req.authority }, { endStream: false }) as TunnelStream;
     } catch (err) {
       this.release(s);
       return this.fail(w, new HboneConnectFailed('session', `could not open a stream to ${s.node}: ${(err as Error).message}`, err));
     }
     this.counters.streamsOpened++;
     w.stream = stream;
-    stream.once('close', () => this.release(s));
-    // Stays after the answer: a reset arriving before the caller pipes the stream must not throw.
-    stream.on('error', (err) => {
-      if (!w.done && !w.retried && stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
-        w.retried = true;
-        delete w.stream;
-        return this.enqueue(w, true);
-      }
-      if (!w.done) this.fail(w, s.failure ?? new HboneConnectFailed('stream', `the CONNECT stream to ${req.authority} via ${s.node} failed: ${err.message}`, err));
-    });
-    stream.once('response', (headers) => {
-      const status = Number(headers[':status']);
-      if (status === 200) {
-        if (w.done) return void stream.close(http2.constants.NGHTTP2_CANCEL);
-        w.done = true;
-        clearTimeout(w.timer);
-        this.counters.tunnels++;
-        return w.resolve(stream);
-      }
-      this.counters.refused++;
-      stream.resume();
-      stream.end();
-      this.fail(w, new HboneConnectRefused(status, req.authority, s.node));
-    });
+    stream[kWaiter] = w;
+    stream[kSession] = s;
+    // Each is emitted once; the error listener stays after the answer: a reset arriving before
+    // the caller pipes the stream must not throw.
+    stream.on('close', HbonePool.onStreamClose);
+    stream.on('error', HbonePool.onStreamError);
+    stream.on('response', HbonePool.onStreamResponse);
+  }
+
+  private static onStreamClose(this: TunnelStream): void {
+    const s = this[kSession];
+    s.pool.release(s);
+  }
+
+  private static onStreamError(this: TunnelStream, err: Error): void {
+    const w = this[kWaiter];
+    const s = this[kSession];
+    if (w.done) return;
+    if (!w.retried && this.rstCode === NGHTTP2_REFUSED_STREAM) {
+      w.retried = true;
+      delete w.stream;
+      return s.pool.enqueue(w, true);
+    }
+    s.pool.fail(w, s.failure ?? new HboneConnectFailed('stream', `the CONNECT stream to ${w.req.authority} via ${s.node} failed: ${err.message}`, err));
+  }
+
+  private static onStreamResponse(this: TunnelStream, headers: IncomingHttpHeaders): void {
+    const w = this[kWaiter];
+    const s = this[kSession];
+    const status = Number(headers[':status']);
+    if (status === 200) {
+      if (w.done) return void this.close(NGHTTP2_CANCEL);
+      w.done = true;
+      clearTimeout(w.timer);
+      s.pool.counters.tunnels++;
+      return w.resolve(this);
+    }
+    s.pool.counters.refused++;
+    this.resume();
+    this.end();
+    s.pool.fail(w, new HboneConnectRefused(status, w.req.authority, s.node));
   }
 
   /** A stream of `s` ended: its slot is free for a queued tunnel, or the idle clock starts. */
@@ -274,7 +311,7 @@ export class HbonePool {
     w.done = true;
     clearTimeout(w.timer);
     this.counters.failed++;
-    if (w.stream && !w.stream.destroyed) w.stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (w.stream && !w.stream.destroyed) w.stream.close(NGHTTP2_CANCEL);
     w.reject(err);
   }
 }
