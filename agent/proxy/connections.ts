@@ -107,3 +107,19 @@ export function socketBytes(upstream: Socket): ByteSource {
 export function clientSocketBytes(client: Socket): ByteSource {
   return { sent: () => client.bytesRead, received: () => client.bytesWritten };
 }
+
+/** The fields of an access-log line that describe a connection (its end adds bytes and duration). */
+export function accessFields(c: ConnectionInfo) {
+  const who = (w: WorkloadEntry | undefined) => (w ? `${w.namespace}/${w.name}` : undefined);
+  return {
+    reporter: c.reporter,
+    source: `${c.source.ip}${c.source.port ? `:${c.source.port}` : ''}`,
+    source_workload: who(c.source.workload),
+    source_principal: c.source.principal,
+    destination: `${c.destination.ip}:${c.destination.port}`,
+    destination_workload: who(c.destination.workload),
+    destination_principal: c.destination.principal,
+    destination_service: c.service ? `${c.service.namespace}/${c.service.name}` : undefined,
+    connection_security_policy: c.security,
+  };
+}

@@ -13,7 +13,7 @@ import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { Authorizer, ConnectionAttributes, Decision, PeerAuthenticator } from '../../shared/policy/index.js';
-import { clientSocketBytes, type ConnectionInfo, type ConnectionTable, type TrackedConnection } from './connections.js';
+import { accessFields, clientSocketBytes, type ConnectionInfo, type ConnectionTable, type TrackedConnection } from './connections.js';
 import type { HboneTunnel } from './hbone-server.js';
 import { identityOf, join } from './outbound.js';
 import type { Resolver } from './resolve.js';
@@ -161,19 +161,7 @@ function withWorkload(w: WorkloadEntry | undefined) {
 
 function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
   ctx.denied(d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default');
-  ctx.access.info(
-    {
-      event: 'denied',
-      reason: d.reason,
-      source: `${info.source.ip}${info.source.port ? `:${info.source.port}` : ''}`,
-      source_workload: info.source.workload ? `${info.source.workload.namespace}/${info.source.workload.name}` : undefined,
-      source_principal: info.source.principal,
-      destination: `${info.destination.ip}:${info.destination.port}`,
-      destination_workload: `${info.destination.workload!.namespace}/${info.destination.workload!.name}`,
-      connection_security_policy: info.security,
-    },
-    'connection denied',
-  );
+  ctx.access.info({ event: 'denied', reason: d.reason, ...accessFields(info) }, 'connection denied');
 }
 
 /**

@@ -11,7 +11,7 @@ import type { AgentState } from '../state/state.js';
 import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
 import type { CertificateManager } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
-import { ConnectionTable, type TrackedConnection } from './connections.js';
+import { accessFields, ConnectionTable, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from './hbone-server.js';
 import { hbonePort } from './hbone.js';
 import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
@@ -110,8 +110,7 @@ export class NodeProxy {
       connections: this.connections,
       localPod: (ip) => {
         const pod = o.podAt(ip);
-        // The current entry, not the one from capture time: policy selectors read its labels.
-        return pod ? { workload: this.resolver.workloadAt(ip) ?? pod.workload, nsFd: pod.nsFd } : undefined;
+        return pod ? { workload: this.currentWorkload(pod), nsFd: pod.nsFd } : undefined;
       },
       trustDomain: o.trustDomain,
       log: o.log,
@@ -134,11 +133,16 @@ export class NodeProxy {
 
   readonly handlers: CaptureHandlers = {
     outbound: (pod, socket) => this.outbound(pod, socket),
-    inbound: (pod, socket) => handlePlaintext(this.inboundCtx, { workload: this.resolver.workloadAt(pod.workload.ip) ?? pod.workload, nsFd: pod.nsFd }, socket, (s) => pod.redirect.inboundDestination(s)),
+    inbound: (pod, socket) => handlePlaintext(this.inboundCtx, { workload: this.currentWorkload(pod), nsFd: pod.nsFd }, socket, (s) => pod.redirect.inboundDestination(s)),
   };
 
   private outbound(pod: CapturedPod, socket: Socket): void {
-    handleOutbound(this.outboundCtx, { workload: this.resolver.workloadAt(pod.workload.ip) ?? pod.workload, nsFd: pod.nsFd, destinationOf: (s) => pod.redirect.outboundDestination(s) }, socket);
+    handleOutbound(this.outboundCtx, { workload: this.currentWorkload(pod), nsFd: pod.nsFd, destinationOf: (s) => pod.redirect.outboundDestination(s) }, socket);
+  }
+
+  /** A captured pod's entry as last pushed, not as it was at capture: policy selectors read its labels. */
+  private currentWorkload(pod: CapturedPod) {
+    return this.resolver.workloadAt(pod.workload.ip) ?? pod.workload;
   }
 
   /**
@@ -156,7 +160,7 @@ export class NodeProxy {
       const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
       return { captured: false, steps, ...('error' in r ? { error: r.error } : { destination: this.describe(r) }) };
     }
-    steps.push(`${name} is captured (${this.o.podAt(p.sourceIp)!.redirect.how === 'adopted' ? 'adopted from an earlier agent run' : 'redirect installed'}): the connection goes to this agent's 15001 inside the pod`);
+    steps.push(`${name} is captured (${captured.redirect.how === 'adopted' ? 'adopted from an earlier agent run' : 'redirect installed'}): the connection goes to this agent's 15001 inside the pod`);
     const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
     if ('error' in r) {
       steps.push(`refused: ${r.reason}`);
@@ -164,12 +168,10 @@ export class NodeProxy {
     }
     steps.push(r.reason);
     const identity = identityOf(source, this.o.trustDomain);
-    const sourcePrincipal = principal(identity);
-    if (r.protocol === 'HBONE') {
-      const cert = this.o.certificates.get(spiffeId(identity));
-      steps.push(cert ? `presents the SVID of ${spiffeId(identity)} (serial ${cert.serial}, until ${cert.notAfter.toISOString()})` : `refused: no certificate yet for ${spiffeId(identity)}`);
-    }
-    return { captured: true, steps, sourcePrincipal, ...(r.protocol === 'HBONE' && !this.o.certificates.get(spiffeId(identity)) ? { error: 'no-certificate' } : {}), destination: this.describe(r) };
+    const id = spiffeId(identity);
+    const cert = r.protocol === 'HBONE' ? this.o.certificates.get(id) : undefined;
+    if (r.protocol === 'HBONE') steps.push(cert ? `presents the SVID of ${id} (serial ${cert.serial}, until ${cert.notAfter.toISOString()})` : `refused: no certificate yet for ${id}`);
+    return { captured: true, steps, sourcePrincipal: principal(identity), ...(r.protocol === 'HBONE' && !cert ? { error: 'no-certificate' } : {}), destination: this.describe(r) };
   }
 
   /** `ambit explain`, the destination's half: what this agent decides for a connection to its pod. */
@@ -183,8 +185,8 @@ export class NodeProxy {
     if (!p.mtls && mode.mode === 'STRICT') return { allowed: false, steps: [...steps, 'refused: plaintext under STRICT'], mtlsMode: mode.mode, warnings: this.warningsFor(pod) };
     const d = this.authorizer.authorize(pod, { sourceIp: p.sourceIp, ...(p.sourcePrincipal ? { sourcePrincipal: p.sourcePrincipal, sourceNamespace: p.sourcePrincipal.split('/')[2] } : {}), destinationIp: p.ip, destinationPort: p.port });
     steps.push(`${d.allowed ? 'allowed' : 'denied'}: ${d.reason}`);
-    steps.push(`delivered to ${p.ip}:${p.port} inside the pod, from ${p.sourceIp} (transparent)`);
-    return { allowed: d.allowed, steps: d.allowed ? steps : steps.slice(0, -1), mtlsMode: mode.mode, decision: d, warnings: this.warningsFor(pod) };
+    if (d.allowed) steps.push(`delivered to ${p.ip}:${p.port} inside the pod, from ${p.sourceIp} (transparent)`);
+    return { allowed: d.allowed, steps, mtlsMode: mode.mode, decision: d, warnings: this.warningsFor(pod) };
   }
 
   /** What the policies that could apply to the workload do not enforce as written. */
@@ -263,26 +265,7 @@ export class NodeProxy {
   }
 
   private accessLog(c: TrackedConnection, durationMs: number, error?: string): void {
-    const who = (w: TrackedConnection['source']['workload']) => (w ? `${w.namespace}/${w.name}` : undefined);
-    this.o.access.info(
-      {
-        event: 'closed',
-        reporter: c.reporter,
-        source: `${c.source.ip}${c.source.port ? `:${c.source.port}` : ''}`,
-        source_workload: who(c.source.workload),
-        source_principal: c.source.principal,
-        destination: `${c.destination.ip}:${c.destination.port}`,
-        destination_workload: who(c.destination.workload),
-        destination_principal: c.destination.principal,
-        destination_service: c.service ? `${c.service.namespace}/${c.service.name}` : undefined,
-        connection_security_policy: c.security,
-        decision: c.decision,
-        bytes_sent: c.bytes.sent(),
-        bytes_received: c.bytes.received(),
-        duration_ms: Math.round(durationMs),
-        ...(error ? { error } : {}),
-      },
-      'connection',
-    );
+    const fields = { event: 'closed', ...accessFields(c), decision: c.decision, bytes_sent: c.bytes.sent(), bytes_received: c.bytes.received(), duration_ms: Math.round(durationMs) };
+    this.o.access.info(error ? { ...fields, error } : fields, 'connection');
   }
 }

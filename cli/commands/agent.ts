@@ -43,17 +43,20 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     if (!/^\d+$/.test(v) || Number(v) < 1) throw new AmbitError('BadFlag', `--${flag} ${v}: must be a positive integer`);
     return Number(v);
   };
-  const [metricsHost, metricsPort] = (values['metrics-listen'] ?? `0.0.0.0:${defaultMetricsPort}`).split(':');
-  if (!metricsHost || !metricsPort || !/^\d+$/.test(metricsPort)) throw new AmbitError('BadFlag', `--metrics-listen ${values['metrics-listen']}: must be HOST:PORT`);
-  const [host, port] = (values['admin-listen'] ?? `127.0.0.1:${defaultAdminPort}`).split(':');
-  if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--admin-listen ${values['admin-listen']}: must be HOST:PORT`);
+  const listen = (flag: 'metrics-listen' | 'admin-listen', fallback: string) => {
+    const [host, port] = (values[flag] ?? fallback).split(':');
+    if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--${flag} ${values[flag]}: must be HOST:PORT`);
+    return { host, port: Number(port) };
+  };
+  const metrics = listen('metrics-listen', `0.0.0.0:${defaultMetricsPort}`);
+  const admin = listen('admin-listen', `127.0.0.1:${defaultAdminPort}`);
   await runAgent({
     node: values.node!,
     controllerUrl: values.controller!,
     controllerCaFile: values['controller-ca']!,
     tokenFile: values['token-file']!,
-    adminHost: host,
-    adminPort: Number(port),
+    adminHost: admin.host,
+    adminPort: admin.port,
     adminTokenFile: values['admin-token-file']!,
     logLevel: values['log-level'] ?? 'info',
     trustDomain: values['trust-domain'] ?? 'cluster.local',
@@ -62,8 +65,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     redirect,
     rootNamespace: values['root-namespace'] ?? 'istio-system',
     hboneHost: '0.0.0.0',
-    metricsHost,
-    metricsPort: Number(metricsPort),
+    metricsHost: metrics.host,
+    metricsPort: metrics.port,
     clusterName: values['cluster-name'] ?? 'Kubernetes',
     hboneLimits: { maxSessions: limit('max-hbone-connections', 10_000), maxConcurrentStreams: limit('max-streams-per-connection', 100) },
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
