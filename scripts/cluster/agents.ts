@@ -2,14 +2,13 @@
 // them: one per node, inside the node's network namespace and in its own cgroup, restarted when it
 // exits. They are started by the runtime and survive a controller restart, like pods.
 
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../controller/store/store.js';
 import { nodeTokenPath } from '../../controller/config.js';
 import { defaultAdminPort } from '../../agent/config.js';
-import { clusterCgroupRoot, createCgroup, isAlive } from './pods.js';
+import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from './pods.js';
 import type { NodeLayout } from './topology.js';
 
 export interface AgentLaunch {
@@ -39,7 +38,6 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
   if (!existsSync(adminTokenPath(stateDir, node.name))) writeFileAtomic(adminTokenPath(stateDir, node.name), randomBytes(32).toString('base64url'), 0o600);
   const cgroup = agentCgroup(node.name);
   createCgroup(cgroup);
-  const log = openSync(join(dir, 'agent.log'), 'a');
   const argv = [
     process.execPath,
     // For profiling the agents of a local cluster, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
@@ -63,11 +61,7 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
     l.redirect,
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
-  const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec nsenter --net="$ns" -- "$@"';
-  const child = spawn('/bin/sh', ['-c', script, cgroup, `/run/netns/${node.netns}`, ...argv], { detached: true, stdio: ['ignore', log, log] });
-  closeSync(log);
-  child.unref();
-  const pid = child.pid ?? -1;
+  const pid = spawnInCgroup(cgroup, ['nsenter', `--net=/run/netns/${node.netns}`, '--', ...argv], { log: join(dir, 'agent.log') });
   writeFileAtomic(join(dir, 'pid'), String(pid));
   return pid;
 }

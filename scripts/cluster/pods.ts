@@ -46,11 +46,9 @@ export interface PodEnv {
 /**
  * Starts one container. `ip netns exec` is used (not nsenter) because it mounts the pod's own
  * /etc/hosts from /etc/netns/<netns>/, which is how Service names resolve in the local cluster.
- * The shell joins the pod's cgroup before exec, so every process of the container is in it.
  */
-export function startContainer(pod: PodEnv, c: Container): { pid: number; exited: Promise<number | null> } {
+export function startContainer(pod: PodEnv, c: Container): { pid: number } {
   mkdirSync(pod.logDir, { recursive: true });
-  const log = openSync(join(pod.logDir, `${c.name}.log`), 'a');
   const env: Record<string, string> = {
     PATH: `${pod.binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
     HOME: '/root',
@@ -61,26 +59,61 @@ export function startContainer(pod: PodEnv, c: Container): { pid: number; exited
     SERVICE_ACCOUNT: pod.serviceAccount,
   };
   for (const e of c.env ?? []) env[e.name] = e.value;
-  const child = spawn('/bin/sh', inPodArgs(pod.cgroup, pod.netns, [...c.command, ...(c.args ?? [])]), {
-    detached: true,
-    stdio: ['ignore', log, log],
+  const pid = spawnInCgroup(pod.cgroup, ['ip', 'netns', 'exec', pod.netns, ...c.command, ...(c.args ?? [])], {
+    log: join(pod.logDir, `${c.name}.log`),
     env,
     cwd: c.workingDir ?? '/',
   });
-  closeSync(log);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.unref();
-  return { pid: child.pid ?? -1, exited };
+  return { pid };
+}
+
+/** The processes this process started, by pid, and whether each has exited. */
+const children = new Map<number, { exited: boolean }>();
+
+/**
+ * Starts argv inside `cgroup`, detached, output appended to `log`. A shell joins the cgroup and
+ * then execs argv, so every process of it is in the cgroup and the pid stays the same. Until the
+ * shell has written itself to cgroup.procs the pid is not in the cgroup yet: isAlive() answers
+ * from the child's own exit event for the processes started here, never from that race.
+ */
+export function spawnInCgroup(cgroup: string, argv: string[], o: { log: string; env?: Record<string, string>; cwd?: string }): number {
+  const log = openSync(o.log, 'a');
+  try {
+    const child = spawn('/bin/sh', inCgroupArgs(cgroup, argv), { detached: true, stdio: ['ignore', log, log], ...(o.env ? { env: o.env } : {}), ...(o.cwd ? { cwd: o.cwd } : {}) });
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start ${argv[0]}`);
+    const entry = { exited: false };
+    children.set(pid, entry);
+    child.on('exit', () => {
+      entry.exited = true;
+      // Forgotten a while later: by then the supervisor has seen the exit, and the pid may be reused.
+      setTimeout(() => children.get(pid) === entry && children.delete(pid), 60_000).unref();
+    });
+    child.unref();
+    return pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** Arguments for /bin/sh that join `cgroup` and exec argv (exit status 111 if it cannot join). */
+function inCgroupArgs(cgroup: string, argv: string[]): string[] {
+  return ['-c', 'echo $$ > "$0/cgroup.procs" || exit 111; exec "$@"', cgroup, ...argv];
 }
 
 /** Arguments for /bin/sh that join the pod's cgroup, enter its network namespace and exec argv. */
 export function inPodArgs(cgroup: string, netns: string, argv: string[]): string[] {
-  const script = 'echo $$ > "$0/cgroup.procs" || exit 111; ns=$1; shift; exec ip netns exec "$ns" "$@"';
-  return ['-c', script, cgroup, netns, ...argv];
+  return inCgroupArgs(cgroup, ['ip', 'netns', 'exec', netns, ...argv]);
 }
 
-/** The process runs in that cgroup (a zombie, dead but not yet reaped, does not count). */
+/**
+ * The process runs. For a process started here, its exit event decides; for one adopted from a
+ * previous controller run, it must be in that cgroup (so a reused pid does not count) and not a
+ * zombie.
+ */
 export function isAlive(pid: number, cgroup: string): boolean {
+  const own = children.get(pid);
+  if (own) return !own.exited;
   return cgroupProcs(cgroup).includes(pid) && running(pid);
 }
 
