@@ -21,8 +21,26 @@ export function inNetns<T>(nsFd: number, fn: () => T): T {
   try {
     return fn();
   } finally {
-    libc.setns(home, k.CLONE_NEWNET);
+    returnHome(home);
   }
+}
+
+/**
+ * Back to the thread's own namespace. If that fails, every later socket of this process would open
+ * inside a pod, so there is nothing safe left to do: the process ends at once, before any other
+ * code runs (ztunnel treats this as fatal too), and its supervisor starts a fresh one.
+ */
+function returnHome(fd: number): void {
+  try {
+    libc.setns(fd, k.CLONE_NEWNET);
+  } catch (err) {
+    fatal(`cannot return to the agent's own network namespace: ${(err as Error).message}`);
+  }
+}
+
+function fatal(message: string): never {
+  process.stderr.write(`fatal: ${message}\n`);
+  process.abort();
 }
 
 export interface SocketOptions {

@@ -98,4 +98,37 @@ test('a failing call names itself and the errno', () => {
   assert.throws(() => openNetns('/run/netns/does-not-exist'), /open\(\/run\/netns\/does-not-exist\) failed: No such file or directory/);
 });
 
+
+test('a thread that cannot return to its own namespace ends the process instead of going on inside the pod', () => {
+  // A child process enters the test's namespace and, while inside, closes the descriptor of its
+  // own namespace, so the way back fails. Caught or not, it must not live on.
+  const script = `
+    import { readdirSync, readlinkSync } from 'node:fs';
+    import { closeFd, inNetns, openNetns } from ${JSON.stringify(new URL('../../../native/netns.js', import.meta.url).href)};
+    const own = readlinkSync('/proc/self/ns/net');
+    const nsFd = openNetns('/run/netns/${ns}');
+    try {
+      inNetns(nsFd, () => {
+        for (const fd of readdirSync('/proc/self/fd')) {
+          try { if (Number(fd) !== nsFd && readlinkSync('/proc/self/fd/' + fd) === own) closeFd(Number(fd)); } catch {}
+        }
+      });
+    } catch (err) {
+      console.log('caught: ' + err.message);
+    }
+    console.log('still running in ' + readlinkSync('/proc/thread-self/ns/net'));
+  `;
+  let result: { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+  try {
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    result = { status: 0, signal: null, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+    result = { status: e.status, signal: e.signal, stdout: e.stdout, stderr: e.stderr };
+  }
+  assert.not.match(result.stdout, 'still running', 'the process went on after failing to come back');
+  assert.is(result.signal, 'SIGABRT');
+  assert.match(result.stderr, "fatal: cannot return to the agent's own network namespace");
+});
+
 test.run();
