@@ -97,6 +97,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const capture: CaptureManager = new CaptureManager({
     state,
     handlers: proxy.handlers,
+    inUse: (workload) => proxy.holds(workload),
     redirect: config.redirect === 'ebpf' ? new EbpfRedirect({ node: config.node, ...(config.bpfObject ? { objectPath: config.bpfObject } : {}) }) : new NetfilterRedirect(),
     log: log.child({ component: 'capture' }),
     onChange: (workload, captured, error) => {

@@ -7,7 +7,8 @@
 // sockops re-keys it, once the local port is chosen, to {netns cookie, local address, local port},
 // which is what the agent sees as the peer of the accepted connection and looks up in tuple_orig.
 // Inbound: a tc program on the ingress of the pod's interface (eth0) hands every new TCP connection
-// (except HBONE on 15008 and the health-probe source) to the agent's 15006 listener, so the accepted
+// (except from the health-probe source; HBONE ends on the node's 15008, never in the pod, so no
+// port of the pod is exempt) to the agent's 15006 listener, so the accepted
 // socket's local address is the original destination, as with TPROXY. Only packets arriving from
 // outside the pod pass there: the agent's own connections to the app, made inside the pod, go over
 // loopback and are never steered back (sk_lookup cannot tell them apart, tc ingress never sees them).
@@ -26,7 +27,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define HBONE_PORT 15008
 #define SOL_IP 0
 
 /* Where a pod's outbound connections go: the agent's listener, network byte order. */
@@ -170,7 +170,6 @@ int ambit_inbound(struct __sk_buff *skb) {
   struct tcphdr *tcp = syn_of(skb, &ip);
   /* Later packets find the accepted socket by their own addresses: only SYNs are steered. */
   if (!tcp || !ip) return TC_ACT_OK;
-  if (tcp->dest == bpf_htons(HBONE_PORT)) return TC_ACT_OK;
   __u32 zero = 0;
   struct settings *s = bpf_map_lookup_elem(&settings, &zero);
   if (s && s->probe_ip4 && s->probe_ip4 == ip->saddr) return TC_ACT_OK;

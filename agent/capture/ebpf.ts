@@ -74,6 +74,8 @@ export class EbpfRedirect implements Redirect {
         programs.removeInboundListener(pod.ip);
         programs.unconfigurePod(cgroupId);
       },
+      // Captured connections are the agent's own sockets here: nothing of the kernel side is left.
+      finish() {},
     };
   }
 

@@ -2,8 +2,9 @@
 // agent opens its listeners inside the pod's network namespace (15001 outbound, 15006 inbound,
 // SO_REUSEPORT so a new agent can open beside an old one) and then installs the redirect through
 // the chosen mode (netfilter or eBPF), in that order, so redirected traffic always finds a
-// listener. When the pod leaves the mesh the redirect goes first and the listeners close;
-// connections already open finish normally.
+// listener. When the pod leaves the mesh the redirect goes first and the listeners close; the
+// connections captured so far finish normally (the pod drains), and what they still need in the pod
+// (the transparency route, the nat chains of the netfilter mode) goes once the last has ended.
 // What happens to a captured connection is the proxy's (proxy/outbound.ts, proxy/inbound.ts).
 
 import { once } from 'node:events';
@@ -43,8 +44,23 @@ export interface CaptureHandlers {
   inbound(pod: CapturedPod, socket: Socket): void;
 }
 
+export interface CaptureManagerOptions extends CaptureEvents {
+  state: AgentState;
+  redirect: Redirect;
+  handlers: CaptureHandlers;
+  log: Logger;
+  /** Whether the proxy still holds connections of the pod (`namespace/name`); none if not given. */
+  inUse?: (workload: string) => boolean;
+}
+
+/** How often a released pod is checked for its last captured connection. */
+const drainCheckMs = 1000;
+
 export class CaptureManager {
   private readonly pods = new Map<string, Captured>();
+  /** Released pods whose captured connections have not all ended. */
+  private readonly draining = new Map<string, Captured>();
+  private drainTimer: NodeJS.Timeout | undefined;
   private readonly byIp = new Map<string, Captured>();
   private readonly failed = new Map<string, string>();
   /** Capture failures since start, per pod: what the metric counts. */
@@ -57,7 +73,7 @@ export class CaptureManager {
   private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
 
-  constructor(private readonly o: { state: AgentState; redirect: Redirect; handlers: CaptureHandlers; log: Logger } & CaptureEvents) {}
+  constructor(private readonly o: CaptureManagerOptions) {}
 
   /** The captured pod with this address, if it is one of this node's. */
   podAt(ip: string): CapturedPod | undefined {
@@ -80,6 +96,7 @@ export class CaptureManager {
   async stop(): Promise<void> {
     this.o.state.off('config', this.onConfig);
     clearTimeout(this.retry);
+    clearInterval(this.drainTimer);
     await this.busy;
     // The redirect stays in place on purpose: a restarted agent opens its listeners beside it,
     // and the pod never sends a byte uncaptured meanwhile. Listeners close with the process.
@@ -90,6 +107,7 @@ export class CaptureManager {
     return {
       mode: this.o.redirect.mode,
       captured: [...this.pods.keys()],
+      draining: [...this.draining.keys()],
       failed: Object.fromEntries(this.failed),
       latencyMs: Object.fromEntries(this.latencyMs),
       kernel: this.o.redirect.stats(),
@@ -158,6 +176,12 @@ export class CaptureManager {
       nsFd = openNetns(netns);
       // Connections can reach the listeners before the redirect exists (sent to 15001 directly):
       // they find no destination and are refused.
+      // A pod enrolled again while it drains: its leftovers are replaced below, not removed later.
+      const old = this.draining.get(key);
+      if (old) {
+        this.draining.delete(key);
+        closeFd(old.nsFd);
+      }
       const pod = { key, workload: w, nsFd, netns } as Captured;
       const listeners = { outbound: -1, inbound: -1 };
       for (const [port, dir] of [
@@ -213,11 +237,38 @@ export class CaptureManager {
     } catch (err) {
       this.o.log.error({ workload: c.key, err: errorMessage(err) }, 'removing capture failed');
     }
-    // Connections already open keep their routes back until they end; new ones are not redirected.
-    await removeTransparency(c.nsFd, c.netns).catch((err: unknown) => this.o.log.warn({ workload: c.key, err: errorMessage(err) }, 'removing transparency failed'));
-    let open = c.servers.length;
-    for (const s of c.servers) s.close(() => --open === 0 && closeFd(c.nsFd));
-    this.o.log.info({ workload: c.key }, 'pod released from capture');
+    // New connections are no longer redirected; the ones accepted so far live on without the listeners.
+    for (const s of c.servers) s.close();
+    this.o.log.info({ workload: c.key }, 'pod released from capture; draining its connections');
     this.o.onChange?.(c.key, false);
+    this.draining.set(c.key, c);
+    // Checked in the same queue as reconciles, so a pod enrolled again meanwhile is never half-removed.
+    this.drainTimer ??= setInterval(() => {
+      this.busy = this.busy.then(() => this.finishDrained()).catch((err: unknown) => this.o.log.error({ err: errorMessage(err) }, 'drain check failed'));
+    }, drainCheckMs).unref();
+    await this.finishDrained();
+  }
+
+  /** Removes the leftovers of released pods whose last captured connection has ended (or whose pod is gone). */
+  private async finishDrained(): Promise<void> {
+    for (const [key, c] of this.draining) {
+      if (existsSync(c.netns) && this.o.inUse?.(key)) continue;
+      this.draining.delete(key);
+      try {
+        if (existsSync(c.netns)) {
+          c.redirect.finish();
+          await removeTransparency(c.nsFd, c.netns);
+        }
+        this.o.log.info({ workload: key }, 'pod drained');
+      } catch (err) {
+        this.o.log.warn({ workload: key, err: errorMessage(err) }, 'removing what the drained pod needed failed');
+      } finally {
+        closeFd(c.nsFd);
+      }
+    }
+    if (this.draining.size === 0) {
+      clearInterval(this.drainTimer);
+      this.drainTimer = undefined;
+    }
   }
 }

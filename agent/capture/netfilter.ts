@@ -1,7 +1,12 @@
 // The netfilter redirect (the "iptables" capture mode), installed inside a pod's own network
 // namespace, never the node's or the host's tables, as Istio's in-pod mode does it: outbound TCP
-// to the agent's 15001, inbound TCP to 15006 except HBONE on 15008. The agent's own sockets carry
-// a mark and pass untouched, and so do loopback traffic and the health probes' source.
+// to the agent's 15001, inbound TCP to 15006. The agent's own sockets carry a mark and pass
+// untouched, and so do loopback traffic and the health probes' source.
+// Only a connection's first packet (a SYN without ACK) is redirected: the nat hooks see connections
+// that were open before the pod was enrolled as new ones too (conntrack picks them up mid-stream),
+// and they must finish as they began, uncaptured. On release the redirect rules go but the nat
+// chains stay until the connections captured so far have ended, because conntrack rewrites their
+// packets only while a nat hook is registered in the namespace.
 // Written as one nftables table replaced in one transaction through libnftables (native/): installing
 // again replaces it (never duplicates), a failure applies nothing, removal leaves nothing, and no
 // process is spawned per pod, which is what enrolling many pods at once pays.
@@ -18,22 +23,28 @@ export interface CaptureOptions {
   probeSource?: string;
 }
 
-/** The whole table, created if missing, emptied and filled in one transaction. */
-export function captureRules(o: CaptureOptions = {}): string {
+const firstPacket = 'tcp flags & (fin | syn | rst | ack) == syn';
+
+/**
+ * The whole table, created if missing, emptied and filled in one transaction. `draining`: the
+ * chains without the redirects, which keeps the captured connections' translations working.
+ */
+export function captureRules(o: CaptureOptions = {}, draining = false): string {
+  const outbound = draining ? '' : `    meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return
+    ip daddr 127.0.0.0/8 return
+    ${firstPacket} redirect to :${ports.outbound}
+`;
+  const inbound = draining ? '' : `${o.probeSource ? `    ip saddr ${o.probeSource} return\n` : ''}    ${firstPacket} redirect to :${ports.inbound}
+`;
   return `table ip ${table}
 delete table ip ${table}
 table ip ${table} {
   chain outbound {
     type nat hook output priority -100; policy accept;
-    meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return
-    ip daddr 127.0.0.0/8 return
-    meta l4proto tcp redirect to :${ports.outbound}
-  }
+${outbound}  }
   chain inbound {
     type nat hook prerouting priority -100; policy accept;
-    tcp dport ${ports.hbone} return
-${o.probeSource ? `    ip saddr ${o.probeSource} return\n` : ''}    meta l4proto tcp redirect to :${ports.inbound}
-  }
+${inbound}  }
 }
 `;
 }
@@ -84,8 +95,9 @@ export class NetfilterRedirect implements Redirect {
       inboundDestination: destination,
       remove: () => {
         this.checked.add(pod.workload);
-        removeCapture(pod.nsFd);
+        runNft(pod.nsFd, captureRules(this.o, true));
       },
+      finish: () => removeCapture(pod.nsFd),
     };
   }
 

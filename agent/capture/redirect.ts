@@ -47,8 +47,10 @@ export interface InstalledRedirect {
   outboundDestination(socket: Socket): Destination | undefined;
   /** The same for the pod's 15006. */
   inboundDestination(socket: Socket): Destination | undefined;
-  /** Removes the redirect; already open connections are untouched. */
+  /** Stops capturing new connections; the ones already captured keep working. */
   remove(): void;
+  /** Removes what remove() left for the captured connections, once they have ended. */
+  finish(): void;
 }
 
 export interface Redirect {

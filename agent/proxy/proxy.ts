@@ -158,7 +158,8 @@ export class NodeProxy {
     if (!captured) {
       steps.push(`${name} is not captured (${this.o.state.isEnrolled(source) ? 'enrolled, but its capture is not in place yet' : 'not enrolled'}): its connections leave it directly, in plaintext`);
       const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
-      return { captured: false, steps, ...('error' in r ? { error: r.error } : { destination: this.describe(r) }) };
+      // Uncaptured, it travels in plaintext whatever the destination is; an enrolled one takes it in on its 15006.
+      return { captured: false, steps, ...('error' in r ? { error: r.error } : { destination: this.describe({ ...r, protocol: 'TCP' }) }) };
     }
     steps.push(`${name} is captured (${captured.redirect.how === 'adopted' ? 'adopted from an earlier agent run' : 'redirect installed'}): the connection goes to this agent's 15001 inside the pod`);
     const r = this.resolver.resolve({ ip: p.ip, port: p.port }, source, true);
@@ -200,8 +201,17 @@ export class NodeProxy {
       target: `${r.target.ip}:${r.target.port}`,
       ...(r.service ? { service: `${r.service.namespace}/${r.service.name}` } : {}),
       ...(r.workload ? { workload: `${r.workload.namespace}/${r.workload.name}`, node: r.workload.node, principal: principal(identityOf(r.workload, this.o.trustDomain)) } : {}),
-      ...(r.node ? { via: `${r.node.ip}:${hbonePort}` } : {}),
+      ...(r.node && r.protocol === 'HBONE' ? { via: `${r.node.ip}:${hbonePort}` } : {}),
     };
+  }
+
+  /** Whether a live connection of this node's pod `namespace/name` passes through this agent. */
+  holds(workload: string): boolean {
+    for (const c of this.connections.values()) {
+      const w = c.reporter === 'source' ? c.source.workload : c.destination.workload;
+      if (w && `${w.namespace}/${w.name}` === workload) return true;
+    }
+    return false;
   }
 
   /** Per captured pod and direction, for the query API. */

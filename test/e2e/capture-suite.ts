@@ -1,8 +1,10 @@
 // Traffic capture on the local cluster, one suite per redirect mode (capture-iptables.test.ts,
-// capture-ebpf.test.ts): a connection from an enrolled pod to a pod on the other node passes
-// through both nodes' agents (their counters move, the server gets the bytes); a pod that opts out,
-// and a pod of an unenrolled namespace, connect directly; a restarted agent adopts what is in place;
-// unenrolling removes every ambit rule or program from the pods.
+// capture-ebpf.test.ts): connections open before enrollment finish as they began; a connection
+// from an enrolled pod to a pod on the other node passes through both nodes' agents (their counters
+// move, the server gets the bytes); an enrolled pod reaches pods and Services outside the mesh; a
+// pod that opts out, and a pod of an unenrolled namespace, connect directly; a restarted agent
+// adopts what is in place; unenrolling keeps open connections and then removes every ambit rule or
+// program from the pods.
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -35,6 +37,35 @@ async function captureIn(mode: Mode, node: string, ns: string, pod: string): Pro
 
 type Mode = 'iptables' | 'ebpf';
 
+/**
+ * A TCP connection from inside a pod to an echo server, making a round trip every 150 ms until
+ * stop() (a file the pod's process sees: pods share the host's mount namespace). stop() says how
+ * many round trips worked and the first failure, if any.
+ */
+function holdConnection(ns: string, pod: string, host: string, port: number) {
+  const stopFile = join(tmp, `stop-${Math.random().toString(36).slice(2)}`);
+  const js = `const net=require('net'),fs=require('fs');let rounds=0,err='';const s=net.connect(${port},'${host}');
+const finish=()=>{console.log(JSON.stringify({rounds,err}));process.exit(0)};
+s.on('error',e=>{err=err||e.code||e.message});s.on('close',()=>{err=err||'closed';finish()});
+setTimeout(()=>{err=err||'time limit';finish()},60000);
+s.on('connect',()=>{const tick=()=>{if(err||fs.existsSync('${stopFile}'))return finish();const m='r'+rounds;s.write(m);
+s.once('data',d=>{if(String(d)!==m)err='bad answer '+d;else rounds++;setTimeout(tick,150)})};tick()});`;
+  const run = ambit(['exec', '-n', ns, pod, '--', process.execPath, '-e', js], 90_000);
+  return {
+    async stop(): Promise<{ rounds: number; err: string }> {
+      writeFileSync(stopFile, '');
+      const r = await run;
+      try {
+        return JSON.parse(r.stdout) as { rounds: number; err: string };
+      } catch {
+        return { rounds: 0, err: `no result: ${r.stdout}${r.stderr}` };
+      }
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export function captureSuite(mode: Mode): void {
   const test = suite(`capture (${mode})`);
   const rulesIn = (node: string, ns: string, pod: string) => captureIn(mode, node, ns, pod);
@@ -54,11 +85,19 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: { name: outsider, namespace: plain }
 spec:
+  replicas: 2
   selector: { matchLabels: { app: outsider } }
   template:
     metadata: { labels: { app: outsider } }
     spec:
-      containers: [{ name: c, command: [sleep, infinity] }]
+      containers: [{ name: c, command: [ambit, sample, http-server, --app, outsider, --version, v1, --port, "8080"] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: outsider, namespace: plain }
+spec:
+  selector: { app: outsider }
+  ports: [{ port: 80, targetPort: 8080 }]
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -68,17 +107,51 @@ spec:
   template:
     metadata: { labels: { app: optout, ambit.dev/dataplane-mode: none } }
     spec:
-      containers: [{ name: c, command: [sleep, infinity] }]
+      containers: [{ name: c, command: [ambit, sample, http-server, --app, optout, --version, v1, --port, "8080"] }]
 `,
     );
     await ambitOk(['apply', '-f', extra]);
-    await ambitOk(['enroll', 'shop']);
-    await ambitOk(['enroll', 'client']);
+    await eventually('every pod running', async () => (await status()).pods.every((p) => p.phase === 'Running'), 20_000);
   });
 
   test.after(async () => {
     await ambit(['down']);
     rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('connections open before enrollment finish as they began; new ones are captured', async () => {
+    const s = await status();
+    const client = s.pods.find((p) => p.labels.app === 'client')!;
+    const echo = s.services.find((x) => x.name === 'echo')!;
+    const held = holdConnection('client', client.name, echo.clusterIP, 9000);
+    await sleep(600);
+    await ambitOk(['enroll', 'shop']);
+    await ambitOk(['enroll', 'client']);
+    await eventually('every pod of shop and client captured', async () => (await status()).pods.filter((p) => p.namespace === 'shop' || p.labels.app === 'client').every((p) => p.capture === 'captured'), 20_000);
+    await sleep(1500);
+    const r = await held.stop();
+    assert.is(r.err, '', `the connection open before enrollment failed after ${r.rounds} round trips`);
+    assert.ok(r.rounds >= 10, `round trips: ${r.rounds}`);
+    // It was never captured: the client's agent counts no connection of it.
+    assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 0);
+  });
+
+  test('an enrolled pod reaches pods and Services outside the mesh, on its node and across nodes, and it is counted', async () => {
+    const s = await status();
+    const client = s.pods.find((p) => p.labels.app === 'client')!;
+    const key = `client/${client.name}`;
+    const outsiders = s.pods.filter((p) => p.labels.app === 'outsider');
+    const optout = s.pods.find((p) => p.labels.app === 'optout')!;
+    assert.equal(new Set(outsiders.map((p) => p.node)).size, 2, 'an outsider on each node');
+    const targets = [...outsiders.map((p) => `http://${p.ip}:8080/`), `http://${optout.ip}:8080/`, 'http://outsider.plain/'];
+    for (const url of targets) {
+      const before = opened(await counters(client.node), key, 'outbound');
+      const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', url]);
+      assert.is(r.code, 0, `${url}: curl exit ${r.code} ${r.stderr}`);
+      assert.match(r.stdout, /^(outsider|optout) v1 /, url);
+      // Captured and forwarded in plain TCP, so the client's agent counts it.
+      assert.is(opened(await counters(client.node), key, 'outbound'), before + 1, `${url} counted`);
+    }
   });
 
   test('a connection from an enrolled pod to a pod on the other node passes through both agents', async () => {
@@ -177,8 +250,17 @@ spec:
     }
   });
 
-  test('unenrolling removes every ambit rule from the pods, and traffic reaches them directly again', async () => {
+  test('unenrolling keeps open connections, then removes every ambit rule from the pods, and traffic reaches them directly again', async () => {
+    const before = await status();
+    const client = before.pods.find((p) => p.labels.app === 'client')!;
+    const echo = before.services.find((x) => x.name === 'echo')!;
+    const held = holdConnection('client', client.name, echo.clusterIP, 9000);
+    await sleep(600);
     await ambitOk(['unenroll', 'shop']);
+    await eventually('shop released', async () => (await status()).pods.filter((p) => p.namespace === 'shop').every((p) => p.capture !== 'captured'), 20_000);
+    await sleep(1500);
+    const kept = await held.stop();
+    assert.is(kept.err, '', `the connection open before unenrolling failed after ${kept.rounds} round trips`);
     const s = await status();
     for (const p of s.pods.filter((x) => x.namespace === 'shop')) {
       await eventually(`no rules in ${p.name}`, async () => (await rulesIn(p.node, 'shop', p.name)) === 0);

@@ -1,7 +1,7 @@
 // The eBPF redirect against the real kernel, in a pod this test makes (a network namespace joined by
 // a veth to a peer namespace, and a cgroup v2 group): the pod's outbound connection reaches the
 // agent's 15001 with its original destination, an inbound one from the peer reaches the agent's
-// 15006, HBONE's 15008 is left alone, a second agent run adopts the pinned programs without
+// 15006 (on any port: HBONE ends on the node, so the pod's 15008 is captured too), a second agent run adopts the pinned programs without
 // attaching twice, and removal leaves no program attached and nothing pinned.
 
 import { test } from 'uvu';
@@ -127,7 +127,7 @@ test('outbound and inbound connections of the pod pass through the agent, with t
   // The peer's server, and the pod's app on 9090 (upper-cases what it gets).
   await listen(peerFd, peerIp, 8080, (s) => s.on('data', (d: Buffer) => s.end(`peer got ${d}`)));
   await listen(podFd, podIp, 9090, (s) => s.on('data', (d: Buffer) => s.end(String(d).toUpperCase())));
-  await listen(podFd, podIp, 15008, (s) => s.end('hbone'));
+  await listen(podFd, podIp, 15008, (s) => s.on('data', (d: Buffer) => s.end(`app on 15008 got ${d}`)));
 
   const redirect = new EbpfRedirect({ node: 'test', pinRoot });
   redirects.push(redirect);
@@ -152,16 +152,16 @@ test('outbound and inbound connections of the pod pass through the agent, with t
 
   assert.is(await podClient(peerIp, 8080, 'hello'), 'peer got hello');
   assert.is(await fromPeer(podIp, 9090, 'inbound'), 'INBOUND', JSON.stringify({ seen, stats: redirect.stats(), c: inbound.counters }));
-  assert.is(await fromPeer(podIp, 15008, 'x'), 'hbone', '15008 reaches its own listener');
-  assert.equal(seen, [`out ${peerIp}:8080`, `in ${podIp}:9090`]);
+  assert.is(await fromPeer(podIp, 15008, 'x'), 'app on 15008 got x', 'an app on 15008 is reached through the agent');
+  assert.equal(seen, [`out ${peerIp}:8080`, `in ${podIp}:9090`, `in ${podIp}:15008`]);
   // A loopback connection of the pod stays inside it.
-  assert.is(await podClient('127.0.0.1', 15008, 'x'), 'ERR ECONNREFUSED');
+  assert.is(await podClient('127.0.0.1', 15009, 'x'), 'ERR ECONNREFUSED');
   const stats = redirect.stats();
   assert.is(stats.outboundRedirected, 1);
   assert.is(stats.outboundKeyed, 1);
-  assert.is(stats.inboundAssigned, 1);
+  assert.is(stats.inboundAssigned, 2);
   assert.is(outbound.counters.opened, 1);
-  assert.is(inbound.counters.opened, 1);
+  assert.is(inbound.counters.opened, 2);
 });
 
 test('a second agent run adopts the pinned programs: each is attached once', () => {
