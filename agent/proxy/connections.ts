@@ -94,8 +94,27 @@ export class ConnectionTable {
     const onError = (err: Error) => (error ??= (err as NodeJS.ErrnoException).code ?? err.message);
     client.once('close', onClose).on('error', onError);
     upstream.once('close', onClose).on('error', onError);
+    // A side that closed before this call (a client that reset while the upstream was connecting)
+    // will never emit 'close' again: count it now, and end the other side, which has no peer left.
+    const clientGone = closeEmitted(client);
+    const upstreamGone = closeEmitted(upstream);
+    if (clientGone || upstreamGone) {
+      c.closedReason ??= `${clientGone ? 'client' : 'upstream'} closed before the connection was established`;
+      if (clientGone) onClose();
+      if (upstreamGone) onClose();
+      c.terminate(c.closedReason);
+    }
     return c;
   }
+}
+
+/**
+ * Whether `s` has already emitted 'close'. Not `s.closed`: that turns true when destroy() runs,
+ * a tick before the event, which a listener added in between still receives.
+ */
+function closeEmitted(s: Duplex): boolean {
+  const state = s as Duplex & { _readableState?: { closeEmitted?: boolean }; _writableState?: { closeEmitted?: boolean } };
+  return state._readableState?.closeEmitted === true || state._writableState?.closeEmitted === true;
 }
 
 /** Byte totals of a TCP socket pair: what the upstream socket wrote is what the client sent. */

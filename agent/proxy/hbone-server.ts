@@ -66,6 +66,8 @@ export interface HboneServerCounters {
 export interface HboneTunnel {
   peer: Identity;
   peerUri: string;
+  /** The IPv4 address the tunnel's TLS connection came from (the peer node or waypoint); undefined once the socket is gone. */
+  peerAddress: string | undefined;
   authority: Authority;
   headers: IncomingHttpHeaders;
   stream: ServerHttp2Stream;
@@ -193,6 +195,9 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     counters.activeSessions++;
     sessions.add(session);
     session.setLocalWindowSize(limits.sessionWindowBytes);
+    // Read once per session: a dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    const remote = session.socket?.remoteAddress;
+    const peerAddress = remote?.startsWith('::ffff:') ? remote.slice(7) : remote;
     let open = 0;
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {
@@ -238,7 +243,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
       const authority = parseAuthority(headers[':authority']);
       if (!authority) return reject(stream, 400, 'bad-authority');
       counters.tunnels++;
-      const tunnel = new Tunnel(peer, peerUri, authority, headers, stream);
+      const tunnel = new Tunnel(peer, peerUri, peerAddress, authority, headers, stream);
       try {
         o.onTunnel(tunnel);
       } catch (err) {
@@ -279,6 +284,7 @@ class Tunnel implements HboneTunnel {
   constructor(
     readonly peer: Identity,
     readonly peerUri: string,
+    readonly peerAddress: string | undefined,
     readonly authority: Authority,
     readonly headers: IncomingHttpHeaders,
     readonly stream: ServerHttp2Stream,

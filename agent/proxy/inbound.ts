@@ -8,11 +8,13 @@
 import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
+import { AmbitError } from '../../shared/errors.js';
 import { principal } from '../../shared/identity/spiffe.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { Authorizer, ConnectionAttributes, Decision, PeerAuthenticator } from '../../shared/policy/index.js';
+import { ipv4 } from '../../shared/policy/match.js';
 import { accessFields, clientSocketBytes, type ConnectionInfo, type ConnectionTable, type TrackedConnection } from './connections.js';
 import type { HboneTunnel } from './hbone-server.js';
 import { identityOf, join } from './outbound.js';
@@ -36,12 +38,22 @@ export interface InboundContext {
   access: Logger;
   denied(reason: string): void;
   failed(reason: string): void;
+  /** How long the app has to accept the agent's connection; podConnectTimeoutMs when absent (tests shorten it). */
+  podConnectTimeoutMs?: number;
 }
 
 /** What policy re-checks need of an inbound connection. */
 const attributesOf = new WeakMap<TrackedConnection, { pod: DestinationPod; attrs: ConnectionAttributes }>();
 
 const forwardedFor = /^for="?(\d{1,3}(?:\.\d{1,3}){3})"?$/;
+
+/**
+ * How long the app in the pod has to accept the agent's connection. The pod is on this node, so a
+ * live one answers within a millisecond; a SYN that goes unanswered (a pod being torn down, an
+ * accept queue that is full) would otherwise wait out the kernel's SYN retries, about two minutes,
+ * with the client's CONNECT unanswered all that time.
+ */
+export const podConnectTimeoutMs = 5_000;
 
 /** A CONNECT on 15008 from an authenticated peer. */
 export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
@@ -53,7 +65,16 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
   // The caller's address, as its agent says (Forwarded: for=IP). It is believed only when it is a
   // workload of the peer's identity: a peer cannot borrow another workload's address.
   const peerPrincipal = principal(t.peer);
-  let sourceIp: string | undefined;
+  // Without the header, the source is the address the tunnel came from (the peer node, or a
+  // waypoint), as ztunnel does: a real address, so an ipBlocks DENY naming it applies and a
+  // notIpBlocks ALLOW excluding it does not let it in. Refusing instead would break peers that do
+  // not send the header (a waypoint, another HBONE implementation), and 0.0.0.0 matched no block
+  // at all: it slipped past every DENY on ipBlocks. A tunnel with no IPv4 peer address (its socket
+  // already gone) has nothing to be checked against, and is refused.
+  let sourceIp = t.peerAddress !== undefined && ipv4(t.peerAddress) >= 0 ? t.peerAddress : undefined;
+  // The app sees the client's own address only when the Forwarded one was believed; the peer node's
+  // is not the client's, and the pod would route its answers to it.
+  let clientIp: string | undefined;
   const header = t.headers['forwarded'];
   if (typeof header === 'string') {
     const m = forwardedFor.exec(header.trim());
@@ -62,22 +83,27 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
       ctx.failed('bad-forwarded');
       return t.respond(400);
     }
-    if (w && w.namespace === t.peer.namespace && w.serviceAccount === t.peer.serviceAccount) sourceIp = m[1]!;
+    if (w && w.namespace === t.peer.namespace && w.serviceAccount === t.peer.serviceAccount) sourceIp = clientIp = m[1]!;
     else {
       ctx.denied('source-address-not-of-peer');
       ctx.access.info({ event: 'denied', reason: `Forwarded address ${m[1]} is not a workload of ${peerPrincipal}`, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
       return t.respond(403);
     }
   }
+  if (!sourceIp) {
+    ctx.denied('no-source-address');
+    ctx.access.info({ event: 'denied', reason: `no IPv4 source address for a tunnel from ${peerPrincipal}`, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
+    return t.respond(403);
+  }
   const attrs: ConnectionAttributes = {
-    sourceIp: sourceIp ?? '0.0.0.0',
+    sourceIp,
     sourcePrincipal: peerPrincipal,
     sourceNamespace: t.peer.namespace,
     destinationIp: t.authority.ip,
     destinationPort: t.authority.port,
   };
   const decision = ctx.authorizer.authorize(pod.workload, attrs);
-  const source = sourceIp ? ctx.resolver.workloadAt(sourceIp) : undefined;
+  const source = clientIp ? ctx.resolver.workloadAt(clientIp) : undefined;
   const info: ConnectionInfo = {
     reporter: 'destination',
     source: { ip: attrs.sourceIp, ...(source ? { workload: source } : {}), principal: peerPrincipal },
@@ -89,18 +115,24 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
     deny(ctx, info, decision);
     return t.respond(403);
   }
-  const upstream = dial(ctx, pod, t.authority, sourceIp);
+  const upstream = dial(ctx, pod, t.authority, clientIp);
   if (!upstream) return t.respond(503);
-  upstream.once('connect', () => {
+  // A client that gives up while the pod is connecting takes the dial with it; after the connect,
+  // the connection table and the pipes see to its end.
+  const abandon = () => upstream.destroy();
+  t.stream.once('close', abandon);
+  whenConnected(ctx, upstream, (err) => {
+    t.stream.off('close', abandon);
+    if (err instanceof PodConnectAbandoned) return;
+    if (err) {
+      ctx.failed('connect-pod');
+      ctx.log.debug({ err: err.message, pod: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${t.authority.ip}:${t.authority.port}` }, 'inbound connect to the pod failed');
+      return t.respond(503);
+    }
     t.respond(200);
     const c = ctx.connections.track(info, t.stream, upstream, { sent: () => upstream.bytesWritten, received: () => upstream.bytesRead });
     attributesOf.set(c, { pod, attrs });
     joinTunnel(t, upstream);
-  });
-  upstream.once('error', () => {
-    if (!upstream.connecting) return;
-    ctx.failed('connect-pod');
-    t.respond(503);
   });
 }
 
@@ -132,11 +164,13 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
   }
   const upstream = dial(ctx, pod, dst, client.remoteAddress);
   if (!upstream) return void client.resetAndDestroy();
-  upstream.once('connect', () => {
+  whenConnected(ctx, upstream, (err) => {
+    // The pipes below reset the client when the dial fails, and destroy the dial (with the client's
+    // error) when the client goes first: that one is not the pod's failure.
+    if (err) return void (err instanceof PodConnectAbandoned || client.destroyed || ctx.failed('connect-pod'));
     const c = ctx.connections.track(info, client, upstream, clientSocketBytes(client));
     attributesOf.set(c, { pod, attrs });
   });
-  upstream.once('error', () => upstream.connecting && ctx.failed('connect-pod'));
   join(client, upstream);
 }
 
@@ -178,6 +212,41 @@ function dial(ctx: InboundContext, pod: DestinationPod, dst: Destination, source
     ctx.failed('socket');
     ctx.log.warn({ err: (err as Error).message, pod: `${pod.workload.namespace}/${pod.workload.name}` }, 'inbound socket failed');
     return undefined;
+  }
+}
+
+/**
+ * Calls `done` once: when `upstream` connects, or with the error that ended its connect (refused,
+ * the pod connect timeout, or destroyed by a client gone first). Node clears `connecting` before it
+ * emits a failed connect's 'error', so whether it connected is kept here.
+ */
+function whenConnected(ctx: InboundContext, upstream: Socket, done: (err?: Error) => void): void {
+  let settled = false;
+  const timeoutMs = ctx.podConnectTimeoutMs ?? podConnectTimeoutMs;
+  const onTimeout = () => upstream.destroy(new PodConnectTimeout(timeoutMs));
+  const settle = (err?: Error) => {
+    if (settled) return;
+    settled = true;
+    upstream.setTimeout(0, onTimeout);
+    done(err);
+  };
+  upstream.setTimeout(timeoutMs, onTimeout);
+  upstream.once('connect', () => settle());
+  upstream.once('error', settle);
+  upstream.once('close', () => settle(new PodConnectAbandoned()));
+}
+
+/** The app did not accept the agent's connection in time. */
+export class PodConnectTimeout extends AmbitError {
+  constructor(readonly timeoutMs: number) {
+    super('PodConnectTimeout', `the pod did not accept the connection within ${timeoutMs} ms; is the app listening, or is the pod shutting down?`);
+  }
+}
+
+/** The dial to the pod was given up before it connected (its client went away first). */
+export class PodConnectAbandoned extends AmbitError {
+  constructor() {
+    super('PodConnectAbandoned', 'the connection to the pod was abandoned before it connected: the client went away first');
   }
 }
 

@@ -88,8 +88,15 @@ function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resoluti
     return refuse(client);
   }
   upstream.connect(r.target.port, r.target.ip);
-  upstream.once('connect', () => ctx.connections.track(info, client, upstream, clientSocketBytes(client)));
-  upstream.once('error', () => upstream.connecting && ctx.failed('connect'));
+  // Node clears `connecting` before it emits a failed connect's 'error', so whether it connected
+  // is kept here. join() resets the client; this listener runs before join's, so a client already
+  // destroyed is one that went first (its error passed on by the pipes): not the destination's failure.
+  let connected = false;
+  upstream.once('connect', () => {
+    connected = true;
+    ctx.connections.track(info, client, upstream, clientSocketBytes(client));
+  });
+  upstream.once('error', () => connected || client.destroyed || ctx.failed('connect'));
   join(client, upstream);
 }
 
@@ -146,6 +153,9 @@ function tunnel(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolut
  * (so a refused upstream looks refused to the app, not like an empty answer).
  */
 export function join(client: Socket, upstream: Duplex): void {
+  // Before the pipes' own listeners: on an error they destroy the client first, which ends it with
+  // a FIN, and the reset below would come too late.
+  upstream.once('error', () => refuse(client));
   const done = (err?: Error | null) => {
     if (!err) return;
     refuse(client);

@@ -1,7 +1,8 @@
 // The client side of HBONE: HTTP/2 sessions to other nodes' port 15008, pooled by (source identity,
 // expected peer identity, node address), and one CONNECT stream per tunnel. A tunnel gets a stream on
 // a session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; another session is dialed
-// only when all are full, up to a cap. Dialing and checking the server is dial.ts's.
+// only when all are full, up to a cap. Sessions are PINGed, and dropped when the peer stops answering
+// or its node leaves the cluster. Dialing and checking the server is dial.ts's.
 
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -18,6 +19,13 @@ export interface HbonePoolOptions {
   idleTimeoutMs?: number;
   /** From the call to the 200 (TCP, TLS and the CONNECT answer). Default 10 s. */
   connectTimeoutMs?: number;
+  /**
+   * A PING on every session this often, so that a peer gone without a FIN or RST (a node that lost
+   * power, a NAT that forgot the flow) is noticed. Default 10 s, as ztunnel.
+   */
+  keepaliveIntervalMs?: number;
+  /** A PING unanswered this long drops the session and resets its tunnels. Default 20 s, as ztunnel. */
+  keepaliveTimeoutMs?: number;
   streamWindowBytes?: number;
   sessionWindowBytes?: number;
   /** Makes the TCP socket to a node, connecting or connected (the agent's is in the pod's namespace, with its mark). */
@@ -40,6 +48,9 @@ export interface HbonePoolCounters {
   tunnels: number;
   refused: number;
   failed: number;
+  /** PINGs answered, and sessions dropped because one was not. */
+  keepalivePings: number;
+  keepaliveTimeouts: number;
 }
 
 interface Waiter {
@@ -68,6 +79,8 @@ interface PooledSession {
   cancel?: () => void;
   failure?: Error;
   idle?: NodeJS.Timeout;
+  /** The next PING, or the deadline of the one in flight. */
+  keepalive?: NodeJS.Timeout;
 }
 
 /**
@@ -83,23 +96,28 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 interface Entry {
   key: string;
+  nodeAddress: string;
   sessions: PooledSession[];
   queue: Waiter[];
 }
 
 export class HbonePool {
-  readonly counters: HbonePoolCounters = { handshakes: 0, resumed: 0, sessionsOpened: 0, sessionsClosed: 0, streamsOpened: 0, tunnels: 0, refused: 0, failed: 0 };
+  readonly counters: HbonePoolCounters = { handshakes: 0, resumed: 0, sessionsOpened: 0, sessionsClosed: 0, streamsOpened: 0, tunnels: 0, refused: 0, failed: 0, keepalivePings: 0, keepaliveTimeouts: 0 };
   private readonly entries = new Map<string, Entry>();
   private readonly dialer: NodeDialer;
   private readonly maxSessions: number;
   private readonly idleMs: number;
   private readonly timeoutMs: number;
+  private readonly keepaliveIntervalMs: number;
+  private readonly keepaliveTimeoutMs: number;
   private closed = false;
 
   constructor(private readonly o: HbonePoolOptions) {
     this.maxSessions = o.maxSessionsPerKey ?? 8;
     this.idleMs = o.idleTimeoutMs ?? 60_000;
     this.timeoutMs = o.connectTimeoutMs ?? 10_000;
+    this.keepaliveIntervalMs = o.keepaliveIntervalMs ?? 10_000;
+    this.keepaliveTimeoutMs = o.keepaliveTimeoutMs ?? 20_000;
     this.dialer = new NodeDialer({ trustBundle: o.trustBundle, createConnection: o.createConnection, handshakeTimeoutMs: this.timeoutMs, counters: this.counters });
   }
 
@@ -117,10 +135,34 @@ export class HbonePool {
     const { req } = w;
     const key = `${req.identity} ${req.expectedIdentity ?? '*'} ${req.nodeAddress}:${req.nodePort ?? hbonePort}`;
     let entry = this.entries.get(key);
-    if (!entry) this.entries.set(key, (entry = { key, sessions: [], queue: [] }));
+    if (!entry) this.entries.set(key, (entry = { key, nodeAddress: req.nodeAddress, sessions: [], queue: [] }));
     if (first) entry.queue.unshift(w);
     else entry.queue.push(w);
     this.drain(entry);
+  }
+
+  /**
+   * Closes the sessions to every node whose address is not in `addresses` (nodes that left the
+   * cluster), and fails the tunnels waiting for them. Tunnels open on them run to their end, or
+   * until keepalive finds the node gone. Returns how many sessions were closed.
+   */
+  retainNodes(addresses: Iterable<string>): number {
+    const keep = new Set(addresses);
+    let closed = 0;
+    for (const entry of [...this.entries.values()]) {
+      if (keep.has(entry.nodeAddress)) continue;
+      const err = new HboneConnectFailed('closed', `the node at ${entry.nodeAddress} left the cluster`);
+      for (const w of entry.queue.splice(0)) this.fail(w, err);
+      for (const s of [...entry.sessions]) {
+        closed++;
+        for (const w of s.starters.splice(0)) this.fail(w, err);
+        this.remove(s);
+        if (s.h2) s.h2.close();
+        else s.cancel?.();
+      }
+      if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    }
+    return closed;
   }
 
   /** Sessions open or opening now. */
@@ -213,9 +255,43 @@ export class HbonePool {
     h2.once('close', () => {
       this.counters.sessionsClosed++;
       clearTimeout(s.idle);
+      clearTimeout(s.keepalive);
       this.remove(s);
     });
+    this.keepalive(s, h2);
     for (const w of s.starters.splice(0)) this.stream(s, w);
+  }
+
+  /**
+   * PINGs `h2` every interval for as long as it lives, in the pool or draining (its open tunnels
+   * deserve the check too). One PING in flight at a time; no answer within the timeout destroys the
+   * session, which resets its streams and so the tunnels' clients.
+   */
+  private keepalive(s: PooledSession, h2: ClientHttp2Session): void {
+    const onAnswer = (err: Error | null) => {
+      clearTimeout(s.keepalive);
+      // An error is the session closing under the PING: its 'close' ends the keepalive.
+      if (err || h2.destroyed) return;
+      this.counters.keepalivePings++;
+      s.keepalive = setTimeout(ping, this.keepaliveIntervalMs).unref();
+    };
+    const unanswered = () => {
+      if (h2.destroyed) return;
+      this.counters.keepaliveTimeouts++;
+      s.failure ??= new HboneConnectFailed('session', `the node at ${s.node} did not answer a PING within ${this.keepaliveTimeoutMs} ms`);
+      this.remove(s);
+      h2.destroy();
+    };
+    const ping = () => {
+      if (h2.destroyed) return;
+      try {
+        h2.ping(onAnswer);
+      } catch {
+        return; // the session is closing
+      }
+      s.keepalive = setTimeout(unanswered, this.keepaliveTimeoutMs).unref();
+    };
+    s.keepalive = setTimeout(ping, this.keepaliveIntervalMs).unref();
   }
 
   private stream(s: PooledSession, w: Waiter): void {

@@ -243,6 +243,7 @@ export class NodeProxy {
   }
 
   private onConfig(): void {
+    this.pool.retainNodes([...this.o.state.nodes.values()].map((n) => n.ip));
     const policies = [...this.o.state.policies.values()];
     // Policies are compiled again only when they changed; then live connections are checked again.
     const version = JSON.stringify(policies);

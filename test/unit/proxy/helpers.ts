@@ -1,6 +1,7 @@
 // Fixtures for the HBONE tests: SVIDs with their private keys as PEM (a leaf signed by a test CA,
-// optionally through an intermediate, naming one SPIFFE ID), a TCP echo server to tunnel to, and
-// the tunnel handler the agent's inbound will be (dial the authority, answer, pipe).
+// optionally through an intermediate, naming one SPIFFE ID), a TCP echo server to tunnel to, and a
+// stand-in tunnel handler (dial the authority, answer, pipe) for tests of the HBONE ends themselves.
+// The agent's own inbound (its dial, its answers, its counts) is tested through handleTunnel.
 
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
@@ -75,7 +76,7 @@ export async function echoServer(): Promise<{ port: number; close(): Promise<voi
   };
 }
 
-/** What the agent's inbound will do, without policy: dial the authority, answer 200 and pipe, or 503. */
+/** A stand-in for the agent's inbound, without policy: dial the authority, answer 200 and pipe, or 503. */
 export function dialTunnel(tunnel: HboneTunnel): void {
   // Half-open, so the destination's FIN ends only its direction of the tunnel.
   const upstream = connect({ port: tunnel.authority.port, host: tunnel.authority.ip, allowHalfOpen: true });

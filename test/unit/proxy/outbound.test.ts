@@ -1,0 +1,102 @@
+// The outbound plain-TCP path (a destination outside the mesh) through handleOutbound, with real
+// sockets on loopback and the agent's socket path in this process's own namespace: a refused
+// destination resets the app's connection at once and is counted; a good one carries bytes and
+// leaves the connection table when it ends.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { AgentState } from '../../../agent/state/state.js';
+import { Resolver } from '../../../agent/proxy/resolve.js';
+import { ConnectionTable } from '../../../agent/proxy/connections.js';
+import { handleOutbound, type OutboundContext, type SourcePod } from '../../../agent/proxy/outbound.js';
+import type { HbonePool } from '../../../agent/proxy/pool.js';
+import type { CertificateManager } from '../../../agent/identity/manager.js';
+import { closeFd, openNetns } from '../../../native/netns.js';
+import { echoServer, until } from './helpers.js';
+
+const state = new AgentState('n1');
+state.apply({
+  type: 'config',
+  full: true,
+  from: 0,
+  to: 1,
+  upserts: [
+    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n1', serviceAccount: 'web', owner: 'Deployment/web' } },
+  ],
+  deletes: [],
+});
+const podNs = openNetns('/proc/self/ns/net');
+const failed: string[] = [];
+let closedConnections = 0;
+const ctx: OutboundContext = {
+  resolver: new Resolver(state),
+  // The plain path uses neither.
+  pool: undefined as unknown as HbonePool,
+  certificates: undefined as unknown as CertificateManager,
+  connections: new ConnectionTable({ opened: () => undefined, closed: () => closedConnections++ }),
+  trustDomain: 'cluster.local',
+  log: pino({ level: 'silent' }),
+  failed: (r) => failed.push(r),
+};
+
+/** The pod's outbound listener (its 15001), with the original destination fixed to `port` on loopback. */
+async function listener(port: number): Promise<Server> {
+  const pod: SourcePod = { workload: state.workloads.get('workload/shop/web-1')!, nsFd: podNs, destinationOf: () => ({ ip: '127.0.0.1', port }) };
+  const server = createServer({ allowHalfOpen: true }, (s) => handleOutbound(ctx, pod, s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+test.after(() => closeFd(podNs));
+
+test('a plain-TCP destination that refuses resets the app\'s connection at once and is counted', async () => {
+  const server = await listener(await closedPort());
+  try {
+    const app: Socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const ending = new Promise<string | undefined>((resolve) => {
+      app.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+      app.once('close', () => resolve('closed without a reset'));
+    });
+    assert.is(await ending, 'ECONNRESET', 'a refused destination looks refused to the app, not like an empty answer');
+    await until(() => failed.length > 0);
+    assert.equal(failed, ['connect']);
+    assert.is(ctx.connections.size, 0);
+  } finally {
+    server.close();
+    failed.length = 0;
+  }
+});
+
+test('a plain-TCP destination that answers carries bytes, and the connection leaves the table at its end', async () => {
+  const echo = await echoServer();
+  const server = await listener(echo.port);
+  try {
+    const app: Socket = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    app.end('through the agent');
+    const chunks: Buffer[] = [];
+    for await (const c of app) chunks.push(c as Buffer);
+    assert.is(Buffer.concat(chunks).toString(), 'through the agent');
+    await until(() => closedConnections === 1);
+    assert.is(ctx.connections.size, 0);
+    assert.equal(failed, []);
+  } finally {
+    server.close();
+    await echo.close();
+  }
+});
+
+test.run();
