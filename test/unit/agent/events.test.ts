@@ -1,6 +1,7 @@
 // The query API's `connections` and `denials` topics, end to end inside one process: a plain `ws`
 // client against the real query API server, a connection tracked by the real ConnectionTable, and
-// denials through the real inbound path (HBONE server and pool on loopback, handleTunnel). Clients
+// denials through the real inbound path (HBONE server and pool on loopback, handleTunnel; a
+// plaintext connection refused under STRICT, handlePlaintext). Clients
 // that did not ask for these topics receive none of them, and the API listens on the data path's
 // channels only while some client wants the topic.
 
@@ -16,7 +17,7 @@ import { EventLog } from '../../../agent/api/events.js';
 import { createAdminServer } from '../../../agent/api/server.js';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable, socketBytes, type ConnectionInfo } from '../../../agent/proxy/connections.js';
-import { handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
+import { handlePlaintext, handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
 import { join } from '../../../agent/proxy/outbound.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { echoServer, fixture, rejection, until } from '../proxy/helpers.js';
@@ -42,10 +43,11 @@ const db = state.workloads.get('workload/shop/db-1')!;
 const silent = pino({ level: 'silent' });
 const connections = new ConnectionTable({ opened: () => undefined, closed: () => undefined });
 const authorizer = new Authorizer();
+const peerAuthentication = new PeerAuthenticator();
 const ctx: InboundContext = {
   resolver: new Resolver(state),
   authorizer,
-  peerAuthentication: new PeerAuthenticator(),
+  peerAuthentication,
   connections,
   // 127.0.0.1 stands for this node's one captured pod; denied CONNECTs never dial it.
   localPod: (ip) => (ip === '127.0.0.1' ? { workload: db, nsFd: -1 } : undefined),
@@ -223,6 +225,34 @@ test('a subscriber to connections and denials sees a connection opened and close
     }
   } finally {
     for (const c of [watcher, everything, ...others]) await c.close();
+  }
+});
+
+test('a plaintext connection refused under mTLS STRICT is a denial naming the PeerAuthentication', async () => {
+  const watcher = await client();
+  peerAuthentication.update([{ kind: 'PeerAuthentication', name: 'strict', namespace: 'shop', spec: { mtls: { mode: 'STRICT' } } }]);
+  // A pod's 15006 as the capture hands it over: the original destination is db-1's port 5432.
+  const listener = createServer((s) => handlePlaintext(ctx, { workload: db, nsFd: -1 }, s, () => ({ ip: db.ip, port: 5432 })));
+  try {
+    await watcher.call('subscribe', { topics: ['denials'] });
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const app = connect({ port: (listener.address() as AddressInfo).port, host: '127.0.0.1' });
+    // Refused with a reset, as a denied connection looks to the app.
+    await new Promise((closed) => app.on('error', () => undefined).once('close', closed));
+    await until(() => of(watcher, 'denials').length === 1);
+    const d = of(watcher, 'denials')[0]!.data!;
+    assert.is(d.code, 'mtls-strict');
+    assert.is(d.reason, 'plaintext refused: mTLS mode STRICT (PeerAuthentication shop/strict)');
+    assert.is(d.connection_security_policy, 'none');
+    assert.match(String(d.source), /^127\.0\.0\.1:\d+$/);
+    assert.is(d.destination, '127.0.0.1:5432');
+    assert.is(d.destination_workload, 'shop/db-1');
+    assert.is(d.policy, undefined, 'no AuthorizationPolicy decided');
+  } finally {
+    peerAuthentication.update([]);
+    listener.close();
+    await watcher.close();
   }
 });
 
