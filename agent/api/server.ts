@@ -94,11 +94,10 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         if (wanted === null) return fail('BadRequest', `topics must be a list of ${topics.join(', ')}`);
         unsubscribe?.();
         unsubscribe = o.events.subscribe((e) => {
-          if (wanted && !wanted.has(e.topic)) return;
           // A reader that stops reading is dropped rather than buffered without bound.
           if (ws.bufferedAmount > 4 * 1024 * 1024) ws.terminate();
           else ws.send(JSON.stringify(e));
-        });
+        }, wanted);
         return reply({ subscribed: wanted ? [...wanted] : topics });
       }
       default:

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WorkloadEntry, ServiceEntry } from '../../shared/protocol/config.js';
+import { connectionClosed, connectionOpened } from '../telemetry/events.js';
 
 export interface Peer {
   ip: string;
@@ -84,12 +85,16 @@ export class ConnectionTable {
     };
     this.live.set(c.id, c);
     this.events.opened(c);
+    if (connectionOpened.hasSubscribers) connectionOpened.publish({ connection: c });
     let open = 2;
     let error: string | undefined;
     const onClose = () => {
       if (--open > 0) return;
       this.live.delete(c.id);
-      this.events.closed(c, performance.now() - c.startedAt, c.closedReason ?? error);
+      const durationMs = performance.now() - c.startedAt;
+      const reason = c.closedReason ?? error;
+      this.events.closed(c, durationMs, reason);
+      if (connectionClosed.hasSubscribers) connectionClosed.publish({ connection: c, durationMs, ...(reason ? { error: reason } : {}) });
     };
     const onError = (err: Error) => (error ??= (err as NodeJS.ErrnoException).code ?? err.message);
     client.once('close', onClose).on('error', onError);

@@ -19,6 +19,7 @@ import { accessFields, clientSocketBytes, type ConnectionInfo, type ConnectionTa
 import type { HboneTunnel } from './hbone-server.js';
 import { identityOf, join } from './outbound.js';
 import type { Resolver } from './resolve.js';
+import { connectionDenied, type DenialCode } from '../telemetry/events.js';
 
 /** A captured pod of this node, where inbound connections are delivered. */
 export interface DestinationPod {
@@ -85,8 +86,14 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
     }
     if (w && w.namespace === t.peer.namespace && w.serviceAccount === t.peer.serviceAccount) sourceIp = clientIp = m[1]!;
     else {
+      const reason = `Forwarded address ${m[1]} is not a workload of ${peerPrincipal}`;
       ctx.denied('source-address-not-of-peer');
-      ctx.access.info({ event: 'denied', reason: `Forwarded address ${m[1]} is not a workload of ${peerPrincipal}`, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
+      ctx.access.info({ event: 'denied', reason, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
+      if (connectionDenied.hasSubscribers) {
+        // The claimed address, not attributed to the workload that holds it.
+        const connection: ConnectionInfo = { reporter: 'destination', source: { ip: m[1]!, principal: peerPrincipal }, destination: { ip: t.authority.ip, port: t.authority.port, workload: pod.workload, principal: principal(identityOf(pod.workload, ctx.trustDomain)) }, security: 'mutual_tls' };
+        connectionDenied.publish({ connection, decision: { allowed: false, reason }, code: 'source-address-not-of-peer' });
+      }
       return t.respond(403);
     }
   }
@@ -184,6 +191,7 @@ export function recheckConnections(ctx: InboundContext): number {
     if (d.allowed) continue;
     closed++;
     ctx.denied('policy-changed');
+    if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection: c, decision: d, code: 'policy-changed' });
     c.terminate(`denied after a policy change: ${d.reason}`);
   }
   return closed;
@@ -194,8 +202,10 @@ function withWorkload(w: WorkloadEntry | undefined) {
 }
 
 function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
-  ctx.denied(d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default');
+  const code: DenialCode = d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default';
+  ctx.denied(code);
   ctx.access.info({ event: 'denied', reason: d.reason, ...accessFields(info) }, 'connection denied');
+  if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection: info, decision: d, code });
 }
 
 /**
