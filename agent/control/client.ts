@@ -2,16 +2,14 @@
 // authenticated by the node's token. Applies every push to the state and answers ack or nack.
 // When the controller is away the agent keeps its last configuration and reconnects with
 // exponential backoff and full jitter, so a fleet of agents does not return in lockstep.
+// What a push does to the state (in order, off the event loop where it is heavy) is receiver.ts's.
 
-import { gunzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
-import { type ConfigPush, pushPath } from '../../shared/protocol/config.js';
+import { pushPath } from '../../shared/protocol/config.js';
 import { nodeAuthentication, type NodeChannelOptions } from '../identity/caclient.js';
-import { type AgentState, ConfigRejected } from '../state/state.js';
-
-/** The largest push an agent accepts, decompressed. */
-const maxPushBytes = 512 * 1024 * 1024;
+import type { AgentState } from '../state/state.js';
+import { PushReceiver } from './receiver.js';
 
 export interface ControlOptions extends NodeChannelOptions {
   state: AgentState;
@@ -31,7 +29,16 @@ export class ControllerConnection {
   /** What the current or last connection proved the node with. */
   authenticatedWith: 'token' | 'certificate' = 'token';
 
-  constructor(private readonly o: ControlOptions) {}
+  private readonly receiver: PushReceiver;
+
+  constructor(private readonly o: ControlOptions) {
+    this.receiver = new PushReceiver({ state: o.state, log: o.log, resync: (reason) => this.resync(reason) });
+  }
+
+  /** Resolves when every push received so far has been applied or refused (for tests). */
+  settled(): Promise<void> {
+    return this.receiver.idle();
+  }
 
   start(): void {
     this.connect();
@@ -96,14 +103,7 @@ export class ControllerConnection {
     // Full pushes come gzip-compressed as binary messages, deltas as text.
     ws.on('message', (data, isBinary) => {
       heard();
-      let text: string;
-      try {
-        text = isBinary ? gunzipSync(data as Buffer, { maxOutputLength: maxPushBytes }).toString() : data.toString();
-      } catch (err) {
-        ws.send(JSON.stringify({ type: 'nack', version: -1, reason: `a compressed push did not decompress: ${(err as Error).message}` }));
-        return;
-      }
-      this.onPush(ws, text);
+      this.receiver.receive(data as Buffer, isBinary, (m) => ws.send(JSON.stringify(m)));
     });
     // The first error of an attempt says why; the ones that follow it only say the socket closed.
     ws.on('unexpected-response', (_req, res) => {
@@ -131,29 +131,5 @@ export class ControllerConnection {
     const delay = Math.round(Math.random() * ceiling);
     if (this.attempts <= 3 || this.attempts % 10 === 0) this.o.log.info({ delayMs: delay, attempt: this.attempts, err: this.lastError }, 'reconnecting to the controller');
     this.timer = setTimeout(() => this.connect(), delay);
-  }
-
-  private onPush(ws: WebSocket, text: string): void {
-    let push: ConfigPush;
-    try {
-      push = JSON.parse(text) as ConfigPush;
-    } catch {
-      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: 'push is not JSON' }));
-      return;
-    }
-    if (typeof push !== 'object' || push === null || push.type !== 'config') {
-      ws.send(JSON.stringify({ type: 'nack', version: -1, reason: 'a push must be a JSON object of type config' }));
-      return;
-    }
-    try {
-      this.o.state.apply(push);
-      ws.send(JSON.stringify({ type: 'ack', version: push.to }));
-    } catch (err) {
-      const reason = err instanceof ConfigRejected ? err.reason : (err as Error).message;
-      this.o.log.warn({ version: push.to, reason }, 'rejected a config push');
-      ws.send(JSON.stringify({ type: 'nack', version: push.to, reason }));
-      // A delta that does not fit our version: we lost track, so ask for everything.
-      if (!push.full && push.from !== this.o.state.version) this.resync(reason);
-    }
   }
 }

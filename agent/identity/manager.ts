@@ -2,11 +2,13 @@
 // enrolled pod on this node, not one per pod. The key pair is made here and never leaves the node;
 // the CA gets a CSR. A certificate is fetched when the first pod of its identity is enrolled,
 // rotated at a fraction of its lifetime (with jitter, so a fleet does not rotate in step), fetched
-// again with backoff while the CA is away, and dropped when the last such pod leaves.
+// again with backoff while the CA is away, and dropped when the last such pod leaves. Key pairs
+// are made on libuv's thread pool: an RSA key takes 100-500 ms, which traffic must not wait for.
 
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
 import { type Identity, spiffeId } from '../../shared/identity/spiffe.js';
 import { buildCsr, toPem } from '../../shared/identity/x509.js';
@@ -14,6 +16,13 @@ import type { AgentState } from '../state/state.js';
 import { CertificateRefused, type CaClient } from './caclient.js';
 
 export type KeyType = 'ecdsa' | 'rsa';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A new key pair for a CSR, made off the event loop. */
+export function generateKeys(keyType: KeyType): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  return keyType === 'rsa' ? generateKeyPairAsync('rsa', { modulusLength: 2048 }) : generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+}
 
 export interface WorkloadCertificate {
   id: string;
@@ -61,6 +70,11 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
   private currentRoot: string | undefined;
   private stopped = false;
   private readonly onConfig = () => this.reconcile();
+  /**
+   * Certificates by the server name (SNI) a client asks for, built on the first handshake after a
+   * certificate is issued, rotated or dropped, so a handshake costs one map lookup.
+   */
+  private byServerName: { nameOf: (i: Identity) => string; names: Map<string, WorkloadCertificate> } | undefined;
 
   constructor(private readonly o: ManagerOptions) {
     super();
@@ -80,6 +94,16 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
   /** The current certificate of an identity, if it has one. */
   get(id: string): WorkloadCertificate | undefined {
     return this.slots.get(id)?.current;
+  }
+
+  /** The current certificate whose identity `nameOf` spells as `name` (a TLS server name). */
+  forServerName(name: string, nameOf: (i: Identity) => string): WorkloadCertificate | undefined {
+    if (this.byServerName?.nameOf !== nameOf) {
+      const names = new Map<string, WorkloadCertificate>();
+      for (const s of this.slots.values()) if (s.current) names.set(nameOf(s.current.identity), s.current);
+      this.byServerName = { nameOf, names };
+    }
+    return this.byServerName.names.get(name);
   }
 
   /**
@@ -148,6 +172,7 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
       if (wanted.has(id)) continue;
       clearTimeout(slot.timer);
       this.slots.delete(id);
+      this.byServerName = undefined;
       this.o.log.info({ identity: id }, 'certificate dropped: no enrolled pod of this identity is left on the node');
       this.emit('dropped', id);
     }
@@ -164,7 +189,8 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
     slot.inFlight = true;
     clearTimeout(slot.timer);
     try {
-      const keys = this.o.keyType === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const keys = await generateKeys(this.o.keyType);
+      if (this.slots.get(id) !== slot || this.stopped) return; // dropped meanwhile
       const csr = toPem(buildCsr(keys.privateKey, keys.publicKey, id), 'CERTIFICATE REQUEST');
       const r = await this.o.ca.requestCertificate(csr, this.o.ttlSeconds);
       if (this.slots.get(id) !== slot) return; // dropped meanwhile
@@ -184,6 +210,7 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
       if (leaf.serialNumber.toLowerCase().replace(/^0+/, '') !== r.serial.replace(/^0+/, '')) throw new Error('the CA answered a certificate whose serial differs from the one it reported');
       this.trustBundle = r.trustBundle;
       slot.current = cert;
+      this.byServerName = undefined;
       slot.readyAt ??= Date.now();
       slot.failures = 0;
       delete slot.lastError;

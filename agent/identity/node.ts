@@ -3,10 +3,10 @@
 // renewed at half its lifetime (with jitter) while the old one still authenticates the renewal.
 
 import { EventEmitter } from 'node:events';
-import { generateKeyPairSync } from 'node:crypto';
 import type { Logger } from '../../shared/log.js';
 import { nodeSpiffeId } from '../../shared/identity/spiffe.js';
 import { buildCsr, toPem } from '../../shared/identity/x509.js';
+import { generateKeys } from './manager.js';
 import type { CaClient } from './caclient.js';
 
 export interface NodeCredential {
@@ -58,7 +58,8 @@ export class NodeCredentials extends EventEmitter<{ renewed: [NodeCredential] }>
   private async renew(): Promise<void> {
     if (this.stopped) return;
     try {
-      const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const keys = await generateKeys('ecdsa');
+      if (this.stopped) return;
       const csr = toPem(buildCsr(keys.privateKey, keys.publicKey, nodeSpiffeId(this.o.trustDomain, this.o.node)), 'CERTIFICATE REQUEST');
       const r = await this.o.ca.requestCertificate(csr, this.o.ttlSeconds);
       this.rejected = false;

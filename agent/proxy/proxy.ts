@@ -58,8 +58,8 @@ export class NodeProxy {
   readonly server: HboneServer;
   private readonly active: ActiveCounts = new Map();
   private readonly perPod = new Map<string, { outbound: PodCounters; inbound: PodCounters }>();
-  private policyVersion = '';
-  private bundle: { roots: string; value: TrustBundle } | undefined;
+  private policyRevision = -1;
+  private bundle: { revision: number; value: TrustBundle } | undefined;
   private readonly outboundCtx: OutboundContext;
   private readonly inboundCtx: InboundContext;
 
@@ -244,12 +244,12 @@ export class NodeProxy {
 
   private onConfig(): void {
     this.pool.retainNodes([...this.o.state.nodes.values()].map((n) => n.ip));
+    // Policies are compiled again only when a push changed them; then live connections are checked again.
+    const revision = this.o.state.policyRevision;
+    if (revision === this.policyRevision) return;
+    const first = this.policyRevision === -1;
+    this.policyRevision = revision;
     const policies = [...this.o.state.policies.values()];
-    // Policies are compiled again only when they changed; then live connections are checked again.
-    const version = JSON.stringify(policies);
-    if (version === this.policyVersion) return;
-    const first = this.policyVersion === '';
-    this.policyVersion = version;
     this.authorizer.update(policies);
     this.peerAuthentication.update(policies);
     if (!first) {
@@ -258,21 +258,20 @@ export class NodeProxy {
     }
   }
 
+  /** Asked on every handshake: built again only after a push changed a trust bundle. */
   private trustBundle(): TrustBundle {
-    const roots: Record<string, string[]> = {};
-    for (const b of this.o.state.trustBundles.values()) roots[b.trustDomain] = b.roots;
-    const key = JSON.stringify(roots);
-    if (this.bundle?.roots !== key) this.bundle = { roots: key, value: new TrustBundle(roots) };
+    const revision = this.o.state.trustBundleRevision;
+    if (this.bundle?.revision !== revision) {
+      const roots: Record<string, string[]> = {};
+      for (const b of this.o.state.trustBundles.values()) roots[b.trustDomain] = b.roots;
+      this.bundle = { revision, value: new TrustBundle(roots) };
+    }
     return this.bundle.value;
   }
 
   /** The certificate a client asked for by name (SNI): the local workload identity it spells. */
   private contextFor(name: string): SecureContext | undefined {
-    for (const c of this.o.certificates.list()) {
-      const cert = this.o.certificates.get(c.identity);
-      if (cert && serverName(cert.identity) === name) return cert.secureContext;
-    }
-    return undefined;
+    return this.o.certificates.forServerName(name, serverName)?.secureContext;
   }
 
   private accessLog(c: TrackedConnection, durationMs: number, error?: string): void {
