@@ -4,6 +4,7 @@
 import { type Outcome, scale, seed, Target } from './common.js';
 import { fuzzHboneFrames, fuzzHboneRequests, targetParams } from './hbone.fuzz.js';
 import type { HboneTargetInfo } from './hbone-target.js';
+import { fuzzValidator } from './validator.fuzz.js';
 
 const only = process.argv[2];
 const outcomes: Outcome[] = [];
@@ -32,6 +33,8 @@ await part('hbone', async () => {
     await target.stop();
   }
 });
+
+await part('validator', fuzzValidator);
 
 const failed = outcomes.filter((o) => !o.ok);
 console.log(`\nfuzz: ${outcomes.length - failed.length}/${outcomes.length} passed in ${((Date.now() - started) / 1000).toFixed(0)} s (seed ${seed})`);
