@@ -5,6 +5,7 @@ import { type Outcome, scale, seed, Target } from './common.js';
 import { fuzzHboneFrames, fuzzHboneRequests, targetParams } from './hbone.fuzz.js';
 import type { HboneTargetInfo } from './hbone-target.js';
 import { fuzzValidator } from './validator.fuzz.js';
+import { fuzzQuery } from './query.fuzz.js';
 
 const only = process.argv[2];
 const outcomes: Outcome[] = [];
@@ -35,6 +36,7 @@ await part('hbone', async () => {
 });
 
 await part('validator', fuzzValidator);
+await part('query', fuzzQuery);
 
 const failed = outcomes.filter((o) => !o.ok);
 console.log(`\nfuzz: ${outcomes.length - failed.length}/${outcomes.length} passed in ${((Date.now() - started) / 1000).toFixed(0)} s (seed ${seed})`);
