@@ -6,6 +6,7 @@ import { fuzzHboneFrames, fuzzHboneRequests, targetParams } from './hbone.fuzz.j
 import type { HboneTargetInfo } from './hbone-target.js';
 import { fuzzValidator } from './validator.fuzz.js';
 import { fuzzQuery } from './query.fuzz.js';
+import { floods } from './floods.js';
 
 const only = process.argv[2];
 const outcomes: Outcome[] = [];
@@ -37,6 +38,7 @@ await part('hbone', async () => {
 
 await part('validator', fuzzValidator);
 await part('query', fuzzQuery);
+await part('floods', floods);
 
 const failed = outcomes.filter((o) => !o.ok);
 console.log(`\nfuzz: ${outcomes.length - failed.length}/${outcomes.length} passed in ${((Date.now() - started) / 1000).toFixed(0)} s (seed ${seed})`);
