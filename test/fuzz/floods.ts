@@ -63,7 +63,7 @@ export async function floods(): Promise<Outcome[]> {
     for (const s of held) s.destroy();
     await sleep(1000);
     let after = await target.memory();
-    out.push(line(`connection flood: ${tcpCount} TCP connections held, no handshake`, started, tcpCount, before, peak, after, 256 * 1024 * 1024, target.alive() && (await servesConnect(info)), 'A valid CONNECT is served after.'));
+    out.push(line(`connection flood: ${tcpCount} TCP connections held, no handshake`, started, tcpCount, before, peak, after, before.rss + 64 * 1024 * 1024 + tcpCount * 80 * 1024, target.alive() && (await servesConnect(info)), 'A valid CONNECT is served after. Bound: 64 MB + 80 KiB per connection over the start (TLS state allocated at accept, native memory: the JS heap barely moves).'));
 
     // 2. mTLS HTTP/2 sessions opened and held (a handshake each, about 300/s on loopback).
     started = Date.now();
@@ -78,7 +78,7 @@ export async function floods(): Promise<Outcome[]> {
     for (const s of sessions) s.destroy();
     await sleep(1000);
     after = await target.memory();
-    out.push(line(`connection flood: ${sessionCount} mTLS HTTP/2 sessions held`, started, sessionCount, before, peak, after, 512 * 1024 * 1024, target.alive() && (await servesConnect(info)), `${active} sessions active at the peak.`));
+    out.push(line(`connection flood: ${sessionCount} mTLS HTTP/2 sessions held`, started, sessionCount, before, peak, after, before.rss + 64 * 1024 * 1024 + sessionCount * 200 * 1024, target.alive() && (await servesConnect(info)), `${active} sessions active at the peak. Bound: 64 MB + 200 KiB per session over the start.`));
 
     // 3. Thousands of CONNECT streams through one session, 100 at a time, each echoing and ended.
     started = Date.now();
@@ -105,13 +105,13 @@ export async function floods(): Promise<Outcome[]> {
     }));
     await sleep(500);
     after = await target.memory();
-    out.push(line(`stream flood: ${streamCount} CONNECT streams on one session, 100 at a time`, started, streamCount, before, peak, after, 256 * 1024 * 1024, target.alive() && opened === streamCount && (await servesConnect(info)), `${opened} tunnels opened and echoed 1 KiB each.`));
+    out.push(line(`stream flood: ${streamCount} CONNECT streams on one session, 100 at a time`, started, streamCount, before, peak, after, before.rss + 128 * 1024 * 1024, target.alive() && opened === streamCount && (await servesConnect(info)), `${opened} tunnels opened and echoed 1 KiB each. Bound: 128 MB over the start.`));
 
     // 4. Raw HEADERS far past SETTINGS_MAX_CONCURRENT_STREAMS (100), never ended: refused, not queued.
     started = Date.now();
     const rawCount = runs(3000);
     before = await target.memory();
-    let seen = { resets: 0, opened: 0, goaway: undefined as number | undefined };
+    let seen = { resets: 0, opened: 0, goaway: undefined as number | undefined, closed: false };
     ({ peak } = await sampled(target, async () => {
       const c = await RawH2.open(info.port, web);
       c.write(preface);
@@ -119,12 +119,12 @@ export async function floods(): Promise<Outcome[]> {
       const block = headerBlock([[':method', 'CONNECT'], [':authority', `127.0.0.1:${info.echoPort}`]]);
       for (let i = 0, id = 1; i < rawCount; i++, id += 2) c.write(frame(FrameType.HEADERS, Flag.END_HEADERS, id, block));
       await sleep(2000);
-      seen = { resets: c.seen.resets.size, opened: c.seen.status200.size, goaway: c.seen.goaway };
+      seen = { resets: c.seen.resets.size, opened: c.seen.status200.size, goaway: c.seen.goaway, closed: c.seen.closed };
       c.destroy();
     }));
     await sleep(500);
     after = await target.memory();
-    out.push(line(`stream flood: ${rawCount} raw CONNECT HEADERS past the 100-stream limit`, started, rawCount, before, peak, after, 256 * 1024 * 1024, target.alive() && seen.opened <= 100 && (await servesConnect(info)), `${seen.opened} tunnels opened, ${seen.resets} streams refused with RST_STREAM, GOAWAY ${seen.goaway ?? 'none'}.`));
+    out.push(line(`stream flood: ${rawCount} raw CONNECT HEADERS past the 100-stream limit`, started, rawCount, before, peak, after, before.rss + 128 * 1024 * 1024, target.alive() && seen.opened <= 100 && (await servesConnect(info)), `${seen.opened} tunnels opened, ${seen.resets} streams refused with RST_STREAM, GOAWAY ${seen.goaway ?? 'none'}, connection ${seen.closed ? 'closed by the server' : 'left open'} within 2 s. Bound: 128 MB over the start.`));
     if (!target.alive()) throw new TargetCrashed(target);
   } finally {
     await target.stop();
