@@ -60,6 +60,8 @@ function serve(o: AdminOptions, ws: WebSocket): void {
     let req: Request;
     try {
       req = JSON.parse(data.toString()) as Request;
+      // `null` parses and has no fields: reading req.method on it threw out of this handler.
+      if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Error('not an object');
     } catch {
       ws.send(JSON.stringify({ id: null, error: { code: 'BadRequest', message: 'requests must be JSON: {"id": 1, "method": "workloads"}' } }));
       return;

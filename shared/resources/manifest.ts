@@ -50,7 +50,15 @@ export function parseManifest(text: string, file: string, problems: FieldProblem
       problems.push({ index: -1, resource: 'YAML', field: '', message: `syntax error: ${e.message.split('\n')[0]}`, file, line: lines.linePos(e.pos[0]).line });
     }
     if (doc.errors.length) continue;
-    const value = doc.toJS();
+    let value: unknown;
+    try {
+      // Aliases are resolved here, not while parsing: an alias to no anchor, or more aliases than
+      // the yaml library allows (its guard against exponential expansion), throws a ReferenceError.
+      value = doc.toJS();
+    } catch (err) {
+      problems.push({ index: -1, resource: 'YAML', field: '', message: (err as Error).message.split('\n')[0]!, file, line: lines.linePos(doc.contents?.range?.[0] ?? 0).line });
+      continue;
+    }
     if (value === null || value === undefined) continue; // empty document, e.g. a trailing `---`
     const start = doc.contents?.range?.[0] ?? 0;
     out.push({ file, line: lines.linePos(start).line, value, doc, lines });

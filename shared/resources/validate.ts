@@ -57,6 +57,12 @@ export function validateResources(resources: unknown[]): FieldProblem[] {
       add('', 'must be a mapping with apiVersion, kind and metadata');
       return;
     }
+    // Before anything walks it recursively (JSON.stringify, structuredClone, the store's log): a
+    // value nested thousands deep overflows the stack. No kind needs more than a few levels.
+    if (nestedDeeperThan(raw, maxDepth)) {
+      add('', `is nested deeper than ${maxDepth} levels`);
+      return;
+    }
     const r = raw as Resource;
     const info = typeof r.kind === 'string' ? kindInfo(r.kind) : undefined;
     if (!info) {
@@ -145,6 +151,20 @@ export function validateReferences(resources: Resource[], view: ReferenceView): 
     }
   });
   return problems;
+}
+
+const maxDepth = 64;
+
+/** Whether objects and arrays nest deeper than `max` inside `v`; walked without recursion. */
+function nestedDeeperThan(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, depth] = stack.pop()!;
+    if (!x || typeof x !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(x)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function describe(raw: unknown): string {
