@@ -193,6 +193,20 @@ spec: { mtls: { mode: ${mode} } }
   await remove('peerauthentication', 'bank', 'mtls');
 });
 
+test('ambit explain from a pod outside the mesh says plaintext, and from an enrolled one HBONE', async () => {
+  const stranger = await podOf('stranger');
+  const good = await podOf('good');
+  const plain = JSON.parse(await ambitOk(['explain', '-n', 'outside', stranger.name, 'vault.bank:80', '-o', 'json'])) as { outbound: { captured: boolean; destination: { protocol: string; via?: string } } };
+  assert.is(plain.outbound.captured, false);
+  assert.is(plain.outbound.destination.protocol, 'TCP');
+  assert.is(plain.outbound.destination.via, undefined);
+  const text = await ambitOk(['explain', '-n', 'outside', stranger.name, 'vault.bank:80']);
+  assert.match(text, '= plain TCP to ');
+  assert.not.match(text, 'HBONE');
+  const meshed = JSON.parse(await ambitOk(['explain', '-n', 'callers', good.name, 'vault.bank:80', '-o', 'json'])) as { outbound: { destination: { protocol: string } } };
+  assert.is(meshed.outbound.destination.protocol, 'HBONE');
+});
+
 test("a Service's connections spread over its endpoints, and a removed endpoint gets no new ones", async () => {
   const seen = new Set<string>();
   for (let i = 0; i < 6; i++) {
