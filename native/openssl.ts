@@ -14,8 +14,11 @@ export const verifyErrors = {
 } as const;
 
 export class OpenSslCallFailed extends AmbitError {
-  constructor(readonly call: string) {
-    super('OpenSslCallFailed', `${call} failed (out of memory, or an OpenSSL that lacks the function)`);
+  constructor(
+    readonly call: string,
+    why = 'out of memory',
+  ) {
+    super('OpenSslCallFailed', `${call} failed: ${why}`);
   }
 }
 
@@ -70,7 +73,7 @@ const stores = new FinalizationRegistry<unknown>((store) => c().X509_STORE_free!
 export class X509TrustStore {
   private readonly store: unknown;
 
-  /** Roots as DER; throws OpenSslCallFailed when one does not parse. */
+  /** Roots as DER; throws OpenSslCallFailed when one is not a certificate. */
   constructor(roots: Buffer[]) {
     const f = c();
     const store = f.X509_STORE_new!();
@@ -80,7 +83,7 @@ export class X509TrustStore {
     try {
       for (const der of roots) {
         const x = parse(der);
-        if (!x) throw new OpenSslCallFailed('d2i_X509 (a trust anchor)');
+        if (!x) throw new OpenSslCallFailed('d2i_X509', 'a trust anchor is not a DER certificate');
         // The store takes its own reference; a duplicate root is not an error worth failing on.
         f.X509_STORE_add_cert!(store, x);
         f.X509_free!(x);
