@@ -41,6 +41,7 @@ function c(): Record<string, Fn> {
     // `pp` is advanced past what was read; passed as the address of the DER bytes.
     d2i_X509: 'ossl_X509 *d2i_X509(void *a, _Inout_ uint64_t *pp, long length)',
     X509_free: 'void X509_free(ossl_X509 *x)',
+    X509_up_ref: 'int X509_up_ref(ossl_X509 *x)',
     X509_STORE_new: 'ossl_X509_STORE *X509_STORE_new()',
     X509_STORE_free: 'void X509_STORE_free(ossl_X509_STORE *s)',
     X509_STORE_add_cert: 'int X509_STORE_add_cert(ossl_X509_STORE *s, ossl_X509 *x)',
@@ -67,19 +68,36 @@ function c(): Record<string, Fn> {
 export type PathVerdict = { ok: true } | { ok: false; code: number; depth: number; reason: string };
 
 const valid: PathVerdict = { ok: true };
-const stores = new FinalizationRegistry<unknown>((store) => c().X509_STORE_free!(store));
+
+/** What a store owns in C: the X509_STORE, and the certificates it has parsed, by their DER. */
+interface Owned {
+  store: unknown;
+  parsed: Map<string, unknown>;
+}
+const owned = new FinalizationRegistry<Owned>((o) => {
+  for (const x of o.parsed.values()) c().X509_free!(x);
+  c().X509_STORE_free!(o.store);
+});
+
+/**
+ * Certificates kept parsed per store, the least recently used dropped first. OpenSSL 3 spends
+ * about 120 us reading one certificate (its public key goes through the provider decoders), twice
+ * what checking its signature costs; every SVID of a CA comes with the same intermediates, and a
+ * peer presents the same leaf on each new session until it rotates. Some 4 KB of C memory each.
+ */
+const maxParsed = 256;
 
 /** An X509_STORE holding trust anchors, freed when the object is collected. */
 export class X509TrustStore {
-  private readonly store: unknown;
+  private readonly o: Owned;
 
   /** Roots as DER; throws OpenSslCallFailed when one is not a certificate. */
   constructor(roots: Buffer[]) {
     const f = c();
     const store = f.X509_STORE_new!();
     if (!store) throw new OpenSslCallFailed('X509_STORE_new');
-    this.store = store;
-    stores.register(this, store);
+    this.o = { store, parsed: new Map() };
+    owned.register(this, this.o);
     try {
       for (const der of roots) {
         const x = parse(der);
@@ -99,12 +117,13 @@ export class X509TrustStore {
    */
   verify(chain: Buffer[], atSeconds: number): PathVerdict {
     const f = c();
+    // Each holds one reference of ours, dropped at the end, whether it came from the cache or not.
     const parsed: unknown[] = [];
     let untrusted: unknown = null;
     let ctx: unknown = null;
     try {
       for (let i = 0; i < chain.length; i++) {
-        const x = parse(chain[i]!);
+        const x = this.parsed(chain[i]!);
         if (!x) return { ok: false, code: -1, depth: i, reason: 'the certificate is not DER that OpenSSL reads' };
         parsed.push(x);
       }
@@ -114,20 +133,43 @@ export class X509TrustStore {
       for (let i = 1; i < parsed.length; i++) if (!f.OPENSSL_sk_push!(untrusted, parsed[i])) throw new OpenSslCallFailed('OPENSSL_sk_push');
       ctx = f.X509_STORE_CTX_new!();
       if (!ctx) throw new OpenSslCallFailed('X509_STORE_CTX_new');
-      if (f.X509_STORE_CTX_init!(ctx, this.store, parsed[0], untrusted) !== 1) throw new OpenSslCallFailed('X509_STORE_CTX_init');
+      if (f.X509_STORE_CTX_init!(ctx, this.o.store, parsed[0], untrusted) !== 1) throw new OpenSslCallFailed('X509_STORE_CTX_init');
       f.X509_STORE_CTX_set_time!(ctx, 0, Math.floor(atSeconds));
       if (f.X509_verify_cert!(ctx) === 1) return valid;
       const code = f.X509_STORE_CTX_get_error!(ctx) as number;
       return { ok: false, code, depth: f.X509_STORE_CTX_get_error_depth!(ctx) as number, reason: f.X509_verify_cert_error_string!(code) as string };
     } finally {
       if (ctx) f.X509_STORE_CTX_free!(ctx);
-      // Frees the stack only; the certificates are freed below.
+      // Frees the stack only; the certificates are released below.
       if (untrusted) f.OPENSSL_sk_free!(untrusted);
       for (const x of parsed) f.X509_free!(x);
       // A failed parse or verification leaves entries on this thread's error queue, which Node's
       // next crypto call could otherwise report as its own.
       f.ERR_clear_error!();
     }
+  }
+
+  /** A parsed certificate with a reference for the caller, from the cache or read and cached. */
+  private parsed(der: Buffer): unknown {
+    const f = c();
+    const key = der.toString('latin1');
+    const cache = this.o.parsed;
+    let x = cache.get(key);
+    if (x) {
+      // Most recently used last.
+      cache.delete(key);
+    } else {
+      x = parse(der);
+      if (!x) return null;
+      if (cache.size >= maxParsed) {
+        const [oldest, held] = cache.entries().next().value as [string, unknown];
+        cache.delete(oldest);
+        f.X509_free!(held);
+      }
+    }
+    cache.set(key, x);
+    f.X509_up_ref!(x);
+    return x;
   }
 }
 
