@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { oid, seq, Tag, tlv } from '../../shared/identity/der.js';
 import { buildCertificate, fromPem, keyId, oidServerAuth, subjectOf, toPem } from '../../shared/identity/x509.js';
+import { X509TrustStore } from '../../native/openssl.js';
 import { writeFileAtomic } from '../store/store.js';
 
 const rootLifetimeMs = 10 * 365 * 24 * 3600 * 1000;
@@ -59,12 +60,18 @@ export class CertificateAuthority {
     const chain = fromPem(read('cert-chain.pem')).map((d) => toPem(d, 'CERTIFICATE'));
     const signer = loadSigner(read('ca-key.pem'), read('ca-cert.pem'), chain);
     const roots = fromPem(read('root-cert.pem')).map((d) => toPem(d, 'CERTIFICATE'));
-    const rootCerts = roots.map((r) => new X509Certificate(r));
-    // The chain must lead to the root, or every workload certificate would be unverifiable.
-    const path = [new X509Certificate(signer.cert), ...chain.map((c) => new X509Certificate(c))];
-    const top = path[path.length - 1]!;
-    if (!rootCerts.some((r) => r.raw.equals(top.raw) || (top.checkIssued(r) && top.verify(r.publicKey)))) {
-      throw new AmbitError('CaConfig', `${plugged}: ca-cert.pem and cert-chain.pem do not lead to root-cert.pem`);
+    // The chain must lead to the root by the rules every agent applies (OpenSSL's path validation:
+    // an expired root, a pathLen or name constraint that leaves no room for the intermediate), or
+    // every workload certificate would be refused; better said once here than on every connection.
+    let store: X509TrustStore;
+    try {
+      store = new X509TrustStore(roots.flatMap(fromPem));
+    } catch (err) {
+      throw new AmbitError('CaConfig', `${join(plugged, 'root-cert.pem')}: ${(err as Error).message}`);
+    }
+    const verdict = store.verify([signer.cert, ...chain.flatMap(fromPem)], Date.now() / 1000);
+    if (!verdict.ok) {
+      throw new AmbitError('CaConfig', `${plugged}: ca-cert.pem and cert-chain.pem do not lead to root-cert.pem (${verdict.reason}, certificate ${verdict.depth} of the path from ca-cert.pem); fix or replace the files and restart`);
     }
     return new CertificateAuthority(dir, signer, roots, true);
   }

@@ -1,14 +1,17 @@
 // The one validator of X.509-SVIDs that every TLS endpoint of the project uses (the agent's
-// inbound and outbound, the waypoint, the controller's agent channel). Checks, in order: the chain
-// leads to a root of the trust bundle, the leaf is within its validity, it is not a CA, its key
-// usage is that of a leaf (digitalSignature, no certificate or CRL signing), and it names exactly
-// one URI, a spiffe:// workload identity of a known trust domain. Each failure is an SvidInvalid
-// with a reason that logs and metrics can use as a label.
+// inbound and outbound, the waypoint, the controller's agent channel). The certification path is
+// OpenSSL's to judge (native/openssl.ts: X509_verify_cert against the roots of the SVID's own trust
+// domain, so critical extensions, name constraints, path lengths and every certificate's validity,
+// the root's included, are checked as `openssl verify` checks them). On top, SPIFFE's rules for a
+// leaf: exactly one URI SAN, a spiffe:// ID of a trusted trust domain, not a CA, key usage
+// digitalSignature without certificate or CRL signing. Each failure is an SvidInvalid with a reason
+// that logs and metrics can use as a label.
 
 import { X509Certificate } from 'node:crypto';
 import { AmbitError } from '../errors.js';
 import { type Identity, parseSpiffeId } from './spiffe.js';
 import { certificateFacts, fromPem } from './x509.js';
+import { type PathVerdict, verifyErrors, X509TrustStore } from '../../native/openssl.js';
 
 export type SvidFailure =
   | 'malformed'
@@ -34,6 +37,8 @@ export class SvidInvalid extends AmbitError {
 /** Trusted roots by trust domain. */
 export class TrustBundle {
   private readonly roots = new Map<string, X509Certificate[]>();
+  /** OpenSSL stores, one per trust domain, made on first use: a bundle is built once per change of roots. */
+  private readonly stores = new Map<string, X509TrustStore>();
 
   constructor(entries: Record<string, string[]> = {}) {
     for (const [td, pems] of Object.entries(entries)) this.set(td, pems);
@@ -44,10 +49,22 @@ export class TrustBundle {
       trustDomain,
       pems.flatMap((p) => fromPem(p)).map((d) => new X509Certificate(d)),
     );
+    this.stores.delete(trustDomain);
   }
 
   rootsOf(trustDomain: string): X509Certificate[] | undefined {
     return this.roots.get(trustDomain);
+  }
+
+  /** The trust anchors of one trust domain for path validation, or undefined when it has none. */
+  storeOf(trustDomain: string): X509TrustStore | undefined {
+    let store = this.stores.get(trustDomain);
+    if (store) return store;
+    const roots = this.roots.get(trustDomain);
+    if (!roots?.length) return undefined;
+    store = new X509TrustStore(roots.map((r) => r.raw));
+    this.stores.set(trustDomain, store);
+    return store;
   }
 
   all(): X509Certificate[] {
@@ -83,18 +100,12 @@ export function validateSvid(chain: (Buffer | X509Certificate)[], bundle: TrustB
 export function validateSpiffeCertificate(chain: (Buffer | X509Certificate)[], bundle: TrustBundle, now = new Date()): { uri: string; trustDomain: string } {
   if (chain.length === 0) throw new SvidInvalid('malformed', 'no certificate was presented');
   if (chain.length > maxChain) throw new SvidInvalid('malformed', `a chain of ${chain.length} certificates is longer than ${maxChain}`);
-  let certs: X509Certificate[];
-  try {
-    certs = chain.map((c) => (c instanceof X509Certificate ? c : new X509Certificate(c)));
-  } catch (err) {
-    throw new SvidInvalid('malformed', `a certificate does not parse: ${(err as Error).message}`);
-  }
-  const leaf = certs[0]!;
+  const ders = chain.map((c) => (c instanceof X509Certificate ? c.raw : c));
   let facts;
   try {
-    facts = certificateFacts(leaf.raw);
+    facts = certificateFacts(ders[0]!);
   } catch (err) {
-    throw new SvidInvalid('malformed', `the certificate's extensions do not parse: ${(err as Error).message}`);
+    throw new SvidInvalid('malformed', `the certificate or its extensions do not parse: ${(err as Error).message}`);
   }
   // The identity's trust domain chooses the roots, so read the SAN before the chain.
   if (facts.uris.length === 0) throw new SvidInvalid('no-uri-san', 'the certificate has no URI SAN, so it names no SPIFFE identity');
@@ -103,17 +114,11 @@ export function validateSpiffeCertificate(chain: (Buffer | X509Certificate)[], b
   const m = /^spiffe:\/\/([a-z0-9._-]+)\/\S+$/.exec(uri);
   if (!m) throw new SvidInvalid('not-spiffe', `the URI SAN ${uri} is not a spiffe:// ID`);
   const trustDomain = m[1]!;
-  const roots = bundle.rootsOf(trustDomain);
-  if (!roots?.length) throw new SvidInvalid('unknown-trust-domain', `the trust domain ${trustDomain} of ${uri} is not trusted here`);
-  if (!chainsTo(certs, roots)) throw new SvidInvalid('untrusted-chain', `the certificate of ${uri} does not chain to a root of ${trustDomain}`);
-  for (const mid of certs.slice(1)) {
-    if (now.getTime() > Date.parse(mid.validTo) || now.getTime() < Date.parse(mid.validFrom)) {
-      throw new SvidInvalid('untrusted-chain', `the intermediate ${mid.subject.replace(/\n/g, ', ')} in the chain of ${uri} is outside its validity`);
-    }
-  }
-  if (now.getTime() > Date.parse(leaf.validTo)) throw new SvidInvalid('expired', `the certificate of ${uri} expired at ${new Date(leaf.validTo).toISOString()}`);
-  if (now.getTime() < Date.parse(leaf.validFrom)) throw new SvidInvalid('not-yet-valid', `the certificate of ${uri} is not valid before ${new Date(leaf.validFrom).toISOString()}`);
-  if (facts.isCA || leaf.ca) throw new SvidInvalid('is-ca', `the certificate of ${uri} is a CA certificate; an SVID must be a leaf`);
+  const store = bundle.storeOf(trustDomain);
+  if (!store) throw new SvidInvalid('unknown-trust-domain', `the trust domain ${trustDomain} of ${uri} is not trusted here`);
+  const verdict = store.verify(ders, now.getTime() / 1000);
+  if (!verdict.ok) throw pathRefusal(verdict, ders, uri, trustDomain);
+  if (facts.isCA) throw new SvidInvalid('is-ca', `the certificate of ${uri} is a CA certificate; an SVID must be a leaf`);
   const ku = facts.keyUsage;
   if (ku === undefined || !(ku & digitalSignature) || ku & (keyCertSign | cRLSign)) {
     throw new SvidInvalid('bad-key-usage', `the certificate of ${uri} must have key usage digitalSignature and not keyCertSign or cRLSign`);
@@ -121,15 +126,22 @@ export function validateSpiffeCertificate(chain: (Buffer | X509Certificate)[], b
   return { uri, trustDomain };
 }
 
-/** Each certificate is signed by the next (which must be a CA), and the last by a root or is one. */
-function chainsTo(certs: X509Certificate[], roots: X509Certificate[]): boolean {
-  for (let i = 0; i < certs.length; i++) {
-    const c = certs[i]!;
-    if (roots.some((r) => r.raw.equals(c.raw))) return i > 0;
-    const root = roots.find((r) => c.checkIssued(r) && c.verify(r.publicKey));
-    if (root) return true;
-    const next = certs[i + 1];
-    if (!next || !next.ca || !c.checkIssued(next) || !c.verify(next.publicKey)) return false;
+/** The leaf's own validity keeps its reasons; anything wrong above it means no trusted path. */
+function pathRefusal(v: Exclude<PathVerdict, { ok: true }>, ders: Buffer[], uri: string, trustDomain: string): SvidInvalid {
+  if (v.code === -1) return new SvidInvalid('malformed', `certificate ${v.depth} of the chain of ${uri}: ${v.reason}`);
+  if (v.depth === 0 && v.code === verifyErrors.certHasExpired) return new SvidInvalid('expired', `the certificate of ${uri} has expired (${v.reason})`);
+  if (v.depth === 0 && v.code === verifyErrors.certNotYetValid) return new SvidInvalid('not-yet-valid', `the certificate of ${uri} is not valid yet (${v.reason})`);
+  return new SvidInvalid('untrusted-chain', `the certificate of ${uri} does not chain to a root of ${trustDomain}: ${v.reason}, at ${pathPosition(v.depth, ders)}`);
+}
+
+/** Names the certificate at `depth` of the path OpenSSL built: the presented ones first, then the root from the bundle. */
+function pathPosition(depth: number, ders: Buffer[]): string {
+  if (depth === 0) return 'the leaf';
+  const der = ders[depth];
+  if (!der) return depth < 0 ? 'the chain' : 'the root';
+  try {
+    return `${new X509Certificate(der).subject.replace(/\n/g, ', ')} (certificate ${depth})`;
+  } catch {
+    return `certificate ${depth}`;
   }
-  return false;
 }

@@ -99,8 +99,12 @@ export interface CertificateTemplate {
   /** IPv4 addresses. */
   ips?: string[];
   isCA: boolean;
+  /** basicConstraints pathLenConstraint of a CA: how many CAs may follow it in a path. */
+  pathLen?: number;
   keyUsage: number;
   extKeyUsage?: string[];
+  /** Further extensions, each a DER Extension (see `extension`), appended as they are. */
+  extensions?: Buffer[];
   /** Subject key id of the issuer, for the authority key identifier. */
   authorityKeyId?: Buffer;
   signingKey: KeyObject;
@@ -123,7 +127,8 @@ function keyUsageBits(flags: number): Buffer {
   return bitString(bytes.subarray(0, used), unused);
 }
 
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
+/** An Extension: its OID, the critical flag when set, and the DER value wrapped in an OCTET STRING. */
+export function extension(id: string, critical: boolean, value: Buffer): Buffer {
   return critical ? seq(oid(id), boolTrue, octetString(value)) : seq(oid(id), octetString(value));
 }
 
@@ -139,7 +144,7 @@ function generalNames(uris: string[], dns: string[], ips: string[]): Buffer {
 export function buildCertificate(t: CertificateTemplate): Buffer {
   const alg = t.signingKey.asymmetricKeyType === 'rsa' ? algRsa : algEcdsa;
   const exts = [
-    extension(oidBasicConstraints, true, t.isCA ? seq(boolTrue) : seq()),
+    extension(oidBasicConstraints, true, t.isCA ? seq(boolTrue, ...(t.pathLen === undefined ? [] : [uint(Buffer.from([t.pathLen]))])) : seq()),
     extension(oidKeyUsage, true, keyUsageBits(t.keyUsage)),
   ];
   if (t.extKeyUsage?.length) exts.push(extension(oidExtKeyUsage, false, seq(...t.extKeyUsage.map(oid))));
@@ -147,6 +152,7 @@ export function buildCertificate(t: CertificateTemplate): Buffer {
   if (t.uris?.length || t.dns?.length || t.ips?.length) exts.push(extension(oidSubjectAltName, !t.subjectDer, generalNames(t.uris ?? [], t.dns ?? [], t.ips ?? [])));
   exts.push(extension(oidSubjectKeyId, false, octetString(keyId(t.spkiDer))));
   if (t.authorityKeyId) exts.push(extension(oidAuthorityKeyId, false, seq(tlv(implicit(0), t.authorityKeyId))));
+  if (t.extensions) exts.push(...t.extensions);
   const tbs = seq(
     tlv(explicit(0), uint(Buffer.from([2]))),
     uint(t.serial),

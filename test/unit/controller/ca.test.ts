@@ -12,7 +12,7 @@ import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { sign } from '../../../controller/ca/issuer.js';
 import { TrustBundle, validateSvid } from '../../../shared/identity/svid.js';
 import { certificateFacts, fromPem, toPem } from '../../../shared/identity/x509.js';
-import { makeCa } from '../identity/helpers.js';
+import { makeCa, type TestCa, unknownExtension } from '../identity/helpers.js';
 
 let dir = '';
 test.before.each(() => {
@@ -63,6 +63,35 @@ test('cacerts with a key that does not match, or a chain to another root, are re
   writeFileSync(join(plugged, 'ca-key.pem'), mid.key.export({ type: 'pkcs8', format: 'pem' }) as string);
   writeFileSync(join(plugged, 'root-cert.pem'), toPem(makeCa('unrelated').der, 'CERTIFICATE'));
   assert.throws(() => CertificateAuthority.open(dir, 'cluster.local'), /do not lead to root-cert.pem/);
+});
+
+/** Istio's cacerts layout: cert-chain.pem is the intermediate, then the root. */
+function plug(root: TestCa, mid: TestCa): void {
+  const plugged = join(dir, 'cacerts');
+  mkdirSync(plugged, { recursive: true });
+  writeFileSync(join(plugged, 'ca-cert.pem'), toPem(mid.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'ca-key.pem'), mid.key.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(plugged, 'cert-chain.pem'), toPem(mid.der, 'CERTIFICATE') + toPem(root.der, 'CERTIFICATE'));
+  writeFileSync(join(plugged, 'root-cert.pem'), toPem(root.der, 'CERTIFICATE'));
+}
+
+test("with Istio's cert-chain.pem (intermediate then root), issued SVIDs carry the root too and validate", () => {
+  const root = makeCa('corp root');
+  plug(root, makeCa('mesh intermediate', root));
+  const ca = CertificateAuthority.open(dir, 'cluster.local');
+  const cert = issueWith(ca);
+  assert.is(cert.chain.length, 3, 'leaf, intermediate, root');
+  assert.ok(validateSvid(cert.chain.flatMap(fromPem), new TrustBundle({ 'cluster.local': ca.trustBundle() })));
+});
+
+test('cacerts whose root has expired, or whose intermediate has an unknown critical extension, are refused at start with the reason', () => {
+  const hour = 3600_000;
+  const old = makeCa('expired corp root', undefined, { notBefore: new Date(Date.now() - 48 * hour), notAfter: new Date(Date.now() - 24 * hour) });
+  plug(old, makeCa('mesh intermediate', old));
+  assert.throws(() => CertificateAuthority.open(dir, 'cluster.local'), /do not lead to root-cert.pem \(certificate has expired, certificate 1 /);
+  const root = makeCa('corp root');
+  plug(root, makeCa('odd intermediate', root, { extensions: [unknownExtension(true)] }));
+  assert.throws(() => CertificateAuthority.open(dir, 'cluster.local'), /do not lead to root-cert.pem \(unhandled critical extension, certificate 0 /);
 });
 
 test('a root rotation trusts both roots for the overlap, then only the new one', async () => {

@@ -1,8 +1,9 @@
-// Test certificates: a root, an intermediate, and leaves that break one SVID rule at a time.
+// Test certificates: a root, an intermediate, and leaves that break one SVID rule at a time; CAs
+// that break one rule of certification paths (RFC 5280 section 6) at a time.
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { oid, seq, Tag, tlv } from '../../../shared/identity/der.js';
-import { buildCertificate, type CertificateTemplate, keyId, oidClientAuth, oidServerAuth } from '../../../shared/identity/x509.js';
+import { implicit, oid, seq, Tag, tlv } from '../../../shared/identity/der.js';
+import { buildCertificate, type CertificateTemplate, extension, keyId, oidClientAuth, oidServerAuth } from '../../../shared/identity/x509.js';
 
 export interface TestCa {
   key: KeyObject;
@@ -13,7 +14,8 @@ export interface TestCa {
 
 export const name = (cn: string) => seq(tlv(Tag.set, seq(oid('2.5.4.3'), tlv(Tag.utf8String, Buffer.from(cn)))));
 
-export function makeCa(cn: string, issuer?: TestCa): TestCa {
+/** A CA signed by `issuer` (self-signed without one), valid from an hour ago for two hours unless `overrides` say otherwise. */
+export function makeCa(cn: string, issuer?: TestCa, overrides: Partial<CertificateTemplate> = {}): TestCa {
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const spkiDer = keys.publicKey.export({ type: 'spki', format: 'der' });
   const der = buildCertificate({
@@ -27,6 +29,7 @@ export function makeCa(cn: string, issuer?: TestCa): TestCa {
     keyUsage: 32 | 64,
     ...(issuer ? { authorityKeyId: issuer.keyId } : {}),
     signingKey: issuer?.key ?? keys.privateKey,
+    ...overrides,
   });
   return { key: keys.privateKey, der, name: name(cn), keyId: keyId(spkiDer) };
 }
@@ -47,4 +50,14 @@ export function makeLeaf(ca: TestCa, overrides: Partial<CertificateTemplate> = {
     signingKey: ca.key,
     ...overrides,
   });
+}
+
+/** An extension no implementation knows (a private OID, NULL value): when critical, a verifier must refuse the certificate. */
+export const unknownExtension = (critical: boolean) => extension('1.3.6.1.4.1.99999.7.1', critical, tlv(Tag.null));
+
+/** nameConstraints (critical, as RFC 5280 asks) permitting or excluding URIs whose host is one of `hosts`. */
+export function uriNameConstraints(kind: 'permitted' | 'excluded', hosts: string[]): Buffer {
+  const subtrees = hosts.map((h) => seq(tlv(implicit(6), Buffer.from(h, 'latin1'))));
+  // permittedSubtrees [0], excludedSubtrees [1], both IMPLICIT SEQUENCE OF GeneralSubtree.
+  return extension('2.5.29.30', true, seq(tlv(implicit(kind === 'permitted' ? 0 : 1) | 0x20, ...subtrees)));
 }
