@@ -32,6 +32,10 @@ export interface AgentConfig {
   metricsPort: number;
   /** The cluster's name in telemetry (source_cluster, destination_cluster). */
   clusterName: string;
+  /** How long a stopping agent lets open connections run before it exits (a rolling upgrade's drain). */
+  drainSeconds: number;
+  /** Written (with the pid) once the agent serves every pod of its first configuration: a handover may begin. */
+  readyFile?: string;
   /** Bounds on the HBONE listener: TLS connections at once, and streams (tunnels) on one. */
   hboneLimits: { maxSessions: number; maxConcurrentStreams: number };
 }

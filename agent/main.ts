@@ -1,9 +1,9 @@
 // The agent process, one per node: its connection to the controller, its view of the cluster, and
 // the query API. Capture and the proxy plug into the same state.
 
-import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
-import { createLogger } from '../shared/log.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { createLogger, type Logger } from '../shared/log.js';
 import { AmbitError } from '../shared/errors.js';
 import type { AgentConfig } from './config.js';
 import { AgentState } from './state/state.js';
@@ -13,8 +13,10 @@ import { createAdminServer } from './api/server.js';
 import { CaClient } from './identity/caclient.js';
 import { CertificateManager } from './identity/manager.js';
 import { NodeCredentials } from './identity/node.js';
-import { CaptureManager } from './capture/manager.js';
+import { allowRequestMigration, CaptureManager } from './capture/manager.js';
 import { NodeProxy } from './proxy/proxy.js';
+import { identityOf } from './proxy/outbound.js';
+import { spiffeId } from '../shared/identity/spiffe.js';
 import { AgentMetrics } from './telemetry/metrics.js';
 import { NetfilterRedirect } from './capture/netfilter.js';
 import { EbpfRedirect } from './capture/ebpf.js';
@@ -128,31 +130,83 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     health: () => ({ capturedPods: capture.status().captured.length, configVersion: state.version, controllerConnected: control.connected, certificates: certificates.list().length }),
     counters: () => ({ ...prefixed('hbone_client_', proxy.pool.counters), ...prefixed('hbone_server_', flatten(proxy.server.counters)) }),
   });
-  admin.listen(config.adminPort, config.adminHost);
-  await once(admin, 'listening');
-  await proxy.listen(config.hboneHost);
-  const metricsServer = metrics.serve(config.metricsHost, config.metricsPort);
-  await once(metricsServer, 'listening');
+  // The data path's listeners (HBONE here, each pod's in the capture) are shared with a successor
+  // through SO_REUSEPORT; the query API and metrics are taken over once the predecessor lets go.
+  allowRequestMigration(undefined, log);
+  const metricsServer = metrics.createServer();
+  const listening = [listenWhenFree(admin, config.adminPort, config.adminHost, log), listenWhenFree(metricsServer, config.metricsPort, config.metricsHost, log)];
   nodeCredentials.start();
   control.start();
   certificates.start();
   capture.start();
-  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl }, 'agent ready');
+  // 15008 opens once the agent can answer every handshake for its pods: beside a predecessor
+  // (SO_REUSEPORT), a session landing here before the pods' certificates would fail.
+  await capture.settled;
+  const identities = new Set([...capture.captured()].map((p) => spiffeId(identityOf(p.workload, config.trustDomain))));
+  const missing = (await Promise.all([...identities].map(async (id) => ((await certificates.waitFor(id, 10_000)) ? undefined : id)))).filter(Boolean);
+  if (missing.length) log.warn({ identities: missing }, 'no certificate yet for these identities; serving HBONE anyway');
+  await proxy.listen(config.hboneHost);
+  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl, pods: identities.size ? capture.status().captured.length : 0 }, 'agent ready');
+  if (config.readyFile) writeFileSync(config.readyFile, String(process.pid));
 
-  const shutdown = (signal: string) => {
-    log.info({ signal }, 'agent stopping');
+  /**
+   * Stopping is a drain, so that restarting or upgrading an agent drops no connection: new ones go
+   * to a successor that listens beside this agent (or wait in the kernel until one starts: the
+   * redirect stays, so nothing leaves a pod uncaptured), open ones run to their end, up to the
+   * grace period. A second signal ends the process at once.
+   */
+  const shutdown = async (signal: string) => {
+    const graceMs = config.drainSeconds * 1000;
+    log.info({ signal, open: proxy.connections.size, graceSeconds: config.drainSeconds }, 'agent draining');
+    for (const l of listening) l.cancel();
     control.stop();
-    certificates.stop();
     nodeCredentials.stop();
-    void capture.stop();
-    void proxy.close();
+    capture.stopAccepting();
     metricsServer.close();
     admin.close();
     admin.closeAllConnections();
-    setTimeout(() => process.exit(0), 100).unref();
+    // Connections accepted a moment ago may still be opening their tunnels: the pool stays open.
+    const closing = proxy.stopAccepting(graceMs);
+    const deadline = Date.now() + graceMs;
+    while (proxy.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const left = proxy.connections.size;
+    for (const c of [...proxy.connections.values()]) c.terminate('the agent stopped after its drain grace period');
+    certificates.stop();
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 1000))]);
+    await proxy.close(0);
+    await capture.stop();
+    log.info({ cutAtGrace: left }, 'agent stopped');
+    process.exit(0);
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * Listens as soon as the port is free: during a handover the agent before this one holds it until
+ * it starts draining. Retries every 250 ms and says so once; `cancel` stops trying.
+ */
+function listenWhenFree(server: Server, port: number, host: string, log: Logger): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let said = false;
+  const attempt = () => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (err.code !== 'EADDRINUSE') return log.error({ port, err: err.message }, 'cannot listen');
+      if (!said) log.info({ port }, 'port in use (an agent draining?); listening once it is free');
+      said = true;
+      timer = setTimeout(attempt, 250);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      if (said) log.info({ port }, 'listening');
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  };
+  attempt();
+  return { cancel: () => clearTimeout(timer) };
 }
 
 function prefixed(prefix: string, counters: object): Record<string, number> {

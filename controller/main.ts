@@ -112,6 +112,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       return revision;
     },
     log: log.child({ component: 'api' }),
+    ...(runtime ? { restartAgent: (node: string) => runtime!.restartAgent(node) } : {}),
     ...(topology ? { status: () => ({ ...clusterStatus(topology, store, (node, pod) => push.captureOf(node, pod)), agents: push.agents() }) } : {}),
   });
   rmSync(config.apiSocket, { force: true });

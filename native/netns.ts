@@ -86,4 +86,10 @@ export function listenerIn(nsFd: number, ip: string, port: number, o: Omit<Socke
   return fd;
 }
 
+/** A listening socket in this thread's own namespace, with options Node cannot set (SO_REUSEPORT). */
+export function listenerHere(ip: string, port: number, o: Omit<SocketOptions, 'bind'> = {}, backlog = 511): number {
+  home ??= libc.open('/proc/thread-self/ns/net', k.O_RDONLY | k.O_CLOEXEC);
+  return listenerIn(home, ip, port, o, backlog);
+}
+
 export { originalDestination, netnsCookie, close as closeFd, NativeCallFailed } from './libc.js';

@@ -8,13 +8,13 @@
 // What happens to a captured connection is the proxy's (proxy/outbound.ts, proxy/inbound.ts).
 
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
+import { closeFd, inNetns, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
 import { ports, type InstalledRedirect, type Redirect, type UnwantedPod } from './redirect.js';
@@ -69,6 +69,9 @@ export class CaptureManager {
   private readonly wantedSince = new Map<string, number>();
   private readonly latencyMs = new Map<string, number>();
   private busy: Promise<void> = Promise.resolve();
+  private settle: (() => void) | undefined;
+  /** Resolves once the first configuration's pods have all been captured or have failed. */
+  readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
   private retry: NodeJS.Timeout | undefined;
   private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
@@ -101,6 +104,15 @@ export class CaptureManager {
     // The redirect stays in place on purpose: a restarted agent opens its listeners beside it,
     // and the pod never sends a byte uncaptured meanwhile. Listeners close with the process.
     this.o.redirect.close();
+  }
+
+  /**
+   * Stops taking new connections (an agent shutting down): every pod's listeners close and the
+   * redirect stays. With SO_REUSEPORT and tcp_migrate_req, a new agent listening beside this one
+   * takes the pods' new connections, including those still queued on these listeners.
+   */
+  stopAccepting(): void {
+    for (const c of [...this.pods.values(), ...this.draining.values()]) for (const s of c.servers) s.close();
   }
 
   status() {
@@ -141,6 +153,7 @@ export class CaptureManager {
       for (let next = todo.shift(); next; next = todo.shift()) await this.capture(next[0], next[1]);
     });
     await Promise.all(workers);
+    this.settle?.();
     for (const [key, c] of this.pods) if (!wanted.has(key)) await this.release(c);
     // A previous agent run may have left redirects for pods that left the mesh while no agent ran.
     try {
@@ -172,6 +185,7 @@ export class CaptureManager {
     if (!existsSync(netns)) return;
     let nsFd = -1;
     const servers: Server[] = [];
+    const early: ['outbound' | 'inbound', Socket][] = [];
     try {
       nsFd = openNetns(netns);
       // Connections can reach the listeners before the redirect exists (sent to 15001 directly):
@@ -190,7 +204,9 @@ export class CaptureManager {
       ] as const) {
         // Half-open: a client that finished sending still gets the whole answer. No Nagle: a proxy
         // must not hold a small write back for 40 ms waiting on the peer's delayed ACK.
-        const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : socket.resetAndDestroy()));
+        // Beside a running agent (a handover) connections arrive as soon as this listener joins the
+        // port's SO_REUSEPORT group, before this agent's own redirect is in place: they wait for it.
+        const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : early.push([dir, socket])));
         server.on('error', (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
         const fd = listenerIn(nsFd, '0.0.0.0', port, { reusePort: true });
         listeners[dir] = fd;
@@ -198,6 +214,7 @@ export class CaptureManager {
         await once(server, 'listening');
         servers.push(server);
       }
+      allowRequestMigration(nsFd, this.o.log);
       // Answers to the client addresses the proxy connects from must come back to it.
       await installTransparency(nsFd, netns);
       let redirect: InstalledRedirect;
@@ -208,6 +225,7 @@ export class CaptureManager {
         throw err;
       }
       Object.assign(pod, { redirect, servers });
+      for (const [dir, socket] of early.splice(0)) if (!socket.destroyed) this.o.handlers[dir](pod, socket);
       this.pods.set(key, pod);
       this.byIp.set(w.ip, pod);
       this.failed.delete(key);
@@ -219,6 +237,7 @@ export class CaptureManager {
     } catch (err) {
       // Nothing half-done stays: the redirect installs all or nothing, and the listeners close.
       for (const s of servers) s.close();
+      for (const [, socket] of early.splice(0)) socket.resetAndDestroy();
       if (nsFd >= 0) closeFd(nsFd);
       const message = errorMessage(err);
       this.failed.set(key, message);
@@ -270,5 +289,22 @@ export class CaptureManager {
       clearInterval(this.drainTimer);
       this.drainTimer = undefined;
     }
+  }
+}
+
+/**
+ * net.ipv4.tcp_migrate_req in a namespace (this thread's own when `nsFd` is undefined): when a
+ * listener of a SO_REUSEPORT group closes, the connections waiting in its accept queue move to
+ * another listener of the group instead of being reset. That is what lets an agent hand a pod over
+ * to its successor without losing a connection. Per namespace; a kernel without it (before 5.14)
+ * keeps working with that small loss, and says so.
+ */
+export function allowRequestMigration(nsFd: number | undefined, log: Logger): void {
+  const write = () => writeFileSync('/proc/sys/net/ipv4/tcp_migrate_req', '1');
+  try {
+    if (nsFd === undefined) write();
+    else inNetns(nsFd, write);
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'cannot enable tcp_migrate_req: connections queued on a closing listener will be reset during an agent handover');
   }
 }

@@ -6,7 +6,7 @@
 
 import { WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
-import { pushPath } from '../../shared/protocol/config.js';
+import { pushPath, replacedCloseCode } from '../../shared/protocol/config.js';
 import { nodeAuthentication, type NodeChannelOptions } from '../identity/caclient.js';
 import type { AgentState } from '../state/state.js';
 import { PushReceiver } from './receiver.js';
@@ -116,8 +116,14 @@ export class ControllerConnection {
       attemptError ??= err.message;
       this.lastError = attemptError;
     });
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       clearTimeout(silence);
+      // The controller keeps one session per node: a newer agent of this node (an upgrade) took
+      // over. Reconnecting would take it back from the successor, so this agent stops talking.
+      if (code === replacedCloseCode) {
+        this.o.log.warn('another agent of this node connected to the controller (an upgrade?); this one stops talking to it');
+        this.closed = true;
+      }
       if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');
       this.connected = false;
       if (!this.closed) this.retry();

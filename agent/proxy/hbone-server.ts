@@ -8,6 +8,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { once } from 'node:events';
+import { listenerHere } from '../../native/netns.js';
 import type { Logger } from '../../shared/log.js';
 import { type Identity, spiffeId } from '../../shared/identity/spiffe.js';
 import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../../shared/identity/svid.js';
@@ -258,17 +259,20 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     respond(stream, status);
   }
 
+  let closed: Promise<unknown> | undefined;
   return {
     counters,
     server,
     async listen(port, host) {
-      server.listen(port, host);
+      // SO_REUSEPORT: during a rolling upgrade the new agent listens beside the draining one.
+      server.listen({ fd: listenerHere(host, port, { reusePort: true }) });
       await once(server, 'listening');
       return server.address() as AddressInfo;
     },
+    // Callable again (a drain, then the final close with a shorter grace): the listener closes once.
     async close(graceMs = 5000) {
-      const closed = once(server, 'close');
-      server.close();
+      closed ??= server.listening ? once(server, 'close') : Promise.resolve();
+      if (server.listening) server.close();
       for (const s of sessions) s.close();
       const timer = setTimeout(() => {
         for (const s of sessions) s.destroy();

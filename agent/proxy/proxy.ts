@@ -126,9 +126,18 @@ export class NodeProxy {
     await this.server.listen(port, host);
   }
 
-  async close(): Promise<void> {
+  /**
+   * No new tunnels in: 15008 stops listening and every session gets GOAWAY; the open tunnels run
+   * for up to `graceMs`. Resolves when the last session has ended.
+   */
+  stopAccepting(graceMs: number): Promise<void> {
+    return this.server.close(graceMs);
+  }
+
+  /** No new tunnels either way; open ones run for up to `graceMs`. */
+  async close(graceMs = 1000): Promise<void> {
     this.pool.close();
-    await this.server.close(1000);
+    await this.server.close(graceMs);
   }
 
   readonly handlers: CaptureHandlers = {

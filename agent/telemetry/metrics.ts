@@ -163,16 +163,15 @@ export class AgentMetrics {
     };
   }
 
-  serve(host: string, port: number): Server {
-    const server = createServer((req, res) => {
+  /** The HTTP server for Prometheus (not listening yet). */
+  createServer(): Server {
+    return createServer((req, res) => {
       if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return void res.writeHead(404).end();
       this.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );
     });
-    server.listen(port, host);
-    return server;
   }
 }
 

@@ -29,6 +29,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'cluster-name': { type: 'string' },
       'max-hbone-connections': { type: 'string' },
       'max-streams-per-connection': { type: 'string' },
+      'drain-grace': { type: 'string' },
+      'ready-file': { type: 'string' },
     },
   });
   for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
@@ -69,6 +71,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     metricsPort: metrics.port,
     clusterName: values['cluster-name'] ?? 'Kubernetes',
     hboneLimits: { maxSessions: limit('max-hbone-connections', 10_000), maxConcurrentStreams: limit('max-streams-per-connection', 100) },
+    drainSeconds: parseDuration(values['drain-grace'] ?? '30s', '--drain-grace'),
+    ...(values['ready-file'] ? { readyFile: values['ready-file'] } : {}),
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
   });
 }

@@ -1,6 +1,7 @@
 // `ambit agents`: every node agent's connection to the controller and the config version it runs,
 // so an operator sees whether a change is in force everywhere; `--resync NODE` sends one agent
-// everything again. `ambit enroll NS` / `unenroll NS` set or remove the namespace label that puts
+// everything again; `--restart NODE` replaces it (a new agent beside the old one, then the old one
+// drains) without losing a connection. `ambit enroll NS` / `unenroll NS` set or remove the namespace label that puts
 // a namespace's pods in the mesh.
 
 import { parseArgs } from 'node:util';
@@ -13,7 +14,13 @@ import type { CliContext } from '../context.js';
 import { age, outputFormat, printData, table } from '../output.js';
 
 export async function agents(ctx: CliContext, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, resync: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, resync: { type: 'string' }, restart: { type: 'string' } } });
+  if (values.restart) {
+    const r = await new ControllerClient(ctx.stateDir).request<{ node: string; oldPid?: number; newPid: number; readyMs: number }>('POST', '/v1/agents/restart', { node: values.restart }, 60_000);
+    if (printData(outputFormat(values.output), r)) return 0;
+    process.stdout.write(`The agent of ${r.node} was replaced: pid ${r.newPid} serves every pod (ready in ${r.readyMs} ms)${r.oldPid ? `; pid ${r.oldPid} drains its open connections` : ''}.\n`);
+    return 0;
+  }
   if (values.resync) {
     const r = await new ControllerClient(ctx.stateDir).request<{ node: string; revision: number }>('POST', '/v1/agents/resync', { node: values.resync });
     process.stdout.write(`Sent the agent of ${r.node} a full push at revision ${r.revision}.\n`);

@@ -20,6 +20,8 @@ export interface ApiOptions {
   rotateRoot?: (overlapSeconds: number) => number;
   /** The local cluster's view (nodes, pods, services), when this controller serves one. */
   status?: () => unknown;
+  /** Replaces a node's agent without losing a connection (the local cluster's rolling update). */
+  restartAgent?: (node: string) => Promise<unknown>;
 }
 
 const maxBody = 32 * 1024 * 1024;
@@ -71,6 +73,12 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
         throw new AmbitError('NotFound', `no connected agent for node ${JSON.stringify(body.node)}; see \`ambit agents\``);
       }
       return send(res, 200, { node: body.node, revision: o.ctx.store.currentRevision });
+    }
+    case 'POST /v1/agents/restart': {
+      const body = (await readJson(req)) as { node?: unknown };
+      if (typeof body.node !== 'string') throw new AmbitError('BadRequest', 'body.node must be a node name');
+      if (!o.restartAgent) throw new AmbitError('NotFound', 'this controller runs no agents (restart them with your cluster: kubectl rollout restart daemonset)');
+      return send(res, 200, await o.restartAgent(body.node));
     }
     case 'GET /v1/agents':
       return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });

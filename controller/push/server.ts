@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
-import { type AgentMessage, nodeHeader, pushPath } from '../../shared/protocol/config.js';
+import { type AgentMessage, nodeHeader, pushPath, replacedCloseCode } from '../../shared/protocol/config.js';
 import type { ShareBuilder } from './share.js';
 import { authenticatedNode, type Authenticator, type NodeAuth } from './auth.js';
 import type { TrustBundle } from '../../shared/identity/svid.js';
@@ -184,7 +184,7 @@ export class PushServer {
 
   private attach({ node, via }: NodeAuth, ws: WebSocket): void {
     const old = this.sessions.get(node);
-    if (old) old.ws.close(4000, 'replaced by a newer connection from the same node');
+    if (old) old.ws.close(replacedCloseCode, 'replaced by a newer connection from the same node');
     const session: Session = { node, ws, sent: 0, behind: false, full: undefined, lastResync: 0, alive: true };
     ws.on('pong', () => (session.alive = true));
     this.sessions.set(node, session);

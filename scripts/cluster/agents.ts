@@ -23,16 +23,18 @@ export interface AgentLaunch {
 
 export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
 export const agentCgroup = (node: string) => join(clusterCgroupRoot(), node, 'agent');
+export const agentPidPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'pid');
 export const adminTokenPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'admin-token');
 
 export function agentPid(stateDir: string, node: string): number | undefined {
-  const path = join(agentDir(stateDir, node), 'pid');
+  const path = agentPidPath(stateDir, node);
   if (!existsSync(path)) return undefined;
   const pid = Number(readFileSync(path, 'utf8'));
   return isAlive(pid, agentCgroup(node)) ? pid : undefined;
 }
 
-export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): number {
+/** Starts a node's agent; `readyFile` is written by it once it serves every pod of the node. */
+export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, readyFile?: string): number {
   const dir = agentDir(stateDir, node.name);
   mkdirSync(dir, { recursive: true });
   if (!existsSync(adminTokenPath(stateDir, node.name))) writeFileAtomic(adminTokenPath(stateDir, node.name), randomBytes(32).toString('base64url'), 0o600);
@@ -59,9 +61,10 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout): 
     `${l.adminAddress}:${defaultAdminPort}`,
     '--redirect',
     l.redirect,
+    ...(readyFile ? ['--ready-file', readyFile] : []),
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
   const pid = spawnInCgroup(cgroup, ['nsenter', `--net=/run/netns/${node.netns}`, '--', ...argv], { log: join(dir, 'agent.log') });
-  writeFileAtomic(join(dir, 'pid'), String(pid));
+  writeFileAtomic(agentPidPath(stateDir, node.name), String(pid));
   return pid;
 }

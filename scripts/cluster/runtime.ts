@@ -3,7 +3,9 @@
 // process when the controller serves the local cluster, reads the store and writes Pods back to it.
 
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { AmbitError } from '../../shared/errors.js';
+import { writeFileAtomic } from '../../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
@@ -12,10 +14,10 @@ import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotatio
 import type { Store } from '../../controller/store/store.js';
 import { inNetns } from './exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
-import { createCgroup, isAlive, type PodEnv, removeHosts, signal, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
+import { createCgroup, isAlive, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
-import { type AgentLaunch, agentPid, startAgent } from './agents.js';
+import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './agents.js';
 import { isEnrolled } from '../../shared/enrollment.js';
 
 export interface RuntimeOptions {
@@ -178,6 +180,42 @@ export class LocalClusterRuntime {
       this.agentNextStart.set(node.name, now + 2000);
       this.o.log.info({ node: node.name, pid }, 'agent started');
     }
+  }
+
+  /**
+   * A rolling update of one node's agent, as a DaemonSet with maxSurge does it: the new agent starts
+   * beside the old one and opens its listeners in every pod and on 15008 (SO_REUSEPORT); once it
+   * says it serves every pod, the old one gets SIGTERM and drains (its open connections run to
+   * their end; the queued ones move to the new agent). If the new agent is not ready in time it is
+   * stopped and the old one keeps serving.
+   */
+  async restartAgent(nodeName: string, timeoutMs = 30_000): Promise<{ node: string; oldPid?: number; newPid: number; readyMs: number }> {
+    const launch = this.o.agents;
+    if (!launch) throw new AmbitError('NotFound', 'this cluster runs no agents');
+    const node = this.o.topology.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new AmbitError('NotFound', `no node ${JSON.stringify(nodeName)}; nodes: ${this.o.topology.nodes.map((n) => n.name).join(', ')}`);
+    const old = agentPid(this.o.stateDir, node.name);
+    const readyFile = join(agentDir(this.o.stateDir, node.name), `ready-${process.pid}-${Date.now()}`);
+    const started = performance.now();
+    const pid = startAgent(launch, this.o.stateDir, node, readyFile);
+    this.o.log.info({ node: node.name, pid, oldPid: old }, 'agent update: new agent started beside the old one');
+    try {
+      while (!existsSync(readyFile)) {
+        if (!isAlive(pid, agentCgroup(node.name))) throw new AmbitError('AgentNotReady', `the new agent of ${node.name} (pid ${pid}) exited before it was ready; see ${join(agentDir(this.o.stateDir, node.name), 'agent.log')}`);
+        if (performance.now() - started > timeoutMs) throw new AmbitError('AgentNotReady', `the new agent of ${node.name} (pid ${pid}) was not ready after ${timeoutMs / 1000} s; the old one keeps serving`);
+        await sleep(50);
+      }
+    } catch (err) {
+      signal(pid, 'SIGKILL');
+      if (old !== undefined) writeFileAtomic(agentPidPath(this.o.stateDir, node.name), String(old));
+      throw err;
+    } finally {
+      rmSync(readyFile, { force: true });
+    }
+    const readyMs = Math.round(performance.now() - started);
+    if (old !== undefined) signal(old, 'SIGTERM');
+    this.o.log.info({ node: node.name, pid, oldPid: old, readyMs }, 'agent update: new agent ready; the old one drains');
+    return { node: node.name, ...(old !== undefined ? { oldPid: old } : {}), newPid: pid, readyMs };
   }
 
   private planPod(d: Deployment, hash: string, pods: Pod[]): Pod {

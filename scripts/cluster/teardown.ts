@@ -64,6 +64,9 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
     }
   }
   report.cgroups = cgroups.length;
+  // The eBPF capture's tc programs go with the pods' interfaces, but a deleted namespace is cleaned
+  // up by the kernel a moment later: detach them first, so the programs are gone when down returns.
+  for (const ns of namespaces.filter((n) => n.startsWith(`${prefix}-pod-`))) await run('nsenter', [`--net=/run/netns/${ns}`, '--', 'tc', 'qdisc', 'del', 'dev', 'eth0', 'clsact'], { okCodes: [1, 2] });
   // Pods first, nodes next, the fabric last: each deletion takes the namespace's links with it.
   const order = (n: string) => (n.startsWith(`${prefix}-pod-`) ? 0 : n.startsWith(`${prefix}-node-`) ? 1 : 2);
   for (const ns of namespaces.sort((a, b) => order(a) - order(b))) await run('ip', ['netns', 'del', ns], { okCodes: [1] });
@@ -73,6 +76,8 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   }
   // The eBPF capture's pins keep programs attached and maps alive until they are removed.
   removeCapturePins(bpfPinBase);
+  // The kernel frees a program once its last reference goes (RCU, a moment later): wait for that.
+  for (let i = 0; i < 60 && /"name":"ambit_/.test(await run('bpftool', ['-j', 'prog', 'show'], { okCodes: [1, 255] }).catch(() => '')); i++) await sleep(50);
   const t = state ? topologyOf(state) : layout(defaultClusterFile());
   await removeRootGuards([t.podCIDR.text, t.serviceCIDR.text, t.nodeCIDR.text]);
   removeState(stateDir);

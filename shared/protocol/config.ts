@@ -164,3 +164,5 @@ export type ControllerMessage = ConfigPush;
 /** HTTP header naming the node on the agent's WebSocket upgrade request. */
 export const nodeHeader = 'x-ambit-node';
 export const pushPath = '/v1/agents/connect';
+/** WebSocket close code the controller sends a node's session when a newer one from that node replaces it. */
+export const replacedCloseCode = 4000;

@@ -8,7 +8,7 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../../scripts/cluster/status.js';
@@ -38,30 +38,51 @@ async function captureIn(mode: Mode, node: string, ns: string, pod: string): Pro
 type Mode = 'iptables' | 'ebpf';
 
 /**
- * A TCP connection from inside a pod to an echo server, making a round trip every 150 ms until
- * stop() (a file the pod's process sees: pods share the host's mount namespace). stop() says how
- * many round trips worked and the first failure, if any.
+ * Runs a Node script inside a pod until stop() (a file the pod's process sees: pods share the
+ * host's mount namespace; the script gets its path as STOP), and returns what it printed as JSON.
  */
-function holdConnection(ns: string, pod: string, host: string, port: number) {
+function inPodUntilStopped<T extends { err?: string }>(ns: string, pod: string, script: (stopFile: string) => string): { stop(): Promise<T> } {
   const stopFile = join(tmp, `stop-${Math.random().toString(36).slice(2)}`);
-  const js = `const net=require('net'),fs=require('fs');let rounds=0,err='';const s=net.connect(${port},'${host}');
-const finish=()=>{console.log(JSON.stringify({rounds,err}));process.exit(0)};
-s.on('error',e=>{err=err||e.code||e.message});s.on('close',()=>{err=err||'closed';finish()});
-setTimeout(()=>{err=err||'time limit';finish()},60000);
-s.on('connect',()=>{const tick=()=>{if(err||fs.existsSync('${stopFile}'))return finish();const m='r'+rounds;s.write(m);
-s.once('data',d=>{if(String(d)!==m)err='bad answer '+d;else rounds++;setTimeout(tick,150)})};tick()});`;
-  const run = ambit(['exec', '-n', ns, pod, '--', process.execPath, '-e', js], 90_000);
+  const run = ambit(['exec', '-n', ns, pod, '--', process.execPath, '-e', script(stopFile)], 90_000);
   return {
-    async stop(): Promise<{ rounds: number; err: string }> {
+    async stop() {
       writeFileSync(stopFile, '');
       const r = await run;
       try {
-        return JSON.parse(r.stdout) as { rounds: number; err: string };
+        return JSON.parse(r.stdout) as T;
       } catch {
-        return { rounds: 0, err: `no result: ${r.stdout}${r.stderr}` };
+        return { err: `no result: ${r.stdout}${r.stderr}` } as T;
       }
     },
   };
+}
+
+/** A TCP connection from inside a pod to an echo server, a round trip every 150 ms until stop(). */
+function holdConnection(ns: string, pod: string, host: string, port: number) {
+  return inPodUntilStopped<{ rounds: number; err?: string }>(
+    ns,
+    pod,
+    (stop) => `const net=require('net'),fs=require('fs');let rounds=0,err='';const s=net.connect(${port},'${host}');
+const finish=()=>{console.log(JSON.stringify({rounds,err}));process.exit(0)};
+s.on('error',e=>{err=err||e.code||e.message});s.on('close',()=>{err=err||'closed';finish()});
+setTimeout(()=>{err=err||'time limit';finish()},60000);
+s.on('connect',()=>{const tick=()=>{if(err||fs.existsSync('${stop}'))return finish();const m='r'+rounds;s.write(m);
+s.once('data',d=>{if(String(d)!==m)err='bad answer '+d;else rounds++;setTimeout(tick,150)})};tick()});`,
+  );
+}
+
+/** HTTP requests from inside a pod, one new connection each, back to back, until stop(). */
+function requestLoad(ns: string, pod: string, url: string) {
+  return inPodUntilStopped<{ ok: number; failed: number; errors: Record<string, number>; err?: string }>(
+    ns,
+    pod,
+    (stop) => `const http=require('http'),fs=require('fs');let ok=0,failed=0;const errors={};
+const finish=()=>{console.log(JSON.stringify({ok,failed,errors}));process.exit(0)};setTimeout(finish,60000);
+const fail=(why)=>{failed++;errors[why]=(errors[why]||0)+1;};
+const one=()=>{if(fs.existsSync('${stop}'))return finish();let done=false;const next=(why)=>{if(done)return;done=true;if(why)fail(why);else ok++;one()};
+const req=http.get('${url}',{agent:false,timeout:5000},res=>{res.resume();res.on('end',()=>next(res.statusCode===200?'':'status '+res.statusCode));res.on('error',e=>next(e.code||e.message))});
+req.on('error',e=>next(e.code||e.message));req.on('timeout',()=>req.destroy(new Error('timeout')))};one();`,
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -230,6 +251,34 @@ spec:
     assert.match(r.stdout, 'path=/after-restart');
     assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 1, 'counted by the new agent');
     assert.is((await hold).code, 0);
+  });
+
+  test('`ambit agents --restart` replaces both agents under load: no request fails, the open connection lives on', async () => {
+    const s = await status();
+    const client = s.pods.find((p) => p.labels.app === 'client')!;
+    const echo = s.services.find((x) => x.name === 'echo')!;
+    const load = requestLoad('client', client.name, 'http://web.shop/');
+    const held = holdConnection('client', client.name, echo.clusterIP, 9000);
+    await sleep(800);
+    const replaced: { node: string; oldPid: number; newPid: number }[] = [];
+    for (const node of ['node-1', 'node-2']) {
+      replaced.push(JSON.parse(await ambitOk(['agents', '--restart', node, '-o', 'json'])) as { node: string; oldPid: number; newPid: number });
+      await sleep(800);
+    }
+    const [requests, kept] = [await load.stop(), await held.stop()];
+    assert.ok(requests.ok > 20, `requests: ${JSON.stringify(requests)}`);
+    assert.is(requests.failed, 0, `failed requests: ${JSON.stringify(requests)}`);
+    assert.is(kept.err, '', `the open connection failed after ${kept.rounds} round trips`);
+    // The old agents drained: once their last connection ended they exited.
+    for (const r of replaced) {
+      assert.is.not(r.newPid, r.oldPid);
+      await eventually(`the old agent of ${r.node} exits`, async () => !existsSync(`/proc/${r.oldPid}`) || /^\S+ \S+ Z/.test(readFileSync(`/proc/${r.oldPid}/stat`, 'utf8')), 15_000);
+    }
+    // New connections are the new agents': the client's agent counts this one.
+    const before = opened(await counters(client.node), `client/${client.name}`, 'outbound');
+    const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', 'http://web.shop/']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), before + 1);
   });
 
   test('a pod that opts out, and a pod of an unenrolled namespace, connect directly', async () => {
