@@ -118,23 +118,24 @@ export class ControllerConnection {
     });
     ws.on('close', (code) => {
       clearTimeout(silence);
-      // The controller keeps one session per node: a newer agent of this node (an upgrade) took
-      // over. Reconnecting would take it back from the successor, so this agent stops talking.
-      if (code === replacedCloseCode) {
-        this.o.log.warn('another agent of this node connected to the controller (an upgrade?); this one stops talking to it');
-        this.closed = true;
-      }
       if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');
       this.connected = false;
-      if (!this.closed) this.retry();
+      if (this.closed) return;
+      // The controller keeps one session per node, and a newer one from this node took over: most
+      // likely this agent's successor (an upgrade). Coming straight back would take the session from
+      // it, so wait as long as the longest backoff (the successor soon has this agent stopped).
+      const replaced = code === replacedCloseCode;
+      if (replaced) this.o.log.warn('another agent of this node connected to the controller (an upgrade?); trying again later');
+      this.retry(replaced);
     });
   }
 
-  private retry(): void {
+  /** Full jitter below an exponential ceiling; `patient`: between half the longest backoff and all of it. */
+  private retry(patient = false): void {
     const min = this.o.minBackoffMs ?? 250;
     const max = this.o.maxBackoffMs ?? 10_000;
     const ceiling = Math.min(max, min * 2 ** this.attempts++);
-    const delay = Math.round(Math.random() * ceiling);
+    const delay = Math.round(patient ? max / 2 + (Math.random() * max) / 2 : Math.random() * ceiling);
     if (this.attempts <= 3 || this.attempts % 10 === 0) this.o.log.info({ delayMs: delay, attempt: this.attempts, err: this.lastError }, 'reconnecting to the controller');
     this.timer = setTimeout(() => this.connect(), delay);
   }
