@@ -65,6 +65,9 @@ function ip(netns: string, args: string[], input?: string): Promise<string> {
       if (err && real.length) fail(new Error(`ip ${args.join(' ')} in ${netns}: ${real.join('; ')}`));
       else done(out);
     });
+    // A command that reads no input may exit before its stdin is written (EPIPE): its own exit
+    // status and output say how it went, so that error is not one.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }
