@@ -6,7 +6,6 @@
 
 import { openSync } from 'node:fs';
 import { pino } from 'pino';
-import { AgentState } from '../../agent/state/state.js';
 import { Resolver } from '../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../agent/proxy/connections.js';
 import { handleTunnel, type InboundContext } from '../../agent/proxy/inbound.js';
@@ -15,6 +14,7 @@ import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { TrustBundle } from '../../shared/identity/svid.js';
 import { echoServer } from '../unit/proxy/helpers.js';
 import { serveTarget } from './common.js';
+import { stateWith } from '../helpers/state.js';
 
 export interface HboneTargetParams {
   keyPem: string;
@@ -30,19 +30,11 @@ export interface HboneTargetInfo {
 
 // No workload here has the client's identity (shop/web), so a Forwarded header is either malformed
 // (400) or names another identity's workload (403): the handler never binds a foreign source address.
-const state = new AgentState('fuzz-node');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
-    { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'fuzz-node', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
-  ],
-  deletes: [],
-});
+const state = stateWith('fuzz-node', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'fuzz-node', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
+]);
 
 const nsFd = openSync('/proc/self/ns/net', 'r');
 const silent = pino({ level: 'silent' });

@@ -5,26 +5,18 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { AgentState } from '../../agent/state/state.js';
 import { EventLog } from '../../agent/api/events.js';
 import { createAdminServer } from '../../agent/api/server.js';
 import { NodeProxy } from '../../agent/proxy/proxy.js';
 import type { CertificateManager } from '../../agent/identity/manager.js';
 import { serveTarget } from './common.js';
+import { stateWith } from '../helpers/state.js';
 
-const state = new AgentState('fuzz-node');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'fuzz-node', serviceAccount: 'web', owner: 'Deployment/web', labels: { app: 'web' } } },
-    { key: 'workload/shop/db-1', value: { ip: '10.0.0.9', node: 'n2', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
-  ],
-  deletes: [],
-});
+const state = stateWith('fuzz-node', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'fuzz-node', serviceAccount: 'web', owner: 'Deployment/web', labels: { app: 'web' } } },
+  { key: 'workload/shop/db-1', value: { ip: '10.0.0.9', node: 'n2', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
+]);
 const events = new EventLog();
 const silent = pino({ level: 'silent' });
 // The proxy asks the certificate manager for a workload's certificate only when explaining an HBONE hop.

@@ -12,7 +12,6 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { AgentState } from '../../../agent/state/state.js';
 import { EventLog } from '../../../agent/api/events.js';
 import { createAdminServer } from '../../../agent/api/server.js';
 import { Resolver } from '../../../agent/proxy/resolve.js';
@@ -21,23 +20,16 @@ import { handlePlaintext, handleTunnel, type InboundContext } from '../../../age
 import { join } from '../../../agent/proxy/outbound.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { echoServer, fixture, rejection, until } from '../proxy/helpers.js';
+import { stateWith } from '../../helpers/state.js';
 
 // This node (n1) holds shop/db-1 at 127.0.0.1; the HBONE pool of the fixture presents shop/web's
 // SVID, and 10.0.0.7 is a workload of shop/web, 10.0.0.8 one of shop/other.
-const state = new AgentState('n1');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
-    { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
-    { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' }, netns: '/proc/self/ns/net' } },
-  ],
-  deletes: [],
-});
+const state = stateWith('n1', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
+  { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' }, netns: '/proc/self/ns/net' } },
+]);
 const web = state.workloads.get('workload/shop/web-1')!;
 const db = state.workloads.get('workload/shop/db-1')!;
 const silent = pino({ level: 'silent' });

@@ -11,7 +11,6 @@ import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { type AddressInfo, connect as tcpConnect, createServer } from 'node:net';
 import { pino } from 'pino';
-import { AgentState } from '../../../agent/state/state.js';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable, type TrackedConnection } from '../../../agent/proxy/connections.js';
 import { handlePlaintext, handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
@@ -19,22 +18,15 @@ import { HboneConnectRefused } from '../../../agent/proxy/hbone.js';
 import { closeFd, listenerIn, openNetns } from '../../../native/netns.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { echoServer, fixture, rawSession, readAll, rejection, until, web } from './helpers.js';
+import { stateWith } from '../../helpers/state.js';
 
 // The pool presents shop/web's SVID; 10.0.0.7 is a workload of shop/web. The captured pod is
 // shop/db at 127.0.0.1, "inside" this process's own network namespace.
-const state = new AgentState('n1');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
-    { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
-  ],
-  deletes: [],
-});
+const state = stateWith('n1', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
+]);
 const podNs = openNetns('/proc/self/ns/net');
 const denied: string[] = [];
 const failed: string[] = [];

@@ -6,29 +6,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { AgentState } from '../../../agent/state/state.js';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../../agent/proxy/connections.js';
 import { handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
 import { HboneConnectRefused } from '../../../agent/proxy/hbone.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { fixture, rejection } from './helpers.js';
+import { stateWith } from '../../helpers/state.js';
 
 // The pool presents shop/web's SVID; 10.0.0.7 is a workload of shop/web, 10.0.0.8 of shop/other.
-const state = new AgentState('n1');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
-    { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
-    { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' }, netns: '/proc/self/ns/net' } },
-  ],
-  deletes: [],
-});
+const state = stateWith('n1', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
+  { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' }, netns: '/proc/self/ns/net' } },
+]);
 const denied: string[] = [];
 const failed: string[] = [];
 const authorizer = new Authorizer();

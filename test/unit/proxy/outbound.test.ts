@@ -8,7 +8,6 @@ import * as assert from 'uvu/assert';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
-import { AgentState } from '../../../agent/state/state.js';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../../agent/proxy/connections.js';
 import { handleOutbound, type OutboundContext, type SourcePod } from '../../../agent/proxy/outbound.js';
@@ -16,19 +15,12 @@ import type { HbonePool } from '../../../agent/proxy/pool.js';
 import type { CertificateManager } from '../../../agent/identity/manager.js';
 import { closeFd, openNetns } from '../../../native/netns.js';
 import { echoServer, until } from './helpers.js';
+import { stateWith } from '../../helpers/state.js';
 
-const state = new AgentState('n1');
-state.apply({
-  type: 'config',
-  full: true,
-  from: 0,
-  to: 1,
-  upserts: [
-    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n1', serviceAccount: 'web', owner: 'Deployment/web' } },
-  ],
-  deletes: [],
-});
+const state = stateWith('n1', [
+  { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n1', serviceAccount: 'web', owner: 'Deployment/web' } },
+]);
 const podNs = openNetns('/proc/self/ns/net');
 const failed: string[] = [];
 let closedConnections = 0;
