@@ -32,6 +32,8 @@ export interface CapturedPod {
 
 interface Captured extends CapturedPod {
   servers: Server[];
+  /** When the pod was released (performance.now()), while it drains. */
+  releasedAt?: number;
 }
 
 export interface CaptureEvents {
@@ -194,6 +196,7 @@ export class CaptureManager {
       const old = this.draining.get(key);
       if (old) {
         this.draining.delete(key);
+        for (const s of old.servers) s.close();
         closeFd(old.nsFd);
       }
       const pod = { key, workload: w, nsFd, netns } as Captured;
@@ -256,23 +259,25 @@ export class CaptureManager {
     } catch (err) {
       this.o.log.error({ workload: c.key, err: errorMessage(err) }, 'removing capture failed');
     }
-    // New connections are no longer redirected; the ones accepted so far live on without the listeners.
-    for (const s of c.servers) s.close();
+    // New connections are no longer redirected. The listeners stay until the pod has drained: a
+    // connection redirected just before may still be on its way to them, or in their accept queue
+    // (the first check is a second away).
     this.o.log.info({ workload: c.key }, 'pod released from capture; draining its connections');
     this.o.onChange?.(c.key, false);
+    c.releasedAt = performance.now();
     this.draining.set(c.key, c);
     // Checked in the same queue as reconciles, so a pod enrolled again meanwhile is never half-removed.
     this.drainTimer ??= setInterval(() => {
       this.busy = this.busy.then(() => this.finishDrained()).catch((err: unknown) => this.o.log.error({ err: errorMessage(err) }, 'drain check failed'));
     }, drainCheckMs).unref();
-    await this.finishDrained();
   }
 
   /** Removes the leftovers of released pods whose last captured connection has ended (or whose pod is gone). */
   private async finishDrained(): Promise<void> {
     for (const [key, c] of this.draining) {
-      if (existsSync(c.netns) && this.o.inUse?.(key)) continue;
+      if (existsSync(c.netns) && (performance.now() - (c.releasedAt ?? 0) < drainCheckMs || this.o.inUse?.(key))) continue;
       this.draining.delete(key);
+      for (const s of c.servers) s.close();
       try {
         if (existsSync(c.netns)) {
           c.redirect.finish();

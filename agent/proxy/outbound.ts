@@ -27,6 +27,8 @@ export interface OutboundContext {
   log: Logger;
   /** Counts a failure by reason (a metric). */
   failed(reason: string): void;
+  /** Whether the pod is enrolled now (a pod leaving the mesh stays redirected for a moment). */
+  enrolled(w: WorkloadEntry): boolean;
 }
 
 /** The captured pod a listener belongs to. */
@@ -60,7 +62,10 @@ export function handleOutbound(ctx: OutboundContext, pod: SourcePod, client: Soc
     ctx.failed('no-original-destination');
     return refuse(client);
   }
-  const r = ctx.resolver.resolve(dst, pod.workload);
+  let r = ctx.resolver.resolve(dst, pod.workload);
+  // A pod leaving the mesh has no certificate any more but is redirected until its release: its
+  // connections go as they will once it is released, in plain TCP, rather than wait for none.
+  if (!('error' in r) && r.protocol === 'HBONE' && !ctx.enrolled(pod.workload)) r = { ...r, protocol: 'TCP', reason: `${r.reason}; the source is leaving the mesh: plain TCP` };
   if ('error' in r) {
     ctx.failed(r.error);
     ctx.log.debug({ source: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${dst.ip}:${dst.port}`, reason: r.reason }, 'outbound refused');

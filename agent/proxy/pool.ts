@@ -302,6 +302,13 @@ export class HbonePool {
       stream = s.h2!.request({ ...req.headers, ':method': 'CONNECT', ':authority': req.authority }, { endStream: false }) as TunnelStream;
     } catch (err) {
       this.release(s);
+      // The session began closing under us (a GOAWAY from a draining agent): nothing was sent on
+      // it, so the tunnel is tried once more on another session.
+      if (!w.retried) {
+        w.retried = true;
+        this.remove(s);
+        return this.enqueue(w, true);
+      }
       return this.fail(w, new HboneConnectFailed('session', `could not open a stream to ${s.node}: ${(err as Error).message}`, err));
     }
     this.counters.streamsOpened++;

@@ -102,7 +102,7 @@ export class NodeProxy {
       ...(o.limits ? { limits: o.limits } : {}),
     });
     const failed = (direction: 'outbound' | 'inbound') => (reason: string) => o.events?.failed?.(direction, reason);
-    this.outboundCtx = { resolver: this.resolver, pool: this.pool, certificates: o.certificates, connections: this.connections, trustDomain: o.trustDomain, log: o.log, failed: failed('outbound') };
+    this.outboundCtx = { resolver: this.resolver, pool: this.pool, certificates: o.certificates, connections: this.connections, trustDomain: o.trustDomain, log: o.log, failed: failed('outbound'), enrolled: (w) => o.state.isEnrolled(w) };
     this.inboundCtx = {
       resolver: this.resolver,
       authorizer: this.authorizer,

@@ -1,7 +1,7 @@
 // The outbound plain-TCP path (a destination outside the mesh) through handleOutbound, with real
 // sockets on loopback and the agent's socket path in this process's own namespace: a refused
 // destination resets the app's connection at once and is counted; a good one carries bytes and
-// leaves the connection table when it ends.
+// leaves the connection table when it ends; a pod leaving the mesh goes in plain TCP.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,7 +19,12 @@ import { stateWith } from '../../helpers/state.js';
 
 const state = stateWith('n1', [
   { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+  { key: 'namespace/leaving', value: { name: 'leaving' } },
+  { key: 'node/n1', value: { ip: '10.250.0.1' } },
   { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n1', serviceAccount: 'web', owner: 'Deployment/web' } },
+  // An enrolled destination on loopback, and a pod whose namespace just left the mesh.
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.2', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db' } },
+  { key: 'workload/leaving/app-1', value: { ip: '10.0.0.9', node: 'n1', serviceAccount: 'app', owner: 'Deployment/app' } },
 ]);
 const podNs = openNetns('/proc/self/ns/net');
 const failed: string[] = [];
@@ -33,11 +38,12 @@ const ctx: OutboundContext = {
   trustDomain: 'cluster.local',
   log: pino({ level: 'silent' }),
   failed: (r) => failed.push(r),
+  enrolled: (w) => state.isEnrolled(w),
 };
 
 /** The pod's outbound listener (its 15001), with the original destination fixed to `port` on loopback. */
-async function listener(port: number): Promise<Server> {
-  const pod: SourcePod = { workload: state.workloads.get('workload/shop/web-1')!, nsFd: podNs, destinationOf: () => ({ ip: '127.0.0.1', port }) };
+async function listener(port: number, source = 'workload/shop/web-1', ip = '127.0.0.1'): Promise<Server> {
+  const pod: SourcePod = { workload: state.workloads.get(source)!, nsFd: podNs, destinationOf: () => ({ ip, port }) };
   const server = createServer({ allowHalfOpen: true }, (s) => handleOutbound(ctx, pod, s));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -88,6 +94,25 @@ test('a plain-TCP destination that answers carries bytes, and the connection lea
   } finally {
     server.close();
     await echo.close();
+  }
+});
+
+test('a pod leaving the mesh, still redirected for a moment, reaches an enrolled destination in plain TCP at once', async () => {
+  // Its certificate is gone with its enrollment; waiting for one would hang the connection.
+  const db = createServer((c) => c.pipe(c)).listen(0, '127.0.0.2');
+  await once(db, 'listening');
+  const server = await listener((db.address() as AddressInfo).port, 'workload/leaving/app-1', '127.0.0.2');
+  try {
+    const app: Socket = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    app.end('leaving');
+    const chunks: Buffer[] = [];
+    for await (const c of app) chunks.push(c as Buffer);
+    assert.is(Buffer.concat(chunks).toString(), 'leaving');
+    await until(() => closedConnections === 2);
+    assert.equal(failed, []);
+  } finally {
+    server.close();
+    db.close();
   }
 });
 
