@@ -26,27 +26,33 @@ export interface CaptureOptions {
 const firstPacket = 'tcp flags & (fin | syn | rst | ack) == syn';
 
 /**
- * The whole table, created if missing, emptied and filled in one transaction. `draining`: the
- * chains without the redirects, which keeps the captured connections' translations working.
+ * The whole table in one transaction: created if missing, its chains emptied and filled.
+ * `draining`: the chains without the redirects, which keeps the captured connections' translations
+ * working. The chains are flushed, never deleted: a nat chain going away, even for the moment of a
+ * transaction, unregisters the namespace's nat hook, and a packet of a redirected connection that
+ * passes then goes untranslated and is reset (as when a new agent installs beside the old one).
  */
 export function captureRules(o: CaptureOptions = {}, draining = false): string {
-  const outbound = draining ? '' : `    meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return
-    ip daddr 127.0.0.0/8 return
-    ${firstPacket} redirect to :${ports.outbound}
-`;
-  const inbound = draining ? '' : `${o.probeSource ? `    ip saddr ${o.probeSource} return\n` : ''}    ${firstPacket} redirect to :${ports.inbound}
-`;
-  return `table ip ${table}
-delete table ip ${table}
-table ip ${table} {
+  const rules = draining
+    ? []
+    : [
+        `outbound meta mark & 0x${markMask.toString(16)} == 0x${agentMark.toString(16)} return`,
+        'outbound ip daddr 127.0.0.0/8 return',
+        `outbound ${firstPacket} redirect to :${ports.outbound}`,
+        ...(o.probeSource ? [`inbound ip saddr ${o.probeSource} return`] : []),
+        `inbound ${firstPacket} redirect to :${ports.inbound}`,
+      ];
+  return `table ip ${table} {
   chain outbound {
     type nat hook output priority -100; policy accept;
-${outbound}  }
+  }
   chain inbound {
     type nat hook prerouting priority -100; policy accept;
-${inbound}  }
+  }
 }
-`;
+flush chain ip ${table} outbound
+flush chain ip ${table} inbound
+${rules.map((r) => `add rule ip ${table} ${r}\n`).join('')}`;
 }
 
 /** Installs (or replaces) the redirect in the pod's namespace (`nsFd`), all or nothing. */

@@ -26,31 +26,36 @@ export const transparentMark = 0x111;
 const hex = (n: number) => `0x${n.toString(16)}`;
 const keep = hex(~markMask >>> 0);
 
+/**
+ * Both tables in one transaction, created if missing, their chains flushed and filled: a chain
+ * deleted and made again would leave, for the moment of the transaction, a reply of a transparent
+ * connection without its mark, routed out of the pod (an agent installing beside its predecessor).
+ */
 function rules(): string {
-  return `table ip ${transparentTable}
-delete table ip ${transparentTable}
-table ip ${transparentTable} {
+  return `table ip ${transparentTable} {
   chain prerouting {
     type filter hook prerouting priority mangle; policy accept;
-    iif lo meta mark & ${hex(markMask)} == ${hex(agentMark)} ct mark set ct mark & ${keep} | ${hex(transparentMark)}
   }
   chain output {
     type route hook output priority mangle; policy accept;
-    ct mark & ${hex(markMask)} == ${hex(transparentMark)} meta mark set meta mark & ${keep} | ${hex(transparentMark)}
   }
 }
-table ip6 ${ipv6Table}
-delete table ip6 ${ipv6Table}
+flush chain ip ${transparentTable} prerouting
+flush chain ip ${transparentTable} output
+add rule ip ${transparentTable} prerouting iif lo meta mark & ${hex(markMask)} == ${hex(agentMark)} ct mark set ct mark & ${keep} | ${hex(transparentMark)}
+add rule ip ${transparentTable} output ct mark & ${hex(markMask)} == ${hex(transparentMark)} meta mark set meta mark & ${keep} | ${hex(transparentMark)}
 table ip6 ${ipv6Table} {
   chain input {
     type filter hook input priority filter; policy drop;
-    iif lo accept
   }
   chain output {
     type filter hook output priority filter; policy drop;
-    oif lo accept
   }
 }
+flush chain ip6 ${ipv6Table} input
+flush chain ip6 ${ipv6Table} output
+add rule ip6 ${ipv6Table} input iif lo accept
+add rule ip6 ${ipv6Table} output oif lo accept
 `;
 }
 

@@ -29,10 +29,18 @@ test.after(() => {
   execFileSync('ip', ['netns', 'del', ns]);
 });
 
-test('installing twice gives one copy of every rule', () => {
+/** The table's handle: the same handle is the same table, never deleted and made again. */
+const tableHandle = () => /table ip ambit_capture \{ # handle (\d+)/.exec(execFileSync('nsenter', [`--net=${path}`, '--', 'nft', '-a', 'list', 'table', 'ip', 'ambit_capture'], { encoding: 'utf8' }))?.[1];
+
+test('installing twice gives one copy of every rule, in the same chains', () => {
   installCapture(nsFd, { probeSource: '10.98.0.1' });
   const once1 = captureState(nsFd);
+  const handle = tableHandle();
   installCapture(nsFd, { probeSource: '10.98.0.1' });
+  // A nat chain deleted for a moment unregisters the nat hook: redirected connections would lose
+  // their translation while a new agent installs beside the old one.
+  assert.ok(handle);
+  assert.is(tableHandle(), handle);
   const twice = captureState(nsFd);
   assert.equal(twice, once1);
   assert.is(twice.filter((l) => l.endsWith('redirect to :15001')).length, 1, twice.join('\n'));
