@@ -11,7 +11,7 @@
 //   node dist/scripts/chaos/run.js [--modes iptables,ebpf] [--outage 60] [--out RELIABILITY.md]   (as root, no cluster up)
 
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +60,7 @@ const log=(o)=>fs.appendFileSync(${JSON.stringify(events)},JSON.stringify({t:Dat
 let ok=0,rounds=0,stopped=false;
 const tick=setInterval(()=>{log({ok,rounds});if(fs.existsSync(${JSON.stringify(stop)})){stopped=true;clearInterval(tick);setTimeout(()=>process.exit(0),300)}},100);
 setTimeout(()=>process.exit(0),15*60*1000);
-const loop=()=>{if(stopped)return;let done=false;const next=(why)=>{if(done)return;done=true;if(why)log({fail:why});else ok++;setImmediate(loop)};
+const loop=()=>{if(stopped)return;let done=false;const started=Date.now();const next=(why)=>{if(done)return;done=true;if(why)log({fail:why,started});else ok++;setImmediate(loop)};
 const req=http.get('http://web.shop/',{agent:false,timeout:5000},res=>{res.resume();res.on('end',()=>next(res.statusCode===200?'':'HTTP '+res.statusCode));res.on('error',e=>next(e.code||e.message))});
 req.on('error',e=>next(e.code||e.message));req.on('timeout',()=>req.destroy(Object.assign(new Error('timeout'),{code:'ETIMEDOUT'})))};
 loop();loop();
@@ -73,6 +73,8 @@ hold();
 
 interface Event {
   t: number;
+  /** When the failed request started: a failure counts against the phase it started in. */
+  started?: number;
   ok?: number;
   rounds?: number;
   fail?: string;
@@ -86,6 +88,8 @@ interface Phase {
   note: string;
   /** Requests are expected to fail in this phase (the DENY): they are reported, not counted as lost. */
   expectFailures?: boolean;
+  /** Not a fault: the check that uncaptured packets are seen when there are some. */
+  control?: boolean;
 }
 
 interface PhaseResult extends Phase {
@@ -113,6 +117,16 @@ function capture(node: string, ips: string[]): { stop(): Promise<number[]> } {
   };
 }
 
+/** What the node's agent counted as failed or refused since it started, as `reason=N` (its metrics). */
+async function agentFailures(node: string): Promise<string> {
+  const text = await run('nsenter', [`--net=/run/netns/ambit-node-${node}`, '--', 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15020/metrics']).catch(() => '');
+  const counted = text
+    .split('\n')
+    .filter((l) => /^ambit_(connection_failures|connections_denied)_total\{/.test(l) && !/ 0$/.test(l))
+    .map((l) => `${/reason="([^"]+)"/.exec(l)?.[1] ?? '?'}${/direction="([^"]+)"/.exec(l) ? ` (${/direction="([^"]+)"/.exec(l)![1]})` : ''} ${l.split(' ').at(-1)}`);
+  return counted.length ? counted.join(', ') : 'none';
+}
+
 async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
   console.log(`\n== ${mode}: bringing up the cluster`);
   await ambit(['up', '--redirect', mode]);
@@ -128,7 +142,7 @@ async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
   const tcpdumps = s.nodes.map((n) => capture(n.name, enrolled));
   const load = ambit(['exec', '-n', 'client', client.name, '--', process.execPath, join(work, `${mode}-load.js`)], 20 * 60 * 1000).catch((err: Error) => err.message);
   const phases: Phase[] = [];
-  const phase = async (name: string, fn: () => Promise<string>, opts: { expectFailures?: boolean } = {}) => {
+  const phase = async (name: string, fn: () => Promise<string>, opts: { expectFailures?: boolean; control?: boolean } = {}) => {
     const start = Date.now();
     console.log(`-- ${name}`);
     const note = await fn();
@@ -161,7 +175,9 @@ async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
         await sleep(2000);
       }
       await until('agents in sync', inSync);
-      return notes.join(', ');
+      await sleep(1000);
+      for (const n of s.nodes) notes.push(`failures counted by the new agent of ${n.name}: ${await agentFailures(n.name)}`);
+      return notes.join('; ');
     });
     await phase(`agent of ${client.node} killed (-9); the cluster starts a new one`, async () => {
       const pidFile = join(stateDir, 'agents', client.node, 'pid');
@@ -198,27 +214,48 @@ async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
     await phase(
       'DENY of the client applied with `apply --wait`, then deleted',
       async () => {
-        const before = Date.now();
-        const r = JSON.parse(await ambit(['apply', '-f', policy, '--wait', '-o', 'json'])) as { wait?: { ms: number } };
+        const out = await ambit(['apply', '-f', policy, '--wait']);
         appliedAt = Date.now();
+        const ms = / in (\d+) ms\./.exec(out)?.[1];
+        if (!ms) throw new Error(`apply --wait did not report every agent in force: ${out}`);
         await sleep(3000);
         await ambit(['delete', 'authorizationpolicy', 'chaos-deny', '-n', 'shop']);
         await until('agents in sync', inSync);
         await sleep(2000);
-        return `apply --wait returned after ${r.wait?.ms ?? appliedAt - before} ms`;
+        return `in force on every node when apply --wait returned, after ${ms} ms`;
       },
       { expectFailures: true },
+    );
+    // The control: the same traffic uncaptured must show on the wire, or the count above means nothing.
+    await phase(
+      'control: the client namespace unenrolled',
+      async () => {
+        await ambit(['unenroll', 'client']);
+        await until('the client released', async () => (await status()).pods.find((p) => p.name === client.name)?.capture !== 'captured');
+        await sleep(2000);
+        return 'its requests now leave the pod in plaintext, as the packet count shows';
+      },
+      { control: true },
     );
     writeFileSync(stop, '');
     await load;
     const packets = (await Promise.all(tcpdumps.map((t) => t.stop()))).flat();
     const results = analyse(phases, readEvents(events), packets);
+    const control = results.at(-1)!;
+    if (control.uncaptured === 0) throw new Error('the control phase saw no uncaptured packet: the wire count does not work');
     // The DENY in force: no request may succeed after apply --wait returned (until the delete).
-    const deny = results.at(-1)!;
+    const deny = results.at(-2)!;
     const allowedAfter = readEvents(events).filter((e) => e.t > appliedAt + 50 && e.t < appliedAt + 2500 && e.ok !== undefined);
     const okAfter = (allowedAfter.at(-1)?.ok ?? 0) - (allowedAfter[0]?.ok ?? 0);
     deny.note += `; requests that succeeded after it returned: ${okAfter}; the open connection ${deny.drops > 0 ? 'was closed' : 'was NOT closed'}`;
     return results;
+  } catch (err) {
+    // The agents' logs go with the cluster: keep them for whoever reads the failure.
+    const kept = join(tmpdir(), `ambit-chaos-logs-${mode}`);
+    cpSync(join(stateDir, 'agents'), kept, { recursive: true });
+    cpSync(join(stateDir, 'logs', 'controller.log'), join(kept, 'controller.log'));
+    console.error(`agent and controller logs kept in ${kept}`);
+    throw err;
   } finally {
     writeFileSync(stop, '');
     await Promise.all(tcpdumps.map((t) => t.stop()));
@@ -235,7 +272,7 @@ function readEvents(file: string): Event[] {
 
 function analyse(phases: Phase[], events: Event[], packetTimes: number[]): PhaseResult[] {
   return phases.map((p) => {
-    const inside = events.filter((e) => e.t >= p.start && e.t < p.end);
+    const inside = events.filter((e) => (e.started ?? e.t) >= p.start && (e.started ?? e.t) < p.end);
     const counts = inside.filter((e) => e.ok !== undefined);
     const failures: Record<string, number> = {};
     const failTimes: number[] = [];
