@@ -3,7 +3,7 @@
 // log file per container, and stopped with SIGTERM, then the cgroup's kill switch.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, ftruncateSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import type { Container } from '../../shared/resources/types.js';
@@ -175,10 +175,33 @@ export function hostsFile(netns: string): string {
   return join('/etc/netns', netns, 'hosts');
 }
 
-/** Writes in place, keeping the inode, so running pods (which have it bind-mounted) see the change. */
+/**
+ * Writes in place, keeping the inode, so running pods (which have it bind-mounted) see the change.
+ * Never empty in between: the new text is written over the old, then the file is cut to its length
+ * (a truncate first let a lookup in a pod fail with EAI_AGAIN). Unchanged text is not written at
+ * all, so a controller restart, which writes every pod's file again, changes nothing.
+ */
 export function writeHosts(netns: string, content: string): void {
-  mkdirSync(join('/etc/netns', netns), { recursive: true });
-  writeFileSync(hostsFile(netns), content, { flag: 'w' });
+  const path = hostsFile(netns);
+  let current: string | undefined;
+  try {
+    current = readFileSync(path, 'utf8');
+  } catch {
+    // Not there yet.
+  }
+  if (current === content) return;
+  if (current === undefined) {
+    mkdirSync(join('/etc/netns', netns), { recursive: true });
+    writeFileSync(path, content);
+    return;
+  }
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, content, 0);
+    ftruncateSync(fd, Buffer.byteLength(content));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function removeHosts(netns: string): void {
