@@ -73,7 +73,7 @@ hold();
 
 interface Event {
   t: number;
-  /** When the failed request started: a failure counts against the phase it started in. */
+  /** When the failed request started. */
   started?: number;
   ok?: number;
   rounds?: number;
@@ -249,14 +249,13 @@ async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
     const okAfter = (allowedAfter.at(-1)?.ok ?? 0) - (allowedAfter[0]?.ok ?? 0);
     deny.note += `; requests that succeeded after it returned: ${okAfter}; the open connection ${deny.drops > 0 ? 'was closed' : 'was NOT closed'}`;
     return results;
-  } catch (err) {
-    // The agents' logs go with the cluster: keep them for whoever reads the failure.
+  } finally {
+    // The agents' and controller's logs go with the cluster: keep them for whoever reads the figures.
     const kept = join(tmpdir(), `ambit-chaos-logs-${mode}`);
+    rmSync(kept, { recursive: true, force: true });
     cpSync(join(stateDir, 'agents'), kept, { recursive: true });
     cpSync(join(stateDir, 'logs', 'controller.log'), join(kept, 'controller.log'));
-    console.error(`agent and controller logs kept in ${kept}`);
-    throw err;
-  } finally {
+    console.log(`agent and controller logs kept in ${kept}`);
     writeFileSync(stop, '');
     await Promise.all(tcpdumps.map((t) => t.stop()));
     await ambit(['down']).catch((err: Error) => console.error(err.message));
@@ -272,7 +271,9 @@ function readEvents(file: string): Event[] {
 
 function analyse(phases: Phase[], events: Event[], packetTimes: number[]): PhaseResult[] {
   return phases.map((p) => {
-    const inside = events.filter((e) => (e.started ?? e.t) >= p.start && (e.started ?? e.t) < p.end);
+    // A reset or a refusal happens when its cause does; a timeout was caused when its request began.
+    const at = (e: Event) => (e.fail === 'ETIMEDOUT' ? (e.started ?? e.t) : e.t);
+    const inside = events.filter((e) => at(e) >= p.start && at(e) < p.end);
     const counts = inside.filter((e) => e.ok !== undefined);
     const failures: Record<string, number> = {};
     const failTimes: number[] = [];
