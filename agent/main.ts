@@ -146,7 +146,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const missing = (await Promise.all([...identities].map(async (id) => ((await certificates.waitFor(id, 10_000)) ? undefined : id)))).filter(Boolean);
   if (missing.length) log.warn({ identities: missing }, 'no certificate yet for these identities; serving HBONE anyway');
   await proxy.listen(config.hboneHost);
-  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl, pods: identities.size ? capture.status().captured.length : 0 }, 'agent ready');
+  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl, pods: capture.status().captured.length }, 'agent ready');
   if (config.readyFile) writeFileSync(config.readyFile, String(process.pid));
 
   /**

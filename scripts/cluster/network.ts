@@ -41,7 +41,9 @@ async function createNode(t: Topology, n: NodeLayout, exists: boolean): Promise<
     'link set lo up',
     `addr add ${n.ip}/${t.nodeCIDR.bits} dev eth0`,
     'link set eth0 up',
-    'link add br0 type bridge',
+    // A fixed address: a bridge otherwise takes the lowest of its ports' addresses, which changes
+    // as pods come and go, and the pods' cached gateway address goes stale (seconds without a route).
+    `link add br0 address ${bridgeMac(n.index)} type bridge`,
     `addr add ${n.gateway}/24 dev br0`,
     'link set br0 up',
     // Service addresses that no rule translated end here, where the services table refuses them.
@@ -88,4 +90,9 @@ export async function deletePodNetwork(netns: string): Promise<void> {
 export async function pidsInNetns(netns: string): Promise<number[]> {
   const out = await run('ip', ['netns', 'pids', netns], { okCodes: [1] });
   return out.split('\n').filter(Boolean).map(Number);
+}
+
+/** The node bridge's own MAC address: locally administered, one per node. */
+export function bridgeMac(nodeIndex: number): string {
+  return `02:a6:b1:70:${(nodeIndex >> 8).toString(16).padStart(2, '0')}:${(nodeIndex & 0xff).toString(16).padStart(2, '0')}`;
 }

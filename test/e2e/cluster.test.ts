@@ -160,6 +160,22 @@ spec:
   assert.ok(netns);
 });
 
+test("a node's bridge keeps its address when pods come and go, so the pods' cached gateway stays right", async () => {
+  // A Linux bridge takes the lowest address of its ports unless one is set: a new pod's veth could
+  // move it, and every pod of the node would send to a stale gateway address for seconds.
+  const bridge = async () => (await sh('ip netns exec ambit-node-node-1 sh -c "cat /sys/class/net/br0/address /sys/class/net/br0/addr_assign_type"')).trim().split('\n');
+  const [before, assignType] = await bridge();
+  assert.is(assignType, '3', 'the address is set, not taken from a port (NET_ADDR_SET)');
+  const file = join(tmp, 'more.yaml');
+  writeFileSync(file, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: more, namespace: shop }\nspec:\n  replicas: 3\n  selector: { matchLabels: { app: more } }\n  template:\n    metadata: { labels: { app: more } }\n    spec:\n      nodeName: node-1\n      containers: [{ name: c, command: [sleep, infinity] }]\n');
+  await ambitOk(['apply', '-f', file]);
+  await eventually('the pods running', async () => (await status()).pods.filter((p) => p.labels.app === 'more' && p.phase === 'Running').length === 3);
+  assert.is((await bridge())[0], before);
+  await ambitOk(['delete', 'deployment', 'more', '-n', 'shop']);
+  await eventually('the pods gone', async () => !(await status()).pods.some((p) => p.labels.app === 'more'));
+  assert.is((await bridge())[0], before);
+});
+
 test('a container that exits is restarted, and the Service works again', async () => {
   const get = async () => JSON.parse(await ambitOk(['get', 'pods', '-n', 'shop', '-o', 'json'])) as { items: Pod[] };
   const echo = (await get()).items.find((p) => p.metadata.labels?.app === 'echo')!;
