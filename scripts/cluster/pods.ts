@@ -69,6 +69,13 @@ export function startContainer(pod: PodEnv, c: Container): { pid: number } {
 
 /** The processes this process started, by pid, and whether each has exited. */
 const children = new Map<number, { exited: boolean }>();
+const exitListeners = new Set<(pid: number) => void>();
+
+/** Calls `fn` when a process started here exits (a supervisor reacts at once, not at its next poll). */
+export function onChildExit(fn: (pid: number) => void): () => void {
+  exitListeners.add(fn);
+  return () => exitListeners.delete(fn);
+}
 
 /**
  * Starts argv inside `cgroup`, detached, output appended to `log`. A shell joins the cgroup and
@@ -86,6 +93,7 @@ export function spawnInCgroup(cgroup: string, argv: string[], o: { log: string; 
     children.set(pid, entry);
     child.on('exit', () => {
       entry.exited = true;
+      for (const fn of exitListeners) fn(pid);
       // Forgotten a while later: by then the supervisor has seen the exit, and the pid may be reused.
       setTimeout(() => children.get(pid) === entry && children.delete(pid), 60_000).unref();
     });

@@ -14,7 +14,7 @@ import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotatio
 import type { Store } from '../../controller/store/store.js';
 import { inNetns } from './exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
-import { createCgroup, isAlive, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
+import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './agents.js';
@@ -56,6 +56,7 @@ export class LocalClusterRuntime {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastError: string | undefined;
+  private stopWatchingExits: (() => void) | undefined;
   /** When each node's agent may be started again (so a crashing agent is not restarted in a loop). */
   private readonly agentNextStart = new Map<string, number>();
 
@@ -63,15 +64,17 @@ export class LocalClusterRuntime {
 
   start(): void {
     this.o.store.on('change', () => this.schedule());
+    this.stopWatchingExits = onChildExit(() => this.schedule());
     this.schedule();
-    // Containers are watched by polling their cgroups, which works the same for the processes
-    // this process started and for those adopted from a previous controller.
+    // Containers and agents this process started are noticed at their exit; those adopted from a
+    // previous controller by polling their cgroups.
     this.timer = setInterval(() => this.schedule(), 500);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.stopWatchingExits?.();
     await this.running;
   }
 
