@@ -14,14 +14,19 @@ export function openNetns(path: string): number {
   return libc.open(path, k.O_RDONLY | k.O_CLOEXEC);
 }
 
+/** This thread's own namespace, opened once. */
+function ownNetns(): number {
+  return (home ??= libc.open('/proc/thread-self/ns/net', k.O_RDONLY | k.O_CLOEXEC));
+}
+
 /** Runs `fn` with the thread inside the namespace `nsFd`, and always comes back. */
 export function inNetns<T>(nsFd: number, fn: () => T): T {
-  home ??= libc.open('/proc/thread-self/ns/net', k.O_RDONLY | k.O_CLOEXEC);
+  const own = ownNetns();
   libc.setns(nsFd, k.CLONE_NEWNET);
   try {
     return fn();
   } finally {
-    returnHome(home);
+    returnHome(own);
   }
 }
 
@@ -88,8 +93,7 @@ export function listenerIn(nsFd: number, ip: string, port: number, o: Omit<Socke
 
 /** A listening socket in this thread's own namespace, with options Node cannot set (SO_REUSEPORT). */
 export function listenerHere(ip: string, port: number, o: Omit<SocketOptions, 'bind'> = {}, backlog = 511): number {
-  home ??= libc.open('/proc/thread-self/ns/net', k.O_RDONLY | k.O_CLOEXEC);
-  return listenerIn(home, ip, port, o, backlog);
+  return listenerIn(ownNetns(), ip, port, o, backlog);
 }
 
 export { originalDestination, netnsCookie, close as closeFd, NativeCallFailed } from './libc.js';

@@ -4,7 +4,7 @@
 // (telemetry/events.ts) only while some subscriber wants them, and never kept: the data path stays
 // silent when nobody listens. Fans events out to the query API's subscribers, by topic.
 
-import { accessFields } from '../proxy/connections.js';
+import { accessFields, closedFields } from '../proxy/connections.js';
 import { connectionClosed, connectionDenied, connectionOpened, type EventChannel } from '../telemetry/events.js';
 
 export type Topic = 'config' | 'enrollment' | 'certificates' | 'connections' | 'denials';
@@ -43,16 +43,7 @@ function listen<M>(channel: EventChannel<M>, shape: (message: M) => unknown): Li
 const liveSources: Partial<Record<Topic, LiveSource[]>> = {
   connections: [
     listen(connectionOpened, ({ connection: c }) => ({ event: 'opened', id: c.id, ...accessFields(c), decision: c.decision })),
-    listen(connectionClosed, ({ connection: c, durationMs, error }) => ({
-      event: 'closed',
-      id: c.id,
-      ...accessFields(c),
-      decision: c.decision,
-      bytes_sent: c.bytes.sent(),
-      bytes_received: c.bytes.received(),
-      duration_ms: Math.round(durationMs),
-      ...(error ? { error } : {}),
-    })),
+    listen(connectionClosed, ({ connection: c, durationMs, error }) => ({ id: c.id, ...closedFields(c, durationMs, error) })),
   ],
   denials: [
     listen(connectionDenied, ({ connection, decision: d, code }) => ({

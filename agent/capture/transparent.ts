@@ -78,7 +78,7 @@ function ip(netns: string, args: string[], input?: string): Promise<string> {
 }
 
 const rule = `fwmark ${hex(transparentMark)}/${hex(markMask)} lookup ${routeTable}`;
-/** The rule of agents before 0.2, which caught the agent's own outbound connections too. */
+/** The rule earlier agents installed, which caught the agent's own outbound connections too: removed on an upgrade from them. */
 const oldRule = `fwmark ${hex(agentMark)}/${hex(markMask)} lookup ${routeTable}`;
 
 /** Installs the mark restore, the policy route and the IPv6 block; running it again changes nothing. */

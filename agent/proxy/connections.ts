@@ -132,6 +132,19 @@ export function clientSocketBytes(client: Socket): ByteSource {
   return { sent: () => client.bytesRead, received: () => client.bytesWritten };
 }
 
+/** A closed connection as the access log and the query API's `connections` topic tell it. */
+export function closedFields(c: TrackedConnection, durationMs: number, error?: string) {
+  return {
+    event: 'closed',
+    ...accessFields(c),
+    decision: c.decision,
+    bytes_sent: c.bytes.sent(),
+    bytes_received: c.bytes.received(),
+    duration_ms: Math.round(durationMs),
+    ...(error ? { error } : {}),
+  };
+}
+
 /** The fields of an access-log line that describe a connection (its end adds bytes and duration). */
 export function accessFields(c: ConnectionInfo) {
   const who = (w: WorkloadEntry | undefined) => (w ? `${w.namespace}/${w.name}` : undefined);

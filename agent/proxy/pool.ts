@@ -151,18 +151,23 @@ export class HbonePool {
     let closed = 0;
     for (const entry of [...this.entries.values()]) {
       if (keep.has(entry.nodeAddress)) continue;
-      const err = new HboneConnectFailed('closed', `the node at ${entry.nodeAddress} left the cluster`);
-      for (const w of entry.queue.splice(0)) this.fail(w, err);
-      for (const s of [...entry.sessions]) {
-        closed++;
-        for (const w of s.starters.splice(0)) this.fail(w, err);
-        this.remove(s);
-        if (s.h2) s.h2.close();
-        else s.cancel?.();
-      }
+      closed += this.closeEntry(entry, new HboneConnectFailed('closed', `the node at ${entry.nodeAddress} left the cluster`));
       if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
     }
     return closed;
+  }
+
+  /** Fails the entry's waiting tunnels and sends GOAWAY on its sessions (open tunnels run to their end); returns how many. */
+  private closeEntry(entry: Entry, err: Error): number {
+    for (const w of entry.queue.splice(0)) this.fail(w, err);
+    const sessions = [...entry.sessions];
+    for (const s of sessions) {
+      for (const w of s.starters.splice(0)) this.fail(w, err);
+      this.remove(s);
+      if (s.h2) s.h2.close();
+      else s.cancel?.();
+    }
+    return sessions.length;
   }
 
   /** Sessions open or opening now. */
@@ -175,14 +180,8 @@ export class HbonePool {
   /** Fails waiting tunnels and sends GOAWAY on every session; open tunnels run to their end. */
   close(): void {
     this.closed = true;
-    for (const entry of this.entries.values()) {
-      for (const w of entry.queue) this.fail(w, new HboneConnectFailed('closed', 'the HBONE pool is closed'));
-      for (const s of [...entry.sessions]) {
-        this.remove(s);
-        if (s.h2) s.h2.close();
-        else s.cancel?.();
-      }
-    }
+    const err = new HboneConnectFailed('closed', 'the HBONE pool is closed');
+    for (const entry of this.entries.values()) this.closeEntry(entry, err);
     this.entries.clear();
     this.dialer.clear();
   }

@@ -11,7 +11,7 @@ import type { AgentState } from '../state/state.js';
 import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
 import type { CertificateManager } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
-import { accessFields, ConnectionTable, type TrackedConnection } from './connections.js';
+import { closedFields, ConnectionTable, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from './hbone-server.js';
 import { hbonePort } from './hbone.js';
 import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
@@ -217,7 +217,7 @@ export class NodeProxy {
   /** Whether a live connection of this node's pod `namespace/name` passes through this agent. */
   holds(workload: string): boolean {
     for (const c of this.connections.values()) {
-      const w = c.reporter === 'source' ? c.source.workload : c.destination.workload;
+      const w = localWorkload(c);
       if (w && `${w.namespace}/${w.name}` === workload) return true;
     }
     return false;
@@ -245,7 +245,7 @@ export class NodeProxy {
 
   /** The local pod's counters a connection moves: the source's outbound, or the destination's inbound. */
   private sideOf(c: TrackedConnection): PodCounters | undefined {
-    const w = c.reporter === 'source' ? c.source.workload : c.destination.workload;
+    const w = localWorkload(c);
     if (!w) return undefined;
     const counters = this.countersOf(`${w.namespace}/${w.name}`);
     return c.reporter === 'source' ? counters.outbound : counters.inbound;
@@ -284,7 +284,11 @@ export class NodeProxy {
   }
 
   private accessLog(c: TrackedConnection, durationMs: number, error?: string): void {
-    const fields = { event: 'closed', ...accessFields(c), decision: c.decision, bytes_sent: c.bytes.sent(), bytes_received: c.bytes.received(), duration_ms: Math.round(durationMs) };
-    this.o.access.info(error ? { ...fields, error } : fields, 'connection');
+    this.o.access.info(closedFields(c, durationMs, error), 'connection');
   }
+}
+
+/** The pod of this node a connection belongs to: the client's for an outbound one, the server's for an inbound one. */
+function localWorkload(c: TrackedConnection) {
+  return c.reporter === 'source' ? c.source.workload : c.destination.workload;
 }

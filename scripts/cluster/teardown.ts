@@ -76,8 +76,8 @@ export async function teardown(stateDir: string): Promise<TeardownReport> {
   }
   // The eBPF capture's pins keep programs attached and maps alive until they are removed.
   removeCapturePins(bpfPinBase);
-  // The kernel frees a program once its last reference goes (RCU, a moment later): wait for that.
-  for (let i = 0; i < 60 && /"name":"ambit_/.test(await run('bpftool', ['-j', 'prog', 'show'], { okCodes: [1, 255] }).catch(() => '')); i++) await sleep(50);
+  // The kernel frees a program once its last reference goes (RCU, a moment later): wait for that, up to 10 s.
+  for (let i = 0; i < 200 && /"name":"ambit_/.test(await run('bpftool', ['-j', 'prog', 'show'], { okCodes: [1, 255] }).catch(() => '')); i++) await sleep(50);
   const t = state ? topologyOf(state) : layout(defaultClusterFile());
   await removeRootGuards([t.podCIDR.text, t.serviceCIDR.text, t.nodeCIDR.text]);
   removeState(stateDir);
