@@ -40,12 +40,25 @@ type Mode = 'iptables' | 'ebpf';
 /**
  * Runs a Node script inside a pod until stop() (a file the pod's process sees: pods share the
  * host's mount namespace; the script gets its path as STOP), and returns what it printed as JSON.
+ * The script writes its count of work done to STOP.progress; advance() waits for it to grow.
  */
-function inPodUntilStopped<T extends { err?: string }>(ns: string, pod: string, script: (stopFile: string) => string): { stop(): Promise<T> } {
+function inPodUntilStopped<T extends { err?: string }>(ns: string, pod: string, script: (stopFile: string) => string) {
   const stopFile = join(tmp, `stop-${Math.random().toString(36).slice(2)}`);
   const run = ambit(['exec', '-n', ns, pod, '--', process.execPath, '-e', script(stopFile)], 90_000);
+  const progress = () => {
+    try {
+      return Number(readFileSync(`${stopFile}.progress`, 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
+  };
   return {
-    async stop() {
+    /** Waits until the script has done `by` more of its work (round trips, requests) than now. */
+    async advance(by: number, what: string): Promise<void> {
+      const target = progress() + by;
+      await eventually(what, async () => progress() >= target, 20_000);
+    },
+    async stop(): Promise<T> {
       writeFileSync(stopFile, '');
       const r = await run;
       try {
@@ -67,7 +80,7 @@ const finish=()=>{console.log(JSON.stringify({rounds,err}));process.exit(0)};
 s.on('error',e=>{err=err||e.code||e.message});s.on('close',()=>{err=err||'closed';finish()});
 setTimeout(()=>{err=err||'time limit';finish()},60000);
 s.on('connect',()=>{const tick=()=>{if(err||fs.existsSync('${stop}'))return finish();const m='r'+rounds;s.write(m);
-s.once('data',d=>{if(String(d)!==m)err='bad answer '+d;else rounds++;setTimeout(tick,150)})};tick()});`,
+s.once('data',d=>{if(String(d)!==m)err='bad answer '+d;else{rounds++;fs.writeFileSync('${stop}.progress',String(rounds))}setTimeout(tick,150)})};tick()});`,
   );
 }
 
@@ -78,6 +91,7 @@ function requestLoad(ns: string, pod: string, url: string) {
     pod,
     (stop) => `const http=require('http'),fs=require('fs');let ok=0,failed=0;const errors={};
 const finish=()=>{console.log(JSON.stringify({ok,failed,errors}));process.exit(0)};setTimeout(finish,60000);
+setInterval(()=>fs.writeFileSync('${stop}.progress',String(ok)),100);
 const fail=(why)=>{failed++;errors[why]=(errors[why]||0)+1;};
 const one=()=>{if(fs.existsSync('${stop}'))return finish();let done=false;const next=(why)=>{if(done)return;done=true;if(why)fail(why);else ok++;one()};
 const req=http.get('${url}',{agent:false,timeout:5000},res=>{res.resume();res.on('end',()=>next(res.statusCode===200?'':'status '+res.statusCode));res.on('error',e=>next(e.code||e.message))});
@@ -85,7 +99,6 @@ req.on('error',e=>next(e.code||e.message));req.on('timeout',()=>req.destroy(new 
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function captureSuite(mode: Mode): void {
   const test = suite(`capture (${mode})`);
@@ -145,16 +158,20 @@ spec:
     const client = s.pods.find((p) => p.labels.app === 'client')!;
     const echo = s.services.find((x) => x.name === 'echo')!;
     const held = holdConnection('client', client.name, echo.clusterIP, 9000);
-    await sleep(600);
+    await held.advance(1, 'the connection open before enrollment');
     await ambitOk(['enroll', 'shop']);
     await ambitOk(['enroll', 'client']);
     await eventually('every pod of shop and client captured', async () => (await status()).pods.filter((p) => p.namespace === 'shop' || p.labels.app === 'client').every((p) => p.capture === 'captured'), 20_000);
-    await sleep(1500);
+    await held.advance(3, 'round trips on it after enrollment');
     const r = await held.stop();
     assert.is(r.err, '', `the connection open before enrollment failed after ${r.rounds} round trips`);
-    assert.ok(r.rounds >= 10, `round trips: ${r.rounds}`);
     // It was never captured: the client's agent counts no connection of it.
-    assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 0);
+    const key = `client/${client.name}`;
+    assert.is(opened(await counters(client.node), key, 'outbound'), 0);
+    // A new one is.
+    const fresh = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', 'http://web.shop/']);
+    assert.is(fresh.code, 0, fresh.stderr);
+    assert.is(opened(await counters(client.node), key, 'outbound'), 1);
   });
 
   test('an enrolled pod reaches pods and Services outside the mesh, on its node and across nodes, and it is counted', async () => {
@@ -259,14 +276,13 @@ spec:
     const echo = s.services.find((x) => x.name === 'echo')!;
     const load = requestLoad('client', client.name, 'http://web.shop/');
     const held = holdConnection('client', client.name, echo.clusterIP, 9000);
-    await sleep(800);
+    await Promise.all([load.advance(1, 'the load running'), held.advance(1, 'the long-lived connection open')]);
     const replaced: { node: string; oldPid: number; newPid: number }[] = [];
     for (const node of ['node-1', 'node-2']) {
       replaced.push(JSON.parse(await ambitOk(['agents', '--restart', node, '-o', 'json'])) as { node: string; oldPid: number; newPid: number });
-      await sleep(800);
+      await Promise.all([load.advance(20, `requests after ${node}'s agent was replaced`), held.advance(2, `round trips after ${node}'s agent was replaced`)]);
     }
     const [requests, kept] = [await load.stop(), await held.stop()];
-    assert.ok(requests.ok > 20, `requests: ${JSON.stringify(requests)}`);
     assert.is(requests.failed, 0, `failed requests: ${JSON.stringify(requests)}`);
     assert.is(kept.err, '', `the open connection failed after ${kept.rounds} round trips`);
     // The old agents drained: once their last connection ended they exited.
@@ -304,10 +320,10 @@ spec:
     const client = before.pods.find((p) => p.labels.app === 'client')!;
     const echo = before.services.find((x) => x.name === 'echo')!;
     const held = holdConnection('client', client.name, echo.clusterIP, 9000);
-    await sleep(600);
+    await held.advance(1, 'the connection open before unenrolling');
     await ambitOk(['unenroll', 'shop']);
     await eventually('shop released', async () => (await status()).pods.filter((p) => p.namespace === 'shop').every((p) => p.capture !== 'captured'), 20_000);
-    await sleep(1500);
+    await held.advance(3, 'round trips on it after unenrolling');
     const kept = await held.stop();
     assert.is(kept.err, '', `the connection open before unenrolling failed after ${kept.rounds} round trips`);
     const s = await status();

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { csrIdentity, sign } from '../../../controller/ca/issuer.js';
-import { AgentState } from '../../../agent/state/state.js';
+import type { AgentState } from '../../../agent/state/state.js';
+import { stateWith } from '../../helpers/state.js';
 import type { CaClient } from '../../../agent/identity/caclient.js';
 import { CertificateManager, type WorkloadCertificate } from '../../../agent/identity/manager.js';
 import { createHboneServer, type HboneServer } from '../../../agent/proxy/hbone-server.js';
@@ -35,17 +36,13 @@ function localCa(): CaClient {
   } as unknown as CaClient;
 }
 
-function stateWith(sas: string[]): AgentState {
-  const s = new AgentState('n1');
-  s.apply({
-    type: 'config',
-    full: true,
-    from: 0,
-    to: 1,
-    upserts: [{ key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } }, ...sas.map((sa) => ({ key: `workload/shop/${sa}-1`, value: { ip: '10.0.0.1', node: 'n1', serviceAccount: sa, owner: '' } }))],
-    deletes: [],
-  });
-  return s;
+/** An enrolled namespace with a workload per service account, and a trust bundle whose root is `root`. */
+function meshWith(sas: string[], root = 'the first root'): AgentState {
+  return stateWith('n1', [
+    { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
+    { key: 'trustbundle/cluster.local', value: { trustDomain: 'cluster.local', roots: [root] } },
+    ...sas.map((sa) => ({ key: `workload/shop/${sa}-1`, value: { ip: '10.0.0.1', node: 'n1', serviceAccount: sa, owner: '' } })),
+  ]);
 }
 
 async function serve(m: CertificateManager): Promise<{ server: HboneServer; port: number }> {
@@ -78,7 +75,7 @@ test.before(() => {
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('each identity is presented under its own server name; an unknown name gets no certificate', async () => {
-  const m = new CertificateManager({ state: stateWith(['web', 'db']), ca: localCa(), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
+  const m = new CertificateManager({ state: meshWith(['web', 'db']), ca: localCa(), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
   const both = new Promise<void>((resolve) => {
     let n = 0;
     m.on('issued', () => ++n === 2 && resolve());
@@ -97,18 +94,21 @@ test('each identity is presented under its own server name; an unknown name gets
 });
 
 test('after a rotation, new handshakes get the new certificate; after the last pod leaves, none', async () => {
-  const state = stateWith(['web']);
-  const m = new CertificateManager({ state, ca: localCa(), trustDomain: 'cluster.local', ttlSeconds: 2, keyType: 'ecdsa', log, rotateAt: 0.3, jitter: 0 });
+  const state = meshWith(['web']);
+  const m = new CertificateManager({ state, ca: localCa(), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
   const issued = once(m, 'issued');
   m.start();
   const [first] = (await issued) as [WorkloadCertificate];
   const { server, port } = await serve(m);
   try {
     assert.is(await presented(port, sni('web')), bare(first));
-    const [second] = (await once(m, 'issued')) as [WorkloadCertificate];
+    // A new CA root makes the manager renew every certificate (within 3 s, spread out).
+    const rotated = once(m, 'issued');
+    state.apply({ type: 'config', full: false, from: 1, to: 2, upserts: [{ key: 'trustbundle/cluster.local', value: { trustDomain: 'cluster.local', roots: ['the next root'] } }], deletes: [] });
+    const [second] = (await rotated) as [WorkloadCertificate];
     assert.is.not(bare(second), bare(first));
     assert.is(await presented(port, sni('web')), bare(second));
-    state.apply({ type: 'config', full: false, from: 1, to: 2, upserts: [], deletes: ['workload/shop/web-1'] });
+    state.apply({ type: 'config', full: false, from: 2, to: 3, upserts: [], deletes: ['workload/shop/web-1'] });
     assert.match(await presented(port, sni('web')), /^error: /);
   } finally {
     m.stop();

@@ -167,3 +167,13 @@ export async function rawSession(port: number, creds?: TestSvid): Promise<http2.
   session.on('error', () => undefined);
   return session;
 }
+
+/** A loopback port where nothing listens. */
+export async function closedPort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  await once(s, 'close');
+  return port;
+}

@@ -14,7 +14,7 @@ import { handleOutbound, type OutboundContext, type SourcePod } from '../../../a
 import type { HbonePool } from '../../../agent/proxy/pool.js';
 import type { CertificateManager } from '../../../agent/identity/manager.js';
 import { closeFd, openNetns } from '../../../native/netns.js';
-import { echoServer, until } from './helpers.js';
+import { closedPort, echoServer, until } from './helpers.js';
 import { stateWith } from '../../helpers/state.js';
 
 const state = stateWith('n1', [
@@ -50,14 +50,6 @@ async function listener(port: number, source = 'workload/shop/web-1', ip = '127.
   return server;
 }
 
-async function closedPort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
 
 test.after(() => closeFd(podNs));
 
