@@ -11,13 +11,11 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { fromPem } from '../../shared/identity/x509.js';
-import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, scrape, sh, stateDir, status, sum } from './helpers.js';
 
 let tmp = '';
 const cacerts = join(stateDir, 'controller', 'ca', 'cacerts');
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const certs = async (node: string) => JSON.parse(await ambitOk(['query', node, 'certs', '-o', 'json'])) as { identity: string; state: string; serial: string }[];
 const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 const sameCerts = (a: string, b: string) => fromPem(a).map((d) => d.toString('base64')).join() === fromPem(b).map((d) => d.toString('base64')).join();
@@ -70,18 +68,6 @@ subjectAltName = DNS:istiod.istio-system.svc
   chmodSync(join(dir, 'ca-key.pem'), 0o600);
   // Istio's cert-chain.pem: the intermediate, then the root.
   writeFileSync(join(dir, 'cert-chain.pem'), readFileSync(join(work, 'ca-cert.pem'), 'utf8') + readFileSync(join(work, 'root-cert.pem'), 'utf8'));
-}
-
-/** Prometheus text from a node agent's 15020, read inside the node's namespace. */
-const scrape = (node: string, ip: string) => sh(`nsenter --net=/run/netns/ambit-node-${node} curl -sS http://${ip}:15020/metrics`);
-
-function sum(text: string, metric: string, match: Record<string, string>): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`)) continue;
-    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').pop());
-  }
-  return total;
 }
 
 test.before(async () => {

@@ -11,13 +11,11 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, sh, stateDir, status } from './helpers.js';
 
 let tmp = '';
 type Counter = { workload: string; direction: string; opened: number; sent: number; received: number };
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const counters = async (node: string) => JSON.parse(await ambitOk(['query', node, 'connections', '-o', 'json'])) as Counter[];
 const opened = (cs: Counter[], workload: string, direction: string) => cs.find((c) => c.workload === workload && c.direction === direction)?.opened ?? 0;
 

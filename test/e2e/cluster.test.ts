@@ -9,11 +9,9 @@ import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import type { Pod } from '../../shared/resources/types.js';
-import { ambit, ambitOk, eventually, leftovers, root, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, root, sh, stateDir, status } from './helpers.js';
 
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const inClient = (argv: string[]) => ambit(['exec', '-n', 'client', 'deploy/client', '--', ...argv]);
 let tmp = '';
 

@@ -7,19 +7,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { closeFd, openNetns, tcpSocketIn } from '../../native/netns.js';
-import { ambit, ambitOk, eventually, leftovers } from './helpers.js';
+import { ambit, ambitOk, applyAndWait, eventually, inSync, leftovers, podOf, type PodStatus, status } from './helpers.js';
 
 let tmp = '';
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
-type PodStatus = ClusterStatus['pods'][number];
-const podOf = async (app: string): Promise<PodStatus> => (await status()).pods.find((p) => p.labels.app === app && p.phase === 'Running')!;
 
 /** An HTTP request from inside a pod; the body on success, `ERR <curl exit code>` otherwise. */
 async function curl(pod: PodStatus, url: string): Promise<string> {
@@ -27,19 +23,7 @@ async function curl(pod: PodStatus, url: string): Promise<string> {
   return r.code === 0 ? r.stdout : `ERR ${r.code} ${r.stderr.trim()}`;
 }
 
-async function apply(yaml: string): Promise<void> {
-  const file = join(tmp, `r${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, yaml);
-  await ambitOk(['apply', '-f', file, '--wait']);
-}
-
-/** Until every agent holds the controller's newest revision. */
-async function inSync(): Promise<void> {
-  await eventually('every agent in sync', async () => {
-    const r = JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number; agents: { ackedVersion: number }[] };
-    return r.agents.length > 0 && r.agents.every((a) => a.ackedVersion >= r.revision);
-  });
-}
+const apply = (yaml: string) => applyAndWait(tmp, yaml);
 
 interface ApiMessage {
   id?: number;

@@ -2,10 +2,11 @@
 // everything of the project that is left on the machine (a test that leaks fails on it).
 
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
+import type { ClusterStatus } from '../../scripts/cluster/status.js';
 
 export const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 export const stateDir = '/tmp/ambit-e2e-state';
@@ -72,4 +73,38 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** What `ambit status -o json` says of the cluster. */
+export const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
+export type PodStatus = ClusterStatus['pods'][number];
+/** A running pod of the app. */
+export const podOf = async (app: string): Promise<PodStatus> => (await status()).pods.find((p) => p.labels.app === app && p.phase === 'Running')!;
+
+/** Applies YAML (written into `dir`) and returns once every agent runs it (`apply --wait`). */
+export async function applyAndWait(dir: string, yaml: string): Promise<void> {
+  const file = join(dir, `r${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, yaml);
+  await ambitOk(['apply', '-f', file, '--wait']);
+}
+
+/** Until every agent holds the controller's newest revision. */
+export async function inSync(): Promise<void> {
+  await eventually('every agent in sync', async () => {
+    const r = JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number; agents: { ackedVersion: number }[] };
+    return r.agents.length > 0 && r.agents.every((a) => a.ackedVersion >= r.revision);
+  });
+}
+
+/** Prometheus text from a node agent's 15020, read inside the node's namespace. */
+export const scrape = (node: string, ip: string) => sh(`nsenter --net=/run/netns/ambit-node-${node} curl -sS http://${ip}:15020/metrics`);
+
+/** The sum of a metric's series whose labels include `match`. */
+export function sum(text: string, metric: string, match: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').pop());
+  }
+  return total;
 }

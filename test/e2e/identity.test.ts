@@ -10,12 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCsr, fromPem, toPem } from '../../shared/identity/x509.js';
 import { TrustBundle, validateSvid } from '../../shared/identity/svid.js';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
-import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, sh, stateDir, status } from './helpers.js';
 
 let tmp = '';
 const certs = async (node: string) => JSON.parse(await ambitOk(['query', node, 'certs', '-o', 'json'])) as { identity: string; state: string; serial: string }[];
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 
 /** Sends a CSR to the controller's CA as `node`, from inside that node (where the CA is reachable). */

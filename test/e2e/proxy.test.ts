@@ -10,13 +10,10 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import { ambit, ambitOk, eventually, leftovers, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, applyAndWait, eventually, inSync, leftovers, podOf, scrape, sh, stateDir, status, sum } from './helpers.js';
 
 let tmp = '';
-const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
-const podOf = async (app: string) => (await status()).pods.find((p) => p.labels.app === app && p.phase === 'Running')!;
 
 /** An HTTP request from inside a pod; the body on success, `ERR <curl exit code>` otherwise. */
 async function curl(ns: string, app: string, url: string): Promise<string> {
@@ -31,35 +28,12 @@ async function curlInPod(pod: { node: string; namespace: string; name: string },
   return sh(`sh -c 'echo $$ > ${cgroup}/cgroup.procs && exec ip netns exec ambit-pod-${pod.namespace}.${pod.name} curl -sS --max-time 5 ${url}' 2>&1`);
 }
 
-async function apply(yaml: string): Promise<void> {
-  const file = join(tmp, `r${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, yaml);
-  await ambitOk(['apply', '-f', file, '--wait']);
-}
+const apply = (yaml: string) => applyAndWait(tmp, yaml);
 
 /** Deletes, then waits until every agent holds the controller's new revision. */
 async function remove(kind: string, ns: string, name: string): Promise<void> {
   await ambitOk(['delete', kind, name, '-n', ns]);
   await inSync();
-}
-
-async function inSync(): Promise<void> {
-  await eventually('every agent in sync', async () => {
-    const r = JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number; agents: { ackedVersion: number }[] };
-    return r.agents.length > 0 && r.agents.every((a) => a.ackedVersion >= r.revision);
-  });
-}
-
-/** Prometheus text from a node agent's 15020, read inside the node's namespace. */
-const scrape = (node: string, ip: string) => sh(`nsenter --net=/run/netns/ambit-node-${node} curl -sS http://${ip}:15020/metrics`);
-
-function sum(text: string, metric: string, match: Record<string, string>): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`)) continue;
-    if (Object.entries(match).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(' ').pop());
-  }
-  return total;
 }
 
 const deployment = (name: string, ns: string, o: { sa?: string; node?: string; app?: string; server?: boolean }) => `apiVersion: apps/v1
