@@ -92,17 +92,19 @@ export function estimate(input: EstimateInput, figures: Figures): Estimate {
       ? { cores: k * l7Share * need(i.waypointVcpuPer1k), memoryGiB: waypoints * mbToGiB(need(i.waypointMemoryMB)), sources: ['istio-1.24'], note: "Istio's waypoint figure; ambit's waypoint is not benchmarked yet" }
       : { cores: 0, memoryGiB: 0, sources: [] };
 
-  // Controller: measured at one size; above it, memory grows in proportion to the largest of
-  // workloads, services and agents over what was measured. CPU between changes was not measured.
+  // Controller: measured at one size; above it, memory grows in proportion to the configuration it
+  // holds (workloads, services), the larger ratio of the two. Agents beyond the measured count are
+  // flagged in propagation rather than guessed. CPU between changes was not measured.
   const p = a.push;
-  const scale = Math.max(1, pods / p.workloads, services / p.services, nodes / p.agents);
+  const scale = Math.max(1, pods / p.workloads, services / p.services);
+  const n = (v: number) => v.toLocaleString('en-US');
   const controllerMiB = p.controllerRssMiB.value;
   const controller: Resources = {
     cores: null,
     memoryGiB: controllerMiB === null ? 0 : mibToGiB(controllerMiB * scale),
     sources: ['ambit-push'],
     note: [
-      controllerMiB === null ? 'memory not recorded' : scale > 1 ? `memory scaled ${scale.toFixed(1)}x from the measured ${p.workloads} workloads, ${p.services} services, ${p.agents} agents` : undefined,
+      controllerMiB === null ? 'memory not recorded' : scale > 1 ? `memory scaled ${scale.toFixed(1)}x from the measured ${n(p.workloads)} workloads, ${n(p.services)} services` : undefined,
       `CPU not measured between changes${p.controllerConnectCpuMs.value !== null ? `; connecting ${p.agents} agents took ${(p.controllerConnectCpuMs.value / 1000).toFixed(1)} CPU s` : ''}`,
     ]
       .filter(Boolean)

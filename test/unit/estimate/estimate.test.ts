@@ -81,6 +81,8 @@ test("waypoints cost Istio's waypoint figure for the L7 share of requests only, 
 test('the controller uses the recorded push figures up to their size and grows in proportion beyond it', () => {
   close(run({ pods: 10 }).ambit.controller.memoryGiB * 1024, push.controllerRssAfterConnectMiB, 'small cluster');
   close(run({ pods: push.workloads * 3 }).ambit.controller.memoryGiB * 1024, push.controllerRssAfterConnectMiB * 3, '3x the workloads');
+  close(run({ services: push.services * 2 }).ambit.controller.memoryGiB * 1024, push.controllerRssAfterConnectMiB * 2, '2x the services');
+  close(run({ nodes: push.agents * 4 }).ambit.controller.memoryGiB * 1024, push.controllerRssAfterConnectMiB, 'more agents are flagged, not scaled');
   assert.is(run().ambit.controller.cores, null, 'controller CPU is not measured, so not guessed');
   const e = run();
   assert.is(e.propagation.changeP50Ms.value, push.changeP50Ms);
