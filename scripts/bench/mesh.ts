@@ -363,7 +363,7 @@ async function main(): Promise<void> {
   const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
-  writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
+  writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ date: new Date().toISOString().slice(0, 10), secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
   await chart(paths).catch((err: Error) => process.stderr.write(`bench: chart: ${err.message}\n`));
 }
 
