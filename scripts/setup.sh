@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics;
-# the last six are the mesh benchmark's load tools, reference proxies, server and chart.
+# the last seven are the mesh benchmark's load tools, reference proxies (nginx's stream module for
+# its mutual-TLS pair), server and chart.
 packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus
-  wrk iperf3 haproxy stunnel4 nginx-light gnuplot-nox)
+  wrk iperf3 haproxy stunnel4 nginx-light libnginx-mod-stream gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
