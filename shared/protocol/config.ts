@@ -53,6 +53,11 @@ export interface ServiceEntry {
   preferClose?: true;
 }
 
+/** A Service's host name as Istio's telemetry and ztunnel's Forwarded `host=` spell it. */
+export function serviceHostname(s: { name: string; namespace: string }): string {
+  return `${s.name}.${s.namespace}.svc.cluster.local`;
+}
+
 export interface NamespaceEntry {
   name: string;
   labels: Labels;
