@@ -85,7 +85,7 @@ export class AgentMetrics {
       sockets?: () => OpenSockets;
     },
   ) {
-    registerDefaultMetrics(this.registry, 'ambit_agent_');
+    registerDefaultMetrics(this.registry, 'ambit_agent_', 'ambit-agent');
     const { connections, health, counters, sockets } = o;
     // prom-client calls collect() with the metric as `this`; these closures carry the rest.
     const flush = (c: TrackedConnection) => this.flushBytes(c);
