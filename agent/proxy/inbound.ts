@@ -7,7 +7,6 @@
 // is recorded through the connection table, as one that ran is (ztunnel's ConnectionResult).
 
 import { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import { AmbitError } from '../../shared/errors.js';
 import { principal } from '../../shared/identity/spiffe.js';
@@ -19,6 +18,7 @@ import { ipv4 } from '../../shared/policy/match.js';
 import { clientSocketBytes, type ConnectionInfo, type ConnectionTable, socketBytes, type TrackedConnection } from './connections.js';
 import type { HboneTunnel } from './hbone-server.js';
 import { identityOf, join } from './outbound.js';
+import { splice } from './splice.js';
 import type { Resolver } from './resolve.js';
 import { connectionDenied, type DenialCode } from '../telemetry/events.js';
 
@@ -289,11 +289,8 @@ export class PodConnectAbandoned extends AmbitError {
 
 /** The tunnel's stream and the app's socket, both ways; a failure on either resets the stream. */
 function joinTunnel(t: HboneTunnel, upstream: Socket): void {
-  const done = (err?: Error | null) => {
-    if (!err) return;
+  splice(t.stream, upstream, () => {
     upstream.destroy();
     t.stream.destroy();
-  };
-  pipeline(t.stream, upstream, done);
-  pipeline(upstream, t.stream, done);
+  });
 }

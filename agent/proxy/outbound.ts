@@ -1,12 +1,11 @@
 // Outbound: a connection captured on a pod's 15001. Its original destination is resolved (Service
 // endpoint or pod), then it goes over HBONE (a CONNECT stream on a pooled mutual-TLS HTTP/2
 // session to the destination node, presenting the source pod's SVID) when the destination is
-// enrolled, or in plain TCP from inside the pod's namespace otherwise. Bytes flow through
-// stream.pipeline both ways; the connection is tracked for telemetry, and one that could not be
+// enrolled, or in plain TCP from inside the pod's namespace otherwise. Bytes flow both ways through
+// splice.ts; the connection is tracked for telemetry, and one that could not be
 // forwarded is recorded with the flag ztunnel gives its cause.
 
 import { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import { principal, spiffeId, type Identity } from '../../shared/identity/spiffe.js';
@@ -18,6 +17,7 @@ import { clientSocketBytes, type ConnectionTable, type ConnectionInfo, type Resp
 import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from './hbone.js';
 import type { HbonePool } from './pool.js';
 import type { Resolver, Resolution } from './resolve.js';
+import { splice } from './splice.js';
 
 export interface OutboundContext {
   resolver: Resolver;
@@ -97,7 +97,7 @@ function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resoluti
   upstream.connect(r.target.port, r.target.ip);
   // Node clears `connecting` before it emits a failed connect's 'error', so whether it connected
   // is kept here. join() resets the client; this listener runs before join's, so a client already
-  // destroyed is one that went first (its error passed on by the pipes): not the destination's failure.
+  // destroyed is one that went first (its end passed on by join): not the destination's failure.
   let connected = false;
   upstream.once('connect', () => {
     connected = true;
@@ -188,18 +188,12 @@ export function tunnelFailureFlag(err: Error): Exclude<ResponseFlags, '-'> {
 }
 
 /**
- * Both directions with backpressure; an error on either side ends both, the client with a reset
+ * Both directions with backpressure; an error or early close on either side ends both, the client with a reset
  * (so a refused upstream looks refused to the app, not like an empty answer).
  */
 export function join(client: Socket, upstream: Duplex): void {
-  // Before the pipes' own listeners: on an error they destroy the client first, which ends it with
-  // a FIN, and the reset below would come too late.
-  upstream.once('error', () => refuse(client));
-  const done = (err?: Error | null) => {
-    if (!err) return;
+  splice(client, upstream, () => {
     refuse(client);
     upstream.destroy();
-  };
-  pipeline(client, upstream, done);
-  pipeline(upstream, client, done);
+  });
 }
