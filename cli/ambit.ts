@@ -25,6 +25,10 @@ Mesh:
                                        endpoint, HBONE or plaintext, identities, policy and rule
   enroll NAMESPACE / unenroll NAMESPACE   set or remove ambit.dev/dataplane-mode=ambient
   ca rotate [--overlap 48h]            a new CA root; the old one stays trusted for the overlap
+  estimate --nodes N --pods N --services N --rps N [--waypoints N] [--l7-share F]
+           [--connections N] [--price-core USD] [--price-gib USD] [-o json]
+                                       what the mesh adds (latency, CPU, memory, cost) beside
+                                       Istio sidecars, from the recorded benchmarks
 
 Resources:
   apply -f FILE|DIR [--dry-run] [--wait]   create or update; --wait until every agent runs it

@@ -22,6 +22,7 @@ import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
 import { clusterStatus } from '../scripts/cluster/status.js';
+import { defaultDashboardPort, prometheusPathPrefix } from '../scripts/cluster/prometheus.js';
 
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -117,6 +118,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       log: log.child({ component: 'runtime' }),
       isCaptured: (node, pod) => push.isCaptured(node, pod),
       agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
+      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://127.0.0.1:${defaultDashboardPort}${prometheusPathPrefix}/` },
     });
     runtime.start();
   }

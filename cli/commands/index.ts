@@ -30,4 +30,5 @@ export const commands: Record<string, Command> = {
   controller: lazy(() => import('./controller.js'), (m) => m.controller),
   agent: lazy(() => import('./agent.js'), (m) => m.agent),
   sample: lazy(() => import('./sample.js'), (m) => m.sample),
+  estimate: lazy(() => import('./estimate.js'), (m) => m.estimateCommand),
 };

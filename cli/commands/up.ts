@@ -9,19 +9,21 @@ import { ControllerClient } from '../../controller/api/client.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { apply } from './apply.js';
 import { printStatus } from './status.js';
+import { prometheusUrl } from '../../scripts/cluster/prometheus.js';
 
 export async function up(ctx: CliContext, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, timeout: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' }, timeout: { type: 'string' } } });
   const redirect = values.redirect;
   if (redirect !== undefined && redirect !== 'iptables' && redirect !== 'ebpf') throw new AmbitError('BadFlag', `--redirect ${redirect}: must be iptables or ebpf`);
   const started = performance.now();
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const result = await bringUp({ stateDir: ctx.stateDir, ...(values.cluster ? { clusterFile: values.cluster } : {}), ...(redirect ? { redirect } : {}), cliEntry, say });
+  const result = await bringUp({ stateDir: ctx.stateDir, ...(values.cluster ? { clusterFile: values.cluster } : {}), ...(redirect ? { redirect } : {}), ...(values['no-prometheus'] ? { prometheus: false } : {}), cliEntry, say });
   if (result.already) {
     say(`The local cluster is already up (${result.topology.nodes.length} nodes); \`ambit down\` removes it.`);
     return 0;
   }
   say(`Nodes up: ${result.topology.nodes.map((n) => `${n.name} (${n.ip}, pods ${n.podCIDR.text})`).join(', ')}`);
+  if (result.topology.prometheus) say(`Prometheus: ${prometheusUrl(result.topology)}/ in the control-plane namespace (ip netns exec ${result.topology.control.netns} curl ...), scraping every agent and the controller`);
   if (!values['no-samples']) {
     await apply(ctx, ['-f', join(ctx.root, 'samples', 'manifests')]);
     const s = await waitForPods(ctx, Number(values.timeout ?? 30) * 1000);

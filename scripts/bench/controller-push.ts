@@ -2,15 +2,16 @@
 // workloads (pods) and 2,000 Services, starts the push server, connects 100 agents (real agent
 // code, in two child processes so the controller's figures are its own), and prints: the time
 // until all have acknowledged, per-change push latency (p50/p99 until every agent acknowledged),
-// and the controller's memory. Baseline in the same run: one agent alone.
+// and the controller's memory. Baseline in the same run: one agent alone. Writes the figures to
+// bench/push.json (or --out DIR), which `ambit estimate` reads for the controller and propagation.
 //
-//   node dist/scripts/bench/controller-push.js [--workloads N] [--services N] [--agents N] [--changes N]
+//   node dist/scripts/bench/controller-push.js [--workloads N] [--services N] [--agents N] [--changes N] [--out DIR]
 
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -21,7 +22,7 @@ import { ShareBuilder } from '../../controller/push/share.js';
 import { PushServer } from '../../controller/push/server.js';
 import { ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
 
-const { values } = parseArgs({ options: { workloads: { type: 'string' }, services: { type: 'string' }, agents: { type: 'string' }, changes: { type: 'string' } } });
+const { values } = parseArgs({ options: { workloads: { type: 'string' }, services: { type: 'string' }, agents: { type: 'string' }, changes: { type: 'string' }, out: { type: 'string' } } });
 const W = Number(values.workloads ?? 10_000);
 const S = Number(values.services ?? 2_000);
 const A = Number(values.agents ?? 100);
@@ -56,6 +57,16 @@ function cluster(): Resource[] {
     out.push(svc);
   }
   return out;
+}
+
+/** The figures as JSON beside the table, with the run's date, size and machine, for `ambit estimate`. */
+function writePushJson(figures: Record<string, number | null>): void {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const outDir = values.out ?? join(root, 'bench');
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, Node ${process.version}`;
+  const command = `node dist/scripts/bench/controller-push.js --workloads ${W} --services ${S} --agents ${A} --changes ${changes}`;
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'push.json'), JSON.stringify({ date: new Date().toISOString().slice(0, 10), machine, command, agents: A, workloads: W, services: S, namespaces, ...figures }, null, 2) + '\n');
 }
 
 async function main(): Promise<void> {
@@ -163,6 +174,18 @@ async function main(): Promise<void> {
     ];
     process.stdout.write('\n| measure | value | note |\n| --- | --- | --- |\n');
     for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
+    writePushJson({
+      allAckedMs: ok ? allMs : null,
+      soloMs,
+      controllerConnectCpuMs: controllerCpuMs,
+      changes,
+      changeP50Ms: p(0.5),
+      changeP99Ms: p(0.99),
+      controllerRssAfterConnectMiB: memAfterConnect.rss / 2 ** 20,
+      controllerRssEndMiB: mem.rss / 2 ** 20,
+      fullPushBytes: fullBytes,
+      fullPushGzipBytes: full.commonGzip.length,
+    });
     for (const w of workers) w.send({ type: 'stop' });
     await Promise.all(workers.map((w) => once(w, 'exit')));
     push.close();

@@ -1,7 +1,8 @@
 // The mesh against direct traffic and established mutual-TLS proxies, side by side in one run, on
 // the local cluster: a client pod on node-1, a server pod (nginx, iperf3) on node-2, and the paths
 // between them alternated per measure: direct; ambit (HBONE) with netfilter capture; a haproxy
-// pair and a stunnel pair doing mutual TLS 1.3 with ECDSA P-256, one instance per node; then, on a
+// pair, an nginx `stream` pair and a stunnel pair doing mutual TLS 1.3 with ECDSA P-256, one
+// instance per node (haproxy and nginx with one thread or worker each); then, on a
 // second cluster, ambit with eBPF capture (and direct again). Figures: wrk keep-alive requests/s
 // and p50/p99, p50/p99 at a fixed moderate rate, new connections/s, iperf3 bulk throughput, the
 // proxies' CPU per 1,000 requests and memory; then the agent's memory with idle connections and
@@ -56,13 +57,27 @@ function rssMb(pids: number[]): number {
   return kb / 1024;
 }
 
+/** The processes and their children (nginx's workers). */
+function withChildren(pids: number[]): number[] {
+  const out: number[] = [];
+  for (const pid of pids) {
+    out.push(pid);
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) out.push(...withChildren([Number(child)]));
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
+}
+
 const agentPid = (node: string) => Number(readFileSync(join(stateDir, 'agents', node, 'pid'), 'utf8'));
 
 // ---- the peer proxies ----
 
 async function certificates(): Promise<void> {
   const ext = join(work, 'ext.cnf');
-  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:10.250.0.1,IP:10.250.0.2\n');
+  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:10.250.0.1,IP:10.250.0.2,DNS:bench-peer\n');
   await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ca.key && openssl req -x509 -new -key ca.key -subj /CN=bench-ca -days 2 -out ca.pem 2>/dev/null`);
   for (const n of ['a', 'b']) {
     await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ${n}.key && openssl req -new -key ${n}.key -subj /CN=${n} -out ${n}.csr 2>/dev/null && openssl x509 -req -in ${n}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out ${n}.crt 2>/dev/null && cat ${n}.crt ${n}.key > ${n}.pem`);
@@ -75,6 +90,17 @@ function haproxyConfig(side: 'a' | 'b', server: string): string {
   if (side === 'a')
     return `${global}frontend http\n  bind ${node1}:18080\n  default_backend http\nbackend http\n  server b ${node2}:18443 ${tls('a.pem')}\nfrontend bulk\n  bind ${node1}:15201\n  default_backend bulk\nbackend bulk\n  server b ${node2}:15443 ${tls('a.pem')}\n`;
   return `${global}frontend http\n  bind ${node2}:18443 ${tls('b.pem')}\n  default_backend http\nbackend http\n  server s ${server}:8080\nfrontend bulk\n  bind ${node2}:15443 ${tls('b.pem')}\n  default_backend bulk\nbackend bulk\n  server s ${server}:5201\n`;
+}
+
+function nginxPeerConfig(side: 'a' | 'b', server: string): string {
+  const top = `load_module /usr/lib/nginx/modules/ngx_stream_module.so;\nworker_processes 1;\ndaemon off;\npid ${join(work, `nginx-${side}.pid`)};\nerror_log ${join(work, `nginx-${side}.log`)} warn;\nevents { worker_connections 8192; }\n`;
+  // nginx checks the upstream's name, not its address: the certificates carry DNS:bench-peer for it.
+  const client = (listen: number, upstream: number) =>
+    `  server { listen ${node1}:${listen}; proxy_pass ${node2}:${upstream}; proxy_ssl on; proxy_ssl_protocols TLSv1.3; proxy_ssl_certificate ${join(work, 'a.crt')}; proxy_ssl_certificate_key ${join(work, 'a.key')}; proxy_ssl_trusted_certificate ${join(work, 'ca.pem')}; proxy_ssl_verify on; proxy_ssl_name bench-peer; proxy_ssl_session_reuse on; }\n`;
+  const serverSide = (listen: number, upstream: string) =>
+    `  server { listen ${node2}:${listen} ssl; ssl_protocols TLSv1.3; ssl_certificate ${join(work, 'b.crt')}; ssl_certificate_key ${join(work, 'b.key')}; ssl_client_certificate ${join(work, 'ca.pem')}; ssl_verify_client on; proxy_pass ${upstream}; }\n`;
+  if (side === 'a') return `${top}stream {\n${client(28080, 28443)}${client(35201, 35443)}}\n`;
+  return `${top}stream {\n${serverSide(28443, `${server}:8080`)}${serverSide(35443, `${server}:5201`)}}\n`;
 }
 
 function stunnelConfig(side: 'a' | 'b', server: string): string {
@@ -251,9 +277,11 @@ async function memoryScale(meshServer: string): Promise<Record<string, number>> 
 
 const f1 = (n: number | null | undefined, d = 1) => (typeof n !== 'number' || Number.isNaN(n) ? '-' : n.toFixed(d));
 
+const peerNames = ['haproxy', 'nginx', 'stunnel'];
+
 function report(paths: Path[], memory: Record<string, number>): string {
   const direct = paths.find((p) => p.name === 'direct')!;
-  const peersOnly = paths.filter((p) => p.name === 'haproxy' || p.name === 'stunnel');
+  const peersOnly = paths.filter((p) => peerNames.includes(p.name));
   const best = (pick: (f: Figures) => number | undefined, higher: boolean) =>
     peersOnly.reduce<Path | undefined>((b, p) => {
       const v = pick(p.figures);
@@ -279,7 +307,7 @@ function report(paths: Path[], memory: Record<string, number>): string {
   line(['---', ...cols.map(() => '---')]);
   for (const p of paths) line([p.name, ...cols.map((c) => f1(c[1](p.figures), c[2]))]);
   rows.push('');
-  rows.push('Ratios (the mesh against direct, and against the best of haproxy and stunnel for each figure):');
+  rows.push('Ratios (the mesh against direct, and against the best of haproxy, nginx and stunnel for each figure):');
   rows.push('');
   line(['path', 'figure', 'vs direct', 'best peer', 'vs best peer']);
   line(['---', '---', '---', '---', '---']);
@@ -327,6 +355,10 @@ async function main(): Promise<void> {
       if (mode === 'iptables') {
         const hA = join(work, 'haproxy-a.cfg');
         const hB = join(work, 'haproxy-b.cfg');
+        const nA = join(work, 'nginx-a.conf');
+        const nB = join(work, 'nginx-b.conf');
+        writeFileSync(nA, nginxPeerConfig('a', c.plainServer));
+        writeFileSync(nB, nginxPeerConfig('b', c.plainServer));
         const sA = join(work, 'stunnel-a.conf');
         const sB = join(work, 'stunnel-b.conf');
         writeFileSync(hA, haproxyConfig('a', c.plainServer));
@@ -335,8 +367,11 @@ async function main(): Promise<void> {
         writeFileSync(sB, stunnelConfig('b', c.plainServer));
         const haproxy = [startInNode('node-1', ['haproxy', '-db', '-f', hA]), startInNode('node-2', ['haproxy', '-db', '-f', hB])];
         const stunnel = [startInNode('node-1', ['stunnel4', sA]), startInNode('node-2', ['stunnel4', sB])];
+        // The master forks one worker, which does the work: both count (the master is idle).
+        const nginx = [startInNode('node-1', ['nginx', '-c', nA, '-e', join(work, 'nginx-a.log')]), startInNode('node-2', ['nginx', '-c', nB, '-e', join(work, 'nginx-b.log')])];
         await sleep(1000);
         here.push({ name: 'haproxy', ns: 'bench-plain', client: 'client', url: `http://${node1}:18080/`, bulk: { host: node1, port: 15201 }, pids: () => haproxy, figures: {} });
+        here.push({ name: 'nginx', ns: 'bench-plain', client: 'client', url: `http://${node1}:28080/`, bulk: { host: node1, port: 35201 }, pids: () => withChildren(nginx), figures: {} });
         here.push({ name: 'stunnel', ns: 'bench-plain', client: 'client', url: `http://${node1}:19080/`, bulk: { host: node1, port: 25201 }, pids: () => stunnel, figures: {} });
       }
       // Alternate: each measure over every path in turn, so drift hits all of them alike.
@@ -363,7 +398,7 @@ async function main(): Promise<void> {
   const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
-  writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
+  writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ date: new Date().toISOString().slice(0, 10), secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
   await chart(paths).catch((err: Error) => process.stderr.write(`bench: chart: ${err.message}\n`));
 }
 

@@ -19,6 +19,7 @@ import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './agents.js';
 import { isEnrolled } from '../../shared/enrollment.js';
+import { type PrometheusLaunch, prometheusPid, startPrometheus } from './prometheus.js';
 
 export interface RuntimeOptions {
   store: Store;
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
    * leaves it uncaptured.
    */
   isCaptured?: (node: string, pod: string) => boolean;
+  /** Run the cluster's Prometheus (when the topology asks for it). */
+  prometheus?: PrometheusLaunch;
 }
 
 const hashLabel = 'pod-template-hash';
@@ -59,6 +62,7 @@ export class LocalClusterRuntime {
   private stopWatchingExits: (() => void) | undefined;
   /** When each node's agent may be started again (so a crashing agent is not restarted in a loop). */
   private readonly agentNextStart = new Map<string, number>();
+  private prometheusNextStart = 0;
 
   constructor(private readonly o: RuntimeOptions) {}
 
@@ -168,6 +172,7 @@ export class LocalClusterRuntime {
       await Promise.all(created.map((p) => this.createPod(p)));
     });
     await phase('supervising agents', () => this.superviseAgents());
+    await phase('supervising Prometheus', () => this.supervisePrometheus());
     await phase('supervising containers', () => this.superviseContainers());
     await phase('Service rules', () => this.syncServices());
     if (failures.length) throw new Error(failures.join('; '));
@@ -183,6 +188,17 @@ export class LocalClusterRuntime {
       this.agentNextStart.set(node.name, now + 2000);
       this.o.log.info({ node: node.name, pid }, 'agent started');
     }
+  }
+
+  private supervisePrometheus(): void {
+    const launch = this.o.prometheus;
+    if (!launch || !this.o.topology.prometheus) return;
+    const now = Date.now();
+    if (prometheusPid(this.o.stateDir) !== undefined || now < this.prometheusNextStart) return;
+    const pid = startPrometheus(this.o.stateDir, this.o.topology, launch);
+    // Restarted at most every 10 s: a Prometheus that cannot start (a bad flag) must not spin.
+    this.prometheusNextStart = now + 10_000;
+    this.o.log.info({ pid }, 'prometheus started');
   }
 
   /**

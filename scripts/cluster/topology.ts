@@ -22,6 +22,8 @@ export interface ClusterFile {
     agentAdminAddress?: string;
     /** How the agents redirect pods' traffic: nftables rules (default) or eBPF programs. */
     redirect?: 'iptables' | 'ebpf';
+    /** Run a Prometheus that scrapes the agents and the controller (default true). */
+    prometheus?: boolean;
   };
 }
 
@@ -48,6 +50,7 @@ const clusterSchema = {
         nodeCIDR: { type: 'string' },
         agentAdminAddress: { enum: ['127.0.0.1', '0.0.0.0'] },
         redirect: { enum: ['iptables', 'ebpf'] },
+        prometheus: { type: 'boolean' },
       },
     },
   },
@@ -79,6 +82,7 @@ export interface Topology {
   control: { netns: string; ip: string; fabricLink: string };
   agentAdminAddress: string;
   redirect: 'iptables' | 'ebpf';
+  prometheus: boolean;
 }
 
 /** Every network namespace, cgroup and link the project makes starts with this prefix. */
@@ -133,7 +137,7 @@ export function layout(file: ClusterFile): Topology {
     };
   });
   const control = { netns: `${prefix}-control`, ip: host(nodeCIDR, cidrSize(nodeCIDR) - 2), fabricLink: `${prefix}-fc` };
-  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1', redirect: spec.redirect ?? 'iptables' };
+  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1', redirect: spec.redirect ?? 'iptables', prometheus: spec.prometheus ?? true };
 }
 
 export function podNetns(namespace: string, name: string): string {

@@ -19,6 +19,8 @@ export interface UpOptions {
   clusterFile?: string;
   /** Overrides the cluster file's spec.redirect. */
   redirect?: 'iptables' | 'ebpf';
+  /** Overrides the cluster file's spec.prometheus. */
+  prometheus?: boolean;
   /** The CLI's compiled entry, started as `ambit controller`. */
   cliEntry: string;
   say: (line: string) => void;
@@ -37,6 +39,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   }
   const file = o.clusterFile ? readClusterFile(o.clusterFile) : defaultClusterFile();
   if (o.redirect) file.spec = { ...file.spec, redirect: o.redirect };
+  if (o.prometheus !== undefined) file.spec = { ...file.spec, prometheus: o.prometheus };
   const topology = layout(file);
   const existing = readState(o.stateDir);
   if (existing && existing.phase === 'ready' && (await nodesExist(existing)) && !controllerAlive(existing.controllerPid)) {
@@ -47,7 +50,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
     await waitForController(existing.controllerPid, o.stateDir);
   }
   if (existing && (await isHealthy(existing))) {
-    if (JSON.stringify(existing.file) !== JSON.stringify(file) && (o.clusterFile || o.redirect)) {
+    if (JSON.stringify(existing.file) !== JSON.stringify(file) && (o.clusterFile || o.redirect || o.prometheus !== undefined)) {
       throw new AmbitError('ClusterExists', 'a cluster from a different cluster file is up; run `ambit down` first');
     }
     return { already: true, topology: topologyOf(existing) };
