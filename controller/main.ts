@@ -16,13 +16,13 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, dashboardTokenPath, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
 import { clusterStatus } from '../scripts/cluster/status.js';
-import { defaultDashboardPort, prometheusPathPrefix } from '../scripts/cluster/prometheus.js';
+import { prometheusPathPrefix, prometheusUrl } from '../scripts/cluster/prometheus.js';
 
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -99,7 +99,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
         trustBundle: () => ca.trustBundle(),
         dialer: topology ? netnsDialer(topology.nodes, agentQueryPort) : noDialer,
         // The local cluster's Prometheus runs beside the controller, under the dashboard's prefix.
-        prometheusUrl: config.prometheusUrl ?? (topology ? `http://${topology.control.ip}:9090/prometheus` : undefined),
+        prometheusUrl: config.prometheusUrl ?? (topology?.prometheus ? prometheusUrl(topology) : undefined),
         token: loadOrCreateSecret(dashboardTokenPath(config.stateDir)),
         log: log.child({ component: 'dashboard' }),
       });
@@ -118,7 +118,8 @@ export async function runController(config: ControllerConfig): Promise<void> {
       log: log.child({ component: 'runtime' }),
       isCaptured: (node, pod) => push.isCaptured(node, pod),
       agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
-      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://127.0.0.1:${defaultDashboardPort}${prometheusPathPrefix}/` },
+      // Prometheus builds its links on the address people open it at: the dashboard's proxy.
+      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://${config.dashboard?.host ?? '127.0.0.1'}:${config.dashboard?.port ?? defaultDashboardPort}${prometheusPathPrefix}/` },
     });
     runtime.start();
   }
