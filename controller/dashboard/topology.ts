@@ -1,9 +1,12 @@
 // The mesh's live topology, read from Prometheus as Kiali reads it: Istio's TCP metrics
 // (istio_tcp_connections_opened/closed_total, istio_tcp_sent/received_bytes_total) summed by the
 // source and destination workload, the Service and the security policy, over a rate window. Nodes
-// are workloads; an edge is one (source, destination, Service) with its connections, bytes, mTLS
+// are workloads; an edge is one (source, destination) pair with its connections, bytes, mTLS
 // or plaintext, denials (response_flags="DENY") and upstream failures ("CONNECT"). This module
-// writes the queries and turns their answers into a graph; it fetches nothing itself.
+// writes the queries and turns their answers into a graph; it fetches nothing itself. An edge is a
+// pair of workloads, as in Kiali's workload graph: the two reporters need not agree on the Service
+// (the destination's agent may not know which name the client dialled), and the edge carries every
+// Service either names.
 
 import type { PromSample } from './prometheus.js';
 
@@ -51,12 +54,12 @@ export interface TopologyNode {
 export type EdgeSecurity = 'mtls' | 'plaintext' | 'mixed';
 
 export interface TopologyEdge {
-  /** `source -> target (service)`: stable across refreshes, for the UI to keep its place. */
+  /** `source -> target`: stable across refreshes, for the UI to keep its place. */
   id: string;
   source: string;
   target: string;
-  /** `name.namespace` of the Service the client asked for; absent when it dialled a pod. */
-  service?: string;
+  /** `name.namespace` of the Services the clients asked for; empty when they dialled pods. */
+  services: string[];
   /** Connections opened per second that were not denied. */
   connectionsPerSecond: number;
   deniedPerSecond: number;
@@ -100,7 +103,7 @@ interface Counts {
 interface EdgeAccumulator {
   source: TopologyNode;
   target: TopologyNode;
-  service?: string;
+  services: Set<string>;
   /** Per reporter, then the larger is taken. */
   byReporter: Map<string, Counts>;
   /** Security policies seen with traffic, and seen at all. */
@@ -127,9 +130,10 @@ export function topologyFrom(results: Record<QueryName, PromSample[]>, o: { wind
     const source = nodeOf(m.source_workload, m.source_workload_namespace);
     const target = nodeOf(m.destination_workload, m.destination_workload_namespace);
     const service = unset(m.destination_service_name) ? undefined : `${m.destination_service_name}.${m.destination_service_namespace}`;
-    const key = `${source.id} -> ${target.id}${service ? ` (${service})` : ''}`;
+    const key = `${source.id} -> ${target.id}`;
     let e = edges.get(key);
-    if (!e) edges.set(key, (e = { source, target, ...(service ? { service } : {}), byReporter: new Map(), securityActive: new Set(), securitySeen: new Set() }));
+    if (!e) edges.set(key, (e = { source, target, services: new Set(), byReporter: new Map(), securityActive: new Set(), securitySeen: new Set() }));
+    if (service) e.services.add(service);
     return e;
   };
   const counts = (e: EdgeAccumulator, reporter: string | undefined) => {
@@ -177,7 +181,7 @@ export function topologyFrom(results: Record<QueryName, PromSample[]>, o: { wind
       id,
       source: e.source.id,
       target: e.target.id,
-      ...(e.service ? { service: e.service } : {}),
+      services: [...e.services].sort(),
       connectionsPerSecond: max((c) => c.opened),
       deniedPerSecond: max((c) => Math.max(c.deniedOpened, c.deniedClosed)),
       failedPerSecond: max((c) => Math.max(c.failedOpened, c.failedClosed)),

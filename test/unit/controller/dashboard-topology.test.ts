@@ -50,12 +50,29 @@ test('both reporters of the same connections count once: the larger rate, not th
   const e = g.edges[0]!;
   assert.is(e.source, 'client/client');
   assert.is(e.target, 'shop/web-v1');
-  assert.is(e.service, 'web.shop');
+  assert.equal(e.services, ['web.shop']);
   assert.is(e.connectionsPerSecond, 0.2);
   assert.is(e.sentBytesPerSecond, 1500);
   assert.is(e.receivedBytesPerSecond, 9000);
   assert.is(e.security, 'mtls');
   assert.is(e.state, 'ok');
+});
+
+test('the reporters need not agree on the Service: one edge per workload pair, naming the Services either saw', () => {
+  const g = topologyFrom(
+    results({
+      opened: answer([
+        { metric: edge({ reporter: 'source', response_flags: '-' }), value: '0.3' },
+        { metric: edge({ reporter: 'destination', response_flags: '-', destination_service_name: 'unknown', destination_service_namespace: 'unknown' }), value: '0.3' },
+        { metric: edge({ reporter: 'destination', response_flags: 'DENY', destination_service_name: 'unknown', destination_service_namespace: 'unknown' }), value: '0.1' },
+      ]),
+    }),
+    { window: '1m', time: new Date() },
+  );
+  assert.is(g.edges.length, 1);
+  assert.equal(g.edges[0]!.services, ['web.shop']);
+  assert.is(g.edges[0]!.connectionsPerSecond, 0.3);
+  assert.is(g.edges[0]!.state, 'denied');
 });
 
 test('a DENY on an edge makes it denied, counted once whether the agent reports it opened, closed or both', () => {
@@ -116,7 +133,7 @@ test('edges idle over the window are left out; known workloads show anyway, with
   assert.is(g.window, '5m');
 });
 
-test("an edge with mTLS and plaintext connections is mixed; a service-less edge (a pod dialled) has no service", () => {
+test("an edge with mTLS and plaintext connections is mixed; a pod dialled directly names no Service", () => {
   const direct = { destination_service_name: 'unknown', destination_service_namespace: 'unknown' };
   const g = topologyFrom(
     results({
@@ -128,7 +145,7 @@ test("an edge with mTLS and plaintext connections is mixed; a service-less edge 
     { window: '1m', time: new Date() },
   );
   assert.is(g.edges[0]!.security, 'mixed');
-  assert.is(g.edges[0]!.service, undefined);
+  assert.equal(g.edges[0]!.services, []);
   assert.is(g.edges[0]!.connectionsPerSecond, 2, 'series of one reporter add up');
 });
 

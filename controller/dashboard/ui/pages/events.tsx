@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { bytes, clock } from '../format.js';
 import type { RelayedEvent, RelayState } from '../types.js';
-import { Pill } from './common.js';
+import { Lock, Pill } from './common.js';
 
 type Filter = 'all' | 'connections' | 'denials';
 const keep = 300;
@@ -103,7 +103,7 @@ export function EventsPage() {
                     {d.destination_workload ?? d.destination}
                     {d.destination_service ? ` (${d.destination_service})` : ''}
                   </td>
-                  <td>{d.connection_security_policy === 'mutual_tls' ? '🔒 mTLS' : (d.connection_security_policy ?? '-')}</td>
+                  <td>{d.connection_security_policy === 'mutual_tls' ? <><Lock /> mTLS</> : (d.connection_security_policy ?? '-')}</td>
                   <td>{detail(d)}</td>
                 </tr>
               );
@@ -116,7 +116,8 @@ export function EventsPage() {
 }
 
 function detail(d: EventData): string {
-  if (d.reason) return `${d.reason}${d.policy ? ` (policy ${d.policy}${d.rule !== undefined ? ` rule ${d.rule}` : ''})` : ''}`;
+  // The reason names the policy when one decided; say it only when it does not.
+  if (d.reason) return d.policy && !d.reason.includes(d.policy) ? `${d.reason} (policy ${d.policy}${d.rule !== undefined ? ` rule ${d.rule}` : ''})` : d.reason;
   if (d.event === 'closed') return `${bytes(d.bytes_sent ?? 0)} sent, ${bytes(d.bytes_received ?? 0)} received, ${d.duration_ms ?? 0} ms${d.error ? `, ${d.error}` : ''}`;
   return '';
 }

@@ -7,7 +7,7 @@ import { usePoll } from '../api.js';
 import { Chart, type ChartOption } from '../chart.js';
 import { bytes, rate } from '../format.js';
 import type { Topology, TopologyEdge, TopologyNode } from '../types.js';
-import { ErrorBanner, Updated } from './common.js';
+import { ErrorBanner, Lock, Updated } from './common.js';
 
 const colors = { denied: '#d32f2f', failing: '#ef6c00', mtls: '#2e7d32', plaintext: '#546e7a', mesh: '#1565c0', outside: '#90a4ae', unknown: '#ffffff' };
 
@@ -65,7 +65,7 @@ function EdgeTable({ edges, nodes }: { edges: TopologyEdge[]; nodes: TopologyNod
         <tr>
           <th>source</th>
           <th>destination</th>
-          <th>service</th>
+          <th>services</th>
           <th>connections</th>
           <th>denied</th>
           <th>failed</th>
@@ -80,13 +80,13 @@ function EdgeTable({ edges, nodes }: { edges: TopologyEdge[]; nodes: TopologyNod
           <tr key={e.id} data-edge={e.id} data-source={e.source} data-target={e.target} data-state={e.state} data-security={e.security} class={`edge ${e.state}`}>
             <td>{e.source}</td>
             <td>{e.target}</td>
-            <td>{e.service ?? '-'}</td>
+            <td>{e.services.join(', ') || '-'}</td>
             <td class="num">{rate(e.connectionsPerSecond)}</td>
             <td class="num">{rate(e.deniedPerSecond)}</td>
             <td class="num">{rate(e.failedPerSecond)}</td>
             <td class="num">{bytes(e.sentBytesPerSecond, '/s')}</td>
             <td class="num">{bytes(e.receivedBytesPerSecond, '/s')}</td>
-            <td>{e.security === 'mtls' ? '🔒 mTLS' : e.security === 'mixed' ? 'mixed' : 'plaintext'}</td>
+            <td>{e.security === 'mtls' ? <><Lock /> mTLS</> : e.security === 'mixed' ? 'mixed' : 'plaintext'}</td>
             <td>
               <span class={`pill ${e.state === 'ok' ? 'good' : e.state === 'denied' ? 'bad' : 'warn'}`}>{e.state}</span>
             </td>
@@ -153,7 +153,7 @@ function graphOption(t: Topology): ChartOption {
       label: { show: true, formatter: `${lock} ${rate(e.connectionsPerSecond, ' c/s')}${denied}`, color, fontSize: 11 },
       tooltip: {
         formatter: [
-          `${e.source} → ${e.target}${e.service ? ` (${e.service})` : ''}`,
+          `${e.source} → ${e.target}${e.services.length ? ` (${e.services.join(', ')})` : ''}`,
           `${rate(e.connectionsPerSecond, ' conn/s')}, denied ${rate(e.deniedPerSecond)}, failed ${rate(e.failedPerSecond)}`,
           `${bytes(e.sentBytesPerSecond, '/s')} sent, ${bytes(e.receivedBytesPerSecond, '/s')} received`,
           lock === 'mTLS' ? 'mutual TLS' : 'plaintext',
