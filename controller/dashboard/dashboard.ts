@@ -15,7 +15,8 @@ import type { Store } from '../store/store.js';
 import { AgentQuery, type AgentDialer } from './agent-link.js';
 import { EventRelay } from './events.js';
 import { PrometheusClient } from './prometheus.js';
-import { createDashboardServer, type DashboardOptions } from './server.js';
+import { createDashboardServer } from './server.js';
+import { EstimateService } from './estimate.js';
 
 export interface DashboardListen {
   host: string;
@@ -32,7 +33,6 @@ export interface DashboardParts {
   prometheusUrl: string | undefined;
   token: string;
   log: Logger;
-  extraRoutes?: DashboardOptions['extraRoutes'];
 }
 
 /** The bundled UI, beside this module in dist/ (scripts/setup.sh and `npm run build:dashboard` put it there). */
@@ -51,7 +51,7 @@ export async function startDashboard(listen: DashboardListen, p: DashboardParts)
     log: p.log,
     token: p.token,
     uiDir,
-    ...(p.extraRoutes ? { extraRoutes: p.extraRoutes } : {}),
+    estimates: new EstimateService(),
   });
   // Browsers keep event streams open; they must not hold the controller's shutdown.
   server.keepAliveTimeout = 5000;

@@ -1,5 +1,5 @@
 // The dashboard's HTTP server: the bundled UI (built at set-up into dist/, never fetched at run
-// time), its JSON API (topology, agents, policies, certificates, workloads, explain), the live
+// time), its JSON API (topology, agents, policies, certificates, workloads, explain, estimate), the live
 // event stream, and Prometheus under /prometheus/. Who may ask: loopback clients as they are (like
 // the agents' query API), anyone else with the dashboard token; errors are JSON with a stable code
 // and a message that says what to do. What each answer holds is decided in the modules it calls.
@@ -14,6 +14,7 @@ import { explainConnection, explainLines, parseExplainArgs, type Directory } fro
 import type { Logger } from '../../shared/log.js';
 import { findPodIn } from '../../shared/resources/pods.js';
 import type { Pod, Service } from '../../shared/resources/types.js';
+import type { EstimateService } from './estimate.js';
 import type { EventRelay } from './events.js';
 import type { PrometheusClient } from './prometheus.js';
 import { type QueryName, topologyFrom, topologyQueries, validWindow } from './topology.js';
@@ -27,14 +28,14 @@ export interface DashboardOptions extends ViewSources {
   token: string;
   /** Where the set-up put the bundled UI (index.html, app.js, app.css). */
   uiDir: string;
-  /** Extra pages' JSON, by path under /api/ (the Estimate page's figures). */
-  extraRoutes?: Record<string, (params: URLSearchParams) => unknown>;
+  estimates: EstimateService;
 }
 
 /** Each error code once, with its HTTP status. */
 const statusOf: Record<string, number> = {
   BadRequest: 400,
   BadArgs: 400,
+  EstimateInputInvalid: 400,
   Unauthorized: 401,
   Forbidden: 403,
   NotFound: 404,
@@ -44,6 +45,7 @@ const statusOf: Record<string, number> = {
   AgentUnreachable: 502,
   AgentRefused: 502,
   UiNotBuilt: 503,
+  FiguresUnreadable: 503,
   PrometheusNotConfigured: 503,
   PrometheusUnavailable: 503,
   AgentTimeout: 504,
@@ -99,10 +101,10 @@ async function handle(o: DashboardOptions, req: IncomingMessage, res: ServerResp
       return send(res, 200, workloads(o));
     case '/api/events':
       return o.relay.attach(req, res);
+    case '/api/estimate':
+      return send(res, 200, o.estimates.answer(url.searchParams));
   }
   if (path.startsWith('/assets/')) return serveFile(o, res, path.slice('/assets/'.length));
-  const extra = path.startsWith('/api/') ? o.extraRoutes?.[path.slice('/api/'.length)] : undefined;
-  if (extra) return send(res, 200, extra(url.searchParams));
   throw new AmbitError('NotFound', `no dashboard route ${req.method} ${path}; the UI is at /, its API under /api/`);
 }
 

@@ -2,7 +2,8 @@
 // playwright-core): it is served on the host's 127.0.0.1 while the controller runs in the control
 // plane's namespace; the topology from Prometheus shows the client -> web edge with mTLS; after a
 // DENY the same edge turns red and the live events show the denials; the explain form names the
-// policy; agents, policies and certificates show. Screenshots of each page are saved for people.
+// policy; agents, policies and certificates show; the Estimate page agrees with `ambit estimate`.
+// Screenshots of each page are saved for people.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -199,6 +200,19 @@ test('agents, policies and certificates: each node in sync, the DENY in force on
   assert.match(svids, 'ns/shop/sa/web');
   assert.is(await page.locator('table[data-testid="roots"] tbody tr').count(), 1);
   await shot('7-certificates');
+});
+
+test('the Estimate page gives the figures `ambit estimate` gives, with a chart', async () => {
+  await page.goto(`${dashboard}/#/estimate`);
+  for (const [name, value] of Object.entries({ nodes: '20', pods: '1000', services: '200', rps: '5000', waypoints: '2', l7Share: '0.3' })) await page.fill(`form[data-testid="estimate-form"] input[name="${name}"]`, value);
+  await page.click('form[data-testid="estimate-form"] button[type="submit"]');
+  const answer = page.locator('[data-testid="estimate-answer"]');
+  await answer.waitFor({ timeout: 10_000 });
+  const cli = JSON.parse(await ambitOk(['estimate', '--nodes', '20', '--pods', '1000', '--services', '200', '--rps', '5000', '--waypoints', '2', '--l7-share', '0.3', '-o', 'json'])) as { monthlyUsd: { ambit: number; sidecars: number } };
+  assert.is(await answer.getAttribute('data-ambit-usd'), cli.monthlyUsd.ambit.toFixed(2));
+  assert.is(await answer.getAttribute('data-sidecars-usd'), cli.monthlyUsd.sidecars.toFixed(2));
+  assert.ok(await page.locator('[data-testid="estimate-chart"] svg path').count(), 'the bar chart is drawn');
+  await shot('8-estimate');
 });
 
 test.run();

@@ -7,6 +7,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { AgentsPage } from './pages/agents.js';
 import { CertificatesPage } from './pages/certificates.js';
+import { EstimatePage } from './pages/estimate.js';
 import { EventsPage } from './pages/events.js';
 import { ExplainPage } from './pages/explain.js';
 import { PoliciesPage } from './pages/policies.js';
@@ -19,6 +20,7 @@ const pages = [
   { path: 'certificates', title: 'Certificates', page: CertificatesPage },
   { path: 'explain', title: 'Explain', page: ExplainPage },
   { path: 'events', title: 'Live events', page: EventsPage },
+  { path: 'estimate', title: 'Estimate', page: EstimatePage },
 ];
 
 const current = () => location.hash.replace(/^#\/?/, '') || 'topology';

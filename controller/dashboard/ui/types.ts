@@ -5,3 +5,4 @@ export type { Topology, TopologyEdge, TopologyNode } from '../topology.js';
 export type { AgentView, PolicyView, CertificateView, WorkloadCertificateView, Health } from '../views.js';
 export type { ExplainResult } from '../../../shared/explain/explain.js';
 export type { RelayedEvent, RelayState } from '../events.js';
+export type { Estimate, Amount, Resources } from '../../../shared/estimate/index.js';
