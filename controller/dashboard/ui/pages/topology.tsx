@@ -34,7 +34,7 @@ export function TopologyPage() {
       <ErrorBanner error={topo.error} what="the topology" />
       {option && t && (
         <>
-          <Chart option={option} height={Math.max(320, 120 * maxColumn(t))} label={`Graph of ${t.nodes.length} workloads and ${t.edges.length} edges`} testId="topology-graph" />
+          <Chart option={option} height={Math.max(320, 120 * tallestColumn(t))} label={`Graph of ${t.nodes.length} workloads and ${t.edges.length} edges`} testId="topology-graph" />
           <Legend />
           <EdgeTable edges={t.edges} nodes={t.nodes} />
         </>
@@ -116,7 +116,7 @@ function columns(t: Topology): Map<string, number> {
   return col;
 }
 
-function maxColumn(t: Topology): number {
+function tallestColumn(t: Topology): number {
   const counts = new Map<number, number>();
   for (const c of columns(t).values()) counts.set(c, (counts.get(c) ?? 0) + 1);
   return Math.max(1, ...counts.values());
@@ -133,24 +133,24 @@ function graphOption(t: Topology): ChartOption {
     return {
       id: n.id,
       name: n.id,
-      x: c * 280,
-      y: r * 110,
+      value: [c, r],
       symbolSize: 34,
       itemStyle: { color: fill, borderColor: n.kind === 'unknown' ? colors.plaintext : '#0d47a1', borderWidth: 2 },
-      label: { show: true, position: 'bottom', formatter: n.kind === 'unknown' ? 'unknown' : `${n.name}\n{ns|${n.namespace}}`, rich: { ns: { color: '#78909c', fontSize: 11 } } },
+      label: { show: true, position: 'bottom', formatter: n.kind === 'unknown' ? 'unknown' : `{name|${n.name}}\n{ns|${n.namespace}}`, rich: { name: { fontSize: 12, lineHeight: 15, color: '#1f2933' }, ns: { color: '#78909c', fontSize: 11, lineHeight: 14 } } },
       tooltip: { formatter: `${n.id}<br/>${n.kind === 'unknown' ? 'a peer outside the workloads' : n.inMesh ? 'in the mesh' : 'not enrolled'}` },
     };
   });
   const edges = t.edges.map((e) => {
     const color = e.state === 'denied' ? colors.denied : e.state === 'failing' ? colors.failing : e.security === 'plaintext' ? colors.plaintext : colors.mtls;
     const lock = e.security === 'mtls' ? 'mTLS' : e.security === 'mixed' ? 'mixed' : 'plain';
-    const denied = e.deniedPerSecond > 0 ? `\ndenied ${rate(e.deniedPerSecond)}` : '';
+    const served = e.connectionsPerSecond > 0 || e.deniedPerSecond === 0 ? `${lock} ${rate(e.connectionsPerSecond, ' c/s')}` : '';
+    const denied = e.deniedPerSecond > 0 ? `denied ${rate(e.deniedPerSecond)}` : '';
     return {
       source: e.source,
       target: e.target,
       value: e.connectionsPerSecond,
-      lineStyle: { color, width: Math.min(6, 1.5 + Math.log2(1 + e.connectionsPerSecond + e.deniedPerSecond)), type: e.security === 'plaintext' ? 'dashed' : 'solid', curveness: 0.08 },
-      label: { show: true, formatter: `${lock} ${rate(e.connectionsPerSecond, ' c/s')}${denied}`, color, fontSize: 11 },
+      lineStyle: { color, opacity: 0.9, width: Math.min(6, 1.5 + Math.log2(1 + e.connectionsPerSecond + e.deniedPerSecond)), type: e.security === 'plaintext' ? 'dashed' : 'solid', curveness: 0.08 },
+      label: { show: true, formatter: [served, denied].filter(Boolean).join('\n'), color, fontSize: 11 },
       tooltip: {
         formatter: [
           `${e.source} → ${e.target}${e.services.length ? ` (${e.services.join(', ')})` : ''}`,
@@ -161,25 +161,25 @@ function graphOption(t: Topology): ChartOption {
       },
     };
   });
+  const columnCount = Math.max(1, ...[...col.values()].map((c) => c + 1));
+  const rowCount = Math.max(1, ...rows.values());
   return {
     animationDurationUpdate: 300,
     tooltip: { trigger: 'item', confine: true },
+    // Nodes sit on hidden axes (column, row): ECharts' free layout stretches its box to the nodes'
+    // extent, which squashes a graph of one row; axes keep symbols round and spacing even.
+    grid: { left: 90, right: 90, top: 40, bottom: 50 },
+    xAxis: { type: 'value', show: false, min: -0.5, max: columnCount - 0.5 },
+    yAxis: { type: 'value', show: false, min: -0.5, max: rowCount - 0.5, inverse: true },
     series: [
       {
         type: 'graph',
-        layout: 'none',
-        roam: true,
-        draggable: true,
+        coordinateSystem: 'cartesian2d',
         edgeSymbol: ['none', 'arrow'],
         edgeSymbolSize: 10,
         edgeLabel: { show: true },
         data: nodes,
         links: edges,
-        // Fixed positions from the layering; ECharts fits them into the box.
-        left: 60,
-        right: 60,
-        top: 40,
-        bottom: 60,
       },
     ],
   };
