@@ -92,6 +92,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     events: {
       opened: (c) => metrics.connectionOpened(c),
       closed: (c) => metrics.connectionClosed(c),
+      refused: (c, flags) => metrics.connectionRefused(c, flags),
       denied: (reason) => metrics.connectionsDenied.inc({ reason }),
       failed: (direction, reason) => metrics.connectionFailures.inc({ direction, reason }),
     },
@@ -126,7 +127,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   });
   const metrics = new AgentMetrics({
     cluster: config.clusterName,
+    trustDomain: config.trustDomain,
     connections: proxy.connections,
+    sockets: () => proxy.openSockets,
     health: () => ({ capturedPods: capture.status().captured.length, configVersion: state.version, controllerConnected: control.connected, certificates: certificates.list().length }),
     counters: () => ({ ...prefixed('hbone_client_', proxy.pool.counters), ...prefixed('hbone_server_', flatten(proxy.server.counters)) }),
   });

@@ -13,7 +13,7 @@ export class ControllerMetrics {
   readonly revision = new Gauge({ name: 'ambit_controller_config_revision', help: 'The store revision', registers: [this.registry] });
 
   constructor() {
-    registerDefaultMetrics(this.registry, 'ambit_controller_');
+    registerDefaultMetrics(this.registry, 'ambit_controller_', 'ambit-controller');
   }
 
   serve(host: string, port: number): Server {

@@ -1,12 +1,16 @@
 // What both deployables' Prometheus endpoints share: prom-client's process and Node.js metrics,
 // minus the three gauges it names with a `_total` suffix, which Prometheus' own linter
-// (`promtool check metrics`) rejects because only counters may end in `_total`.
+// (`promtool check metrics`) rejects because only counters may end in `_total`; and Istio's
+// `istio_build{component, tag}`, which Istio's mesh dashboard lists as the components' versions.
 
-import { collectDefaultMetrics, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+import { ambitVersion } from './build.js';
 
 const misnamedGauges = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
-export function registerDefaultMetrics(registry: Registry, prefix: string): void {
+/** `component` names the deployable in istio_build (as ztunnel says `ztunnel` and istiod `pilot`). */
+export function registerDefaultMetrics(registry: Registry, prefix: string, component: string): void {
   collectDefaultMetrics({ register: registry, prefix });
   for (const name of misnamedGauges) registry.removeSingleMetric(`${prefix}${name}`);
+  new Gauge({ name: 'istio_build', help: 'Build information of the component', labelNames: ['component', 'tag'], registers: [registry] }).set({ component, tag: ambitVersion }, 1);
 }

@@ -1,7 +1,14 @@
 // The proxied connections this agent holds: what each one is (identities, addresses, the policy
 // decision), its byte counts, read from the sockets' own totals rather than counted per chunk, and
-// its end. Telemetry (Istio's TCP metrics, the access log) and the live policy re-check read from
-// here; the data path only registers a connection and says when it ends.
+// its end; and the connections it refused or could not forward, recorded through the same events.
+// Telemetry (Istio's TCP metrics, the access log) and the live policy re-check read from here; the
+// data path only registers a connection and says when it ends, or that it never began.
+//
+// Byte directions, named once for every reader (metrics, access log, query API): `request` is what
+// the client sent towards the server, `response` what came back. Istio names them from the proxy's
+// side facing the client (Envoy's BYTES_RECEIVED / BYTES_SENT, ztunnel's src/copy.rs counting
+// downstream-to-upstream as received): `received` is the request, `sent` the response, whichever
+// end reports (istio_tcp_received_bytes_total, the access log's bytes_received, a pod's `received`).
 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -22,16 +29,25 @@ export interface ConnectionInfo {
   source: Peer;
   destination: Peer;
   service?: ServiceEntry;
-  /** HBONE (mutual TLS) or plain TCP on the wire between the agents. */
-  security: 'mutual_tls' | 'none';
+  /** HBONE (mutual TLS) or plain TCP on the wire; ztunnel's SecurityPolicy calls the latter `unknown` (src/proxy/metrics.rs). */
+  security: 'mutual_tls' | 'unknown';
   /** The authorization decision that let it in (inbound), e.g. `ALLOW policy shop/allow-web rule 0`. */
   decision?: string;
 }
 
-/** Byte totals as the sockets count them; `sent` is client to server. */
+/**
+ * How a connection ended, as ztunnel's ResponseFlags label it (src/proxy/metrics.rs): `-` for one
+ * that ran, DENY for an authorization refusal (at the start, or later by a policy change), CONNECT
+ * when the upstream could not be reached, and ztunnel's finer causes of a failed HBONE tunnel.
+ */
+export type ResponseFlags = '-' | 'DENY' | 'CONNECT' | 'TLS_FAILURE' | 'H2_HANDSHAKE_FAILURE' | 'IDENTITY_ERROR';
+
+/** Byte totals as the sockets count them, by direction (see the top of this file). */
 export interface ByteSource {
-  sent(): number;
-  received(): number;
+  /** Client to server: Istio's `received`. */
+  request(): number;
+  /** Server to client: Istio's `sent`. */
+  response(): number;
 }
 
 export interface TrackedConnection extends ConnectionInfo {
@@ -39,16 +55,20 @@ export interface TrackedConnection extends ConnectionInfo {
   startedAt: number;
   bytes: ByteSource;
   /** What telemetry reported so far, so that a scrape adds only the increase. */
-  reportedSent: number;
-  reportedReceived: number;
+  reportedRequest: number;
+  reportedResponse: number;
+  /** `-` while it runs; DENY once a policy change ends it. */
+  responseFlags: ResponseFlags;
   /** Ends the connection now (a policy change denies it). */
-  terminate(reason: string): void;
+  terminate(reason: string, flags?: ResponseFlags): void;
   closedReason?: string;
 }
 
 export interface ConnectionEvents {
   opened(c: TrackedConnection): void;
   closed(c: TrackedConnection, durationMs: number, error?: string): void;
+  /** A connection refused (DENY) or not forwarded (a failure flag): opened and closed at once, no bytes. */
+  refused?(c: ConnectionInfo, flags: Exclude<ResponseFlags, '-'>, reason: string): void;
 }
 
 export class ConnectionTable {
@@ -75,10 +95,12 @@ export class ConnectionTable {
       id: this.nextId++,
       startedAt: performance.now(),
       bytes,
-      reportedSent: 0,
-      reportedReceived: 0,
-      terminate: (reason: string) => {
+      reportedRequest: 0,
+      reportedResponse: 0,
+      responseFlags: '-',
+      terminate: (reason: string, flags?: ResponseFlags) => {
         c.closedReason ??= reason;
+        if (flags) c.responseFlags = flags;
         client.destroy();
         upstream.destroy();
       },
@@ -111,6 +133,14 @@ export class ConnectionTable {
     }
     return c;
   }
+
+  /**
+   * Records a connection the agent refused or could not forward, with what it knew of it then, as
+   * ztunnel's ConnectionResult records one that ends in an error: opened and closed at once.
+   */
+  refuse(info: ConnectionInfo, flags: Exclude<ResponseFlags, '-'>, reason: string): void {
+    this.events.refused?.(info, flags, reason);
+  }
 }
 
 /**
@@ -122,14 +152,14 @@ function closeEmitted(s: Duplex): boolean {
   return state._readableState?.closeEmitted === true || state._writableState?.closeEmitted === true;
 }
 
-/** Byte totals of a TCP socket pair: what the upstream socket wrote is what the client sent. */
+/** Byte totals from the upstream socket: what it wrote is the request, what it read the response. */
 export function socketBytes(upstream: Socket): ByteSource {
-  return { sent: () => upstream.bytesWritten, received: () => upstream.bytesRead };
+  return { request: () => upstream.bytesWritten, response: () => upstream.bytesRead };
 }
 
-/** The same from the client's socket: what it read is what the client sent. */
+/** The same from the client's socket: what it read is the request. */
 export function clientSocketBytes(client: Socket): ByteSource {
-  return { sent: () => client.bytesRead, received: () => client.bytesWritten };
+  return { request: () => client.bytesRead, response: () => client.bytesWritten };
 }
 
 /** A closed connection as the access log and the query API's `connections` topic tell it. */
@@ -138,11 +168,18 @@ export function closedFields(c: TrackedConnection, durationMs: number, error?: s
     event: 'closed',
     ...accessFields(c),
     decision: c.decision,
-    bytes_sent: c.bytes.sent(),
-    bytes_received: c.bytes.received(),
+    response_flags: c.responseFlags,
+    // Istio's directions (the top of this file): received is the request, sent the response.
+    bytes_received: c.bytes.request(),
+    bytes_sent: c.bytes.response(),
     duration_ms: Math.round(durationMs),
     ...(error ? { error } : {}),
   };
+}
+
+/** A connection the agent refused or could not forward, as the access log and the query API tell it. */
+export function refusedFields(c: ConnectionInfo, flags: ResponseFlags, reason: string) {
+  return { event: flags === 'DENY' ? 'denied' : 'failed', reason, ...accessFields(c), decision: c.decision, response_flags: flags };
 }
 
 /** The fields of an access-log line that describe a connection (its end adds bytes and duration). */

@@ -3,7 +3,8 @@
 // checked against PeerAuthentication (plaintext refused under STRICT) and AuthorizationPolicy,
 // then handed to the app from inside the pod's namespace, from the client's own address where the
 // kernel allows it (IP_TRANSPARENT), with the agent's mark. Live connections are checked again
-// when policies change, and the ones now denied are closed.
+// when policies change, and the ones now denied are closed. A connection denied or not delivered
+// is recorded through the connection table, as one that ran is (ztunnel's ConnectionResult).
 
 import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
@@ -15,7 +16,7 @@ import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { Authorizer, ConnectionAttributes, Decision, PeerAuthenticator } from '../../shared/policy/index.js';
 import { ipv4 } from '../../shared/policy/match.js';
-import { accessFields, clientSocketBytes, type ConnectionInfo, type ConnectionTable, type TrackedConnection } from './connections.js';
+import { clientSocketBytes, type ConnectionInfo, type ConnectionTable, socketBytes, type TrackedConnection } from './connections.js';
 import type { HboneTunnel } from './hbone-server.js';
 import { identityOf, join } from './outbound.js';
 import type { Resolver } from './resolve.js';
@@ -46,7 +47,8 @@ export interface InboundContext {
 /** What policy re-checks need of an inbound connection. */
 const attributesOf = new WeakMap<TrackedConnection, { pod: DestinationPod; attrs: ConnectionAttributes }>();
 
-const forwardedFor = /^for="?(\d{1,3}(?:\.\d{1,3}){3})"?$/;
+/** `for=IP`, and the `host=` of the Service the client addressed when its agent knew it (as ztunnel's build_forwarded). */
+const forwardedFor = /^for="?(\d{1,3}(?:\.\d{1,3}){3})"?(?:;\s*host="?([A-Za-z0-9.-]+)"?)?$/;
 
 /**
  * How long the app in the pod has to accept the agent's connection. The pod is on this node, so a
@@ -76,6 +78,7 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
   // The app sees the client's own address only when the Forwarded one was believed; the peer node's
   // is not the client's, and the pod would route its answers to it.
   let clientIp: string | undefined;
+  let host: string | undefined;
   const header = t.headers['forwarded'];
   if (typeof header === 'string') {
     const m = forwardedFor.exec(header.trim());
@@ -84,21 +87,21 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
       ctx.failed('bad-forwarded');
       return t.respond(400);
     }
+    host = m[2];
     if (w && w.namespace === t.peer.namespace && w.serviceAccount === t.peer.serviceAccount) sourceIp = clientIp = m[1]!;
     else {
       const reason = `Forwarded address ${m[1]} is not a workload of ${peerPrincipal}`;
       ctx.denied('source-address-not-of-peer');
-      ctx.access.info({ event: 'denied', reason, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
-      if (connectionDenied.hasSubscribers) {
-        // The claimed address, not attributed to the workload that holds it.
-        const connection: ConnectionInfo = { reporter: 'destination', source: { ip: m[1]!, principal: peerPrincipal }, destination: { ip: t.authority.ip, port: t.authority.port, workload: pod.workload, principal: principal(identityOf(pod.workload, ctx.trustDomain)) }, security: 'mutual_tls' };
-        connectionDenied.publish({ connection, decision: { allowed: false, reason }, code: 'source-address-not-of-peer' });
-      }
+      // The claimed address, not attributed to the workload that holds it.
+      const connection: ConnectionInfo = { reporter: 'destination', source: { ip: m[1]!, principal: peerPrincipal }, destination: podPeer(ctx, pod, t.authority), ...serviceOf(ctx, t.authority, host), security: 'mutual_tls', decision: reason };
+      ctx.connections.refuse(connection, 'DENY', reason);
+      if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection, decision: { allowed: false, reason }, code: 'source-address-not-of-peer' });
       return t.respond(403);
     }
   }
   if (!sourceIp) {
     ctx.denied('no-source-address');
+    // Only logged, as ztunnel's log_early_deny: refused before there is a connection to label.
     ctx.access.info({ event: 'denied', reason: `no IPv4 source address for a tunnel from ${peerPrincipal}`, source_principal: peerPrincipal, destination: `${t.authority.ip}:${t.authority.port}` }, 'connection denied');
     return t.respond(403);
   }
@@ -114,7 +117,8 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
   const info: ConnectionInfo = {
     reporter: 'destination',
     source: { ip: attrs.sourceIp, ...(source ? { workload: source } : {}), principal: peerPrincipal },
-    destination: { ip: t.authority.ip, port: t.authority.port, workload: pod.workload, principal: principal(identityOf(pod.workload, ctx.trustDomain)) },
+    destination: podPeer(ctx, pod, t.authority),
+    ...serviceOf(ctx, t.authority, host),
     security: 'mutual_tls',
     decision: decision.reason,
   };
@@ -122,7 +126,7 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
     deny(ctx, info, decision);
     return t.respond(403);
   }
-  const upstream = dial(ctx, pod, t.authority, clientIp);
+  const upstream = dial(ctx, pod, t.authority, clientIp, info);
   if (!upstream) return t.respond(503);
   // A client that gives up while the pod is connecting takes the dial with it; after the connect,
   // the connection table and the pipes see to its end.
@@ -133,11 +137,12 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
     if (err instanceof PodConnectAbandoned) return;
     if (err) {
       ctx.failed('connect-pod');
+      ctx.connections.refuse(info, 'CONNECT', err.message);
       ctx.log.debug({ err: err.message, pod: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${t.authority.ip}:${t.authority.port}` }, 'inbound connect to the pod failed');
       return t.respond(503);
     }
     t.respond(200);
-    const c = ctx.connections.track(info, t.stream, upstream, { sent: () => upstream.bytesWritten, received: () => upstream.bytesRead });
+    const c = ctx.connections.track(info, t.stream, upstream, socketBytes(upstream));
     attributesOf.set(c, { pod, attrs });
     joinTunnel(t, upstream);
   });
@@ -154,8 +159,9 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
   const info: ConnectionInfo = {
     reporter: 'destination',
     source: { ip: client.remoteAddress, port: client.remotePort, ...withWorkload(ctx.resolver.workloadAt(client.remoteAddress)) },
-    destination: { ip: dst.ip, port: dst.port, workload: pod.workload, principal: principal(identityOf(pod.workload, ctx.trustDomain)) },
-    security: 'none',
+    destination: podPeer(ctx, pod, dst),
+    ...serviceOf(ctx, dst),
+    security: 'unknown',
   };
   const mode = ctx.peerAuthentication.mode(pod.workload, dst.port);
   if (mode.mode === 'STRICT') {
@@ -169,12 +175,16 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
     deny(ctx, info, decision);
     return void client.resetAndDestroy();
   }
-  const upstream = dial(ctx, pod, dst, client.remoteAddress);
+  const upstream = dial(ctx, pod, dst, client.remoteAddress, info);
   if (!upstream) return void client.resetAndDestroy();
   whenConnected(ctx, upstream, (err) => {
     // The pipes below reset the client when the dial fails, and destroy the dial (with the client's
     // error) when the client goes first: that one is not the pod's failure.
-    if (err) return void (err instanceof PodConnectAbandoned || client.destroyed || ctx.failed('connect-pod'));
+    if (err) {
+      if (err instanceof PodConnectAbandoned || client.destroyed) return;
+      ctx.failed('connect-pod');
+      return ctx.connections.refuse(info, 'CONNECT', err.message);
+    }
     const c = ctx.connections.track(info, client, upstream, clientSocketBytes(client));
     attributesOf.set(c, { pod, attrs });
   });
@@ -192,7 +202,7 @@ export function recheckConnections(ctx: InboundContext): number {
     closed++;
     ctx.denied('policy-changed');
     if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection: c, decision: d, code: 'policy-changed' });
-    c.terminate(`denied after a policy change: ${d.reason}`);
+    c.terminate(`denied after a policy change: ${d.reason}`, 'DENY');
   }
   return closed;
 }
@@ -201,10 +211,26 @@ function withWorkload(w: WorkloadEntry | undefined) {
   return w ? { workload: w } : {};
 }
 
+/** The pod a connection is delivered to, with its identity. */
+function podPeer(ctx: InboundContext, pod: DestinationPod, dst: Destination) {
+  return { ip: dst.ip, port: dst.port, workload: pod.workload, principal: principal(identityOf(pod.workload, ctx.trustDomain)) };
+}
+
+/** The Service the connection most likely came through, for telemetry: a CONNECT names a pod, not a Service. */
+function serviceOf(ctx: InboundContext, dst: Destination, host?: string) {
+  const service = ctx.resolver.inboundService(dst.ip, dst.port, host);
+  return service ? { service } : {};
+}
+
+/**
+ * A denial: counted by reason, and recorded as a connection with response_flags DENY. A plaintext
+ * connection refused under STRICT is a DENY too, as in ztunnel, where istiod turns STRICT into an
+ * authorization policy (src/proxy/inbound_passthrough.rs records its rejection with that flag).
+ */
 function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
   const code: DenialCode = d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default';
   ctx.denied(code);
-  ctx.access.info({ event: 'denied', reason: d.reason, ...accessFields(info) }, 'connection denied');
+  ctx.connections.refuse({ ...info, decision: d.reason }, 'DENY', d.reason);
   if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection: info, decision: d, code });
 }
 
@@ -212,7 +238,7 @@ function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
  * A socket to the app, made inside its pod with the agent's mark, bound to the client's address
  * when known (the pod's transparency rules route the answers back to it), else the pod's own.
  */
-function dial(ctx: InboundContext, pod: DestinationPod, dst: Destination, sourceIp: string | undefined): Socket | undefined {
+function dial(ctx: InboundContext, pod: DestinationPod, dst: Destination, sourceIp: string | undefined, info: ConnectionInfo): Socket | undefined {
   try {
     const fd = tcpSocketIn(pod.nsFd, { mark: agentMark, ...(sourceIp && sourceIp !== dst.ip ? { transparent: true, bind: { ip: sourceIp, port: 0 } } : {}) });
     const s = new Socket({ fd, allowHalfOpen: true }).setNoDelay(true);
@@ -220,6 +246,7 @@ function dial(ctx: InboundContext, pod: DestinationPod, dst: Destination, source
     return s;
   } catch (err) {
     ctx.failed('socket');
+    ctx.connections.refuse(info, 'CONNECT', `no socket in the pod: ${(err as Error).message}`);
     ctx.log.warn({ err: (err as Error).message, pod: `${pod.workload.namespace}/${pod.workload.name}` }, 'inbound socket failed');
     return undefined;
   }

@@ -2,18 +2,19 @@
 // endpoint or pod), then it goes over HBONE (a CONNECT stream on a pooled mutual-TLS HTTP/2
 // session to the destination node, presenting the source pod's SVID) when the destination is
 // enrolled, or in plain TCP from inside the pod's namespace otherwise. Bytes flow through
-// stream.pipeline both ways; the connection is tracked for telemetry.
+// stream.pipeline both ways; the connection is tracked for telemetry, and one that could not be
+// forwarded is recorded with the flag ztunnel gives its cause.
 
 import { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import { principal, spiffeId, type Identity } from '../../shared/identity/spiffe.js';
-import type { WorkloadEntry } from '../../shared/protocol/config.js';
+import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
-import { clientSocketBytes, type ConnectionTable, type ConnectionInfo } from './connections.js';
+import { clientSocketBytes, type ConnectionTable, type ConnectionInfo, type ResponseFlags } from './connections.js';
 import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from './hbone.js';
 import type { HbonePool } from './pool.js';
 import type { Resolver, Resolution } from './resolve.js';
@@ -77,7 +78,7 @@ export function handleOutbound(ctx: OutboundContext, pod: SourcePod, client: Soc
     source: { ip: pod.workload.ip, port: client.remotePort, workload: pod.workload, principal: principal(source) },
     destination: { ip: r.target.ip, port: r.target.port, ...(r.workload ? { workload: r.workload } : {}), ...(r.protocol === 'HBONE' && r.workload ? { principal: principal(identityOf(r.workload, ctx.trustDomain)) } : {}) },
     ...(r.service ? { service: r.service } : {}),
-    security: r.protocol === 'HBONE' ? 'mutual_tls' : 'none',
+    security: r.protocol === 'HBONE' ? 'mutual_tls' : 'unknown',
   };
   if (r.protocol === 'TCP') return plain(ctx, pod, client, r, info);
   hbone(ctx, pod, client, r, info, source);
@@ -89,6 +90,7 @@ function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resoluti
     upstream = new Socket({ fd: tcpSocketIn(pod.nsFd, { mark: agentMark }), allowHalfOpen: true }).setNoDelay(true);
   } catch (err) {
     ctx.failed('socket');
+    ctx.connections.refuse(info, 'CONNECT', `no socket in the pod: ${(err as Error).message}`);
     ctx.log.warn({ err: (err as Error).message }, 'outbound socket failed');
     return refuse(client);
   }
@@ -101,7 +103,11 @@ function plain(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resoluti
     connected = true;
     ctx.connections.track(info, client, upstream, clientSocketBytes(client));
   });
-  upstream.once('error', () => connected || client.destroyed || ctx.failed('connect'));
+  upstream.once('error', (err) => {
+    if (connected || client.destroyed) return;
+    ctx.failed('connect');
+    ctx.connections.refuse(info, 'CONNECT', err.message);
+  });
   join(client, upstream);
 }
 
@@ -116,6 +122,8 @@ function hbone(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resoluti
     if (client.destroyed) return;
     if (c) return tunnel(ctx, pod, client, r, info, c);
     ctx.failed('no-certificate');
+    // ztunnel: a certificate it cannot fetch is an identity error (src/proxy/metrics.rs).
+    ctx.connections.refuse(info, 'IDENTITY_ERROR', `no certificate for ${id} within 5 s`);
     refuse(client);
   });
 }
@@ -134,8 +142,9 @@ function tunnel(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolut
       authority: `${r.target.ip}:${r.target.port}`,
       expectedIdentity: spiffeId(destination),
       servername: serverName(destination),
-      // Who is calling, for the destination's transparency and ipBlocks (checked there against the identity).
-      headers: { forwarded: `for=${pod.workload.ip}` },
+      // Who is calling, for the destination's transparency and ipBlocks (checked there against the
+      // identity), and the Service it addressed, for the destination's telemetry (ztunnel's build_forwarded).
+      headers: { forwarded: r.service ? `for=${pod.workload.ip};host=${serviceHostname(r.service)}` : `for=${pod.workload.ip}` },
     })
     .then(
       (stream) => {
@@ -147,10 +156,35 @@ function tunnel(ctx: OutboundContext, pod: SourcePod, client: Socket, r: Resolut
       (err: Error) => {
         const reason = err instanceof HboneConnectRefused ? `hbone-${err.status}` : err instanceof HbonePeerUntrusted ? `peer-${err.reason}` : err instanceof HboneConnectFailed ? `hbone-${err.stage}` : 'hbone';
         ctx.failed(reason);
+        ctx.connections.refuse(info, tunnelFailureFlag(err), err.message);
         ctx.log.debug({ source: `${pod.workload.namespace}/${pod.workload.name}`, destination: `${r.target.ip}:${r.target.port}`, reason, err: err.message }, 'outbound tunnel failed');
         refuse(client);
       },
     );
+}
+
+/**
+ * The flag ztunnel's ConnectionResult gives a tunnel that failed (extract_failure_reason in
+ * src/proxy/metrics.rs): the server's certificate or the TLS handshake is TLS_FAILURE, the HTTP/2
+ * session H2_HANDSHAKE_FAILURE, our own credentials IDENTITY_ERROR; a CONNECT answered with another
+ * status than 200 (a 403 from the destination's policy included: the destination reports that DENY),
+ * and anything else, CONNECT.
+ */
+export function tunnelFailureFlag(err: Error): Exclude<ResponseFlags, '-'> {
+  if (err instanceof HbonePeerUntrusted) return 'TLS_FAILURE';
+  if (!(err instanceof HboneConnectFailed)) return 'CONNECT';
+  switch (err.stage) {
+    case 'tls':
+    case 'refused-certificate':
+      return 'TLS_FAILURE';
+    case 'session':
+    case 'stream':
+      return 'H2_HANDSHAKE_FAILURE';
+    case 'credentials':
+      return 'IDENTITY_ERROR';
+    default:
+      return 'CONNECT';
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import type { AgentState } from '../state/state.js';
 import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
 import type { CertificateManager } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
-import { closedFields, ConnectionTable, type TrackedConnection } from './connections.js';
+import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from './hbone-server.js';
 import { hbonePort } from './hbone.js';
 import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
@@ -20,10 +20,14 @@ import { principal, spiffeId } from '../../shared/identity/spiffe.js';
 import { HbonePool } from './pool.js';
 import { Resolver, type ActiveCounts, type Resolution } from './resolve.js';
 
-/** Per captured pod and direction, as `ambit query NODE connections` shows them. */
+/**
+ * Per captured pod and direction, as `ambit query NODE connections` shows them. Bytes are named as
+ * Istio names them (agent/proxy/connections.ts): `received` is the request, `sent` the response.
+ */
 export interface PodCounters {
   opened: number;
   closed: number;
+  /** Connections that could not be forwarded (not those denied). */
   failed: number;
   sent: number;
   received: number;
@@ -32,6 +36,8 @@ export interface PodCounters {
 export interface ProxyEvents {
   opened?(c: TrackedConnection): void;
   closed?(c: TrackedConnection): void;
+  /** A connection denied or not forwarded, with what was known of it then. */
+  refused?(c: ConnectionInfo, flags: Exclude<ResponseFlags, '-'>): void;
   denied?(reason: string): void;
   failed?(direction: 'outbound' | 'inbound', reason: string): void;
 }
@@ -58,6 +64,8 @@ export class NodeProxy {
   readonly server: HboneServer;
   private readonly active: ActiveCounts = new Map();
   private readonly perPod = new Map<string, { outbound: PodCounters; inbound: PodCounters }>();
+  /** Client sockets held open now: a pod's 15001 (source), its 15006 and the node's 15008 (destination). */
+  readonly openSockets = { source: 0, destination: 0 };
   private policyRevision = -1;
   private bundle: { revision: number; value: TrustBundle } | undefined;
   private readonly outboundCtx: OutboundContext;
@@ -76,8 +84,8 @@ export class NodeProxy {
         const side = this.sideOf(c);
         if (side) {
           side.closed++;
-          side.sent += c.bytes.sent();
-          side.received += c.bytes.received();
+          side.received += c.bytes.request();
+          side.sent += c.bytes.response();
         }
         const key = `${c.destination.ip}:${c.destination.port}`;
         if (c.reporter === 'source') {
@@ -86,7 +94,14 @@ export class NodeProxy {
           else this.active.delete(key);
         }
         o.events?.closed?.(c);
-        this.accessLog(c, durationMs, error);
+        this.o.access.info(closedFields(c, durationMs, error), 'connection');
+      },
+      // The same recorder for connections that never ran: metrics, the pod's counters, the access log.
+      refused: (c, flags, reason) => {
+        const side = this.sideOf(c);
+        if (side && flags !== 'DENY') side.failed++;
+        o.events?.refused?.(c, flags);
+        this.o.access.info(refusedFields(c, flags, reason), flags === 'DENY' ? 'connection denied' : 'connection failed');
       },
     });
     this.resolver = new Resolver(o.state, this.active);
@@ -101,6 +116,8 @@ export class NodeProxy {
       log: o.log,
       ...(o.limits ? { limits: o.limits } : {}),
     });
+    // Every TCP socket accepted on 15008, handshaking or carrying tunnels (as ztunnel counts its inbound).
+    this.server.server.on('connection', (socket: Socket) => this.holdSocket('destination', socket));
     const failed = (direction: 'outbound' | 'inbound') => (reason: string) => o.events?.failed?.(direction, reason);
     this.outboundCtx = { resolver: this.resolver, pool: this.pool, certificates: o.certificates, connections: this.connections, trustDomain: o.trustDomain, log: o.log, failed: failed('outbound'), enrolled: (w) => o.state.isEnrolled(w) };
     this.inboundCtx = {
@@ -142,10 +159,20 @@ export class NodeProxy {
 
   readonly handlers: CaptureHandlers = {
     outbound: (pod, socket) => this.outbound(pod, socket),
-    inbound: (pod, socket) => handlePlaintext(this.inboundCtx, { workload: this.currentWorkload(pod), nsFd: pod.nsFd }, socket, (s) => pod.redirect.inboundDestination(s)),
+    inbound: (pod, socket) => {
+      this.holdSocket('destination', socket);
+      handlePlaintext(this.inboundCtx, { workload: this.currentWorkload(pod), nsFd: pod.nsFd }, socket, (s) => pod.redirect.inboundDestination(s));
+    },
   };
 
+  /** Counts a client socket as open until it closes. */
+  private holdSocket(reporter: 'source' | 'destination', socket: Socket): void {
+    this.openSockets[reporter]++;
+    socket.once('close', () => this.openSockets[reporter]--);
+  }
+
   private outbound(pod: CapturedPod, socket: Socket): void {
+    this.holdSocket('source', socket);
     handleOutbound(this.outboundCtx, { workload: this.currentWorkload(pod), nsFd: pod.nsFd, destinationOf: (s) => pod.redirect.outboundDestination(s) }, socket);
   }
 
@@ -244,7 +271,7 @@ export class NodeProxy {
   }
 
   /** The local pod's counters a connection moves: the source's outbound, or the destination's inbound. */
-  private sideOf(c: TrackedConnection): PodCounters | undefined {
+  private sideOf(c: ConnectionInfo): PodCounters | undefined {
     const w = localWorkload(c);
     if (!w) return undefined;
     const counters = this.countersOf(`${w.namespace}/${w.name}`);
@@ -282,13 +309,9 @@ export class NodeProxy {
   private contextFor(name: string): SecureContext | undefined {
     return this.o.certificates.forServerName(name, serverName)?.secureContext;
   }
-
-  private accessLog(c: TrackedConnection, durationMs: number, error?: string): void {
-    this.o.access.info(closedFields(c, durationMs, error), 'connection');
-  }
 }
 
 /** The pod of this node a connection belongs to: the client's for an outbound one, the server's for an inbound one. */
-function localWorkload(c: TrackedConnection) {
+function localWorkload(c: ConnectionInfo) {
   return c.reporter === 'source' ? c.source.workload : c.destination.workload;
 }

@@ -1,10 +1,11 @@
 // Where a captured connection goes: its original destination is a Service's ClusterIP (an endpoint
 // is picked by the Service's load-balancing policy, preferring the client's node when the Service
 // asks for it) or a pod's address (that pod), or something outside the cluster's workloads
-// (passthrough). An enrolled destination is reached over HBONE, any other in plain TCP. The index
-// is rebuilt on each config version; resolving allocates only its answer.
+// (passthrough). An enrolled destination is reached over HBONE, any other in plain TCP. On the
+// destination's side, it names the Service a connection to a pod most likely came through, for
+// telemetry. The index is rebuilt on each config version; resolving allocates only its answer.
 
-import type { NodeEntry, ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { type NodeEntry, type ServiceEntry, serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
 import type { Destination } from '../capture/redirect.js';
 
@@ -36,6 +37,8 @@ export type ActiveCounts = Map<string, number>;
 export class Resolver {
   private byIp = new Map<string, WorkloadEntry>();
   private byVip = new Map<string, ServiceEntry>();
+  /** The Services each pod address is an endpoint of, by namespace and name. */
+  private byEndpoint = new Map<string, ServiceEntry[]>();
   private readonly next = new Map<string, number>();
 
   constructor(
@@ -51,9 +54,35 @@ export class Resolver {
     const byIp = new Map<string, WorkloadEntry>();
     for (const w of this.state.workloads.values()) if (w.ip) byIp.set(w.ip, w);
     const byVip = new Map<string, ServiceEntry>();
-    for (const s of this.state.services.values()) for (const p of s.ports) if (s.clusterIP) byVip.set(`${s.clusterIP}:${p.port}`, s);
+    const byEndpoint = new Map<string, ServiceEntry[]>();
+    const services = [...this.state.services.values()].sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+    for (const s of services) {
+      for (const p of s.ports) if (s.clusterIP) byVip.set(`${s.clusterIP}:${p.port}`, s);
+      for (const e of s.endpoints) {
+        const list = byEndpoint.get(e.ip);
+        if (list) list.push(s);
+        else byEndpoint.set(e.ip, [s]);
+      }
+    }
     this.byIp = byIp;
     this.byVip = byVip;
+    this.byEndpoint = byEndpoint;
+  }
+
+  /**
+   * The Service a connection to pod address `ip`, port `port`, most likely came through, as ztunnel
+   * guesses it for inbound metrics (guess_inbound_service, src/proxy.rs): the one the client's agent
+   * named (`host`, believed only among the pod's own Services), else the first, by namespace and
+   * name, whose target port for this pod is `port` (named ports are already resolved per endpoint).
+   */
+  inboundService(ip: string, port: number, host?: string): ServiceEntry | undefined {
+    const services = this.byEndpoint.get(ip);
+    if (!services) return undefined;
+    if (host) for (const s of services) if (host === serviceHostname(s)) return s;
+    for (const s of services) {
+      for (const e of s.endpoints) if (e.ip === ip && Object.values(e.ports).includes(port)) return s;
+    }
+    return undefined;
   }
 
   workloadAt(ip: string): WorkloadEntry | undefined {

@@ -1,29 +1,38 @@
 // The agent's Prometheus endpoint (15020, as ztunnel's): Istio's TCP metrics with Istio's labels,
-// so existing dashboards read them, and the agent's own health. Byte counters are brought up to
-// date at scrape time from the live connections' socket totals, so the data path never touches
-// prom-client per chunk and a long-lived connection's bytes show before it closes.
+// so existing dashboards and Kiali read them, and the agent's own health. Byte counters are brought
+// up to date at scrape time from the live connections' socket totals, so the data path never
+// touches prom-client per chunk and a long-lived connection's bytes show before it closes. What
+// each label holds, and its default, follows ztunnel's src/proxy/metrics.rs (CommonTrafficLabels).
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
-import type { ConnectionTable, TrackedConnection, Peer } from '../proxy/connections.js';
+import { canonicalOf, workloadName } from '../../shared/resources/canonical.js';
+import { spiffeId } from '../../shared/identity/spiffe.js';
+import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
+import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
 
+// ztunnel's order, so a scrape reads the same side by side.
 const tcpLabels = [
   'reporter',
   'source_workload',
+  'source_canonical_service',
+  'source_canonical_revision',
   'source_workload_namespace',
   'source_principal',
   'source_app',
   'source_version',
   'source_cluster',
+  'destination_service',
+  'destination_service_namespace',
+  'destination_service_name',
   'destination_workload',
+  'destination_canonical_service',
+  'destination_canonical_revision',
   'destination_workload_namespace',
   'destination_principal',
   'destination_app',
   'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
   'destination_cluster',
   'request_protocol',
   'response_flags',
@@ -31,19 +40,30 @@ const tcpLabels = [
 ] as const;
 type TcpLabel = (typeof tcpLabels)[number];
 
+/** ztunnel's DefaultedUnknown: what a label holds when the agent does not know its value. */
+const unknown = 'unknown';
+
 interface Series {
   opened: { inc(n?: number): void };
   closed: { inc(n?: number): void };
+  failed: { inc(n?: number): void };
   sent: { inc(n?: number): void };
   received: { inc(n?: number): void };
 }
 
+/** Open sockets the proxy accepted from clients, by reporter (ztunnel's istio_tcp_sockets_open). */
+export interface OpenSockets {
+  source: number;
+  destination: number;
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
-  private readonly opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames: tcpLabels, registers: [this.registry] });
-  private readonly closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed', labelNames: tcpLabels, registers: [this.registry] });
-  private readonly sent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent by the client of a TCP connection', labelNames: tcpLabels, registers: [this.registry] });
-  private readonly received = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received by the client of a TCP connection', labelNames: tcpLabels, registers: [this.registry] });
+  private readonly opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened, including those then denied or not forwarded (response_flags)', labelNames: tcpLabels, registers: [this.registry] });
+  private readonly closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed; response_flags says how they ended', labelNames: tcpLabels, registers: [this.registry] });
+  private readonly failed = new Counter({ name: 'istio_tcp_connections_failed_total', help: 'TCP connections that ended with a failure or denial flag (ztunnel: unstable)', labelNames: tcpLabels, registers: [this.registry] });
+  private readonly sent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent during the response of a TCP connection (server to client)', labelNames: tcpLabels, registers: [this.registry] });
+  private readonly received = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received during the request of a TCP connection (client to server)', labelNames: tcpLabels, registers: [this.registry] });
   readonly connectionsDenied = new Counter({ name: 'ambit_connections_denied_total', help: 'Connections refused by policy or mTLS mode, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly connectionFailures = new Counter({ name: 'ambit_connection_failures_total', help: 'Connections that could not be forwarded, by reason', labelNames: ['direction', 'reason'], registers: [this.registry] });
   readonly captureFailures = new Counter({ name: 'ambit_capture_failures_total', help: 'Attempts to capture a pod that failed', labelNames: ['workload'], registers: [this.registry] });
@@ -54,15 +74,19 @@ export class AgentMetrics {
   constructor(
     private readonly o: {
       cluster: string;
+      /** For destination_principal, which ztunnel gives any known destination workload. */
+      trustDomain: string;
       connections: ConnectionTable;
       /** Gauges read at scrape time. */
       health: () => { capturedPods: number; configVersion: number; controllerConnected: boolean; certificates: number };
       /** Counters kept as plain numbers elsewhere (HBONE pool and server), read at scrape time. */
       counters: () => Record<string, number>;
+      /** The proxy's open client sockets, read at scrape time. */
+      sockets?: () => OpenSockets;
     },
   ) {
-    registerDefaultMetrics(this.registry, 'ambit_agent_');
-    const { connections, health, counters } = o;
+    registerDefaultMetrics(this.registry, 'ambit_agent_', 'ambit-agent');
+    const { connections, health, counters, sockets } = o;
     // prom-client calls collect() with the metric as `this`; these closures carry the rest.
     const flush = (c: TrackedConnection) => this.flushBytes(c);
     new Gauge({
@@ -75,6 +99,22 @@ export class AgentMetrics {
         for (const c of connections.values()) flush(c);
       },
     });
+    if (sockets) {
+      // ztunnel's gauge (src/proxy/metrics.rs, "unstable"): sockets accepted on 15001 (source), and
+      // on 15006 and 15008 (destination). An HBONE socket carries many connections, so this is not
+      // opened minus closed; Istio's dashboards use that difference for open connections.
+      new Gauge({
+        name: 'istio_tcp_sockets_open',
+        help: 'TCP sockets from clients the proxy holds open now: 15001 for source, 15006 and 15008 for destination (ztunnel: unstable)',
+        labelNames: ['reporter'],
+        registers: [this.registry],
+        collect() {
+          const s = sockets();
+          this.set({ reporter: 'source' }, s.source);
+          this.set({ reporter: 'destination' }, s.destination);
+        },
+      });
+    }
     const gauge = (name: string, help: string, read: () => number) => new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
     gauge('ambit_agent_captured_pods', 'Pods of this node whose traffic the agent captures', () => health().capturedPods);
     gauge('ambit_agent_config_version', 'The configuration version the agent holds', () => health().configVersion);
@@ -92,75 +132,103 @@ export class AgentMetrics {
   }
 
   connectionOpened(c: TrackedConnection): void {
-    const series = this.seriesOf(c);
+    const series = this.seriesOf(c, '-');
     this.series.set(c, series);
     series.opened.inc();
   }
 
+  /** A connection's end: its bytes stay with the series it opened in, its close goes to the one of how it ended. */
   connectionClosed(c: TrackedConnection): void {
     this.flushBytes(c);
-    (this.series.get(c) ?? this.seriesOf(c)).closed.inc();
+    const opened = this.series.get(c) ?? this.seriesOf(c, '-');
+    if (c.responseFlags === '-') return void opened.closed.inc();
+    const ended = this.seriesOf(c, c.responseFlags);
+    ended.closed.inc();
+    ended.failed.inc();
+  }
+
+  /** A connection refused or not forwarded, with the labels known when it was (ztunnel's ConnectionResult::record with a flag). */
+  connectionRefused(c: ConnectionInfo, flags: Exclude<ResponseFlags, '-'>): void {
+    const series = this.seriesOf(c, flags);
+    series.opened.inc();
+    series.closed.inc();
+    series.failed.inc();
   }
 
   private flushBytes(c: TrackedConnection): void {
     const series = this.series.get(c);
     if (!series) return;
-    const sent = c.bytes.sent();
-    const received = c.bytes.received();
-    if (sent > c.reportedSent) series.sent.inc(sent - c.reportedSent);
-    if (received > c.reportedReceived) series.received.inc(received - c.reportedReceived);
-    c.reportedSent = sent;
-    c.reportedReceived = received;
+    const request = c.bytes.request();
+    const response = c.bytes.response();
+    // Istio's directions (agent/proxy/connections.ts): the request is received, the response sent.
+    if (request > c.reportedRequest) series.received.inc(request - c.reportedRequest);
+    if (response > c.reportedResponse) series.sent.inc(response - c.reportedResponse);
+    c.reportedRequest = request;
+    c.reportedResponse = response;
   }
 
-  private seriesOf(c: TrackedConnection): Series {
-    const w = (p: Peer) => (p.workload ? `${p.workload.namespace}/${p.workload.owner}` : p.ip);
-    const key = `${c.reporter} ${w(c.source)} ${c.source.principal ?? ''} ${w(c.destination)} ${c.destination.principal ?? ''} ${c.service ? `${c.service.namespace}/${c.service.name}` : c.destination.ip} ${c.security}`;
+  /**
+   * The series of a label set. The key is the label values themselves, so that it cannot miss one
+   * that varies; building them is a few string reads per connection, never per chunk.
+   */
+  private seriesOf(c: ConnectionInfo, flags: ResponseFlags): Series {
+    const labels = this.labelsOf(c, flags);
+    const key = tcpLabels.map((l) => labels[l]).join('\u0000');
     let series = this.seriesByKey.get(key);
     if (!series) {
-      const labels = this.labelsOf(c);
-      series = { opened: this.opened.labels(labels), closed: this.closed.labels(labels), sent: this.sent.labels(labels), received: this.received.labels(labels) };
+      series = { opened: this.opened.labels(labels), closed: this.closed.labels(labels), failed: this.failed.labels(labels), sent: this.sent.labels(labels), received: this.received.labels(labels) };
       // Bounded: a cluster has far fewer workload pairs; past this, series are made per connection.
       if (this.seriesByKey.size < 10_000) this.seriesByKey.set(key, series);
     }
     return series;
   }
 
-  private labelsOf(c: TrackedConnection): Record<TcpLabel, string> {
-    const side = (p: Peer) => {
-      const w = p.workload;
-      return {
-        workload: w ? workloadName(w.owner, w.name) : 'unknown',
-        namespace: w?.namespace ?? 'unknown',
-        principal: p.principal ? `spiffe://${p.principal}` : 'unknown',
-        app: w?.labels?.app ?? 'unknown',
-        version: w?.labels?.version ?? 'unknown',
-      };
-    };
-    const s = side(c.source);
-    const d = side(c.destination);
+  /** ztunnel's CommonTrafficLabels for a connection; `unknown` for whatever the agent does not know. */
+  private labelsOf(c: ConnectionInfo, flags: ResponseFlags): Record<TcpLabel, string> {
+    const mtls = c.security === 'mutual_tls';
+    const s = this.side(c.source.workload);
+    const d = this.side(c.destination.workload);
     const svc = c.service;
     return {
       reporter: c.reporter,
       source_workload: s.workload,
+      source_canonical_service: s.canonicalService,
+      source_canonical_revision: s.canonicalRevision,
       source_workload_namespace: s.namespace,
-      source_principal: s.principal,
-      source_app: s.app,
-      source_version: s.version,
-      source_cluster: this.o.cluster,
+      // Only the identity mutual TLS proved (ztunnel sets it from the handshake alone, not from the workload).
+      source_principal: mtls && c.source.principal ? `spiffe://${c.source.principal}` : unknown,
+      // ztunnel fills app and version with the canonical service and revision.
+      source_app: s.canonicalService,
+      source_version: s.canonicalRevision,
+      source_cluster: s.cluster,
+      destination_service: svc ? serviceHostname(svc) : unknown,
+      destination_service_namespace: svc?.namespace ?? unknown,
+      destination_service_name: svc?.name ?? unknown,
       destination_workload: d.workload,
+      destination_canonical_service: d.canonicalService,
+      destination_canonical_revision: d.canonicalRevision,
       destination_workload_namespace: d.namespace,
-      destination_principal: d.principal,
-      destination_app: d.app,
-      destination_version: d.version,
-      destination_service: svc ? `${svc.name}.${svc.namespace}.svc.cluster.local` : c.destination.ip,
-      destination_service_name: svc?.name ?? 'unknown',
-      destination_service_namespace: svc?.namespace ?? 'unknown',
-      destination_cluster: this.o.cluster,
+      // ztunnel names a known destination workload's identity even in plain TCP.
+      destination_principal: this.principalOf(c.destination),
+      destination_app: d.canonicalService,
+      destination_version: d.canonicalRevision,
+      destination_cluster: d.cluster,
       request_protocol: 'tcp',
-      response_flags: '-',
+      response_flags: flags,
       connection_security_policy: c.security,
     };
+  }
+
+  private side(w: WorkloadEntry | undefined) {
+    if (!w) return { workload: unknown, namespace: unknown, canonicalService: unknown, canonicalRevision: unknown, cluster: unknown };
+    const canonical = canonicalOf(w);
+    return { workload: workloadName(w.owner, w.name), namespace: w.namespace, canonicalService: canonical.service, canonicalRevision: canonical.revision, cluster: this.o.cluster };
+  }
+
+  private principalOf(p: Peer): string {
+    const w = p.workload;
+    if (w) return spiffeId({ trustDomain: this.o.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount });
+    return p.principal ? `spiffe://${p.principal}` : unknown;
   }
 
   /** The HTTP server for Prometheus (not listening yet). */
@@ -173,9 +241,4 @@ export class AgentMetrics {
       );
     });
   }
-}
-
-/** Istio's workload name: the Deployment's, from the pod's owner (`Deployment/web-v1` gives web-v1). */
-export function workloadName(owner: string | undefined, pod: string): string {
-  return owner?.split('/')[1] ?? pod;
 }

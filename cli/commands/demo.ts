@@ -42,6 +42,7 @@ export async function demo(ctx: CliContext, args: string[]): Promise<number> {
     ['the DENY policy refused the client', claims.deniedWithPolicy],
     ['ambit explain named the policy', claims.explainedDenial],
     ['allowed again once the policy was deleted', claims.allowedAgain],
+    ...(claims.deniedInPrometheus === undefined ? [] : [['Prometheus counts the denial (response_flags DENY)', claims.deniedInPrometheus] as [string, boolean]]),
   ];
   say('\nWhat the tour showed:');
   for (const [what, ok] of checks) say(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);

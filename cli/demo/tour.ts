@@ -29,6 +29,8 @@ export interface TourClaims {
   deniedWithPolicy: boolean;
   explainedDenial: boolean;
   allowedAgain: boolean;
+  /** Prometheus holds the tour's connections, the denied one with response_flags DENY. */
+  deniedInPrometheus?: boolean;
 }
 
 const policyName = 'demo-deny-client';
@@ -125,7 +127,7 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   // 5. Prometheus.
   if (t.prometheus) {
     say('\n5. Prometheus scrapes every agent; the mesh\'s connections by workload, security and outcome:');
-    await prometheusView(t, say);
+    claims.deniedInPrometheus = await prometheusView(t, say);
   }
   say('\n6. L7 (a canary split between web-v1 and web-v2 by an HTTPRoute) needs the waypoint, which ambit does not have yet.');
 
@@ -186,8 +188,8 @@ function tcpSeries(scrape: string, match: Record<string, string>): string[] {
   return out;
 }
 
-/** Prometheus's answer once its scrapes hold the tour's connections (5 s scrapes; at most 20 s). */
-async function prometheusView(t: Topology, say: (line: string) => void): Promise<void> {
+/** Prometheus's answer once its scrapes hold the tour's denied connection (5 s scrapes; at most 20 s); whether they do. */
+async function prometheusView(t: Topology, say: (line: string) => void): Promise<boolean> {
   const query = 'sum by (source_workload, destination_workload, connection_security_policy, response_flags) (istio_tcp_connections_opened_total{reporter="destination"})';
   const url = `${prometheusUrl(t)}/api/v1/query`;
   say(`  $ ip netns exec ${t.control.netns} curl -s ${url} --data-urlencode 'query=${query}'`);
@@ -204,10 +206,14 @@ async function prometheusView(t: Topology, say: (line: string) => void): Promise
     }
     const result = answer.data?.result ?? [];
     rows = result.map((r) => `${r.metric.source_workload} -> ${r.metric.destination_workload}  security=${r.metric.connection_security_policy}  flags=${r.metric.response_flags}  connections=${r.value[1]}`);
-    if (result.some((r) => r.metric.source_workload === 'client')) break;
+    if (result.some((r) => r.metric.source_workload === 'client' && r.metric.response_flags === 'DENY')) {
+      for (const row of rows) say(`    ${row}`);
+      return true;
+    }
     await new Promise((r) => setTimeout(r, 1000));
   }
   for (const row of rows.length ? rows : ['(no series yet: Prometheus scrapes every 5 s)']) say(`    ${row}`);
+  return false;
 }
 
 function command(ctx: CliContext, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { enrollLabels } from '../../shared/enrollment.js';
+import { canonicalFields } from '../../shared/resources/canonical.js';
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
@@ -280,6 +281,7 @@ export class ShareBuilder {
 }
 
 function workloadOf(p: Pod): WorkloadEntry {
+  const owner = p.metadata.annotations?.[ownerAnnotation] ?? '';
   return {
     uid: p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`,
     name: p.metadata.name,
@@ -288,11 +290,13 @@ function workloadOf(p: Pod): WorkloadEntry {
     node: p.spec.nodeName,
     serviceAccount: p.spec.serviceAccountName ?? 'default',
     labels: p.metadata.labels ?? {},
-    owner: p.metadata.annotations?.[ownerAnnotation] ?? '',
+    owner,
     phase: p.status.phase,
     ...(p.metadata.annotations?.[netnsAnnotation] ? { netns: p.metadata.annotations[netnsAnnotation] } : {}),
     ...(p.metadata.annotations?.[cgroupAnnotation] ? { cgroup: p.metadata.annotations[cgroupAnnotation] } : {}),
     ...(enrollLabels.some((l) => p.metadata.labels?.[l] === 'none') ? { optOut: true as const } : {}),
+    // Kept in the form other nodes get (labels are not): their agents label this pod's connections too.
+    ...canonicalFields(p.metadata.labels, owner, p.metadata.name),
   };
 }
 

@@ -5,7 +5,9 @@ import type { Labels } from '../resources/types.js';
 
 /**
  * A workload (pod) as an agent needs it. Pods of other nodes carry only what routing, identity and
- * telemetry use; the node's own pods also carry their labels (enrollment, policy selectors).
+ * telemetry use; the node's own pods also carry their labels (enrollment, policy selectors). What
+ * telemetry reads of the labels is derived once by the controller and sent to every node, so that
+ * the agents at both ends of a connection label it alike.
  */
 export interface WorkloadEntry {
   name: string;
@@ -24,6 +26,12 @@ export interface WorkloadEntry {
   cgroup?: string;
   /** The pod opts out of the mesh (`ambit.dev/dataplane-mode: none`); sent to every node, as labels are not. */
   optOut?: true;
+  /**
+   * Istio's canonical service and revision (shared/resources/canonical.ts), each sent only where it
+   * is not the default: the workload name, and `latest`.
+   */
+  canonicalService?: string;
+  canonicalRevision?: string;
 }
 
 /** A node, where HBONE tunnels to its pods go (its agent's 15008). */
@@ -43,6 +51,11 @@ export interface ServiceEntry {
   loadBalancer?: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
   /** The Service's `trafficDistribution: PreferClose`: endpoints on the client's node first. */
   preferClose?: true;
+}
+
+/** A Service's host name as Istio's telemetry and ztunnel's Forwarded `host=` spell it. */
+export function serviceHostname(s: { name: string; namespace: string }): string {
+  return `${s.name}.${s.namespace}.svc.cluster.local`;
 }
 
 export interface NamespaceEntry {

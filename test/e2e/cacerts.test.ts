@@ -138,7 +138,8 @@ test("enrolled pods get SVIDs that chain to the operator's root, and talk over H
   // Traffic between enrolled pods, through the Service: HBONE, mutual TLS, the caller's identity
   // as the destination agent verified it from the operator-issued SVID.
   const client = s.pods.find((p) => p.namespace === 'client')!;
-  const opened = (t: string) => sum(t, 'istio_tcp_connections_opened_total', { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: id('client', 'curl') });
+  // The destination names the Service the client addressed (not the pod address), and a connection that ran.
+  const opened = (t: string) => sum(t, 'istio_tcp_connections_opened_total', { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: id('client', 'curl'), destination_service: 'web.shop.svc.cluster.local', response_flags: '-' });
   const scrapeAll = async () => (await Promise.all(s.nodes.map((n) => scrape(n.name, n.ip)))).join('\n');
   const before = opened(await scrapeAll());
   for (let i = 0; i < 3; i++) {

@@ -26,8 +26,9 @@ test('the tour shows plaintext before enrolment and only HBONE after, the denial
   assert.match(out, /\d+ packets to 10\.250\.0\.\d:15008, 0 to port 8080; the path "\/demo-mesh-\w+" is not readable on the wire/);
   assert.match(out, /istio_tcp_connections_opened_total\{reporter="destination",source_workload="client",destination_workload="web-v\d".*connection_security_policy="mutual_tls"/);
   assert.match(out, /denied: DENY policy shop\/demo-deny-client rule 0/);
-  assert.match(out, /client -> web-v\d +security=mutual_tls/, 'Prometheus has the tour\'s connections');
-  for (const check of ['plaintext on the wire before enrolment', 'no plaintext on the wire after enrolment', 'the DENY policy refused the client', 'ambit explain named the policy']) {
+  assert.match(out, /client -> web-v\d +security=mutual_tls +flags=- /, 'Prometheus has the tour\'s connections');
+  assert.match(out, /client -> web-v\d +security=mutual_tls +flags=DENY /, 'and the denied one');
+  for (const check of ['plaintext on the wire before enrolment', 'no plaintext on the wire after enrolment', 'the DENY policy refused the client', 'ambit explain named the policy', 'Prometheus counts the denial (response_flags DENY)']) {
     assert.match(out, `ok   ${check}`);
   }
   assert.equal(await enrolled(), [], 'the tour unenrolled what it enrolled');

@@ -164,8 +164,8 @@ spec:
       assert.ok(m.time, 'the envelope of every topic: {topic, time, data}');
       for (const [k, v] of Object.entries(side)) assert.is(m.data![k], v, `${String(m.data!.event)}: ${k}`);
     }
-    assert.ok(Number(closed.data!.bytes_sent) > 0, 'the request crossed');
-    assert.ok(Number(closed.data!.bytes_received) > 0, 'the answer crossed');
+    assert.ok(Number(closed.data!.bytes_received) > 0, 'the request crossed (Istio: received is the request)');
+    assert.ok(Number(closed.data!.bytes_sent) > 0, 'the answer crossed (sent is the response)');
     assert.type(closed.data!.duration_ms, 'number');
 
     const denial = await eventually('the denial', async () => api.messages.find((m) => m.topic === 'denials' && from(m, malloryPrincipal)));

@@ -197,20 +197,48 @@ test("a Service's connections spread over its endpoints, and a removed endpoint 
   for (let i = 0; i < 6; i++) assert.match(await curl('callers', 'good', 'http://teller.bank/'), 'pod=teller-a');
 });
 
-test("the agents' metrics parse as Prometheus text (promtool) and count the test's connections and bytes", async () => {
+test("the agents' metrics parse as Prometheus text (promtool) and count connections and bytes as Istio means them", async () => {
   const s = await status();
+  const node1 = s.nodes.find((n) => n.name === 'node-1')!;
   const node2 = s.nodes.find((n) => n.name === 'node-2')!;
-  const before = await scrape('node-2', node2.ip);
-  const opened = (t: string) => sum(t, 'istio_tcp_connections_opened_total', { reporter: 'destination', destination_workload: 'vault', connection_security_policy: 'mutual_tls' });
+  const [source1, destination1] = [await scrape('node-1', node1.ip), await scrape('node-2', node2.ip)];
+  // Both reporters name the pair alike, though only node-1 holds good's labels and only node-2
+  // vault's; the destination names the Service the client addressed, not vault's pod address.
+  const pair = {
+    source_workload: 'good',
+    source_canonical_service: 'good',
+    source_canonical_revision: 'latest',
+    source_app: 'good',
+    source_principal: 'spiffe://cluster.local/ns/callers/sa/good',
+    destination_workload: 'vault',
+    destination_canonical_service: 'vault',
+    destination_canonical_revision: 'latest',
+    destination_app: 'vault',
+    destination_service: 'vault.bank.svc.cluster.local',
+    connection_security_policy: 'mutual_tls',
+    response_flags: '-',
+  };
+  const count = (t: string, metric: string, reporter: string) => sum(t, metric, { reporter, ...pair });
   for (let i = 0; i < 3; i++) assert.match(await curl('callers', 'good', 'http://vault.bank/metrics-test'), 'pod=vault');
-  const after = await scrape('node-2', node2.ip);
+  const [source2, destination2] = [await scrape('node-1', node1.ip), await scrape('node-2', node2.ip)];
   const file = join(tmp, 'metrics.txt');
-  writeFileSync(file, after);
+  writeFileSync(file, destination2);
   const check = await sh(`promtool check metrics < ${file}; echo "exit=$?"`);
   assert.match(check, 'exit=0', check);
-  assert.is(opened(after) - opened(before), 3);
-  assert.ok(sum(after, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: 'vault' }) > sum(before, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: 'vault' }));
-  assert.ok(sum(after, 'istio_tcp_received_bytes_total', { reporter: 'destination', destination_workload: 'vault' }) > 0);
+  assert.is(count(destination2, 'istio_tcp_connections_opened_total', 'destination') - count(destination1, 'istio_tcp_connections_opened_total', 'destination'), 3);
+  assert.is(count(source2, 'istio_tcp_connections_opened_total', 'source') - count(source1, 'istio_tcp_connections_opened_total', 'source'), 3);
+  // Istio's directions: received is the request (curl's GET), sent the response (headers and body).
+  for (const [before, after, reporter] of [[destination1, destination2, 'destination'], [source1, source2, 'source']] as const) {
+    assert.ok(count(after, 'istio_tcp_received_bytes_total', reporter) > count(before, 'istio_tcp_received_bytes_total', reporter), `${reporter}: request bytes`);
+    assert.ok(count(after, 'istio_tcp_sent_bytes_total', reporter) > count(before, 'istio_tcp_sent_bytes_total', reporter), `${reporter}: response bytes`);
+  }
+  // The earlier tests' denials are connections too, opened and closed with response_flags DENY:
+  // bad by the ALLOW policy, good's held connection by the DENY that came later, stranger's
+  // plaintext under STRICT (security unknown, no principal).
+  const denied = (match: Record<string, string>) => sum(destination2, 'istio_tcp_connections_closed_total', { reporter: 'destination', destination_workload: 'vault', response_flags: 'DENY', ...match });
+  assert.ok(denied({ source_workload: 'bad', connection_security_policy: 'mutual_tls' }) >= 1, 'bad, denied');
+  assert.ok(denied({ source_workload: 'good', connection_security_policy: 'mutual_tls' }) >= 1, "good's held connection, ended by a policy change");
+  assert.ok(denied({ source_workload: 'stranger', source_principal: 'unknown', connection_security_policy: 'unknown' }) >= 1, 'plaintext under STRICT');
 });
 
 test('a peer without a client certificate, or speaking plaintext, is refused on 15008, counted, and the agent keeps serving', async () => {

@@ -236,7 +236,7 @@ test('a plaintext connection refused under mTLS STRICT is a denial naming the Pe
     const d = of(watcher, 'denials')[0]!.data!;
     assert.is(d.code, 'mtls-strict');
     assert.is(d.reason, 'plaintext refused: mTLS mode STRICT (PeerAuthentication shop/strict)');
-    assert.is(d.connection_security_policy, 'none');
+    assert.is(d.connection_security_policy, 'unknown');
     assert.match(String(d.source), /^127\.0\.0\.1:\d+$/);
     assert.is(d.destination, '127.0.0.1:5432');
     assert.is(d.destination_workload, 'shop/db-1');

@@ -22,6 +22,8 @@ import { WebSocket } from 'ws';
 import { issue, sign } from '../../../controller/ca/issuer.js';
 import { TrustBundle } from '../../../shared/identity/svid.js';
 import { buildCsr } from '../../../shared/identity/x509.js';
+import { canonicalOf } from '../../../shared/resources/canonical.js';
+import { ownerAnnotation } from '../../../shared/resources/types.js';
 
 const log = pino({ level: 'silent' });
 let dir = '';
@@ -189,6 +191,26 @@ test('agents keep their configuration while the controller is away, and resync w
   await until('both current', () => n1!.state.version === e.revision && n2!.state.version === e.revision);
   await until('both acknowledged', () => push.agents().every((a) => a.connected && a.ackedVersion === e.revision));
   assert.ok(n1!.state.workloads.has('workload/shop/c'));
+});
+
+test('every node gets a workload\'s canonical service and revision, derived once, though only its own node gets its labels', async () => {
+  const [n1, n2] = agents;
+  const labelled = pod('checkout-7f9c', 'n2', { 'service.istio.io/canonical-name': 'storefront', app: 'checkout', 'app.kubernetes.io/version': 'v2', version: 'v1' }, '10.0.2.7');
+  const plain = pod('cart-5d2a', 'n2', { 'pod-template-hash': '5d2a' }, '10.0.2.8');
+  for (const p of [labelled, plain]) p.metadata.annotations = { [ownerAnnotation]: `Deployment/${p.metadata.name.split('-')[0]}` };
+  const e = store.commit([labelled, plain]);
+  assert.equal(await push.waitForAcks(e.revision, 5000), []);
+  const remote = n1!.state.workloads.get('workload/shop/checkout-7f9c')!;
+  const local = n2!.state.workloads.get('workload/shop/checkout-7f9c')!;
+  assert.is(remote.labels, undefined, 'another node is not sent the labels');
+  assert.is(local.labels?.app, 'checkout');
+  for (const w of [remote, local]) assert.equal(canonicalOf(w), { service: 'storefront', revision: 'v2' }, 'the canonical name, then app.kubernetes.io/version before version');
+  // Istio's defaults (the workload name, latest) are not sent: every agent derives them alike.
+  const cart = n1!.state.workloads.get('workload/shop/cart-5d2a')!;
+  assert.is(cart.canonicalService, undefined);
+  assert.is(cart.canonicalRevision, undefined);
+  assert.equal(canonicalOf(cart), { service: 'cart', revision: 'latest' });
+  assert.equal(canonicalOf(n2!.state.workloads.get('workload/shop/cart-5d2a')!), { service: 'cart', revision: 'latest' });
 });
 
 test('a delta that does not fit the agent version is refused with the reason, leaving the state as it was', () => {

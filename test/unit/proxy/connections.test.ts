@@ -9,7 +9,7 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { ConnectionTable, socketBytes, type ConnectionInfo, type TrackedConnection } from '../../../agent/proxy/connections.js';
 import { until } from './helpers.js';
 
-const info: ConnectionInfo = { reporter: 'destination', source: { ip: '127.0.0.1' }, destination: { ip: '127.0.0.1', port: 1 }, security: 'none' };
+const info: ConnectionInfo = { reporter: 'destination', source: { ip: '127.0.0.1' }, destination: { ip: '127.0.0.1', port: 1 }, security: 'unknown' };
 
 /** Both ends of a loopback TCP connection. */
 async function pair(server: Server): Promise<[Socket, Socket]> {

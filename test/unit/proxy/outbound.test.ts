@@ -10,7 +10,8 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { pino } from 'pino';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../../agent/proxy/connections.js';
-import { handleOutbound, type OutboundContext, type SourcePod } from '../../../agent/proxy/outbound.js';
+import { handleOutbound, tunnelFailureFlag, type OutboundContext, type SourcePod } from '../../../agent/proxy/outbound.js';
+import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from '../../../agent/proxy/hbone.js';
 import type { HbonePool } from '../../../agent/proxy/pool.js';
 import type { CertificateManager } from '../../../agent/identity/manager.js';
 import { closeFd, openNetns } from '../../../native/netns.js';
@@ -106,6 +107,15 @@ test('a pod leaving the mesh, still redirected for a moment, reaches an enrolled
     server.close();
     db.close();
   }
+});
+
+test('a failed tunnel is flagged as ztunnel flags its cause', () => {
+  assert.is(tunnelFailureFlag(new HboneConnectRefused(403, '10.0.0.8:80', '10.250.0.2:15008')), 'CONNECT', 'the destination reports the DENY; the source, that it could not connect');
+  assert.is(tunnelFailureFlag(new HboneConnectFailed('tcp', 'refused')), 'CONNECT');
+  assert.is(tunnelFailureFlag(new HbonePeerUntrusted('wrong-identity', 'not the expected server')), 'TLS_FAILURE');
+  assert.is(tunnelFailureFlag(new HboneConnectFailed('tls', 'handshake failed')), 'TLS_FAILURE');
+  assert.is(tunnelFailureFlag(new HboneConnectFailed('session', 'session failed')), 'H2_HANDSHAKE_FAILURE');
+  assert.is(tunnelFailureFlag(new HboneConnectFailed('credentials', 'no certificate')), 'IDENTITY_ERROR');
 });
 
 test.run();
