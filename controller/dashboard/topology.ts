@@ -2,7 +2,8 @@
 // (istio_tcp_connections_opened/closed_total, istio_tcp_sent/received_bytes_total) summed by the
 // source and destination workload, the Service and the security policy, over a rate window. Nodes
 // are workloads; an edge is one (source, destination) pair with its connections, bytes, mTLS
-// or plaintext, denials (response_flags="DENY") and upstream failures ("CONNECT"). This module
+// or plaintext, denials (response_flags="DENY") and failures (any other flag: CONNECT,
+// TLS_FAILURE, H2_HANDSHAKE_FAILURE, IDENTITY_ERROR). This module
 // writes the queries and turns their answers into a graph; it fetches nothing itself. An edge is a
 // pair of workloads, as in Kiali's workload graph: the two reporters need not agree on the Service
 // (the destination's agent may not know which name the client dialled), and the edge carries every
@@ -63,7 +64,7 @@ export interface TopologyEdge {
   /** Connections opened per second that were not denied. */
   connectionsPerSecond: number;
   deniedPerSecond: number;
-  /** Connections that could not reach the destination (response_flags="CONNECT"). */
+  /** Connections that failed for another reason than policy (response_flags CONNECT, TLS_FAILURE, IDENTITY_ERROR...). */
   failedPerSecond: number;
   /** Bytes from the client to the server, and back. */
   sentBytesPerSecond: number;
@@ -148,14 +149,14 @@ export function topologyFrom(results: Record<QueryName, PromSample[]>, o: { wind
     const c = counts(e, s.metric.reporter);
     const v = num(s);
     const flags = s.metric.response_flags ?? '-';
-    if (flags === 'DENY') c.deniedOpened += v;
-    else if (flags === 'CONNECT') c.failedOpened += v;
-    else c.opened += v;
+    if (flags === '-') c.opened += v;
+    else if (flags === 'DENY') c.deniedOpened += v;
+    else c.failedOpened += v;
     track(e, s.metric.connection_security_policy, v);
   }
   for (const s of results.closed) {
-    const flags = s.metric.response_flags;
-    if (flags !== 'DENY' && flags !== 'CONNECT') continue;
+    const flags = s.metric.response_flags ?? '-';
+    if (flags === '-') continue;
     const c = counts(edgeOf(s.metric), s.metric.reporter);
     if (flags === 'DENY') c.deniedClosed += num(s);
     else c.failedClosed += num(s);

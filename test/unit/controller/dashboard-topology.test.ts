@@ -99,11 +99,12 @@ test('a DENY on an edge makes it denied, counted once whether the agent reports 
   assert.is(g.deniedPerSecond, 0.25);
 });
 
-test('upstream failures (CONNECT) mark an edge failing; plaintext from outside the mesh comes from "unknown"', () => {
+test('failures (CONNECT, TLS_FAILURE, ...) mark an edge failing, never served; plaintext from outside the mesh comes from "unknown"', () => {
   const g = topologyFrom(
     results({
       opened: answer([
         { metric: edge({ reporter: 'source', response_flags: 'CONNECT' }), value: '0.1' },
+        { metric: edge({ reporter: 'source', response_flags: 'TLS_FAILURE' }), value: '0.05' },
         { metric: edge({ source_workload: 'unknown', source_workload_namespace: 'unknown', reporter: 'destination', response_flags: '-', connection_security_policy: 'unknown' }), value: '1' },
       ]),
     }),
@@ -111,7 +112,8 @@ test('upstream failures (CONNECT) mark an edge failing; plaintext from outside t
   );
   const failing = g.edges.find((e) => e.source === 'client/client')!;
   assert.is(failing.state, 'failing');
-  assert.is(failing.failedPerSecond, 0.1);
+  assert.ok(Math.abs(failing.failedPerSecond - 0.15) < 1e-9, 'CONNECT and TLS_FAILURE add up');
+  assert.is(failing.connectionsPerSecond, 0);
   const plain = g.edges.find((e) => e.source === 'unknown')!;
   assert.is(plain.security, 'plaintext');
   assert.equal(g.nodes.find((n) => n.id === 'unknown')?.kind, 'unknown');
