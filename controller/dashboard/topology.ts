@@ -178,14 +178,21 @@ export function topologyFrom(results: Record<QueryName, PromSample[]>, o: { wind
   const out: TopologyEdge[] = [];
   for (const [id, e] of edges) {
     const max = (f: (c: Counts) => number) => Math.max(0, ...[...e.byReporter.values()].map(f));
+    const denied = max((c) => Math.max(c.deniedOpened, c.deniedClosed));
+    // The source's agent sees a denial at the destination as a refused tunnel (CONNECT) while the
+    // destination's agent reports the same connections as DENY: those are not failures as well.
+    const failedBy = (reporter: string, c: Counts) => Math.max(c.failedOpened, c.failedClosed) - (reporter === 'source' ? denied : 0);
+    const failed = Math.max(0, ...[...e.byReporter].map(([r, c]) => failedBy(r, c)));
     const edge: TopologyEdge = {
       id,
       source: e.source.id,
       target: e.target.id,
       services: [...e.services].sort(),
       connectionsPerSecond: max((c) => c.opened),
-      deniedPerSecond: max((c) => Math.max(c.deniedOpened, c.deniedClosed)),
-      failedPerSecond: max((c) => Math.max(c.failedOpened, c.failedClosed)),
+      deniedPerSecond: denied,
+      // Rates of the two reporters come from different scrapes: a remainder under a tenth of the
+      // denials is their skew, not a failure.
+      failedPerSecond: failed < denied * 0.1 ? 0 : failed,
       sentBytesPerSecond: max((c) => c.sent),
       receivedBytesPerSecond: max((c) => c.received),
       security: securityOf(e.securityActive.size ? e.securityActive : e.securitySeen),

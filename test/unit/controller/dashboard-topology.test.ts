@@ -99,6 +99,21 @@ test('a DENY on an edge makes it denied, counted once whether the agent reports 
   assert.is(g.deniedPerSecond, 0.25);
 });
 
+test("a denial the destination reports as DENY and the source as a refused tunnel (CONNECT) is a denial, not a failure too", () => {
+  const g = topologyFrom(
+    results({
+      opened: answer([
+        { metric: edge({ reporter: 'destination', response_flags: 'DENY' }), value: '0.66' },
+        { metric: edge({ reporter: 'source', response_flags: 'CONNECT' }), value: '0.67' },
+      ]),
+    }),
+    { window: '1m', time: new Date() },
+  );
+  assert.is(g.edges[0]!.deniedPerSecond, 0.66);
+  assert.is(g.edges[0]!.failedPerSecond, 0, 'the skew between the two scrapes is not a failure');
+  assert.is(g.edges[0]!.state, 'denied');
+});
+
 test('failures (CONNECT, TLS_FAILURE, ...) mark an edge failing, never served; plaintext from outside the mesh comes from "unknown"', () => {
   const g = topologyFrom(
     results({
