@@ -29,11 +29,21 @@ export interface ControllerConfig {
   /** Directory with the `ambit` wrapper, put on the PATH of local pods. */
   binDir: string;
   logLevel: string;
+  /**
+   * The dashboard (its own port, 15080 by default, loopback by default): where it listens, and
+   * optionally in which network namespace (a path such as /run/netns/X); undefined: no dashboard.
+   * Clients other than loopback must bring the token in dashboardTokenPath.
+   */
+  dashboard?: { host: string; port: number; netns?: string };
+  /** Prometheus' base URL, route prefix included (`http://10.250.0.254:9090/prometheus`); the dashboard reads the topology there. */
+  prometheusUrl?: string;
 }
 
 export const defaultAgentPort = 15012;
+export const defaultDashboardPort = 15080;
 
 export const tokenPath = (stateDir: string) => join(stateDir, 'controller', 'token');
+export const dashboardTokenPath = (stateDir: string) => join(stateDir, 'controller', 'dashboard-token');
 export const apiSocketPath = (stateDir: string) => join(stateDir, 'controller', 'api.sock');
 export const storeDir = (stateDir: string) => join(stateDir, 'controller', 'store');
 export const caDir = (stateDir: string) => join(stateDir, 'controller', 'ca');

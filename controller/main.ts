@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createLogger } from '../shared/log.js';
-import { AmbitError } from '../shared/errors.js';
+import { AmbitError, errorMessage } from '../shared/errors.js';
 import { parseCidr } from '../shared/net/ipv4.js';
 import { Store, writeFileAtomic } from './store/store.js';
 import { ClusterIPAllocator } from './resources/allocator.js';
@@ -16,11 +16,13 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { startDashboard } from './dashboard/dashboard.js';
+import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
 import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
 import { readState, topologyOf } from '../scripts/cluster/state.js';
 import { clusterStatus } from '../scripts/cluster/status.js';
-import { defaultDashboardPort, prometheusPathPrefix } from '../scripts/cluster/prometheus.js';
+import { prometheusPathPrefix, prometheusUrl } from '../scripts/cluster/prometheus.js';
 
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -86,6 +88,27 @@ export async function runController(config: ControllerConfig): Promise<void> {
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
+  // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
+  // the host's namespace until its listener is made, and no child may inherit it.
+  let dashboard: { close: () => void } | undefined;
+  if (config.dashboard) {
+    try {
+      dashboard = await startDashboard(config.dashboard, {
+        store,
+        agents: () => push.agents(),
+        trustBundle: () => ca.trustBundle(),
+        dialer: topology ? netnsDialer(topology.nodes, agentQueryPort) : noDialer,
+        // The local cluster's Prometheus runs beside the controller, under the dashboard's prefix.
+        prometheusUrl: config.prometheusUrl ?? (topology?.prometheus ? prometheusUrl(topology) : undefined),
+        token: loadOrCreateSecret(dashboardTokenPath(config.stateDir)),
+        log: log.child({ component: 'dashboard' }),
+      });
+    } catch (err) {
+      // The control plane matters more than its window: run on, and say why there is none.
+      log.error({ err: errorMessage(err) }, 'the dashboard did not start; the controller runs without it');
+    }
+  }
+
   if (topology) {
     runtime = new LocalClusterRuntime({
       store,
@@ -95,7 +118,8 @@ export async function runController(config: ControllerConfig): Promise<void> {
       log: log.child({ component: 'runtime' }),
       isCaptured: (node, pod) => push.isCaptured(node, pod),
       agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
-      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://127.0.0.1:${defaultDashboardPort}${prometheusPathPrefix}/` },
+      // Prometheus builds its links on the address people open it at: the dashboard's proxy.
+      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://${config.dashboard?.host ?? '127.0.0.1'}:${config.dashboard?.port ?? defaultDashboardPort}${prometheusPathPrefix}/` },
     });
     runtime.start();
   }
@@ -128,6 +152,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     server.closeAllConnections();
     push.close();
     monitoring.close();
+    dashboard?.close();
     await runtime?.stop();
     process.exit(0);
   };

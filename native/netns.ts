@@ -55,6 +55,8 @@ export interface SocketOptions {
   transparent?: boolean;
   /** SO_REUSEPORT: a new agent can listen beside the old one during a handover. */
   reusePort?: boolean;
+  /** SO_REUSEADDR alone: a restarted server binds its port while old connections sit in TIME_WAIT (Node's own listen() sets it). */
+  reuseAddress?: boolean;
   /** Bind before connect (a source address), or before listen. */
   bind?: { ip: string; port: number };
 }
@@ -66,6 +68,7 @@ export function tcpSocketIn(nsFd: number, o: SocketOptions = {}): number {
     try {
       if (o.mark !== undefined) libc.setsockoptInt(fd, k.SOL_SOCKET, k.SO_MARK, o.mark, 'SO_MARK');
       if (o.transparent) libc.setsockoptInt(fd, k.SOL_IP, k.IP_TRANSPARENT, 1, 'IP_TRANSPARENT');
+      if (o.reuseAddress && !o.reusePort) libc.setsockoptInt(fd, k.SOL_SOCKET, k.SO_REUSEADDR, 1, 'SO_REUSEADDR');
       if (o.reusePort) {
         libc.setsockoptInt(fd, k.SOL_SOCKET, k.SO_REUSEADDR, 1, 'SO_REUSEADDR');
         libc.setsockoptInt(fd, k.SOL_SOCKET, k.SO_REUSEPORT, 1, 'SO_REUSEPORT');

@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics;
-# the last seven are the mesh benchmark's load tools, reference proxies (nginx's stream module for
-# its mutual-TLS pair), server and chart.
+# the next seven are the mesh benchmark's load tools, reference proxies (nginx's stream module for
+# its mutual-TLS pair), server and chart; chromium: the dashboard's end-to-end test drives it
+# headless (playwright-core never downloads a browser).
 packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus
-  wrk iperf3 haproxy stunnel4 nginx-light libnginx-mod-stream gnuplot-nox)
+  wrk iperf3 haproxy stunnel4 nginx-light libnginx-mod-stream gnuplot-nox chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -51,6 +52,8 @@ fi
 # A clean build, so no compiled file outlives its source (a deleted test must not keep running).
 rm -rf dist
 npx tsc -p tsconfig.json
+# The dashboard's browser code, bundled beside the controller that serves it: no CDN, no network at run time.
+npm run -s build:dashboard
 
 # The eBPF capture's programs, beside the compiled agent (dist/bpf/); the agent loads them with
 # --redirect ebpf. The include path holds asm/ headers on Debian's multiarch layout.

@@ -3,8 +3,9 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { apiSocketPath, defaultAgentPort } from '../../controller/config.js';
+import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
+import { releaseInheritedNetns } from '../../controller/dashboard/dashboard.js';
 import { binDir, type CliContext } from '../context.js';
 
 export async function controller(ctx: CliContext, args: string[]): Promise<void> {
@@ -22,12 +23,18 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'max-cert-ttl': { type: 'string' },
       'monitoring-listen': { type: 'string' },
       'log-level': { type: 'string' },
+      'dashboard-listen': { type: 'string' },
+      'dashboard-netns': { type: 'string' },
+      'prometheus-url': { type: 'string' },
     },
   });
   const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--agent-listen ${values['agent-listen']}: must be HOST:PORT`);
   const [monHost, monPort] = (values['monitoring-listen'] ?? '0.0.0.0:15014').split(':');
   if (!monHost || !monPort || !/^\d+$/.test(monPort)) throw new AmbitError('BadFlag', `--monitoring-listen ${values['monitoring-listen']}: must be HOST:PORT`);
+  const dashboard = dashboardListen(values['dashboard-listen'], values['dashboard-netns']);
+  const prometheusUrl = values['prometheus-url'];
+  if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
   await runController({
     stateDir: ctx.stateDir,
@@ -46,5 +53,20 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     localCluster: values['local-cluster'] === true,
     binDir,
     logLevel: values['log-level'] ?? 'info',
+    ...(dashboard ? { dashboard } : {}),
+    ...(prometheusUrl ? { prometheusUrl } : {}),
   });
+}
+
+/** `--dashboard-listen HOST:PORT` (default 127.0.0.1:15080) or `off`; `--dashboard-netns PATH` to listen in another namespace. */
+function dashboardListen(listen: string | undefined, netns: string | undefined): ControllerConfig['dashboard'] {
+  if (listen === 'off') {
+    releaseInheritedNetns(netns);
+    return undefined;
+  }
+  const [host, port] = (listen ?? `127.0.0.1:${defaultDashboardPort}`).split(':');
+  if (!host || !port || !/^\d+$/.test(port) || Number(port) > 65535) throw new AmbitError('BadFlag', `--dashboard-listen ${listen}: must be HOST:PORT or off`);
+  // A listener made in another namespace is bound by native/, which takes IPv4 addresses.
+  if (netns && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new AmbitError('BadFlag', `--dashboard-listen ${listen}: with --dashboard-netns the host must be an IPv4 address`);
+  return { host, port: Number(port), ...(netns ? { netns } : {}) };
 }

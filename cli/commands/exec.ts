@@ -6,7 +6,8 @@ import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
-import { ownerAnnotation, type Pod } from '../../shared/resources/types.js';
+import type { Pod } from '../../shared/resources/types.js';
+import { findPodIn } from '../../shared/resources/pods.js';
 import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
 import { podNetns } from '../../scripts/cluster/topology.js';
 import { ControllerClient } from '../../controller/api/client.js';
@@ -15,12 +16,7 @@ import { binDir, type CliContext } from '../context.js';
 /** Finds a pod by name, or the first running pod of `deploy/NAME`. */
 export async function findPod(ctx: CliContext, target: string, namespace: string): Promise<Pod> {
   const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?kind=Pod&namespace=${encodeURIComponent(namespace)}`);
-  const m = /^(deploy|deployment)\/(.+)$/.exec(target);
-  const pod = m
-    ? items.find((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${m[2]}` && p.status.phase === 'Running')
-    : items.find((p) => p.metadata.name === target);
-  if (!pod) throw new AmbitError('NotFound', `${m ? `no running pod of Deployment ${namespace}/${m[2]}` : `pod ${namespace}/${target} not found`}; see \`ambit get pods -n ${namespace}\``);
-  return pod;
+  return findPodIn(items, target, namespace);
 }
 
 /** A command in a pod's cgroup, network namespace and /etc/hosts, with ambit's tools on its PATH. */

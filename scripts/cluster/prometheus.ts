@@ -14,7 +14,7 @@ import type { Topology } from './topology.js';
 export const prometheusPort = 9090;
 /** The controller's dashboard serves Prometheus under this path, so its links point there. */
 export const prometheusPathPrefix = '/prometheus';
-export const defaultDashboardPort = 15080;
+export { defaultDashboardPort } from '../../controller/config.js';
 /** Scrapes are frequent so a test or a demo sees a change within seconds; retention keeps it small. */
 const scrapeInterval = '5s';
 const retention = { time: '6h', size: '512MB' };
