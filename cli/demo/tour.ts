@@ -14,7 +14,7 @@ import { enrollLabels } from '../../shared/enrollment.js';
 import type { Namespace } from '../../shared/resources/types.js';
 import type { ClusterStatus } from '../../scripts/cluster/status.js';
 import { readState, topologyOf } from '../../scripts/cluster/state.js';
-import { prometheusUrl } from '../../scripts/cluster/prometheus.js';
+import { defaultDashboardPort, prometheusUrl } from '../../scripts/cluster/prometheus.js';
 import type { Topology } from '../../scripts/cluster/topology.js';
 import { defaultMetricsPort } from '../../agent/config.js';
 import { ControllerClient } from '../../controller/api/client.js';
@@ -128,6 +128,7 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   if (t.prometheus) {
     say('\n5. Prometheus scrapes every agent; the mesh\'s connections by workload, security and outcome:');
     claims.deniedInPrometheus = await prometheusView(t, say);
+    say(`    The same, live, in the dashboard: http://127.0.0.1:${defaultDashboardPort}/ (the topology, with the denied edge in red for a minute)`);
   }
   say('\n6. L7 (a canary split between web-v1 and web-v2 by an HTTPRoute) needs the waypoint, which ambit does not have yet.');
 
