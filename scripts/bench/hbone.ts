@@ -47,12 +47,13 @@ interface ProxySetup {
 }
 
 /**
- * How the app-side socket and the tunnel are joined: stream.pipeline both ways (outbound.ts and
- * inbound.ts today), .pipe() both ways, or a hand-written splice that gathers the writes of one
- * event-loop turn into one writev (cork, then uncork in setImmediate).
+ * How the app-side socket and the tunnel are joined: stream.pipeline both ways (the agent before
+ * splice.ts), .pipe() both ways, the agent's splice.ts (pause/resume, no per-stream machinery), or
+ * a splice that also gathers the writes of one event-loop turn into one writev (cork, then uncork
+ * in setImmediate).
  */
-type AppPipe = 'pipeline' | 'pipe' | 'coalesce';
-const appPipes: AppPipe[] = ['pipeline', 'pipe', 'coalesce'];
+type AppPipe = 'pipeline' | 'pipe' | 'coalesce' | 'splice';
+const appPipes: AppPipe[] = ['pipeline', 'pipe', 'coalesce', 'splice'];
 
 interface Usage {
   cpuMicros: number;
@@ -101,7 +102,7 @@ function identities(): { bundle: TrustBundle; client: { uri: string; key: string
 }
 
 /** `from` into `to` with backpressure, the chunks of one event-loop turn written together. */
-function splice(from: Duplex, to: Duplex): void {
+function coalesce(from: Duplex, to: Duplex): void {
   let corked = false;
   const uncork = () => {
     if (!corked) return;
@@ -128,6 +129,8 @@ async function runProxies(): Promise<void> {
   if (msg.type !== 'start') return;
   const o = msg.setup;
   const socketOptions = { allowHalfOpen: true, ...(o.highWaterMark ? { highWaterMark: o.highWaterMark } : {}) };
+  // The agent's own join (agent/proxy/splice.ts), from this build.
+  const { splice } = (await import(pathToFileURL(resolvePath(fileURLToPath(import.meta.url), '..', '..', '..', 'agent/proxy/splice.js')).href)) as typeof import('../../agent/proxy/splice.js');
   // Both directions, an error on either side ending both: outbound.ts's join and inbound.ts's joinTunnel.
   const join = (a: Socket, b: Duplex) => {
     const done = (err?: Error | null) => {
@@ -140,6 +143,7 @@ async function runProxies(): Promise<void> {
       pipeline(b, a, done);
       return;
     }
+    if (o.appPipe === 'splice') return splice(a, b, done);
     a.on('error', done);
     b.on('error', done);
     // A side closed without an error (a client gone) takes the other with it, as pipeline does.
@@ -149,8 +153,8 @@ async function runProxies(): Promise<void> {
       a.pipe(b);
       b.pipe(a);
     } else {
-      splice(a, b);
-      splice(b, a);
+      coalesce(a, b);
+      coalesce(b, a);
     }
   };
   const dial = (port: number) => {
@@ -601,7 +605,7 @@ interface Column {
 }
 
 /**
- * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|coalesce (app side),
+ * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|splice|coalesce (app side),
  * hwm=BYTES and nodelay=1 (app sockets), window=BYTES and session-window=BYTES (HTTP/2 receive
  * windows), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
  * adds one as the column "hbone (baseline)").
