@@ -44,6 +44,8 @@ interface ProxySetup {
   noDelay: boolean;
   streamWindow?: number;
   sessionWindow?: number;
+  /** V8's young-generation semi-space, in MB (--max-semi-space-size): the agent's largest RSS lever. */
+  semiSpaceMb?: number;
 }
 
 /**
@@ -522,7 +524,7 @@ interface Proxies {
 }
 
 async function startProxies(column: Column, back: Backends): Promise<Proxies> {
-  const execArgv = ['--expose-gc', ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${column.label.replace(/[^\w=.-]+/g, '_')}-${Date.now()}.cpuprofile`] : [])];
+  const execArgv = ['--expose-gc', ...(column.setup.semiSpaceMb ? [`--max-semi-space-size=${column.setup.semiSpaceMb}`] : []), ...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${column.label.replace(/[^\w=.-]+/g, '_')}-${Date.now()}.cpuprofile`] : [])];
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--role', 'proxies'], { stdio: 'inherit', execArgv });
   // A child that dies (or hangs) before it answers fails the run instead of stalling it.
   const reply = async (): Promise<FromChild> => {
@@ -607,7 +609,7 @@ interface Column {
 /**
  * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|splice|coalesce (app side),
  * hwm=BYTES and nodelay=1 (app sockets), window=BYTES and session-window=BYTES (HTTP/2 receive
- * windows), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
+ * windows), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
  * adds one as the column "hbone (baseline)").
  */
 function parseColumn(spec: string, label = spec): Column {
@@ -623,6 +625,7 @@ function parseColumn(spec: string, label = spec): Column {
     else if (key === 'window' && bytes > 0) setup.streamWindow = bytes;
     else if (key === 'session-window' && bytes > 0) setup.sessionWindow = bytes;
     else if (key === 'dist' && value) setup.dist = resolvePath(value);
+    else if (key === 'semi' && bytes > 0) setup.semiSpaceMb = bytes;
     else throw new Error(`column ${spec}: unknown option ${option}`);
   }
   return { label, setup };
