@@ -19,10 +19,10 @@ import { TrustBundle } from '../shared/identity/svid.js';
 import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
-import { LocalClusterRuntime } from '../scripts/cluster/runtime.js';
-import { readState, topologyOf } from '../scripts/cluster/state.js';
-import { clusterStatus } from '../scripts/cluster/status.js';
-import { prometheusPathPrefix, prometheusUrl } from '../scripts/cluster/prometheus.js';
+import { LocalClusterRuntime } from '../cluster/runtime.js';
+import { readState, topologyOf } from '../cluster/state.js';
+import { clusterStatus } from '../cluster/status.js';
+import { prometheusPathPrefix, prometheusUrl } from '../cluster/prometheus.js';
 
 export async function runController(config: ControllerConfig): Promise<void> {
   const log = createLogger('controller', config.logLevel);

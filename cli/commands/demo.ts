@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { tour } from '../demo/tour.js';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
 import { spawnInPod } from './exec.js';

@@ -1,6 +1,6 @@
 // `ambit down`: removes the local cluster and everything it made, even after a crashed `ambit up`.
 
-import { teardown } from '../../scripts/cluster/teardown.js';
+import { teardown } from '../../cluster/teardown.js';
 import type { CliContext } from '../context.js';
 
 export async function down(ctx: CliContext): Promise<number> {

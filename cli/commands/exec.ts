@@ -8,8 +8,8 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Pod } from '../../shared/resources/types.js';
 import { findPodIn } from '../../shared/resources/pods.js';
-import { inPodArgs, podCgroup } from '../../scripts/cluster/pods.js';
-import { podNetns } from '../../scripts/cluster/topology.js';
+import { inPodArgs, podCgroup } from '../../cluster/kubelet/pods.js';
+import { podNetns } from '../../cluster/topology.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import { binDir, type CliContext } from '../context.js';
 

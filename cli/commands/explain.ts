@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { explainConnection, explainLines, parseExplainArgs, usage } from '../../shared/explain/explain.js';
 import { ControllerClient } from '../../controller/api/client.js';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 import type { CliContext } from '../context.js';
 import { outputFormat, printData } from '../output.js';
 import { findPod } from './exec.js';

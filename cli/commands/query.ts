@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { AmbitError } from '../../shared/errors.js';
 import { defaultAdminPort } from '../../agent/config.js';
-import { readState, topologyOf } from '../../scripts/cluster/state.js';
+import { readState, topologyOf } from '../../cluster/state.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { outputFormat, printData, table, type OutputFormat } from '../output.js';
 

@@ -1,7 +1,7 @@
 // `ambit status`: the local cluster's nodes, pods and services, for people or as JSON/YAML.
 
 import { parseArgs } from 'node:util';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 import type { AgentStatus } from '../../controller/push/server.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';

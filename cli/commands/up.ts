@@ -3,13 +3,13 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
-import { up as bringUp } from '../../scripts/cluster/up.js';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import { up as bringUp } from '../../cluster/up.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { apply } from './apply.js';
 import { printStatus } from './status.js';
-import { defaultDashboardPort, prometheusUrl } from '../../scripts/cluster/prometheus.js';
+import { defaultDashboardPort, prometheusUrl } from '../../cluster/prometheus.js';
 
 export async function up(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' }, timeout: { type: 'string' } } });

@@ -92,7 +92,7 @@ export async function startDashboard(listen: DashboardListen, p: DashboardParts)
 }
 
 /**
- * A namespace handed down as an inherited descriptor (`/proc/self/fd/N`, see scripts/cluster/up.ts)
+ * A namespace handed down as an inherited descriptor (`/proc/self/fd/N`, see cluster/up.ts)
  * is closed once used, or when the dashboard is off: it has no close-on-exec flag, and the pods and
  * agents this process starts must not inherit a way into the host's namespace.
  */

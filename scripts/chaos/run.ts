@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ClusterStatus } from '../cluster/status.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
 
 const { values } = parseArgs({ options: { modes: { type: 'string' }, outage: { type: 'string' }, out: { type: 'string' } } });

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import type { ClusterStatus } from '../../scripts/cluster/status.js';
+import type { ClusterStatus } from '../../cluster/status.js';
 
 export const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 export const stateDir = '/tmp/ambit-e2e-state';

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync, utimesSync } from 'node:fs';
-import { hostsFile, removeHosts, writeHosts } from '../../../scripts/cluster/pods.js';
+import { hostsFile, removeHosts, writeHosts } from '../../../cluster/kubelet/pods.js';
 
 const netns = `ambit-t-hosts-${process.pid}`;
 

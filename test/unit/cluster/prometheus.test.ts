@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { layout } from '../../../scripts/cluster/topology.js';
-import { prometheusConfig, prometheusUrl } from '../../../scripts/cluster/prometheus.js';
+import { layout } from '../../../cluster/topology.js';
+import { prometheusConfig, prometheusUrl } from '../../../cluster/prometheus.js';
 
 const threeNodes = layout({ apiVersion: 'ambit.dev/v1alpha1', kind: 'Cluster', metadata: { name: 'lab' }, spec: { nodes: 3 } });
 

@@ -2,8 +2,8 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { endpointsOf, hostsFor, servicesRuleset } from '../../../scripts/cluster/services.js';
-import { defaultClusterFile, layout } from '../../../scripts/cluster/topology.js';
+import { endpointsOf, hostsFor, servicesRuleset } from '../../../cluster/kube-proxy/services.js';
+import { defaultClusterFile, layout } from '../../../cluster/topology.js';
 import type { Pod, Service } from '../../../shared/resources/types.js';
 
 const pod = (name: string, ns: string, labels: Record<string, string>, ip: string, phase: 'Running' | 'Pending' = 'Running'): Pod => ({

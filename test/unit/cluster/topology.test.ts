@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterFile, layout, podHostLink, readClusterFile } from '../../../scripts/cluster/topology.js';
+import { defaultClusterFile, layout, podHostLink, readClusterFile } from '../../../cluster/topology.js';
 
 test('the default cluster has two nodes, each with a /24 of the pod block', () => {
   const t = layout(defaultClusterFile());

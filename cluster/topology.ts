@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { Ajv } from 'ajv';
-import { AmbitError } from '../../shared/errors.js';
-import { fieldPath } from '../../shared/resources/validate.js';
-import { type Cidr, cidrSize, host, overlaps, parseCidr, subnet } from '../../shared/net/ipv4.js';
+import { AmbitError } from '../shared/errors.js';
+import { fieldPath } from '../shared/resources/validate.js';
+import { type Cidr, cidrSize, host, overlaps, parseCidr, subnet } from '../shared/net/ipv4.js';
 
 export interface ClusterFile {
   apiVersion: 'ambit.dev/v1alpha1';

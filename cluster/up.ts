@@ -5,11 +5,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AmbitError } from '../../shared/errors.js';
-import { ControllerClient } from '../../controller/api/client.js';
-import { listNetns, run } from './exec.js';
-import { addRootGuards, createNodes } from './network.js';
-import { clusterCgroupRoot, running, sleep } from './pods.js';
+import { AmbitError } from '../shared/errors.js';
+import { ControllerClient } from '../controller/api/client.js';
+import { listNetns, run } from './kubelet/exec.js';
+import { addRootGuards, createNodes } from './kubelet/network.js';
+import { clusterCgroupRoot, running, sleep } from './kubelet/pods.js';
 import { readState, writeState, topologyOf, type ClusterState } from './state.js';
 import { teardown } from './teardown.js';
 import { defaultClusterFile, fabricNetns, layout, prefix, readClusterFile, type Topology } from './topology.js';

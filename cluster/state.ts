@@ -3,7 +3,7 @@
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../controller/store/store.js';
+import { writeFileAtomic } from '../controller/store/store.js';
 import { type ClusterFile, layout, type Topology } from './topology.js';
 
 export interface ClusterState {

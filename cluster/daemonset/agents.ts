@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../controller/store/store.js';
 import { nodeTokenPath } from '../../controller/config.js';
 import { defaultAdminPort } from '../../agent/config.js';
-import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from './pods.js';
-import type { NodeLayout } from './topology.js';
+import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from '../kubelet/pods.js';
+import type { NodeLayout } from '../topology.js';
 
 export interface AgentLaunch {
   /** The CLI's compiled entry, started as `ambit agent`. */

@@ -4,21 +4,21 @@
 
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { AmbitError } from '../../shared/errors.js';
-import { writeFileAtomic } from '../../controller/store/store.js';
+import { AmbitError } from '../shared/errors.js';
+import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
-import { host } from '../../shared/net/ipv4.js';
-import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../../shared/resources/types.js';
-import type { Store } from '../../controller/store/store.js';
-import { inNetns } from './exec.js';
-import { createPodNetwork, deletePodNetwork, pidsInNetns } from './network.js';
-import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './pods.js';
-import { endpointsOf, hostsFor, servicesRuleset } from './services.js';
+import type { Logger } from '../shared/log.js';
+import { errorMessage } from '../shared/errors.js';
+import { host } from '../shared/net/ipv4.js';
+import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../shared/resources/types.js';
+import type { Store } from '../controller/store/store.js';
+import { inNetns } from './kubelet/exec.js';
+import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/network.js';
+import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './kubelet/pods.js';
+import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
-import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './agents.js';
-import { isEnrolled } from '../../shared/enrollment.js';
+import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './daemonset/agents.js';
+import { isEnrolled } from '../shared/enrollment.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus } from './prometheus.js';
 
 export interface RuntimeOptions {

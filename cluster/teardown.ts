@@ -6,13 +6,13 @@
 
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AmbitError } from '../../shared/errors.js';
-import { listNetns, run } from './exec.js';
-import { pidsInNetns, removeRootGuards } from './network.js';
-import { cgroupProcs, clusterCgroupRoot, running, signal, sleep } from './pods.js';
+import { AmbitError } from '../shared/errors.js';
+import { listNetns, run } from './kubelet/exec.js';
+import { pidsInNetns, removeRootGuards } from './kubelet/network.js';
+import { cgroupProcs, clusterCgroupRoot, running, signal, sleep } from './kubelet/pods.js';
 import { readState, removeState, topologyOf } from './state.js';
 import { layout, defaultClusterFile, prefix } from './topology.js';
-import { bpfPinBase, removeCapturePins } from '../../native/bpf.js';
+import { bpfPinBase, removeCapturePins } from '../native/bpf.js';
 
 export interface TeardownReport {
   namespaces: number;

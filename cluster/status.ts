@@ -1,9 +1,9 @@
 // What `ambit status` shows of the local cluster: nodes, pods with their addresses and nodes, and
 // Services with their ClusterIPs and endpoints. Computed from the store and the topology.
 
-import type { Pod, Service } from '../../shared/resources/types.js';
-import type { Store } from '../../controller/store/store.js';
-import { endpointsOf } from './services.js';
+import type { Pod, Service } from '../shared/resources/types.js';
+import type { Store } from '../controller/store/store.js';
+import { endpointsOf } from './kube-proxy/services.js';
 import type { Topology } from './topology.js';
 
 export interface ClusterStatus {

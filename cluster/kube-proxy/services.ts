@@ -4,7 +4,7 @@
 // whole in one `nft -f` transaction, so no packet sees half a rule set.
 
 import { type Pod, selectorMatches, type Service } from '../../shared/resources/types.js';
-import type { Topology } from './topology.js';
+import type { Topology } from '../topology.js';
 
 export interface Endpoint {
   ip: string;

@@ -7,7 +7,7 @@ import { existsSync, ftruncateSync, mkdirSync, openSync, closeSync, readFileSync
 import { join } from 'node:path';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import type { Container } from '../../shared/resources/types.js';
-import { prefix } from './topology.js';
+import { prefix } from '../topology.js';
 
 export function clusterCgroupRoot(): string {
   return join(cgroup2Mount(), prefix);

@@ -3,7 +3,7 @@
 // Nothing here gets a default route: cluster addresses are reachable only inside the cluster, and
 // the root namespace holds `unreachable` routes for them so a socket opened there fails at once.
 
-import { type NodeLayout, podHostLink, type Topology } from './topology.js';
+import { type NodeLayout, podHostLink, type Topology } from '../topology.js';
 import { inNetns, ipBatch, listNetns, run } from './exec.js';
 
 export async function addRootGuards(t: Topology): Promise<void> {
