@@ -17,6 +17,7 @@ export const kinds: KindInfo[] = [
   { kind: 'Service', apiVersion: 'v1', namespaced: true, names: ['service', 'services', 'svc'], userApplied: true },
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
+  { kind: 'Node', apiVersion: 'v1', namespaced: false, names: ['node', 'nodes', 'no'], userApplied: false },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['authorizationpolicy', 'authorizationpolicies', 'ap'], userApplied: true },
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['peerauthentication', 'peerauthentications', 'pa'], userApplied: true },
   { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['requestauthentication', 'requestauthentications', 'ra'], userApplied: true },
