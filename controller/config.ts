@@ -35,12 +35,20 @@ export interface ControllerConfig {
    * Clients other than loopback must bring the token in dashboardTokenPath.
    */
   dashboard?: { host: string; port: number; netns?: string };
+  /** The local cluster's Kubernetes API (6443 on the host's loopback by default); undefined: none. */
+  kubeApi?: { host: string; port: number; netns?: string };
+  /** Namespaces inherited as descriptors (`/proc/self/fd/N`), closed once the listeners are open. */
+  inheritedNetns?: string[];
   /** Prometheus' base URL, route prefix included (`http://10.250.0.254:9090/prometheus`); the dashboard reads the topology there. */
   prometheusUrl?: string;
 }
 
 export const defaultAgentPort = 15012;
 export const defaultDashboardPort = 15080;
+export const defaultKubeApiPort = 6443;
+/** The admin's bearer token for the local cluster's Kubernetes API, and the kubeconfig that carries it. */
+export const kubeAdminTokenPath = (stateDir: string) => join(stateDir, 'controller', 'kube-admin-token');
+export const kubeconfigPath = (stateDir: string) => join(stateDir, 'kubeconfig');
 
 export const tokenPath = (stateDir: string) => join(stateDir, 'controller', 'token');
 export const dashboardTokenPath = (stateDir: string) => join(stateDir, 'controller', 'dashboard-token');

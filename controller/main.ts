@@ -18,6 +18,7 @@ import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
 import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
+import { releaseInheritedNetns } from '../shared/net/listen.js';
 import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
 import { LocalClusterRuntime } from '../cluster/runtime.js';
 import { readState, topologyOf } from '../cluster/state.js';
@@ -108,6 +109,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
       log.error({ err: errorMessage(err) }, 'the dashboard did not start; the controller runs without it');
     }
   }
+  for (const path of config.inheritedNetns ?? []) releaseInheritedNetns(path);
 
   if (topology) {
     runtime = new LocalClusterRuntime({

@@ -3,9 +3,8 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort } from '../../controller/config.js';
+import { apiSocketPath, defaultAgentPort, defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
-import { releaseInheritedNetns } from '../../controller/dashboard/dashboard.js';
 import { binDir, type CliContext } from '../context.js';
 
 export async function controller(ctx: CliContext, args: string[]): Promise<void> {
@@ -25,6 +24,8 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'log-level': { type: 'string' },
       'dashboard-listen': { type: 'string' },
       'dashboard-netns': { type: 'string' },
+      'kube-api-listen': { type: 'string' },
+      'kube-api-netns': { type: 'string' },
       'prometheus-url': { type: 'string' },
     },
   });
@@ -32,7 +33,11 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--agent-listen ${values['agent-listen']}: must be HOST:PORT`);
   const [monHost, monPort] = (values['monitoring-listen'] ?? '0.0.0.0:15014').split(':');
   if (!monHost || !monPort || !/^\d+$/.test(monPort)) throw new AmbitError('BadFlag', `--monitoring-listen ${values['monitoring-listen']}: must be HOST:PORT`);
-  const dashboard = dashboardListen(values['dashboard-listen'], values['dashboard-netns']);
+  const dashboard = listenFlag('--dashboard-listen', values['dashboard-listen'], `127.0.0.1:${defaultDashboardPort}`, '--dashboard-netns', values['dashboard-netns']);
+  // The local cluster's Kubernetes API; a controller of a real cluster has none of its own.
+  const kubeApi = values['local-cluster'] ? listenFlag('--kube-api-listen', values['kube-api-listen'], `127.0.0.1:${defaultKubeApiPort}`, '--kube-api-netns', values['kube-api-netns']) : undefined;
+  // Namespaces inherited as descriptors: closed by the controller once its listeners are open.
+  const inheritedNetns = [values['dashboard-netns'], values['kube-api-netns']].filter((p): p is string => p !== undefined && p.startsWith('/proc/self/fd/'));
   const prometheusUrl = values['prometheus-url'];
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
@@ -54,19 +59,18 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     binDir,
     logLevel: values['log-level'] ?? 'info',
     ...(dashboard ? { dashboard } : {}),
+    ...(kubeApi ? { kubeApi } : {}),
+    inheritedNetns,
     ...(prometheusUrl ? { prometheusUrl } : {}),
   });
 }
 
-/** `--dashboard-listen HOST:PORT` (default 127.0.0.1:15080) or `off`; `--dashboard-netns PATH` to listen in another namespace. */
-function dashboardListen(listen: string | undefined, netns: string | undefined): ControllerConfig['dashboard'] {
-  if (listen === 'off') {
-    releaseInheritedNetns(netns);
-    return undefined;
-  }
-  const [host, port] = (listen ?? `127.0.0.1:${defaultDashboardPort}`).split(':');
-  if (!host || !port || !/^\d+$/.test(port) || Number(port) > 65535) throw new AmbitError('BadFlag', `--dashboard-listen ${listen}: must be HOST:PORT or off`);
+/** `FLAG HOST:PORT` (or the default) or `off`; `NETNS_FLAG PATH` to listen in another namespace. */
+function listenFlag(flag: string, listen: string | undefined, fallback: string, netnsFlag: string, netns: string | undefined): { host: string; port: number; netns?: string } | undefined {
+  if (listen === 'off') return undefined;
+  const [host, port] = (listen ?? fallback).split(':');
+  if (!host || !port || !/^\d+$/.test(port) || Number(port) > 65535) throw new AmbitError('BadFlag', `${flag} ${listen}: must be HOST:PORT or off`);
   // A listener made in another namespace is bound by native/, which takes IPv4 addresses.
-  if (netns && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new AmbitError('BadFlag', `--dashboard-listen ${listen}: with --dashboard-netns the host must be an IPv4 address`);
+  if (netns && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new AmbitError('BadFlag', `${flag} ${listen}: with ${netnsFlag} the host must be an IPv4 address`);
   return { host, port: Number(port), ...(netns ? { netns } : {}) };
 }
