@@ -14,7 +14,8 @@ Local cluster:
   up [--cluster FILE] [--no-samples]   create the cluster (default: 2 nodes) and the sample workloads
   down                                 remove the cluster and everything it made
   status [-o json|yaml]                nodes, pods and services
-  demo                                 show requests crossing nodes, by pod IP and by Service
+  demo [--cluster-only]                the cluster, then a tour of the mesh (undone at the end)
+  kubeconfig                           the kubeconfig's path: export KUBECONFIG=$(ambit kubeconfig)
   exec POD|deploy/NAME [-n NS] -- CMD  run a command inside a pod
   logs POD|deploy/NAME [-n NS] [-c C]  print a container's output
 

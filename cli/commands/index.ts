@@ -26,6 +26,7 @@ export const commands: Record<string, Command> = {
   enroll: lazy(() => import('./agents.js'), (m) => m.enroll),
   unenroll: lazy(() => import('./agents.js'), (m) => m.unenroll),
   explain: lazy(() => import('./explain.js'), (m) => m.explain),
+  kubeconfig: lazy(() => import('./kubeconfig.js'), (m) => m.kubeconfig),
   ca: lazy(() => import('./ca.js'), (m) => m.ca),
   controller: lazy(() => import('./controller.js'), (m) => m.controller),
   agent: lazy(() => import('./agent.js'), (m) => m.agent),
