@@ -33,7 +33,8 @@ type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 
 function routeOf(s: string[]): Route | undefined {
   const [first, second, third] = s;
-  if (first === 'version' && s.length === 1) return (req, res) => sendPlain(req, res, cachedDoc('version', () => versionInfo));
+  // The real server writes /version as JSON whatever the Accept header says; so does this one.
+  if (first === 'version' && s.length === 1) return (req, res) => sendJson(req, res, cachedDoc('version', () => versionInfo).body);
   if (first === 'api') {
     if (s.length === 1) return serveLegacyRoot;
     if (s.length === 2) return (req, res) => serveResourceList(req, res, '', second!);

@@ -284,12 +284,15 @@ test('unaggregated discovery: APIVersions, APIGroupList, APIGroup and APIResourc
 });
 
 test('a client asking only for protobuf gets a 406 Status; other paths and methods are left or refused', async () => {
-  for (const path of ['/api', '/apis/apps/v1', '/version', '/openapi/v3/api/v1']) {
+  for (const path of ['/api', '/apis/apps/v1', '/openapi/v3/api/v1']) {
     const r = await get(path, { accept: 'application/vnd.kubernetes.protobuf' });
     assert.is(r.status, 406, path);
     assert.is((JSON.parse(r.body) as { reason: string }).reason, 'NotAcceptable');
   }
-  // kubectl's usual `protobuf, json` list gets JSON.
+  // /version is JSON whatever is asked, as from the real server; a `protobuf, json` list gets JSON.
+  const version = await get('/version', { accept: 'application/vnd.kubernetes.protobuf' });
+  assert.is(version.status, 200);
+  assert.is(version.headers['content-type'], 'application/json');
   assert.is((await get('/api/v1', { accept: 'application/vnd.kubernetes.protobuf, application/json' })).status, 200);
   assert.is((await get('/api', {}, 'POST')).status, 405);
   const before = recorded.length;
