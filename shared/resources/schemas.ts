@@ -65,7 +65,8 @@ const container = closed(
   ['name', 'command'],
 );
 
-const podSpec = closed(
+/** Also the spec of the Pods ambit makes from a Deployment (the API server describes Pods with it). */
+export const podSpec = closed(
   {
     serviceAccountName: { type: 'string', pattern: dns1123Subdomain },
     nodeName: { type: 'string', pattern: dns1123Label },
