@@ -30,6 +30,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ -n "$added_policy" ]; then rm -f "$policy"; fi
 fi
 
+# kubectl: the tests drive the local cluster's Kubernetes API with the real client. These machines
+# carry kubectl 1.32; Debian's kubernetes-client (older) is the fallback where none is installed.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup: installing Debian's kubernetes-client (kubectl)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+fi
+
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   echo "setup: Node.js 20 or newer is required (found: $(node -v 2>/dev/null || echo none))" >&2
