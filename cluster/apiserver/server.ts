@@ -102,7 +102,6 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       const timeout = url.searchParams.get('timeoutSeconds');
       const ctx = rendering === 'table' ? tableContext(url) : undefined;
       const stop = serveWatch(
-        req,
         res,
         history,
         {

@@ -3,7 +3,7 @@
 // earlier list; a version older than the history gets an ERROR event with a 410 Expired Status,
 // as the real server answers after etcd compaction, and the client lists again.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { ChangeEvent, Store } from '../../controller/store/store.js';
 import { keyOf, refOf, type Resource } from '../../shared/resources/types.js';
 import { badRequest, expired } from './errors.js';
@@ -139,7 +139,7 @@ const maxBuffered = 16 * 1024 * 1024;
  * Streams the watch to `res` until the client goes, the timeout passes or `stop` is called (the
  * server closing). Returns that stop function.
  */
-export function serveWatch(req: IncomingMessage, res: ServerResponse, history: ChangeHistory, w: WatchRequest, timing: WatchTiming): () => void {
+export function serveWatch(res: ServerResponse, history: ChangeHistory, w: WatchRequest, timing: WatchTiming): () => void {
   let from: number | undefined;
   if (w.resourceVersion && w.resourceVersion !== '0') {
     from = Number(w.resourceVersion);
@@ -174,8 +174,9 @@ export function serveWatch(req: IncomingMessage, res: ServerResponse, history: C
     for (const t of timers) clearTimeout(t);
     res.end();
   };
+  // The response's close is the client going (or the stream ending); the request's is only its
+  // body being read, which says nothing about the connection.
   res.on('close', stop);
-  req.on('close', stop);
 
   if (from === undefined) {
     for (const r of w.current()) if (w.matches(r)) send('ADDED', w.render(r));
