@@ -39,6 +39,11 @@ export function parseObjectBody(contentType: string | undefined, body: Buffer): 
   const type = mediaType(contentType);
   if (type === 'application/json' || type === '') return parseJson(body);
   if (type === 'application/yaml' || type === 'application/x-yaml' || type === 'text/yaml') return parseYamlBody(body);
+  // kubectl's typed commands (create namespace, create deployment, run, expose) send protobuf;
+  // decoding it needs the generated schema of every kind, which this server does not carry.
+  if (type === 'application/vnd.kubernetes.protobuf') {
+    throw new ApiError(415, 'UnsupportedMediaType', `${type} bodies are not supported by the local cluster's API server (it speaks JSON and YAML): write the object to a file and use kubectl create -f or kubectl apply -f`);
+  }
   throw unsupportedMediaType(type, objectMediaTypes);
 }
 

@@ -189,6 +189,12 @@ test('kubectl get -w prints the list, then each change as it happens', async () 
   }
 });
 
+test('known gap: kubectl create namespace sends a protobuf body, which is 415 with a way out', async () => {
+  const r = await t.kubectl('create', 'namespace', 'typed');
+  assert.is.not(r.code, 0);
+  assert.match(r.stderr, /Error from server \(UnsupportedMediaType\).*use kubectl create -f or kubectl apply -f/);
+});
+
 test('kubectl delete removes the object and waits until it is gone', async () => {
   const r = await t.kubectl('delete', 'deploy', 'web', '-n', 'shop');
   assert.is(r.code, 0, r.stderr);
