@@ -189,6 +189,16 @@ test('kubectl get -w prints the list, then each change as it happens', async () 
   }
 });
 
+test('kubectl apply -f creates with the last-applied-configuration annotation kept', async () => {
+  const file = join(t.dir, 'sa.json');
+  writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'shop' } }));
+  const r = await t.kubectl('apply', '-f', file, '--validate=false');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout.trim(), 'serviceaccount/web created');
+  const stored = t.store.get('ServiceAccount', 'shop', 'web')!;
+  assert.match(stored.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'] ?? '', /"name":"web"/);
+});
+
 test('known gap: kubectl create namespace sends a protobuf body, which is 415 with a way out', async () => {
   const r = await t.kubectl('create', 'namespace', 'typed');
   assert.is.not(r.code, 0);
