@@ -24,7 +24,8 @@ const labels: Schema = {
 };
 const annotations: Schema = { type: 'object', additionalProperties: { type: 'string' } };
 const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
-const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' } };
+// Set by the server; accepted back so that an object read from the API can be written again.
+const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' }, generation: { type: 'integer', minimum: 1 } };
 
 function metadata(namespaced: boolean, namePattern: string): Schema {
   const props: Record<string, Schema> = {

@@ -12,6 +12,8 @@ export interface ObjectMeta {
   resourceVersion?: string;
   uid?: string;
   creationTimestamp?: string;
+  /** Set by the Kubernetes API: grows by one with every change of the spec (anything but metadata and status). */
+  generation?: number;
 }
 
 export interface Resource<Kind extends string = string, Spec = unknown> {

@@ -1,0 +1,136 @@
+// Writes of the API server: create, update and delete of one object, each through the controller's
+// admission (controller/resources/apply.ts: validation, defaults, ClusterIP allocation, policy
+// status) and one store commit. This file adds what the REST API promises on top: the object's
+// namespace and name agree with the path, AlreadyExists, optimistic concurrency on resourceVersion,
+// metadata.generation, and the store's problems as a 422 Status naming each field.
+
+import { randomBytes } from 'node:crypto';
+import { applyResources, type ApplyContext, deleteResources } from '../../controller/resources/apply.js';
+import { NotFound, ResourceInvalid } from '../../shared/errors.js';
+import { type Resource } from '../../shared/resources/types.js';
+import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
+import type { ApiResource } from './routes.js';
+
+export interface WriteResult {
+  object: Resource;
+  /** Admission's warnings (what the node proxies cannot enforce of a policy), sent as Warning headers. */
+  warnings: string[];
+}
+
+/**
+ * The request body as an object of `resource` at the path's namespace and name. apiVersion and
+ * kind default to the path's, as the real server decodes with the path's type; a body that names
+ * another type, namespace or name is a 400.
+ */
+export function objectFromBody(resource: ApiResource, namespace: string | undefined, name: string | undefined, body: unknown): Resource {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`the body must be a ${resource.kind} object`);
+  const obj = structuredClone(body) as Resource;
+  obj.apiVersion ??= resource.apiVersion;
+  obj.kind ??= resource.kind;
+  if (obj.apiVersion !== resource.apiVersion || obj.kind !== resource.kind) {
+    throw badRequest(`the object is ${obj.apiVersion}/${obj.kind}, but the path is for ${resource.apiVersion}/${resource.kind}`);
+  }
+  if (typeof obj.metadata !== 'object' || obj.metadata === null) obj.metadata = {} as Resource['metadata'];
+  if (resource.namespaced) {
+    if (obj.metadata.namespace && namespace && obj.metadata.namespace !== namespace) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    if (namespace) obj.metadata.namespace = namespace;
+  } else {
+    // A cluster-scoped object has no namespace; the real server clears one sent by mistake.
+    delete obj.metadata.namespace;
+  }
+  if (name !== undefined) {
+    if (obj.metadata.name && obj.metadata.name !== name) throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
+    obj.metadata.name = name;
+  }
+  return obj;
+}
+
+const meta = (r: Resource) => r.metadata as Resource['metadata'] & { generation?: number; generateName?: string };
+
+/** Everything but metadata and status: what a change of bumps metadata.generation. */
+function specOf(r: Resource): string {
+  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = r;
+  return stableJson(rest);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+export class Writer {
+  constructor(private readonly ctx: ApplyContext) {}
+
+  private stored(resource: ApiResource, namespace: string, name: string): Resource | undefined {
+    return this.ctx.store.get(resource.kind, resource.namespaced ? namespace : '', name);
+  }
+
+  create(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+    const m = meta(obj);
+    // generateName: the server picks the rest of the name, as for `kubectl create` of a Job.
+    if (!m.name && typeof m.generateName === 'string') m.name = `${m.generateName}${randomBytes(4).toString('hex').slice(0, 5)}`;
+    delete m.generateName;
+    if (typeof m.name !== 'string' || !m.name) throw invalid(resource.kind, resource.group, '', [{ reason: 'FieldValueRequired', message: 'name or generateName is required', field: 'metadata.name' }]);
+    if (this.stored(resource, m.namespace ?? 'default', m.name)) throw alreadyExists(resource, m.name);
+    m.generation = 1;
+    return this.admit(resource, obj, dryRun);
+  }
+
+  /** Replaces the stored object; 404 when there is none, 409 when `obj` carries a stale resourceVersion. */
+  update(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+    const m = meta(obj);
+    const current = this.stored(resource, m.namespace ?? 'default', m.name);
+    if (!current) throw notFound(resource, m.name);
+    if (m.resourceVersion && m.resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, m.name);
+    const generation = meta(current).generation ?? 1;
+    m.generation = specOf(obj) === specOf(current) ? generation : generation + 1;
+    return this.admit(resource, obj, dryRun);
+  }
+
+  /** Deletes the stored object (a Namespace with everything in it); returns it as it was. */
+  delete(resource: ApiResource, namespace: string, name: string, preconditions: { uid?: string; resourceVersion?: string }, dryRun: boolean): Resource {
+    const current = this.stored(resource, namespace, name);
+    if (!current) throw notFound(resource, name);
+    if (preconditions.uid && preconditions.uid !== current.metadata.uid) {
+      throw conflict(resource, name, `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${current.metadata.uid}`);
+    }
+    if (preconditions.resourceVersion && preconditions.resourceVersion !== current.metadata.resourceVersion) {
+      throw conflict(resource, name, `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in meta: ${current.metadata.resourceVersion}`);
+    }
+    if (dryRun) return current;
+    try {
+      deleteResources(this.ctx, [{ kind: resource.kind, namespace: resource.namespaced ? namespace : '', name }]);
+    } catch (err) {
+      // Someone else deleted it between our read and the commit: the same answer as if first.
+      if (err instanceof NotFound) throw notFound(resource, name);
+      throw err;
+    }
+    return current;
+  }
+
+  private admit(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+    let warnings: string[];
+    try {
+      warnings = applyResources(this.ctx, [obj], dryRun).results.flatMap((r) => r.warnings ?? []);
+    } catch (err) {
+      if (err instanceof ResourceInvalid) throw this.refused(resource, obj, err);
+      throw err;
+    }
+    if (dryRun) return { object: obj, warnings };
+    return { object: this.stored(resource, obj.metadata.namespace ?? 'default', obj.metadata.name)!, warnings };
+  }
+
+  /** The store's problems as the API reports them: a missing namespace is 404, the rest 422 naming each field. */
+  private refused(resource: ApiResource, obj: Resource, err: ResourceInvalid) {
+    const missingNamespace = err.problems.length > 0 && err.problems.every((p) => p.field === 'metadata.namespace' && p.message.includes('does not exist'));
+    if (missingNamespace) return notFound({ plural: 'namespaces', group: '' }, obj.metadata.namespace ?? '');
+    const causes: StatusCause[] = err.problems.map((p) => ({ reason: p.message === 'is required' ? 'FieldValueRequired' : 'FieldValueInvalid', message: p.message, field: p.field }));
+    return invalid(resource.kind, resource.group, typeof obj.metadata?.name === 'string' ? obj.metadata.name : '', causes);
+  }
+}

@@ -1,0 +1,283 @@
+// The local cluster's Kubernetes API: the REST verbs (get, list, watch, create, update, patch,
+// delete, and the pods/status and deployments/scale subresources) over the controller's store, so
+// that kubectl and client-go work against it. Authentication is one bearer token; discovery and
+// OpenAPI are discovery.ts's, patch strategies patch.ts's, admission apply.ts's. The HTTPS server
+// and kubeconfig around this handler are the caller's.
+
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApplyContext } from '../../controller/resources/apply.js';
+import type { Store } from '../../controller/store/store.js';
+import type { Logger } from '../../shared/log.js';
+import type { Deployment, Pod, Resource } from '../../shared/resources/types.js';
+import { handleDiscovery } from './discovery.js';
+import { ApiError, badRequest, internal, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
+import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
+import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
+import { objectFromBody, Writer, type WriteResult } from './admission.js';
+import { type ApiResource, parseRoute, type Route } from './routes.js';
+import { checkedReplicas, patchedReplicas, scaleOf } from './scale.js';
+import { fieldSelector, labelSelector, type Selector } from './selectors.js';
+import { type IncludeObject, type TableContext, toTable } from './tables.js';
+import { ChangeHistory, type HistoryLimits, serveWatch } from './watch.js';
+
+export { nodeObjects } from './nodes.js';
+
+export interface KubeApiOptions {
+  store: Store;
+  /** Every write goes through applyResources/deleteResources with this context. */
+  apply: ApplyContext;
+  /** The local cluster's Node objects (read-only). */
+  nodes: () => Resource[];
+  /** The admin bearer token; any other credential (or none) is 401. */
+  token: string;
+  log: Logger;
+  /** Watch tuning, for tests: BOOKMARK interval (default 60 s) and how much history a watch can resume from. */
+  watch?: { bookmarkIntervalMs?: number; history?: HistoryLimits };
+}
+
+export interface KubeApiHandler {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Ends every open watch and stops following the store. */
+  close(): void;
+}
+
+/** Kinds whose real API has a status subresource; GET of it returns the whole object, as there. */
+const statusKinds = new Set(['Pod', 'Deployment', 'Service', 'Namespace', 'Node']);
+
+/** The real server ends a watch after minRequestTimeout (30 min) times a random factor in [1, 2), so clients do not reconnect in step. */
+const defaultWatchTimeoutMs = () => 30 * 60_000 * (1 + Math.random());
+
+export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
+  const log = o.log.child({ component: 'kube-api' });
+  const history = new ChangeHistory(o.store, o.watch?.history);
+  const writer = new Writer(o.apply);
+  const watches = new Set<() => void>();
+  const token = Buffer.from(o.token);
+  const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
+
+  function authenticated(req: IncomingMessage): boolean {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    const given = Buffer.from(m[1]!);
+    return given.length === token.length && timingSafeEqual(given, token);
+  }
+
+  const pods = (namespace?: string) => o.store.list('Pod', namespace) as Pod[];
+
+  function objectsOf(r: ApiResource, namespace: string | undefined): Resource[] {
+    if (r.kind === 'Node') return o.nodes();
+    return o.store.list(r.kind, r.namespaced ? namespace : undefined);
+  }
+
+  function getObject(r: ApiResource, namespace: string | undefined, name: string): Resource {
+    const found = r.kind === 'Node' ? o.nodes().find((n) => n.metadata.name === name) : o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+    if (!found) throw notFound(r, name);
+    return found;
+  }
+
+  function tableContext(url: URL): TableContext {
+    const include = url.searchParams.get('includeObject') ?? 'Metadata';
+    if (!['None', 'Metadata', 'Object'].includes(include)) throw badRequest(`includeObject must be None, Metadata or Object, not ${include}`);
+    return { includeObject: include as IncludeObject, podsIn: (ns) => pods(ns), now: Date.now() };
+  }
+
+  /** One object, as itself or as a one-row Table. */
+  function render(r: ApiResource, obj: Resource, rendering: Rendering, url: URL): unknown {
+    return rendering === 'table' ? toTable(r, [obj], obj.metadata.resourceVersion ?? '', tableContext(url)) : obj;
+  }
+
+  function selectorOf(r: ApiResource, url: URL): Selector {
+    const labels = labelSelector(url.searchParams.get('labelSelector'));
+    const fields = fieldSelector(r.kind, url.searchParams.get('fieldSelector'));
+    return (x) => labels(x) && fields(x);
+  }
+
+  function list(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): void {
+    const r = route.resource;
+    const rendering = negotiate(req.headers.accept);
+    const matches = selectorOf(r, url);
+    const watch = url.searchParams.get('watch');
+    if (watch === '1' || watch === 'true') {
+      const timeout = url.searchParams.get('timeoutSeconds');
+      const ctx = rendering === 'table' ? tableContext(url) : undefined;
+      const stop = serveWatch(
+        res,
+        history,
+        {
+          resource: r,
+          ...(route.namespace ? { namespace: route.namespace } : {}),
+          matches,
+          resourceVersion: url.searchParams.get('resourceVersion'),
+          bookmarks: ['1', 'true'].includes(url.searchParams.get('allowWatchBookmarks') ?? ''),
+          timeoutMs: timeout && /^\d+$/.test(timeout) ? Number(timeout) * 1000 : defaultWatchTimeoutMs(),
+          current: () => objectsOf(r, route.namespace),
+          inStore: r.kind !== 'Node',
+          render: (obj) => (ctx ? toTable(r, [obj], obj.metadata.resourceVersion ?? '', { ...ctx, now: Date.now() }) : obj),
+          // A BOOKMARK carries only a resourceVersion, in the type of the watch's objects.
+          bookmark: (rv) => (ctx ? { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] } : { kind: r.kind, apiVersion: r.apiVersion, metadata: { resourceVersion: rv } }),
+        },
+        { bookmarkIntervalMs },
+      );
+      watches.add(stop);
+      res.on('close', () => watches.delete(stop));
+      return;
+    }
+    // `limit` is not honoured: the local cluster's lists are small, so every list is one page and
+    // carries no `continue` token, which clients read as "that was all". `resourceVersion` likewise:
+    // every list is served from the latest state, which is what "not older than" allows.
+    const revision = String(o.store.currentRevision);
+    const items = objectsOf(r, route.namespace).filter(matches);
+    if (rendering === 'table') sendJson(res, 200, toTable(r, items, revision, tableContext(url)));
+    else sendJson(res, 200, { apiVersion: r.apiVersion, kind: `${r.kind}List`, metadata: { resourceVersion: revision }, items });
+  }
+
+  function dryRunOf(url: URL): boolean {
+    const values = url.searchParams.getAll('dryRun');
+    for (const v of values) if (v !== 'All') throw badRequest(`dryRun must be All, not ${JSON.stringify(v)}`);
+    return values.length > 0;
+  }
+
+  /**
+   * fieldValidation is read for its errors only: ambit's schemas close every object, so an unknown
+   * field is refused (422, naming it) whether the client asked Strict, Warn or Ignore.
+   */
+  function checkFieldValidation(url: URL): void {
+    const v = url.searchParams.get('fieldValidation');
+    if (v !== null && !['Strict', 'Warn', 'Ignore'].includes(v)) throw badRequest(`fieldValidation must be Strict, Warn or Ignore, not ${JSON.stringify(v)}`);
+  }
+
+  function sendWrite(res: ServerResponse, code: number, result: WriteResult): void {
+    // Admission's warnings reach the user the way kubectl prints them: "Warning: ...".
+    if (result.warnings.length) res.setHeader('Warning', result.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    sendJson(res, code, result.object);
+  }
+
+  function readOnly(verb: string, r: ApiResource): void {
+    if (r.kind === 'Node') throw methodNotAllowed(verb, r, "nodes are the local cluster's network namespaces; change the cluster file and run ambit up again");
+  }
+
+  async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
+    const r = route.resource;
+    const dryRun = dryRunOf(url);
+    checkFieldValidation(url);
+    const namespace = route.namespace;
+    if (req.method === 'POST') {
+      readOnly('create', r);
+      if (r.namespaced && !namespace) throw methodNotAllowed('create', r, 'create it under /namespaces/{namespace}/');
+      const obj = objectFromBody(r, namespace, undefined, parseObjectBody(req.headers['content-type'], await readBody(req)));
+      sendWrite(res, 201, writer.create(r, obj, dryRun));
+      return;
+    }
+    const name = route.name!;
+    if (req.method === 'PUT') {
+      readOnly('update', r);
+      const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
+      sendWrite(res, 200, writer.update(r, obj, dryRun));
+      return;
+    }
+    if (req.method === 'PATCH') {
+      readOnly('patch', r);
+      const type = mediaType(req.headers['content-type']);
+      if (!(patchTypes as readonly string[]).includes(type)) throw unsupportedMediaType(type, patchTypes);
+      const body = await readBody(req);
+      const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+      if (type === 'application/apply-patch+yaml') {
+        const manager = url.searchParams.get('fieldManager');
+        if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
+        const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
+        const next = serverSideApply(current, applied, manager, ['1', 'true'].includes(url.searchParams.get('force') ?? ''));
+        if (current) sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
+        else sendWrite(res, 201, writer.create(r, objectFromBody(r, namespace, name, next), dryRun));
+        return;
+      }
+      if (!current) throw notFound(r, name);
+      const next = applyPatch(current, body.toString('utf8'), type as PatchType);
+      sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
+      return;
+    }
+    if (req.method === 'DELETE') {
+      readOnly('delete', r);
+      const body = await readBody(req);
+      const options = (body.length ? parseJson(body) : {}) as { preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: string };
+      // propagationPolicy (Orphan, Background, Foreground) is accepted and means one thing here:
+      // the object goes now, and a Namespace takes its contents with it, as apply.ts cascades.
+      const deleted = writer.delete(r, namespace ?? '', name, options.preconditions ?? {}, dryRun);
+      sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: deleted.metadata.uid } });
+      return;
+    }
+    throw methodNotAllowed(req.method ?? 'unknown', r);
+  }
+
+  async function scale(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
+    const r = route.resource;
+    const current = getObject(r, route.namespace, route.name!) as Deployment;
+    const now = scaleOf(current, pods(route.namespace));
+    if (req.method === 'GET') return sendJson(res, 200, now);
+    if (req.method !== 'PUT' && req.method !== 'PATCH') throw methodNotAllowed(req.method ?? 'unknown', { plural: 'deployments/scale', group: 'apps' });
+    const dryRun = dryRunOf(url);
+    let replicas: number;
+    let resourceVersion: string | undefined;
+    if (req.method === 'PUT') {
+      const body = parseObjectBody(req.headers['content-type'], await readBody(req)) as { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string; name?: string } };
+      if (body?.metadata?.name && body.metadata.name !== route.name) throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${route.name})`);
+      replicas = checkedReplicas(now, body?.spec?.replicas);
+      resourceVersion = body?.metadata?.resourceVersion;
+    } else {
+      ({ replicas, resourceVersion } = patchedReplicas(now, req.headers['content-type'], await readBody(req)));
+    }
+    const next = structuredClone(current);
+    next.spec!.replicas = replicas;
+    // The Scale's resourceVersion is its Deployment's: a stale one is the same 409.
+    next.metadata.resourceVersion = resourceVersion ?? current.metadata.resourceVersion!;
+    const result = writer.update(r, next, dryRun);
+    sendJson(res, 200, scaleOf(result.object as Deployment, pods(route.namespace)));
+  }
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!authenticated(req)) throw unauthorized();
+    if (handleDiscovery(req, res)) return;
+    const url = new URL(req.url ?? '/', 'https://kube-api.invalid');
+    const route = parseRoute(url.pathname);
+    if (!route) throw noSuchResource();
+    const r = route.resource;
+    if (route.subresource !== undefined) {
+      if (route.subresource === 'scale' && r.kind === 'Deployment') return scale(req, res, route, url);
+      if (route.subresource === 'status' && statusKinds.has(r.kind)) {
+        // Status is written by the cluster (the runtime), never through the API.
+        if (req.method !== 'GET') throw methodNotAllowed(req.method ?? 'unknown', { plural: `${r.plural}/status`, group: r.group }, 'status is written by the local cluster');
+        return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name!), negotiate(req.headers.accept), url));
+      }
+      throw noSuchResource();
+    }
+    if (route.name === undefined) {
+      if (req.method === 'GET') return list(req, res, route, url);
+      // DELETE of a whole collection (deletecollection) is not served: kubectl deletes one by one.
+      if (req.method === 'POST') return write(req, res, route, url);
+      throw methodNotAllowed(req.method === 'DELETE' ? 'deletecollection' : (req.method ?? 'unknown'), r);
+    }
+    if (req.method === 'GET') return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name), negotiate(req.headers.accept), url));
+    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') return write(req, res, route, url);
+    throw methodNotAllowed(req.method ?? 'unknown', r);
+  }
+
+  return {
+    handle(req, res) {
+      serve(req, res).then(
+        () => log.debug({ method: req.method, url: req.url, code: res.statusCode }, 'request'),
+        (err: unknown) => {
+          const e = err instanceof ApiError ? err : internal(err instanceof Error ? err.message : String(err));
+          if (!(err instanceof ApiError)) log.error({ err, method: req.method, url: req.url }, 'request failed');
+          else log.debug({ method: req.method, url: req.url, code: e.code, reason: e.reason }, 'request refused');
+          // A body left unread would stall the connection for the next request on it.
+          req.resume();
+          sendError(res, e);
+        },
+      );
+    },
+    close() {
+      for (const stop of [...watches]) stop();
+      history.close();
+    },
+  };
+}

@@ -1,0 +1,202 @@
+// Server-side printing: the meta.k8s.io/v1 `Table` that `kubectl get` asks for (Accept
+// `application/json;as=Table;v=v1;g=meta.k8s.io`), with the columns the real API server gives each
+// kind, so kubectl prints what users know. kubectl upper-cases the names and hides priority-1
+// columns unless `-o wide`.
+
+import { type Deployment, ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
+import type { ApiResource } from './routes.js';
+
+export interface TableColumnDefinition {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  format: string;
+  description: string;
+  priority: number;
+}
+
+export interface TableRow {
+  cells: unknown[];
+  object?: unknown;
+}
+
+export interface Table {
+  kind: 'Table';
+  apiVersion: 'meta.k8s.io/v1';
+  metadata: { resourceVersion: string };
+  columnDefinitions: TableColumnDefinition[];
+  rows: TableRow[];
+}
+
+/** `includeObject`: what each row carries besides its cells (the real server's default is Metadata). */
+export type IncludeObject = 'None' | 'Metadata' | 'Object';
+
+export interface TableContext {
+  includeObject: IncludeObject;
+  /** The pods of a namespace, for the columns of a Deployment that count them. */
+  podsIn: (namespace: string) => Pod[];
+  now: number;
+}
+
+interface Column {
+  def: TableColumnDefinition;
+  cell: (r: Resource, ctx: TableContext) => unknown;
+}
+
+const col = (name: string, description: string, cell: Column['cell'], o: { type?: TableColumnDefinition['type']; format?: string; priority?: number } = {}): Column => ({
+  def: { name, type: o.type ?? 'string', format: o.format ?? '', description, priority: o.priority ?? 0 },
+  cell,
+});
+
+const nameColumn = col('Name', 'Name must be unique within a namespace.', (r) => r.metadata.name, { format: 'name' });
+const ageColumn = col('Age', 'CreationTimestamp is a timestamp representing the server time when this object was created.', (r, ctx) => age(r.metadata.creationTimestamp, ctx.now));
+
+/** Go's duration.HumanDuration, which kubectl's AGE column shows: `45s`, `3m20s`, `5h10m`, `12d`. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < -1) return '<invalid>';
+  if (seconds < 0) return '0s';
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 10) return seconds % 60 === 0 ? `${minutes}m` : `${minutes}m${seconds % 60}s`;
+  if (minutes < 180) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 8) return minutes % 60 === 0 ? `${hours}h` : `${hours}h${minutes % 60}m`;
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) return hours % 24 === 0 ? `${Math.floor(hours / 24)}d` : `${Math.floor(hours / 24)}d${hours % 24}h`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24)}d`;
+  if (hours < 24 * 365 * 8) {
+    const days = Math.floor(hours / 24) % 365;
+    return days === 0 ? `${Math.floor(hours / 24 / 365)}y` : `${Math.floor(hours / 24 / 365)}y${days}d`;
+  }
+  return `${Math.floor(hours / 24 / 365)}y`;
+}
+
+function age(timestamp: string | undefined, now: number): string {
+  return timestamp ? humanDuration(now - Date.parse(timestamp)) : '<unknown>';
+}
+
+const none = '<none>';
+const labelsText = (labels: Record<string, string> | undefined) => (labels && Object.keys(labels).length ? Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') : none);
+
+function podStatus(p: Pod): string {
+  const s = p.status;
+  if (!s) return 'Unknown';
+  // What kubectl shows for a container that keeps exiting: the kubelet's back-off reason.
+  if (s.phase === 'Running' && s.containerStatuses?.some((c) => c.state === 'waiting' && c.restartCount > 0)) return 'CrashLoopBackOff';
+  return s.phase;
+}
+
+const podColumns: Column[] = [
+  nameColumn,
+  col('Ready', 'The aggregate readiness state of this pod for accepting traffic.', (r) => {
+    const p = r as Pod;
+    const running = p.status?.containerStatuses?.filter((c) => c.state === 'running').length ?? 0;
+    return `${running}/${p.spec.containers.length}`;
+  }),
+  col('Status', 'The aggregate status of the containers in this pod.', (r) => podStatus(r as Pod)),
+  col('Restarts', 'The number of times the containers in this pod have been restarted.', (r) => String((r as Pod).status?.restarts ?? 0)),
+  ageColumn,
+  col('IP', 'IP address allocated to the pod.', (r) => (r as Pod).status?.podIP || none, { priority: 1 }),
+  col('Node', 'Name of the node this pod runs on.', (r) => (r as Pod).spec.nodeName || none, { priority: 1 }),
+  col('Nominated Node', 'Name of the node this pod is nominated to run on (the local scheduler never nominates).', () => none, { priority: 1 }),
+  col('Readiness Gates', 'Pod readiness gates (the local cluster has none).', () => none, { priority: 1 }),
+];
+
+interface DeploymentCounts {
+  replicas: number;
+  ready: number;
+  upToDate: number;
+}
+
+/**
+ * The Deployment's replica counts: its status when something wrote one, else counted from its pods
+ * (the local runtime writes pods, not yet Deployment status).
+ */
+function deploymentCounts(d: Deployment, ctx: TableContext): DeploymentCounts {
+  const replicas = d.spec?.replicas ?? 1;
+  const status = d.status as { readyReplicas?: number; updatedReplicas?: number } | undefined;
+  if (status && (status.readyReplicas !== undefined || status.updatedReplicas !== undefined)) {
+    return { replicas, ready: status.readyReplicas ?? 0, upToDate: status.updatedReplicas ?? 0 };
+  }
+  const pods = ctx.podsIn(d.metadata.namespace ?? 'default').filter((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${d.metadata.name}` && p.status?.phase !== 'Failed');
+  const ready = pods.filter((p) => p.status?.phase === 'Running' && p.status.containerStatuses?.every((c) => c.state === 'running')).length;
+  return { replicas, ready, upToDate: pods.length };
+}
+
+const deploymentColumns: Column[] = [
+  nameColumn,
+  col('Ready', 'Number of the pods that are ready, of the desired number.', (r, ctx) => {
+    const c = deploymentCounts(r as Deployment, ctx);
+    return `${c.ready}/${c.replicas}`;
+  }),
+  col('Up-to-date', 'Total number of non-terminated pods targeted by this deployment that have the desired template spec.', (r, ctx) => deploymentCounts(r as Deployment, ctx).upToDate, { type: 'integer' }),
+  col('Available', 'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.', (r, ctx) => deploymentCounts(r as Deployment, ctx).ready, { type: 'integer' }),
+  ageColumn,
+  col('Containers', 'Names of each container in the template.', (r) => (r as Deployment).spec!.template.spec.containers.map((c) => c.name).join(','), { priority: 1 }),
+  col('Images', 'Images referenced by each container in the template.', (r) => (r as Deployment).spec!.template.spec.containers.map((c) => c.image ?? none).join(','), { priority: 1 }),
+  col('Selector', 'Label selector for pods.', (r) => labelsText((r as Deployment).spec!.selector.matchLabels), { priority: 1 }),
+];
+
+const serviceColumns: Column[] = [
+  nameColumn,
+  col('Type', 'The type of the service.', (r) => (r as Service).spec?.type ?? 'ClusterIP'),
+  col('Cluster-IP', 'The IP address of the service.', (r) => (r as Service).spec?.clusterIP ?? none),
+  col('External-IP', 'The external IP address of the service (the local cluster has none).', () => none),
+  col('Port(s)', 'The ports the service exposes.', (r) => (r as Service).spec?.ports.map((p) => `${p.port}/${p.protocol ?? 'TCP'}`).join(',') || none),
+  ageColumn,
+  col('Selector', 'Route service traffic to pods with label keys and values matching this selector.', (r) => labelsText((r as Service).spec?.selector), { priority: 1 }),
+];
+
+const namespaceColumns: Column[] = [nameColumn, col('Status', 'The status of the namespace.', (r) => (r.status as { phase?: string } | undefined)?.phase ?? 'Active'), ageColumn];
+
+type NodeStatus = { conditions?: { type: string; status: string }[]; addresses?: { type: string; address: string }[]; nodeInfo?: Record<string, string> };
+const nodeStatus = (r: Resource) => (r.status ?? {}) as NodeStatus;
+const nodeAddress = (r: Resource, type: string) => nodeStatus(r).addresses?.find((a) => a.type === type)?.address ?? none;
+
+const nodeColumns: Column[] = [
+  nameColumn,
+  col('Status', 'The status of the node.', (r) => (nodeStatus(r).conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? 'Ready' : 'NotReady')),
+  col('Roles', 'The roles of the node.', (r) => {
+    const roles = Object.keys(r.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.slice('node-role.kubernetes.io/'.length));
+    return roles.length ? roles.sort().join(',') : none;
+  }),
+  ageColumn,
+  col('Version', 'Kubelet Version reported by the node.', (r) => nodeStatus(r).nodeInfo?.kubeletVersion ?? ''),
+  col('Internal-IP', 'List of internal IPs.', (r) => nodeAddress(r, 'InternalIP'), { priority: 1 }),
+  col('External-IP', 'List of external IPs.', (r) => nodeAddress(r, 'ExternalIP'), { priority: 1 }),
+  col('OS-Image', 'OS image reported by the node.', (r) => nodeStatus(r).nodeInfo?.osImage ?? '', { priority: 1 }),
+  col('Kernel-Version', 'Kernel version reported by the node.', (r) => nodeStatus(r).nodeInfo?.kernelVersion ?? '', { priority: 1 }),
+  col('Container-Runtime', 'Container runtime version reported by the node.', (r) => nodeStatus(r).nodeInfo?.containerRuntimeVersion ?? '', { priority: 1 }),
+];
+
+const serviceAccountColumns: Column[] = [nameColumn, col('Secrets', 'Number of secrets of the service account (ambit issues SVIDs instead).', () => 0, { type: 'integer' }), ageColumn];
+
+const columnsByKind: Record<string, Column[]> = {
+  Pod: podColumns,
+  Deployment: deploymentColumns,
+  Service: serviceColumns,
+  Namespace: namespaceColumns,
+  Node: nodeColumns,
+  ServiceAccount: serviceAccountColumns,
+};
+
+function rowObject(r: Resource, include: IncludeObject): unknown {
+  if (include === 'None') return undefined;
+  if (include === 'Object') return r;
+  return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: r.metadata };
+}
+
+/** `objects` of `resource` as a Table; every row keeps its object's metadata unless told otherwise. */
+export function toTable(resource: ApiResource, objects: Resource[], resourceVersion: string, ctx: TableContext): Table {
+  const columns = columnsByKind[resource.kind] ?? [nameColumn, ageColumn];
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: { resourceVersion },
+    columnDefinitions: columns.map((c) => c.def),
+    rows: objects.map((r) => {
+      const object = rowObject(r, ctx.includeObject);
+      return { cells: columns.map((c) => c.cell(r, ctx)), ...(object !== undefined ? { object } : {}) };
+    }),
+  };
+}
