@@ -77,8 +77,8 @@ export async function up(o: UpOptions): Promise<UpResult> {
 
 /**
  * The controller runs on the control-plane host, where the agents on the nodes can reach it. Its
- * dashboard belongs on this host's 127.0.0.1, so it inherits this process's network namespace as
- * file descriptor 3 and opens its listener there (/proc/1/ns/net, the usual way to the host's
+ * dashboard and the cluster's Kubernetes API belong on this host's 127.0.0.1, so it inherits this
+ * process's network namespace as file descriptor 3 and opens their listeners there (/proc/1/ns/net, the usual way to the host's
  * namespace, is EACCES on some hosts, and this process is in the host's namespace anyway).
  */
 function startController(o: UpOptions, t: Topology): number {
@@ -86,7 +86,7 @@ function startController(o: UpOptions, t: Topology): number {
   mkdirSync(logDir, { recursive: true });
   const log = openSync(join(logDir, 'controller.log'), 'a');
   const hostNetns = openSync('/proc/self/ns/net', 'r');
-  const argv = [`--net=/run/netns/${t.control.netns}`, '--', process.execPath, o.cliEntry, 'controller', '--local-cluster', '--state-dir', o.stateDir, '--dashboard-netns', '/proc/self/fd/3'];
+  const argv = [`--net=/run/netns/${t.control.netns}`, '--', process.execPath, o.cliEntry, 'controller', '--local-cluster', '--state-dir', o.stateDir, '--dashboard-netns', '/proc/self/fd/3', '--kube-api-netns', '/proc/self/fd/3'];
   const child = spawn('nsenter', argv, { detached: true, stdio: ['ignore', log, log, hostNetns] });
   closeSync(log);
   closeSync(hostNetns);

@@ -16,7 +16,9 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, kubeAdminTokenPath, kubeconfigPath, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { kubeApiDnsNames, type KubeApiServed, serveKubeApi } from '../cluster/apiserver/serve.js';
+import type { Topology } from '../cluster/topology.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { releaseInheritedNetns } from '../shared/net/listen.js';
 import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
@@ -89,6 +91,31 @@ export async function runController(config: ControllerConfig): Promise<void> {
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
+  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(topology ? { nodeNames: nodes } : {}) };
+
+  // The local cluster's Kubernetes API, for kubectl: the same store and admission as the CLI's API.
+  let kubeApi: KubeApiServed | undefined;
+  const issueKubeApiServing = (t: Topology) => ca.issueServing(['127.0.0.1', t.control.ip], kubeApiDnsNames);
+  if (topology && config.kubeApi) {
+    try {
+      const kubeServing = issueKubeApiServing(topology);
+      kubeApi = await serveKubeApi({
+        store,
+        apply: ctx,
+        topology,
+        token: loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)),
+        tls: { key: kubeServing.keyPem, cert: kubeServing.certPem },
+        trustBundle: () => ca.trustBundle(),
+        listen: config.kubeApi,
+        kubeconfig: kubeconfigPath(config.stateDir),
+        createdAt: new Date(state?.createdAt ?? Date.now()),
+        log: log.child({ component: 'kube-api' }),
+      });
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'the Kubernetes API did not start; the controller runs without it');
+    }
+  }
+
   // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
   // the host's namespace until its listener is made, and no child may inherit it.
   let dashboard: { close: () => void } | undefined;
@@ -126,7 +153,6 @@ export async function runController(config: ControllerConfig): Promise<void> {
     runtime.start();
   }
 
-  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(topology ? { nodeNames: nodes } : {}) };
   const server = createApiServer({
     ctx,
     token,
@@ -137,6 +163,12 @@ export async function runController(config: ControllerConfig): Promise<void> {
       // The controller's own certificate moves to the new root too; agents trust both meanwhile.
       const renewed = issueServing();
       push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
+      if (kubeApi && topology) {
+        const kubeServing = issueKubeApiServing(topology);
+        kubeApi.setTls({ key: kubeServing.keyPem, cert: kubeServing.certPem });
+        // kubectl must trust the new root (and the old one during the overlap).
+        kubeApi.writeKubeconfig();
+      }
       return revision;
     },
     log: log.child({ component: 'api' }),
@@ -155,6 +187,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     push.close();
     monitoring.close();
     dashboard?.close();
+    kubeApi?.close();
     await runtime?.stop();
     process.exit(0);
   };

@@ -10,6 +10,7 @@ import { cliEntry, type CliContext } from '../context.js';
 import { apply } from './apply.js';
 import { printStatus } from './status.js';
 import { defaultDashboardPort, prometheusUrl } from '../../cluster/prometheus.js';
+import { defaultKubeApiPort } from '../../controller/config.js';
 
 export async function up(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' }, timeout: { type: 'string' } } });
@@ -24,6 +25,7 @@ export async function up(ctx: CliContext, args: string[]): Promise<number> {
   }
   say(`Nodes up: ${result.topology.nodes.map((n) => `${n.name} (${n.ip}, pods ${n.podCIDR.text})`).join(', ')}`);
   if (result.topology.prometheus) say(`Prometheus: ${prometheusUrl(result.topology)}/ in the control-plane namespace (ip netns exec ${result.topology.control.netns} curl ...), scraping every agent and the controller`);
+  say(`Kubernetes API: https://127.0.0.1:${defaultKubeApiPort} (export KUBECONFIG=$(ambit kubeconfig); kubectl get pods -A)`);
   say(`Dashboard: http://127.0.0.1:${defaultDashboardPort}/ (topology, agents, policies, certificates, explain, live events${result.topology.prometheus ? '; Prometheus under /prometheus/' : ''})`);
   if (!values['no-samples']) {
     await apply(ctx, ['-f', join(ctx.root, 'samples', 'manifests')]);

@@ -1,0 +1,81 @@
+// The local cluster's Kubernetes API, served: HTTPS with a certificate from the cluster's CA, on the
+// host's 127.0.0.1:6443 (where kubectl runs) and on the control plane's address (where the cluster's
+// own components reach it), and the kubeconfig that points kubectl at it. The API itself is
+// server.ts; this file only opens it and says where it is.
+
+import { createServer, type Server } from 'node:https';
+import { stringify } from 'yaml';
+import type { Logger } from '../../shared/log.js';
+import { listenAt, type ListenAddress } from '../../shared/net/listen.js';
+import { writeFileAtomic } from '../../controller/store/store.js';
+import type { Store } from '../../controller/store/store.js';
+import type { ApplyContext } from '../../controller/resources/apply.js';
+import type { Topology } from '../topology.js';
+import { kubeApiHandler, nodeObjects } from './server.js';
+
+export interface KubeApiServing {
+  store: Store;
+  apply: ApplyContext;
+  topology: Topology;
+  token: string;
+  /** The serving certificate (its SANs cover 127.0.0.1, the control plane's address and kubernetes.default.svc). */
+  tls: { key: string; cert: string };
+  /** Every CA root a client should trust (the kubeconfig's certificate-authority-data). */
+  trustBundle: () => string[];
+  /** Where people reach it (the host's loopback); the control plane's address is added. */
+  listen: ListenAddress;
+  kubeconfig: string;
+  /** When the cluster was made: its Nodes' creation time. */
+  createdAt: Date;
+  log: Logger;
+}
+
+export const kubeApiPort = 6443;
+/** The names a client in a cluster uses for its API server, as in Kubernetes. */
+export const kubeApiDnsNames = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+
+export interface KubeApiServed {
+  servers: Server[];
+  /** A new serving certificate (after a CA root rotation). */
+  setTls(tls: { key: string; cert: string }): void;
+  writeKubeconfig(): void;
+  close(): void;
+}
+
+export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
+  const api = kubeApiHandler({ store: o.store, apply: o.apply, nodes: () => nodeObjects(o.topology, o.createdAt), token: o.token, log: o.log });
+  const make = () => createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => api.handle(req, res));
+  const servers = [make(), make()];
+  await listenAt(servers[0]!, o.listen, 'the Kubernetes API', '--kube-api-listen');
+  await listenAt(servers[1]!, { host: o.topology.control.ip, port: kubeApiPort }, 'the Kubernetes API (control plane)', '--kube-api-listen');
+  const writeKubeconfig = () => writeFileAtomic(o.kubeconfig, kubeconfig(`https://${o.listen.host}:${o.listen.port}`, o.trustBundle().join(''), o.token, o.topology.name), 0o600);
+  writeKubeconfig();
+  o.log.info({ kubeApi: `https://${o.listen.host}:${o.listen.port}`, kubeconfig: o.kubeconfig }, 'Kubernetes API ready');
+  return {
+    servers,
+    setTls: (tls) => {
+      for (const s of servers) s.setSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
+    },
+    writeKubeconfig,
+    close: () => {
+      api.close();
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections();
+      }
+    },
+  };
+}
+
+/** A kubeconfig with one cluster, one user (a bearer token) and one context, all named after the cluster. */
+export function kubeconfig(server: string, caPem: string, token: string, name: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    users: [{ name: `${name}-admin`, user: { token } }],
+    contexts: [{ name, context: { cluster: name, user: `${name}-admin` } }],
+    'current-context': name,
+    preferences: {},
+  });
+}
