@@ -1,6 +1,6 @@
 // PATCH bodies of the Kubernetes API applied to a stored object: JSON merge patch (RFC 7386), JSON
 // patch (RFC 6902, json-patch.ts), strategic merge patch (built-in kinds, strategic-merge.ts) and
-// server-side apply (not yet). Pure functions: the server reads the body and the stored
+// server-side apply (server-side-apply.ts). Pure functions: the server reads the body and the stored
 // object, this computes the new object, and the server validates and stores it.
 //
 // What every strategy shares lives here: a patch never changes apiVersion, kind, metadata.name or
@@ -12,6 +12,7 @@ import { ApiError } from './errors.js';
 import { applyJsonPatch, parseJsonPatch, type JsonPatchOperation } from './json-patch.js';
 import { clone, getOwn, isObject, parseJson, setOwn, type Json, type JsonObject } from './json.js';
 import { builtInSchema } from './merge-keys.js';
+import { applyServerSide } from './server-side-apply.js';
 import { strategicMerge } from './strategic-merge.js';
 
 export const patchTypes = ['application/merge-patch+json', 'application/json-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml'] as const;
@@ -51,11 +52,19 @@ export function applyPatch(current: Resource, body: string, type: PatchType): Re
  * Conflicts with other managers' fields are 409 unless `force`.
  */
 export function serverSideApply(current: Resource | undefined, applied: Resource, manager: string, force: boolean): Resource {
-  void current;
-  void applied;
-  void manager;
-  void force;
-  throw new ApiError(415, 'UnsupportedMediaType', 'server-side apply is not supported yet');
+  if (!manager) throw new ApiError(400, 'BadRequest', 'fieldManager is required for apply requests: pass ?fieldManager=<name> (kubectl apply --server-side sends "kubectl")');
+  if (!isObject(applied)) throw new ApiError(400, 'BadRequest', 'an apply body must be an object (YAML or JSON) with apiVersion, kind and metadata');
+  const intent = applied as unknown as JsonObject;
+  const meta = getOwn(intent, 'metadata');
+  if (isObject(meta) && getOwn(meta, 'managedFields') !== undefined) throw new ApiError(400, 'BadRequest', 'metadata.managedFields must be nil in an apply request: the server keeps it');
+  if (current === undefined) return finish(undefined, applyServerSide(undefined, intent, manager, force), setsResourceVersion(intent)) as Resource;
+  const before = current as unknown as JsonObject;
+  // The applied configuration may leave the namespace out: the request's URL gives it.
+  const withNamespace = clone(intent);
+  const namespace = getOwn(before.metadata as JsonObject, 'namespace');
+  if (isObject(withNamespace.metadata) && getOwn(withNamespace.metadata, 'namespace') === undefined && namespace !== undefined) setOwn(withNamespace.metadata, 'namespace', namespace);
+  checkIdentity(before, withNamespace);
+  return finish(before, applyServerSide(before, withNamespace, manager, force), setsResourceVersion(intent));
 }
 
 /** RFC 7386: objects merge member by member, null deletes, anything else replaces. */
