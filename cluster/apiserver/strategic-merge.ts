@@ -44,7 +44,7 @@ function mergeMap(original: JsonObject | undefined, patch: JsonObject, schema: S
   applySetElementOrder(out, patch, schema, at);
   // Deletions from a set first, so that the result does not depend on the order of the patch's keys.
   for (const [k, v] of Object.entries(patch)) {
-    if (k.startsWith(deleteFromPrimitiveListPrefix)) deleteFromPrimitiveList(out, k.slice(deleteFromPrimitiveListPrefix.length), v, join(at, k));
+    if (k.startsWith(deleteFromPrimitiveListPrefix)) deleteFromPrimitiveList(out, k.slice(deleteFromPrimitiveListPrefix.length), v, at);
   }
   for (const [k, v] of Object.entries(patch)) {
     if (k.startsWith(deleteFromPrimitiveListPrefix)) continue;
@@ -154,10 +154,12 @@ function applyRetainKeys(out: JsonObject, patch: JsonObject, at: string): void {
 
 /** `$deleteFromPrimitiveList/<field>: [...]`: those values leave the list of scalars `field`. */
 function deleteFromPrimitiveList(out: JsonObject, field: string, values: Json, at: string): void {
-  if (!Array.isArray(values) || values.some((v) => isObject(v) || Array.isArray(v))) throw invalid(`${at} must be a list of scalars, not ${show(values)}`, at);
+  const here = join(at, field);
+  const directive = join(at, deleteFromPrimitiveListPrefix + field);
+  if (!Array.isArray(values) || values.some((v) => isObject(v) || Array.isArray(v))) throw invalid(`${directive} must be a list of scalars, not ${show(values)}`, here);
   const current = getOwn(out, field);
   if (!Array.isArray(current)) return;
-  if (current.some((v) => isObject(v) || Array.isArray(v))) throw invalid(`${at}: ${join(at.slice(0, at.lastIndexOf('.') + 1), field)} is a list of objects; delete its items with "$patch: delete" instead`, at);
+  if (current.some((v) => isObject(v) || Array.isArray(v))) throw invalid(`${directive}: ${here} is a list of objects; delete its items with "$patch: delete" instead`, here);
   setOwn(
     out,
     field,

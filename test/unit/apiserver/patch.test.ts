@@ -249,6 +249,12 @@ test('strategic merge: metadata.finalizers is a set; $deleteFromPrimitiveList re
   assert.equal(added.metadata.finalizers, ['c', 'a', 'b']);
   const removed = smp(current, { metadata: { '$deleteFromPrimitiveList/finalizers': ['a'] } }) as Resource & { metadata: { finalizers: string[] } };
   assert.equal(removed.metadata.finalizers, ['b']);
+  const objects = apiError(() => smp(current, { spec: { template: { spec: { '$deleteFromPrimitiveList/containers': ['patch-demo-ctr'] } } } }), 422, 'Invalid');
+  assert.match(objects.message, /spec\.template\.spec\.containers is a list of objects/);
+  assert.equal(
+    objects.details?.causes?.map((c) => c.field),
+    ['spec.template.spec.containers'],
+  );
 });
 
 test('strategic merge: $setElementOrder orders a merged list, including items the patch leaves alone', () => {
