@@ -25,7 +25,10 @@ const labels: Schema = {
 const annotations: Schema = { type: 'object', additionalProperties: { type: 'string' } };
 const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
 // Set by the server; accepted back so that an object read from the API can be written again.
-const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' }, generation: { type: 'integer', minimum: 1 } };
+const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' }, generation: { type: 'integer', minimum: 1 },
+  // Server-side apply's field owners (cluster/apiserver/server-side-apply.ts); Kubernetes' shape, kept as written.
+  managedFields: { type: 'array', items: { type: 'object', required: ['manager', 'operation'], properties: { manager: { type: 'string' }, operation: { enum: ['Apply', 'Update'] }, apiVersion: { type: 'string' }, time: { type: 'string' }, fieldsType: { const: 'FieldsV1' }, fieldsV1: { type: 'object' }, subresource: { type: 'string' } }, additionalProperties: false } },
+};
 
 function metadata(namespaced: boolean, namePattern: string): Schema {
   const props: Record<string, Schema> = {

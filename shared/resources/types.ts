@@ -14,6 +14,7 @@ export interface ObjectMeta {
   creationTimestamp?: string;
   /** Set by the Kubernetes API: grows by one with every change of the spec (anything but metadata and status). */
   generation?: number;
+  managedFields?: { manager: string; operation: 'Apply' | 'Update'; apiVersion: string; time: string; fieldsType: 'FieldsV1'; fieldsV1: Record<string, unknown>; subresource?: string }[];
 }
 
 export interface Resource<Kind extends string = string, Spec = unknown> {

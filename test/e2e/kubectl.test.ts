@@ -1,0 +1,124 @@
+// The real kubectl (1.32, /usr/bin/kubectl) against the local cluster's Kubernetes API: what a
+// user types every day works, and changes made with it are the cluster's (a namespace labelled
+// with kubectl is enrolled; a Deployment scaled with kubectl gets its pods).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ambit, ambitOk, eventually, leftovers, root, status } from './helpers.js';
+
+let tmp = '';
+let kubeconfig = '';
+
+function kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(tmp, 'cache'), ...args], { timeout: 60_000 }, (err, stdout, stderr) => done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+async function kubectlOk(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+test.before(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-kubectl-'));
+});
+
+test.after(async () => {
+  await ambit(['down']);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('nothing of the project is on the machine before the tests', async () => {
+  assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
+});
+
+test('ambit up writes a kubeconfig; kubectl get nodes and get pods -A -o wide print the cluster', async () => {
+  await ambitOk(['up', '--no-samples']);
+  kubeconfig = (await ambitOk(['kubeconfig'])).trim();
+  const nodes = await kubectlOk(['get', 'nodes']);
+  assert.match(nodes, /NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION/);
+  assert.match(nodes, /node-1\s+Ready/);
+  assert.match(nodes, /node-2\s+Ready/);
+  await kubectlOk(['apply', '-f', join(root, 'samples', 'manifests')]);
+  await eventually('the samples running', async () => (await status()).pods.filter((p) => p.phase === 'Running').length === 4, 30_000);
+  const pods = await kubectlOk(['get', 'pods', '-A', '-o', 'wide']);
+  assert.match(pods, /NAMESPACE\s+NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
+  assert.match(pods, /shop\s+web-v1-\S+\s+1\/1\s+Running\s+0\s+\S+\s+10\.244\.\d+\.\d+\s+node-\d/);
+});
+
+test('kubectl apply again changes nothing; --server-side applies too', async () => {
+  const again = await kubectlOk(['apply', '-f', join(root, 'samples', 'manifests')]);
+  assert.match(again, 'deployment.apps/web-v1 unchanged');
+  const ssa = await kubectlOk(['apply', '--server-side', '-f', join(root, 'samples', 'manifests', '10-web.yaml')]);
+  assert.match(ssa, 'deployment.apps/web-v1 serverside-applied');
+});
+
+test('kubectl label ns enrolls a namespace: its pods become captured', async () => {
+  await kubectlOk(['label', 'ns', 'shop', 'istio.io/dataplane-mode=ambient']);
+  await eventually('shop\'s pods captured', async () => (await status()).pods.filter((p) => p.namespace === 'shop').every((p) => p.capture === 'captured'), 30_000);
+});
+
+test('an AuthorizationPolicy copied from Istio\'s documentation applies unchanged; an invalid one fails naming the field and stores nothing', async () => {
+  // istio.io/latest/docs/reference/config/security/authorization-policy/ (the first example, in namespace shop).
+  const istioExample = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: httpbin
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: web
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sleep"]
+    - source:
+        namespaces: ["client"]
+`;
+  const ok = await kubectl(['apply', '-f', '-'], istioExample);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, 'authorizationpolicy.security.istio.io/httpbin created');
+  const bad = await kubectl(['apply', '-f', '-'], istioExample.replace('httpbin', 'broken').replace('action: ALLOW', 'action: PERMIT'));
+  assert.is.not(bad.code, 0);
+  assert.match(bad.stderr, 'spec.action');
+  const list = await kubectlOk(['get', 'authorizationpolicies', '-n', 'shop']);
+  assert.match(list, 'httpbin');
+  assert.not.match(list, 'broken');
+});
+
+test('kubectl get pods -w prints a change as it happens; kubectl scale gets the pods; kubectl delete removes them', async () => {
+  const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(tmp, 'cache'), 'get', 'pods', '-n', 'shop', '-w', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let seen = '';
+  watch.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
+  try {
+    await eventually('the watch listing the pods', async () => seen.includes('web-v1-'), 10_000);
+    await kubectlOk(['scale', 'deployment', 'web-v1', '-n', 'shop', '--replicas=2']);
+    await eventually('two web-v1 pods running', async () => (await status()).pods.filter((p) => p.name.startsWith('web-v1-') && p.phase === 'Running').length === 2, 30_000);
+    await eventually('the watch printing the new pod', async () => (seen.match(/ADDED\s+web-v1-/g)?.length ?? 0) >= 2, 10_000);
+    const deployments = await kubectlOk(['get', 'deployment', 'web-v1', '-n', 'shop']);
+    assert.match(deployments, /web-v1\s+2\/2/);
+    await kubectlOk(['delete', 'deployment', 'web-v2', '-n', 'shop']);
+    await eventually('web-v2\'s pod gone', async () => !(await status()).pods.some((p) => p.name.startsWith('web-v2-')), 30_000);
+    await eventually('the watch printing the deletion', async () => /DELETED\s+web-v2-/.test(seen), 10_000);
+  } finally {
+    watch.kill();
+  }
+  const gone = await kubectl(['get', 'deployment', 'web-v2', '-n', 'shop']);
+  assert.match(gone.stderr, /NotFound|not found/);
+});
+
+test('ambit down leaves nothing behind', async () => {
+  await ambitOk(['down']);
+  assert.equal(await leftovers(), []);
+  writeFileSync(join(tmp, 'done'), '');
+});
+
+test.run();
