@@ -1,11 +1,11 @@
 // The controller process: the resource store, the API the CLI talks to, the CA, the push channel
-// to the node agents and, for the local cluster, the embedded runtime that runs pods and agents.
+// to the node agents, the dashboard and, when it is embedded in a local cluster, that cluster's
+// services (handed in through controller/local-cluster.ts; the controller imports nothing of cluster/).
 
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createLogger } from '../shared/log.js';
-import { AmbitError, errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../shared/errors.js';
 import { parseCidr } from '../shared/net/ipv4.js';
 import { Store, writeFileAtomic } from './store/store.js';
 import { ClusterIPAllocator } from './resources/allocator.js';
@@ -16,18 +16,14 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, dashboardTokenPath, defaultDashboardPort, kubeAdminTokenPath, kubeconfigPath, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
-import { kubeApiDnsNames, type KubeApiServed, serveKubeApi } from '../cluster/apiserver/serve.js';
-import type { Topology } from '../cluster/topology.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { releaseInheritedNetns } from '../shared/net/listen.js';
-import { agentQueryPort, netnsDialer, noDialer } from './dashboard/agent-link.js';
-import { LocalClusterRuntime } from '../cluster/runtime.js';
-import { readState, topologyOf } from '../cluster/state.js';
-import { clusterStatus } from '../cluster/status.js';
-import { prometheusPathPrefix, prometheusUrl } from '../cluster/prometheus.js';
+import { noDialer } from './dashboard/agent-link.js';
+import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
+import { loadOrCreateSecret } from './secrets.js';
 
-export async function runController(config: ControllerConfig): Promise<void> {
+export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
   const store = new Store(storeDir(config.stateDir));
   const token = loadOrCreateSecret(tokenPath(config.stateDir));
@@ -39,17 +35,9 @@ export async function runController(config: ControllerConfig): Promise<void> {
     ]);
   }
 
-  let serviceCIDR = parseCidr(config.serviceCIDR);
-  let nodes = config.nodes;
-  let agentAddresses = config.agentAddresses;
-  const state = config.localCluster ? readState(config.stateDir) : undefined;
-  if (config.localCluster && !state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
-  const topology = state ? topologyOf(state) : undefined;
-  if (topology) {
-    serviceCIDR = topology.serviceCIDR;
-    nodes = topology.nodes.map((n) => n.name);
-    agentAddresses = [topology.control.ip];
-  }
+  const serviceCIDR = local?.serviceCIDR ?? parseCidr(config.serviceCIDR);
+  const nodes = local?.nodes ?? config.nodes;
+  const agentAddresses = local?.agentAddresses ?? config.agentAddresses;
 
   // Each node's agent authenticates with its own token until node certificates exist.
   const tokens = new Map(nodes.map((n) => [n, loadOrCreateSecret(nodeTokenPath(config.stateDir, n))]));
@@ -67,7 +55,8 @@ export async function runController(config: ControllerConfig): Promise<void> {
   const issueServing = () => ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
   const serving = issueServing();
   const metrics = new ControllerMetrics();
-  let runtime: LocalClusterRuntime | undefined;
+  // Set once the local cluster starts (after the listeners); the push server reaches it through this.
+  let cluster: LocalClusterServices | undefined = undefined;
   const share = new ShareBuilder(config.rootNamespace);
   share.load(store.list(), store.currentRevision);
   const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
@@ -77,7 +66,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
     tls: { key: serving.keyPem, cert: serving.certPem },
     bundle: () => bundle,
     log: log.child({ component: 'push' }),
-    onCapture: () => runtime?.schedule(),
+    onCapture: () => cluster?.schedule(),
     onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });
   store.on('change', (event) => {
@@ -91,30 +80,18 @@ export async function runController(config: ControllerConfig): Promise<void> {
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
-  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(topology ? { nodeNames: nodes } : {}) };
-
-  // The local cluster's Kubernetes API, for kubectl: the same store and admission as the CLI's API.
-  let kubeApi: KubeApiServed | undefined;
-  const issueKubeApiServing = (t: Topology) => ca.issueServing(['127.0.0.1', t.control.ip], kubeApiDnsNames);
-  if (topology && config.kubeApi) {
-    try {
-      const kubeServing = issueKubeApiServing(topology);
-      kubeApi = await serveKubeApi({
-        store,
-        apply: ctx,
-        topology,
-        token: loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)),
-        tls: { key: kubeServing.keyPem, cert: kubeServing.certPem },
-        trustBundle: () => ca.trustBundle(),
-        listen: config.kubeApi,
-        kubeconfig: kubeconfigPath(config.stateDir),
-        createdAt: new Date(state?.createdAt ?? Date.now()),
-        log: log.child({ component: 'kube-api' }),
-      });
-    } catch (err) {
-      log.error({ err: errorMessage(err) }, 'the Kubernetes API did not start; the controller runs without it');
-    }
-  }
+  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(local ? { nodeNames: nodes } : {}) };
+  const parts: ControllerParts = {
+    store,
+    apply: ctx,
+    ca,
+    log,
+    agents: () => push.agents(),
+    isCaptured: (node, pod) => push.isCaptured(node, pod),
+    captureOf: (node, pod) => push.captureOf(node, pod),
+  };
+  // The local cluster's Kubernetes API belongs on the host's loopback, like the dashboard.
+  await local?.openHostListeners(parts);
 
   // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
   // the host's namespace until its listener is made, and no child may inherit it.
@@ -125,9 +102,9 @@ export async function runController(config: ControllerConfig): Promise<void> {
         store,
         agents: () => push.agents(),
         trustBundle: () => ca.trustBundle(),
-        dialer: topology ? netnsDialer(topology.nodes, agentQueryPort) : noDialer,
+        dialer: local?.dialer ?? noDialer,
         // The local cluster's Prometheus runs beside the controller, under the dashboard's prefix.
-        prometheusUrl: config.prometheusUrl ?? (topology?.prometheus ? prometheusUrl(topology) : undefined),
+        prometheusUrl: config.prometheusUrl ?? local?.prometheusUrl,
         token: loadOrCreateSecret(dashboardTokenPath(config.stateDir)),
         log: log.child({ component: 'dashboard' }),
       });
@@ -138,20 +115,7 @@ export async function runController(config: ControllerConfig): Promise<void> {
   }
   for (const path of config.inheritedNetns ?? []) releaseInheritedNetns(path);
 
-  if (topology) {
-    runtime = new LocalClusterRuntime({
-      store,
-      topology,
-      stateDir: config.stateDir,
-      binDir: config.binDir,
-      log: log.child({ component: 'runtime' }),
-      isCaptured: (node, pod) => push.isCaptured(node, pod),
-      agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
-      // Prometheus builds its links on the address people open it at: the dashboard's proxy.
-      prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://${config.dashboard?.host ?? '127.0.0.1'}:${config.dashboard?.port ?? defaultDashboardPort}${prometheusPathPrefix}/` },
-    });
-    runtime.start();
-  }
+  cluster = local?.start(parts);
 
   const server = createApiServer({
     ctx,
@@ -163,17 +127,11 @@ export async function runController(config: ControllerConfig): Promise<void> {
       // The controller's own certificate moves to the new root too; agents trust both meanwhile.
       const renewed = issueServing();
       push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
-      if (kubeApi && topology) {
-        const kubeServing = issueKubeApiServing(topology);
-        kubeApi.setTls({ key: kubeServing.keyPem, cert: kubeServing.certPem });
-        // kubectl must trust the new root (and the old one during the overlap).
-        kubeApi.writeKubeconfig();
-      }
+      cluster?.rootRotated();
       return revision;
     },
     log: log.child({ component: 'api' }),
-    ...(runtime ? { restartAgent: (node: string) => runtime!.restartAgent(node) } : {}),
-    ...(topology ? { status: () => ({ ...clusterStatus(topology, store, (node, pod) => push.captureOf(node, pod)), agents: push.agents() }) } : {}),
+    ...(cluster ? { restartAgent: (node: string) => cluster!.restartAgent(node), status: () => cluster!.status() } : {}),
   });
   rmSync(config.apiSocket, { force: true });
   server.listen(config.apiSocket);
@@ -187,17 +145,9 @@ export async function runController(config: ControllerConfig): Promise<void> {
     push.close();
     monitoring.close();
     dashboard?.close();
-    kubeApi?.close();
-    await runtime?.stop();
+    await cluster?.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
-}
-
-function loadOrCreateSecret(path: string): string {
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const secret = randomBytes(32).toString('base64url');
-  writeFileAtomic(path, secret, 0o600);
-  return secret;
 }

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { apiSocketPath, defaultAgentPort, defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
+import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
 import { binDir, type CliContext } from '../context.js';
 
@@ -41,7 +41,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   const prometheusUrl = values['prometheus-url'];
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
-  await runController({
+  const config: ControllerConfig = {
     stateDir: ctx.stateDir,
     apiSocket: apiSocketPath(ctx.stateDir),
     agentHost: host,
@@ -62,7 +62,10 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     ...(kubeApi ? { kubeApi } : {}),
     inheritedNetns,
     ...(prometheusUrl ? { prometheusUrl } : {}),
-  });
+  };
+  // Embedded in a local cluster, the controller gets that cluster's services handed in.
+  const local = config.localCluster ? (await import('../../cluster/control-plane.js')).localCluster(config) : undefined;
+  await runController(config, local);
 }
 
 /** `FLAG HOST:PORT` (or the default) or `off`; `NETNS_FLAG PATH` to listen in another namespace. */

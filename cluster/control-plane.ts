@@ -1,0 +1,86 @@
+// The local cluster's side of the control plane, embedded in the controller process that `ambit up`
+// starts: the cluster's shape (from its state record), its Kubernetes API on the host's loopback,
+// and the runtime that runs pods, agents, Service rules and Prometheus. It implements the
+// controller's LocalCluster interface (controller/local-cluster.ts); the controller imports nothing
+// of cluster/, so the same controller runs on a real cluster without it.
+
+import { AmbitError, errorMessage } from '../shared/errors.js';
+import type { ControllerConfig } from '../controller/config.js';
+import { defaultDashboardPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
+import type { ControllerParts, LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
+import { agentQueryPort, netnsDialer } from '../controller/dashboard/agent-link.js';
+import { loadOrCreateSecret } from '../controller/secrets.js';
+import { kubeApiDnsNames, type KubeApiServed, serveKubeApi } from './apiserver/serve.js';
+import { prometheusPathPrefix, prometheusUrl } from './prometheus.js';
+import { LocalClusterRuntime } from './runtime.js';
+import { readState, topologyOf } from './state.js';
+import { clusterStatus } from './status.js';
+
+export function localCluster(config: ControllerConfig): LocalCluster {
+  const state = readState(config.stateDir);
+  if (!state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
+  const topology = topologyOf(state);
+  let kubeApi: KubeApiServed | undefined;
+  const kubeApiServing = (parts: ControllerParts) => {
+    const s = parts.ca.issueServing(['127.0.0.1', topology.control.ip], kubeApiDnsNames);
+    return { key: s.keyPem, cert: s.certPem };
+  };
+  return {
+    serviceCIDR: topology.serviceCIDR,
+    nodes: topology.nodes.map((n) => n.name),
+    agentAddresses: [topology.control.ip],
+    dialer: netnsDialer(topology.nodes, agentQueryPort),
+    ...(topology.prometheus ? { prometheusUrl: prometheusUrl(topology) } : {}),
+
+    async openHostListeners(parts) {
+      if (!config.kubeApi) return;
+      try {
+        kubeApi = await serveKubeApi({
+          store: parts.store,
+          apply: parts.apply,
+          topology,
+          token: loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)),
+          tls: kubeApiServing(parts),
+          trustBundle: () => parts.ca.trustBundle(),
+          listen: config.kubeApi,
+          kubeconfig: kubeconfigPath(config.stateDir),
+          createdAt: new Date(state.createdAt),
+          log: parts.log.child({ component: 'kube-api' }),
+        });
+      } catch (err) {
+        // The mesh's control plane matters more than kubectl: run on, and say why there is none.
+        parts.log.error({ err: errorMessage(err) }, 'the Kubernetes API did not start; the controller runs without it');
+      }
+    },
+
+    start(parts): LocalClusterServices {
+      const runtime = new LocalClusterRuntime({
+        store: parts.store,
+        topology,
+        stateDir: config.stateDir,
+        binDir: config.binDir,
+        log: parts.log.child({ component: 'runtime' }),
+        isCaptured: (node, pod) => parts.isCaptured(node, pod),
+        agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
+        // Prometheus builds its links on the address people open it at: the dashboard's proxy.
+        prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://${config.dashboard?.host ?? '127.0.0.1'}:${config.dashboard?.port ?? defaultDashboardPort}${prometheusPathPrefix}/` },
+      });
+      runtime.start();
+      return {
+        schedule: () => runtime.schedule(),
+        restartAgent: (node) => runtime.restartAgent(node),
+        status: () => ({ ...clusterStatus(topology, parts.store, (node, pod) => parts.captureOf(node, pod)), agents: parts.agents() }),
+        rootRotated: () => {
+          if (!kubeApi) return;
+          kubeApi.setTls(kubeApiServing(parts));
+          // kubectl must trust the new root (and the old one during the overlap).
+          kubeApi.writeKubeconfig();
+        },
+        stop: async () => {
+          kubeApi?.close();
+          await runtime.stop();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// What the controller needs from a local cluster when it is embedded in one (`ambit up`), and what it
+// offers it. The controller never imports the local cluster (cluster/): the cluster's side
+// (cluster/control-plane.ts) implements this interface and the entry point hands it in, so the same
+// controller runs on a real cluster with none.
+
+import type { Logger } from '../shared/log.js';
+import type { Cidr } from '../shared/net/ipv4.js';
+import type { Store } from './store/store.js';
+import type { ApplyContext } from './resources/apply.js';
+import type { CertificateAuthority } from './ca/authority.js';
+import type { AgentStatus } from './push/server.js';
+import type { AgentDialer } from './dashboard/agent-link.js';
+
+/** The controller's parts a local cluster works with, once they exist. */
+export interface ControllerParts {
+  store: Store;
+  apply: ApplyContext;
+  ca: CertificateAuthority;
+  log: Logger;
+  agents(): AgentStatus[];
+  /** Whether the node's agent reported the pod captured, and how. */
+  isCaptured(node: string, pod: string): boolean;
+  captureOf(node: string, pod: string): string | undefined;
+}
+
+/** A running local cluster's services inside the controller process. */
+export interface LocalClusterServices {
+  /** Something changed that the runtime should act on (an agent reported a capture). */
+  schedule(): void;
+  restartAgent(node: string): Promise<unknown>;
+  status(): unknown;
+  /** After a CA root rotation: serving certificates and client configuration move to the new root. */
+  rootRotated(): void;
+  stop(): Promise<void>;
+}
+
+export interface LocalCluster {
+  serviceCIDR: Cidr;
+  nodes: string[];
+  /** Addresses the agents reach the controller at: its serving certificate's IP SANs. */
+  agentAddresses: string[];
+  /** How the dashboard reaches each node's agent query API. */
+  dialer: AgentDialer;
+  prometheusUrl?: string;
+  /**
+   * Listeners that belong in the host's namespace (the Kubernetes API): opened before the
+   * controller releases the namespaces it inherited.
+   */
+  openHostListeners(parts: ControllerParts): Promise<void>;
+  /** The runtime: pods, agents, Services, Prometheus. Started after every inherited namespace is released. */
+  start(parts: ControllerParts): LocalClusterServices;
+}
