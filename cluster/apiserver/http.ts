@@ -2,6 +2,7 @@
 // response form from Accept (an object or list, or a Table for kubectl), and writing JSON replies.
 // What the body means is the caller's.
 
+import { readBody as readSharedBody } from '../../shared/http/body.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest, notAcceptable, tooLarge, unsupportedMediaType } from './errors.js';
@@ -10,21 +11,7 @@ import { ApiError, badRequest, notAcceptable, tooLarge, unsupportedMediaType } f
 export const maxBodyBytes = 3 * 1024 * 1024;
 
 export function readBody(req: IncomingMessage, limit = maxBodyBytes): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(tooLarge(limit));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+  return readSharedBody(req, limit, () => tooLarge(limit));
 }
 
 /** The media type of a Content-Type header, without parameters, lower-cased. */

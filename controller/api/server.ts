@@ -4,6 +4,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { readJson } from '../../shared/http/body.js';
 import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { ResourceRef } from '../../shared/resources/types.js';
@@ -49,7 +50,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     case 'GET /healthz':
       return send(res, 200, { ok: true, revision: o.ctx.store.currentRevision });
     case 'POST /v1/apply': {
-      const body = (await readJson(req)) as { resources?: unknown; dryRun?: boolean; waitSeconds?: number };
+      const body = (await readJson(req, maxBody)) as { resources?: unknown; dryRun?: boolean; waitSeconds?: number };
       if (!Array.isArray(body.resources)) throw new AmbitError('BadRequest', 'body.resources must be a list of resources');
       const started = performance.now();
       const result = applyResources(o.ctx, body.resources, body.dryRun === true);
@@ -61,21 +62,21 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     }
     case 'POST /v1/ca/rotate': {
       if (!o.rotateRoot) throw new AmbitError('NotFound', 'this controller has no CA');
-      const body = (await readJson(req)) as { overlapSeconds?: number };
+      const body = (await readJson(req, maxBody)) as { overlapSeconds?: number };
       const overlap = typeof body.overlapSeconds === 'number' && body.overlapSeconds > 0 ? body.overlapSeconds : 48 * 3600;
       const revision = o.rotateRoot(overlap);
       o.log.info({ revision, overlapSeconds: overlap }, 'CA root rotated');
       return send(res, 200, { revision, overlapSeconds: overlap });
     }
     case 'POST /v1/agents/resync': {
-      const body = (await readJson(req)) as { node?: string };
+      const body = (await readJson(req, maxBody)) as { node?: string };
       if (!o.push || typeof body.node !== 'string' || !o.push.resync(body.node)) {
         throw new AmbitError('NotFound', `no connected agent for node ${JSON.stringify(body.node)}; see \`ambit agents\``);
       }
       return send(res, 200, { node: body.node, revision: o.ctx.store.currentRevision });
     }
     case 'POST /v1/agents/restart': {
-      const body = (await readJson(req)) as { node?: unknown };
+      const body = (await readJson(req, maxBody)) as { node?: unknown };
       if (typeof body.node !== 'string') throw new AmbitError('BadRequest', 'body.node must be a node name');
       if (!o.restartAgent) throw new AmbitError('NotFound', 'this controller runs no agents (restart them with your cluster: kubectl rollout restart daemonset)');
       return send(res, 200, await o.restartAgent(body.node));
@@ -83,7 +84,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     case 'GET /v1/agents':
       return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {
-      const body = (await readJson(req)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean };
+      const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean };
       if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');
       const result = deleteResources(o.ctx, body.refs, body.ignoreNotFound === true);
       o.log.info({ revision: result.revision, deleted: result.deleted }, 'deleted');
@@ -102,27 +103,6 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
   }
 }
 
-function readJson(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > maxBody) {
-        reject(new AmbitError('BadRequest', `request body over ${maxBody} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
-      } catch {
-        reject(new AmbitError('BadRequest', 'request body is not JSON'));
-      }
-    });
-    req.on('error', reject);
-  });
-}
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { extname, join } from 'node:path';
 import { AmbitError, errorMessage } from '../../shared/errors.js';
+import { readJson } from '../../shared/http/body.js';
 import { explainConnection, explainLines, parseExplainArgs, type Directory } from '../../shared/explain/explain.js';
 import type { Logger } from '../../shared/log.js';
 import { findPodIn } from '../../shared/resources/pods.js';
@@ -81,7 +82,7 @@ async function handle(o: DashboardOptions, req: IncomingMessage, res: ServerResp
   }
   const path = url.pathname;
   if (path === '/prometheus' || path.startsWith('/prometheus/')) return o.prometheus.proxy(req, res, path.slice('/prometheus'.length) + url.search);
-  if (req.method === 'POST' && path === '/api/explain') return send(res, 200, await explain(o, await readJson(req)));
+  if (req.method === 'POST' && path === '/api/explain') return send(res, 200, await explain(o, await readJsonBody(req)));
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new AmbitError('MethodNotAllowed', `${req.method} ${path}: the dashboard's API is read-only, except POST /api/explain`);
   switch (path) {
     case '/':
@@ -176,29 +177,11 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function readJson(req: IncomingMessage): Promise<unknown> {
+function readJsonBody(req: IncomingMessage): Promise<unknown> {
   // A form on another site cannot send JSON without the browser asking first (CORS preflight),
   // which this server never allows: that keeps cross-site posts out.
   if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) return Promise.reject(new AmbitError('UnsupportedMediaType', 'send the body as application/json'));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > maxBody) {
-        reject(new AmbitError('BadRequest', `request body over ${maxBody} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
-      } catch {
-        reject(new AmbitError('BadRequest', 'request body is not JSON'));
-      }
-    });
-    req.on('error', reject);
-  });
+  return readJson(req, maxBody);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
