@@ -21,6 +21,8 @@ export interface Subresource {
 export interface ApiResource {
   group: string;
   version: string;
+  /** `group/version`, or `version` for the core group: what objects of the kind carry. */
+  apiVersion: string;
   kind: string;
   /** The plural, lower case: the path segment (`deployments`). */
   plural: string;
@@ -65,6 +67,7 @@ export const apiResources: ApiResource[] = kinds.map((k) => {
   return {
     group,
     version,
+    apiVersion: k.apiVersion,
     kind: k.kind,
     plural,
     singular,

@@ -1,27 +1,12 @@
-// The REST paths (routes) of the kinds ambit serves (shared/resources/kinds.ts), as the Kubernetes API lays
+// The REST paths (routes) of the resources ambit serves (resources.ts), as the Kubernetes API lays
 // them out: /api/v1/... for the core group, /apis/{group}/{version}/... for the others, under
 // namespaces/{ns}/ for namespaced kinds. Turns a path into the resource, namespace, name and
 // subresource it names; what to do with them is server.ts's.
 
-import { type KindInfo, kinds } from '../../shared/resources/kinds.js';
+import { type ApiResource, apiResources } from './resources.js';
 import { noSuchResource } from './errors.js';
 
-export interface ApiResource {
-  kind: string;
-  /** '' for the core group. */
-  group: string;
-  version: string;
-  apiVersion: string;
-  /** The resource's name in paths: kinds.ts's second name (`deployments`). */
-  plural: string;
-  namespaced: boolean;
-  info: KindInfo;
-}
-
-export const apiResources: ApiResource[] = kinds.map((info) => {
-  const [group, version] = info.apiVersion.includes('/') ? info.apiVersion.split('/') : ['', info.apiVersion];
-  return { kind: info.kind, group: group!, version: version!, apiVersion: info.apiVersion, plural: info.names[1]!, namespaced: info.namespaced, info };
-});
+export type { ApiResource } from './resources.js';
 
 export function resourceOfKind(kind: string): ApiResource | undefined {
   return apiResources.find((r) => r.kind === kind);
