@@ -77,6 +77,8 @@ const kindDescriptions: Record<string, string> = {
   Namespace: 'Namespace provides a scope for names.',
   ServiceAccount: 'ServiceAccount is the identity a workload runs as; the mesh issues its SPIFFE SVID.',
   Service: 'Service is a named set of Pods selected by labels, reached at a cluster IP through the mesh.',
+  ConfigMap: 'ConfigMap holds configuration data (strings, or base64 in binaryData) for workloads to read.',
+  Secret: 'Secret holds sensitive data, base64 in data; stringData is folded into data on write.',
   Deployment: 'Deployment runs replicas of a Pod template on the local cluster.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   Node: 'Node is one node of the local cluster, made by ambit.',

@@ -171,7 +171,16 @@ const nodeColumns: Column[] = [
 
 const serviceAccountColumns: Column[] = [nameColumn, col('Secrets', 'Number of secrets of the service account (ambit issues SVIDs instead).', () => 0, { type: 'integer' }), ageColumn];
 
+const dataCount = (r: Resource) => {
+  const d = r as Resource & { data?: Record<string, string>; binaryData?: Record<string, string> };
+  return Object.keys(d.data ?? {}).length + Object.keys(d.binaryData ?? {}).length;
+};
+const configMapColumns: Column[] = [nameColumn, col('Data', 'Number of keys in the config map.', dataCount, { type: 'integer' }), ageColumn];
+const secretColumns: Column[] = [nameColumn, col('Type', 'The type of the secret.', (r) => (r as Resource & { type?: string }).type ?? 'Opaque'), col('Data', 'Number of keys in the secret.', dataCount, { type: 'integer' }), ageColumn];
+
 const columnsByKind: Record<string, Column[]> = {
+  ConfigMap: configMapColumns,
+  Secret: secretColumns,
   Pod: podColumns,
   Deployment: deploymentColumns,
   Service: serviceColumns,

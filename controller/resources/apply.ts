@@ -28,6 +28,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   if (schemaProblems.length) throw new ResourceInvalid(schemaProblems);
   const resources = structuredClone(input) as Resource[];
   for (const r of resources) {
+    if (r.kind === 'Secret') foldStringData(r);
     delete r.status;
     for (const f of ['resourceVersion', 'uid', 'creationTimestamp'] as const) delete r.metadata[f];
     if (kindInfo(r.kind)!.namespaced) r.metadata.namespace ??= 'default';
@@ -100,4 +101,17 @@ function policyWarnings(r: Resource): string[] | undefined {
   const engine = r.kind === 'AuthorizationPolicy' ? new Authorizer() : new PeerAuthenticator();
   engine.update(entry);
   return engine.warnings().map((w) => `${w.rule !== undefined ? `rule ${w.rule}: ` : ''}${w.message}`);
+}
+
+/**
+ * A Secret's stringData is a convenience for writers: Kubernetes merges it into data (base64), its
+ * keys winning, and never stores it; the type defaults to Opaque.
+ */
+function foldStringData(r: Resource): void {
+  const secret = r as Resource & { type?: string; data?: Record<string, string>; stringData?: Record<string, string> };
+  secret.type ??= 'Opaque';
+  if (!secret.stringData) return;
+  secret.data = { ...secret.data };
+  for (const [k, v] of Object.entries(secret.stringData)) secret.data[k] = Buffer.from(v, 'utf8').toString('base64');
+  delete secret.stringData;
 }

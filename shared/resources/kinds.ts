@@ -15,6 +15,8 @@ export const kinds: KindInfo[] = [
   { kind: 'Namespace', apiVersion: 'v1', namespaced: false, names: ['namespace', 'namespaces', 'ns'], userApplied: true },
   { kind: 'ServiceAccount', apiVersion: 'v1', namespaced: true, names: ['serviceaccount', 'serviceaccounts', 'sa'], userApplied: true },
   { kind: 'Service', apiVersion: 'v1', namespaced: true, names: ['service', 'services', 'svc'], userApplied: true },
+  { kind: 'ConfigMap', apiVersion: 'v1', namespaced: true, names: ['configmap', 'configmaps', 'cm'], userApplied: true },
+  { kind: 'Secret', apiVersion: 'v1', namespaced: true, names: ['secret', 'secrets'], userApplied: true },
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
   { kind: 'Node', apiVersion: 'v1', namespaced: false, names: ['node', 'nodes', 'no'], userApplied: false },

@@ -79,7 +79,25 @@ export const podSpec = closed(
   ['containers'],
 );
 
+// ConfigMap and Secret keys, as Kubernetes allows them (IsConfigMapKey).
+const dataKey = { pattern: '^[-._a-zA-Z0-9]+$', maxLength: 253 };
+const base64 = '^[A-Za-z0-9+/]*={0,2}$';
+/** A kind whose content is top-level fields rather than a spec (ConfigMap, Secret). */
+function dataEnvelope(kind: string, fields: Record<string, Schema>): Schema {
+  return closed({ apiVersion: { const: 'v1' }, kind: { const: kind }, metadata: metadata(true, dns1123Subdomain), immutable: { type: 'boolean' }, ...fields }, ['apiVersion', 'kind', 'metadata']);
+}
+
 export const schemas: Record<string, Schema> = {
+  ConfigMap: dataEnvelope('ConfigMap', {
+    data: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string' } },
+    binaryData: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string', pattern: base64 } },
+  }),
+  // stringData is write-only, as in Kubernetes: admission folds it into data.
+  Secret: dataEnvelope('Secret', {
+    type: { type: 'string', minLength: 1 },
+    data: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string', pattern: base64 } },
+    stringData: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string' } },
+  }),
   Namespace: envelope('v1', 'Namespace', false),
   ServiceAccount: envelope('v1', 'ServiceAccount', true, undefined, dns1123Subdomain),
   Service: envelope(

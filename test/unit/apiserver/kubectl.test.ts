@@ -133,6 +133,26 @@ test('kubectl get -w prints the list, then each change as it happens', async () 
   }
 });
 
+test('Secrets and ConfigMaps: stringData is stored as base64 data, never as itself; kubectl shows TYPE and DATA', async () => {
+  const file = join(t.dir, 'config.yaml');
+  writeFileSync(
+    file,
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: shop}\nstringData: {password: s3cret}\ndata: {user: YWRtaW4=}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {mode: fast, level: '3'}\n`,
+  );
+  const r = await t.kubectl('apply', '-f', file);
+  assert.is(r.code, 0, r.stderr);
+  const secret = t.store.get('Secret', 'shop', 'db') as unknown as { type: string; data: Record<string, string>; stringData?: unknown };
+  assert.equal(secret.data, { user: 'YWRtaW4=', password: Buffer.from('s3cret').toString('base64') });
+  assert.is(secret.stringData, undefined);
+  assert.is(secret.type, 'Opaque');
+  assert.equal(rows((await t.kubectl('get', 'secret', 'db', '-n', 'shop')).stdout)[1]!.slice(0, 3), ['db', 'Opaque', '2']);
+  assert.equal(rows((await t.kubectl('get', 'cm', 'settings', '-n', 'shop')).stdout)[1]!.slice(0, 2), ['settings', '2']);
+  writeFileSync(file, `apiVersion: v1\nkind: Secret\nmetadata: {name: broken, namespace: shop}\ndata: {key: 'not base64!'}\n`);
+  const refused = await t.kubectl('apply', '-f', file);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, 'data.key');
+});
+
 test('kubectl apply -f creates with the last-applied-configuration annotation kept', async () => {
   const file = join(t.dir, 'sa.json');
   writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'shop' } }));
