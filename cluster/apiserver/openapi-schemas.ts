@@ -80,6 +80,7 @@ const kindDescriptions: Record<string, string> = {
   ConfigMap: 'ConfigMap holds configuration data (strings, or base64 in binaryData) for workloads to read.',
   Secret: 'Secret holds sensitive data, base64 in data; stringData is folded into data on write.',
   Deployment: 'Deployment runs replicas of a Pod template on the local cluster.',
+  Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   Node: 'Node is one node of the local cluster, made by ambit.',
   TrustBundle: "TrustBundle holds the mesh CA's root certificates for a trust domain, published by the controller.",

@@ -178,7 +178,10 @@ const dataCount = (r: Resource) => {
 const configMapColumns: Column[] = [nameColumn, col('Data', 'Number of keys in the config map.', dataCount, { type: 'integer' }), ageColumn];
 const secretColumns: Column[] = [nameColumn, col('Type', 'The type of the secret.', (r) => (r as Resource & { type?: string }).type ?? 'Opaque'), col('Data', 'Number of keys in the secret.', dataCount, { type: 'integer' }), ageColumn];
 
+const leaseColumns: Column[] = [nameColumn, col('Holder', 'The holder of the lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
+
 const columnsByKind: Record<string, Column[]> = {
+  Lease: leaseColumns,
   ConfigMap: configMapColumns,
   Secret: secretColumns,
   Pod: podColumns,

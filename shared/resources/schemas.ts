@@ -87,7 +87,27 @@ function dataEnvelope(kind: string, fields: Record<string, Schema>): Schema {
   return closed({ apiVersion: { const: 'v1' }, kind: { const: kind }, metadata: metadata(true, dns1123Subdomain), immutable: { type: 'boolean' }, ...fields }, ['apiVersion', 'kind', 'metadata']);
 }
 
+// RFC 3339 with microseconds, as Kubernetes writes a MicroTime (2026-12-01T08:30:00.000000Z).
+const microTime: Schema = { type: 'string', pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?(Z|[+-]\\d\\d:\\d\\d)$' };
+
 export const schemas: Record<string, Schema> = {
+  // coordination.k8s.io/v1 Lease: what leader election reads and renews (client-go's leaderelection).
+  Lease: envelope(
+    'coordination.k8s.io/v1',
+    'Lease',
+    true,
+    closed({
+      holderIdentity: { type: 'string' },
+      leaseDurationSeconds: { type: 'integer', minimum: 1 },
+      acquireTime: microTime,
+      renewTime: microTime,
+      leaseTransitions: { type: 'integer', minimum: 0 },
+      strategy: { type: 'string' },
+      preferredHolder: { type: 'string' },
+    }),
+    dns1123Subdomain,
+    false,
+  ),
   ConfigMap: dataEnvelope('ConfigMap', {
     data: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string' } },
     binaryData: { type: 'object', propertyNames: dataKey, additionalProperties: { type: 'string', pattern: base64 } },

@@ -153,6 +153,18 @@ test('Secrets and ConfigMaps: stringData is stored as base64 data, never as itse
   assert.match(refused.stderr, 'data.key');
 });
 
+test('Leases (coordination.k8s.io/v1), as leader election writes them: kubectl shows the holder; a malformed time is refused', async () => {
+  const file = join(t.dir, 'lease.yaml');
+  writeFileSync(file, `apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: ambit-controller, namespace: shop}\nspec: {holderIdentity: controller-a, leaseDurationSeconds: 15, renewTime: '2026-12-01T08:30:00.000000Z', leaseTransitions: 0}\n`);
+  const r = await t.kubectl('apply', '-f', file);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(rows((await t.kubectl('get', 'leases', '-n', 'shop')).stdout)[1]!.slice(0, 2), ['ambit-controller', 'controller-a']);
+  writeFileSync(file, `apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: other, namespace: shop}\nspec: {renewTime: 'yesterday'}\n`);
+  const refused = await t.kubectl('apply', '-f', file);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, 'spec.renewTime');
+});
+
 test('kubectl apply -f creates with the last-applied-configuration annotation kept', async () => {
   const file = join(t.dir, 'sa.json');
   writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'shop' } }));
