@@ -14,12 +14,14 @@ import { enrollLabels } from '../../shared/enrollment.js';
 import type { Namespace } from '../../shared/resources/types.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import { readState, topologyOf } from '../../cluster/state.js';
-import { defaultDashboardPort, prometheusUrl } from '../../cluster/prometheus.js';
+import { inNetns } from '../../cluster/kubelet/exec.js';
+import { prometheusUrl } from '../../cluster/prometheus.js';
+import { defaultDashboardPort } from '../../controller/config.js';
 import type { Topology } from '../../cluster/topology.js';
 import { defaultMetricsPort } from '../../agent/config.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import { cliEntry, type CliContext } from '../context.js';
-import { watchWire } from './wire.js';
+import { type Fence, watchWire } from './wire.js';
 
 export interface TourClaims {
   plaintextBefore: boolean;
@@ -77,7 +79,14 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   }
   if (before.length) await waitForCapture(api, false);
   const plainMarker = `demo-plain-${Date.now().toString(36)}`;
-  const plain = await watchWire(t.fabricNetns, remoteNode.fabricLink, async () => void (await request(plainMarker)), (text) => text.includes(plainMarker));
+  // After the request, a SYN from the client's node to port 1 of the remote node (refused there)
+  // crosses the same link: once tcpdump shows it, it has shown the request's packets too.
+  const clientNode = t.nodes.find((n) => n.name === client.node)!;
+  const fence: Fence = {
+    send: () => inNetns(clientNode.netns, 'curl', ['-s', '--max-time', '2', `http://${remoteNode.ip}:1/`]).then(() => undefined, () => undefined),
+    seen: (text) => text.includes(` > ${remoteNode.ip}.1: `),
+  };
+  const plain = await watchWire(t.fabricNetns, remoteNode.fabricLink, async () => void (await request(plainMarker)), fence);
   claims.plaintextBefore = plain.text.includes(`GET /${plainMarker}`);
   say(`  $ ${plain.command}`);
   say(claims.plaintextBefore ? `    the request, readable on the wire: "GET /${plainMarker} HTTP/1.1", ${plain.toPort(8080)} packets to port 8080` : '    (the request was not seen on the wire)');
@@ -92,14 +101,14 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   // 3. The same request through the mesh.
   say('\n3. The same request now goes through both agents: HBONE (HTTP/2 CONNECT over mutual TLS 1.3) to the other node\'s 15008.');
   const meshMarker = `demo-mesh-${Date.now().toString(36)}`;
-  const mesh = await watchWire(t.fabricNetns, remoteNode.fabricLink, async () => void (await request(meshMarker)), (text) => /\.15008: /.test(text));
+  const mesh = await watchWire(t.fabricNetns, remoteNode.fabricLink, async () => void (await request(meshMarker)), fence);
   claims.plaintextAfter = mesh.text.includes(meshMarker);
   claims.hboneAfter = mesh.toPort(15008) > 0;
   say(`  $ ${mesh.command}`);
   say(`    ${mesh.toPort(15008)} packets to ${remoteNode.ip}:15008, ${mesh.toPort(8080)} to port 8080; the path "/${meshMarker}" ${claims.plaintextAfter ? 'WAS' : 'is not'} readable on the wire`);
   const metricsUrl = `http://${remoteNode.ip}:${defaultMetricsPort}/metrics`;
   say(`  $ ip netns exec ${remoteNode.netns} curl -s ${metricsUrl} | grep istio_tcp_connections_opened_total`);
-  const series = tcpSeries(await inNetns(remoteNode.netns, ['curl', '-sS', '--max-time', '5', metricsUrl]), { reporter: 'destination', source_workload: 'client' });
+  const series = tcpSeries(await inNetns(remoteNode.netns, 'curl', ['-sS', '--max-time', '5', metricsUrl]), { reporter: 'destination', source_workload: 'client' });
   for (const line of series) say(`    ${line}`);
   claims.mutualTlsInMetrics = series.some((l) => l.includes('connection_security_policy="mutual_tls"'));
   await show(['explain', '-n', 'client', 'deploy/client', 'web.shop:80']);
@@ -198,7 +207,7 @@ async function prometheusView(t: Topology, say: (line: string) => void): Promise
   let rows: string[] = [];
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const text = await inNetns(t.control.netns, ['curl', '-sS', '--max-time', '5', url, '--data-urlencode', `query=${query}`]).catch(() => '');
+    const text = await inNetns(t.control.netns, 'curl', ['-sS', '--max-time', '5', url, '--data-urlencode', `query=${query}`]).catch(() => '');
     let answer: Answer = {};
     try {
       answer = JSON.parse(text) as Answer;
@@ -219,12 +228,6 @@ async function prometheusView(t: Topology, say: (line: string) => void): Promise
 
 function command(ctx: CliContext, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return collect(process.execPath, [cliEntry, ...args], { ...process.env, AMBIT_STATE_DIR: ctx.stateDir });
-}
-
-async function inNetns(netns: string, argv: string[]): Promise<string> {
-  const r = await collect('nsenter', [`--net=/run/netns/${netns}`, '--', ...argv], process.env);
-  if (r.code !== 0) throw new AmbitError('DemoFailed', `${argv.join(' ')} in ${netns}: ${r.stderr.trim()}`);
-  return r.stdout;
 }
 
 function collect(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {

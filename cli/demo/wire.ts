@@ -1,6 +1,7 @@
 // What crossed the wire between two nodes while something ran: tcpdump on a node's link in the
-// fabric namespace (the switch every packet between nodes passes), read back as text. The tour
-// shows from it whether a request went in plaintext or as HBONE to 15008.
+// fabric namespace (the switch every packet between nodes passes), read back as text, complete up
+// to a fence packet sent after it. The tour shows from it whether a request went in plaintext or
+// as HBONE to 15008.
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,8 +16,17 @@ export interface WireCapture {
   toPort(port: number): number;
 }
 
-/** Runs `during` while tcpdump listens on `link` in namespace `netns`; `until` says when enough was seen. */
-export async function watchWire(netns: string, link: string, during: () => Promise<void>, until: (text: string) => boolean): Promise<WireCapture> {
+/**
+ * A packet sent across the same link after `during`: tcpdump prints in order, so once the fence is
+ * in its output, every packet of `during` is too, however slowly tcpdump keeps up.
+ */
+export interface Fence {
+  send(): Promise<void>;
+  seen(text: string): boolean;
+}
+
+/** Runs `during` while tcpdump listens on `link` in namespace `netns`, then waits for `fence` to cross. */
+export async function watchWire(netns: string, link: string, during: () => Promise<void>, fence: Fence): Promise<WireCapture> {
   const args = ['-i', link, '-l', '-nn', '-A', '-s', '0', 'tcp'];
   const dump = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
@@ -28,8 +38,9 @@ export async function watchWire(netns: string, link: string, during: () => Promi
     await waitFor(() => err.includes('listening on') || dump.exitCode !== null, 5000);
     if (!err.includes('listening on')) throw new AmbitError('TcpdumpFailed', `tcpdump on ${link} did not start: ${err.trim() || 'no output'}; is tcpdump installed (scripts/setup.sh)?`);
     await during();
-    // Packets reach tcpdump's output a moment after the request returns.
-    await waitFor(() => until(text), 3000);
+    await fence.send();
+    await waitFor(() => fence.seen(text), 10_000);
+    if (!fence.seen(text)) throw new AmbitError('TcpdumpFailed', `tcpdump on ${link} did not show the fence packet within 10 s; the capture cannot be read as complete`);
   } finally {
     dump.kill('SIGINT');
     await exited;

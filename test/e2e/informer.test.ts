@@ -46,12 +46,20 @@ test('the informer lists, then sees an add, an update and a delete as they happe
   informer.on('add', (ns) => events.push(`add ${ns.metadata?.name}`));
   informer.on('update', (ns) => events.push(`update ${ns.metadata?.name} team=${ns.metadata?.labels?.team ?? ''}`));
   informer.on('delete', (ns) => events.push(`delete ${ns.metadata?.name}`));
-  // client-node's informer stops at its first error; its users start it again, as here.
+  // client-node's informer stops at its first error; its users start it again, as here, and again
+  // while the API is away (a start that fails retries too), one attempt at a time.
+  let retrying = false;
+  const restart = () => {
+    if (stopped || retrying) return;
+    retrying = true;
+    setTimeout(() => {
+      retrying = false;
+      if (!stopped) void informer?.start().catch(restart);
+    }, 500);
+  };
   informer.on('error', () => {
     errors++;
-    setTimeout(() => {
-      if (!stopped) void informer?.start().catch(() => undefined);
-    }, 500);
+    restart();
   });
   await informer.start();
   await eventually('the initial list', async () => events.includes('add default'));

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { splice } from '../../../agent/proxy/splice.js';
+import { readAll, until } from './helpers.js';
 
 /** A proxy on loopback that splices each accepted socket to `target`; `failures` counts onFailure calls. */
 async function proxyTo(target: number, o: { pauseClient?: boolean } = {}) {
@@ -34,21 +35,25 @@ async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; 
   return { server, port: (server.address() as { port: number }).port };
 }
 
-function readAll(s: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  s.on('data', (c: Buffer) => chunks.push(c));
-  return once(s, 'end').then(() => Buffer.concat(chunks));
+/**
+ * What a half-open socket received until the peer's FIN, leaving it open for the answer (the
+ * helpers' readAll iterates the stream, which destroys it at the end).
+ */
+function request(s: Socket): Promise<string> {
+  let text = '';
+  s.setEncoding('utf8').on('data', (d: string) => (text += d));
+  return once(s, 'end').then(() => text);
 }
 
 test('bytes pass both ways, and a client that half-closes still gets the whole answer', async () => {
   // The server answers only after the client's end: it needs the FIN passed on.
   const backend = await listen((s) => {
-    void readAll(s).then((req) => s.end(Buffer.concat([Buffer.from('got '), req])));
+    void request(s).then((req) => s.end(`got ${req}`));
   });
   const proxy = await proxyTo(backend.port);
   const c = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true });
   c.end('hello');
-  assert.is((await readAll(c)).toString(), 'got hello');
+  assert.is(await readAll(c), 'got hello');
   await once(c, 'close');
   assert.is(proxy.state.failures, 0);
   proxy.server.close();
@@ -75,8 +80,9 @@ test('a reader that does not read holds the writer back: the proxy buffers a bou
   };
   c.on('drain', writeMore);
   writeMore();
-  // Let the buffers fill while nobody reads.
-  await new Promise((r) => setTimeout(r, 300));
+  // Held back: the proxy stopped reading its client (its upstream's buffer is full) and the writer
+  // waits for 'drain'. Without backpressure the proxy would read on and this state never comes.
+  await until(() => proxy.state.clients[0]?.isPaused() === true && c.writableNeedDrain, 10_000);
   const buffered = proxy.state.upstreams[0]!.writableLength + proxy.state.clients[0]!.readableLength;
   assert.ok(buffered < 4 * 1024 * 1024, `the proxy holds ${buffered} bytes for a stalled reader`);
   assert.ok(written < total, 'the writer was held back');
@@ -97,7 +103,9 @@ test('a reset on the server side is reported once and resets the client', async 
   c.write('x');
   const [err] = (await once(c, 'error')) as [NodeJS.ErrnoException];
   assert.is(err.code, 'ECONNRESET');
-  await new Promise((r) => setTimeout(r, 50));
+  // Once both of the proxy's sockets have closed, every event that could report again has come.
+  await until(() => proxy.state.clients[0]!.closed && proxy.state.upstreams[0]!.closed);
+  await new Promise((r) => setImmediate(r));
   assert.is(proxy.state.failures, 1);
   proxy.server.close();
   backend.server.close();
@@ -109,10 +117,11 @@ test('a side paused by its owner stays paused until the owner resumes it', async
   const proxy = await proxyTo(backend.port, { pauseClient: true });
   const c = connect({ port: proxy.port, host: '127.0.0.1' });
   c.write('early');
-  await new Promise((r) => setTimeout(r, 100));
+  // The bytes have reached the proxy and wait, unread, in its paused client socket.
+  await until(() => (proxy.state.clients[0]?.readableLength ?? 0) === 5 && proxy.state.upstreams[0]?.connecting === false);
   assert.equal(seen, [], 'nothing passed while paused');
   proxy.state.clients[0]!.resume();
-  while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+  await until(() => seen.length > 0);
   assert.is(Buffer.concat(seen).toString(), 'early');
   c.destroy();
   proxy.server.close();
