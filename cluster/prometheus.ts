@@ -14,7 +14,6 @@ import type { Topology } from './topology.js';
 export const prometheusPort = 9090;
 /** The controller's dashboard serves Prometheus under this path, so its links point there. */
 export const prometheusPathPrefix = '/prometheus';
-export { defaultDashboardPort } from '../controller/config.js';
 /** Scrapes are frequent so a test or a demo sees a change within seconds; retention keeps it small. */
 const scrapeInterval = '5s';
 const retention = { time: '6h', size: '512MB' };

@@ -9,8 +9,8 @@ import { ControllerClient } from '../../controller/api/client.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { apply } from './apply.js';
 import { printStatus } from './status.js';
-import { defaultDashboardPort, prometheusUrl } from '../../cluster/prometheus.js';
-import { defaultKubeApiPort } from '../../controller/config.js';
+import { prometheusUrl } from '../../cluster/prometheus.js';
+import { defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
 
 export async function up(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { cluster: { type: 'string' }, redirect: { type: 'string' }, 'no-samples': { type: 'boolean' }, 'no-prometheus': { type: 'boolean' }, timeout: { type: 'string' } } });

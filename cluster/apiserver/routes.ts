@@ -8,10 +8,6 @@ import { noSuchResource } from './errors.js';
 
 export type { ApiResource } from './resources.js';
 
-export function resourceOfKind(kind: string): ApiResource | undefined {
-  return apiResources.find((r) => r.kind === kind);
-}
-
 export interface Route {
   resource: ApiResource;
   /** Set for paths under namespaces/{ns}/; a namespaced list without it spans every namespace. */

@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import type { Logger } from '../../shared/log.js';
 import { listenAt, type ListenAddress } from '../../shared/net/listen.js';
 import { writeFileAtomic } from '../../controller/store/store.js';
+import { defaultKubeApiPort } from '../../controller/config.js';
 import type { Store } from '../../controller/store/store.js';
 import type { ApplyContext } from '../../controller/resources/apply.js';
 import type { Topology } from '../topology.js';
@@ -30,7 +31,6 @@ export interface KubeApiServing {
   log: Logger;
 }
 
-export const kubeApiPort = 6443;
 /** The names a client in a cluster uses for its API server, as in Kubernetes. */
 export const kubeApiDnsNames = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
 
@@ -47,7 +47,7 @@ export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
   const make = () => createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => api.handle(req, res));
   const servers = [make(), make()];
   await listenAt(servers[0]!, o.listen, 'the Kubernetes API', '--kube-api-listen');
-  await listenAt(servers[1]!, { host: o.topology.control.ip, port: kubeApiPort }, 'the Kubernetes API (control plane)', '--kube-api-listen');
+  await listenAt(servers[1]!, { host: o.topology.control.ip, port: defaultKubeApiPort }, 'the Kubernetes API (control plane)', '--kube-api-listen');
   const writeKubeconfig = () => writeFileAtomic(o.kubeconfig, kubeconfig(`https://${o.listen.host}:${o.listen.port}`, o.trustBundle().join(''), o.token, o.topology.name), 0o600);
   writeKubeconfig();
   o.log.info({ kubeApi: `https://${o.listen.host}:${o.listen.port}`, kubeconfig: o.kubeconfig }, 'Kubernetes API ready');

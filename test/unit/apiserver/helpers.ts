@@ -17,6 +17,8 @@ import { Store } from '../../../controller/store/store.js';
 import type { Pod, Resource } from '../../../shared/resources/types.js';
 import { defaultClusterFile, layout } from '../../../cluster/topology.js';
 import { type KubeApiHandler, type KubeApiOptions, kubeApiHandler, nodeObjects } from '../../../cluster/apiserver/server.js';
+import { ApiError } from '../../../cluster/apiserver/errors.js';
+import * as assert from 'uvu/assert';
 
 export const token = 'test-admin-token';
 
@@ -53,8 +55,6 @@ export interface TestApi {
 
 export interface StartOptions {
   watch?: KubeApiOptions['watch'];
-  /** Wraps the handler (the kubectl tests put a discovery stub in front of it). */
-  wrap?: (handle: KubeApiHandler['handle'], port: () => number) => KubeApiHandler['handle'];
 }
 
 export async function startApi(o: StartOptions = {}): Promise<TestApi> {
@@ -67,7 +67,7 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
   let port = 0;
-  const handle = o.wrap ? o.wrap((req, res) => api.handle(req, res), () => port) : (req: IncomingMessage, res: ServerResponse) => api.handle(req, res);
+  const handle = (req: IncomingMessage, res: ServerResponse) => api.handle(req, res);
   const server: Server = createServer({ key: serving.keyPem, cert: serving.certPem }, handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
@@ -240,3 +240,18 @@ export function pod(name: string, owner: string, node: string, ip: string, phase
 }
 
 export type { Resource };
+
+/** The ApiError `fn` throws, checked for its code and reason. */
+export function apiError(fn: () => unknown, code: number, reason: string): ApiError {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, ApiError);
+    const e = err as ApiError;
+    assert.is(e.code, code, `code of: ${e.message}`);
+    assert.is(e.reason, reason, `reason of: ${e.message}`);
+    return e;
+  }
+  assert.unreachable(`expected ApiError ${code} ${reason}, nothing was thrown`);
+  throw new Error('unreachable');
+}

@@ -81,6 +81,15 @@ test('kubectl shows the server\'s errors: AlreadyExists, Invalid with the field,
   const invalid = await t.kubectl('create', '-f', file, '--validate=false');
   assert.match(invalid.stderr, /The Deployment "bad" is invalid: spec\.replicas: must be of type integer/);
 
+  // kubectl's default validation leaves unknown fields to the server (it sends fieldValidation=Strict).
+  const unknownField = deployment('typo') as unknown as { spec: Record<string, unknown> };
+  unknownField.spec.replicaz = 2;
+  writeFileSync(file, JSON.stringify(unknownField));
+  const strict = await t.kubectl('create', '-f', file);
+  assert.is.not(strict.code, 0);
+  assert.match(strict.stderr, 'spec.replicaz');
+  assert.is(t.store.get('Deployment', 'shop', 'typo'), undefined);
+
   // Someone else changes the deployment; a replace from the older copy is refused.
   const newer = (await t.call('GET', '/apis/apps/v1/namespaces/shop/deployments/web')).json;
   newer.metadata.labels.tier = 'front';

@@ -5,26 +5,11 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ApiError } from '../../../cluster/apiserver/errors.js';
+import { apiError } from './helpers.js';
 import { applyJsonPatch, parseJsonPatch } from '../../../cluster/apiserver/json-patch.js';
 import type { Json } from '../../../cluster/apiserver/json.js';
 import { applyPatch, mergePatch } from '../../../cluster/apiserver/patch.js';
 import type { Resource } from '../../../shared/resources/types.js';
-
-/** The ApiError `fn` throws, checked for its code and reason. */
-function apiError(fn: () => unknown, code: number, reason: string): ApiError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, ApiError);
-    const e = err as ApiError;
-    assert.is(e.code, code, `code of: ${e.message}`);
-    assert.is(e.reason, reason, `reason of: ${e.message}`);
-    return e;
-  }
-  assert.unreachable(`expected ApiError ${code} ${reason}, nothing was thrown`);
-  throw new Error('unreachable');
-}
 
 function patchDemo(): Resource {
   return {

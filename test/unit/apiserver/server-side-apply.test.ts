@@ -4,33 +4,12 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ApiError } from '../../../cluster/apiserver/errors.js';
+import { apiError } from './helpers.js';
 import { serverSideApply } from '../../../cluster/apiserver/patch.js';
 import type { Resource } from '../../../shared/resources/types.js';
 
-interface ManagedFieldsEntry {
-  manager: string;
-  operation: string;
-  apiVersion: string;
-  time: string;
-  fieldsType: string;
-  fieldsV1: Record<string, unknown>;
-}
-type Deployment = Resource & { metadata: { managedFields?: ManagedFieldsEntry[] }; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function apiError(fn: () => unknown, code: number, reason: string): ApiError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, ApiError);
-    const e = err as ApiError;
-    assert.is(e.code, code, `code of: ${e.message}`);
-    assert.is(e.reason, reason, `reason of: ${e.message}`);
-    return e;
-  }
-  assert.unreachable(`expected ApiError ${code} ${reason}, nothing was thrown`);
-  throw new Error('unreachable');
-}
+// metadata.managedFields comes typed with Resource (shared/resources/types.ts).
+type Deployment = Resource & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** What a manager applies: a Deployment with the fields given (no spec at all when `spec` is empty). */
 function intent(spec: Record<string, unknown>, labels?: Record<string, string>): Resource {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { layout } from '../../../cluster/topology.js';
-import { prometheusConfig, prometheusUrl } from '../../../cluster/prometheus.js';
+import { prometheusConfig } from '../../../cluster/prometheus.js';
 
 const threeNodes = layout({ apiVersion: 'ambit.dev/v1alpha1', kind: 'Cluster', metadata: { name: 'lab' }, spec: { nodes: 3 } });
 
@@ -36,10 +36,6 @@ test('every agent is scraped at its node address, labelled with the node, and th
   const controller = config.scrape_configs.find((j) => j.job_name === 'ambit-controller')!;
   assert.equal(controller.static_configs[0]!.targets, [`${threeNodes.control.ip}:15014`]);
   assert.equal(config.global.external_labels.cluster, 'lab');
-});
-
-test('Prometheus answers on the control-plane address under /prometheus', () => {
-  assert.is(prometheusUrl(threeNodes), `http://${threeNodes.control.ip}:9090/prometheus`);
 });
 
 test('a cluster file can turn Prometheus off; it is on by default', () => {
