@@ -34,11 +34,19 @@ export interface ResolveFailure {
 /** Live connections per endpoint (`ip:port`), for LEAST_REQUEST; the proxy keeps it. */
 export type ActiveCounts = Map<string, number>;
 
+/** A Service a pod address is an endpoint of, as the inbound side looks it up per connection. */
+interface EndpointOf {
+  service: ServiceEntry;
+  hostname: string;
+  /** The pod's target ports in this Service (named ports resolved). */
+  ports: number[];
+}
+
 export class Resolver {
   private byIp = new Map<string, WorkloadEntry>();
   private byVip = new Map<string, ServiceEntry>();
-  /** The Services each pod address is an endpoint of, by namespace and name. */
-  private byEndpoint = new Map<string, ServiceEntry[]>();
+  /** The Services each pod address is an endpoint of, by namespace and name, with their host name and the pod's target ports. */
+  private byEndpoint = new Map<string, EndpointOf[]>();
   private readonly next = new Map<string, number>();
 
   constructor(
@@ -54,14 +62,16 @@ export class Resolver {
     const byIp = new Map<string, WorkloadEntry>();
     for (const w of this.state.workloads.values()) if (w.ip) byIp.set(w.ip, w);
     const byVip = new Map<string, ServiceEntry>();
-    const byEndpoint = new Map<string, ServiceEntry[]>();
+    const byEndpoint = new Map<string, EndpointOf[]>();
     const services = [...this.state.services.values()].sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
     for (const s of services) {
       for (const p of s.ports) if (s.clusterIP) byVip.set(`${s.clusterIP}:${p.port}`, s);
+      const hostname = serviceHostname(s);
       for (const e of s.endpoints) {
+        const entry = { service: s, hostname, ports: Object.values(e.ports) };
         const list = byEndpoint.get(e.ip);
-        if (list) list.push(s);
-        else byEndpoint.set(e.ip, [s]);
+        if (list) list.push(entry);
+        else byEndpoint.set(e.ip, [entry]);
       }
     }
     this.byIp = byIp;
@@ -76,12 +86,10 @@ export class Resolver {
    * name, whose target port for this pod is `port` (named ports are already resolved per endpoint).
    */
   inboundService(ip: string, port: number, host?: string): ServiceEntry | undefined {
-    const services = this.byEndpoint.get(ip);
-    if (!services) return undefined;
-    if (host) for (const s of services) if (host === serviceHostname(s)) return s;
-    for (const s of services) {
-      for (const e of s.endpoints) if (e.ip === ip && Object.values(e.ports).includes(port)) return s;
-    }
+    const of = this.byEndpoint.get(ip);
+    if (!of) return undefined;
+    if (host) for (const e of of) if (host === e.hostname) return e.service;
+    for (const e of of) if (e.ports.includes(port)) return e.service;
     return undefined;
   }
 

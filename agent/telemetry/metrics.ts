@@ -51,6 +51,18 @@ interface Series {
   received: { inc(n?: number): void };
 }
 
+/** What a workload puts in the labels of its side of a connection. */
+interface WorkloadLabels {
+  workload: string;
+  namespace: string;
+  canonicalService: string;
+  canonicalRevision: string;
+  cluster: string;
+  /** Its SPIFFE ID, for destination_principal. */
+  principal: string;
+}
+const unknownSide: WorkloadLabels = { workload: unknown, namespace: unknown, canonicalService: unknown, canonicalRevision: unknown, cluster: unknown, principal: unknown };
+
 /** Open sockets the proxy accepted from clients, by reporter (ztunnel's istio_tcp_sockets_open). */
 export interface OpenSockets {
   source: number;
@@ -70,6 +82,7 @@ export class AgentMetrics {
   /** Each connection's label set, resolved once per distinct set (prom-client hashes labels on every inc). */
   private readonly series = new WeakMap<TrackedConnection, Series>();
   private readonly seriesByKey = new Map<string, Series>();
+  private readonly sides = new WeakMap<WorkloadEntry, WorkloadLabels>();
 
   constructor(
     private readonly o: {
@@ -219,15 +232,30 @@ export class AgentMetrics {
     };
   }
 
-  private side(w: WorkloadEntry | undefined) {
-    if (!w) return { workload: unknown, namespace: unknown, canonicalService: unknown, canonicalRevision: unknown, cluster: unknown };
-    const canonical = canonicalOf(w);
-    return { workload: workloadName(w.owner, w.name), namespace: w.namespace, canonicalService: canonical.service, canonicalRevision: canonical.revision, cluster: this.o.cluster };
+  /**
+   * A workload's labels, made once per workload entry: entries are replaced, never changed, when the
+   * configuration changes, so a new entry gets its labels anew.
+   */
+  private side(w: WorkloadEntry | undefined): WorkloadLabels {
+    if (!w) return unknownSide;
+    let labels = this.sides.get(w);
+    if (!labels) {
+      const canonical = canonicalOf(w);
+      labels = {
+        workload: workloadName(w.owner, w.name),
+        namespace: w.namespace,
+        canonicalService: canonical.service,
+        canonicalRevision: canonical.revision,
+        cluster: this.o.cluster,
+        principal: spiffeId({ trustDomain: this.o.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount }),
+      };
+      this.sides.set(w, labels);
+    }
+    return labels;
   }
 
   private principalOf(p: Peer): string {
-    const w = p.workload;
-    if (w) return spiffeId({ trustDomain: this.o.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount });
+    if (p.workload) return this.side(p.workload).principal;
     return p.principal ? `spiffe://${p.principal}` : unknown;
   }
 
