@@ -16,9 +16,9 @@ import { agentMark, type Destination } from '../capture/redirect.js';
 import type { Authorizer, ConnectionAttributes, Decision, PeerAuthenticator } from '../../shared/policy/index.js';
 import { ipv4 } from '../../shared/policy/match.js';
 import { clientSocketBytes, type ConnectionInfo, type ConnectionTable, socketBytes, type TrackedConnection } from './connections.js';
-import type { HboneTunnel } from './hbone-server.js';
+import type { HboneTunnel } from '../../shared/hbone/server.js';
 import { identityOf, join } from './outbound.js';
-import { splice } from './splice.js';
+import { splice } from '../../shared/hbone/splice.js';
 import type { Resolver } from './resolve.js';
 import { connectionDenied, type DenialCode } from '../telemetry/events.js';
 

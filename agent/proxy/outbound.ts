@@ -14,10 +14,10 @@ import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
 import { clientSocketBytes, type ConnectionTable, type ConnectionInfo, type ResponseFlags } from './connections.js';
-import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from './hbone.js';
-import type { HbonePool } from './pool.js';
+import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from '../../shared/hbone/protocol.js';
+import type { HbonePool } from '../../shared/hbone/pool.js';
 import type { Resolver, Resolution } from './resolve.js';
-import { splice } from './splice.js';
+import { splice } from '../../shared/hbone/splice.js';
 
 export interface OutboundContext {
   resolver: Resolver;

@@ -12,12 +12,12 @@ import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
 import type { CertificateManager } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
-import { createHboneServer, type HboneServer, type HboneServerLimits } from './hbone-server.js';
-import { hbonePort } from './hbone.js';
+import { createHboneServer, type HboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
+import { hbonePort } from '../../shared/hbone/protocol.js';
 import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
 import { handleOutbound, identityOf, serverName, type OutboundContext } from './outbound.js';
 import { principal, spiffeId } from '../../shared/identity/spiffe.js';
-import { HbonePool } from './pool.js';
+import { HbonePool } from '../../shared/hbone/pool.js';
 import { Resolver, type ActiveCounts, type Resolution } from './resolve.js';
 
 /**

@@ -12,8 +12,8 @@ import { pipeline, type Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { HboneServer, HboneTunnel } from '../../agent/proxy/hbone-server.js';
-import type { HbonePool } from '../../agent/proxy/pool.js';
+import type { HboneServer, HboneTunnel } from '../../shared/hbone/server.js';
+import type { HbonePool } from '../../shared/hbone/pool.js';
 import { oid, seq, Tag, tlv } from '../../shared/identity/der.js';
 import { TrustBundle } from '../../shared/identity/svid.js';
 import { buildCertificate, keyId, oidClientAuth, oidServerAuth, toPem } from '../../shared/identity/x509.js';
@@ -132,7 +132,7 @@ async function runProxies(): Promise<void> {
   const o = msg.setup;
   const socketOptions = { allowHalfOpen: true, ...(o.highWaterMark ? { highWaterMark: o.highWaterMark } : {}) };
   // The agent's own join (agent/proxy/splice.ts), from this build.
-  const { splice } = (await import(pathToFileURL(resolvePath(fileURLToPath(import.meta.url), '..', '..', '..', 'agent/proxy/splice.js')).href)) as typeof import('../../agent/proxy/splice.js');
+  const { splice } = (await import(pathToFileURL(resolvePath(fileURLToPath(import.meta.url), '..', '..', '..', 'agent/proxy/splice.js')).href)) as typeof import('../../shared/hbone/splice.js');
   // Both directions, an error on either side ending both: outbound.ts's join and inbound.ts's joinTunnel.
   const join = (a: Socket, b: Duplex) => {
     const done = (err?: Error | null) => {
@@ -185,8 +185,8 @@ async function runProxies(): Promise<void> {
     }
   } else {
     const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
-    const { HbonePool } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/pool.js')).href)) as typeof import('../../agent/proxy/pool.js');
-    const { createHboneServer } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/hbone-server.js')).href)) as typeof import('../../agent/proxy/hbone-server.js');
+    const { HbonePool } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/pool.js')).href)) as typeof import('../../shared/hbone/pool.js');
+    const { createHboneServer } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/hbone-server.js')).href)) as typeof import('../../shared/hbone/server.js');
     const ids = identities();
     const serverContext = createSecureContext({ key: ids.server.key, cert: ids.server.cert, minVersion: 'TLSv1.3' });
     // inbound.ts without policy: dial the destination, answer 200 once connected, pipe.

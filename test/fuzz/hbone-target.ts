@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Resolver } from '../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../agent/proxy/connections.js';
 import { handleTunnel, type InboundContext } from '../../agent/proxy/inbound.js';
-import { createHboneServer, type HboneServerLimits } from '../../agent/proxy/hbone-server.js';
+import { createHboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { TrustBundle } from '../../shared/identity/svid.js';
 import { echoServer } from '../unit/proxy/helpers.js';

@@ -16,7 +16,7 @@ import type { AgentState } from '../../../agent/state/state.js';
 import { stateWith } from '../../helpers/state.js';
 import type { CaClient } from '../../../agent/identity/caclient.js';
 import { CertificateManager, type WorkloadCertificate } from '../../../agent/identity/manager.js';
-import { createHboneServer, type HboneServer } from '../../../agent/proxy/hbone-server.js';
+import { createHboneServer, type HboneServer } from '../../../shared/hbone/server.js';
 import { serverName } from '../../../agent/proxy/outbound.js';
 import { TrustBundle } from '../../../shared/identity/svid.js';
 import { fromPem } from '../../../shared/identity/x509.js';

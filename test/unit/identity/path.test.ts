@@ -5,9 +5,9 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHboneServer } from '../../../agent/proxy/hbone-server.js';
-import { HboneConnectFailed, HbonePeerUntrusted } from '../../../agent/proxy/hbone.js';
-import { HbonePool } from '../../../agent/proxy/pool.js';
+import { createHboneServer } from '../../../shared/hbone/server.js';
+import { HboneConnectFailed, HbonePeerUntrusted } from '../../../shared/hbone/protocol.js';
+import { HbonePool } from '../../../shared/hbone/pool.js';
 import { SvidInvalid, type TrustBundle, validateSvid } from '../../../shared/identity/svid.js';
 import { fromPem } from '../../../shared/identity/x509.js';
 import { bundleOf, dialTunnel, echoServer, makeSvid, readAll, type TestSvid } from '../proxy/helpers.js';

@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import http2 from 'node:http2';
 import { connect as tcpConnect } from 'node:net';
 import { once } from 'node:events';
-import { HbonePool } from '../../../agent/proxy/pool.js';
-import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted, parseAuthority } from '../../../agent/proxy/hbone.js';
+import { HbonePool } from '../../../shared/hbone/pool.js';
+import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted, parseAuthority } from '../../../shared/hbone/protocol.js';
 import { api, bundle, echoed, fixture, makeSvid, other, rawSession, readAll, rejection, until, web } from './helpers.js';
 
 test('the server refuses a client without a certificate, and one from another CA', async () => {

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable, type TrackedConnection } from '../../../agent/proxy/connections.js';
 import { handlePlaintext, handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
-import { HboneConnectRefused } from '../../../agent/proxy/hbone.js';
+import { HboneConnectRefused } from '../../../shared/hbone/protocol.js';
 import { closeFd, listenerIn, openNetns } from '../../../native/netns.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { closedPort, echoServer, fixture, rawSession, readAll, rejection, until, web } from './helpers.js';

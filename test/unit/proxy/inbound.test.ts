@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Resolver } from '../../../agent/proxy/resolve.js';
 import { ConnectionTable } from '../../../agent/proxy/connections.js';
 import { handleTunnel, type InboundContext } from '../../../agent/proxy/inbound.js';
-import { HboneConnectRefused } from '../../../agent/proxy/hbone.js';
+import { HboneConnectRefused } from '../../../shared/hbone/protocol.js';
 import { Authorizer, PeerAuthenticator } from '../../../shared/policy/index.js';
 import { fixture, rejection } from './helpers.js';
 import { stateWith } from '../../helpers/state.js';

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { splice } from '../../../agent/proxy/splice.js';
+import { splice } from '../../../shared/hbone/splice.js';
 import { readAll, until } from './helpers.js';
 
 /** A proxy on loopback that splices each accepted socket to `target`; `failures` counts onFailure calls. */

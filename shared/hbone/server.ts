@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import { listenerHere } from '../../native/netns.js';
-import type { Logger } from '../../shared/log.js';
-import { type Identity, spiffeId } from '../../shared/identity/spiffe.js';
-import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../../shared/identity/svid.js';
-import { type Authority, defaultSessionWindow, defaultStreamWindow, maxSessionMemoryMb, parseAuthority, peerChain } from './hbone.js';
+import type { Logger } from '../log.js';
+import { type Identity, spiffeId } from '../identity/spiffe.js';
+import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../identity/svid.js';
+import { type Authority, defaultSessionWindow, defaultStreamWindow, maxSessionMemoryMb, parseAuthority, peerChain } from './protocol.js';
 
 export interface HboneServerLimits {
   /** Streams one session may have open at once, announced in SETTINGS; nghttp2 refuses the rest. */

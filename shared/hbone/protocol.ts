@@ -5,8 +5,8 @@
 
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { AmbitError } from '../../shared/errors.js';
-import type { SvidFailure } from '../../shared/identity/svid.js';
+import { AmbitError } from '../errors.js';
+import type { SvidFailure } from '../identity/svid.js';
 
 export const hbonePort = 15008;
 

@@ -7,9 +7,9 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { TrustBundle } from '../../shared/identity/svid.js';
+import type { TrustBundle } from '../identity/svid.js';
 import { NodeDialer, type NodeDialRequest } from './dial.js';
-import { defaultSessionWindow, defaultStreamWindow, HboneConnectFailed, HboneConnectRefused, hbonePort, maxSessionMemoryMb } from './hbone.js';
+import { defaultSessionWindow, defaultStreamWindow, HboneConnectFailed, HboneConnectRefused, hbonePort, maxSessionMemoryMb } from './protocol.js';
 
 export interface HbonePoolOptions {
   trustBundle: () => TrustBundle;

@@ -6,9 +6,9 @@
 import type { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import { spiffeId } from '../../shared/identity/spiffe.js';
-import { SvidInvalid, type TrustBundle, validateSvid } from '../../shared/identity/svid.js';
-import { HboneConnectFailed, HbonePeerUntrusted, hbonePort, peerChain } from './hbone.js';
+import { spiffeId } from '../identity/spiffe.js';
+import { SvidInvalid, type TrustBundle, validateSvid } from '../identity/svid.js';
+import { HboneConnectFailed, HbonePeerUntrusted, hbonePort, peerChain } from './protocol.js';
 
 export interface NodeDialRequest {
   /** SPIFFE ID of the source workload, whose certificate is presented. */
