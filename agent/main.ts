@@ -11,6 +11,7 @@ import { ControllerConnection } from './control/client.js';
 import { EventLog } from './api/events.js';
 import { createAdminServer } from './api/server.js';
 import { CaClient } from './identity/caclient.js';
+import { WaypointHost } from './waypoint/host.js';
 import { CertificateManager } from './identity/manager.js';
 import { NodeCredentials } from './identity/node.js';
 import { allowRequestMigration, CaptureManager } from './capture/manager.js';
@@ -142,6 +143,8 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   control.start();
   certificates.start();
   capture.start();
+  const waypoints = new WaypointHost({ state, ca: bootstrapCa, trustDomain: config.trustDomain, maxTtlSeconds: config.certTtlSeconds, log: log.child({ component: 'waypoints' }) });
+  waypoints.start();
   // 15008 opens once the agent can answer every handshake for its pods: beside a predecessor
   // (SO_REUSEPORT), a session landing here before the pods' certificates would fail.
   await capture.settled;
@@ -165,6 +168,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     control.stop();
     nodeCredentials.stop();
     capture.stopAccepting();
+    waypoints.close();
     metricsServer.close();
     admin.close();
     admin.closeAllConnections();

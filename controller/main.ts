@@ -22,6 +22,7 @@ import { releaseInheritedNetns } from '../shared/net/listen.js';
 import { noDialer } from './dashboard/agent-link.js';
 import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
 import { loadOrCreateSecret } from './secrets.js';
+import { WaypointDeployer } from './waypoints/deployer.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -81,6 +82,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   await once(push.server, 'listening');
 
   const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(local ? { nodeNames: nodes } : {}) };
+  const waypoints = new WaypointDeployer({ ctx, log: log.child({ component: 'waypoints' }) });
+  waypoints.start();
   const parts: ControllerParts = {
     store,
     apply: ctx,
@@ -142,6 +145,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     log.info({ signal }, 'controller stopping; pods and agents keep running');
     server.close();
     server.closeAllConnections();
+    waypoints.stop();
     push.close();
     monitoring.close();
     dashboard?.close();

@@ -14,7 +14,7 @@ import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
 import { clientSocketBytes, type ConnectionTable, type ConnectionInfo, type ResponseFlags } from './connections.js';
-import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted } from '../../shared/hbone/protocol.js';
+import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted, serverName } from '../../shared/hbone/protocol.js';
 import type { HbonePool } from '../../shared/hbone/pool.js';
 import type { Resolver, Resolution } from './resolve.js';
 import { splice } from '../../shared/hbone/splice.js';
@@ -43,13 +43,7 @@ export function identityOf(w: WorkloadEntry, trustDomain: string): Identity {
   return { trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount };
 }
 
-/**
- * The name the client asks for (SNI) so that the destination node presents the destination
- * workload's certificate: SNI takes a host name, so the identity is spelt as one.
- */
-export function serverName(i: Identity): string {
-  return `${i.serviceAccount}.${i.namespace}.sa.${i.trustDomain}`;
-}
+export { serverName };
 
 /** Ends a client connection with a TCP reset, as a refused connection looks to the app. */
 function refuse(client: Socket): void {

@@ -5,7 +5,8 @@
 // destination's side, it names the Service a connection to a pod most likely came through, for
 // telemetry. The index is rebuilt on each config version; resolving allocates only its answer.
 
-import { type NodeEntry, type ServiceEntry, serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { type NodeEntry, type ServiceEntry, serviceHostname, serviceKey, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { waypointHbonePort } from '../../shared/waypoint/names.js';
 import type { AgentState } from '../state/state.js';
 import type { Destination } from '../capture/redirect.js';
 
@@ -24,6 +25,8 @@ export interface Resolution {
   node?: NodeEntry;
   /** How the choice was made, for `ambit explain` and the access log. */
   reason: string;
+  /** The connection goes to the Service's waypoint (`workload` and `node` are the waypoint pod's). */
+  waypoint?: true;
 }
 
 export interface ResolveFailure {
@@ -110,6 +113,7 @@ export class Resolver {
   }
 
   private viaService(service: ServiceEntry, port: number, source: WorkloadEntry | undefined, peek: boolean): Resolution | ResolveFailure {
+    if (service.waypoint) return this.viaWaypoint(service, port, service.waypoint, peek);
     const name = `${service.namespace}/${service.name}`;
     const key = String(port);
     let candidates = service.endpoints.filter((e) => e.ports[key] !== undefined);
@@ -141,6 +145,34 @@ export class Resolver {
     if (!workload) return { service, target, protocol: 'TCP', reason };
     const r = this.toWorkload(workload, target, reason);
     return 'error' in r ? r : { ...r, service };
+  }
+
+  /**
+   * A Service behind a waypoint: the connection goes over HBONE to a waypoint pod's own 15008 (not
+   * its node's: waypoints terminate HBONE themselves), still addressed to the Service's VIP and port,
+   * and the waypoint picks the endpoint. With no waypoint pod ready, the connection is refused
+   * rather than sent around the waypoint, whose rules would then be bypassed.
+   */
+  private viaWaypoint(service: ServiceEntry, port: number, at: { namespace: string; name: string }, peek: boolean): Resolution | ResolveFailure {
+    const name = `${service.namespace}/${service.name}`;
+    const waypoint = this.state.services.get(serviceKey(at.namespace, at.name));
+    const key = String(waypointHbonePort);
+    const candidates = waypoint?.endpoints.filter((e) => e.ports[key] !== undefined && this.byIp.has(e.ip)) ?? [];
+    if (candidates.length === 0) return { error: 'no-endpoints', reason: `service ${name} uses waypoint ${at.namespace}/${at.name}, which has no ready pod: refused rather than bypassed` };
+    const id = `waypoint/${at.namespace}/${at.name}`;
+    const n = this.next.get(id) ?? 0;
+    if (!peek) this.next.set(id, n + 1);
+    const pick = candidates[n % candidates.length]!;
+    const workload = this.byIp.get(pick.ip)!;
+    return {
+      service,
+      workload,
+      target: { ip: service.clusterIP, port },
+      protocol: 'HBONE',
+      node: { name: pick.node, ip: pick.ip },
+      waypoint: true,
+      reason: `service ${name} uses waypoint ${at.namespace}/${at.name}: HBONE to waypoint pod ${workload.namespace}/${workload.name} (${pick.ip}:${waypointHbonePort}), which routes the requests`,
+    };
   }
 
   private toWorkload(workload: WorkloadEntry, target: Destination, reason: string): Resolution | ResolveFailure {

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { enrollLabels, isEnrolled } from '../../shared/enrollment.js';
 import { Pacer } from './pacer.js';
-import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type NodeEntry, type PolicyEntry, type ServiceEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { type ConfigEntry, type ConfigPush, decodeEntry, type EntryKind, type NamespaceEntry, type NodeEntry, type PolicyEntry, type ServiceEntry, type TrafficEntry, type TrustBundleEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 
 export class ConfigRejected extends Error {
   constructor(readonly reason: string) {
@@ -39,6 +39,8 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   readonly policies = new Map<string, PolicyEntry>();
   readonly trustBundles = new Map<string, TrustBundleEntry>();
   readonly nodes = new Map<string, NodeEntry>();
+  /** Routes and destination rules, which only the node's waypoints read. */
+  readonly traffic = new Map<string, TrafficEntry>();
   private enrolled = new Map<string, boolean>();
   /** Moves on whenever a push changes a policy (added, removed or different): the authorizer's cue. */
   policyRevision = 0;
@@ -114,7 +116,7 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
   }
 
   private maps(): Map<string, unknown>[] {
-    return [this.workloads, this.services, this.namespaces, this.policies, this.trustBundles, this.nodes];
+    return [this.workloads, this.services, this.namespaces, this.policies, this.trustBundles, this.nodes, this.traffic];
   }
 
   private mapOf(kind: EntryKind): Map<string, unknown> | undefined {
@@ -131,6 +133,8 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
         return this.trustBundles;
       case 'node':
         return this.nodes;
+      case 'traffic':
+        return this.traffic;
       default:
         return undefined;
     }

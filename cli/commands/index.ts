@@ -32,4 +32,5 @@ export const commands: Record<string, Command> = {
   agent: lazy(() => import('./agent.js'), (m) => m.agent),
   sample: lazy(() => import('./sample.js'), (m) => m.sample),
   estimate: lazy(() => import('./estimate.js'), (m) => m.estimateCommand),
+  waypoint: lazy(() => import('./waypoint.js'), (m) => m.waypoint),
 };

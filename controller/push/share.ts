@@ -10,9 +10,12 @@ import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import { canonicalFields } from '../../shared/resources/canonical.js';
+import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass } from '../../shared/waypoint/names.js';
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
+/** What waypoints route by; sent to every node, whose agent hands it to the waypoints it hosts. */
+export const trafficKinds = new Set(['HTTPRoute', 'GRPCRoute', 'DestinationRule', 'FaultInjection']);
 
 type Scope = 'all' | Set<string>;
 
@@ -40,6 +43,9 @@ export class ShareBuilder {
   private readonly nodeIps = new Map<string, string>();
   /** DestinationRules by namespace, by name. */
   private readonly destinationRules = new Map<string, Map<string, Resource>>();
+  /** Namespace labels (which waypoint a namespace's Services use), and waypoint Gateways by namespace, by name. */
+  private readonly namespaceLabels = new Map<string, Labels>();
+  private readonly waypoints = new Map<string, Map<string, Resource>>();
   private readonly history: { revision: number; keys: string[] }[] = [];
   private historyKeys = 0;
   private commonCache: { revision: number; buffer: Buffer; gzip: Buffer } | undefined;
@@ -100,9 +106,24 @@ export class ShareBuilder {
           const key = `namespace/${r.metadata.name}`;
           if (gone) this.remove(key, changed);
           else this.put(key, { kind: 'namespace', key, value: { name: r.metadata.name, labels: r.metadata.labels ?? {} } }, 'all', changed);
+          // Its use-waypoint label may have changed: its Services say which waypoint they use.
+          if (gone) this.namespaceLabels.delete(r.metadata.name);
+          else this.namespaceLabels.set(r.metadata.name, r.metadata.labels ?? {});
+          for (const name of this.services.get(r.metadata.name)?.keys() ?? []) dirtyServices.add(`${r.metadata.name}/${name}`);
+          break;
+        }
+        case 'Gateway': {
+          const waypoint = !gone && (r.spec as { gatewayClassName?: string } | undefined)?.gatewayClassName === waypointGatewayClass;
+          const had = this.waypoints.get(ns)?.has(r.metadata.name);
+          setIn(this.waypoints, ns, r.metadata.name, waypoint ? r : undefined);
+          // Rare, and a namespace elsewhere may point at it: every Service is looked at again.
+          if (waypoint || had) for (const [sns, names] of this.services) for (const name of names.keys()) dirtyServices.add(`${sns}/${name}`);
           break;
         }
         case 'DestinationRule': {
+          const key = `traffic/DestinationRule/${ns}/${r.metadata.name}`;
+          if (gone) this.remove(key, changed);
+          else this.put(key, { kind: 'traffic', key, value: { kind: r.kind, name: r.metadata.name, namespace: ns, spec: r.spec } }, 'all', changed);
           const old = this.destinationRules.get(ns)?.get(r.metadata.name);
           setIn(this.destinationRules, ns, r.metadata.name, gone ? undefined : r);
           // The Services its host names, before and after.
@@ -113,6 +134,14 @@ export class ShareBuilder {
           break;
         }
         default:
+          if (trafficKinds.has(r.kind)) {
+            const key = `traffic/${r.kind}/${ns}/${r.metadata.name}`;
+            if (gone) this.remove(key, changed);
+            else {
+              const { name, creationTimestamp, generation } = r.metadata;
+              this.put(key, { kind: 'traffic', key, value: { kind: r.kind, name, namespace: ns, ...(creationTimestamp ? { creationTimestamp } : {}), ...(generation ? { generation } : {}), spec: r.spec } }, 'all', changed);
+            }
+          }
           if (policyKinds.has(r.kind)) {
             setIn(this.policies, ns, `${r.kind}/${r.metadata.name}`, gone ? undefined : r);
             if (gone) this.remove(`policy/${r.kind}/${ns}/${r.metadata.name}`, changed);
@@ -232,6 +261,7 @@ export class ShareBuilder {
     }
     endpoints.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
     const lb = this.loadBalancerOf(ns, s.metadata.name);
+    const waypoint = this.waypointOf(s);
     return {
       name: s.metadata.name,
       namespace: ns,
@@ -240,7 +270,24 @@ export class ShareBuilder {
       endpoints,
       ...(lb ? { loadBalancer: lb } : {}),
       ...(spec.trafficDistribution === 'PreferClose' ? { preferClose: true as const } : {}),
+      ...(waypoint ? { waypoint } : {}),
     };
+  }
+
+  /**
+   * The waypoint a Service's traffic goes through: the one its own or its namespace's use-waypoint
+   * label names, if that Gateway exists, is of the waypoint class and handles Service traffic. A
+   * waypoint's own Service never uses one.
+   */
+  private waypointOf(s: Service): { namespace: string; name: string } | undefined {
+    if (s.metadata.labels?.[gatewayNameLabel]) return undefined;
+    const ns = s.metadata.namespace!;
+    const use = useWaypointOf(ns, s.metadata.labels, this.namespaceLabels.get(ns));
+    if (!use) return undefined;
+    const gateway = this.waypoints.get(use.namespace)?.get(use.name);
+    if (!gateway) return undefined;
+    const handles = waypointFor(gateway.metadata.labels);
+    return handles === 'service' || handles === 'all' ? use : undefined;
   }
 
   /**

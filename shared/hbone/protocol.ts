@@ -7,6 +7,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { AmbitError } from '../errors.js';
 import type { SvidFailure } from '../identity/svid.js';
+import type { Identity } from '../identity/spiffe.js';
 
 export const hbonePort = 15008;
 
@@ -91,4 +92,12 @@ export class HboneConnectFailed extends AmbitError {
   ) {
     super('HboneConnectFailed', message);
   }
+}
+
+/**
+ * The name the client asks for (SNI) so that the destination node presents the destination
+ * workload's certificate: SNI takes a host name, so the identity is spelt as one.
+ */
+export function serverName(i: Identity): string {
+  return `${i.serviceAccount}.${i.namespace}.sa.${i.trustDomain}`;
 }

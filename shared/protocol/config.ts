@@ -51,6 +51,11 @@ export interface ServiceEntry {
   loadBalancer?: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
   /** The Service's `trafficDistribution: PreferClose`: endpoints on the client's node first. */
   preferClose?: true;
+  /**
+   * The waypoint its traffic goes through (a Service labelled `istio.io/use-waypoint`): the Gateway's
+   * namespace and name, which are also those of the waypoint's own Service entry.
+   */
+  waypoint?: { namespace: string; name: string };
 }
 
 /** A Service's host name as Istio's telemetry and ztunnel's Forwarded `host=` spell it. */
@@ -71,6 +76,20 @@ export interface PolicyEntry {
   spec: unknown;
 }
 
+/**
+ * A traffic-management resource as applied (HTTPRoute, GRPCRoute, DestinationRule, FaultInjection):
+ * agents keep it for the waypoints of their node, which route by it.
+ */
+export interface TrafficEntry {
+  kind: string;
+  name: string;
+  namespace: string;
+  /** Gateway API precedence breaks ties between routes by age. */
+  creationTimestamp?: string;
+  generation?: number;
+  spec: unknown;
+}
+
 /** The roots that workload certificates of a trust domain chain to (several during a rotation). */
 export interface TrustBundleEntry {
   trustDomain: string;
@@ -83,14 +102,16 @@ export type ConfigEntry =
   | { kind: 'namespace'; key: string; value: NamespaceEntry }
   | { kind: 'policy'; key: string; value: PolicyEntry }
   | { kind: 'trustbundle'; key: string; value: TrustBundleEntry }
-  | { kind: 'node'; key: string; value: NodeEntry };
+  | { kind: 'node'; key: string; value: NodeEntry }
+  | { kind: 'traffic'; key: string; value: TrafficEntry };
 
 export type EntryKind = ConfigEntry['kind'];
-export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy', 'trustbundle', 'node'];
+export const entryKinds: EntryKind[] = ['workload', 'service', 'namespace', 'policy', 'trustbundle', 'node', 'traffic'];
 
 /**
  * An entry on the wire: its key says its kind and, for workloads and services, its namespace and
- * name (`workload/shop/web-1`, `service/shop/web`, `namespace/shop`, `policy/<Kind>/<ns>/<name>`),
+ * name (`workload/shop/web-1`, `service/shop/web`, `namespace/shop`, `policy/<Kind>/<ns>/<name>`,
+ * `traffic/<Kind>/<ns>/<name>`),
  * which the value then leaves out. A full push carries tens of thousands of them, so every byte
  * counts several million times across a fleet.
  */

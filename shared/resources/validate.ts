@@ -6,6 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FieldProblem } from '../errors.js';
 import { kindInfo, kinds } from './kinds.js';
 import { ipv4Pattern, schemas } from './schemas.js';
+import { waypointForLabels, waypointGatewayClass, waypointHbonePort } from '../waypoint/names.js';
 import { type Deployment, keyOf, type Resource, resourceName, type Service } from './types.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
@@ -92,6 +93,7 @@ export function validateResources(resources: unknown[]): FieldProblem[] {
     seen.set(key, index);
     if (r.kind === 'Deployment') checkDeployment(r as Deployment, add);
     if (r.kind === 'Service') checkService(r as Service, add);
+    if (r.kind === 'Gateway') checkGateway(r, add);
   });
   return problems;
 }
@@ -119,6 +121,21 @@ function checkService(s: Service, add: (field: string, message: string) => void)
     if (p.name) names.add(p.name);
     numbers.add(p.port);
   });
+}
+
+/**
+ * A Gateway of the waypoint class is ambit's to run, and a waypoint takes HBONE on 15008 only (as
+ * Istio's waypoint class requires); other classes belong to other controllers and are stored as they are.
+ */
+function checkGateway(g: Resource, add: (field: string, message: string) => void): void {
+  const spec = g.spec as { gatewayClassName: string; listeners: { port: number; protocol: string }[] };
+  if (spec.gatewayClassName !== waypointGatewayClass) return;
+  spec.listeners.forEach((l, i) => {
+    if (l.protocol !== 'HBONE') add(`spec.listeners[${i}].protocol`, `must be HBONE for a Gateway of class ${waypointGatewayClass} (a waypoint)`);
+    if (l.port !== waypointHbonePort) add(`spec.listeners[${i}].port`, `must be ${waypointHbonePort} for a Gateway of class ${waypointGatewayClass} (a waypoint)`);
+  });
+  const forLabel = g.metadata.labels?.[waypointForLabels[0]!] ?? g.metadata.labels?.[waypointForLabels[1]!];
+  if (forLabel !== undefined && !['service', 'workload', 'all', 'none'].includes(forLabel)) add(`metadata.labels.${g.metadata.labels?.[waypointForLabels[0]!] !== undefined ? waypointForLabels[0] : waypointForLabels[1]}`, 'must be service, workload, all or none');
 }
 
 /** What reference checks need to know of the store and the cluster. */

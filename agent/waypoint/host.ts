@@ -1,0 +1,187 @@
+// The agent's side of the waypoints on its node, as istio-agent is Envoy's: inside each waypoint
+// pod's network namespace, on 127.0.0.1:15019, it signs nothing itself but forwards the pod's CSR to
+// the controller's CA once it has checked that the CSR asks for that pod's own identity, and it streams
+// the pod its configuration (a snapshot per change). Only processes in the pod's namespace reach that
+// address, so the pod asking is the pod the listener belongs to. Traffic to the waypoint is not this
+// module's: waypoint pods are not captured, they speak HBONE themselves.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/errors.js';
+import { spiffeId } from '../../shared/identity/spiffe.js';
+import { fromPem, parseCsr } from '../../shared/identity/x509.js';
+import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
+import type { WorkloadEntry } from '../../shared/protocol/config.js';
+import type { WaypointCertificateRequest, WaypointCertificateResponse, WaypointSnapshot } from '../../shared/waypoint/config.js';
+import { gatewayNameLabel, waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../../shared/waypoint/names.js';
+import type { AgentState } from '../state/state.js';
+import { CertificateRefused, type CaClient } from '../identity/caclient.js';
+import { identityOf } from '../proxy/outbound.js';
+
+export interface WaypointHostOptions {
+  state: AgentState;
+  ca: Pick<CaClient, 'requestCertificate'>;
+  trustDomain: string;
+  log: Logger;
+  /** Longest certificate lifetime a waypoint may ask for. */
+  maxTtlSeconds: number;
+}
+
+interface Hosted {
+  key: string;
+  workload: WorkloadEntry;
+  server: Server;
+  sockets: WebSocketServer;
+}
+
+const maxBody = 16 * 1024;
+
+export class WaypointHost {
+  private readonly hosted = new Map<string, Hosted>();
+  private readonly opening = new Set<string>();
+  private snapshotCache: { version: number; json: string } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: WaypointHostOptions) {}
+
+  start(): void {
+    this.o.state.on('config', () => {
+      // Pushes come in bursts: one snapshot for a burst.
+      if (this.timer) return;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.sync();
+      }, 50);
+    });
+    this.sync();
+  }
+
+  /** The waypoint pods of this node now, by `namespace/name`. */
+  waypoints(): string[] {
+    return [...this.hosted.keys()];
+  }
+
+  close(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const h of this.hosted.values()) this.unhost(h);
+  }
+
+  private sync(): void {
+    if (this.stopped) return;
+    const wanted = new Map<string, WorkloadEntry>();
+    for (const w of this.o.state.localWorkloads()) {
+      if (w.labels?.[gatewayNameLabel] && w.netns && w.phase === 'Running') wanted.set(`${w.namespace}/${w.name}`, w);
+    }
+    for (const [key, h] of this.hosted) {
+      const w = wanted.get(key);
+      // A pod recreated under the same name has another namespace: listen there instead.
+      if (!w || w.netns !== h.workload.netns || w.uid !== h.workload.uid) this.unhost(h);
+    }
+    for (const [key, w] of wanted) if (!this.hosted.has(key) && !this.opening.has(key)) void this.host(key, w);
+    const json = this.snapshotJson();
+    for (const h of this.hosted.values()) for (const ws of h.sockets.clients) ws.send(json);
+  }
+
+  private async host(key: string, w: WorkloadEntry): Promise<void> {
+    this.opening.add(key);
+    const server = createServer((req, res) => void this.onRequest(w, req, res));
+    const sockets = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+    server.on('upgrade', (req, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== waypointConfigPath) return void socket.destroy();
+      sockets.handleUpgrade(req, socket, head, (ws) => this.onSubscriber(key, ws));
+    });
+    server.on('error', (err) => this.o.log.warn({ waypoint: key, err: err.message }, 'waypoint endpoint error'));
+    let ns = -1;
+    try {
+      ns = openNetns(w.netns!);
+      // reusePort: a successor agent (an upgrade) listens beside this one before it goes.
+      const fd = listenerIn(ns, '127.0.0.1', waypointLocalPort, { reusePort: true });
+      server.listen({ fd });
+      await once(server, 'listening');
+      if (this.stopped) return void server.close();
+      this.hosted.set(key, { key, workload: w, server, sockets });
+      this.o.log.info({ waypoint: key, identity: spiffeId(identityOf(w, this.o.trustDomain)) }, 'serving a waypoint pod its identity and configuration');
+    } catch (err) {
+      // The pod's namespace may be gone already (the pod went meanwhile); the next push tries again.
+      this.o.log.warn({ waypoint: key, err: errorMessage(err) }, 'cannot open the waypoint endpoint in its pod');
+      server.close();
+    } finally {
+      if (ns >= 0) closeFd(ns);
+      this.opening.delete(key);
+    }
+  }
+
+  private unhost(h: Hosted): void {
+    this.hosted.delete(h.key);
+    for (const ws of h.sockets.clients) ws.terminate();
+    h.sockets.close();
+    h.server.close();
+    h.server.closeAllConnections();
+  }
+
+  private onSubscriber(key: string, ws: WebSocket): void {
+    ws.on('error', () => undefined);
+    ws.send(this.snapshotJson());
+    this.o.log.debug({ waypoint: key }, 'waypoint subscribed to its configuration');
+  }
+
+  private snapshotJson(): string {
+    const s = this.o.state;
+    if (this.snapshotCache?.version === s.version) return this.snapshotCache.json;
+    const snapshot: WaypointSnapshot = {
+      type: 'snapshot',
+      version: s.version,
+      trustDomain: this.o.trustDomain,
+      services: [...s.services.values()],
+      workloads: [...s.workloads.values()],
+      nodes: [...s.nodes.values()],
+      namespaces: [...s.namespaces.values()],
+      trustBundles: [...s.trustBundles.values()],
+      traffic: [...s.traffic.values()],
+    };
+    const json = JSON.stringify(snapshot);
+    this.snapshotCache = { version: s.version, json };
+    return json;
+  }
+
+  private async onRequest(w: WorkloadEntry, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answer = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== 'POST' || new URL(req.url ?? '/', 'http://x').pathname !== waypointCertificatePath) return answer(404, { error: `POST ${waypointCertificatePath}, or a WebSocket on ${waypointConfigPath}` });
+    let body = '';
+    for await (const chunk of req) {
+      body += chunk;
+      if (body.length > maxBody) return answer(413, { error: `a certificate request is at most ${maxBody} bytes` });
+    }
+    let request: WaypointCertificateRequest;
+    try {
+      request = JSON.parse(body) as WaypointCertificateRequest;
+      if (typeof request.csr !== 'string') throw new Error('csr must be a PEM string');
+    } catch (err) {
+      return answer(400, { error: `the request must be JSON {"csr": "<PEM>"}: ${errorMessage(err)}` });
+    }
+    const want = spiffeId(identityOf(w, this.o.trustDomain));
+    try {
+      const der = fromPem(request.csr)[0];
+      if (!der) throw new Error('no PEM block');
+      const { uris } = parseCsr(der);
+      if (uris.length !== 1 || uris[0] !== want) return answer(403, { error: `this pod's identity is ${want}; the CSR asks for ${uris.join(', ') || 'none'}` });
+    } catch (err) {
+      return answer(400, { error: `the CSR does not parse or its signature does not verify: ${errorMessage(err)}` });
+    }
+    const ttl = Math.min(request.ttlSeconds ?? this.o.maxTtlSeconds, this.o.maxTtlSeconds);
+    try {
+      const r = await this.o.ca.requestCertificate(request.csr, ttl);
+      const response: WaypointCertificateResponse = { chain: r.chain, trustBundle: r.trustBundle, notBefore: r.notBefore, notAfter: r.notAfter, serial: r.serial };
+      answer(200, response);
+    } catch (err) {
+      answer(err instanceof CertificateRefused ? 403 : 503, { error: errorMessage(err) });
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// `ambit waypoint ...`, as `istioctl waypoint`: `apply` declares a namespace's waypoint (a Gateway of
+// class ambit-waypoint, which the controller deploys) and can point the namespace at it; `list` and
+// `delete` do what they say; `run` is what the waypoint's pod executes.
+
+import { parseArgs } from 'node:util';
+import { AmbitError } from '../../shared/errors.js';
+import type { Resource } from '../../shared/resources/types.js';
+import { ControllerClient } from '../../controller/api/client.js';
+import { useWaypointLabels, waypointForLabels, waypointGatewayClass, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
+import type { CliContext } from '../context.js';
+
+const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME';
+
+export async function waypoint(ctx: CliContext, args: string[]): Promise<number | void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { namespace: { type: 'string', short: 'n' }, name: { type: 'string' }, for: { type: 'string' }, 'enroll-namespace': { type: 'boolean' }, gateway: { type: 'string' }, otlp: { type: 'string' }, 'log-level': { type: 'string' } },
+  });
+  switch (sub) {
+    case 'run': {
+      const { readWaypointConfig } = await import('../../waypoint/config.js');
+      const { runWaypoint } = await import('../../waypoint/main.js');
+      await runWaypoint(readWaypointConfig(values, process.env));
+      return new Promise<void>(() => undefined);
+    }
+    case 'apply':
+      return applyWaypoint(ctx, values);
+    case 'list':
+      return listWaypoints(ctx, values.namespace);
+    case 'delete': {
+      const name = positionals[0] ?? values.name;
+      if (!name || !values.namespace) throw new AmbitError('BadArgs', usage);
+      await new ControllerClient(ctx.stateDir).request('POST', '/v1/delete', { refs: [{ kind: 'Gateway', namespace: values.namespace, name }] });
+      process.stdout.write(`waypoint ${values.namespace}/${name} deleted\n`);
+      return 0;
+    }
+    default:
+      throw new AmbitError('BadArgs', usage);
+  }
+}
+
+async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: string; for?: string; 'enroll-namespace'?: boolean }): Promise<number> {
+  if (!o.namespace) throw new AmbitError('BadArgs', `waypoint apply needs -n NAMESPACE; ${usage}`);
+  const name = o.name ?? 'waypoint';
+  const handles = (o.for ?? 'service') as WaypointFor;
+  if (!['service', 'workload', 'all', 'none'].includes(handles)) throw new AmbitError('BadArgs', `--for must be service, workload, all or none, not ${JSON.stringify(o.for)}`);
+  const gateway: Resource = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name, namespace: o.namespace, labels: { [waypointForLabels[1]!]: handles } },
+    spec: { gatewayClassName: waypointGatewayClass, listeners: [{ name: 'mesh', port: waypointHbonePort, protocol: 'HBONE' }] },
+  };
+  const client = new ControllerClient(ctx.stateDir);
+  const resources: Resource[] = [gateway];
+  if (o['enroll-namespace']) {
+    const { items } = await client.request<{ items: Resource[] }>('GET', '/v1/resources?kind=Namespace');
+    const ns = items.find((n) => n.metadata.name === o.namespace);
+    if (!ns) throw new AmbitError('NotFound', `namespace ${o.namespace} not found`);
+    resources.push({ ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata.labels, [useWaypointLabels[1]!]: name } } });
+  }
+  const r = await client.request<{ revision: number; results: { resource: string; action: string }[] }>('POST', '/v1/apply', { resources });
+  for (const x of r.results) process.stdout.write(`${x.resource} ${x.action}\n`);
+  process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or Service ${useWaypointLabels[1]}=${name} to use it`}\n`);
+  return 0;
+}
+
+async function listWaypoints(ctx: CliContext, namespace: string | undefined): Promise<number> {
+  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Resource[] }>('GET', `/v1/resources?kind=Gateway${namespace ? `&namespace=${namespace}` : ''}`);
+  const waypoints = items.filter((g) => (g.spec as { gatewayClassName?: string }).gatewayClassName === waypointGatewayClass);
+  if (!waypoints.length) {
+    process.stdout.write('No waypoints.\n');
+    return 0;
+  }
+  process.stdout.write('NAMESPACE\tNAME\tPROGRAMMED\tADDRESS\n');
+  for (const g of waypoints) {
+    const status = g.status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
+    process.stdout.write(`${g.metadata.namespace}\t${g.metadata.name}\t${status?.conditions?.find((c) => c.type === 'Programmed')?.status ?? 'Unknown'}\t${status?.addresses?.[0]?.value ?? '-'}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,157 @@
+// Deploys waypoints, as Istio's gateway deployment controller does: for every Gateway of class
+// `ambit-waypoint` a ServiceAccount (the waypoint's SPIFFE identity), a Deployment running
+// `ambit waypoint run`, and a Service on 15008 that node proxies send HBONE to, all named after the
+// Gateway and marked as managed; they go when the Gateway goes. The Gateway's status says whether
+// it is accepted and programmed (a waypoint pod runs) and at which address.
+// Which Services use a waypoint is the push's business (controller/push/share.ts).
+
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/errors.js';
+import { enrollLabels } from '../../shared/enrollment.js';
+import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
+import { gatewayNameLabel, managedLabel, managedValue, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
+import { applyResources, deleteResources, type ApplyContext } from '../resources/apply.js';
+
+const managedKinds = ['ServiceAccount', 'Deployment', 'Service'] as const;
+
+export interface WaypointDeployerOptions {
+  ctx: ApplyContext;
+  log: Logger;
+  /** The command that runs a waypoint in a pod (`ambit` on the local cluster's pods' PATH). */
+  command?: string[];
+}
+
+export class WaypointDeployer {
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(private readonly o: WaypointDeployerOptions) {}
+
+  /** Reconciles now and after every change that concerns a waypoint. */
+  start(): void {
+    this.o.ctx.store.on('change', (event) => {
+      if (this.stopped) return;
+      const relevant = event.changes.some((c) => {
+        const r = c.resource;
+        return r.kind === 'Gateway' || r.metadata.labels?.[gatewayNameLabel] !== undefined || r.kind === 'Namespace';
+      });
+      if (relevant) this.schedule();
+    });
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Several changes in one tick make one pass; the pass's own writes schedule one more, which finds nothing to do. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      try {
+        this.reconcile();
+      } catch (err) {
+        this.o.log.error({ err: errorMessage(err) }, 'waypoint reconcile failed');
+      }
+    });
+  }
+
+  reconcile(): void {
+    const { store } = this.o.ctx;
+    const gateways = store.list('Gateway').filter((g) => (g.spec as { gatewayClassName?: string }).gatewayClassName === waypointGatewayClass);
+    const wanted = new Set<string>();
+    for (const g of gateways) {
+      const ns = g.metadata.namespace!;
+      if (!store.get('Namespace', '', ns)) continue;
+      const desired = this.resourcesFor(g);
+      for (const r of desired) wanted.add(`${r.kind}/${ns}/${r.metadata.name}`);
+      const stale = desired.filter((r) => differs(r, store.get(r.kind, ns, r.metadata.name)));
+      if (stale.length) {
+        applyResources(this.o.ctx, stale);
+        this.o.log.info({ gateway: `${ns}/${g.metadata.name}`, applied: stale.map((r) => r.kind) }, 'waypoint deployed');
+      }
+      this.writeStatus(g);
+    }
+    // What a deleted Gateway left behind.
+    const orphans = managedKinds.flatMap((k) => store.list(k)).filter((r) => r.metadata.labels?.[managedLabel] === managedValue && !wanted.has(`${r.kind}/${r.metadata.namespace}/${r.metadata.name}`));
+    if (orphans.length) {
+      deleteResources(this.o.ctx, orphans.map((r) => ({ kind: r.kind, namespace: r.metadata.namespace!, name: r.metadata.name })), true);
+      this.o.log.info({ removed: orphans.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`) }, 'waypoint removed');
+    }
+  }
+
+  /** The ServiceAccount, Deployment and Service a waypoint Gateway stands for. */
+  resourcesFor(g: Resource): Resource[] {
+    const name = g.metadata.name;
+    const namespace = g.metadata.namespace!;
+    const labels = { [gatewayNameLabel]: name, [managedLabel]: managedValue };
+    // Its pods speak HBONE themselves: the node proxy must not capture them (Istio's waypoints are
+    // labelled the same way), yet each has its own identity, the ServiceAccount's.
+    const podLabels = { ...labels, [enrollLabels[0]!]: 'none' };
+    const command = this.o.command ?? ['ambit', 'waypoint', 'run'];
+    const deployment: Deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { [gatewayNameLabel]: name } },
+        template: {
+          metadata: { labels: podLabels },
+          spec: {
+            serviceAccountName: name,
+            containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],
+          },
+        },
+      },
+    };
+    const service: Service = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace, labels },
+      spec: { selector: { [gatewayNameLabel]: name }, ports: [{ name: 'mesh', port: waypointHbonePort, targetPort: waypointHbonePort }] },
+    };
+    return [{ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels } }, deployment, service];
+  }
+
+  /** Accepted once deployed; Programmed once a waypoint pod runs; the address is its Service's. */
+  private writeStatus(g: Resource): void {
+    const { store } = this.o.ctx;
+    const ns = g.metadata.namespace!;
+    const service = store.get('Service', ns, g.metadata.name) as Service | undefined;
+    const running = (store.list('Pod', ns) as Pod[]).filter((p) => p.metadata.labels?.[gatewayNameLabel] === g.metadata.name && p.status.phase === 'Running');
+    const generation = g.metadata.generation ?? 1;
+    const old = (g.status as { conditions?: { type: string; status: string; lastTransitionTime: string }[] } | undefined)?.conditions ?? [];
+    const condition = (type: string, ok: boolean, reason: string, message: string) => {
+      const was = old.find((c) => c.type === type);
+      const status = ok ? 'True' : 'False';
+      return { type, status, reason, message, observedGeneration: generation, lastTransitionTime: was?.status === status ? was.lastTransitionTime : new Date().toISOString() };
+    };
+    const status = {
+      conditions: [
+        condition('Accepted', true, 'Accepted', 'Resource accepted'),
+        running.length
+          ? condition('Programmed', true, 'Programmed', `${running.length} waypoint pod${running.length > 1 ? 's' : ''} running`)
+          : condition('Programmed', false, 'Pending', 'waiting for a waypoint pod to run'),
+      ],
+      ...(service?.spec?.clusterIP ? { addresses: [{ type: 'IPAddress', value: service.spec.clusterIP }] } : {}),
+    };
+    if (JSON.stringify(status) === JSON.stringify(g.status)) return;
+    store.commit([{ ...g, status }]);
+  }
+}
+
+/** Whether what is stored differs from what the waypoint needs (labels and spec; what ambit fills in aside). */
+function differs(want: Resource, have: Resource | undefined): boolean {
+  if (!have) return true;
+  for (const [k, v] of Object.entries(want.metadata.labels ?? {})) if (have.metadata.labels?.[k] !== v) return true;
+  if (want.kind === 'Service') {
+    const w = (want as Service).spec!;
+    const h = (have as Service).spec!;
+    return JSON.stringify(w.selector) !== JSON.stringify(h.selector) || JSON.stringify(w.ports) !== JSON.stringify(h.ports);
+  }
+  return JSON.stringify(want.spec) !== JSON.stringify(have.spec);
+}

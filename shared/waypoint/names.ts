@@ -1,0 +1,61 @@
+// The names a waypoint is known by, shared by the controller (which deploys waypoints and tells
+// agents which Services use one), the agents (which send those Services' traffic to it and serve
+// its identity and configuration), the waypoint itself and the CLI. Istio's labels are honoured
+// beside ambit's, so Istio manifests and habits carry over.
+
+import type { Labels } from '../resources/types.js';
+
+/** A Gateway of this class declares a waypoint (Istio's is `istio-waypoint`). */
+export const waypointGatewayClass = 'ambit-waypoint';
+
+/** On a Service or a Namespace: the waypoint (a Gateway's name) its traffic goes through; `none` opts a Service out. */
+export const useWaypointLabels = ['ambit.dev/use-waypoint', 'istio.io/use-waypoint'];
+/** Beside a use-waypoint label: the namespace of that waypoint, when it is not the Service's own. */
+export const useWaypointNamespaceLabels = ['ambit.dev/use-waypoint-namespace', 'istio.io/use-waypoint-namespace'];
+/** On the Gateway: what traffic it handles, `service` (the default), `workload`, `all` or `none`, as Istio's. */
+export const waypointForLabels = ['ambit.dev/waypoint-for', 'istio.io/waypoint-for'];
+export type WaypointFor = 'service' | 'workload' | 'all' | 'none';
+
+/** On the waypoint's pods (and its Deployment and Service): the Gateway they serve, as the Gateway API names it. */
+export const gatewayNameLabel = 'gateway.networking.k8s.io/gateway-name';
+/** On everything the controller made for a Gateway, as Istio's deployment controller marks it. */
+export const managedLabel = 'gateway.istio.io/managed';
+export const managedValue = 'ambit.dev-waypoint-controller';
+
+/** The waypoint's HBONE port, where node proxies send it the traffic of the Services that use it. */
+export const waypointHbonePort = 15008;
+/**
+ * Inside a waypoint pod's network namespace only, on 127.0.0.1: its node agent's answers to that pod
+ * (its certificate for a CSR, and its configuration as a WebSocket stream). Only processes in the
+ * pod's namespace can reach it, so the agent knows which pod asks, as Istio's workload SDS socket does.
+ */
+export const waypointLocalPort = 15019;
+export const waypointCertificatePath = '/v1/certificate';
+export const waypointConfigPath = '/v1/config';
+
+function first(labels: Labels | undefined, keys: string[]): string | undefined {
+  for (const k of keys) {
+    const v = labels?.[k];
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+/**
+ * The waypoint a Service uses, as `{ namespace, name }` of its Gateway: the Service's own label first
+ * (`none` there means none, whatever the namespace says), then its namespace's, as Istio decides it.
+ */
+export function useWaypointOf(serviceNamespace: string, serviceLabels: Labels | undefined, namespaceLabels: Labels | undefined): { namespace: string; name: string } | undefined {
+  for (const labels of [serviceLabels, namespaceLabels]) {
+    const name = first(labels, useWaypointLabels);
+    if (name === undefined) continue;
+    if (name === 'none' || name === '') return undefined;
+    return { namespace: first(labels, useWaypointNamespaceLabels) ?? serviceNamespace, name };
+  }
+  return undefined;
+}
+
+export function waypointFor(gatewayLabels: Labels | undefined): WaypointFor {
+  const v = first(gatewayLabels, waypointForLabels);
+  return v === 'workload' || v === 'all' || v === 'none' ? v : 'service';
+}

@@ -1,0 +1,116 @@
+// The waypoint process (`ambit waypoint run --gateway NAME`, in its pod): its identity and
+// configuration come from its node agent (agent-link.ts); it takes HBONE on 15008 from node proxies
+// (proxy/ingress.ts), routes each HTTP request (routing/) to an endpoint chosen with the backend's
+// traffic policy (upstream/), and sends it over HBONE with its own identity (proxy/upstream.ts).
+// Istio's L7 metrics are on 15020, one access line per request on stdout.
+
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { createLogger } from '../shared/log.js';
+import { errorMessage } from '../shared/errors.js';
+import { createHboneServer } from '../shared/hbone/server.js';
+import { HbonePool } from '../shared/hbone/pool.js';
+import { splice } from '../shared/hbone/splice.js';
+import type { ServiceEntry } from '../shared/protocol/config.js';
+import { AgentLink } from './agent-link.js';
+import type { WaypointConfig } from './config.js';
+import { WaypointState } from './state.js';
+import { Ingress, type TunnelContext } from './proxy/ingress.js';
+import { Forwarder, type Plan } from './proxy/forward.js';
+import { type Endpoint, Upstreams } from './proxy/upstream.js';
+
+export async function runWaypoint(config: WaypointConfig): Promise<void> {
+  const log = createLogger('waypoint', config.logLevel).child({ waypoint: `${config.namespace}/${config.gateway}`, pod: config.podName });
+  const access = createLogger('waypoint', 'info', undefined, 1).child({ waypoint: `${config.namespace}/${config.gateway}`, log: 'access' });
+  const state = new WaypointState();
+  const link = new AgentLink({ identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount }, log: log.child({ component: 'agent-link' }) });
+  link.on('snapshot', (s) => {
+    state.apply(s);
+    log.debug({ version: s.version }, 'configuration applied');
+  });
+  const pool = new HbonePool({ trustBundle: () => state.trustBundle });
+  const upstreams = new Upstreams({ pool, state, certificate: () => link.certificate, trustDomain: config.trustDomain, ownIp: config.podIp });
+
+  const rr = new Map<string, number>();
+  const pickEndpoint = (service: ServiceEntry, port: number): Endpoint | undefined => {
+    const key = String(port);
+    const ready = service.endpoints.filter((e) => e.ports[key] !== undefined);
+    if (!ready.length) return undefined;
+    const id = `${service.namespace}/${service.name}:${port}`;
+    const n = rr.get(id) ?? 0;
+    rr.set(id, n + 1);
+    const e = ready[n % ready.length]!;
+    const workload = state.workloadAt(e.ip);
+    return { ip: e.ip, port: e.ports[key]!, node: e.node, service, ...(workload ? { workload } : {}) };
+  };
+  const plan = (_req: unknown, ctx: TunnelContext): Plan => ({ backend: { service: ctx.service, port: ctx.port } });
+
+  const forwarder = new Forwarder({
+    upstreams,
+    plan,
+    pickEndpoint,
+    workloadAt: (ip) => state.workloadAt(ip),
+    record: (o) => {
+      access.info({
+        method: o.method,
+        path: o.path,
+        authority: o.authority,
+        protocol: o.protocol,
+        response_code: o.status,
+        response_flags: o.flags,
+        duration: Math.round(o.durationMs),
+        bytes_received: o.requestBytes,
+        bytes_sent: o.responseBytes,
+        upstream_host: o.endpoint ? `${o.endpoint.ip}:${o.endpoint.port}` : undefined,
+        route_name: o.route,
+        source_principal: o.sourcePrincipal,
+        attempts: o.attempts,
+      });
+    },
+  });
+  const tcp = (stream: Duplex, ctx: TunnelContext) => {
+    const ep = pickEndpoint(ctx.service, ctx.port);
+    if (!ep) return void stream.destroy();
+    upstreams.tunnel(ep).then(
+      (up) =>
+        splice(stream, up, () => {
+          stream.destroy();
+          up.destroy();
+        }),
+      () => stream.destroy(),
+    );
+  };
+  const ingress = new Ingress({ request: (req, res, ctx) => forwarder.handle(req, res, ctx), upgrade: (req, socket, head, ctx) => forwarder.upgrade(req, socket, head, ctx), tcp }, (ip, port) => state.serviceAt(ip, port));
+  const hbone = createHboneServer({
+    secureContext: () => link.certificate?.secureContext,
+    trustBundle: () => state.trustBundle,
+    onTunnel: (t) => ingress.onTunnel(t),
+    log: log.child({ component: 'hbone' }),
+  });
+
+  const ready = createServer((_req, res) => {
+    const ok = link.certificate !== undefined && state.version >= 0;
+    res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready: waiting for the certificate and configuration from the node agent\n');
+  });
+  ready.listen(15021);
+
+  link.start();
+  // Serve only with an identity and a configuration: a tunnel before them could not be routed.
+  await Promise.all([link.certificate ? undefined : once(link, 'certificate'), state.version >= 0 ? undefined : once(state, 'changed')]);
+  await hbone.listen(config.hbonePort, '0.0.0.0');
+  log.info({ hbone: config.hbonePort }, 'waypoint ready');
+
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'waypoint stopping');
+    link.close();
+    ready.close();
+    await hbone.close(5000);
+    ingress.close();
+    upstreams.close();
+    pool.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM').catch((err) => log.error({ err: errorMessage(err) }, 'shutdown failed')));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}

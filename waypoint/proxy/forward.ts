@@ -1,0 +1,355 @@
+// One HTTP request through the waypoint: the route's plan (a direct answer such as a redirect, or a
+// backend Service and port with header edits, rewrites, timeouts, retries, mirrors and faults), then
+// an endpoint of the backend, the request sent over a reused tunnel, and the answer streamed back.
+// The request body is streamed; it is kept (up to 64 KiB) only while a retry may still need it.
+// Each request is recorded once, when it ends, with Envoy's response flags for what went wrong.
+
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { principal } from '../../shared/identity/spiffe.js';
+import type { ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { splice } from '../../shared/hbone/splice.js';
+import { declaredProtocol, type TunnelContext } from './ingress.js';
+import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/** A list of header edits, applied in order (the Gateway API's set, add and remove). */
+export interface HeaderEdits {
+  set?: [string, string][];
+  add?: [string, string][];
+  remove?: string[];
+}
+
+export interface Plan {
+  /** The route that matched, `namespace/name` and rule, for the access log and explain. */
+  route?: string;
+  /** Answered by the waypoint itself (a redirect, a fault's abort, a route with no valid backend). */
+  respond?: { status: number; headers?: OutgoingHttpHeaders; flag?: string };
+  backend?: { service: ServiceEntry; port: number };
+  path?: string;
+  host?: string;
+  requestHeaders?: HeaderEdits;
+  responseHeaders?: HeaderEdits;
+  /** Whole request, and each try. */
+  timeoutMs?: number;
+  backendTimeoutMs?: number;
+  /** Retries after the first try, on these statuses (and on a failure to connect or a reset before an answer). */
+  retry?: { attempts: number; codes: number[]; backoffMs: number };
+  mirrors?: { service: ServiceEntry; port: number; percent: number }[];
+  delayMs?: number;
+}
+
+export interface RequestOutcome {
+  ctx: TunnelContext;
+  method: string;
+  path: string;
+  authority: string;
+  protocol: 'http' | 'grpc';
+  status: number;
+  grpcStatus?: number;
+  flags: string;
+  durationMs: number;
+  requestBytes: number;
+  responseBytes: number;
+  route?: string;
+  endpoint?: Endpoint;
+  attempts: number;
+  source?: WorkloadEntry;
+  sourcePrincipal: string;
+}
+
+export interface ForwardOptions {
+  upstreams: Upstreams;
+  plan(req: DownstreamRequest, ctx: TunnelContext): Plan;
+  /** An endpoint of `service` for `port` (load balancing and outlier ejection are the caller's), or undefined when none is ready. */
+  pickEndpoint(service: ServiceEntry, port: number, req: DownstreamRequest, ctx: TunnelContext): Endpoint | undefined;
+  workloadAt(ip: string): WorkloadEntry | undefined;
+  /** Every finished request, once. */
+  record(o: RequestOutcome): void;
+  /** Each try's result, for outlier detection. */
+  tried?(ep: Endpoint, status: number | 'connect-failure' | 'reset'): void;
+}
+
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
+const maxReplayBody = 64 * 1024;
+
+function copyHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k in from) {
+    if (k[0] === ':' || hopByHop.has(k)) continue;
+    out[k] = from[k];
+  }
+  return out;
+}
+
+export function applyEdits(headers: OutgoingHttpHeaders, e: HeaderEdits | undefined): void {
+  if (!e) return;
+  for (const [k, v] of e.set ?? []) headers[k.toLowerCase()] = v;
+  for (const [k, v] of e.add ?? []) {
+    const key = k.toLowerCase();
+    const old = headers[key];
+    headers[key] = old === undefined ? v : Array.isArray(old) ? [...old, v] : `${String(old)},${v}`;
+  }
+  for (const k of e.remove ?? []) delete headers[k.toLowerCase()];
+}
+
+export class Forwarder {
+  constructor(private readonly o: ForwardOptions) {}
+
+  handle(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext): void {
+    const started = performance.now();
+    const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+    const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
+    const sourceIp = ctx.sourceIp;
+    const source = sourceIp ? this.o.workloadAt(sourceIp) : undefined;
+    const outcome: RequestOutcome = {
+      ctx,
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      authority,
+      protocol: grpc ? 'grpc' : 'http',
+      status: 0,
+      flags: '-',
+      durationMs: 0,
+      requestBytes: 0,
+      responseBytes: 0,
+      attempts: 0,
+      ...(source ? { source } : {}),
+      sourcePrincipal: principal(ctx.peer),
+    };
+    let recorded = false;
+    const finish = () => {
+      if (recorded) return;
+      recorded = true;
+      outcome.durationMs = performance.now() - started;
+      if (!outcome.status) outcome.status = res.headersSent ? res.statusCode : 0;
+      this.o.record(outcome);
+    };
+    res.once('finish', finish);
+    res.once('close', () => {
+      // The client went before the answer was complete: Envoy's downstream connection termination.
+      if (!res.writableFinished && outcome.flags === '-') outcome.flags = 'DC';
+      finish();
+    });
+    req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+
+    let plan: Plan;
+    try {
+      plan = this.o.plan(req, ctx);
+    } catch (err) {
+      return this.answer(res, outcome, 500, 'NR', `routing failed: ${(err as Error).message}`);
+    }
+    if (plan.route) outcome.route = plan.route;
+    const go = () => this.run(req, res, ctx, plan, outcome, grpc);
+    if (plan.delayMs) {
+      outcome.flags = 'DI';
+      const t = setTimeout(go, plan.delayMs);
+      res.once('close', () => clearTimeout(t));
+    } else go();
+  }
+
+  private run(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext, plan: Plan, outcome: RequestOutcome, grpc: boolean): void {
+    if (res.destroyed) return;
+    if (plan.respond) {
+      const { status, headers, flag } = plan.respond;
+      req.resume();
+      outcome.status = status;
+      if (flag) outcome.flags = outcome.flags === '-' ? flag : `${outcome.flags},${flag}`;
+      res.writeHead(status, { ...headers, 'content-length': '0' } as OutgoingHttpHeaders);
+      res.end();
+      return;
+    }
+    const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
+    const headers = copyHeaders(req.headers);
+    headers.host = plan.host ?? (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? `${backend.service.name}.${backend.service.namespace}.svc.cluster.local`;
+    headers['x-forwarded-proto'] ??= 'http';
+    if (!headers['x-request-id']) headers['x-request-id'] = crypto.randomUUID();
+    applyEdits(headers, plan.requestHeaders);
+    const path = plan.path ?? req.url ?? '/';
+    const method = req.method ?? 'GET';
+    // HTTP/2 to the backend only where it speaks it: gRPC, or a port declared http2/grpc (as Envoy's
+    // default); an h2c client of an HTTP/1.1 app is translated.
+    const http2Upstream = grpc || declaredProtocol(backend.service, backend.port) === 'http2';
+
+    // The body is kept while a retry may need it: until it passes 64 KiB, then retries stop.
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let replayable = true;
+    let bodyEnded = false;
+    req.on('data', (c: Buffer) => {
+      if (!replayable) return;
+      kept += c.length;
+      if (kept > maxReplayBody) {
+        replayable = false;
+        chunks.length = 0;
+      } else chunks.push(c);
+    });
+    req.once('end', () => (bodyEnded = true));
+
+    let deadline: NodeJS.Timeout | undefined;
+    let done = false;
+    const fail = (status: number, flag: string, message: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      this.answer(res, outcome, status, flag, message, grpc);
+    };
+    if (plan.timeoutMs) {
+      deadline = setTimeout(() => {
+        current?.destroy();
+        fail(504, 'UT', 'upstream request timeout');
+      }, plan.timeoutMs);
+      res.once('close', () => clearTimeout(deadline));
+    }
+
+    let current: { destroy(): void } | undefined;
+    const attempt = (n: number) => {
+      if (done || res.destroyed) return;
+      outcome.attempts = n + 1;
+      const ep = this.o.pickEndpoint(backend.service, backend.port, req, ctx);
+      if (!ep) return fail(503, 'UH', `no healthy upstream for ${backend.service.namespace}/${backend.service.name}:${backend.port}`);
+      outcome.endpoint = ep;
+      const retryLeft = plan.retry ? n < plan.retry.attempts : n < 1;
+      const again = (why: string) => {
+        const canReplay = replayable && (n === 0 || bodyEnded || chunks.length >= 0);
+        if (!retryLeft || !canReplay) return false;
+        const backoff = plan.retry ? plan.retry.backoffMs * 2 ** n * Math.random() : 0;
+        outcome.flags = 'URX';
+        void why;
+        setTimeout(() => attempt(n + 1), Math.min(backoff, (plan.retry?.backoffMs ?? 25) * 10));
+        return true;
+      };
+      const onFailure = (kind: 'connect-failure' | 'reset', err: Error) => {
+        this.o.tried?.(ep, kind);
+        if (done) return;
+        // Envoy retries a request reset before any answer by default (Istio's ambient default), not only when a route says so.
+        if (again(kind)) return;
+        if (err instanceof UpstreamUnavailable) return fail(503, err.flag, err.message);
+        fail(503, kind === 'connect-failure' ? 'UF' : 'UC', `upstream ${kind}: ${err.message}`);
+      };
+      const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
+        this.o.tried?.(ep, status);
+        if (done) return void body.resume();
+        if (plan.retry && plan.retry.codes.includes(status) && again(String(status))) return void body.resume();
+        done = true;
+        clearTimeout(deadline);
+        outcome.status = status;
+        const grpcStatus = respHeaders['grpc-status'];
+        if (grpcStatus !== undefined) outcome.grpcStatus = Number(grpcStatus);
+        applyEdits(respHeaders, plan.responseHeaders);
+        res.writeHead(status, respHeaders);
+        body.on('data', (c: Buffer) => (outcome.responseBytes += c.length));
+        trailers?.((t) => {
+          if (t['grpc-status'] !== undefined) outcome.grpcStatus = Number(t['grpc-status']);
+          (res as Http2ServerResponse).addTrailers?.(t as Record<string, string>);
+        });
+        (body as unknown as NodeJS.ReadableStream).pipe(res as unknown as NodeJS.WritableStream);
+      };
+
+      const writeBody = (up: NodeJS.WritableStream & { end(): void }) => {
+        if (n === 0) {
+          (req as unknown as NodeJS.ReadableStream).pipe(up);
+          return;
+        }
+        for (const c of chunks) up.write(c);
+        if (bodyEnded) up.end();
+        else (req as unknown as NodeJS.ReadableStream).pipe(up);
+      };
+
+      if (http2Upstream) {
+        this.o.upstreams.session(ep).then(
+          (session) => {
+            if (done) return;
+            const h2headers: OutgoingHttpHeaders = { ...headers, ':method': method, ':path': path, ':authority': headers.host as string };
+            delete h2headers.host;
+            const s = session.request(h2headers, { endStream: false });
+            current = s;
+            let answered = false;
+            if (plan.backendTimeoutMs) s.setTimeout(plan.backendTimeoutMs, () => (answered ? undefined : (s.close(http2.constants.NGHTTP2_CANCEL), fail(504, 'UT', 'upstream per-try timeout'))));
+            s.on('response', (h) => {
+              answered = true;
+              const status = Number(h[':status']);
+              const out: OutgoingHttpHeaders = {};
+              for (const k in h) if (k[0] !== ':' && !hopByHop.has(k)) out[k] = h[k];
+              onResponse(status, out, s as unknown as NodeJS.ReadableStream & { resume(): void }, (cb) => s.once('trailers', (t) => cb(t as OutgoingHttpHeaders)));
+            });
+            s.on('error', (err) => (answered ? res.destroy(err) : onFailure('reset', err)));
+            writeBody(s);
+          },
+          (err: Error) => onFailure('connect-failure', err),
+        );
+        return;
+      }
+      const up = http.request({ host: ep.ip, port: ep.port, method, path, headers, agent: this.o.upstreams.agent(ep), ...(plan.backendTimeoutMs ? { timeout: plan.backendTimeoutMs } : {}) });
+      current = up;
+      let answered = false;
+      let connected = false;
+      up.on('socket', () => (connected = true));
+      up.on('timeout', () => {
+        if (answered) return;
+        up.destroy();
+        fail(504, 'UT', 'upstream per-try timeout');
+      });
+      up.on('response', (r) => {
+        answered = true;
+        const out: OutgoingHttpHeaders = {};
+        for (const k in r.headers) if (!hopByHop.has(k)) out[k] = r.headers[k];
+        onResponse(r.statusCode ?? 502, out, r);
+      });
+      up.on('error', (err) => {
+        if (answered) return void res.destroy(err);
+        onFailure(connected ? 'reset' : 'connect-failure', err);
+      });
+      writeBody(up);
+    };
+    attempt(0);
+    for (const m of plan.mirrors ?? []) if (Math.random() * 100 < m.percent) this.mirror(m, method, path, headers, req);
+  }
+
+  /** A copy of the request to another backend, its answer dropped; the original never waits for it. */
+  private mirror(m: { service: ServiceEntry; port: number }, method: string, path: string, headers: OutgoingHttpHeaders, req: DownstreamRequest): void {
+    const ep = this.o.pickEndpoint(m.service, m.port, req, {} as TunnelContext);
+    if (!ep) return;
+    const host = `${String(headers.host ?? '')}-shadow`;
+    const copy = http.request({ host: ep.ip, port: ep.port, method, path, headers: { ...headers, host }, agent: this.o.upstreams.agent(ep), timeout: 10_000 });
+    copy.on('response', (r) => r.resume());
+    copy.on('error', () => undefined);
+    copy.on('timeout', () => copy.destroy());
+    (req as unknown as NodeJS.ReadableStream).pipe(copy);
+  }
+
+  private answer(res: DownstreamResponse, outcome: RequestOutcome, status: number, flag: string, message: string, grpc = false): void {
+    outcome.status = status;
+    outcome.flags = outcome.flags === '-' || outcome.flags === 'URX' ? flag : `${outcome.flags},${flag}`;
+    if (res.headersSent) return void res.destroy();
+    const body = `${message}\n`;
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...(grpc ? { 'grpc-status': '14', 'grpc-message': message } : {}) });
+    res.end(body);
+  }
+
+  /** A WebSocket (or other) upgrade: the request goes to an endpoint as it came, then bytes flow both ways. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: TunnelContext): void {
+    const plan = this.o.plan(req, ctx);
+    const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
+    const ep = this.o.pickEndpoint(backend.service, backend.port, req, ctx);
+    if (!ep || plan.respond) return void socket.end(`HTTP/1.1 ${plan.respond?.status ?? 503} ${http.STATUS_CODES[plan.respond?.status ?? 503]}\r\ncontent-length: 0\r\n\r\n`);
+    void this.o.upstreams.tunnel(ep).then(
+      (up) => {
+        const headers = { ...req.headers };
+        applyEdits(headers as OutgoingHttpHeaders, plan.requestHeaders);
+        let text = `${req.method} ${plan.path ?? req.url} HTTP/1.1\r\n`;
+        for (let i = 0; i < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+        up.write(`${text}\r\n`);
+        if (head.length) up.write(head);
+        splice(socket as never, up, () => {
+          socket.destroy();
+          up.destroy();
+        });
+      },
+      () => socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n'),
+    );
+  }
+}

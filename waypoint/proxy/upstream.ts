@@ -1,0 +1,160 @@
+// How the waypoint reaches a backend endpoint (a pod's ip:port): over HBONE to the endpoint's node
+// (a CONNECT stream on a pooled mutual-TLS session, presenting the waypoint's own identity, with
+// `Forwarded: for=<waypoint>;host=<service>` so the destination names the Service in its telemetry),
+// or in plain TCP to a pod outside the mesh. HTTP/1.1 requests reuse tunnels through one keep-alive
+// http.Agent per endpoint; HTTP/2 and gRPC requests share one HTTP/2 session per endpoint.
+
+import http, { type ClientRequestArgs } from 'node:http';
+import http2, { type ClientHttp2Session } from 'node:http2';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { spiffeId, type Identity } from '../../shared/identity/spiffe.js';
+import { isEnrolled } from '../../shared/enrollment.js';
+import type { HbonePool } from '../../shared/hbone/pool.js';
+import { serverName } from '../../shared/hbone/protocol.js';
+import { serviceHostname, type ServiceEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
+import type { WaypointState } from '../state.js';
+import type { WaypointCertificate } from '../agent-link.js';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+  node: string;
+  /** The pod, when it is one of the cluster's. */
+  workload?: WorkloadEntry;
+  service: ServiceEntry;
+}
+
+export interface UpstreamOptions {
+  pool: HbonePool;
+  state: WaypointState;
+  certificate: () => WaypointCertificate | undefined;
+  trustDomain: string;
+  /** The waypoint pod's own address, the `for=` of the Forwarded header it sends. */
+  ownIp: string;
+  /** Tunnels per endpoint for HTTP/1.1 at most (connectionPool.tcp.maxConnections when set). */
+  maxConnectionsPerEndpoint?: number;
+}
+
+export class UpstreamUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly flag: 'UF' | 'UH' | 'NR',
+  ) {
+    super(message);
+  }
+}
+
+const identityOf = (w: WorkloadEntry, trustDomain: string): Identity => ({ trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount });
+
+/** An http.Agent whose connections are tunnels: created asynchronously, and neither TCP sockets nor refcounted. */
+class TunnelAgent extends http.Agent {
+  constructor(
+    private readonly open: () => Promise<Duplex>,
+    maxSockets: number,
+  ) {
+    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', keepAliveMsecs: 30_000 });
+  }
+
+  override createConnection(_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex {
+    this.open().then(
+      (s) => callback!(null, s),
+      (err: Error) => callback!(err, undefined as unknown as Duplex),
+    );
+    return undefined as unknown as Duplex;
+  }
+
+  override keepSocketAlive(socket: Duplex): boolean {
+    return !socket.destroyed;
+  }
+
+  override reuseSocket(_socket: Duplex, req: http.ClientRequest): void {
+    req.reusedSocket = true;
+  }
+}
+
+export class Upstreams {
+  private readonly agents = new Map<string, TunnelAgent>();
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+
+  constructor(private readonly o: UpstreamOptions) {}
+
+  /** The http.Agent for HTTP/1.1 requests to `ep`, its tunnels kept alive and reused. */
+  agent(ep: Endpoint): http.Agent {
+    const key = `${ep.ip}:${ep.port}`;
+    let a = this.agents.get(key);
+    if (!a) {
+      a = new TunnelAgent(() => this.tunnel(ep), this.o.maxConnectionsPerEndpoint ?? 1024);
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+
+  /** The HTTP/2 session to `ep` (h2c over the tunnel), opened on first use and reused while it lives. */
+  session(ep: Endpoint): Promise<ClientHttp2Session> {
+    const key = `${ep.ip}:${ep.port}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.tunnel(ep).then((stream) => {
+        const session = http2.connect(`http://${key}`, { createConnection: () => stream as unknown as Socket });
+        const forget = () => {
+          if (this.sessions.get(key) === s) this.sessions.delete(key);
+        };
+        session.on('close', forget);
+        session.on('goaway', forget);
+        session.on('error', forget);
+        return session;
+      });
+      s.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /** A byte stream to `ep`: an HBONE tunnel when the pod is in the mesh, plain TCP otherwise. */
+  async tunnel(ep: Endpoint): Promise<Duplex> {
+    const w = ep.workload;
+    if (!w || !this.enrolled(w)) return this.plain(ep);
+    const node = this.o.state.node(w.node);
+    if (!node) throw new UpstreamUnavailable(`the address of node ${w.node} is not known yet`, 'UH');
+    const cert = this.o.certificate();
+    if (!cert) throw new UpstreamUnavailable('the waypoint has no certificate yet', 'UF');
+    const destination = identityOf(w, this.o.trustDomain);
+    const stream = await this.o.pool.connect({
+      identity: cert.id,
+      secureContext: cert.secureContext,
+      nodeAddress: node.ip,
+      authority: `${ep.ip}:${ep.port}`,
+      expectedIdentity: spiffeId(destination),
+      servername: serverName(destination),
+      headers: { forwarded: `for=${this.o.ownIp};host=${serviceHostname(ep.service)}` },
+    });
+    // Node 20's Http2Stream corrupts string chunks written together through writev (the first
+    // chunk of an HTTP/1.1 head arrived as garbage): one chunk at a time instead.
+    (stream as unknown as { _writev: unknown })._writev = null;
+    return stream;
+  }
+
+  private plain(ep: Endpoint): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const s = new Socket().setNoDelay(true);
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+      s.connect(ep.port, ep.ip);
+    });
+  }
+
+  private enrolled(w: WorkloadEntry): boolean {
+    return isEnrolled(this.o.state.namespaceLabels(w.namespace), w.labels ?? (w.optOut ? { 'ambit.dev/dataplane-mode': 'none' } : undefined));
+  }
+
+  close(): void {
+    for (const a of this.agents.values()) a.destroy();
+    for (const s of this.sessions.values()) void s.then((x) => x.destroy(), () => undefined);
+    this.agents.clear();
+    this.sessions.clear();
+  }
+}
