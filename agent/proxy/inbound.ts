@@ -112,7 +112,7 @@ export function handleTunnel(ctx: InboundContext, t: HboneTunnel): void {
     destinationIp: t.authority.ip,
     destinationPort: t.authority.port,
   };
-  const decision = ctx.authorizer.authorize(pod.workload, attrs);
+  const decision = waypointOnly(ctx.resolver, pod.workload, t.authority, t.peer) ?? ctx.authorizer.authorize(pod.workload, attrs);
   const source = clientIp ? ctx.resolver.workloadAt(clientIp) : undefined;
   const info: ConnectionInfo = {
     reporter: 'destination',
@@ -169,7 +169,7 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
     return void client.resetAndDestroy();
   }
   const attrs: ConnectionAttributes = { sourceIp: client.remoteAddress, destinationIp: dst.ip, destinationPort: dst.port };
-  const decision = ctx.authorizer.authorize(pod.workload, attrs);
+  const decision = waypointOnly(ctx.resolver, pod.workload, dst) ?? ctx.authorizer.authorize(pod.workload, attrs);
   info.decision = decision.reason;
   if (!decision.allowed) {
     deny(ctx, info, decision);
@@ -190,6 +190,24 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
   });
   join(client, upstream);
 }
+
+/**
+ * A pod behind a waypoint takes connections on that port only from the waypoint, so that its L7
+ * rules cannot be bypassed by dialling the pod (Istio's docs ask users to write this policy by hand).
+ * A refusal when the caller is someone else (or anyone in plaintext); undefined when the waypoint
+ * is the caller or none guards the port.
+ */
+export function waypointOnly(resolver: Resolver, pod: WorkloadEntry, dst: Destination, peer?: { namespace: string; serviceAccount: string }): Decision | undefined {
+  const guard = resolver.waypointGuarding(dst.ip, dst.port);
+  if (!guard || (peer && peer.namespace === guard.namespace && peer.serviceAccount === guard.name)) return undefined;
+  const d: Decision = {
+    allowed: false,
+    reason: `pod ${pod.namespace}/${pod.name} port ${dst.port} is behind waypoint ${guard.namespace}/${guard.name} (Service ${guard.service.namespace}/${guard.service.name} uses it): only the waypoint may connect; go through the Service`,
+  };
+  waypointRefusals.add(d);
+  return d;
+}
+const waypointRefusals = new WeakSet<Decision>();
 
 /** Policies changed: every live inbound connection is decided again; the denied ones end now. */
 export function recheckConnections(ctx: InboundContext): number {
@@ -228,7 +246,7 @@ function serviceOf(ctx: InboundContext, dst: Destination, host?: string) {
  * authorization policy (src/proxy/inbound_passthrough.rs records its rejection with that flag).
  */
 function deny(ctx: InboundContext, info: ConnectionInfo, d: Decision): void {
-  const code: DenialCode = d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default';
+  const code: DenialCode = waypointRefusals.has(d) ? 'not-from-waypoint' : d.policy ? 'policy' : d.reason.startsWith('plaintext') ? 'mtls-strict' : 'policy-default';
   ctx.denied(code);
   ctx.connections.refuse({ ...info, decision: d.reason }, 'DENY', d.reason);
   if (connectionDenied.hasSubscribers) connectionDenied.publish({ connection: info, decision: d, code });

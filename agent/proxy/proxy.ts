@@ -14,7 +14,7 @@ import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
 import { hbonePort } from '../../shared/hbone/protocol.js';
-import { handlePlaintext, handleTunnel, recheckConnections, type InboundContext } from './inbound.js';
+import { handlePlaintext, handleTunnel, recheckConnections, waypointOnly, type InboundContext } from './inbound.js';
 import { handleOutbound, identityOf, serverName, type OutboundContext } from './outbound.js';
 import { principal, spiffeId } from '../../shared/identity/spiffe.js';
 import { HbonePool } from '../../shared/hbone/pool.js';
@@ -220,6 +220,8 @@ export class NodeProxy {
     const mode = this.peerAuthentication.mode(pod, p.port);
     steps.push(`mTLS mode for ${name} port ${p.port}: ${mode.mode}${mode.policy ? ` (PeerAuthentication ${mode.policy})` : ' (default)'}`);
     if (!p.mtls && mode.mode === 'STRICT') return { allowed: false, steps: [...steps, 'refused: plaintext under STRICT'], mtlsMode: mode.mode, warnings: this.warningsFor(pod) };
+    const guard = waypointOnly(this.resolver, pod, { ip: p.ip, port: p.port }, p.sourcePrincipal ? { namespace: p.sourcePrincipal.split('/')[2] ?? '', serviceAccount: p.sourcePrincipal.split('/')[4] ?? '' } : undefined);
+    if (guard) return { allowed: false, steps: [...steps, `denied: ${guard.reason}`], mtlsMode: mode.mode, decision: guard, warnings: this.warningsFor(pod) };
     const d = this.authorizer.authorize(pod, { sourceIp: p.sourceIp, ...(p.sourcePrincipal ? { sourcePrincipal: p.sourcePrincipal, sourceNamespace: p.sourcePrincipal.split('/')[2] } : {}), destinationIp: p.ip, destinationPort: p.port });
     steps.push(`${d.allowed ? 'allowed' : 'denied'}: ${d.reason}`);
     if (d.allowed) steps.push(`delivered to ${p.ip}:${p.port} inside the pod, from ${p.sourceIp} (transparent)`);

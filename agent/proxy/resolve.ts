@@ -96,6 +96,15 @@ export class Resolver {
     return undefined;
   }
 
+  /**
+   * The waypoint that must stand in front of pod `ip` on `port`: that of a Service the pod backs on
+   * that port, when the Service uses one. Only that waypoint may then connect to it there.
+   */
+  waypointGuarding(ip: string, port: number): { namespace: string; name: string; service: ServiceEntry } | undefined {
+    for (const e of this.byEndpoint.get(ip) ?? []) if (e.service.waypoint && e.ports.includes(port)) return { ...e.service.waypoint, service: e.service };
+    return undefined;
+  }
+
   workloadAt(ip: string): WorkloadEntry | undefined {
     return this.byIp.get(ip);
   }

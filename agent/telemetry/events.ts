@@ -20,7 +20,7 @@ export interface ConnectionClosed {
 }
 
 /** Why a connection was refused, as `ambit_connections_denied_total{reason}` counts it. */
-export type DenialCode = 'policy' | 'policy-default' | 'mtls-strict' | 'source-address-not-of-peer' | 'policy-changed';
+export type DenialCode = 'policy' | 'policy-default' | 'mtls-strict' | 'source-address-not-of-peer' | 'policy-changed' | 'not-from-waypoint';
 
 export interface ConnectionDenied {
   /** Who asked for what, as far as the agent knew when it refused. */

@@ -5,6 +5,7 @@ import { AmbitError } from '../../shared/errors.js';
 import { runHttpServer } from '../../samples/apps/http-server.js';
 import { runTcpEcho } from '../../samples/apps/tcp-echo.js';
 import { runLoad } from '../../samples/apps/load.js';
+import { runEcho } from '../../samples/apps/echo.js';
 import type { CliContext } from '../context.js';
 
 export async function sample(_ctx: CliContext, args: string[]): Promise<number | void> {
@@ -12,12 +13,17 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' } },
+    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' }, 'fail-rate': { type: 'string' }, h2c: { type: 'boolean' } },
   });
   const port = Number(values.port ?? 8080);
   switch (which) {
     case 'http-server':
       return runHttpServer({ port, app: values.app ?? 'web', version: values.version ?? 'v1' });
+    case 'echo': {
+      const failRate = Number(values['fail-rate'] ?? 0);
+      if (!(failRate >= 0 && failRate <= 1)) throw new AmbitError('BadArgs', `--fail-rate must be between 0 and 1, not ${values['fail-rate']}`);
+      return runEcho({ port, version: values.version ?? 'v1', failRate, h2c: values.h2c === true });
+    }
     case 'tcp-echo':
       return runTcpEcho(Number(values.port ?? 9000));
     case 'load': {
@@ -29,6 +35,6 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
       return r.ok === r.requests ? 0 : 1;
     }
     default:
-      throw new AmbitError('BadArgs', 'usage: ambit sample http-server|tcp-echo|load ...');
+      throw new AmbitError('BadArgs', 'usage: ambit sample http-server|echo|tcp-echo|load ...');
   }
 }
