@@ -1,0 +1,94 @@
+// The waypoint on the local cluster: `ambit waypoint apply` deploys it, the Services of a namespace
+// labelled to use it are served through it (HTTP/1.1, h2c and plain TCP), a pod behind it cannot be
+// dialled around it, and its routing follows the Gateway API (the mesh conformance suite's cases:
+// see waypoint-routing.test.ts for those). Real clients (curl) in a pod of the mesh, a real echo backend.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { ambit, ambitOk, eventually, leftovers, root } from './helpers.js';
+import type { Resource } from '../../shared/resources/types.js';
+
+interface Echo {
+  path: string;
+  host: string;
+  method: string;
+  proto: string;
+  headers: Record<string, string[]>;
+  pod: string;
+  version: string;
+  client: string;
+}
+
+const vips = new Map<string, string>();
+let waypointIp = '';
+
+/** Runs a shell command in the test's client pod. */
+const inClient = (cmd: string, timeoutMs = 60_000) => ambit(['exec', 'deploy/client', '-n', 'gamma', '--', 'sh', '-c', cmd], timeoutMs);
+
+test('nothing of the project is on the machine before the tests', async () => {
+  assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
+});
+
+test('ambit waypoint apply deploys a waypoint with its own identity, and its Gateway says it is programmed', async () => {
+  await ambitOk(['up', '--no-samples']);
+  await ambitOk(['apply', '-f', join(root, 'test/e2e/fixtures/waypoint/mesh.yaml')]);
+  const out = await ambitOk(['waypoint', 'apply', '-n', 'gamma']);
+  assert.match(out, 'Gateway gamma/waypoint created');
+  const gw = await eventually(
+    'the waypoint Gateway to be programmed',
+    async () => {
+      const g = JSON.parse(await ambitOk(['get', 'gateway', 'waypoint', '-n', 'gamma', '-o', 'json'])) as Resource;
+      const s = g.status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
+      return s?.conditions?.find((c) => c.type === 'Programmed')?.status === 'True' ? s : undefined;
+    },
+    30_000,
+  );
+  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', 'gamma', '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
+  for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
+  assert.is(gw.addresses?.[0]?.value, vips.get('waypoint'), 'the Gateway address is the waypoint Service');
+  const list = await ambitOk(['waypoint', 'list']);
+  assert.match(list, /gamma\twaypoint\tTrue\t10\.96\./);
+  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', 'gamma', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string }; status: { podIP: string; phase: string } }[] };
+  const wp = pods.items.find((p) => p.metadata.labels['gateway.networking.k8s.io/gateway-name'] === 'waypoint')!;
+  assert.is(wp.spec.serviceAccountName, 'waypoint', 'the waypoint runs as its own ServiceAccount');
+  waypointIp = wp.status.podIP;
+  // Every backend answers through the waypoint before the tests begin.
+  await eventually('every echo pod to answer', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('echo-v2')}/ && curl -sf -m 2 http://${vips.get('echo-v3')}/`)).code === 0, 30_000);
+});
+
+test('a request to a Service that uses the waypoint goes through it, over HTTP/1.1 and h2c', async () => {
+  for (const flag of ['', '--http2-prior-knowledge']) {
+    const r = await inClient(`curl -sS -m 5 ${flag} http://${vips.get('echo-v1')}/hello?x=1`);
+    assert.is(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout) as Echo;
+    assert.is(e.path, '/hello?x=1');
+    assert.is(e.version, 'v1');
+    assert.is(e.client, waypointIp, 'the backend was called by the waypoint');
+    assert.ok(e.headers['x-request-id']?.[0], 'the waypoint gives the request an id');
+  }
+});
+
+test('plain TCP to a Service behind the waypoint passes through it at L4', async () => {
+  const r = await inClient(`printf 'ping-through-waypoint\\n' | timeout 5 bash -c 'exec 3<>/dev/tcp/${vips.get('tcp-echo')}/9000; cat >&3; read -t 3 line <&3; echo "$line"'`);
+  assert.is(r.stdout.trim(), 'ping-through-waypoint', r.stderr);
+});
+
+test('a direct dial to a pod behind the waypoint is refused, and explain says why', async () => {
+  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', 'gamma', '-o', 'json'])) as { items: { metadata: { labels: Record<string, string> }; status: { podIP: string } }[] };
+  const ip = pods.items.find((p) => p.metadata.labels.app === 'echo')!.status.podIP;
+  const r = await inClient(`curl -sS -m 5 http://${ip}:8080/around-the-waypoint`);
+  assert.is.not(r.code, 0, 'the pod answered a client that went around its waypoint');
+  const e = await ambit(['explain', '-n', 'gamma', 'deploy/client', `${ip}:8080`]);
+  assert.is(e.code, 3, e.stdout);
+  assert.match(e.stdout, /denied: pod gamma\/echo-v\d-\S+ port 8080 is behind waypoint gamma\/waypoint \(Service gamma\/echo(-v\d)? uses it\): only the waypoint may connect/);
+  const via = await ambitOk(['explain', '-n', 'gamma', 'deploy/client', 'echo.gamma:80']);
+  assert.match(via, /service gamma\/echo uses waypoint gamma\/waypoint: HBONE to waypoint pod gamma\/waypoint-\S+ \(\d+\.\d+\.\d+\.\d+:15008\)/);
+});
+
+test('ambit down leaves nothing behind', async () => {
+  await ambitOk(['down']);
+  assert.equal(await leftovers(), []);
+});
+
+test.run();
