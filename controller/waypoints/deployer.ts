@@ -9,7 +9,7 @@ import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
-import { gatewayNameLabel, managedLabel, managedValue, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
+import { gatewayNameLabel, managedLabel, managedValue, tracesEndpointAnnotation, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
 import { applyResources, deleteResources, type ApplyContext } from '../resources/apply.js';
 
 const managedKinds = ['ServiceAccount', 'Deployment', 'Service'] as const;
@@ -92,6 +92,7 @@ export class WaypointDeployer {
     // labelled the same way), yet each has its own identity, the ServiceAccount's.
     const podLabels = { ...labels, [enrollLabels[0]!]: 'none' };
     const command = this.o.command ?? ['ambit', 'waypoint', 'run'];
+    const traces = g.metadata.annotations?.[tracesEndpointAnnotation];
     const deployment: Deployment = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -103,7 +104,7 @@ export class WaypointDeployer {
           metadata: { labels: podLabels },
           spec: {
             serviceAccountName: name,
-            containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],
+            containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name, ...(traces ? ['--otlp', traces] : [])], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],
           },
         },
       },

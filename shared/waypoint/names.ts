@@ -22,6 +22,9 @@ export const gatewayNameLabel = 'gateway.networking.k8s.io/gateway-name';
 export const managedLabel = 'gateway.istio.io/managed';
 export const managedValue = 'ambit.dev-waypoint-controller';
 
+/** On the Gateway: the OTLP/HTTP traces URL its waypoint exports spans to (`http://collector:4318/v1/traces`); no tracing without it. */
+export const tracesEndpointAnnotation = 'ambit.dev/otlp-traces-endpoint';
+
 /** The waypoint's HBONE port, where node proxies send it the traffic of the Services that use it. */
 export const waypointHbonePort = 15008;
 /**
