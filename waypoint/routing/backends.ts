@@ -45,7 +45,7 @@ export function pickBackend(rule: CompiledRule, random: () => number = Math.rand
   let draw = random() * rule.totalWeight;
   for (let i = 0; i < backends.length; i++) {
     const b = backends[i]!;
-    if (b.weight === 0) continue;
+    // Strictly less: a backend of weight 0 is never drawn.
     if (draw < b.weight) return b;
     draw -= b.weight;
   }

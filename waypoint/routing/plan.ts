@@ -131,7 +131,8 @@ export function modifyPath(path: string, mod: PathModifier): string {
   const rest = path.slice(mod.prefix.length);
   const replacement = mod.value.endsWith('/') ? mod.value.slice(0, -1) : mod.value;
   const out = replacement + rest;
-  return out.length === 0 ? '/' : out.charCodeAt(0) === 47 ? out : `/${out}`;
+  // Empty (a prefix replaced by `/` or nothing, on the bare prefix) or relative: make it absolute.
+  return out.charCodeAt(0) === 47 ? out : `/${out}`;
 }
 
 /**

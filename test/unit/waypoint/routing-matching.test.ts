@@ -111,6 +111,25 @@ test('within a route the first rule wins a tie; Exact beats any prefix, a method
   ]);
 });
 
+test('with path, method and headers equal, more query parameter matches win', () => {
+  const r = route('HTTPRoute', 'r', {
+    parentRefs: [echoParent],
+    rules: [
+      { matches: [{ queryParams: [{ name: 'a', value: '1' }] }], backendRefs: to('echo-v1') },
+      { matches: [{ queryParams: [{ name: 'a', value: '1' }, { name: 'b', value: '2' }] }], backendRefs: to('echo-v2') },
+    ],
+  });
+  assert.equal(backends(compileRoutes([r], services), [{ path: '/?a=1&b=2' }, { path: '/?a=1' }]), ['echo-v2', 'echo-v1']);
+});
+
+test('when two header matches name the same header, only the first counts', () => {
+  const r = route('HTTPRoute', 'r', {
+    parentRefs: [echoParent],
+    rules: [{ matches: [{ headers: [{ name: 'x-v', value: 'one' }, { name: 'X-V', value: 'two' }] }], backendRefs: to('echo-v1') }],
+  });
+  assert.equal(backends(compileRoutes([r], services), [{ path: '/', headers: { 'x-v': 'one' } }, { path: '/', headers: { 'x-v': 'two' } }]), ['echo-v1', '404']);
+});
+
 test('RegularExpression paths match the whole path and rank after every PathPrefix, longer patterns first', () => {
   const r = route('HTTPRoute', 'r', {
     parentRefs: [echoParent],
