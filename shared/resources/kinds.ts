@@ -27,6 +27,7 @@ export const kinds: KindInfo[] = [
   { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespaced: true, names: ['destinationrule', 'destinationrules', 'dr'], userApplied: true },
   { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: false },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true },
+  { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['grpcroute', 'grpcroutes'], userApplied: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },
 ];
 

@@ -1,6 +1,6 @@
 // JSON Schemas of the mesh's own configuration, in the shapes users already write: Istio's
 // security.istio.io/v1 AuthorizationPolicy, PeerAuthentication and RequestAuthentication, and the
-// Gateway API's gateway.networking.k8s.io/v1 HTTPRoute and Gateway. Closed objects, so a misspelt
+// Gateway API's gateway.networking.k8s.io/v1 HTTPRoute, GRPCRoute and Gateway. Closed objects, so a misspelt
 // field is an error, as in the kinds of schemas.ts.
 
 type Schema = Record<string, unknown>;
@@ -113,12 +113,16 @@ const headerModifier = closed({
 });
 const pathModifier = closed({ type: { enum: ['ReplaceFullPath', 'ReplacePrefixMatch'] }, replaceFullPath: { type: 'string' }, replacePrefixMatch: { type: 'string' } }, ['type']);
 const backendObjectRef = closed({ group: { type: 'string' }, kind: { type: 'string' }, name: { type: 'string', minLength: 1 }, namespace: { type: 'string' }, port: { type: 'integer', minimum: 1, maximum: 65535 } }, ['name']);
+const requestMirror = closed(
+  { backendRef: backendObjectRef, percent: { type: 'integer', minimum: 0, maximum: 100 }, fraction: closed({ numerator: { type: 'integer' }, denominator: { type: 'integer' } }, ['numerator']) },
+  ['backendRef'],
+);
 const filter = closed(
   {
     type: { enum: ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite', 'ExtensionRef'] },
     requestHeaderModifier: headerModifier,
     responseHeaderModifier: headerModifier,
-    requestMirror: closed({ backendRef: backendObjectRef, percent: { type: 'integer', minimum: 0, maximum: 100 }, fraction: closed({ numerator: { type: 'integer' }, denominator: { type: 'integer' } }, ['numerator']) }, ['backendRef']),
+    requestMirror,
     requestRedirect: closed({ scheme: { enum: ['http', 'https'] }, hostname: { type: 'string' }, path: pathModifier, port: { type: 'integer' }, statusCode: { enum: [301, 302, 303, 307, 308] } }),
     urlRewrite: closed({ hostname: { type: 'string' }, path: pathModifier }),
     extensionRef: closed({ group: { type: 'string' }, kind: { type: 'string' }, name: { type: 'string' } }, ['group', 'kind', 'name']),
@@ -160,6 +164,51 @@ const httpRouteSpec = closed({
       },
       timeouts: closed({ request: duration, backendRequest: duration }),
       retry: closed({ codes: { type: 'array', items: { type: 'integer', minimum: 400, maximum: 599 } }, attempts: { type: 'integer', minimum: 0 }, backoff: duration }),
+    }),
+  },
+});
+
+/** GRPCRoute has the filters that make sense for gRPC: no redirects or rewrites. */
+const grpcFilter = closed(
+  {
+    type: { enum: ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'ExtensionRef'] },
+    requestHeaderModifier: headerModifier,
+    responseHeaderModifier: headerModifier,
+    requestMirror,
+    extensionRef: closed({ group: { type: 'string' }, kind: { type: 'string' }, name: { type: 'string' } }, ['group', 'kind', 'name']),
+  },
+  ['type'],
+);
+const grpcRouteSpec = closed({
+  parentRefs: { type: 'array', items: parentRef },
+  hostnames: strings,
+  rules: {
+    type: 'array',
+    items: closed({
+      name: { type: 'string' },
+      matches: {
+        type: 'array',
+        items: closed({
+          method: closed({ type: { enum: ['Exact', 'RegularExpression'] }, service: { type: 'string' }, method: { type: 'string' } }),
+          headers: { type: 'array', items: headerMatch },
+        }),
+      },
+      filters: { type: 'array', items: grpcFilter },
+      backendRefs: {
+        type: 'array',
+        items: closed(
+          {
+            group: { type: 'string' },
+            kind: { type: 'string' },
+            name: { type: 'string', minLength: 1 },
+            namespace: { type: 'string' },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            weight: { type: 'integer', minimum: 0, maximum: 1000000 },
+            filters: { type: 'array', items: grpcFilter },
+          },
+          ['name'],
+        ),
+      },
     }),
   },
 });
@@ -206,5 +255,6 @@ export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specR
   RequestAuthentication: { apiVersion: 'security.istio.io/v1', spec: requestAuthenticationSpec, specRequired: false },
   DestinationRule: { apiVersion: 'networking.istio.io/v1', spec: destinationRuleSpec, specRequired: true },
   HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: httpRouteSpec, specRequired: true },
+  GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: grpcRouteSpec, specRequired: true },
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', spec: gatewaySpec, specRequired: true },
 };
