@@ -17,7 +17,8 @@ import { AgentLink } from './agent-link.js';
 import type { WaypointConfig } from './config.js';
 import { WaypointState } from './state.js';
 import { Ingress, type TunnelContext } from './proxy/ingress.js';
-import { Forwarder, type Plan } from './proxy/forward.js';
+import { Forwarder } from './proxy/forward.js';
+import { Router } from './router.js';
 import { type Endpoint, Upstreams } from './proxy/upstream.js';
 
 export async function runWaypoint(config: WaypointConfig): Promise<void> {
@@ -44,11 +45,11 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     const workload = state.workloadAt(e.ip);
     return { ip: e.ip, port: e.ports[key]!, node: e.node, service, ...(workload ? { workload } : {}) };
   };
-  const plan = (_req: unknown, ctx: TunnelContext): Plan => ({ backend: { service: ctx.service, port: ctx.port } });
+  const router = new Router(state, log.child({ component: 'routing' }));
 
   const forwarder = new Forwarder({
     upstreams,
-    plan,
+    plan: (req, ctx) => router.plan(req, ctx),
     pickEndpoint,
     workloadAt: (ip) => state.workloadAt(ip),
     record: (o) => {

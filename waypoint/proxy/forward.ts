@@ -11,17 +11,12 @@ import { principal } from '../../shared/identity/spiffe.js';
 import type { ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
 import { splice } from '../../shared/hbone/splice.js';
 import { declaredProtocol, type TunnelContext } from './ingress.js';
+import { editHeaders } from '../routing/plan.js';
+import type { HeaderBag, HeaderModifier } from '../routing/types.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
-
-/** A list of header edits, applied in order (the Gateway API's set, add and remove). */
-export interface HeaderEdits {
-  set?: [string, string][];
-  add?: [string, string][];
-  remove?: string[];
-}
 
 export interface Plan {
   /** The route that matched, `namespace/name` and rule, for the access log and explain. */
@@ -31,8 +26,9 @@ export interface Plan {
   backend?: { service: ServiceEntry; port: number };
   path?: string;
   host?: string;
-  requestHeaders?: HeaderEdits;
-  responseHeaders?: HeaderEdits;
+  /** The Gateway API's header modifiers, in filter order. */
+  requestHeaders?: readonly HeaderModifier[];
+  responseHeaders?: readonly HeaderModifier[];
   /** Whole request, and each try. */
   timeoutMs?: number;
   backendTimeoutMs?: number;
@@ -85,15 +81,8 @@ function copyHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
-export function applyEdits(headers: OutgoingHttpHeaders, e: HeaderEdits | undefined): void {
-  if (!e) return;
-  for (const [k, v] of e.set ?? []) headers[k.toLowerCase()] = v;
-  for (const [k, v] of e.add ?? []) {
-    const key = k.toLowerCase();
-    const old = headers[key];
-    headers[key] = old === undefined ? v : Array.isArray(old) ? [...old, v] : `${String(old)},${v}`;
-  }
-  for (const k of e.remove ?? []) delete headers[k.toLowerCase()];
+function applyEdits(headers: OutgoingHttpHeaders, modifiers: readonly HeaderModifier[] | undefined): void {
+  if (modifiers?.length) editHeaders(headers as HeaderBag, modifiers);
 }
 
 export class Forwarder {
