@@ -20,11 +20,13 @@ interface Echo {
   client: string;
 }
 
+/** The conformance suite's namespace, so that its mesh manifests apply unchanged. */
+const ns = 'gateway-conformance-mesh';
 const vips = new Map<string, string>();
 let waypointIp = '';
 
 /** Runs a shell command in the test's client pod. */
-const inClient = (cmd: string, timeoutMs = 60_000) => ambit(['exec', 'deploy/client', '-n', 'gamma', '--', 'sh', '-c', cmd], timeoutMs);
+const inClient = (cmd: string, timeoutMs = 60_000) => ambit(['exec', 'deploy/client', '-n', ns, '--', 'sh', '-c', cmd], timeoutMs);
 
 test('nothing of the project is on the machine before the tests', async () => {
   assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
@@ -33,23 +35,23 @@ test('nothing of the project is on the machine before the tests', async () => {
 test('ambit waypoint apply deploys a waypoint with its own identity, and its Gateway says it is programmed', async () => {
   await ambitOk(['up', '--no-samples']);
   await ambitOk(['apply', '-f', join(root, 'test/e2e/fixtures/waypoint/mesh.yaml')]);
-  const out = await ambitOk(['waypoint', 'apply', '-n', 'gamma']);
-  assert.match(out, 'Gateway gamma/waypoint created');
+  const out = await ambitOk(['waypoint', 'apply', '-n', ns]);
+  assert.match(out, `Gateway ${ns}/waypoint created`);
   const gw = await eventually(
     'the waypoint Gateway to be programmed',
     async () => {
-      const g = JSON.parse(await ambitOk(['get', 'gateway', 'waypoint', '-n', 'gamma', '-o', 'json'])) as Resource;
+      const g = JSON.parse(await ambitOk(['get', 'gateway', 'waypoint', '-n', ns, '-o', 'json'])) as Resource;
       const s = g.status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
       return s?.conditions?.find((c) => c.type === 'Programmed')?.status === 'True' ? s : undefined;
     },
     30_000,
   );
-  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', 'gamma', '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
+  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
   for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
   assert.is(gw.addresses?.[0]?.value, vips.get('waypoint'), 'the Gateway address is the waypoint Service');
   const list = await ambitOk(['waypoint', 'list']);
-  assert.match(list, /gamma\twaypoint\tTrue\t10\.96\./);
-  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', 'gamma', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string }; status: { podIP: string; phase: string } }[] };
+  assert.match(list, new RegExp(`${ns}\twaypoint\tTrue\t10\\.96\\.`));
+  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string }; status: { podIP: string; phase: string } }[] };
   const wp = pods.items.find((p) => p.metadata.labels['gateway.networking.k8s.io/gateway-name'] === 'waypoint')!;
   assert.is(wp.spec.serviceAccountName, 'waypoint', 'the waypoint runs as its own ServiceAccount');
   waypointIp = wp.status.podIP;
@@ -75,15 +77,15 @@ test('plain TCP to a Service behind the waypoint passes through it at L4', async
 });
 
 test('a direct dial to a pod behind the waypoint is refused, and explain says why', async () => {
-  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', 'gamma', '-o', 'json'])) as { items: { metadata: { labels: Record<string, string> }; status: { podIP: string } }[] };
+  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { labels: Record<string, string> }; status: { podIP: string } }[] };
   const ip = pods.items.find((p) => p.metadata.labels.app === 'echo')!.status.podIP;
   const r = await inClient(`curl -sS -m 5 http://${ip}:8080/around-the-waypoint`);
   assert.is.not(r.code, 0, 'the pod answered a client that went around its waypoint');
-  const e = await ambit(['explain', '-n', 'gamma', 'deploy/client', `${ip}:8080`]);
+  const e = await ambit(['explain', '-n', ns, 'deploy/client', `${ip}:8080`]);
   assert.is(e.code, 3, e.stdout);
-  assert.match(e.stdout, /denied: pod gamma\/echo-v\d-\S+ port 8080 is behind waypoint gamma\/waypoint \(Service gamma\/echo(-v\d)? uses it\): only the waypoint may connect/);
-  const via = await ambitOk(['explain', '-n', 'gamma', 'deploy/client', 'echo.gamma:80']);
-  assert.match(via, /service gamma\/echo uses waypoint gamma\/waypoint: HBONE to waypoint pod gamma\/waypoint-\S+ \(\d+\.\d+\.\d+\.\d+:15008\)/);
+  assert.match(e.stdout, new RegExp(`denied: pod ${ns}/echo-v\\d-\\S+ port 8080 is behind waypoint ${ns}/waypoint \\(Service ${ns}/echo(-v\\d)? uses it\\): only the waypoint may connect`));
+  const via = await ambitOk(['explain', '-n', ns, 'deploy/client', `echo.${ns}:80`]);
+  assert.match(via, new RegExp(`service ${ns}/echo uses waypoint ${ns}/waypoint: HBONE to waypoint pod ${ns}/waypoint-\\S+ \\(\\d+\\.\\d+\\.\\d+\\.\\d+:15008\\)`));
 });
 
 test('ambit down leaves nothing behind', async () => {
