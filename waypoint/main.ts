@@ -90,8 +90,14 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     log: log.child({ component: 'hbone' }),
   });
 
-  const ready = createServer((_req, res) => {
+  // 15021, as Istio's: readiness, and the configuration version in force (what `ambit demo` and the
+  // tests wait for after an apply, since the agents' acknowledgement does not cover their waypoints).
+  const ready = createServer((req, res) => {
     const ok = link.certificate !== undefined && state.version >= 0;
+    if (req.url === '/config') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ version: state.version, problems: router.problems() }));
+    }
     res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready: waiting for the certificate and configuration from the node agent\n');
   });
   ready.listen(15021);

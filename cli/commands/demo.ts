@@ -43,6 +43,7 @@ export async function demo(ctx: CliContext, args: string[]): Promise<number> {
     ['ambit explain named the policy', claims.explainedDenial],
     ['allowed again once the policy was deleted', claims.allowedAgain],
     ...(claims.deniedInPrometheus === undefined ? [] : [['Prometheus counts the denial (response_flags DENY)', claims.deniedInPrometheus] as [string, boolean]]),
+    ['the waypoint split web 90/10 between v1 and v2 (an HTTPRoute)', claims.canarySplit === true],
   ];
   say('\nWhat the tour showed:');
   for (const [what, ok] of checks) say(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);

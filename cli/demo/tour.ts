@@ -2,8 +2,8 @@
 // person would type and what it showed: a request crossing nodes in plaintext (seen on the wire),
 // the namespaces enrolled, the same request as HBONE with mutual TLS (the wire and the metrics'
 // connection_security_policy), an AuthorizationPolicy that denies the caller, the refusal and
-// `ambit explain` naming the rule, then Prometheus's view. It puts the cluster back as it found
-// it and says what it changed. The claims it checks are returned, so a test can hold it to them.
+// `ambit explain` naming the rule, Prometheus's view, then a waypoint and a 90/10 canary split by an
+// HTTPRoute. It puts the cluster back as it found it and says what it changed. The claims it checks are returned, so a test can hold it to them.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,8 @@ export interface TourClaims {
   allowedAgain: boolean;
   /** Prometheus holds the tour's connections, the denied one with response_flags DENY. */
   deniedInPrometheus?: boolean;
+  /** Through the waypoint, an HTTPRoute split web between v1 and v2, most to v1, none failed. */
+  canarySplit?: boolean;
 }
 
 const policyName = 'demo-deny-client';
@@ -139,7 +141,39 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
     claims.deniedInPrometheus = await prometheusView(t, say);
     say(`    The same, live, in the dashboard: http://127.0.0.1:${defaultDashboardPort}/ (the topology, with the denied edge in red for a minute)`);
   }
-  say('\n6. L7 (a canary split between web-v1 and web-v2 by an HTTPRoute) needs the waypoint, which ambit does not have yet.');
+
+  // 6. L7: the waypoint, and a canary split.
+  say('\n6. L7: a waypoint for shop (its own pod and identity), and an HTTPRoute that sends 90% of web to web-v1 and 10% to web-v2.');
+  const shopLabels = await namespaceLabels(api, 'shop');
+  const dir6 = mkdtempSync(join(tmpdir(), 'ambit-demo-'));
+  try {
+    await show(['waypoint', 'apply', '-n', 'shop', '--name', waypointName, '--enroll-namespace']);
+    changed.push(`deployed waypoint shop/${waypointName} and pointed shop at it (removed at the end)`);
+    await waitForWaypoint(api);
+    const file = join(dir6, 'canary.yaml');
+    writeFileSync(file, canaryRoute);
+    say(`  $ cat ${file}`);
+    for (const line of canaryRoute.trimEnd().split('\n')) say(`    ${line}`);
+    const applied = await show(['apply', '-f', file, '--wait']);
+    const revision = Number(/Revision (\d+)/.exec(applied.stdout)?.[1] ?? 0);
+    await waitForWaypointVersion(run, revision);
+    const web = s.services.find((x) => x.namespace === 'shop' && x.name === 'web');
+    const count = 200;
+    say(`  $ ambit exec -n client deploy/client -- sh -c 'for i in $(seq ${count}); do curl -s http://${web?.clusterIP}/canary; done' | sort | uniq -c`);
+    const r = await run(['exec', '-n', 'client', 'deploy/client', '--', 'sh', '-c', `for i in $(seq ${count}); do curl -s --max-time 5 http://${web?.clusterIP}/canary; done`]);
+    const v1 = (r.stdout.match(/^web v1 /gm) ?? []).length;
+    const v2 = (r.stdout.match(/^web v2 /gm) ?? []).length;
+    say(`    ${v1} answered by web-v1, ${v2} by web-v2, ${count - v1 - v2} failed`);
+    claims.canarySplit = v1 + v2 === count && v1 >= 0.75 * count && v2 > 0;
+    await show(['explain', '-n', 'client', 'deploy/client', 'web.shop:80']);
+  } finally {
+    await run(['delete', 'httproute', 'web-canary', '-n', 'shop']);
+    await run(['delete', 'service', 'web-v1', 'web-v2', '-n', 'shop']);
+    await setNamespaceLabels(api, 'shop', shopLabels);
+    await run(['waypoint', 'delete', waypointName, '-n', 'shop']);
+    rmSync(dir6, { recursive: true, force: true });
+  }
+  say('    (route, its Services and the waypoint deleted)');
 
   // Back as it was.
   say('\nPutting the cluster back as it was:');
@@ -167,6 +201,84 @@ spec:
     - source:
         namespaces: ["client"]
 `;
+
+const waypointName = 'demo-waypoint';
+// A Service per version, as a canary is usually written, and the route between them.
+const canaryRoute = `apiVersion: v1
+kind: Service
+metadata:
+  name: web-v1
+  namespace: shop
+spec:
+  selector: { app: web, version: v1 }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-v2
+  namespace: shop
+spec:
+  selector: { app: web, version: v2 }
+  ports: [{ name: http, port: 80, targetPort: http }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-canary
+  namespace: shop
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: web
+    port: 80
+  rules:
+  - backendRefs:
+    - name: web-v1
+      port: 80
+      weight: 90
+    - name: web-v2
+      port: 80
+      weight: 10
+`;
+
+async function namespaceLabels(api: ControllerClient, name: string): Promise<Record<string, string>> {
+  const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');
+  return { ...items.find((n) => n.metadata.name === name)?.metadata.labels };
+}
+
+async function setNamespaceLabels(api: ControllerClient, name: string, labels: Record<string, string>): Promise<void> {
+  const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');
+  const ns = items.find((n) => n.metadata.name === name);
+  if (ns) await api.request('POST', '/v1/apply', { resources: [{ ...ns, metadata: { ...ns.metadata, labels } }] });
+}
+
+/** Until the waypoint Gateway is programmed (a waypoint pod runs), at most 30 s. */
+async function waitForWaypoint(api: ControllerClient): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { items } = await api.request<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>('GET', '/v1/resources?kind=Gateway&namespace=shop');
+    if (items.find((g) => g.metadata.name === waypointName)?.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True')) return;
+    if (Date.now() > deadline) throw new AmbitError('DemoFailed', 'the waypoint did not become ready within 30 s: see `ambit get pods -n shop`');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Until the waypoint routes by configuration `revision` or newer (its 15021 says), at most 10 s. */
+async function waitForWaypointVersion(run: (args: string[]) => Promise<{ code: number; stdout: string }>, revision: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const r = await run(['exec', '-n', 'shop', `deploy/${waypointName}`, '--', 'curl', '-s', '--max-time', '2', 'http://127.0.0.1:15021/config']);
+    try {
+      if ((JSON.parse(r.stdout) as { version: number }).version >= revision) return;
+    } catch {
+      // Not answering yet.
+    }
+    if (Date.now() > deadline) throw new AmbitError('DemoFailed', `the waypoint did not take revision ${revision} within 10 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function enrolledNamespaces(api: ControllerClient): Promise<string[]> {
   const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');

@@ -1,7 +1,7 @@
 // `ambit demo`, the tour of the mesh that `bash scripts/up.sh` ends with, held to its claims: the
 // request is readable on the wire before enrolment and not after, the metrics and Prometheus say
-// mutual_tls, the DENY refuses the caller and `ambit explain` names the policy, and the cluster is
-// left as the tour found it.
+// mutual_tls, the DENY refuses the caller and `ambit explain` names the policy, the waypoint splits
+// a canary, and the cluster is left as the tour found it.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -28,11 +28,14 @@ test('the tour shows plaintext before enrolment and only HBONE after, the denial
   assert.match(out, /denied: DENY policy shop\/demo-deny-client rule 0/);
   assert.match(out, /client -> web-v\d +security=mutual_tls +flags=- /, 'Prometheus has the tour\'s connections');
   assert.match(out, /client -> web-v\d +security=mutual_tls +flags=DENY /, 'and the denied one');
-  for (const check of ['plaintext on the wire before enrolment', 'no plaintext on the wire after enrolment', 'the DENY policy refused the client', 'ambit explain named the policy', 'Prometheus counts the denial (response_flags DENY)']) {
+  for (const check of ['plaintext on the wire before enrolment', 'no plaintext on the wire after enrolment', 'the DENY policy refused the client', 'ambit explain named the policy', 'Prometheus counts the denial (response_flags DENY)', 'the waypoint split web 90/10 between v1 and v2 (an HTTPRoute)']) {
     assert.match(out, `ok   ${check}`);
   }
   assert.equal(await enrolled(), [], 'the tour unenrolled what it enrolled');
   assert.not.match(await ambitOk(['get', 'authorizationpolicies', '-A']), 'demo-deny-client');
+  assert.match(out, /\d+ answered by web-v1, \d+ by web-v2, 0 failed/);
+  assert.not.match(await ambitOk(['get', 'gateways', '-A']), 'demo-waypoint', 'the tour removed its waypoint');
+  assert.not.match(await ambitOk(['get', 'services', '-n', 'shop']), 'web-v1', 'and the canary Services');
 });
 
 test('a namespace enrolled before the tour is enrolled after it', async () => {
