@@ -148,8 +148,11 @@ export class WaypointMetrics {
   }
 
   private seriesOf(r: RequestRecord): Series {
-    // grpc-status is 0..16; 31 stands for none. Security and protocol take a bit each.
-    const outcome = ((r.responseCode * 32 + (r.grpcStatus ?? 31)) * 2 + (r.protocol === 'grpc' ? 1 : 0)) * 2 + (r.security === 'none' ? 1 : 0);
+    // grpc-status is 0..16 and 31 stands for none; security and protocol take a bit each. A status
+    // past 30 would share a number with another outcome, so it takes the slow path.
+    const grpc = r.grpcStatus ?? 31;
+    if (grpc < 0 || grpc > 31 || !Number.isInteger(grpc)) return this.seriesByLabels(this.labelsOf(r));
+    const outcome = ((r.responseCode * 32 + grpc) * 2 + (r.protocol === 'grpc' ? 1 : 0)) * 2 + (r.security === 'none' ? 1 : 0);
     let level = this.cache.get(r.source ?? noWorkload);
     let leafMap: Map<unknown, unknown> | undefined;
     if (level) {
@@ -163,13 +166,7 @@ export class WaypointMetrics {
       if (hit) return hit;
     }
     // A miss: find or make the series by its label values, then remember the path to it.
-    const labels = this.labelsOf(r);
-    const key = httpLabels.map((l) => labels[l]).join('\u0000');
-    let series = this.series.get(key);
-    if (!series) {
-      series = { labels, requests: 0, duration: new Distribution(istioBuckets), requestBytes: new Distribution(istioBuckets), responseBytes: new Distribution(istioBuckets) };
-      this.series.set(key, series);
-    }
+    const series = this.seriesByLabels(this.labelsOf(r));
     if (this.series.size <= maxCachedSeries) {
       if (!level) this.cache.set(r.source ?? noWorkload, (level = new Map()));
       const byDestination = child(level, r.sourcePrincipal, () => new WeakMap()) as ByEntry;
@@ -179,6 +176,17 @@ export class WaypointMetrics {
       const l5 = child(l4, r.service?.namespace, () => new Map()) as Map<unknown, unknown>;
       const l6 = child(l5, r.service?.name, () => new Map()) as Map<unknown, unknown>;
       (child(l6, r.responseFlags, () => new Map()) as Map<number, Series>).set(outcome, series);
+    }
+    return series;
+  }
+
+  /** The series of a label set, made on first use; the key is the values themselves, so none that varies is missed. */
+  private seriesByLabels(labels: Record<HttpLabel, string>): Series {
+    const key = httpLabels.map((l) => labels[l]).join('\u0000');
+    let series = this.series.get(key);
+    if (!series) {
+      series = { labels, requests: 0, duration: new Distribution(istioBuckets), requestBytes: new Distribution(istioBuckets), responseBytes: new Distribution(istioBuckets) };
+      this.series.set(key, series);
     }
     return series;
   }

@@ -124,6 +124,18 @@ test('gRPC requests say grpc and their grpc-status; the HTTP status stays in res
   ]);
 });
 
+test('a grpc-status outside the spec counts under its own value, apart from every other outcome', async () => {
+  const m = new WaypointMetrics();
+  m.record(ok({ protocol: 'grpc', grpcStatus: 32, responseCode: 200 }));
+  m.record(ok({ protocol: 'grpc', grpcStatus: 0, responseCode: 201 }));
+  m.record(ok({ protocol: 'grpc', grpcStatus: 32, responseCode: 200 }));
+  const grpc = select(await scrape(m), 'istio_requests_total', { request_protocol: 'grpc' });
+  assert.equal(grpc.map((s) => [s.labels.response_code, s.labels.grpc_response_status, s.value]).sort(), [
+    ['200', '32', 2],
+    ['201', '0', 1],
+  ]);
+});
+
 test('durations and sizes fall in Envoy\'s default buckets, with sum and count', async () => {
   const m = new WaypointMetrics();
   m.record(ok({ durationMs: 7, requestBytes: 0, responseBytes: 1200 }));
