@@ -151,17 +151,16 @@ export class WaypointMetrics {
     // grpc-status is 0..16 and 31 stands for none; security and protocol take a bit each. A status
     // past 30 would share a number with another outcome, so it takes the slow path.
     const grpc = r.grpcStatus ?? 31;
-    if (grpc < 0 || grpc > 31 || !Number.isInteger(grpc)) return this.seriesByLabels(this.labelsOf(r));
+    if (!(Number.isInteger(grpc) && grpc >= 0 && (grpc <= 30 || r.grpcStatus === undefined) && Number.isInteger(r.responseCode))) return this.seriesByLabels(this.labelsOf(r));
     const outcome = ((r.responseCode * 32 + grpc) * 2 + (r.protocol === 'grpc' ? 1 : 0)) * 2 + (r.security === 'none' ? 1 : 0);
     let level = this.cache.get(r.source ?? noWorkload);
-    let leafMap: Map<unknown, unknown> | undefined;
     if (level) {
       const byDestination = level.get(r.sourcePrincipal) as ByEntry | undefined;
       const l3 = byDestination?.get(r.destination ?? noWorkload);
       const l4 = l3?.get(r.destinationPrincipal) as Map<unknown, unknown> | undefined;
       const l5 = l4?.get(r.service?.namespace) as Map<unknown, unknown> | undefined;
-      leafMap = l5?.get(r.service?.name) as Map<unknown, unknown> | undefined;
-      const byOutcome = leafMap?.get(r.responseFlags) as Map<number, Series> | undefined;
+      const l6 = l5?.get(r.service?.name) as Map<unknown, unknown> | undefined;
+      const byOutcome = l6?.get(r.responseFlags) as Map<number, Series> | undefined;
       const hit = byOutcome?.get(outcome);
       if (hit) return hit;
     }

@@ -129,8 +129,12 @@ test('a grpc-status outside the spec counts under its own value, apart from ever
   m.record(ok({ protocol: 'grpc', grpcStatus: 32, responseCode: 200 }));
   m.record(ok({ protocol: 'grpc', grpcStatus: 0, responseCode: 201 }));
   m.record(ok({ protocol: 'grpc', grpcStatus: 32, responseCode: 200 }));
+  m.record(ok({ protocol: 'grpc', grpcStatus: 31 }));
+  m.record(ok({ protocol: 'grpc' }));
   const grpc = select(await scrape(m), 'istio_requests_total', { request_protocol: 'grpc' });
   assert.equal(grpc.map((s) => [s.labels.response_code, s.labels.grpc_response_status, s.value]).sort(), [
+    ['200', '', 1],
+    ['200', '31', 1],
     ['200', '32', 2],
     ['201', '0', 1],
   ]);
