@@ -7,9 +7,8 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
-import { canonicalOf, workloadName } from '../../shared/resources/canonical.js';
-import { spiffeId } from '../../shared/identity/spiffe.js';
-import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { serviceHostname } from '../../shared/protocol/config.js';
+import { principalLabel, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
 
 // ztunnel's order, so a scrape reads the same side by side.
@@ -40,9 +39,6 @@ const tcpLabels = [
 ] as const;
 type TcpLabel = (typeof tcpLabels)[number];
 
-/** ztunnel's DefaultedUnknown: what a label holds when the agent does not know its value. */
-const unknown = 'unknown';
-
 interface Series {
   opened: { inc(n?: number): void };
   closed: { inc(n?: number): void };
@@ -50,18 +46,6 @@ interface Series {
   sent: { inc(n?: number): void };
   received: { inc(n?: number): void };
 }
-
-/** What a workload puts in the labels of its side of a connection. */
-interface WorkloadLabels {
-  workload: string;
-  namespace: string;
-  canonicalService: string;
-  canonicalRevision: string;
-  cluster: string;
-  /** Its SPIFFE ID, for destination_principal. */
-  principal: string;
-}
-const unknownSide: WorkloadLabels = { workload: unknown, namespace: unknown, canonicalService: unknown, canonicalRevision: unknown, cluster: unknown, principal: unknown };
 
 /** Open sockets the proxy accepted from clients, by reporter (ztunnel's istio_tcp_sockets_open). */
 export interface OpenSockets {
@@ -82,10 +66,10 @@ export class AgentMetrics {
   /** Each connection's label set, resolved once per distinct set (prom-client hashes labels on every inc). */
   private readonly series = new WeakMap<TrackedConnection, Series>();
   private readonly seriesByKey = new Map<string, Series>();
-  private readonly sides = new WeakMap<WorkloadEntry, WorkloadLabels>();
+  private readonly sides: WorkloadLabelCache;
 
   constructor(
-    private readonly o: {
+    o: {
       cluster: string;
       /** For destination_principal, which ztunnel gives any known destination workload. */
       trustDomain: string;
@@ -98,6 +82,7 @@ export class AgentMetrics {
       sockets?: () => OpenSockets;
     },
   ) {
+    this.sides = new WorkloadLabelCache({ cluster: o.cluster, trustDomain: o.trustDomain });
     registerDefaultMetrics(this.registry, 'ambit_agent_', 'ambit-agent');
     const { connections, health, counters, sockets } = o;
     // prom-client calls collect() with the metric as `this`; these closures carry the rest.
@@ -199,8 +184,8 @@ export class AgentMetrics {
   /** ztunnel's CommonTrafficLabels for a connection; `unknown` for whatever the agent does not know. */
   private labelsOf(c: ConnectionInfo, flags: ResponseFlags): Record<TcpLabel, string> {
     const mtls = c.security === 'mutual_tls';
-    const s = this.side(c.source.workload);
-    const d = this.side(c.destination.workload);
+    const s = this.sides.of(c.source.workload);
+    const d = this.sides.of(c.destination.workload);
     const svc = c.service;
     return {
       reporter: c.reporter,
@@ -209,7 +194,7 @@ export class AgentMetrics {
       source_canonical_revision: s.canonicalRevision,
       source_workload_namespace: s.namespace,
       // Only the identity mutual TLS proved (ztunnel sets it from the handshake alone, not from the workload).
-      source_principal: mtls && c.source.principal ? `spiffe://${c.source.principal}` : unknown,
+      source_principal: mtls ? principalLabel(c.source.principal) : unknown,
       // ztunnel fills app and version with the canonical service and revision.
       source_app: s.canonicalService,
       source_version: s.canonicalRevision,
@@ -232,31 +217,9 @@ export class AgentMetrics {
     };
   }
 
-  /**
-   * A workload's labels, made once per workload entry: entries are replaced, never changed, when the
-   * configuration changes, so a new entry gets its labels anew.
-   */
-  private side(w: WorkloadEntry | undefined): WorkloadLabels {
-    if (!w) return unknownSide;
-    let labels = this.sides.get(w);
-    if (!labels) {
-      const canonical = canonicalOf(w);
-      labels = {
-        workload: workloadName(w.owner, w.name),
-        namespace: w.namespace,
-        canonicalService: canonical.service,
-        canonicalRevision: canonical.revision,
-        cluster: this.o.cluster,
-        principal: spiffeId({ trustDomain: this.o.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount }),
-      };
-      this.sides.set(w, labels);
-    }
-    return labels;
-  }
-
   private principalOf(p: Peer): string {
-    if (p.workload) return this.side(p.workload).principal;
-    return p.principal ? `spiffe://${p.principal}` : unknown;
+    if (p.workload) return this.sides.of(p.workload).principal;
+    return principalLabel(p.principal);
   }
 
   /** The HTTP server for Prometheus (not listening yet). */

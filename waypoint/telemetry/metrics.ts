@@ -1,0 +1,240 @@
+// The waypoint's Istio HTTP metrics (istio_requests_total, istio_request_duration_milliseconds,
+// istio_request_bytes, istio_response_bytes) with Istio's names, buckets and labels for
+// reporter="waypoint", so Istio's dashboards and Kiali read them. One record per request, written
+// by the proxy once the response ends; serving /metrics is the waypoint process's (createServer there).
+
+import { Registry } from 'prom-client';
+import { registerDefaultMetrics } from '../../shared/metrics.js';
+import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { principalLabel, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
+import { Distribution, type LabelSet, registerCounter, registerHistogram } from './exposition.js';
+
+/**
+ * Envoy's default histogram buckets (source/common/stats/histogram_impl.cc, defaultBuckets), which
+ * Istio keeps for all four HTTP histograms, milliseconds and bytes alike, unless a pod's
+ * `sidecar.istio.io/statsHistogramBuckets` annotation changes them.
+ */
+export const istioBuckets: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
+
+// Istio's order (istio/proxy istio_stats), so a scrape reads the same side by side with Envoy's.
+export const httpLabels = [
+  'reporter',
+  'source_workload',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
+  'destination_service',
+  'destination_service_namespace',
+  'destination_service_name',
+  'destination_workload',
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_cluster',
+  'request_protocol',
+  'response_code',
+  'grpc_response_status',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+export type HttpLabel = (typeof httpLabels)[number];
+
+/** One request as the waypoint saw it, written once its response has ended (or failed). */
+export interface RequestRecord {
+  /** The client's workload, when the waypoint knows it (by the HBONE peer's address or identity). */
+  source?: WorkloadEntry;
+  /** The identity the client proved over mutual TLS, with or without `spiffe://`. */
+  sourcePrincipal?: string;
+  /** The backend the request went to last; absent when none was chosen (no route, no healthy host). */
+  destination?: WorkloadEntry;
+  /** The backend's identity; derived from `destination` when absent. */
+  destinationPrincipal?: string;
+  /** The Service the request was addressed to. */
+  service?: { name: string; namespace: string };
+  protocol: 'http' | 'grpc';
+  /** The HTTP status sent to the client; 0 when none was (Envoy's convention, e.g. a downstream reset). */
+  responseCode: number;
+  /** grpc-status of a gRPC response (trailer or header); absent for HTTP. */
+  grpcStatus?: number;
+  /** `-`, or Envoy's flags joined by commas as Envoy writes them: UO, UF, URX, UT, UH, NR, DI, FI, DC, UC, RL ... */
+  responseFlags: string;
+  /** From the request's first byte to the response's last, in milliseconds. */
+  durationMs: number;
+  /** Body bytes received from the client and sent to it. */
+  requestBytes: number;
+  responseBytes: number;
+  /** How the client reached the waypoint; HBONE is mutual TLS, the default. */
+  security?: 'mutual_tls' | 'none';
+}
+
+/** One label set's numbers. */
+interface Series {
+  readonly labels: LabelSet;
+  requests: number;
+  readonly duration: Distribution;
+  readonly requestBytes: Distribution;
+  readonly responseBytes: Distribution;
+}
+
+/** A cache level keyed by workload entry: dropped with the entry when the configuration replaces it. */
+type ByEntry = WeakMap<object, Map<unknown, unknown>>;
+const noWorkload = {};
+
+/** Past this many label sets, a request with a new one takes the slow path (its key string) instead of growing the cache. */
+const maxCachedSeries = 10_000;
+
+export class WaypointMetrics {
+  readonly registry = new Registry();
+  private readonly sides: WorkloadLabelCache;
+  private readonly cluster: string;
+  /** Every series, by its label values; what a scrape reads. */
+  private readonly series = new Map<string, Series>();
+  /**
+   * The fast path: source entry, source principal, destination entry, destination principal,
+   * service namespace and name, response flags, then a number for the code, gRPC status, protocol
+   * and security. Map lookups of strings the request already holds, so a request allocates nothing.
+   */
+  private readonly cache: ByEntry = new WeakMap();
+
+  constructor(o: { cluster?: string; trustDomain?: string } = {}) {
+    // Istio's defaults: its cluster ID when none is configured, and its trust domain.
+    this.cluster = o.cluster ?? 'Kubernetes';
+    this.sides = new WorkloadLabelCache({ cluster: this.cluster, trustDomain: o.trustDomain ?? 'cluster.local' });
+    registerDefaultMetrics(this.registry, 'ambit_waypoint_', 'ambit-waypoint');
+    const all = () => this.series.values();
+    registerCounter(this.registry, {
+      name: 'istio_requests_total',
+      help: 'Requests the waypoint handled, by outcome',
+      series: () => map(all(), (s) => [s.labels, s.requests]),
+    });
+    registerHistogram(this.registry, {
+      name: 'istio_request_duration_milliseconds',
+      help: 'Time from the request to the end of its response, in milliseconds',
+      bounds: istioBuckets,
+      series: () => map(all(), (s) => [s.labels, s.duration]),
+    });
+    registerHistogram(this.registry, {
+      name: 'istio_request_bytes',
+      help: 'Request body sizes, in bytes',
+      bounds: istioBuckets,
+      series: () => map(all(), (s) => [s.labels, s.requestBytes]),
+    });
+    registerHistogram(this.registry, {
+      name: 'istio_response_bytes',
+      help: 'Response body sizes, in bytes',
+      bounds: istioBuckets,
+      series: () => map(all(), (s) => [s.labels, s.responseBytes]),
+    });
+  }
+
+  record(r: RequestRecord): void {
+    const s = this.seriesOf(r);
+    s.requests++;
+    s.duration.observe(r.durationMs);
+    s.requestBytes.observe(r.requestBytes);
+    s.responseBytes.observe(r.responseBytes);
+  }
+
+  /** How many label sets the metrics hold (each a series of every metric). */
+  get seriesCount(): number {
+    return this.series.size;
+  }
+
+  private seriesOf(r: RequestRecord): Series {
+    // grpc-status is 0..16 and 31 stands for none; security and protocol take a bit each. A status
+    // past 30 would share a number with another outcome, so it takes the slow path.
+    const grpc = r.grpcStatus ?? 31;
+    if (!(Number.isInteger(grpc) && grpc >= 0 && (grpc <= 30 || r.grpcStatus === undefined) && Number.isInteger(r.responseCode))) return this.seriesByLabels(this.labelsOf(r));
+    const outcome = ((r.responseCode * 32 + grpc) * 2 + (r.protocol === 'grpc' ? 1 : 0)) * 2 + (r.security === 'none' ? 1 : 0);
+    let level = this.cache.get(r.source ?? noWorkload);
+    if (level) {
+      const byDestination = level.get(r.sourcePrincipal) as ByEntry | undefined;
+      const l3 = byDestination?.get(r.destination ?? noWorkload);
+      const l4 = l3?.get(r.destinationPrincipal) as Map<unknown, unknown> | undefined;
+      const l5 = l4?.get(r.service?.namespace) as Map<unknown, unknown> | undefined;
+      const l6 = l5?.get(r.service?.name) as Map<unknown, unknown> | undefined;
+      const byOutcome = l6?.get(r.responseFlags) as Map<number, Series> | undefined;
+      const hit = byOutcome?.get(outcome);
+      if (hit) return hit;
+    }
+    // A miss: find or make the series by its label values, then remember the path to it.
+    const series = this.seriesByLabels(this.labelsOf(r));
+    if (this.series.size <= maxCachedSeries) {
+      if (!level) this.cache.set(r.source ?? noWorkload, (level = new Map()));
+      const byDestination = child(level, r.sourcePrincipal, () => new WeakMap()) as ByEntry;
+      let l3 = byDestination.get(r.destination ?? noWorkload);
+      if (!l3) byDestination.set(r.destination ?? noWorkload, (l3 = new Map()));
+      const l4 = child(l3, r.destinationPrincipal, () => new Map()) as Map<unknown, unknown>;
+      const l5 = child(l4, r.service?.namespace, () => new Map()) as Map<unknown, unknown>;
+      const l6 = child(l5, r.service?.name, () => new Map()) as Map<unknown, unknown>;
+      (child(l6, r.responseFlags, () => new Map()) as Map<number, Series>).set(outcome, series);
+    }
+    return series;
+  }
+
+  /** The series of a label set, made on first use; the key is the values themselves, so none that varies is missed. */
+  private seriesByLabels(labels: Record<HttpLabel, string>): Series {
+    const key = httpLabels.map((l) => labels[l]).join('\u0000');
+    let series = this.series.get(key);
+    if (!series) {
+      series = { labels, requests: 0, duration: new Distribution(istioBuckets), requestBytes: new Distribution(istioBuckets), responseBytes: new Distribution(istioBuckets) };
+      this.series.set(key, series);
+    }
+    return series;
+  }
+
+  /** Istio's labels of a request at a waypoint; `unknown` for whatever the waypoint does not know. */
+  private labelsOf(r: RequestRecord): Record<HttpLabel, string> {
+    const s = this.sides.of(r.source);
+    const d = this.sides.of(r.destination);
+    const svc = r.service;
+    const mtls = r.security !== 'none';
+    return {
+      reporter: 'waypoint',
+      source_workload: s.workload,
+      source_canonical_service: s.canonicalService,
+      source_canonical_revision: s.canonicalRevision,
+      source_workload_namespace: s.namespace,
+      // Only an identity that mutual TLS proved, as the node agent does.
+      source_principal: mtls ? principalLabel(r.sourcePrincipal) : unknown,
+      // Istio fills app and version with the canonical service and revision.
+      source_app: s.canonicalService,
+      source_version: s.canonicalRevision,
+      source_cluster: s.cluster,
+      destination_service: svc ? serviceHostname(svc) : unknown,
+      destination_service_namespace: svc?.namespace ?? unknown,
+      destination_service_name: svc?.name ?? unknown,
+      destination_workload: d.workload,
+      destination_canonical_service: d.canonicalService,
+      destination_canonical_revision: d.canonicalRevision,
+      destination_workload_namespace: d.namespace,
+      destination_principal: r.destinationPrincipal ? principalLabel(r.destinationPrincipal) : d.principal,
+      destination_app: d.canonicalService,
+      destination_version: d.canonicalRevision,
+      destination_cluster: d.cluster,
+      request_protocol: r.protocol,
+      response_code: String(r.responseCode),
+      // Istio writes the status of gRPC requests only, and an empty value for the rest.
+      grpc_response_status: r.protocol === 'grpc' && r.grpcStatus !== undefined ? String(r.grpcStatus) : '',
+      response_flags: r.responseFlags,
+      connection_security_policy: mtls ? 'mutual_tls' : 'none',
+    };
+  }
+}
+
+function child(m: Map<unknown, unknown>, key: unknown, make: () => unknown): unknown {
+  let next = m.get(key);
+  if (next === undefined) m.set(key, (next = make()));
+  return next;
+}
+
+function* map<T, U>(items: Iterable<T>, f: (t: T) => U): Iterable<U> {
+  for (const t of items) yield f(t);
+}
