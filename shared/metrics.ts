@@ -3,6 +3,7 @@
 // (`promtool check metrics`) rejects because only counters may end in `_total`; and Istio's
 // `istio_build{component, tag}`, which Istio's mesh dashboard lists as the components' versions.
 
+import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
 import { ambitVersion } from './build.js';
 
@@ -13,4 +14,15 @@ export function registerDefaultMetrics(registry: Registry, prefix: string, compo
   collectDefaultMetrics({ register: registry, prefix });
   for (const name of misnamedGauges) registry.removeSingleMetric(`${prefix}${name}`);
   new Gauge({ name: 'istio_build', help: 'Build information of the component', labelNames: ['component', 'tag'], registers: [registry] }).set({ component, tag: ambitVersion }, 1);
+}
+
+/** The HTTP server Prometheus scrapes (not listening yet): `/metrics`, and Envoy's `/stats/prometheus`. */
+export function metricsServer(registry: Registry): Server {
+  return createServer((req, res) => {
+    if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return void res.writeHead(404).end();
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
+  });
 }

@@ -7,7 +7,12 @@
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
+import pino from 'pino';
 import { createLogger } from '../shared/log.js';
+import { metricsServer } from '../shared/metrics.js';
+import { AccessLog, type AccessRecord } from './telemetry/access-log.js';
+import { WaypointMetrics } from './telemetry/metrics.js';
+import { WaypointTracer } from './telemetry/tracing.js';
 import { errorMessage } from '../shared/errors.js';
 import { createHboneServer } from '../shared/hbone/server.js';
 import { HbonePool } from '../shared/hbone/pool.js';
@@ -23,7 +28,10 @@ import { type Endpoint, Upstreams } from './proxy/upstream.js';
 
 export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const log = createLogger('waypoint', config.logLevel).child({ waypoint: `${config.namespace}/${config.gateway}`, pod: config.podName });
-  const access = createLogger('waypoint', 'info', undefined, 1).child({ waypoint: `${config.namespace}/${config.gateway}`, log: 'access' });
+  // The access log is its own stream (stdout), one JSON line per request, apart from the waypoint's log.
+  const access = new AccessLog(pino.destination({ dest: 1, sync: false }), { trustDomain: config.trustDomain });
+  const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain });
+  const tracer = new WaypointTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
   const state = new WaypointState();
   const link = new AgentLink({ identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount }, log: log.child({ component: 'agent-link' }) });
   link.on('snapshot', (s) => {
@@ -52,22 +60,35 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     plan: (req, ctx) => router.plan(req, ctx),
     pickEndpoint,
     workloadAt: (ip) => state.workloadAt(ip),
+    tracer,
     record: (o) => {
-      access.info({
+      const destination = o.endpoint?.workload;
+      const record: AccessRecord = {
+        ...(o.source ? { source: o.source } : {}),
+        sourcePrincipal: o.sourcePrincipal,
+        ...(destination ? { destination } : {}),
+        service: o.endpoint?.service ?? o.ctx.service,
+        protocol: o.protocol,
+        responseCode: o.status,
+        ...(o.grpcStatus !== undefined ? { grpcStatus: o.grpcStatus } : {}),
+        responseFlags: o.flags,
+        durationMs: o.durationMs,
+        requestBytes: o.requestBytes,
+        responseBytes: o.responseBytes,
+        security: 'mutual_tls',
+        startTime: o.startTime,
         method: o.method,
         path: o.path,
+        httpVersion: o.httpVersion,
         authority: o.authority,
-        protocol: o.protocol,
-        response_code: o.status,
-        response_flags: o.flags,
-        duration: Math.round(o.durationMs),
-        bytes_received: o.requestBytes,
-        bytes_sent: o.responseBytes,
-        upstream_host: o.endpoint ? `${o.endpoint.ip}:${o.endpoint.port}` : undefined,
-        route_name: o.route,
-        source_principal: o.sourcePrincipal,
-        attempts: o.attempts,
-      });
+        ...(o.requestId ? { requestId: o.requestId } : {}),
+        ...(o.route ? { routeName: o.route } : {}),
+        ...(o.endpoint ? { upstreamHost: `${o.endpoint.ip}:${o.endpoint.port}`, servicePort: o.ctx.port } : {}),
+        ...(o.ctx.sourceIp ? { downstreamRemoteAddress: o.ctx.sourceIp } : {}),
+        ...(o.span?.traceId ? { traceId: o.span.traceId } : {}),
+      };
+      metrics.record(record);
+      access.write(record);
     },
   });
   const tcp = (stream: Duplex, ctx: TunnelContext) => {
@@ -101,6 +122,8 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready: waiting for the certificate and configuration from the node agent\n');
   });
   ready.listen(15021);
+  const metricsHttp = metricsServer(metrics.registry);
+  metricsHttp.listen(config.metricsPort);
 
   link.start();
   // Serve only with an identity and a configuration: a tunnel before them could not be routed.
@@ -112,7 +135,9 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     log.info({ signal }, 'waypoint stopping');
     link.close();
     ready.close();
+    metricsHttp.close();
     await hbone.close(5000);
+    await tracer.shutdown();
     ingress.close();
     upstreams.close();
     pool.close();

@@ -4,9 +4,9 @@
 // touches prom-client per chunk and a long-lived connection's bytes show before it closes. What
 // each label holds, and its default, follows ztunnel's src/proxy/metrics.rs (CommonTrafficLabels).
 
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { registerDefaultMetrics } from '../../shared/metrics.js';
+import { metricsServer, registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname } from '../../shared/protocol/config.js';
 import { principalLabel, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
@@ -224,12 +224,6 @@ export class AgentMetrics {
 
   /** The HTTP server for Prometheus (not listening yet). */
   createServer(): Server {
-    return createServer((req, res) => {
-      if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return void res.writeHead(404).end();
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    });
+    return metricsServer(this.registry);
   }
 }

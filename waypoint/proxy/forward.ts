@@ -13,6 +13,7 @@ import { splice } from '../../shared/hbone/splice.js';
 import { declaredProtocol, type TunnelContext } from './ingress.js';
 import { editHeaders } from '../routing/plan.js';
 import type { HeaderBag, HeaderModifier } from '../routing/types.js';
+import type { WaypointSpan, WaypointTracer } from '../telemetry/tracing.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -55,6 +56,12 @@ export interface RequestOutcome {
   attempts: number;
   source?: WorkloadEntry;
   sourcePrincipal: string;
+  startTime: number;
+  httpVersion: string;
+  /** The request as it left: its id, and its path after a rewrite. */
+  requestId?: string;
+  /** The span of this request, when tracing is on. */
+  span?: WaypointSpan;
 }
 
 export interface ForwardOptions {
@@ -67,6 +74,8 @@ export interface ForwardOptions {
   record(o: RequestOutcome): void;
   /** Each try's result, for outlier detection. */
   tried?(ep: Endpoint, status: number | 'connect-failure' | 'reset'): void;
+  /** Spans per request and per try, when tracing is on. */
+  tracer?: WaypointTracer;
 }
 
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
@@ -108,13 +117,27 @@ export class Forwarder {
       attempts: 0,
       ...(source ? { source } : {}),
       sourcePrincipal: principal(ctx.peer),
+      startTime: Date.now(),
+      httpVersion: req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
     };
+    if (this.o.tracer?.enabled) {
+      outcome.span = this.o.tracer.startServer(req.headers, {
+        method: outcome.method,
+        path: outcome.path,
+        authority,
+        httpVersion: outcome.httpVersion,
+        ...(sourceIp ? { peerAddress: sourceIp } : {}),
+        ...(source ? { source } : {}),
+        sourcePrincipal: outcome.sourcePrincipal,
+      });
+    }
     let recorded = false;
     const finish = () => {
       if (recorded) return;
       recorded = true;
       outcome.durationMs = performance.now() - started;
       if (!outcome.status) outcome.status = res.headersSent ? res.statusCode : 0;
+      outcome.span?.end({ responseCode: outcome.status, responseFlags: outcome.flags, ...(outcome.grpcStatus !== undefined ? { grpcStatus: outcome.grpcStatus } : {}), ...(outcome.endpoint?.workload ? { destination: outcome.endpoint.workload } : {}), ...(outcome.endpoint ? { upstreamHost: `${outcome.endpoint.ip}:${outcome.endpoint.port}` } : {}), requestBytes: outcome.requestBytes, responseBytes: outcome.responseBytes, ...(outcome.route ? { routeName: outcome.route } : {}) });
       this.o.record(outcome);
     };
     res.once('finish', finish);
@@ -156,6 +179,7 @@ export class Forwarder {
     headers.host = plan.host ?? (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? `${backend.service.name}.${backend.service.namespace}.svc.cluster.local`;
     headers['x-forwarded-proto'] ??= 'http';
     if (!headers['x-request-id']) headers['x-request-id'] = crypto.randomUUID();
+    outcome.requestId = String(headers['x-request-id']);
     applyEdits(headers, plan.requestHeaders);
     const path = plan.path ?? req.url ?? '/';
     const method = req.method ?? 'GET';
@@ -201,6 +225,8 @@ export class Forwarder {
       const ep = this.o.pickEndpoint(backend.service, backend.port, req, ctx);
       if (!ep) return fail(503, 'UH', `no healthy upstream for ${backend.service.namespace}/${backend.service.name}:${backend.port}`);
       outcome.endpoint = ep;
+      const attemptSpan = outcome.span?.child({ upstreamHost: `${ep.ip}:${ep.port}`, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
+      attemptSpan?.injectInto(headers);
       const retryLeft = plan.retry ? n < plan.retry.attempts : n < 1;
       const again = (why: string) => {
         const canReplay = replayable && (n === 0 || bodyEnded || chunks.length >= 0);
@@ -213,6 +239,7 @@ export class Forwarder {
       };
       const onFailure = (kind: 'connect-failure' | 'reset', err: Error) => {
         this.o.tried?.(ep, kind);
+        attemptSpan?.end({ responseCode: 0, error: err.message });
         if (done) return;
         // Envoy retries a request reset before any answer by default (Istio's ambient default), not only when a route says so.
         if (again(kind)) return;
@@ -221,6 +248,7 @@ export class Forwarder {
       };
       const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
         this.o.tried?.(ep, status);
+        attemptSpan?.end({ responseCode: status });
         if (done) return void body.resume();
         if (plan.retry && plan.retry.codes.includes(status) && again(String(status))) return void body.resume();
         done = true;
