@@ -28,6 +28,7 @@ export const kinds: KindInfo[] = [
   { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: false },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },
+  { kind: 'FaultInjection', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['faultinjection', 'faultinjections'], userApplied: true },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {
