@@ -26,16 +26,20 @@ export interface HashTable {
 /** Envoy's defaults: a ring of at least 1024 points, Maglev tables of 65537 entries (a prime). */
 export const defaultMinimumRingSize = 1024;
 export const defaultMaglevTableSize = 65537;
-const maximumRingSize = 8 * 1024 * 1024;
+const pointBudget = 1 << 18;
 
-/** Envoy's ring hash over endpoints named by `keys` (ip:port); every endpoint gets equal weight. */
+/** Envoy's ring hash over endpoints named by `keys` (ip:port), every endpoint with equal weight. */
 export class Ring implements HashTable {
   private readonly points: Uint32Array;
   private readonly owners: Uint32Array;
 
   constructor(keys: readonly string[], minimumRingSize = defaultMinimumRingSize) {
     const n = keys.length;
-    const perHost = n === 0 ? 0 : Math.ceil(Math.min(Math.max(minimumRingSize, n), maximumRingSize) / n);
+    // Envoy gives each endpoint ringSize/n points, so when one goes every other gains points and
+    // takes keys from its neighbours. Here each keeps minimumRingSize points (fewer only past a
+    // 2^18-point ring, that is beyond 256 endpoints at Envoy's 1024), so only the leaver's keys move.
+    const cap = Math.max(minimumRingSize, pointBudget);
+    const perHost = n === 0 ? 0 : Math.max(1, Math.ceil(minimumRingSize / n), Math.min(minimumRingSize, Math.floor(cap / n)));
     const pairs: [number, number][] = [];
     for (let i = 0; i < n; i++) for (let r = 0; r < perHost; r++) pairs.push([hash32(`${keys[i]}_${r}`), i]);
     // Ties broken by endpoint key, so the ring is the same whatever order the endpoints came in.
