@@ -65,7 +65,7 @@ export interface TrafficPolicy {
 }
 
 /** Istio's defaults: LEAST_REQUEST (its default balancer since 1.14), 10s connect timeout, 1h idle timeout. */
-export const defaultTrafficPolicy: Readonly<TrafficPolicy> = Object.freeze({
+export const defaultTrafficPolicy: Readonly<TrafficPolicy> = Object.freeze<TrafficPolicy>({
   balancer: { algorithm: 'LEAST_REQUEST', locality: false, panicThresholdPercent: 0 },
   limits: istioConnectionPoolDefaults,
   connectTimeoutMs: 10_000,
