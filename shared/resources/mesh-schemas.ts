@@ -1,7 +1,8 @@
 // JSON Schemas of the mesh's own configuration, in the shapes users already write: Istio's
 // security.istio.io/v1 AuthorizationPolicy, PeerAuthentication and RequestAuthentication, and the
-// Gateway API's gateway.networking.k8s.io/v1 HTTPRoute, GRPCRoute and Gateway. Closed objects, so a misspelt
-// field is an error, as in the kinds of schemas.ts.
+// Gateway API's gateway.networking.k8s.io/v1 HTTPRoute, GRPCRoute and Gateway, Istio's
+// networking.istio.io/v1 DestinationRule, and ambit's own FaultInjection. Closed objects, so a
+// misspelt field is an error, as in the kinds of schemas.ts.
 
 type Schema = Record<string, unknown>;
 
@@ -237,17 +238,103 @@ const gatewaySpec = closed(
   ['gatewayClassName', 'listeners'],
 );
 
-/** networking.istio.io/v1 DestinationRule, the part a node proxy acts on: the load balancer. */
+// Istio's durations (Go's time.ParseDuration as its CRDs check them): 10s, 1m30s, 1.5s, 250ms.
+const istioDuration: Schema = { type: 'string', pattern: '^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|ns))+$' };
+const uint32: Schema = { type: 'integer', minimum: 0, maximum: 4294967295 };
+const percent: Schema = { type: 'integer', minimum: 0, maximum: 100 };
+
+const hashKeys = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'];
+/**
+ * Istio's oneOfs, said so that every problem names a field: `anyOf` of `required` names each
+ * alternative when none is set, and a `false` schema names the second one when two are set. (A
+ * oneOf whose branches both pass reports no field, and validate.ts skips oneOf errors; Ajv here
+ * is draft-07, hence `dependencies`.)
+ */
+function oneOfFields(keys: string[], required: boolean): Schema {
+  const exclusive: Schema = { dependencies: Object.fromEntries(keys.map((k) => [k, { properties: Object.fromEntries(keys.filter((o) => o !== k).map((o) => [o, false])) }])) };
+  return required ? { ...exclusive, anyOf: keys.map((k) => ({ required: [k] })) } : exclusive;
+}
+
+/**
+ * networking.istio.io/v1 DestinationRule: the node agent reads loadBalancer.simple (for L4 picks); the
+ * waypoint (waypoint/upstream/) acts on all of it. Fields Istio has and ambit does not implement
+ * (subsets, portLevelSettings, tls, tunnel, proxyProtocol, warmup, locality distribute/failover) are
+ * left out, so a rule using them is refused with the field named rather than half applied.
+ */
 const destinationRuleSpec = closed(
   {
     host: { type: 'string', minLength: 1 },
     trafficPolicy: closed({
-      loadBalancer: closed({ simple: { enum: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'] } }),
+      loadBalancer: {
+        ...closed({
+          simple: { enum: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM'] },
+          consistentHash: {
+            ...closed({
+              httpHeaderName: { type: 'string', minLength: 1 },
+              httpCookie: closed({ name: { type: 'string', minLength: 1 }, path: { type: 'string' }, ttl: istioDuration }, ['name']),
+              useSourceIp: { type: 'boolean' },
+              httpQueryParameterName: { type: 'string', minLength: 1 },
+              ringHash: closed({ minimumRingSize: { type: 'integer', minimum: 1, maximum: 8388608 } }),
+              maglev: closed({ tableSize: { type: 'integer', minimum: 1, maximum: 5000011 } }),
+              minimumRingSize: { type: 'integer', minimum: 1, maximum: 8388608 },
+            }),
+            allOf: [oneOfFields(hashKeys, true), oneOfFields(['ringHash', 'maglev'], false)],
+          },
+          // ambit has nodes and no zones: enabled means "endpoints on the client's node first".
+          localityLbSetting: closed({ enabled: { type: 'boolean' } }),
+        }),
+        ...oneOfFields(['simple', 'consistentHash'], false),
+      },
+      connectionPool: closed({
+        tcp: closed({ maxConnections: uint32, connectTimeout: istioDuration, idleTimeout: istioDuration }),
+        http: closed({
+          http1MaxPendingRequests: uint32,
+          http2MaxRequests: uint32,
+          maxRequestsPerConnection: uint32,
+          maxRetries: uint32,
+          idleTimeout: istioDuration,
+        }),
+      }),
+      outlierDetection: closed({
+        consecutive5xxErrors: uint32,
+        consecutiveGatewayErrors: uint32,
+        splitExternalLocalOriginErrors: { type: 'boolean' },
+        consecutiveLocalOriginFailures: uint32,
+        interval: istioDuration,
+        baseEjectionTime: istioDuration,
+        maxEjectionPercent: percent,
+        minHealthPercent: percent,
+      }),
     }),
     exportTo: strings,
   },
   ['host'],
 );
+
+// gRPC status names as Istio's HTTPFaultInjection.Abort.grpcStatus takes them.
+export const grpcStatusCodes: Record<string, number> = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14,
+  DATA_LOSS: 15, UNAUTHENTICATED: 16,
+};
+
+/**
+ * ambit.dev/v1alpha1 FaultInjection: Istio's HTTPFaultInjection as a kind of its own, since the
+ * Gateway API has no fault filter; an HTTPRoute refers to it with an ExtensionRef filter
+ * (group ambit.dev, kind FaultInjection). `percentage` is required: Istio injects into no request
+ * when it is left out, a silent no-op that a required field turns into an error.
+ */
+const faultPercentage = closed({ value: { type: 'number', minimum: 0, maximum: 100 } }, ['value']);
+const faultInjectionSpec = {
+  ...closed({
+    delay: closed({ fixedDelay: istioDuration, percentage: faultPercentage }, ['fixedDelay', 'percentage']),
+    abort: {
+      ...closed({ httpStatus: { type: 'integer', minimum: 200, maximum: 599 }, grpcStatus: { enum: Object.keys(grpcStatusCodes) }, percentage: faultPercentage }, ['percentage']),
+      ...oneOfFields(['httpStatus', 'grpcStatus'], true),
+    },
+  }),
+  anyOf: [{ required: ['delay'] }, { required: ['abort'] }],
+};
 
 export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specRequired: boolean }> = {
   AuthorizationPolicy: { apiVersion: 'security.istio.io/v1', spec: authorizationPolicySpec, specRequired: false },
@@ -257,4 +344,5 @@ export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specR
   HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: httpRouteSpec, specRequired: true },
   GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: grpcRouteSpec, specRequired: true },
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', spec: gatewaySpec, specRequired: true },
+  FaultInjection: { apiVersion: 'ambit.dev/v1alpha1', spec: faultInjectionSpec, specRequired: true },
 };
