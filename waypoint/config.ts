@@ -16,6 +16,8 @@ export interface WaypointConfig {
   /** OTLP/HTTP traces URL (`http://host:4318/v1/traces`); no tracing when absent. */
   otlpTracesEndpoint?: string;
   clusterName: string;
+  /** Istio's root namespace: its DestinationRules apply mesh-wide. */
+  rootNamespace: string;
   logLevel: string;
 }
 
@@ -35,6 +37,7 @@ export function readWaypointConfig(flags: { gateway?: string; otlp?: string; 'lo
     metricsPort: 15020,
     ...((flags.otlp ?? env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ? { otlpTracesEndpoint: flags.otlp ?? env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT } : {}),
     clusterName: env.CLUSTER_NAME ?? 'Kubernetes',
+    rootNamespace: env.ROOT_NAMESPACE ?? 'istio-system',
     logLevel: flags['log-level'] ?? env.LOG_LEVEL ?? 'info',
   };
 }

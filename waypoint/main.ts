@@ -17,14 +17,14 @@ import { errorMessage } from '../shared/errors.js';
 import { createHboneServer } from '../shared/hbone/server.js';
 import { HbonePool } from '../shared/hbone/pool.js';
 import { splice } from '../shared/hbone/splice.js';
-import type { ServiceEntry } from '../shared/protocol/config.js';
 import { AgentLink } from './agent-link.js';
 import type { WaypointConfig } from './config.js';
 import { WaypointState } from './state.js';
 import { Ingress, type TunnelContext } from './proxy/ingress.js';
 import { Forwarder } from './proxy/forward.js';
 import { Router } from './router.js';
-import { type Endpoint, Upstreams } from './proxy/upstream.js';
+import { Upstreams } from './proxy/upstream.js';
+import { Destinations } from './destinations.js';
 
 export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const log = createLogger('waypoint', config.logLevel).child({ waypoint: `${config.namespace}/${config.gateway}`, pod: config.podName });
@@ -41,24 +41,13 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const pool = new HbonePool({ trustBundle: () => state.trustBundle });
   const upstreams = new Upstreams({ pool, state, certificate: () => link.certificate, trustDomain: config.trustDomain, ownIp: config.podIp });
 
-  const rr = new Map<string, number>();
-  const pickEndpoint = (service: ServiceEntry, port: number): Endpoint | undefined => {
-    const key = String(port);
-    const ready = service.endpoints.filter((e) => e.ports[key] !== undefined);
-    if (!ready.length) return undefined;
-    const id = `${service.namespace}/${service.name}:${port}`;
-    const n = rr.get(id) ?? 0;
-    rr.set(id, n + 1);
-    const e = ready[n % ready.length]!;
-    const workload = state.workloadAt(e.ip);
-    return { ip: e.ip, port: e.ports[key]!, node: e.node, service, ...(workload ? { workload } : {}) };
-  };
-  const router = new Router(state, log.child({ component: 'routing' }));
+  const destinations = new Destinations(state, { rootNamespace: config.rootNamespace, waypointNamespace: config.namespace, log: log.child({ component: 'upstream' }) });
+  const router = new Router(state, log.child({ component: 'routing' }), (ns, name) => destinations.fault(ns, name));
 
   const forwarder = new Forwarder({
     upstreams,
     plan: (req, ctx) => router.plan(req, ctx),
-    pickEndpoint,
+    destinations,
     workloadAt: (ip) => state.workloadAt(ip),
     tracer,
     record: (o) => {
@@ -92,7 +81,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     },
   });
   const tcp = (stream: Duplex, ctx: TunnelContext) => {
-    const ep = pickEndpoint(ctx.service, ctx.port);
+    const ep = destinations.choose(ctx.service, ctx.port, { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
     if (!ep) return void stream.destroy();
     upstreams.tunnel(ep).then(
       (up) =>
@@ -140,6 +129,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     await tracer.shutdown();
     ingress.close();
     upstreams.close();
+    destinations.close();
     pool.close();
     process.exit(0);
   };

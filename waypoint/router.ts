@@ -8,6 +8,7 @@ import { applyRequestFilters, compileRoutes, type RouteObject, type RouteTable }
 import type { DownstreamRequest, Plan } from './proxy/forward.js';
 import type { TunnelContext } from './proxy/ingress.js';
 import type { WaypointState } from './state.js';
+import type { Fault } from './upstream/fault.js';
 
 export class Router {
   private table: RouteTable;
@@ -15,6 +16,8 @@ export class Router {
   constructor(
     private readonly state: WaypointState,
     private readonly log: Logger,
+    /** The FaultInjection an ExtensionRef filter names, compiled for this configuration. */
+    private readonly faultOf: (namespace: string, name: string) => Fault | undefined,
   ) {
     this.table = this.compile();
     state.on('changed', () => {
@@ -55,8 +58,18 @@ export class Router {
       ...(r.host !== undefined ? { host: r.host } : {}),
       ...(r.timeouts.requestMs ? { timeoutMs: r.timeouts.requestMs } : {}),
       ...(r.timeouts.backendRequestMs ? { backendTimeoutMs: r.timeouts.backendRequestMs } : {}),
-      ...(r.retry ? { retry: { attempts: r.retry.attempts, codes: [...r.retry.codes], backoffMs: r.retry.backoffMs ?? 25 } } : {}),
+      ...(r.retry ? { retry: { attempts: r.retry.attempts, codes: [...r.retry.codes], ...(r.retry.backoffMs !== undefined ? { backoff: `${r.retry.backoffMs}ms` } : {}) } } : {}),
     };
+    for (const x of r.extensions) {
+      // The one extension ambit knows (the routing engine refuses others at compile time).
+      const fault = this.faultOf(m.rule.route.namespace, x.name);
+      if (!fault) return { ...common, respond: { status: 500, flag: 'NR' } };
+      const d = fault.decide();
+      if (d.delayMs) plan.delayMs = d.delayMs;
+      if (d.abort) {
+        plan.respond = { status: d.abort.httpStatus, flag: 'FI', ...(d.abort.grpcStatus !== undefined ? { headers: { 'content-type': 'application/grpc', 'grpc-status': String(d.abort.grpcStatus), 'grpc-message': 'fault filter abort' } } : {}) };
+      }
+    }
     if (r.mirrors.length) {
       const mirrors: NonNullable<Plan['mirrors']> = [];
       for (const mirror of r.mirrors) {

@@ -14,6 +14,11 @@ import { declaredProtocol, type TunnelContext } from './ingress.js';
 import { editHeaders } from '../routing/plan.js';
 import type { HeaderBag, HeaderModifier } from '../routing/types.js';
 import type { WaypointSpan, WaypointTracer } from '../telemetry/tracing.js';
+import type { Destinations } from '../destinations.js';
+import { cookieValue, type PickRequest } from '../upstream/balancer.js';
+import { decideRetry, type HTTPRouteRetry } from '../upstream/retry.js';
+import type { ServicePolicy } from '../upstream/policy.js';
+import type { UpstreamResult } from '../upstream/types.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -33,8 +38,8 @@ export interface Plan {
   /** Whole request, and each try. */
   timeoutMs?: number;
   backendTimeoutMs?: number;
-  /** Retries after the first try, on these statuses (and on a failure to connect or a reset before an answer). */
-  retry?: { attempts: number; codes: number[]; backoffMs: number };
+  /** The route's retry (the Gateway API's HTTPRouteRetry); without one, Istio's default retry applies. */
+  retry?: HTTPRouteRetry;
   mirrors?: { service: ServiceEntry; port: number; percent: number }[];
   delayMs?: number;
 }
@@ -67,13 +72,11 @@ export interface RequestOutcome {
 export interface ForwardOptions {
   upstreams: Upstreams;
   plan(req: DownstreamRequest, ctx: TunnelContext): Plan;
-  /** An endpoint of `service` for `port` (load balancing and outlier ejection are the caller's), or undefined when none is ready. */
-  pickEndpoint(service: ServiceEntry, port: number, req: DownstreamRequest, ctx: TunnelContext): Endpoint | undefined;
+  /** Each backend's traffic policy: its load balancer, circuit breaker, outlier detection and retries. */
+  destinations: Destinations;
   workloadAt(ip: string): WorkloadEntry | undefined;
   /** Every finished request, once. */
   record(o: RequestOutcome): void;
-  /** Each try's result, for outlier detection. */
-  tried?(ep: Endpoint, status: number | 'connect-failure' | 'reset'): void;
   /** Spans per request and per try, when tracing is on. */
   tracer?: WaypointTracer;
 }
@@ -94,7 +97,14 @@ function applyEdits(headers: OutgoingHttpHeaders, modifiers: readonly HeaderModi
   if (modifiers?.length) editHeaders(headers as HeaderBag, modifiers);
 }
 
+const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+/** For what has no request to hash on (mirrors, upgrades): any endpoint the balancer gives. */
+const noAffinity: PickRequest = { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined };
+
 export class Forwarder {
+  /** Requests in flight per backend policy, against its maxConnections (beyond it, they wait: pending). */
+  private readonly inFlight = new WeakMap<ServicePolicy, number>();
+
   constructor(private readonly o: ForwardOptions) {}
 
   handle(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext): void {
@@ -218,39 +228,89 @@ export class Forwarder {
       res.once('close', () => clearTimeout(deadline));
     }
 
+    // The backend's circuit breaker: requests in flight, then, past its connections, those waiting for one.
+    const policy = this.o.destinations.policy(backend.service, backend.port);
+    const breaker = policy.breaker;
+    const admitted = breaker.tryRequest();
+    if (!admitted.ok) return fail(503, 'UO', `upstream overflow: ${admitted.limit} of ${backend.service.namespace}/${backend.service.name} reached`);
+    let waiting = false;
+    const busy = (this.inFlight.get(policy) ?? 0) + 1;
+    if (busy > policy.traffic.limits.maxConnections) {
+      const pending = breaker.tryPending();
+      if (!pending.ok) {
+        breaker.releaseRequest();
+        return fail(503, 'UO', `upstream overflow: ${pending.limit} of ${backend.service.namespace}/${backend.service.name} reached`);
+      }
+      waiting = true;
+    }
+    this.inFlight.set(policy, busy);
+    res.once('close', () => {
+      breaker.releaseRequest();
+      if (waiting) breaker.releasePending();
+      this.inFlight.set(policy, (this.inFlight.get(policy) ?? 1) - 1);
+    });
+    const retryPolicy = policy.retryPolicy(plan.retry);
+    const sourceNode = outcome.source?.node;
+    const pickRequest: PickRequest = {
+      header: (name) => first(req.headers[name]),
+      cookie: (name) => cookieValue(first(req.headers.cookie), name),
+      queryParameter: (name) => new URL(req.url ?? '/', 'http://x').searchParams.get(name) ?? undefined,
+      ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}),
+      ...(sourceNode ? { clientNode: sourceNode } : {}),
+    };
+
     let current: { destroy(): void } | undefined;
+    let previous: string | undefined;
+    let retrying = false;
     const attempt = (n: number) => {
+      if (retrying) {
+        breaker.releaseRetry();
+        retrying = false;
+      }
       if (done || res.destroyed) return;
       outcome.attempts = n + 1;
-      const ep = this.o.pickEndpoint(backend.service, backend.port, req, ctx);
-      if (!ep) return fail(503, 'UH', `no healthy upstream for ${backend.service.namespace}/${backend.service.name}:${backend.port}`);
+      const chosen = this.o.destinations.choose(backend.service, backend.port, pickRequest, retryPolicy?.avoidPreviousEndpoint ? previous : undefined);
+      if (!chosen) return fail(503, 'UH', `no healthy upstream for ${backend.service.namespace}/${backend.service.name}:${backend.port}`);
+      const ep = chosen.endpoint;
+      previous = chosen.pick.key;
       outcome.endpoint = ep;
+      policy.started(chosen.pick);
+      let reported = false;
+      const report = (result: UpstreamResult) => {
+        if (reported) return;
+        reported = true;
+        policy.finished(chosen.pick, result);
+      };
       const attemptSpan = outcome.span?.child({ upstreamHost: `${ep.ip}:${ep.port}`, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
       attemptSpan?.injectInto(headers);
-      const retryLeft = plan.retry ? n < plan.retry.attempts : n < 1;
-      const again = (why: string) => {
-        const canReplay = replayable && (n === 0 || bodyEnded || chunks.length >= 0);
-        if (!retryLeft || !canReplay) return false;
-        const backoff = plan.retry ? plan.retry.backoffMs * 2 ** n * Math.random() : 0;
+      /** Tries again when the retry policy says so, the body can be sent again and the breaker allows another retry. */
+      const again = (result: UpstreamResult, grpcStatus?: number) => {
+        if (!retryPolicy || !replayable) return false;
+        const d = decideRetry(retryPolicy, result, n, Math.random, grpcStatus);
+        if (!d.retry) return false;
+        const room = breaker.tryRetry();
+        if (!room.ok) return false;
+        retrying = true;
         outcome.flags = 'URX';
-        void why;
-        setTimeout(() => attempt(n + 1), Math.min(backoff, (plan.retry?.backoffMs ?? 25) * 10));
+        const t = setTimeout(() => attempt(n + 1), d.delayMs);
+        res.once('close', () => clearTimeout(t));
         return true;
       };
-      const onFailure = (kind: 'connect-failure' | 'reset', err: Error) => {
-        this.o.tried?.(ep, kind);
+      const onFailure = (kind: 'connect-failure' | 'reset-before-request' | 'reset', err: Error) => {
+        report(kind);
         attemptSpan?.end({ responseCode: 0, error: err.message });
         if (done) return;
-        // Envoy retries a request reset before any answer by default (Istio's ambient default), not only when a route says so.
         if (again(kind)) return;
         if (err instanceof UpstreamUnavailable) return fail(503, err.flag, err.message);
         fail(503, kind === 'connect-failure' ? 'UF' : 'UC', `upstream ${kind}: ${err.message}`);
       };
       const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
-        this.o.tried?.(ep, status);
+        report(status);
         attemptSpan?.end({ responseCode: status });
         if (done) return void body.resume();
-        if (plan.retry && plan.retry.codes.includes(status) && again(String(status))) return void body.resume();
+        const grpcHeader = respHeaders['grpc-status'];
+        if (again(status, grpcHeader === undefined ? undefined : Number(grpcHeader))) return void body.resume();
+        if (chosen.pick.setCookie) respHeaders['set-cookie'] = [chosen.pick.setCookie, ...[respHeaders['set-cookie'] ?? []].flat().map(String)];
         done = true;
         clearTimeout(deadline);
         outcome.status = status;
@@ -293,7 +353,7 @@ export class Forwarder {
               for (const k in h) if (k[0] !== ':' && !hopByHop.has(k)) out[k] = h[k];
               onResponse(status, out, s as unknown as NodeJS.ReadableStream & { resume(): void }, (cb) => s.once('trailers', (t) => cb(t as OutgoingHttpHeaders)));
             });
-            s.on('error', (err) => (answered ? res.destroy(err) : onFailure('reset', err)));
+            s.on('error', (err) => (answered ? res.destroy(err) : onFailure(s.writableFinished ? 'reset' : 'reset-before-request', err)));
             writeBody(s);
           },
           (err: Error) => onFailure('connect-failure', err),
@@ -307,6 +367,7 @@ export class Forwarder {
       up.on('socket', () => (connected = true));
       up.on('timeout', () => {
         if (answered) return;
+        report('timeout');
         up.destroy();
         fail(504, 'UT', 'upstream per-try timeout');
       });
@@ -318,7 +379,8 @@ export class Forwarder {
       });
       up.on('error', (err) => {
         if (answered) return void res.destroy(err);
-        onFailure(connected ? 'reset' : 'connect-failure', err);
+        // A reset before the whole request went out never reached the app: safe to try again.
+        onFailure(!connected ? 'connect-failure' : up.writableFinished ? 'reset' : 'reset-before-request', err);
       });
       writeBody(up);
     };
@@ -328,7 +390,7 @@ export class Forwarder {
 
   /** A copy of the request to another backend, its answer dropped; the original never waits for it. */
   private mirror(m: { service: ServiceEntry; port: number }, method: string, path: string, headers: OutgoingHttpHeaders, req: DownstreamRequest): void {
-    const ep = this.o.pickEndpoint(m.service, m.port, req, {} as TunnelContext);
+    const ep = this.o.destinations.choose(m.service, m.port, noAffinity)?.endpoint;
     if (!ep) return;
     const host = `${String(headers.host ?? '')}-shadow`;
     const copy = http.request({ host: ep.ip, port: ep.port, method, path, headers: { ...headers, host }, agent: this.o.upstreams.agent(ep), timeout: 10_000 });
@@ -351,7 +413,7 @@ export class Forwarder {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: TunnelContext): void {
     const plan = this.o.plan(req, ctx);
     const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
-    const ep = this.o.pickEndpoint(backend.service, backend.port, req, ctx);
+    const ep = this.o.destinations.choose(backend.service, backend.port, { ...noAffinity, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
     if (!ep || plan.respond) return void socket.end(`HTTP/1.1 ${plan.respond?.status ?? 503} ${http.STATUS_CODES[plan.respond?.status ?? 503]}\r\ncontent-length: 0\r\n\r\n`);
     void this.o.upstreams.tunnel(ep).then(
       (up) => {

@@ -1,0 +1,85 @@
+// Where a request goes once its backend Service is known: that Service's traffic policy
+// (upstream/policy.ts, from the DestinationRule in force) picks an endpoint among the ready ones
+// with its load balancer, skipping ejected ones, and keeps its circuit breaker and outlier detector.
+// Endpoints are handed to a policy whenever the configuration changes; outliers return on a sweep
+// each second. Fault injection's FaultInjection resources are compiled here too, per configuration.
+
+import type { Logger } from '../shared/log.js';
+import type { Resource } from '../shared/resources/types.js';
+import type { ServiceEntry, WorkloadEntry } from '../shared/protocol/config.js';
+import { UpstreamPolicies, type ServicePolicy } from './upstream/policy.js';
+import type { Pick, PickRequest } from './upstream/balancer.js';
+import { Fault, type FaultInjectionSpec } from './upstream/fault.js';
+import type { Endpoint } from './proxy/upstream.js';
+import type { WaypointState } from './state.js';
+
+export interface Chosen {
+  endpoint: Endpoint;
+  pick: Pick;
+}
+
+export class Destinations {
+  private readonly policies: UpstreamPolicies;
+  /** The config version each policy last had its endpoints set at. */
+  private readonly fed = new WeakMap<ServicePolicy, number>();
+  private faults = new Map<string, Fault>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly state: WaypointState,
+    o: { rootNamespace: string; waypointNamespace: string; log: Logger; random?: () => number },
+  ) {
+    this.policies = new UpstreamPolicies({
+      rootNamespace: o.rootNamespace,
+      waypointNamespace: o.waypointNamespace,
+      clock: () => performance.now(),
+      random: o.random ?? Math.random,
+      onOutlierEvent: (service, e) => o.log.info({ service, ...e }, `outlier detection: ${e.type}`),
+    });
+    const load = () => {
+      const rules = state.traffic.filter((t) => t.kind === 'DestinationRule').map((t) => ({ apiVersion: 'networking.istio.io/v1', kind: t.kind, metadata: { name: t.name, namespace: t.namespace, ...(t.creationTimestamp ? { creationTimestamp: t.creationTimestamp } : {}) }, spec: t.spec }) as Resource);
+      for (const p of this.policies.setDestinationRules(rules)) o.log.warn({ err: p.message }, 'a DestinationRule is not in force');
+      const faults = new Map<string, Fault>();
+      for (const t of state.traffic) {
+        if (t.kind !== 'FaultInjection') continue;
+        try {
+          faults.set(`${t.namespace}/${t.name}`, new Fault(t.spec as FaultInjectionSpec, o.random ?? Math.random));
+        } catch (err) {
+          o.log.warn({ fault: `${t.namespace}/${t.name}`, err: (err as Error).message }, 'a FaultInjection is not in force');
+        }
+      }
+      this.faults = faults;
+    };
+    load();
+    state.on('changed', load);
+    this.sweeper = setInterval(() => this.policies.sweepIfDue(), 1000).unref();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  /** The policy of Service `s` on `port`, its endpoints up to date with the configuration. */
+  policy(s: ServiceEntry, port: number): ServicePolicy {
+    const p = this.policies.policyFor(s.namespace, s.name, port);
+    if (this.fed.get(p) !== this.state.version) {
+      const key = String(port);
+      p.setEndpoints(s.endpoints.filter((e) => e.ports[key] !== undefined).map((e) => ({ ip: e.ip, node: e.node, port: e.ports[key]! })));
+      this.fed.set(p, this.state.version);
+    }
+    return p;
+  }
+
+  /** An endpoint of `s` on `port` for this request, avoiding `avoid` (`ip:port`, the last try's) where the policy says so. */
+  choose(s: ServiceEntry, port: number, request: PickRequest, avoid?: string): Chosen | undefined {
+    const pick = this.policy(s, port).pick(request, avoid);
+    if (!pick) return undefined;
+    const workload: WorkloadEntry | undefined = this.state.workloadAt(pick.endpoint.ip);
+    return { pick, endpoint: { ip: pick.endpoint.ip, port: pick.endpoint.port, node: pick.endpoint.node, service: s, ...(workload ? { workload } : {}) } };
+  }
+
+  /** The FaultInjection `namespace/name`, as compiled for this configuration. */
+  fault(namespace: string, name: string): Fault | undefined {
+    return this.faults.get(`${namespace}/${name}`);
+  }
+}
