@@ -107,7 +107,9 @@ metadata: { name: outlier, namespace: ${ns} }
 spec:
   host: outlier
   trafficPolicy:
-    loadBalancer: { simple: ROUND_ROBIN }
+    # Outlier detection turns locality preference on (Istio's default): off, so that both endpoints
+    # take turns wherever the client runs.
+    loadBalancer: { simple: ROUND_ROBIN, localityLbSetting: { enabled: false } }
     outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100 }
 `,
   );

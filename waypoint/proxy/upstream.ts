@@ -47,31 +47,34 @@ export class UpstreamUnavailable extends Error {
 
 const identityOf = (w: WorkloadEntry, trustDomain: string): Identity => ({ trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount });
 
-/** An http.Agent whose connections are tunnels: created asynchronously, and neither TCP sockets nor refcounted. */
+/**
+ * An http.Agent whose connections are tunnels, created asynchronously. A tunnel is no TCP socket:
+ * it gets the few socket methods the Agent calls (keep-alive, ref/unref) as no-ops, so that the
+ * Agent's own bookkeeping runs unchanged (its reuseSocket removes the error listener it added when
+ * the tunnel went idle; skipping it leaked one listener per reuse). maxTotalSockets counts tunnels
+ * still being opened, which maxSockets does not: a burst waits for them instead of opening one each.
+ */
 class TunnelAgent extends http.Agent {
   constructor(
     private readonly open: () => Promise<Duplex>,
     maxSockets: number,
   ) {
-    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', keepAliveMsecs: 30_000 });
+    super({ keepAlive: true, maxSockets, maxTotalSockets: maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', keepAliveMsecs: 30_000 });
   }
 
   override createConnection(_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex {
     this.open().then(
-      (s) => callback!(null, s),
+      (s) => callback!(null, Object.assign(s, socketLike)),
       (err: Error) => callback!(err, undefined as unknown as Duplex),
     );
     return undefined as unknown as Duplex;
   }
-
-  override keepSocketAlive(socket: Duplex): boolean {
-    return !socket.destroyed;
-  }
-
-  override reuseSocket(_socket: Duplex, req: http.ClientRequest): void {
-    req.reusedSocket = true;
-  }
 }
+
+const noop = function (this: unknown) {
+  return this;
+};
+const socketLike = { setKeepAlive: noop, ref: noop, unref: noop };
 
 export class Upstreams {
   private readonly agents = new Map<string, TunnelAgent>();
@@ -84,7 +87,7 @@ export class Upstreams {
     const key = `${ep.ip}:${ep.port}`;
     let a = this.agents.get(key);
     if (!a) {
-      a = new TunnelAgent(() => this.tunnel(ep), this.o.maxConnectionsPerEndpoint ?? 1024);
+      a = new TunnelAgent(() => this.tunnel(ep), this.o.maxConnectionsPerEndpoint ?? 256);
       this.agents.set(key, a);
     }
     return a;
