@@ -24,6 +24,8 @@ const connections = Math.max(1, Math.min(256, Number(values.connections ?? 16)))
 const rounds = Math.max(1, Math.min(5, Number(values.rounds ?? 3)));
 const outDir = values.out ?? join(root, 'bench');
 const bench = createBench('ambit-bench-waypoint-', secs);
+/** Set when `ambit down` kept failing: the state directory is what takes the cluster down by hand. */
+let keepState = false;
 const { stateDir, work, ambit, inPod, agentPid, startInNode, peers } = bench;
 
 /** The issue's goals for the waypoint. */
@@ -404,7 +406,22 @@ async function main(): Promise<void> {
     for (const n of ['node-1', 'node-2']) await summarise(`agent ${n}`, join(stateDir, 'agents', n, 'agent.log'), 6);
   } finally {
     for (const child of peers) child.kill('SIGKILL');
-    await ambit(['down'], 180_000).catch((err: Error) => process.stderr.write(`bench: ambit down: ${err.message}\n`));
+    // Never leave a cluster up: a few tries (a transient failure of the CLI itself has been seen), then
+    // keep the state directory and say how to finish by hand.
+    for (let i = 1; ; i++) {
+      try {
+        await ambit(['down'], 180_000);
+        break;
+      } catch (err) {
+        process.stderr.write(`bench: ambit down (try ${i}): ${(err as Error).message}\n`);
+        if (i === 3) {
+          keepState = true;
+          process.stderr.write(`bench: the cluster may still be up: AMBIT_STATE_DIR=${stateDir} ${join(root, 'bin', 'ambit')} down\n`);
+          break;
+        }
+        await sleep(3000);
+      }
+    }
   }
   const c = placed!;
   const table = report(paths, c, logs);
@@ -445,6 +462,6 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    rmSync(stateDir, { recursive: true, force: true });
+    if (!keepState) rmSync(stateDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
