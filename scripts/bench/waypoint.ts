@@ -227,8 +227,8 @@ interface LogSummary {
   durationsMs?: Record<string, number>;
   /** The same, for the requests of the fixed-rate measures alone. */
   durationsAtRateMs?: Record<string, number>;
-  /** Warnings and errors (pino level 40 and above), lines that are not JSON (Node's own warnings), and failed requests: the first few. */
-  notable: string[];
+  /** Warnings and errors (pino level 40 and above), lines that are not JSON (Node's own warnings), and failed or flagged requests, grouped by kind: how many, and the first line of each kind. */
+  notable: { count: number; first: string }[];
   notableCount: number;
 }
 
@@ -237,18 +237,21 @@ const durationBuckets = [1, 2, 5, 10, 20, 40, 80, 160, 320];
 /** Reads a pino log line by line (the waypoint's has one access line per request: streamed, never whole). */
 async function summariseLog(file: string, keep = 12, rateWindows: [number, number][] = []): Promise<LogSummary> {
   const s: LogSummary = { file, lines: 0, accessByOutcome: {}, notable: [], notableCount: 0 };
-  const note = (line: string) => {
-    if (s.notable.length < keep) s.notable.push(line.slice(0, 400));
+  const kinds = new Map<string, { count: number; first: string }>();
+  const note = (line: string, kind: string) => {
     s.notableCount++;
+    const k = kinds.get(kind);
+    if (k) k.count++;
+    else if (kinds.size < keep) kinds.set(kind, { count: 1, first: line.slice(0, 600) });
   };
   const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   for await (const line of rl) {
     s.lines++;
-    let j: { level?: number; time?: string; log?: string; event?: string; response_code?: number; response_flags?: string; duration?: number };
+    let j: { level?: number; time?: string; log?: string; msg?: string; reason?: string; event?: string; response_code?: number; response_flags?: string; duration?: number };
     try {
       j = JSON.parse(line) as typeof j;
     } catch {
-      note(line);
+      note(line, line.replace(/\(node:\d+\)/, '').slice(0, 120));
       continue;
     }
     if (j.log === 'access' && j.response_code !== undefined) {
@@ -262,13 +265,14 @@ async function summariseLog(file: string, keep = 12, rateWindows: [number, numbe
         const t = j.time ? Date.parse(j.time) : NaN;
         if (rateWindows.some(([a, z]) => t >= a && t <= z)) (s.durationsAtRateMs ??= empty())[bucket]!++;
       }
-      if (j.response_code !== 200) note(line);
+      if (j.response_code !== 200 || (j.response_flags ?? '-') !== '-') note(line, `access ${key}`);
     } else if (j.log === 'access') {
       const key = `${j.event ?? '?'} ${j.response_flags ?? '-'}`;
       s.accessByOutcome[key] = (s.accessByOutcome[key] ?? 0) + 1;
-      if (j.event !== 'closed') note(line);
-    } else if ((j.level ?? 0) >= 40) note(line);
+      if (j.event !== 'closed') note(line, `access ${key} ${j.reason ?? ''}`.slice(0, 120));
+    } else if ((j.level ?? 0) >= 40) note(line, `${j.level} ${j.msg ?? ''} ${j.reason ?? ''}`.slice(0, 120));
   }
+  s.notable = [...kinds.values()];
   return s;
 }
 
@@ -281,22 +285,24 @@ const median = (xs: number[]) => {
 const fig = (p: Path, measure: string, key: string) => median((p.samples[measure] ?? []).map((s) => s[key] ?? NaN));
 const sum = (p: Path, measure: string, key: string) => (p.samples[measure] ?? []).reduce((a, s) => a + (s[key] ?? 0), 0);
 /** Each measure's figures, the median over rounds. */
-const medians = (p: Path) => Object.fromEntries(Object.entries(p.samples).map(([m, xs]) => [m, Object.fromEntries(Object.keys(xs[0] ?? {}).map((k) => [k, fig(p, m, k)]))]));
+const medians = (p: Path) => Object.fromEntries(Object.entries(p.samples).map(([m, xs]) => [m, Object.fromEntries(Object.keys(xs[0] ?? {}).filter((k) => k !== 'round').map((k) => [k, fig(p, m, k)]))]));
 const peakRss = (p: Path, proxy?: string) => (proxy ? Math.max(0, ...(p.rss[proxy] ?? [])) : p.proxies.reduce((a, x) => a + Math.max(0, ...(p.rss[x.name] ?? [])), 0));
 
 function report(paths: Path[], c: Cluster, logs: Record<string, LogSummary>): string {
   const rows: string[] = [];
   const line = (cells: string[]) => rows.push(`| ${cells.join(' | ')} |`);
-  type Col = [string, (p: Path) => number, number];
+  /** A column: its title, the figure, its decimals, and the measure and key it is a median of (for the per-round ratios). */
+  type Col = [string, (p: Path) => number, number, [string, string]?];
+  const col = (title: string, measure: string, key: string, d: number): Col => [title, (p) => fig(p, measure, key), d, [measure, key]];
   const cols: Col[] = [
-    ['GET req/s', (p) => fig(p, 'get', 'rps'), 0],
-    ['GET p50 ms', (p) => fig(p, 'get', 'p50'), 2],
-    ['GET p99 ms', (p) => fig(p, 'get', 'p99'), 2],
-    ['POST 1 KB req/s', (p) => fig(p, 'post', 'rps'), 0],
-    [`p50 ms at ${rate}/s`, (p) => fig(p, 'rate', 'p50'), 2],
-    [`p99 ms at ${rate}/s`, (p) => fig(p, 'rate', 'p99'), 2],
-    ['CPU s / 1k req (GET, saturated)', (p) => fig(p, 'get', 'cpuPer1k'), 3],
-    [`CPU s / 1k req (at ${rate}/s)`, (p) => fig(p, 'rate', 'cpuPer1k'), 3],
+    col('GET req/s', 'get', 'rps', 0),
+    col('GET p50 ms', 'get', 'p50', 2),
+    col('GET p99 ms', 'get', 'p99', 2),
+    col('POST 1 KB req/s', 'post', 'rps', 0),
+    col(`p50 ms at ${rate}/s`, 'rate', 'p50', 2),
+    col(`p99 ms at ${rate}/s`, 'rate', 'p99', 2),
+    col('CPU s / 1k req (GET, saturated)', 'get', 'cpuPer1k', 3),
+    col(`CPU s / 1k req (at ${rate}/s)`, 'rate', 'cpuPer1k', 3),
     ['proxies RSS MB (peak)', (p) => peakRss(p), 0],
     ['errors', (p) => sum(p, 'get', 'errors') + sum(p, 'post', 'errors') + sum(p, 'rate', 'errors'), 0],
   ];
@@ -313,9 +319,16 @@ function report(paths: Path[], c: Cluster, logs: Record<string, LogSummary>): st
   const nginx = paths.find((p) => p.name === 'nginx pair')!;
   const ratio = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) || !b ? '-' : `${(a / b).toFixed(2)}x`);
   rows.push('', 'Ratios, ambit through the waypoint / the nginx L7 pair (requests/s: higher is better; the rest: lower):', '');
-  line(['figure', 'ambit waypoint', 'nginx pair', 'ratio']);
-  line(['---', '---', '---', '---']);
-  for (const x of cols.slice(0, -1)) line([x[0], f1(x[1](wp), x[2]), f1(x[1](nginx), x[2]), ratio(x[1](wp), x[1](nginx))]);
+  // The machine's load drifts between rounds; within a round the paths ran back to back, so a round's own ratio is the steadier figure.
+  const perRound = (mk: [string, string] | undefined) => {
+    if (!mk || rounds < 2) return '-';
+    const [m, k] = mk;
+    const at = (p: Path, round: number) => p.samples[m]?.find((x) => x.round === round)?.[k] ?? NaN;
+    return Array.from({ length: rounds }, (_, i) => ratio(at(wp, i + 1), at(nginx, i + 1))).join(', ');
+  };
+  line(['figure', 'ambit waypoint', 'nginx pair', 'ratio', 'each round\'s ratio']);
+  line(['---', '---', '---', '---', '---']);
+  for (const x of cols.slice(0, -1)) line([x[0], f1(x[1](wp), x[2]), f1(x[1](nginx), x[2]), ratio(x[1](wp), x[1](nginx)), perRound(x[3])]);
 
   const wpCpu = fig(wp, 'rate', 'cpu:waypoint');
   const wpRss = peakRss(wp, 'waypoint');
@@ -340,7 +353,7 @@ function report(paths: Path[], c: Cluster, logs: Record<string, LogSummary>): st
     rows.push('', `${who} log (${s.lines} lines): access lines by outcome: ${Object.entries(s.accessByOutcome).map(([k, n]) => `${k}: ${n}`).join(', ') || 'none'}; warnings, errors, non-JSON lines and failures: ${s.notableCount}`);
     if (s.durationsMs) rows.push('', `Request durations as the waypoint logged them (ms; its own view, from the request's arrival to the answer's end), all measures: ${Object.entries(s.durationsMs).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
     if (s.durationsAtRateMs) rows.push('', `The same at ${rate}/s only: ${Object.entries(s.durationsAtRateMs).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
-    if (s.notable.length) rows.push('', '```', ...s.notable, '```');
+    if (s.notable.length) rows.push('', '```', ...s.notable.map((k) => `${k.count} x ${k.first}`), '```');
   }
   return rows.join('\n') + '\n';
 }
@@ -353,6 +366,8 @@ async function main(): Promise<void> {
   await certificates(bench);
   const paths: Path[] = [];
   const logs: Record<string, LogSummary> = {};
+  /** When each measure ran, to place what the logs say. */
+  const timeline: { round: number; measure: string; path: string; start: string; end: string }[] = [];
   let placed: Cluster | undefined;
   try {
     const c = (placed = await cluster());
@@ -391,7 +406,9 @@ async function main(): Promise<void> {
         for (const p of paths) {
           process.stderr.write(`bench: round ${round}/${rounds}: ${name} over ${p.name}\n`);
           try {
-            (p.samples[name] ??= []).push(await measure(p));
+            const t0 = Date.now();
+            (p.samples[name] ??= []).push({ round, ...(await measure(p)) });
+            timeline.push({ round, measure: name, path: p.name, start: new Date(t0).toISOString(), end: new Date().toISOString() });
           } catch (err) {
             process.stderr.write(`bench: ${name} over ${p.name} failed: ${(err as Error).message}\n`);
           }
@@ -400,7 +417,7 @@ async function main(): Promise<void> {
       }
     }
     const summarise = async (who: string, file: string, keep?: number, windows?: [number, number][]) => {
-      logs[who] = await summariseLog(file, keep, windows).catch((err: Error) => ({ file, lines: 0, accessByOutcome: {}, notable: [`could not read: ${err.message}`], notableCount: 1 }));
+      logs[who] = await summariseLog(file, keep, windows).catch((err: Error) => ({ file, lines: 0, accessByOutcome: {}, notable: [{ count: 1, first: `could not read: ${err.message}` }], notableCount: 1 }));
     };
     await summarise(`waypoint ${c.waypoint.pod} (\`ambit logs -n bench-wp ${c.waypoint.pod}\`)`, join(stateDir, 'logs', `bench-wp.${c.waypoint.pod}`, 'waypoint.log'), 12, paths[0]!.rateWindows);
     for (const n of ['node-1', 'node-2']) await summarise(`agent ${n}`, join(stateDir, 'agents', n, 'agent.log'), 6);
@@ -449,6 +466,7 @@ async function main(): Promise<void> {
         goals,
         paths: paths.map((p) => ({ name: p.name, proxies: p.proxies.map((x) => x.name), medians: medians(p), peakRssMb: Object.fromEntries(p.proxies.map((x) => [x.name, peakRss(p, x.name)])), samples: p.samples, rssMb: p.rss })),
         logs,
+        timeline,
       },
       null,
       2,
