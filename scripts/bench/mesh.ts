@@ -10,79 +10,20 @@
 //
 //   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000]   (as root, no cluster up; ~4 min)
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { certificates as makeCertificates, cpuSeconds, createBench, deploy, f1, machine as describeMachine, node1, node2, parseWrk, rateClient, root, rssMb, sleep, withChildren, type WrkResult } from './lib.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } } });
 const secs = Math.min(30, Number(values.seconds ?? 4));
 const rate = Math.min(5000, Number(values.rate ?? 1000));
-const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 const outDir = values.out ?? join(root, 'bench');
-const stateDir = mkdtempSync(join(tmpdir(), 'ambit-bench-mesh-'));
-const work = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
-const env = { ...process.env, AMBIT_STATE_DIR: stateDir };
-const node1 = '10.250.0.1';
-const node2 = '10.250.0.2';
-
-function run(file: string, args: string[], timeoutMs = 120_000): Promise<string> {
-  return new Promise((done, fail) =>
-    execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => (err ? fail(new Error(`${file} ${args.slice(0, 6).join(' ')}: ${stderr || err.message}`)) : done(stdout))),
-  );
-}
-const ambit = (args: string[], timeoutMs?: number) => run(join(root, 'bin', 'ambit'), args, timeoutMs);
-const sh = (cmd: string) => run('/bin/sh', ['-c', cmd]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A command inside a pod (its cgroup and namespace: the eBPF capture goes by cgroup). */
-const inPod = (ns: string, deploy: string, argv: string[], timeoutMs = (secs + 30) * 1000) => ambit(['exec', '-n', ns, `deploy/${deploy}`, '--', ...argv], timeoutMs);
-
-// ---- processes whose CPU and memory count: the proxies of a path ----
-
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-  }
-  return ticks / 100;
-}
-
-function rssMb(pids: number[]): number {
-  let kb = 0;
-  for (const pid of pids) kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return kb / 1024;
-}
-
-/** The processes and their children (nginx's workers). */
-function withChildren(pids: number[]): number[] {
-  const out: number[] = [];
-  for (const pid of pids) {
-    out.push(pid);
-    try {
-      for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) out.push(...withChildren([Number(child)]));
-    } catch {
-      // Gone.
-    }
-  }
-  return out;
-}
-
-const agentPid = (node: string) => Number(readFileSync(join(stateDir, 'agents', node, 'pid'), 'utf8'));
+const bench = createBench('ambit-bench-mesh-', secs);
+const { stateDir, work, run, ambit, inPod, agentPid, startInNode, peers } = bench;
+const certificates = () => makeCertificates(bench);
 
 // ---- the peer proxies ----
-
-async function certificates(): Promise<void> {
-  const ext = join(work, 'ext.cnf');
-  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:10.250.0.1,IP:10.250.0.2,DNS:bench-peer\n');
-  await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ca.key && openssl req -x509 -new -key ca.key -subj /CN=bench-ca -days 2 -out ca.pem 2>/dev/null`);
-  for (const n of ['a', 'b']) {
-    await sh(`cd ${work} && openssl ecparam -name prime256v1 -genkey -noout -out ${n}.key && openssl req -new -key ${n}.key -subj /CN=${n} -out ${n}.csr 2>/dev/null && openssl x509 -req -in ${n}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out ${n}.crt 2>/dev/null && cat ${n}.crt ${n}.key > ${n}.pem`);
-  }
-}
 
 function haproxyConfig(side: 'a' | 'b', server: string): string {
   const global = `global\n  nbthread 1\n  maxconn 8000\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n  ssl-default-server-options ssl-min-ver TLSv1.3\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n`;
@@ -110,14 +51,6 @@ function stunnelConfig(side: 'a' | 'b', server: string): string {
   return `${common}requireCert = yes\n[http]\naccept = ${node2}:19443\nconnect = ${server}:8080\n[bulk]\naccept = ${node2}:25443\nconnect = ${server}:5201\n`;
 }
 
-const peers: ChildProcess[] = [];
-function startInNode(node: string, argv: string[]): number {
-  const child = spawn('nsenter', [`--net=/run/netns/ambit-node-${node}`, '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr?.resume();
-  peers.push(child);
-  return child.pid!;
-}
-
 // ---- measures ----
 
 interface Figures {
@@ -138,24 +71,8 @@ interface Path {
   figures: Figures;
 }
 
-function ms(text: string): number {
-  const m = /([\d.]+)(us|ms|s)/.exec(text);
-  if (!m) return NaN;
-  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
-}
-
-async function wrk(p: Path, extra: string[]): Promise<{ rps: number; requests: number; p50: number; p99: number; errors: number }> {
-  const out = await inPod(p.ns, p.client, ['wrk', '-t1', '-c32', `-d${secs}s`, '--latency', ...extra, p.url]);
-  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0;
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  return {
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
-    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
-    // The distribution's lines, not the "+/- Stdev" percentages of the summary above them.
-    p50: ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? ''),
-    p99: ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? ''),
-    errors: errors + non2xx,
-  };
+async function wrk(p: Path, extra: string[]): Promise<WrkResult> {
+  return parseWrk(await inPod(p.ns, p.client, ['wrk', '-t1', '-c32', `-d${secs}s`, '--latency', ...extra, p.url]));
 }
 
 const measures: Record<string, (p: Path) => Promise<void>> = {
@@ -168,7 +85,7 @@ const measures: Record<string, (p: Path) => Promise<void>> = {
     p.figures.rssMb = pids.length ? rssMb(pids) : 0;
   },
   async rate(p) {
-    const out = await inPod(p.ns, p.client, [process.execPath, join(root, 'dist', 'scripts', 'bench', 'rate-client.js'), p.url, String(rate), String(secs), '16']);
+    const out = await inPod(p.ns, p.client, [process.execPath, rateClient, p.url, String(rate), String(secs), '16']);
     const r = JSON.parse(out.trim().split('\n').pop()!) as { p50: number; p99: number; ok: number; errors: number };
     p.figures.rate = r;
   },
@@ -184,20 +101,6 @@ const measures: Record<string, (p: Path) => Promise<void>> = {
 };
 
 // ---- the cluster ----
-
-const deploy = (name: string, ns: string, node: string, containers: string) => `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  selector: { matchLabels: { app: ${name} } }
-  template:
-    metadata: { labels: { app: ${name} } }
-    spec:
-      nodeName: ${node}
-      containers:
-${containers}
----
-`;
 
 function nginxConfig(): string {
   const dir = join(work, 'nginx');
@@ -274,8 +177,6 @@ async function memoryScale(meshServer: string): Promise<Record<string, number>> 
 }
 
 // ---- report ----
-
-const f1 = (n: number | null | undefined, d = 1) => (typeof n !== 'number' || Number.isNaN(n) ? '-' : n.toFixed(d));
 
 const peerNames = ['haproxy', 'nginx', 'stunnel'];
 
@@ -394,7 +295,7 @@ async function main(): Promise<void> {
     await ambit(['down']).catch(() => undefined);
   }
   const table = report(paths, memory);
-  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${(await sh('uname -r')).trim()}, Node ${process.version}`;
+  const machine = await describeMachine(bench);
   const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
