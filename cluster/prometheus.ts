@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../controller/store/store.js';
 import { defaultMetricsPort } from '../agent/config.js';
 import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from './kubelet/pods.js';
 import type { Topology } from './topology.js';
+import type { Pod } from '../shared/resources/types.js';
 
 export const prometheusPort = 9090;
 /** The controller's dashboard serves Prometheus under this path, so its links point there. */
@@ -33,8 +34,13 @@ export function prometheusUrl(t: Topology): string {
   return `http://${t.control.ip}:${prometheusPort}${prometheusPathPrefix}`;
 }
 
-/** The scrape configuration: every agent by its node's address, and the controller. */
-export function prometheusConfig(t: Topology, controllerMonitoringPort: number): string {
+/**
+ * The scrape configuration: every agent by its node's address, the controller, and the pods that ask
+ * for it with Kubernetes' usual annotations (`prometheus.io/scrape: "true"`, `prometheus.io/port`,
+ * `prometheus.io/path`), as a cluster's Prometheus finds them with kubernetes_sd: here the runtime
+ * writes them to a file Prometheus rereads (podTargets). Waypoints ask for it.
+ */
+export function prometheusConfig(t: Topology, controllerMonitoringPort: number, podTargetsFile?: string): string {
   return stringify({
     global: { scrape_interval: scrapeInterval, evaluation_interval: scrapeInterval, external_labels: { cluster: t.name } },
     scrape_configs: [
@@ -43,8 +49,28 @@ export function prometheusConfig(t: Topology, controllerMonitoringPort: number):
         static_configs: t.nodes.map((n) => ({ targets: [`${n.ip}:${defaultMetricsPort}`], labels: { node: n.name } })),
       },
       { job_name: 'ambit-controller', static_configs: [{ targets: [`${t.control.ip}:${controllerMonitoringPort}`] }] },
+      ...(podTargetsFile ? [{ job_name: 'kubernetes-pods', file_sd_configs: [{ files: [podTargetsFile], refresh_interval: scrapeInterval }] }] : []),
     ],
   });
+}
+
+export const podTargetsPath = (stateDir: string) => join(prometheusDir(stateDir), 'pods.json');
+let lastTargets = '';
+
+/** Writes the pods Prometheus scrapes (file_sd), when they changed: running pods annotated prometheus.io/scrape. */
+export function writePodTargets(stateDir: string, pods: Pod[]): void {
+  const groups = pods
+    .filter((p) => p.status.phase === 'Running' && p.status.podIP && p.metadata.annotations?.['prometheus.io/scrape'] === 'true')
+    .map((p) => ({
+      targets: [`${p.status.podIP}:${p.metadata.annotations?.['prometheus.io/port'] ?? '80'}`],
+      labels: { namespace: p.metadata.namespace!, pod: p.metadata.name, node: p.spec.nodeName, __metrics_path__: p.metadata.annotations?.['prometheus.io/path'] ?? '/metrics' },
+    }))
+    .sort((a, b) => (a.targets[0]! < b.targets[0]! ? -1 : 1));
+  const text = JSON.stringify(groups);
+  if (text === lastTargets && existsSync(podTargetsPath(stateDir))) return;
+  mkdirSync(prometheusDir(stateDir), { recursive: true });
+  writeFileAtomic(podTargetsPath(stateDir), text);
+  lastTargets = text;
 }
 
 export function prometheusPid(stateDir: string): number | undefined {
@@ -63,7 +89,7 @@ export function startPrometheus(stateDir: string, t: Topology, o: PrometheusLaun
   const dir = prometheusDir(stateDir);
   mkdirSync(join(dir, 'data'), { recursive: true });
   const config = join(dir, 'prometheus.yml');
-  writeFileAtomic(config, prometheusConfig(t, o.controllerMonitoringPort));
+  writeFileAtomic(config, prometheusConfig(t, o.controllerMonitoringPort, podTargetsPath(stateDir)));
   createCgroup(prometheusCgroup());
   const pid = spawnInCgroup(
     prometheusCgroup(),

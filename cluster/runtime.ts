@@ -19,7 +19,7 @@ import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './daemonset/agents.js';
 import { isEnrolled } from '../shared/enrollment.js';
-import { type PrometheusLaunch, prometheusPid, startPrometheus } from './prometheus.js';
+import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
 
 export interface RuntimeOptions {
   store: Store;
@@ -193,6 +193,7 @@ export class LocalClusterRuntime {
   private supervisePrometheus(): void {
     const launch = this.o.prometheus;
     if (!launch || !this.o.topology.prometheus) return;
+    writePodTargets(this.o.stateDir, this.pods());
     const now = Date.now();
     if (prometheusPid(this.o.stateDir) !== undefined || now < this.prometheusNextStart) return;
     const pid = startPrometheus(this.o.stateDir, this.o.topology, launch);

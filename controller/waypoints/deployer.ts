@@ -101,7 +101,8 @@ export class WaypointDeployer {
         replicas: 1,
         selector: { matchLabels: { [gatewayNameLabel]: name } },
         template: {
-          metadata: { labels: podLabels },
+          // Istio's waypoints ask to be scraped the same way.
+          metadata: { labels: podLabels, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' } },
           spec: {
             serviceAccountName: name,
             containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name, ...(traces ? ['--otlp', traces] : [])], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],

@@ -162,6 +162,20 @@ spec:
   promtoolClean(after, file);
 });
 
+test("the cluster's Prometheus scrapes the waypoint (its pod asks to be scraped, as Istio's do)", async () => {
+  const url = `http://10.250.0.254:9090/prometheus/api/v1/query?query=${encodeURIComponent('sum(istio_requests_total{reporter="waypoint",response_flags="FI"})')}`;
+  const value = await eventually(
+    'Prometheus to hold the waypoint\'s aborted requests',
+    async () => {
+      const out = execFileSync('nsenter', ['--net=/run/netns/ambit-control', '--', 'curl', '-sS', url], { encoding: 'utf8' });
+      const r = (JSON.parse(out) as { data: { result: { value: [number, string] }[] } }).data.result[0];
+      return r && Number(r.value[1]) > 0 ? Number(r.value[1]) : undefined;
+    },
+    20_000,
+  );
+  assert.ok(value >= 70, `istio_requests_total{reporter="waypoint",response_flags="FI"} is ${value}`);
+});
+
 /** promtool reports only Istio's own name for the duration histogram (milliseconds, not seconds). */
 function promtoolClean(text: string, file: string): void {
   let out: string;
