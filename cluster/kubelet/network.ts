@@ -25,12 +25,16 @@ export async function createNodes(t: Topology): Promise<void> {
   await Promise.all([...t.nodes.map((n) => createNode(t, n, existing.has(n.netns))), createControlPlane(t, existing.has(t.control.netns))]);
 }
 
-/** The control-plane host: one address on the fabric, no routes beyond it (agents come to it). */
+/**
+ * The control-plane host: one address on the fabric, and routes to each node's pod subnet through
+ * that node, as a cluster's control-plane nodes are on the pod network (its Prometheus scrapes pods
+ * that ask for it, waypoints among them). No default route.
+ */
 async function createControlPlane(t: Topology, exists: boolean): Promise<void> {
   const c = t.control;
   if (!exists) await run('ip', ['netns', 'add', c.netns]);
   await ipBatch(t.fabricNetns, [`link add ${c.fabricLink} type veth peer name eth0 netns ${c.netns}`, `link set ${c.fabricLink} master fabric0 up`]);
-  await ipBatch(c.netns, ['link set lo up', `addr add ${c.ip}/${t.nodeCIDR.bits} dev eth0`, 'link set eth0 up']);
+  await ipBatch(c.netns, ['link set lo up', `addr add ${c.ip}/${t.nodeCIDR.bits} dev eth0`, 'link set eth0 up', ...t.nodes.map((n) => `route add ${n.podCIDR.text} via ${n.ip} dev eth0`)]);
 }
 
 async function createNode(t: Topology, n: NodeLayout, exists: boolean): Promise<void> {
