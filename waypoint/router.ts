@@ -4,7 +4,7 @@
 // forwarder runs. A Service with no route attached is forwarded to as it is, as Istio's waypoint does.
 
 import type { Logger } from '../shared/log.js';
-import { applyRequestFilters, compileRoutes, type RouteObject, type RouteTable } from './routing/index.js';
+import { applyRequestFilters, compileRoutes, type RouteObject, type RouteTable } from '../shared/routing/index.js';
 import type { DownstreamRequest, Plan } from './proxy/forward.js';
 import type { TunnelContext } from './proxy/ingress.js';
 import type { WaypointState } from './state.js';

@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes, pickBackend } from '../../../waypoint/routing/index.js';
+import { compileRoutes, pickBackend } from '../../../shared/routing/index.js';
 import { conformanceTable, echoParent, route, seeded, send, services } from './routing-helpers.js';
 
 const requests = 500;

@@ -6,7 +6,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes } from '../../../waypoint/routing/index.js';
+import { compileRoutes } from '../../../shared/routing/index.js';
 import { conformanceTable, echoParent, route, send, services } from './routing-helpers.js';
 
 function redirects(manifest: string, cases: [path: string, status: number, location: string][]): void {

@@ -15,7 +15,7 @@ import {
   type RouteTable,
   type ServiceLookup,
   type ServiceRef,
-} from '../../../waypoint/routing/index.js';
+} from '../../../shared/routing/index.js';
 import { manifests } from './routing-manifests.js';
 
 export const meshNs = 'gateway-conformance-mesh';

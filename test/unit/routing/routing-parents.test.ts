@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes } from '../../../waypoint/routing/index.js';
+import { compileRoutes } from '../../../shared/routing/index.js';
 import { conformanceTable, consumerNs, echoParent, meshNs, route, send, services } from './routing-helpers.js';
 
 test('MeshPorts: a parentRef port scopes the route to that Service port; without one it covers every port', () => {

@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { editHeaders } from '../../../waypoint/routing/index.js';
+import { editHeaders } from '../../../shared/routing/index.js';
 import { conformanceTable, send } from './routing-helpers.js';
 
 interface Case {

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes, parseGatewayDuration } from '../../../waypoint/routing/index.js';
+import { compileRoutes, parseGatewayDuration } from '../../../shared/routing/index.js';
 import { echoParent, route, send, services } from './routing-helpers.js';
 
 const backend = [{ name: 'echo-v1', port: 8080 }];

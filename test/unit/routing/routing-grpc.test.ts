@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes, isGrpcRequest, routeStatus } from '../../../waypoint/routing/index.js';
+import { compileRoutes, isGrpcRequest, routeStatus } from '../../../shared/routing/index.js';
 import { echoParent, meshNs, route, send, services } from './routing-helpers.js';
 
 const grpcHeaders = { 'content-type': 'application/grpc' };

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes, modifyPath } from '../../../waypoint/routing/index.js';
+import { compileRoutes, modifyPath } from '../../../shared/routing/index.js';
 import { conformanceTable, echoParent, route, send, services } from './routing-helpers.js';
 
 test('MeshHTTPRouteRewritePath: prefix and full-path rewrites reach echo-v1 with the new path', () => {

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { routeStatus, type RouteCondition } from '../../../waypoint/routing/index.js';
+import { routeStatus, type RouteCondition } from '../../../shared/routing/index.js';
 import { consumerNs, echoParent, meshNs, route, routesFromYaml, services } from './routing-helpers.js';
 import { manifests } from './routing-manifests.js';
 

@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileRoutes } from '../../../waypoint/routing/index.js';
+import { compileRoutes } from '../../../shared/routing/index.js';
 import { conformanceTable, echoParent, route, send, services } from './routing-helpers.js';
 
 /** Which backend answers each request (404 when no rule matches). */
