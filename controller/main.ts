@@ -23,6 +23,7 @@ import { noDialer } from './dashboard/agent-link.js';
 import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
+import { RouteStatusWriter } from './waypoints/route-status.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -84,6 +85,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(local ? { nodeNames: nodes } : {}) };
   const waypoints = new WaypointDeployer({ ctx, log: log.child({ component: 'waypoints' }) });
   waypoints.start();
+  const routeStatus = new RouteStatusWriter(store, log.child({ component: 'route-status' }));
+  routeStatus.start();
   const parts: ControllerParts = {
     store,
     apply: ctx,
@@ -146,6 +149,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     server.close();
     server.closeAllConnections();
     waypoints.stop();
+    routeStatus.stop();
     push.close();
     monitoring.close();
     dashboard?.close();

@@ -1,0 +1,108 @@
+// Route status, written back as the Gateway API asks of a mesh implementation: for each Service
+// parentRef of an HTTPRoute or GRPCRoute, Accepted and ResolvedRefs (and PartiallyInvalid when rules
+// were dropped) computed by the same compile the waypoint runs (shared/routing/status.ts), so that
+// the status says what the waypoint really does. ambit adds one condition the Gateway API leaves to
+// implementations: whether a waypoint serves the Service at all, without which the route does nothing.
+
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/errors.js';
+import type { Resource, Service } from '../../shared/resources/types.js';
+import { routeStatus, waypointControllerName, type RouteCondition, type RouteObject, type RouteParentStatus } from '../../shared/routing/index.js';
+import { useWaypointOf, waypointGatewayClass } from '../../shared/waypoint/names.js';
+import type { Store } from '../store/store.js';
+
+const routeKinds = new Set(['HTTPRoute', 'GRPCRoute']);
+export const waypointBoundCondition = 'ambit.dev/WaypointBound';
+
+type Condition = RouteCondition | { type: string; status: 'True' | 'False'; reason: string; message: string; observedGeneration?: number };
+interface ParentStatus extends Omit<RouteParentStatus, 'conditions'> {
+  conditions: (Condition & { lastTransitionTime?: string })[];
+}
+
+export class RouteStatusWriter {
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.store.on('change', (event) => {
+      if (this.stopped) return;
+      // A status written here changes only status: it must not wake this writer again for nothing.
+      if (event.changes.some((c) => routeKinds.has(c.resource.kind) || ['Service', 'Namespace', 'Gateway'].includes(c.resource.kind))) this.schedule();
+    });
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      try {
+        this.write();
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'route status failed');
+      }
+    });
+  }
+
+  private write(): void {
+    const services = (ns: string, name: string) => {
+      const s = this.store.get('Service', ns, name) as Service | undefined;
+      return s ? { namespace: ns, name, ports: s.spec!.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port })) } : undefined;
+    };
+    const resources = [...this.store.list('HTTPRoute'), ...this.store.list('GRPCRoute')];
+    const routes: RouteObject[] = resources.map((r) => ({ kind: r.kind as RouteObject['kind'], namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), ...(r.metadata.generation ? { generation: r.metadata.generation } : {}), spec: r.spec }));
+    const updates: Resource[] = [];
+    resources.forEach((r, i) => {
+      const computed = routeStatus(routes[i]!, services, routes);
+      // Routes attached to Gateways only are other controllers' to report.
+      if (computed.length === 0) return;
+      const old = ((r.status as { parents?: ParentStatus[] } | undefined)?.parents ?? []).filter((p) => p.controllerName === waypointControllerName);
+      const parents: ParentStatus[] = computed.map((p) => {
+        const conditions: Condition[] = [...p.conditions, this.waypointBound(p, r.metadata.namespace!, routes[i]!.generation)];
+        const before = old.find((o) => JSON.stringify(o.parentRef) === JSON.stringify(p.parentRef));
+        return {
+          ...p,
+          conditions: conditions.map((c) => {
+            const was = before?.conditions.find((x) => x.type === c.type);
+            return { ...c, lastTransitionTime: was && was.status === c.status && was.lastTransitionTime ? was.lastTransitionTime : new Date().toISOString() };
+          }),
+        };
+      });
+      const others = ((r.status as { parents?: ParentStatus[] } | undefined)?.parents ?? []).filter((p) => p.controllerName !== waypointControllerName);
+      const status = { parents: [...others, ...parents] };
+      if (JSON.stringify(status) !== JSON.stringify(r.status)) updates.push({ ...r, status });
+    });
+    if (updates.length) this.store.commit(updates);
+  }
+
+  /** Whether a waypoint serves the parent Service: a route on a Service without one routes nothing. */
+  private waypointBound(p: RouteParentStatus, routeNamespace: string, generation: number | undefined): Condition {
+    const ns = p.parentRef.namespace ?? routeNamespace;
+    const service = this.store.get('Service', ns, p.parentRef.name);
+    const gen = generation !== undefined ? { observedGeneration: generation } : {};
+    if (!service) return { type: waypointBoundCondition, status: 'False', reason: 'NoService', message: `Service ${ns}/${p.parentRef.name} does not exist`, ...gen };
+    const use = useWaypointOf(ns, service.metadata.labels, this.store.get('Namespace', '', ns)?.metadata.labels);
+    const gateway = use && this.store.get('Gateway', use.namespace, use.name);
+    if (!use || !gateway || (gateway.spec as { gatewayClassName?: string }).gatewayClassName !== waypointGatewayClass) {
+      return {
+        type: waypointBoundCondition,
+        status: 'False',
+        reason: 'NoWaypoint',
+        message: use ? `Service ${ns}/${p.parentRef.name} names waypoint ${use.namespace}/${use.name}, which does not exist: this route does nothing until it does` : `Service ${ns}/${p.parentRef.name} uses no waypoint: label it or its namespace istio.io/use-waypoint=<waypoint> (ambit waypoint apply -n ${ns} --enroll-namespace) for this route to take effect`,
+        ...gen,
+      };
+    }
+    return { type: waypointBoundCondition, status: 'True', reason: 'WaypointBound', message: `served by waypoint ${use.namespace}/${use.name}`, ...gen };
+  }
+}

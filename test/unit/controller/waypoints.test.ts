@@ -1,0 +1,115 @@
+// The controller's waypoint side, against a real store: a Gateway of class ambit-waypoint becomes a
+// ServiceAccount, a Deployment and a Service (and goes with them), and routes attached to Services
+// get the status conditions that say what the waypoint does with them, including whether any
+// waypoint serves the Service at all.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../../../controller/store/store.js';
+import { ClusterIPAllocator } from '../../../controller/resources/allocator.js';
+import { applyResources, deleteResources, type ApplyContext } from '../../../controller/resources/apply.js';
+import { WaypointDeployer } from '../../../controller/waypoints/deployer.js';
+import { RouteStatusWriter } from '../../../controller/waypoints/route-status.js';
+import { parseCidr } from '../../../shared/net/ipv4.js';
+import { createLogger } from '../../../shared/log.js';
+import { ResourceInvalid } from '../../../shared/errors.js';
+import type { Deployment, Resource } from '../../../shared/resources/types.js';
+
+let dir = '';
+let ctx: ApplyContext;
+const log = createLogger('test', 'silent');
+const tick = () => new Promise((r) => setImmediate(r));
+const gateway = (name: string, extra: Record<string, unknown> = {}) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  metadata: { name, namespace: 'shop', ...extra },
+  spec: { gatewayClassName: 'ambit-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+});
+const base = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80 }] } },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web-v1', namespace: 'shop' }, spec: { selector: { app: 'web', version: 'v1' }, ports: [{ name: 'http', port: 80 }] } },
+];
+const route = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'canary', namespace: 'shop' },
+  spec: { parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 80 }], rules: [{ backendRefs: [{ name: 'web-v1', port: 80 }, { name: 'web-v9', port: 80 }] }] },
+};
+
+test.before.each(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ambit-waypoints-'));
+  ctx = { store: new Store(dir), allocator: new ClusterIPAllocator(parseCidr('10.96.0.0/16')) };
+  applyResources(ctx, base);
+});
+test.after.each(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and Service on 15008, and removed with it', async () => {
+  const deployer = new WaypointDeployer({ ctx, log });
+  deployer.start();
+  applyResources(ctx, [gateway('waypoint', { annotations: { 'ambit.dev/otlp-traces-endpoint': 'http://10.250.0.254:4318/v1/traces' } })]);
+  await tick();
+  await tick();
+  const d = ctx.store.get('Deployment', 'shop', 'waypoint') as Deployment;
+  assert.ok(ctx.store.get('ServiceAccount', 'shop', 'waypoint'));
+  assert.is(d.spec!.template.spec.serviceAccountName, 'waypoint');
+  assert.is(d.spec!.template.metadata!.labels!['ambit.dev/dataplane-mode'], 'none', 'its pods are not captured: they speak HBONE');
+  assert.equal(d.spec!.template.spec.containers[0]!.command.slice(-4), ['--gateway', 'waypoint', '--otlp', 'http://10.250.0.254:4318/v1/traces']);
+  const svc = ctx.store.get('Service', 'shop', 'waypoint') as Resource<string, { ports: { port: number }[]; clusterIP: string }>;
+  assert.equal(svc.spec!.ports.map((p) => p.port), [15008]);
+  const status = ctx.store.get('Gateway', 'shop', 'waypoint')!.status as { conditions: { type: string; status: string }[]; addresses: { value: string }[] };
+  assert.equal(status.conditions.map((c) => [c.type, c.status]), [['Accepted', 'True'], ['Programmed', 'False']], 'programmed only once a pod runs');
+  assert.is(status.addresses[0]!.value, svc.spec!.clusterIP);
+  deleteResources(ctx, [{ kind: 'Gateway', namespace: 'shop', name: 'waypoint' }]);
+  await tick();
+  assert.is(ctx.store.get('Deployment', 'shop', 'waypoint'), undefined);
+  assert.is(ctx.store.get('Service', 'shop', 'waypoint'), undefined);
+  assert.is(ctx.store.get('ServiceAccount', 'shop', 'waypoint'), undefined);
+  deployer.stop();
+});
+
+test('a waypoint Gateway must listen for HBONE on 15008, and says which field is wrong', () => {
+  const bad = gateway('waypoint');
+  (bad.spec.listeners[0] as { protocol: string }).protocol = 'HTTP';
+  try {
+    applyResources(ctx, [bad]);
+    assert.unreachable('should refuse');
+  } catch (err) {
+    assert.instance(err, ResourceInvalid);
+    assert.match((err as Error).message, 'spec.listeners[0].protocol must be HBONE');
+  }
+});
+
+test('a route gets Accepted, ResolvedRefs naming the missing backend, and whether a waypoint serves its Service', async () => {
+  const writer = new RouteStatusWriter(ctx.store, log);
+  writer.start();
+  applyResources(ctx, [route]);
+  await tick();
+  await tick();
+  const parents = () => (ctx.store.get('HTTPRoute', 'shop', 'canary')!.status as { parents: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents;
+  let conditions = parents()[0]!.conditions;
+  assert.is(parents()[0]!.controllerName, 'ambit.dev/waypoint');
+  assert.equal(conditions.find((c) => c.type === 'Accepted')?.status, 'True');
+  const refs = conditions.find((c) => c.type === 'ResolvedRefs')!;
+  assert.equal([refs.status, refs.reason], ['False', 'BackendNotFound']);
+  assert.match(refs.message, 'web-v9');
+  const bound = conditions.find((c) => c.type === 'ambit.dev/WaypointBound')!;
+  assert.equal([bound.status, bound.reason], ['False', 'NoWaypoint']);
+  assert.match(bound.message, 'istio.io/use-waypoint');
+  // The namespace uses a waypoint that exists: the route is in force.
+  applyResources(ctx, [gateway('waypoint'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio.io/use-waypoint': 'waypoint' } } }]);
+  await tick();
+  await tick();
+  conditions = parents()[0]!.conditions;
+  assert.equal(conditions.find((c) => c.type === 'ambit.dev/WaypointBound')?.status, 'True');
+  const revision = ctx.store.currentRevision;
+  await tick();
+  await tick();
+  assert.is(ctx.store.currentRevision, revision, 'an unchanged status is not written again');
+  writer.stop();
+});
+
+test.run();
