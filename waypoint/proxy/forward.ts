@@ -13,7 +13,7 @@ import { splice } from '../../shared/hbone/splice.js';
 import { declaredProtocol, type TunnelContext } from './ingress.js';
 import { editHeaders } from '../../shared/routing/plan.js';
 import type { HeaderBag, HeaderModifier } from '../../shared/routing/types.js';
-import type { WaypointSpan, WaypointTracer } from '../telemetry/tracing.js';
+import type { HttpSpan, HttpTracer } from '../../shared/telemetry/tracing.js';
 import type { Destinations } from '../destinations.js';
 import { cookieValue, type PickRequest } from '../upstream/balancer.js';
 import { decideRetry, type HTTPRouteRetry } from '../upstream/retry.js';
@@ -66,7 +66,7 @@ export interface RequestOutcome {
   /** The request as it left: its id, and its path after a rewrite. */
   requestId?: string;
   /** The span of this request, when tracing is on. */
-  span?: WaypointSpan;
+  span?: HttpSpan;
 }
 
 export interface ForwardOptions {
@@ -78,7 +78,7 @@ export interface ForwardOptions {
   /** Every finished request, once. */
   record(o: RequestOutcome): void;
   /** Spans per request and per try, when tracing is on. */
-  tracer?: WaypointTracer;
+  tracer?: HttpTracer;
 }
 
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);

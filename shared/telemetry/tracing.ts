@@ -1,4 +1,5 @@
-// The waypoint's distributed tracing: it continues the client's trace (W3C traceparent/tracestate,
+// Distributed tracing for HTTP hops (the waypoint's, and the sample apps' client and server spans):
+// the waypoint continues the client's trace (W3C traceparent/tracestate,
 // or B3 single or multi header), records a server span per request and a client span per upstream
 // attempt, names the real source and destination workloads on them, and passes the context on.
 // Spans go over OTLP/HTTP (JSON) in batches from a bounded queue. Without an endpoint there is no
@@ -12,8 +13,8 @@ import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, ParentBasedSampler, type ReadableSpan, type SpanExporter, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
-import { workloadName } from '../../shared/resources/canonical.js';
+import { serviceHostname, type WorkloadEntry } from '../protocol/config.js';
+import { workloadName } from '../resources/canonical.js';
 
 export interface TracingOptions {
   /** The OTLP/HTTP traces URL (`http://10.0.0.5:4318/v1/traces`); undefined turns tracing off. */
@@ -81,18 +82,18 @@ export interface UpstreamAttempt {
 }
 
 /** A span as the proxy handles it; with tracing off, one shared object that does nothing. */
-export interface WaypointSpan {
+export interface HttpSpan {
   /** The trace's ID (32 hex digits), for the access log; undefined with tracing off. */
   readonly traceId: string | undefined;
   /** A client span for one upstream attempt, child of this one. */
-  child(a: UpstreamAttempt): WaypointSpan;
+  child(a: UpstreamAttempt): HttpSpan;
   /** Writes this span's context into a request's headers: traceparent always, B3 as the client sent it. */
   injectInto(headers: OutgoingHttpHeaders): void;
   /** Ends the span; `error` marks a failed attempt (reset, timeout) that has no response code. */
   end(o: Partial<ServerOutcome> & { error?: string }): void;
 }
 
-const noSpan: WaypointSpan = Object.freeze({
+const noSpan: HttpSpan = Object.freeze({
   traceId: undefined,
   child: () => noSpan,
   injectInto: () => undefined,
@@ -109,7 +110,7 @@ export interface TracingCounts {
   exportRequests: number;
 }
 
-export class WaypointTracer {
+export class HttpTracer {
   readonly enabled: boolean;
   readonly counts: TracingCounts = { spansExported: 0, spansFailed: 0, exportRequests: 0 };
   private readonly provider?: TracerProvider;
@@ -144,7 +145,7 @@ export class WaypointTracer {
    * The server span of a request: it continues the trace in `headers` (traceparent first, then B3)
    * with the client's span as parent, or starts a new trace.
    */
-  startServer(headers: IncomingHttpHeaders, r: ServerRequest): WaypointSpan {
+  startServer(headers: IncomingHttpHeaders, r: ServerRequest): HttpSpan {
     if (!this.tracer) return noSpan;
     let parent: Context = ROOT_CONTEXT;
     if (headers.traceparent !== undefined) parent = this.w3c.extract(parent, headers, defaultTextMapGetter);
@@ -185,8 +186,14 @@ export class WaypointTracer {
     return new RecordingSpan(this, span, trace.setSpan(parent, span), b3);
   }
 
+  /** A client span that starts a trace (an app calling out); inject it into the request's headers. */
+  startClient(a: UpstreamAttempt): HttpSpan {
+    if (!this.tracer) return noSpan;
+    return this.startAttempt(ROOT_CONTEXT, a, 'none');
+  }
+
   /** @internal A client span under `parent`, for RecordingSpan.child. */
-  startAttempt(parent: Context, a: UpstreamAttempt, b3: B3Form): WaypointSpan {
+  startAttempt(parent: Context, a: UpstreamAttempt, b3: B3Form): HttpSpan {
     const span = this.tracer!.startSpan(
       a.upstreamCluster ?? 'upstream',
       {
@@ -230,9 +237,9 @@ export class WaypointTracer {
   }
 }
 
-class RecordingSpan implements WaypointSpan {
+class RecordingSpan implements HttpSpan {
   constructor(
-    private readonly tracer: WaypointTracer,
+    private readonly tracer: HttpTracer,
     private readonly span: Span,
     private readonly context: Context,
     private readonly b3: B3Form,
@@ -242,7 +249,7 @@ class RecordingSpan implements WaypointSpan {
     return this.span.spanContext().traceId;
   }
 
-  child(a: UpstreamAttempt): WaypointSpan {
+  child(a: UpstreamAttempt): HttpSpan {
     return this.tracer.startAttempt(this.context, a, this.b3);
   }
 
