@@ -211,17 +211,27 @@ export class Forwarder {
         setTimeout(() => attempt(n + 1), Math.min(backoff, (plan.retry?.backoffMs ?? 25) * 10));
         return true;
       };
+      // Set once this try has timed out: its late error or answer is not another failure to retry.
+      let abandoned = false;
       const onFailure = (kind: 'connect-failure' | 'reset', err: Error) => {
         this.o.tried?.(ep, kind);
-        if (done) return;
+        if (done || abandoned) return;
         // Envoy retries a request reset before any answer by default (Istio's ambient default), not only when a route says so.
         if (again(kind)) return;
         if (err instanceof UpstreamUnavailable) return fail(503, err.flag, err.message);
         fail(503, kind === 'connect-failure' ? 'UF' : 'UC', `upstream ${kind}: ${err.message}`);
       };
+      // A try that outlives the route's backendRequest timeout is a failed try: GEP-1731 has a route
+      // with a retry stanza retry it (as Envoy's per_try_timeout does), so 504 only when none is left.
+      const onTryTimeout = () => {
+        if (done || abandoned) return;
+        abandoned = true;
+        if (plan.retry && again('per-try-timeout')) return;
+        fail(504, 'UT', 'upstream per-try timeout');
+      };
       const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
         this.o.tried?.(ep, status);
-        if (done) return void body.resume();
+        if (done || abandoned) return void body.resume();
         if (plan.retry && plan.retry.codes.includes(status) && again(String(status))) return void body.resume();
         done = true;
         clearTimeout(deadline);
@@ -257,7 +267,13 @@ export class Forwarder {
             const s = session.request(h2headers, { endStream: false });
             current = s;
             let answered = false;
-            if (plan.backendTimeoutMs) s.setTimeout(plan.backendTimeoutMs, () => (answered ? undefined : (s.close(http2.constants.NGHTTP2_CANCEL), fail(504, 'UT', 'upstream per-try timeout'))));
+            if (plan.backendTimeoutMs) {
+              s.setTimeout(plan.backendTimeoutMs, () => {
+                if (answered) return;
+                s.close(http2.constants.NGHTTP2_CANCEL);
+                onTryTimeout();
+              });
+            }
             s.on('response', (h) => {
               answered = true;
               const status = Number(h[':status']);
@@ -280,7 +296,7 @@ export class Forwarder {
       up.on('timeout', () => {
         if (answered) return;
         up.destroy();
-        fail(504, 'UT', 'upstream per-try timeout');
+        onTryTimeout();
       });
       up.on('response', (r) => {
         answered = true;
