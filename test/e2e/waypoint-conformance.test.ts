@@ -199,7 +199,7 @@ const served = async (service: string) => (await send([{ host: service, path: '/
 async function receivedSince(service: string, before: number): Promise<number> {
   let reads = 0;
   let last = -1;
-  for (;;) {
+  while (reads < 20) {
     const now = await served(service);
     reads++;
     const got = now - before - reads;
@@ -207,6 +207,7 @@ async function receivedSince(service: string, before: number): Promise<number> {
     last = got;
     await new Promise((r) => setTimeout(r, 300));
   }
+  throw new Error(`${service} kept receiving requests: ${last} since the count was read`);
 }
 
 let started = 0;
