@@ -2,7 +2,9 @@
 // every answer is JSON saying what arrived (path, host, method, protocol, headers) and who answered
 // (namespace, pod, version). A request may ask for a delay (`?delay=1s`) or a status (`?status=503`),
 // and the server can be made flaky (`--fail-rate 0.5`: that share of requests answered 503), which is
-// what timeouts, retries and outlier detection are tested against. gRPC-free; HTTP/1.1 and h2c.
+// what timeouts, retries and outlier detection are tested against. The conformance suite's retry
+// simulation too: `?uuid=U&succeedAfter=N[&responseCode=C][&delayRetry=D]` fails the first N tries
+// of request U (status C, else a reset connection; after D), then answers. gRPC-free; HTTP/1.1, h2c.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
@@ -21,6 +23,8 @@ export function runEcho(o: EchoOptions): void {
   const pod = process.env.POD_NAME ?? 'unknown';
   const namespace = process.env.POD_NAMESPACE ?? 'unknown';
   let served = 0;
+  // Tries seen per simulated request id; bounded, as a test backend may run for long.
+  const tries = new Map<string, number>();
   const handle = (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/healthz') return void res.end('ok\n');
@@ -28,6 +32,7 @@ export function runEcho(o: EchoOptions): void {
     const body: Buffer[] = [];
     req.on('data', (c: Buffer) => body.push(c));
     req.on('end', () => {
+      if (failSimulatedTry(url, req, res, tries)) return;
       const answer = () => {
         if (o.failRate > 0 && Math.random() < o.failRate) {
           res.writeHead(503, { 'content-type': 'text/plain' });
@@ -71,4 +76,29 @@ export function runEcho(o: EchoOptions): void {
   if (!o.h2c) (server as http.Server).keepAliveTimeout = 65_000;
   server.listen(o.port, () => process.stdout.write(`echo ${o.version} listening on :${o.port}${o.h2c ? ' (h2c)' : ''}\n`));
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+/** The suite's retry simulation: true when this try of the request is to fail, and it does. */
+function failSimulatedTry(url: URL, req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse, tries: Map<string, number>): boolean {
+  const id = url.searchParams.get('uuid');
+  const succeedAfter = Number(url.searchParams.get('succeedAfter') ?? 0);
+  if (!id || !(succeedAfter > 0)) return false;
+  const seen = (tries.get(id) ?? 0) + 1;
+  if (tries.size > 10_000) tries.clear();
+  tries.set(id, seen);
+  if (seen > succeedAfter) return false;
+  const code = Number(url.searchParams.get('responseCode') ?? 0);
+  const fail = () => {
+    if (code >= 200 && code < 600) {
+      res.writeHead(code, { 'content-type': 'text/plain' });
+      return void res.end(`try ${seen} of ${id} fails with ${code}\n`);
+    }
+    // No status asked for: the connection error of the suite's HTTPRouteRetryConnectionError.
+    if ('stream' in res) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else req.socket.destroy();
+  };
+  const delay = url.searchParams.get('delayRetry');
+  if (delay) setTimeout(fail, /^\d+$/.test(delay) ? Number(delay) : parseDuration(delay, 'delayRetry') * 1000);
+  else fail();
+  return true;
 }

@@ -16,7 +16,7 @@ import type { HeaderBag, HeaderModifier } from '../../shared/routing/types.js';
 import type { HttpSpan, HttpTracer } from '../../shared/telemetry/tracing.js';
 import type { Destinations } from '../destinations.js';
 import { cookieValue, type PickRequest } from '../upstream/balancer.js';
-import { decideRetry, type HTTPRouteRetry } from '../upstream/retry.js';
+import { backoffMs, decideRetry, type HTTPRouteRetry } from '../upstream/retry.js';
 import type { ServicePolicy } from '../upstream/policy.js';
 import type { UpstreamResult } from '../upstream/types.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
@@ -283,10 +283,14 @@ export class Forwarder {
       };
       const attemptSpan = outcome.span?.child({ upstreamHost: `${ep.ip}:${ep.port}`, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
       attemptSpan?.injectInto(headers);
-      /** Tries again when the retry policy says so, the body can be sent again and the breaker allows another retry. */
-      const again = (result: UpstreamResult, grpcStatus?: number) => {
+      /**
+       * Tries again when the retry policy says so (or, `timedOut`, for a try past the route's
+       * backendRequest timeout, which GEP-1731 retries whatever the conditions), the body can be sent
+       * again and the breaker allows another retry.
+       */
+      const again = (result: UpstreamResult, grpcStatus?: number, timedOut = false) => {
         if (!retryPolicy || !replayable) return false;
-        const d = decideRetry(retryPolicy, result, n, Math.random, grpcStatus);
+        const d = timedOut ? (n < retryPolicy.numRetries ? { retry: true as const, delayMs: backoffMs(retryPolicy, n + 1, Math.random) } : { retry: false as const }) : decideRetry(retryPolicy, result, n, Math.random, grpcStatus);
         if (!d.retry) return false;
         const room = breaker.tryRetry();
         if (!room.ok) return false;
@@ -296,18 +300,30 @@ export class Forwarder {
         res.once('close', () => clearTimeout(t));
         return true;
       };
+      // Set once this try has timed out: its late error or answer is not another failure to retry.
+      let abandoned = false;
       const onFailure = (kind: 'connect-failure' | 'reset-before-request' | 'reset', err: Error) => {
         report(kind);
         attemptSpan?.end({ responseCode: 0, error: err.message });
-        if (done) return;
+        if (done || abandoned) return;
         if (again(kind)) return;
         if (err instanceof UpstreamUnavailable) return fail(503, err.flag, err.message);
         fail(503, kind === 'connect-failure' ? 'UF' : 'UC', `upstream ${kind}: ${err.message}`);
       };
+      // A try that outlives the route's backendRequest timeout is a failed try: GEP-1731 has a route
+      // with a retry stanza retry it (as Envoy's per_try_timeout does), so 504 only when none is left.
+      const onTryTimeout = () => {
+        if (done || abandoned) return;
+        abandoned = true;
+        report('timeout');
+        attemptSpan?.end({ responseCode: 0, error: 'per-try timeout' });
+        if (plan.retry && again('timeout', undefined, true)) return;
+        fail(504, 'UT', 'upstream per-try timeout');
+      };
       const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
         report(status);
         attemptSpan?.end({ responseCode: status });
-        if (done) return void body.resume();
+        if (done || abandoned) return void body.resume();
         const grpcHeader = respHeaders['grpc-status'];
         if (again(status, grpcHeader === undefined ? undefined : Number(grpcHeader))) return void body.resume();
         if (chosen.pick.setCookie) respHeaders['set-cookie'] = [chosen.pick.setCookie, ...[respHeaders['set-cookie'] ?? []].flat().map(String)];
@@ -345,7 +361,13 @@ export class Forwarder {
             const s = session.request(h2headers, { endStream: false });
             current = s;
             let answered = false;
-            if (plan.backendTimeoutMs) s.setTimeout(plan.backendTimeoutMs, () => (answered ? undefined : (s.close(http2.constants.NGHTTP2_CANCEL), fail(504, 'UT', 'upstream per-try timeout'))));
+            if (plan.backendTimeoutMs) {
+              s.setTimeout(plan.backendTimeoutMs, () => {
+                if (answered) return;
+                s.close(http2.constants.NGHTTP2_CANCEL);
+                onTryTimeout();
+              });
+            }
             s.on('response', (h) => {
               answered = true;
               const status = Number(h[':status']);
@@ -367,9 +389,8 @@ export class Forwarder {
       up.on('socket', () => (connected = true));
       up.on('timeout', () => {
         if (answered) return;
-        report('timeout');
         up.destroy();
-        fail(504, 'UT', 'upstream per-try timeout');
+        onTryTimeout();
       });
       up.on('response', (r) => {
         answered = true;
