@@ -13,7 +13,7 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' }, 'fail-rate': { type: 'string' }, h2c: { type: 'boolean' } },
+    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' }, 'fail-rate': { type: 'string' }, h2c: { type: 'boolean' }, otlp: { type: 'string' } },
   });
   const port = Number(values.port ?? 8080);
   switch (which) {
@@ -22,15 +22,15 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
     case 'echo': {
       const failRate = Number(values['fail-rate'] ?? 0);
       if (!(failRate >= 0 && failRate <= 1)) throw new AmbitError('BadArgs', `--fail-rate must be between 0 and 1, not ${values['fail-rate']}`);
-      return runEcho({ port, version: values.version ?? 'v1', failRate, h2c: values.h2c === true });
+      return runEcho({ port, version: values.version ?? 'v1', failRate, h2c: values.h2c === true, ...(values.otlp ? { otlp: values.otlp } : {}) });
     }
     case 'tcp-echo':
       return runTcpEcho(Number(values.port ?? 9000));
     case 'load': {
       const url = positionals[0];
-      if (!url) throw new AmbitError('BadArgs', 'usage: ambit sample load URL [--count N] [--concurrency C]');
+      if (!url) throw new AmbitError('BadArgs', 'usage: ambit sample load URL [--count N] [--concurrency C] [--otlp TRACES_URL]');
       const count = Math.min(10_000, Number(values.count ?? 20));
-      const r = await runLoad(url, count, Math.min(64, Number(values.concurrency ?? 4)));
+      const r = await runLoad(url, count, Math.min(64, Number(values.concurrency ?? 4)), 5000, values.otlp);
       process.stdout.write(JSON.stringify(r) + '\n');
       return r.ok === r.requests ? 0 : 1;
     }

@@ -9,6 +9,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import { parseDuration } from '../../shared/duration.js';
+import { HttpTracer } from '../../shared/telemetry/tracing.js';
 
 export interface EchoOptions {
   port: number;
@@ -17,6 +18,8 @@ export interface EchoOptions {
   failRate: number;
   /** Also accept HTTP/2 without TLS (prior knowledge), beside HTTP/1.1. */
   h2c: boolean;
+  /** OTLP/HTTP traces URL: a server span per request, continuing the caller's trace. */
+  otlp?: string;
 }
 
 export function runEcho(o: EchoOptions): void {
@@ -25,7 +28,12 @@ export function runEcho(o: EchoOptions): void {
   let served = 0;
   // Tries seen per simulated request id; bounded, as a test backend may run for long.
   const tries = new Map<string, number>();
+  const tracer = new HttpTracer({ ...(o.otlp ? { endpoint: o.otlp } : {}), serviceName: `echo-${o.version}`, namespace, exportIntervalMs: 200 });
   const handle = (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
+    if (tracer.enabled) {
+      const span = tracer.startServer(req.headers, { method: req.method ?? 'GET', path: req.url ?? '/', authority: req.headers.host ?? '' });
+      res.once('finish', () => span.end({ responseCode: res.statusCode }));
+    }
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/healthz') return void res.end('ok\n');
     served++;

@@ -1,7 +1,8 @@
 // A small curl-like load client for the sample client pod: N GET requests, each on a new
 // connection, bounded in count and time, and a summary of which pods answered.
 
-import { request } from 'node:http';
+import { type OutgoingHttpHeaders, request } from 'node:http';
+import { HttpTracer } from '../../shared/telemetry/tracing.js';
 
 export interface LoadResult {
   url: string;
@@ -11,15 +12,26 @@ export interface LoadResult {
   byPod: Record<string, number>;
   byVersion: Record<string, number>;
   seconds: number;
+  traceIds?: string[];
 }
 
-export async function runLoad(url: string, count: number, concurrency: number, timeoutMs = 5000): Promise<LoadResult> {
+export async function runLoad(url: string, count: number, concurrency: number, timeoutMs = 5000, otlp?: string): Promise<LoadResult> {
   const started = performance.now();
   const result: LoadResult = { url, requests: count, ok: 0, errors: {}, byPod: {}, byVersion: {}, seconds: 0 };
+  // With an OTLP endpoint, each request is a client span that starts a trace (its id in the result).
+  const tracer = new HttpTracer({ ...(otlp ? { endpoint: otlp } : {}), serviceName: 'load-client' });
+  if (tracer.enabled) result.traceIds = [];
   let next = 0;
   const one = () =>
     new Promise<void>((resolve) => {
-      const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
+      const headers: OutgoingHttpHeaders = {};
+      const span = tracer.enabled ? tracer.startClient({ upstreamHost: new URL(url).host }) : undefined;
+      if (span) {
+        span.injectInto(headers);
+        if (span.traceId) result.traceIds!.push(span.traceId);
+      }
+      const req = request(url, { agent: false, timeout: timeoutMs, headers }, (res) => {
+        res.once('end', () => span?.end({ responseCode: res.statusCode ?? 0 }));
         let body = '';
         res.setEncoding('utf8').on('data', (d: string) => (body += d));
         res.on('end', () => {
@@ -49,5 +61,6 @@ export async function runLoad(url: string, count: number, concurrency: number, t
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   result.seconds = (performance.now() - started) / 1000;
+  await tracer.shutdown();
   return result;
 }
