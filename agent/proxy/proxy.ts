@@ -14,6 +14,7 @@ import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
 import { hbonePort } from '../../shared/hbone/protocol.js';
+import { serviceKey } from '../../shared/protocol/config.js';
 import { handlePlaintext, handleTunnel, recheckConnections, waypointOnly, type InboundContext } from './inbound.js';
 import { handleOutbound, identityOf, serverName, type OutboundContext } from './outbound.js';
 import { principal, spiffeId } from '../../shared/identity/spiffe.js';
@@ -240,6 +241,7 @@ export class NodeProxy {
       ...(r.service ? { service: `${r.service.namespace}/${r.service.name}` } : {}),
       ...(r.workload ? { workload: `${r.workload.namespace}/${r.workload.name}`, node: r.workload.node, principal: principal(identityOf(r.workload, this.o.trustDomain)) } : {}),
       ...(r.node && r.protocol === 'HBONE' ? { via: `${r.node.ip}:${hbonePort}` } : {}),
+      ...(r.waypoint && r.service?.waypoint ? { waypoint: `${r.service.waypoint.namespace}/${r.service.waypoint.name}` } : {}),
     };
   }
 
@@ -281,7 +283,15 @@ export class NodeProxy {
   }
 
   private onConfig(): void {
-    this.pool.retainNodes([...this.o.state.nodes.values()].map((n) => n.ip));
+    // Sessions go to nodes, and to waypoint pods (they take HBONE themselves): keep both, so that a
+    // waypoint pod that went (and any address reused after it) gets no tunnel on a dead session.
+    const addresses = [...this.o.state.nodes.values()].map((n) => n.ip);
+    for (const s of this.o.state.services.values()) {
+      if (!s.waypoint) continue;
+      const waypoint = this.o.state.services.get(serviceKey(s.waypoint.namespace, s.waypoint.name));
+      for (const e of waypoint?.endpoints ?? []) addresses.push(e.ip);
+    }
+    this.pool.retainNodes(addresses);
     // Policies are compiled again only when a push changed them; then live connections are checked again.
     const revision = this.o.state.policyRevision;
     if (revision === this.policyRevision) return;

@@ -2,7 +2,9 @@
 // code the proxies run: the source's agent says whether the pod is captured, where the destination
 // resolves (Service endpoint, pod, passthrough) and how it would travel (HBONE with which
 // identities, or plaintext); the destination's agent says which mTLS mode and which policy and
-// rule would allow or deny it, and warns about policy parts it does not enforce. Nothing connects.
+// rule would allow or deny it, and warns about policy parts it does not enforce. Through a waypoint,
+// the waypoint's hop too: the routes attached, and with `--http METHOD PATH` the rule a request
+// matches, its backends and filters, then the endpoint it goes on to. Nothing connects.
 // The questions and the wording live in shared/explain/ (the dashboard asks the same); this command
 // reaches the agents by re-entering their nodes' namespaces.
 
@@ -12,18 +14,38 @@ import { explainConnection, explainLines, parseExplainArgs, usage } from '../../
 import { ControllerClient } from '../../controller/api/client.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import type { CliContext } from '../context.js';
+import type { Resource } from '../../shared/resources/types.js';
+import type { RouteObject } from '../../shared/routing/index.js';
 import { outputFormat, printData } from '../output.js';
 import { findPod } from './exec.js';
 import { callAgent } from './query.js';
 
 export async function explain(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' } } });
-  const [src, dst] = positionals;
-  if (!src || !dst || positionals.length !== 2) throw new AmbitError('BadArgs', usage);
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, http: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true } },
+  });
+  // `--http METHOD PATH`: the method is the flag's value, the path the third positional.
+  const [src, dst, path] = positionals;
+  if (!src || !dst || positionals.length !== (values.http ? 3 : 2) || (values.http && !path?.startsWith('/'))) throw new AmbitError('BadArgs', usage);
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new AmbitError('BadArgs', `-H ${JSON.stringify(h)}: write a header as 'name: value'`);
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
   const req = parseExplainArgs(src, dst, values.namespace);
   const source = await findPod(ctx, req.sourceName, req.sourceNamespace);
-  const status = await new ControllerClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
-  const result = await explainConnection(source, req, status, (node, method, params) => callAgent(ctx, node, method, params));
+  const api = new ControllerClient(ctx.stateDir);
+  const status = await api.request<ClusterStatus>('GET', '/v1/status');
+  const routes: RouteObject[] = [];
+  for (const kind of ['HTTPRoute', 'GRPCRoute'] as const) {
+    const { items } = await api.request<{ items: Resource[] }>('GET', `/v1/resources?kind=${kind}`);
+    for (const r of items) routes.push({ kind, namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), spec: r.spec });
+  }
+  const l7 = { routes, ...(values.http ? { http: { method: values.http.toUpperCase(), path: path!, headers } } : {}) };
+  const result = await explainConnection(source, req, status, (node, method, params) => callAgent(ctx, node, method, params), l7);
   const code = result.verdict === 'allowed' ? 0 : 3;
   if (printData(outputFormat(values.output), result)) return code;
   process.stdout.write(explainLines(result).join('\n') + '\n');

@@ -137,7 +137,8 @@ async function explain(o: DashboardOptions, body: unknown) {
   if (typeof b.source !== 'string' || typeof b.destination !== 'string') throw new AmbitError('BadRequest', 'send {"namespace": "client", "source": "deploy/client", "destination": "web.shop:80"}');
   const req = parseExplainArgs(b.source, b.destination, typeof b.namespace === 'string' && b.namespace ? b.namespace : undefined);
   const source = findPodIn(o.store.list('Pod') as Pod[], req.sourceName, req.sourceNamespace);
-  const result = await explainConnection(source, req, directory(o), (node, method, params) => o.query.call(node, method, params));
+  const routes = [...o.store.list('HTTPRoute'), ...o.store.list('GRPCRoute')].map((r) => ({ kind: r.kind as 'HTTPRoute' | 'GRPCRoute', namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), spec: r.spec }));
+  const result = await explainConnection(source, req, directory(o), (node, method, params) => o.query.call(node, method, params), { routes });
   return { ...result, lines: explainLines(result) };
 }
 

@@ -6,6 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { ambit, ambitOk, eventually, leftovers, root } from './helpers.js';
 import type { Resource } from '../../shared/resources/types.js';
 
@@ -23,6 +25,7 @@ interface Echo {
 /** The conformance suite's namespace, so that its mesh manifests apply unchanged. */
 const ns = 'gateway-conformance-mesh';
 const vips = new Map<string, string>();
+const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-waypoint-'));
 let waypointIp = '';
 
 /** Runs a shell command in the test's client pod. */
@@ -88,8 +91,39 @@ test('a direct dial to a pod behind the waypoint is refused, and explain says wh
   assert.match(via, new RegExp(`service ${ns}/echo uses waypoint ${ns}/waypoint: HBONE to waypoint pod ${ns}/waypoint-\\S+ \\(\\d+\\.\\d+\\.\\d+\\.\\d+:15008\\)`));
 });
 
+test('explain walks the waypoint hop: the route a request matches, its backends and filters, and the destination agent\'s decision for the waypoint', async () => {
+  const file = join(dir, 'explain-route.yaml');
+  writeFileSync(
+    file,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: explain-me, namespace: ${ns} }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: echo, port: 80 }]
+  rules:
+  - matches: [{ headers: [{ name: x-canary, value: "true" }] }]
+    filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-explained, value: "yes" }] } }]
+    backendRefs: [{ name: echo-v2, port: 80 }]
+  - backendRefs: [{ name: echo-v1, port: 80, weight: 90 }, { name: echo-v3, port: 80, weight: 10 }]
+`,
+  );
+  await ambitOk(['apply', '-f', file, '--wait']);
+  const listed = await ambitOk(['explain', '-n', ns, 'deploy/client', `echo.${ns}:80`]);
+  assert.match(listed, `routes attached to ${ns}/echo:80 (producer routes): HTTPRoute ${ns}/explain-me`);
+  const canary = await ambitOk(['explain', '-n', ns, 'deploy/client', `echo.${ns}:80`, '--http', 'GET', '/x', '-H', 'x-canary: true']);
+  assert.match(canary, `GET /x matches HTTPRoute ${ns}/explain-me rule 0`);
+  assert.match(canary, `backends: ${ns}/echo-v2:80 100%`);
+  assert.match(canary, 'filters: request headers set x-explained: yes');
+  assert.match(canary, new RegExp(`sent over HBONE as cluster.local/ns/${ns}/sa/waypoint to \\d+\\.\\d+\\.\\d+\\.\\d+:8080 \\(${ns}/echo-v2-`));
+  assert.match(canary, /at the destination \(agent of node-\d\):[\s\S]*allowed/);
+  const split = await ambitOk(['explain', '-n', ns, 'deploy/client', `echo.${ns}:80`, '--http', 'GET', '/y']);
+  assert.match(split, `backends: ${ns}/echo-v1:80 90%, ${ns}/echo-v3:80 10%`);
+  await ambitOk(['delete', 'httproute', 'explain-me', '-n', ns]);
+});
+
 test('ambit down leaves nothing behind', async () => {
   await ambitOk(['down']);
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(await leftovers(), []);
 });
 
