@@ -62,6 +62,8 @@ export class LocalClusterRuntime {
   private stopWatchingExits: (() => void) | undefined;
   /** When each node's agent may be started again (so a crashing agent is not restarted in a loop). */
   private readonly agentNextStart = new Map<string, number>();
+  /** The last pod address given on each node (its last octet): the next search starts after it. */
+  private readonly lastAddress = new Map<string, number>();
   private prometheusNextStart = 0;
 
   constructor(private readonly o: RuntimeOptions) {}
@@ -243,8 +245,19 @@ export class LocalClusterRuntime {
     const node = this.pickNode(d, tpl.spec.nodeName, pods);
     const used = new Set(pods.map((p) => p.status.podIP));
     let ip = '';
-    // .0 is the network, .1 the node's bridge, .255 the broadcast address.
-    for (let n = 2; n < 255 && !ip; n++) if (!used.has(host(node.podCIDR, n))) ip = host(node.podCIDR, n);
+    // .0 is the network, .1 the node's bridge, .255 the broadcast address. Addresses are handed out
+    // round robin from the last one, as the host-local IPAM plugin does: an address freed a moment
+    // ago is not given again at once, while its old owner's MAC is still in its neighbours' caches
+    // (a client pod then sent a new pod's first packets nowhere for seconds).
+    // After a restart, on from the highest address in use on the node.
+    const last = this.lastAddress.get(node.name) ?? Math.max(1, ...pods.filter((p) => p.spec.nodeName === node.name && p.status.podIP).map((p) => Number(p.status.podIP.split('.')[3])));
+    for (let i = 1; i <= 253 && !ip; i++) {
+      const n = ((last - 2 + i) % 253) + 2;
+      if (!used.has(host(node.podCIDR, n))) {
+        ip = host(node.podCIDR, n);
+        this.lastAddress.set(node.name, n);
+      }
+    }
     const name = `${d.metadata.name}-${hash.slice(0, 6)}-${randomSuffix()}`;
     return {
       apiVersion: 'v1',

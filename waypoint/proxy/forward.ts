@@ -284,13 +284,14 @@ export class Forwarder {
       const attemptSpan = outcome.span?.child({ upstreamHost: `${ep.ip}:${ep.port}`, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
       attemptSpan?.injectInto(headers);
       /**
-       * Tries again when the retry policy says so (or, `timedOut`, for a try past the route's
-       * backendRequest timeout, which GEP-1731 retries whatever the conditions), the body can be sent
-       * again and the breaker allows another retry.
+       * Tries again when the retry policy says so, the body can be sent again and the breaker allows
+       * another retry. A route with a retry stanza also retries every connection error, a reset after
+       * the request went out and a try past its backendRequest timeout included (GEP-1731 says MUST).
        */
-      const again = (result: UpstreamResult, grpcStatus?: number, timedOut = false) => {
+      const again = (result: UpstreamResult, grpcStatus?: number) => {
         if (!retryPolicy || !replayable) return false;
-        const d = timedOut ? (n < retryPolicy.numRetries ? { retry: true as const, delayMs: backoffMs(retryPolicy, n + 1, Math.random) } : { retry: false as const }) : decideRetry(retryPolicy, result, n, Math.random, grpcStatus);
+        const connectionError = plan.retry !== undefined && (result === 'reset' || result === 'timeout');
+        const d = connectionError ? (n < retryPolicy.numRetries ? { retry: true as const, delayMs: backoffMs(retryPolicy, n + 1, Math.random) } : { retry: false as const }) : decideRetry(retryPolicy, result, n, Math.random, grpcStatus);
         if (!d.retry) return false;
         const room = breaker.tryRetry();
         if (!room.ok) return false;
@@ -317,7 +318,7 @@ export class Forwarder {
         abandoned = true;
         report('timeout');
         attemptSpan?.end({ responseCode: 0, error: 'per-try timeout' });
-        if (plan.retry && again('timeout', undefined, true)) return;
+        if (again('timeout')) return;
         fail(504, 'UT', 'upstream per-try timeout');
       };
       const onResponse = (status: number, respHeaders: OutgoingHttpHeaders, body: NodeJS.ReadableStream & { resume(): void }, trailers?: (cb: (t: OutgoingHttpHeaders) => void) => void) => {
