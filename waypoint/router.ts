@@ -4,11 +4,20 @@
 // forwarder runs. A Service with no route attached is forwarded to as it is, as Istio's waypoint does.
 
 import type { Logger } from '../shared/log.js';
-import { applyRequestFilters, compileRoutes, type RouteObject, type RouteTable } from '../shared/routing/index.js';
+import { applyRequestFilters, compileRoutes, type RetryPolicy as CompiledRetry, type RouteObject, type RouteTable } from '../shared/routing/index.js';
+import type { HTTPRouteRetry } from './upstream/retry.js';
 import type { DownstreamRequest, Plan } from './proxy/forward.js';
 import type { TunnelContext } from './proxy/ingress.js';
 import type { WaypointState } from './state.js';
 import type { Fault } from './upstream/fault.js';
+
+const retries = new WeakMap<CompiledRetry, HTTPRouteRetry>();
+/** The Gateway API retry of a compiled rule, as the upstream policies read it: one object per rule, so they can cache on it. */
+function routeRetry(r: CompiledRetry): HTTPRouteRetry {
+  let out = retries.get(r);
+  if (!out) retries.set(r, (out = { attempts: r.attempts, codes: [...r.codes], ...(r.backoffMs !== undefined ? { backoff: `${r.backoffMs}ms` } : {}) }));
+  return out;
+}
 
 export class Router {
   private table: RouteTable;
@@ -58,7 +67,7 @@ export class Router {
       ...(r.host !== undefined ? { host: r.host } : {}),
       ...(r.timeouts.requestMs ? { timeoutMs: r.timeouts.requestMs } : {}),
       ...(r.timeouts.backendRequestMs ? { backendTimeoutMs: r.timeouts.backendRequestMs } : {}),
-      ...(r.retry ? { retry: { attempts: r.retry.attempts, codes: [...r.retry.codes], ...(r.retry.backoffMs !== undefined ? { backoff: `${r.retry.backoffMs}ms` } : {}) } } : {}),
+      ...(r.retry ? { retry: routeRetry(r.retry) } : {}),
     };
     for (const x of r.extensions) {
       // The one extension ambit knows (the routing engine refuses others at compile time).

@@ -191,8 +191,14 @@ export class ServicePolicy {
 
   /** The retry policy of a route rule sending here (consistent hashing keeps retries on the key's endpoint). */
   retryPolicy(retry: HTTPRouteRetry | undefined): RetryPolicy | undefined {
-    return retryPolicyFor(retry, this.consistentHash);
+    // Asked per request: made once per route retry (the router hands the same object each time).
+    if (!retry) return (this.defaultRetry ??= { policy: retryPolicyFor(undefined, this.consistentHash) }).policy;
+    let cached = this.retries.get(retry);
+    if (!cached) this.retries.set(retry, (cached = { policy: retryPolicyFor(retry, this.consistentHash) }));
+    return cached.policy;
   }
+  private defaultRetry: { policy: RetryPolicy | undefined } | undefined;
+  private readonly retries = new WeakMap<HTTPRouteRetry, { policy: RetryPolicy | undefined }>();
 
   /** Runs the outlier sweep when its interval has passed; the proxy calls this from one timer for all Services. */
   sweepIfDue(): OutlierEvent[] {
