@@ -51,15 +51,13 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     workloadAt: (ip) => state.workloadAt(ip),
     tracer,
     record: (o) => {
-      const destination = o.endpoint?.workload;
+      // Once per request: plain assignments, no spread objects (this showed in profiles).
+      const ep = o.endpoint;
       const record: AccessRecord = {
-        ...(o.source ? { source: o.source } : {}),
         sourcePrincipal: o.sourcePrincipal,
-        ...(destination ? { destination } : {}),
-        service: o.endpoint?.service ?? o.ctx.service,
+        service: ep?.service ?? o.ctx.service,
         protocol: o.protocol,
         responseCode: o.status,
-        ...(o.grpcStatus !== undefined ? { grpcStatus: o.grpcStatus } : {}),
         responseFlags: o.flags,
         durationMs: o.durationMs,
         requestBytes: o.requestBytes,
@@ -70,12 +68,18 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
         path: o.path,
         httpVersion: o.httpVersion,
         authority: o.authority,
-        ...(o.requestId ? { requestId: o.requestId } : {}),
-        ...(o.route ? { routeName: o.route } : {}),
-        ...(o.endpoint ? { upstreamHost: `${o.endpoint.ip}:${o.endpoint.port}`, servicePort: o.ctx.port } : {}),
-        ...(o.ctx.sourceIp ? { downstreamRemoteAddress: o.ctx.sourceIp } : {}),
-        ...(o.span?.traceId ? { traceId: o.span.traceId } : {}),
       };
+      if (o.source) record.source = o.source;
+      if (ep?.workload) record.destination = ep.workload;
+      if (o.grpcStatus !== undefined) record.grpcStatus = o.grpcStatus;
+      if (o.requestId) record.requestId = o.requestId;
+      if (o.route) record.routeName = o.route;
+      if (ep) {
+        record.upstreamHost = `${ep.ip}:${ep.port}`;
+        record.servicePort = o.ctx.port;
+      }
+      if (o.ctx.sourceIp) record.downstreamRemoteAddress = o.ctx.sourceIp;
+      if (o.span?.traceId) record.traceId = o.span.traceId;
       metrics.record(record);
       access.write(record);
     },
