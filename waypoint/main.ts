@@ -21,7 +21,7 @@ import { AgentLink } from './agent-link.js';
 import type { WaypointConfig } from './config.js';
 import { WaypointState } from './state.js';
 import { Ingress, type TunnelContext } from './proxy/ingress.js';
-import { Forwarder } from './proxy/forward.js';
+import { Forwarder, noAffinity } from './proxy/forward.js';
 import { Router } from './router.js';
 import { Upstreams } from './proxy/upstream.js';
 import { Destinations } from './destinations.js';
@@ -85,7 +85,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     },
   });
   const tcp = (stream: Duplex, ctx: TunnelContext) => {
-    const ep = destinations.choose(ctx.service, ctx.port, { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
+    const ep = destinations.choose(ctx.service, ctx.port, { ...noAffinity, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
     if (!ep) return void stream.destroy();
     upstreams.tunnel(ep).then(
       (up) =>

@@ -9,7 +9,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import { principal, spiffeId, type Identity } from '../../shared/identity/spiffe.js';
-import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { serviceHostname, type WorkloadEntry, workloadIdentity } from '../../shared/protocol/config.js';
 import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
 import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
@@ -39,9 +39,7 @@ export interface SourcePod {
   destinationOf(client: Socket): Destination | undefined;
 }
 
-export function identityOf(w: WorkloadEntry, trustDomain: string): Identity {
-  return { trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount };
-}
+export const identityOf = workloadIdentity;
 
 export { serverName };
 

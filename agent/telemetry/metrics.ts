@@ -8,35 +8,11 @@ import type { Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { metricsServer, registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname } from '../../shared/protocol/config.js';
-import { principalLabel, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
+import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
 
 // ztunnel's order, so a scrape reads the same side by side.
-const tcpLabels = [
-  'reporter',
-  'source_workload',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_service',
-  'destination_service_namespace',
-  'destination_service_name',
-  'destination_workload',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+const tcpLabels = [...trafficLabels, 'response_flags', 'connection_security_policy'] as const;
 type TcpLabel = (typeof tcpLabels)[number];
 
 interface Series {

@@ -2,6 +2,7 @@
 // keyed so that a delta can add, replace or remove one entry. Shared by controller and agent.
 
 import type { Labels } from '../resources/types.js';
+import type { Identity } from '../identity/spiffe.js';
 
 /**
  * A workload (pod) as an agent needs it. Pods of other nodes carry only what routing, identity and
@@ -32,6 +33,11 @@ export interface WorkloadEntry {
    */
   canonicalService?: string;
   canonicalRevision?: string;
+}
+
+/** The SPIFFE identity a workload runs as: its namespace and ServiceAccount in the trust domain. */
+export function workloadIdentity(w: Pick<WorkloadEntry, 'namespace' | 'serviceAccount'>, trustDomain: string): Identity {
+  return { trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount };
 }
 
 /** A node, where HBONE tunnels to its pods go (its agent's 15008). */

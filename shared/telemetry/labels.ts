@@ -9,6 +9,34 @@ import type { WorkloadEntry } from '../protocol/config.js';
 /** ztunnel's DefaultedUnknown: what a label holds when the proxy does not know its value. */
 export const unknown = 'unknown';
 
+/**
+ * The labels Istio's TCP and HTTP metrics share, in Istio's order (ztunnel's CommonTrafficLabels,
+ * istio/proxy's istio_stats): who, to whom, over what. Each metric adds its own after them.
+ */
+export const trafficLabels = [
+  'reporter',
+  'source_workload',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
+  'destination_service',
+  'destination_service_namespace',
+  'destination_service_name',
+  'destination_workload',
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_cluster',
+  'request_protocol',
+] as const;
+
 /** One side of a connection or request, as its `source_*` or `destination_*` labels read. */
 export interface WorkloadLabels {
   workload: string;

@@ -76,7 +76,7 @@ spec:
   assert.match(await waypointLog(), /"response_flags":"URX"/, 'the access log shows retried requests');
 });
 
-test('a circuit breaker (maxConnections 1, 1 pending) trips with 503 UO under 12 concurrent slow requests, then lets requests through', async () => {
+test('a circuit breaker (maxConnections 1, 1 pending) trips with 503 UO under 12 concurrent slow (2 s) requests, then lets requests through', async () => {
   await applyAndWait(
     dir,
     `apiVersion: networking.istio.io/v1
@@ -91,7 +91,7 @@ spec:
 `,
   );
   await waypointCurrent();
-  const codes = tally(await statuses(`http://${vips.get('echo-v1')}/slow?delay=400ms`, 12, 12));
+  const codes = tally(await statuses(`http://${vips.get('echo-v1')}/slow?delay=2s`, 12, 12));
   assert.ok((codes[503] ?? 0) >= 5, `most of 12 concurrent requests overflow: ${JSON.stringify(codes)}`);
   assert.ok((codes[200] ?? 0) >= 1, `and at least the first goes through: ${JSON.stringify(codes)}`);
   const metrics = await waypointMetrics();
@@ -112,7 +112,7 @@ spec:
     # Outlier detection turns locality preference on (Istio's default): off, so that both endpoints
     # take turns wherever the client runs.
     loadBalancer: { simple: ROUND_ROBIN, localityLbSetting: { enabled: false } }
-    outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 3s, maxEjectionPercent: 100 }
+    outlierDetection: { consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 15s, maxEjectionPercent: 100 }
 `,
   );
   await waypointCurrent();
@@ -122,8 +122,9 @@ spec:
   assert.is(failures, 3, `exactly 3 failures before the ejection: ${first.join(' ')}`);
   assert.equal(first.slice(-10), Array(10).fill(200), 'once ejected, only the healthy endpoint answers');
   assert.match(await waypointLog(), /outlier detection: ejected/);
-  // After the ejection time (3 s) and a sweep (1 s), the sick endpoint is back and fails again.
-  await eventually('the ejected endpoint to return', async () => (await waypointLog()).includes('outlier detection: returned'), 10_000);
+  // After the ejection time (15 s, long enough that a slow machine's 20 requests all fall inside it)
+  // and a sweep (1 s), the sick endpoint is back and fails again.
+  await eventually('the ejected endpoint to return', async () => (await waypointLog()).includes('outlier detection: returned'), 40_000);
   const later = await statuses(`http://${vips.get('outlier')}/`, 4);
   assert.ok(later.includes(503), `the returned endpoint gets requests again: ${later.join(' ')}`);
 });

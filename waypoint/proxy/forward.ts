@@ -99,7 +99,7 @@ function applyEdits(headers: OutgoingHttpHeaders, modifiers: readonly HeaderModi
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 /** For what has no request to hash on (mirrors, upgrades): any endpoint the balancer gives. */
-const noAffinity: PickRequest = { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined };
+export const noAffinity: PickRequest = { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined };
 
 export class Forwarder {
   /** Requests in flight per backend policy, against its maxConnections (beyond it, they wait: pending). */

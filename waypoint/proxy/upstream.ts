@@ -8,11 +8,11 @@ import http, { type ClientRequestArgs } from 'node:http';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { spiffeId, type Identity } from '../../shared/identity/spiffe.js';
-import { isEnrolled } from '../../shared/enrollment.js';
+import { spiffeId } from '../../shared/identity/spiffe.js';
+import { enrollLabels, isEnrolled } from '../../shared/enrollment.js';
 import type { HbonePool } from '../../shared/hbone/pool.js';
 import { serverName } from '../../shared/hbone/protocol.js';
-import { serviceHostname, type ServiceEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
+import { serviceHostname, type ServiceEntry, type WorkloadEntry, workloadIdentity } from '../../shared/protocol/config.js';
 import type { WaypointState } from '../state.js';
 import type { WaypointCertificate } from '../agent-link.js';
 
@@ -45,7 +45,6 @@ export class UpstreamUnavailable extends Error {
   }
 }
 
-const identityOf = (w: WorkloadEntry, trustDomain: string): Identity => ({ trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount });
 
 /**
  * An http.Agent whose connections are tunnels, created asynchronously. A tunnel is no TCP socket:
@@ -75,6 +74,9 @@ const noop = function (this: unknown) {
   return this;
 };
 const socketLike = { setKeepAlive: noop, ref: noop, unref: noop };
+
+/** The labels of a pod of another node that opts out, which is all its entry says of them (as the agent reads it). */
+const optedOut = { [enrollLabels[0]!]: 'none' };
 
 export class Upstreams {
   private readonly agents = new Map<string, TunnelAgent>();
@@ -122,7 +124,7 @@ export class Upstreams {
     if (!node) throw new UpstreamUnavailable(`the address of node ${w.node} is not known yet`, 'UH');
     const cert = this.o.certificate();
     if (!cert) throw new UpstreamUnavailable('the waypoint has no certificate yet', 'UF');
-    const destination = identityOf(w, this.o.trustDomain);
+    const destination = workloadIdentity(w, this.o.trustDomain);
     const stream = await this.o.pool.connect({
       identity: cert.id,
       secureContext: cert.secureContext,
@@ -151,7 +153,7 @@ export class Upstreams {
   }
 
   private enrolled(w: WorkloadEntry): boolean {
-    return isEnrolled(this.o.state.namespaceLabels(w.namespace), w.labels ?? (w.optOut ? { 'ambit.dev/dataplane-mode': 'none' } : undefined));
+    return isEnrolled(this.o.state.namespaceLabels(w.namespace), w.labels ?? (w.optOut ? optedOut : undefined));
   }
 
   close(): void {

@@ -6,7 +6,7 @@
 import { Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
-import { principalLabel, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
+import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import { Distribution, type LabelSet, registerCounter, registerHistogram } from './exposition.js';
 
 /**
@@ -17,33 +17,7 @@ import { Distribution, type LabelSet, registerCounter, registerHistogram } from 
 export const istioBuckets: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
 
 // Istio's order (istio/proxy istio_stats), so a scrape reads the same side by side with Envoy's.
-export const httpLabels = [
-  'reporter',
-  'source_workload',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_service',
-  'destination_service_namespace',
-  'destination_service_name',
-  'destination_workload',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_cluster',
-  'request_protocol',
-  'response_code',
-  'grpc_response_status',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+export const httpLabels = [...trafficLabels, 'response_code', 'grpc_response_status', 'response_flags', 'connection_security_policy'] as const;
 export type HttpLabel = (typeof httpLabels)[number];
 
 /** One request as the waypoint saw it, written once its response has ended (or failed). */

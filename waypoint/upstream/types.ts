@@ -33,14 +33,3 @@ export function endpointKey(e: Endpoint): string {
 /** Istio's "unlimited" for connection pool settings: 2^32-1. */
 export const unlimited = 4294967295;
 
-/** A small seeded random (mulberry32), for tests and for reproducible draws. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

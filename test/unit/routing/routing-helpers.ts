@@ -106,17 +106,7 @@ export function send(table: RouteTable, r: Request): Outcome {
   return { status: 200, backend: plan.backend!.name, backendPort: plan.backend!.port ?? port, headers, path: plan.path ?? path, responseHeaders, plan, ruleName: m.rule.name };
 }
 
-/** A small deterministic generator (mulberry32), so distribution tests never flake. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as seeded } from '../../helpers/random.js';
 
 /** A route object written inline, for cases the conformance manifests do not cover. */
 export function route(kind: 'HTTPRoute' | 'GRPCRoute', name: string, spec: unknown, extra: Partial<RouteObject> = {}): RouteObject {

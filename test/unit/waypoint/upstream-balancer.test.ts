@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Balancer, type BalancerOptions, cookieValue } from '../../../waypoint/upstream/balancer.js';
-import { seededRandom } from '../../../waypoint/upstream/types.js';
+import { seededRandom } from '../../helpers/random.js';
 import { endpoints, request } from './upstream-helpers.js';
 
 const ejected = (keys: string[]) => ({ version: keys.length + 1, isEjected: (k: string) => keys.includes(k) });

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Fault } from '../../../waypoint/upstream/fault.js';
-import { seededRandom } from '../../../waypoint/upstream/types.js';
+import { seededRandom } from '../../helpers/random.js';
 
 test('a 50% abort aborts about half of many requests', () => {
   const f = new Fault({ abort: { httpStatus: 503, percentage: { value: 50 } } }, seededRandom(42));

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compileTrafficPolicy, UpstreamPolicies } from '../../../waypoint/upstream/policy.js';
-import { seededRandom } from '../../../waypoint/upstream/types.js';
+import { seededRandom } from '../../helpers/random.js';
 import type { Resource } from '../../../shared/resources/types.js';
 import { endpoints, FakeClock, request } from './upstream-helpers.js';
 

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backoffMs, decideRetry, retryPolicyFor } from '../../../waypoint/upstream/retry.js';
-import { seededRandom } from '../../../waypoint/upstream/types.js';
+import { seededRandom } from '../../helpers/random.js';
 
 const random = seededRandom(11);
 
