@@ -6,11 +6,11 @@
 // Which Services use a waypoint is the push's business (controller/push/share.ts).
 
 import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
 import { gatewayNameLabel, managedLabel, managedValue, tracesEndpointAnnotation, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
 import { applyResources, deleteResources, type ApplyContext } from '../resources/apply.js';
+import { followStore } from './reconcile.js';
 
 const managedKinds = ['ServiceAccount', 'Deployment', 'Service'] as const;
 
@@ -22,41 +22,18 @@ export interface WaypointDeployerOptions {
 }
 
 export class WaypointDeployer {
-  private scheduled = false;
-  private stopped = false;
+  private stopFollowing: (() => void) | undefined;
 
   constructor(private readonly o: WaypointDeployerOptions) {}
 
   /** Reconciles now and after every change that concerns a waypoint. */
   start(): void {
-    this.o.ctx.store.on('change', (event) => {
-      if (this.stopped) return;
-      const relevant = event.changes.some((c) => {
-        const r = c.resource;
-        return r.kind === 'Gateway' || r.metadata.labels?.[gatewayNameLabel] !== undefined || r.kind === 'Namespace';
-      });
-      if (relevant) this.schedule();
-    });
-    this.schedule();
+    const concerns = (r: Resource) => r.kind === 'Gateway' || r.kind === 'Namespace' || r.metadata.labels?.[gatewayNameLabel] !== undefined;
+    this.stopFollowing = followStore(this.o.ctx.store, concerns, () => this.reconcile(), this.o.log, 'waypoint reconcile');
   }
 
   stop(): void {
-    this.stopped = true;
-  }
-
-  /** Several changes in one tick make one pass; the pass's own writes schedule one more, which finds nothing to do. */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (this.stopped) return;
-      try {
-        this.reconcile();
-      } catch (err) {
-        this.o.log.error({ err: errorMessage(err) }, 'waypoint reconcile failed');
-      }
-    });
+    this.stopFollowing?.();
   }
 
   reconcile(): void {

@@ -5,11 +5,11 @@
 // implementations: whether a waypoint serves the Service at all, without which the route does nothing.
 
 import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/errors.js';
 import type { Resource, Service } from '../../shared/resources/types.js';
 import { routeStatus, waypointControllerName, type RouteCondition, type RouteObject, type RouteParentStatus } from '../../shared/routing/index.js';
 import { useWaypointOf, waypointGatewayClass } from '../../shared/waypoint/names.js';
 import type { Store } from '../store/store.js';
+import { followStore } from './reconcile.js';
 
 const routeKinds = new Set(['HTTPRoute', 'GRPCRoute']);
 export const waypointBoundCondition = 'ambit.dev/WaypointBound';
@@ -20,8 +20,7 @@ interface ParentStatus extends Omit<RouteParentStatus, 'conditions'> {
 }
 
 export class RouteStatusWriter {
-  private scheduled = false;
-  private stopped = false;
+  private stopFollowing: (() => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -29,30 +28,13 @@ export class RouteStatusWriter {
   ) {}
 
   start(): void {
-    this.store.on('change', (event) => {
-      if (this.stopped) return;
-      // A status written here changes only status: it must not wake this writer again for nothing.
-      if (event.changes.some((c) => routeKinds.has(c.resource.kind) || ['Service', 'Namespace', 'Gateway'].includes(c.resource.kind))) this.schedule();
-    });
-    this.schedule();
+    // A status written here changes only status, and finds nothing to write on the pass it causes.
+    const concerns = (r: Resource) => routeKinds.has(r.kind) || r.kind === 'Service' || r.kind === 'Namespace' || r.kind === 'Gateway';
+    this.stopFollowing = followStore(this.store, concerns, () => this.write(), this.log, 'route status');
   }
 
   stop(): void {
-    this.stopped = true;
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (this.stopped) return;
-      try {
-        this.write();
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'route status failed');
-      }
-    });
+    this.stopFollowing?.();
   }
 
   private write(): void {
