@@ -14,8 +14,8 @@ import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass } fr
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
-/** What waypoints route by; sent to every node, whose agent hands it to the waypoints it hosts. */
-export const trafficKinds = new Set(['HTTPRoute', 'GRPCRoute', 'DestinationRule', 'FaultInjection']);
+/** What waypoints route and limit by; sent to every node, whose agent hands it to the waypoints it hosts. */
+export const trafficKinds = new Set(['HTTPRoute', 'GRPCRoute', 'DestinationRule', 'FaultInjection', 'LocalRateLimit']);
 
 type Scope = 'all' | Set<string>;
 

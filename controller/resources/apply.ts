@@ -5,7 +5,7 @@
 import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
 import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource, type ResourceRef, resourceName, type Service, keyOf } from '../../shared/resources/types.js';
-import { validateReferences, validateResources } from '../../shared/resources/validate.js';
+import { validateMeshRules, validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
@@ -21,6 +21,8 @@ export interface ApplyContext {
   store: Store;
   allocator: ClusterIPAllocator;
   nodeNames?: string[];
+  /** Istio's root namespace (`ambit controller --root-namespace`); istio-system when unset, as its default. */
+  rootNamespace?: string;
 }
 
 export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = false): ApplyResult {
@@ -40,6 +42,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
     const [field, ...rest] = p.message.split(' ');
     problems.push({ index: resources.indexOf(r), resource: resourceName(r), field: field!, message: rest.join(' ') });
   }
+  problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
   if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
 

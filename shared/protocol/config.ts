@@ -83,7 +83,8 @@ export interface PolicyEntry {
 }
 
 /**
- * A traffic-management resource as applied (HTTPRoute, GRPCRoute, DestinationRule, FaultInjection):
+ * A traffic-management resource as applied (HTTPRoute, GRPCRoute, DestinationRule, FaultInjection,
+ * LocalRateLimit):
  * agents keep it for the waypoints of their node, which route by it.
  */
 export interface TrafficEntry {

@@ -30,6 +30,7 @@ export const kinds: KindInfo[] = [
   { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['grpcroute', 'grpcroutes'], userApplied: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },
   { kind: 'FaultInjection', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['faultinjection', 'faultinjections'], userApplied: true },
+  { kind: 'LocalRateLimit', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['localratelimit', 'localratelimits', 'lrl'], userApplied: true },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

@@ -1,7 +1,7 @@
 // JSON Schemas of the mesh's own configuration, in the shapes users already write: Istio's
 // security.istio.io/v1 AuthorizationPolicy, PeerAuthentication and RequestAuthentication, and the
 // Gateway API's gateway.networking.k8s.io/v1 HTTPRoute, GRPCRoute and Gateway, Istio's
-// networking.istio.io/v1 DestinationRule, and ambit's own FaultInjection. Closed objects, so a
+// networking.istio.io/v1 DestinationRule, and ambit's own FaultInjection and LocalRateLimit. Closed objects, so a
 // misspelt field is an error, as in the kinds of schemas.ts.
 
 type Schema = Record<string, unknown>;
@@ -336,6 +336,24 @@ const faultInjectionSpec = {
   anyOf: [{ required: ['delay'] }, { required: ['abort'] }],
 };
 
+/**
+ * ambit.dev/v1alpha1 LocalRateLimit: Envoy's local_ratelimit token bucket (TokenBucket: max_tokens,
+ * tokens_per_fill, fill_interval), attached at a waypoint by Istio-style `targetRefs`. The rules a
+ * schema cannot say (fill interval at least 50 ms, tokensPerFill within maxTokens, which targets a
+ * waypoint honours) are shared/policy/http/rate-limit.ts's, checked at apply time too.
+ */
+const localRateLimitSpec = closed(
+  {
+    targetRefs: { type: 'array', minItems: 1, items: policyTargetRef },
+    tokenBucket: closed(
+      { maxTokens: { type: 'integer', minimum: 1, maximum: 4294967295 }, tokensPerFill: { type: 'integer', minimum: 1, maximum: 4294967295 }, fillInterval: istioDuration },
+      ['maxTokens', 'fillInterval'],
+    ),
+    perSource: { type: 'boolean' },
+  },
+  ['targetRefs', 'tokenBucket'],
+);
+
 export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specRequired: boolean }> = {
   AuthorizationPolicy: { apiVersion: 'security.istio.io/v1', spec: authorizationPolicySpec, specRequired: false },
   PeerAuthentication: { apiVersion: 'security.istio.io/v1', spec: peerAuthenticationSpec, specRequired: false },
@@ -345,4 +363,5 @@ export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specR
   GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: grpcRouteSpec, specRequired: true },
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', spec: gatewaySpec, specRequired: true },
   FaultInjection: { apiVersion: 'ambit.dev/v1alpha1', spec: faultInjectionSpec, specRequired: true },
+  LocalRateLimit: { apiVersion: 'ambit.dev/v1alpha1', spec: localRateLimitSpec, specRequired: true },
 };

@@ -8,6 +8,7 @@ import { kindInfo, kinds } from './kinds.js';
 import { ipv4Pattern, schemas } from './schemas.js';
 import { waypointForLabels, waypointGatewayClass, waypointHbonePort } from '../waypoint/names.js';
 import { type Deployment, keyOf, type Resource, resourceName, type Service } from './types.js';
+import { rateLimitProblems } from '../policy/http/rate-limit.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validators = new Map<string, ValidateFunction>(Object.entries(schemas).map(([kind, s]) => [kind, ajv.compile(s)]));
@@ -166,6 +167,19 @@ export function validateReferences(resources: Resource[], view: ReferenceView): 
         add('spec.template.spec.nodeName', `node ${pod.nodeName} is not in the cluster (nodes: ${view.nodeNames.join(', ')})`);
       }
     }
+  });
+  return problems;
+}
+
+/**
+ * Rules that need the mesh's configuration, after the schema passed: the root namespace, from which
+ * alone a policy may name every waypoint (GatewayClass), and what a LocalRateLimit's bucket may hold.
+ */
+export function validateMeshRules(resources: Resource[], rootNamespace: string): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  resources.forEach((r, index) => {
+    if (r.kind !== 'LocalRateLimit') return;
+    for (const p of rateLimitProblems(r.spec, r.metadata.namespace ?? 'default', rootNamespace)) problems.push({ index, resource: resourceName(r), field: p.field, message: p.message });
   });
   return problems;
 }
