@@ -82,7 +82,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
-  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), ...(local ? { nodeNames: nodes } : {}) };
+  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), rootNamespace: config.rootNamespace, ...(local ? { nodeNames: nodes } : {}) };
   const waypoints = new WaypointDeployer({ ctx, log: log.child({ component: 'waypoints' }) });
   waypoints.start();
   const routeStatus = new RouteStatusWriter(store, log.child({ component: 'route-status' }));
