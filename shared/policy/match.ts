@@ -18,7 +18,7 @@ export function stringMatch(text: string): StringMatch {
   return { kind: 'exact', value: text };
 }
 
-function matchesString(m: StringMatch, value: string): boolean {
+export function matchesString(m: StringMatch, value: string): boolean {
   switch (m.kind) {
     case 'exact':
       return value === m.value;
