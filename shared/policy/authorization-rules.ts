@@ -35,6 +35,20 @@ const operationFields = ['ports', 'notPorts'];
 const l4WhenKeys = new Set(['source.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port']);
 
 const ipBlock = 'an IPv4 address or CIDR block';
+export const serviceAccountForm = 'a service account (<namespace>/<name> or <name>, no wildcard)';
+
+/**
+ * A `serviceAccounts` value as the principal suffix `/ns/<namespace>/sa/<name>` that match.ts's
+ * matchesServiceAccount looks for, or undefined when it is not one. API doc: "This takes the format
+ * <namespace>/<serviceaccount>. <serviceaccount> may also be used to use the same namespace as the
+ * AuthorizationPolicy. No form of wildcard (*) is allowed."
+ */
+export function serviceAccountSuffix(text: string, policyNamespace: string): string | undefined {
+  const parts = text.split('/');
+  if (parts.length > 2 || text.includes('*') || parts.some((p) => p === '')) return undefined;
+  const [ns, sa] = parts.length === 2 ? parts : [policyNamespace, parts[0]];
+  return `/ns/${ns}/sa/${sa}`;
+}
 const portNumber = 'a port number (0-65535)';
 
 /** Reads one rule, noting what the node proxy cannot see (`unseen`) and what is malformed (`invalid`). */
@@ -61,8 +75,8 @@ class RuleReader {
       notPrincipals: f('notPrincipals')?.map(stringMatch),
       namespaces: f('namespaces')?.map(stringMatch),
       notNamespaces: f('notNamespaces')?.map(stringMatch),
-      serviceAccounts: this.parse(f('serviceAccounts'), `${where}.serviceAccounts`, 'a service account (<namespace>/<name> or <name>, no wildcard)', this.serviceAccount),
-      notServiceAccounts: this.parse(f('notServiceAccounts'), `${where}.notServiceAccounts`, 'a service account (<namespace>/<name> or <name>, no wildcard)', this.serviceAccount),
+      serviceAccounts: this.parse(f('serviceAccounts'), `${where}.serviceAccounts`, serviceAccountForm, this.serviceAccount),
+      notServiceAccounts: this.parse(f('notServiceAccounts'), `${where}.notServiceAccounts`, serviceAccountForm, this.serviceAccount),
       sourceIps: this.parse(f('ipBlocks'), `${where}.ipBlocks`, ipBlock, ipRange),
       notSourceIps: this.parse(f('notIpBlocks'), `${where}.notIpBlocks`, ipBlock, ipRange),
     };
@@ -103,14 +117,7 @@ class RuleReader {
     }
   }
 
-  // API doc: "This takes the format <namespace>/<serviceaccount>. <serviceaccount> may also be used
-  // to use the same namespace as the AuthorizationPolicy. No form of wildcard (*) is allowed."
-  private serviceAccount = (text: string): string | undefined => {
-    const parts = text.split('/');
-    if (parts.length > 2 || text.includes('*') || parts.some((p) => p === '')) return undefined;
-    const [ns, sa] = parts.length === 2 ? parts : [this.policyNamespace, parts[0]];
-    return `/ns/${ns}/sa/${sa}`;
-  };
+  private serviceAccount = (text: string): string | undefined => serviceAccountSuffix(text, this.policyNamespace);
 
   private noteUnseen(obj: Record<string, unknown>, seen: string[]): void {
     for (const [field, v] of Object.entries(obj)) {

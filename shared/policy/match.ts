@@ -18,7 +18,7 @@ export function stringMatch(text: string): StringMatch {
   return { kind: 'exact', value: text };
 }
 
-function matchesString(m: StringMatch, value: string): boolean {
+export function matchesString(m: StringMatch, value: string): boolean {
   switch (m.kind) {
     case 'exact':
       return value === m.value;
@@ -131,11 +131,12 @@ function anyIp(list: IpRange[], ip: number): boolean {
 
 // `serviceAccounts` ignores the trust domain (ztunnel's ServiceAccountMatch compares namespace and
 // name only): the principal must be `<trust-domain>` + suffix, and a trust domain has no '/'.
+export function matchesServiceAccount(suffix: string, principal: string): boolean {
+  return principal.endsWith(suffix) && principal.indexOf('/') === principal.length - suffix.length && principal.length > suffix.length;
+}
+
 function anyServiceAccount(list: string[], principal: string): boolean {
-  for (let i = 0; i < list.length; i++) {
-    const suffix = list[i]!;
-    if (principal.endsWith(suffix) && principal.indexOf('/') === principal.length - suffix.length && principal.length > suffix.length) return true;
-  }
+  for (let i = 0; i < list.length; i++) if (matchesServiceAccount(list[i]!, principal)) return true;
   return false;
 }
 
