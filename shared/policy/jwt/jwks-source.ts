@@ -96,7 +96,6 @@ export class RemoteJwks implements KeySource {
     const controller = new AbortController();
     this.controller = controller;
     const bound = setTimeout(() => controller.abort(new Error(`timed out after ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
-    bound.unref();
     let next = this.o.retryMs;
     try {
       // The race makes the timeout hold even when the fetcher ignores its signal.
