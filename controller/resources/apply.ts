@@ -8,7 +8,7 @@ import { type Resource, type ResourceRef, resourceName, type Service, keyOf } fr
 import { validateMeshRules, validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
-import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
+import { type PolicyReview, reviewPolicy } from './policy-review.js';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
 
@@ -44,17 +44,18 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   }
   problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
-  if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
 
-  // A policy's status tells the truth about what the node proxies enforce of it (istio#61126 is
-  // the counter-example): each part they cannot enforce as written is a warning on the resource.
+  // A policy's status tells the truth about who enforces it and what they cannot enforce as written
+  // (istio#61126 is the counter-example); what no proxy can honour refuses the batch.
   const warnings = new Map<string, string[]>();
-  for (const r of resources) {
-    const w = policyWarnings(r);
-    if (!w) continue;
-    r.status = { enforcedBy: 'node proxies (L4)', ...(w.length ? { warnings: w } : {}) };
-    if (w.length) warnings.set(resourceName(r), w);
-  }
+  resources.forEach((r, index) => {
+    const review: PolicyReview | undefined = reviewPolicy(r, ctx.rootNamespace ?? 'istio-system');
+    if (!review) return;
+    for (const p of review.problems) problems.push({ index, resource: resourceName(r), field: p.field, message: p.message });
+    r.status = review.status;
+    if (review.warnings.length) warnings.set(resourceName(r), review.warnings);
+  });
+  if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
 
   // Every namespace has a `default` service account, as in Kubernetes.
   const upserts = [...resources];
@@ -95,15 +96,6 @@ export function deleteResources(ctx: ApplyContext, refs: ResourceRef[], ignoreNo
 
 function withWarnings(w: string[] | undefined) {
   return w?.length ? { warnings: w } : {};
-}
-
-/** What the node proxies do not enforce of an AuthorizationPolicy or PeerAuthentication; undefined for other kinds. */
-function policyWarnings(r: Resource): string[] | undefined {
-  if (r.kind !== 'AuthorizationPolicy' && r.kind !== 'PeerAuthentication') return undefined;
-  const entry = [{ kind: r.kind, name: r.metadata.name, namespace: r.metadata.namespace!, spec: r.spec ?? {} }];
-  const engine = r.kind === 'AuthorizationPolicy' ? new Authorizer() : new PeerAuthenticator();
-  engine.update(entry);
-  return engine.warnings().map((w) => `${w.rule !== undefined ? `rule ${w.rule}: ` : ''}${w.message}`);
 }
 
 /**
