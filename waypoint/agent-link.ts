@@ -13,7 +13,7 @@ import { spiffeId, type Identity } from '../shared/identity/spiffe.js';
 import { buildCsr, toPem } from '../shared/identity/x509.js';
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { WaypointCertificateResponse, WaypointSnapshot } from '../shared/waypoint/config.js';
+import type { WaypointCertificateResponse, WaypointExplainAnswer, WaypointExplainRequest, WaypointSnapshot } from '../shared/waypoint/config.js';
 import { waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../shared/waypoint/names.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -32,6 +32,8 @@ export interface AgentLinkOptions {
   host?: string;
   port?: number;
   ttlSeconds?: number;
+  /** What the waypoint's security does with a request, for `ambit explain` (security.ts). */
+  explain?(req: WaypointExplainRequest): Promise<Omit<WaypointExplainAnswer, 'type' | 'id'>>;
 }
 
 export class AgentLink extends EventEmitter<{ snapshot: [WaypointSnapshot]; certificate: [WaypointCertificate] }> {
@@ -118,6 +120,12 @@ export class AgentLink extends EventEmitter<{ snapshot: [WaypointSnapshot]; cert
     });
   }
 
+  private explain(ws: WebSocket, req: WaypointExplainRequest): void {
+    const answer = (a: Omit<WaypointExplainAnswer, 'type' | 'id'>) => ws.send(JSON.stringify({ type: 'explained', id: req.id, ...a }));
+    if (!this.o.explain) return answer({ steps: [], error: 'this waypoint does not explain' });
+    this.o.explain(req).then(answer, (err: Error) => answer({ steps: [], error: err.message }));
+  }
+
   private subscribe(): void {
     const ws = new WebSocket(`ws://${this.o.host ?? '127.0.0.1'}:${this.o.port ?? waypointLocalPort}${waypointConfigPath}`, { maxPayload: 256 * 1024 * 1024 });
     this.ws = ws;
@@ -127,8 +135,9 @@ export class AgentLink extends EventEmitter<{ snapshot: [WaypointSnapshot]; cert
     });
     ws.on('message', (data) => {
       try {
-        const s = JSON.parse(data.toString()) as WaypointSnapshot;
+        const s = JSON.parse(data.toString()) as WaypointSnapshot | WaypointExplainRequest;
         if (s.type === 'snapshot') this.emit('snapshot', s);
+        else if (s.type === 'explain') this.explain(ws, s);
       } catch (err) {
         this.o.log.warn({ err: errorMessage(err) }, 'a configuration snapshot did not parse; keeping the last one');
       }

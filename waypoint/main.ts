@@ -1,7 +1,8 @@
 // The waypoint process (`ambit waypoint run --gateway NAME`, in its pod): its identity and
 // configuration come from its node agent (agent-link.ts); it takes HBONE on 15008 from node proxies
-// (proxy/ingress.ts), routes each HTTP request (routing/) to an endpoint chosen with the backend's
-// traffic policy (upstream/), and sends it over HBONE with its own identity (proxy/upstream.ts).
+// (proxy/ingress.ts), checks each HTTP request against its security policies (security.ts), routes it
+// (routing/) to an endpoint chosen with the backend's traffic policy (upstream/), and sends it over
+// HBONE with its own identity (proxy/upstream.ts).
 // Istio's L7 metrics are on 15020, one access line per request on stdout.
 
 import { createServer } from 'node:http';
@@ -25,6 +26,8 @@ import { Forwarder, noAffinity } from './proxy/forward.js';
 import { Router } from './router.js';
 import { Upstreams } from './proxy/upstream.js';
 import { Destinations } from './destinations.js';
+import { WaypointSecurity } from './security.js';
+import { jwksFetcher } from './jwks.js';
 
 export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const log = createLogger('waypoint', config.logLevel).child({ waypoint: `${config.namespace}/${config.gateway}`, pod: config.podName });
@@ -33,7 +36,11 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain });
   const tracer = new HttpTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
   const state = new WaypointState();
-  const link = new AgentLink({ identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount }, log: log.child({ component: 'agent-link' }) });
+  const link = new AgentLink({
+    identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount },
+    log: log.child({ component: 'agent-link' }),
+    explain: (q): ReturnType<WaypointSecurity['explain']> => security.explain(q, (ns, name) => state.service(ns, name)),
+  });
   link.on('snapshot', (s) => {
     state.apply(s);
     log.debug({ version: s.version }, 'configuration applied');
@@ -44,8 +51,19 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const destinations = new Destinations(state, { rootNamespace: config.rootNamespace, waypointNamespace: config.namespace, log: log.child({ component: 'upstream' }) });
   const router = new Router(state, log.child({ component: 'routing' }), (ns, name) => destinations.fault(ns, name));
 
+  const security = new WaypointSecurity({
+    waypoint: `${config.namespace}/${config.gateway}`,
+    rootNamespace: config.rootNamespace,
+    state,
+    log: log.child({ component: 'security' }),
+    fetchJwks: jwksFetcher(state, destinations, upstreams),
+    onRefusal: (kind, r) => metrics.refusals.inc({ kind, policy: r.policy ?? '', response_code: String(r.status) }),
+  });
+
   const forwarder = new Forwarder({
     upstreams,
+    admit: (req, ctx) => security.admit(req, ctx),
+    limit: (service, route, ctx) => security.limit(service, route, ctx),
     plan: (req, ctx) => router.plan(req, ctx),
     destinations,
     workloadAt: (ip) => state.workloadAt(ip),
@@ -134,6 +152,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     ingress.close();
     upstreams.close();
     destinations.close();
+    security.close();
     pool.close();
     process.exit(0);
   };

@@ -53,6 +53,7 @@ export class Router {
     const route = `${m.rule.route.kind} ${m.rule.route.namespace}/${m.rule.route.name} rule ${m.rule.name ?? m.rule.index}`;
     const common = {
       route,
+      routeRef: `${m.rule.route.namespace}/${m.rule.route.name}`,
       ...(r.responseHeaders.length ? { responseHeaders: r.responseHeaders } : {}),
     };
     if (r.redirect) return { ...common, respond: { status: r.redirect.status, headers: { location: r.redirect.location } } };

@@ -1,11 +1,12 @@
 // The waypoint's view of the cluster, replaced whole by each snapshot its node agent sends: Services
 // by address and by name, workloads by address, nodes, the trust bundle, and the traffic resources
-// (routes, destination rules, faults) that the routing and upstream modules compile. Readers take
-// what they need per request from the indices; nothing here is rebuilt per request.
+// (routes, destination rules, faults) and security policies that the routing, upstream and security
+// modules compile. Readers take what they need per request from the indices; nothing here is
+// rebuilt per request.
 
 import { EventEmitter } from 'node:events';
 import { TrustBundle } from '../shared/identity/svid.js';
-import type { NodeEntry, ServiceEntry, TrafficEntry, WorkloadEntry } from '../shared/protocol/config.js';
+import type { NodeEntry, PolicyEntry, ServiceEntry, TrafficEntry, WorkloadEntry } from '../shared/protocol/config.js';
 import type { WaypointSnapshot } from '../shared/waypoint/config.js';
 import type { Labels } from '../shared/resources/types.js';
 
@@ -17,6 +18,8 @@ export class WaypointState extends EventEmitter<{ changed: [number] }> {
   private nodes = new Map<string, NodeEntry>();
   private namespaces = new Map<string, Labels>();
   traffic: TrafficEntry[] = [];
+  /** Security policies attached to waypoints (targetRefs); security.ts compiles those that are this waypoint's. */
+  policies: PolicyEntry[] = [];
   trustBundle = new TrustBundle({});
 
   apply(s: WaypointSnapshot): void {
@@ -34,6 +37,7 @@ export class WaypointState extends EventEmitter<{ changed: [number] }> {
     this.nodes = new Map(s.nodes.map((n) => [n.name, n]));
     this.namespaces = new Map(s.namespaces.map((n) => [n.name, n.labels]));
     this.traffic = s.traffic;
+    this.policies = s.policies ?? [];
     this.trustBundle = new TrustBundle(Object.fromEntries(s.trustBundles.map((b) => [b.trustDomain, b.roots])));
     this.version = s.version;
     this.emit('changed', s.version);

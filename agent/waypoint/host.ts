@@ -14,7 +14,8 @@ import { spiffeId } from '../../shared/identity/spiffe.js';
 import { fromPem, parseCsr } from '../../shared/identity/x509.js';
 import { closeFd, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
-import type { WaypointCertificateRequest, WaypointCertificateResponse, WaypointSnapshot } from '../../shared/waypoint/config.js';
+import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
+import type { WaypointCertificateRequest, WaypointCertificateResponse, WaypointExplainAnswer, WaypointExplainRequest, WaypointSnapshot } from '../../shared/waypoint/config.js';
 import { gatewayNameLabel, waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../../shared/waypoint/names.js';
 import type { AgentState } from '../state/state.js';
 import { CertificateRefused, type CaClient } from '../identity/caclient.js';
@@ -44,6 +45,8 @@ export class WaypointHost {
   private snapshotCache: { version: number; json: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private explainId = 0;
+  private readonly explaining = new Map<number, (a: WaypointExplainAnswer) => void>();
 
   constructor(private readonly o: WaypointHostOptions) {}
 
@@ -89,7 +92,8 @@ export class WaypointHost {
   private async host(key: string, w: WorkloadEntry): Promise<void> {
     this.opening.add(key);
     const server = createServer((req, res) => void this.onRequest(w, req, res));
-    const sockets = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+    // The waypoint sends only explain answers: a few lines each.
+    const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
     server.on('upgrade', (req, socket, head) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== waypointConfigPath) return void socket.destroy();
       sockets.handleUpgrade(req, socket, head, (ws) => this.onSubscriber(key, ws));
@@ -123,8 +127,39 @@ export class WaypointHost {
     h.server.closeAllConnections();
   }
 
+  /**
+   * Asks waypoint pod `key` (`namespace/name`) what its security does with a request (`ambit
+   * explain --http`); it answers from the policies and keys it runs with.
+   */
+  explain(key: string, req: Omit<WaypointExplainRequest, 'type' | 'id'>): Promise<Omit<WaypointExplainAnswer, 'type' | 'id'>> {
+    const ws = this.hosted.get(key)?.sockets.clients.values().next().value;
+    if (!ws) return Promise.reject(new Error(`waypoint pod ${key} is not connected to this node's agent`));
+    const id = ++this.explainId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.explaining.delete(id);
+        reject(new Error(`waypoint pod ${key} did not answer in 5 s`));
+      }, 5000);
+      this.explaining.set(id, (a) => {
+        clearTimeout(timer);
+        this.explaining.delete(id);
+        if (a.error) reject(new Error(a.error));
+        else resolve({ steps: a.steps, ...(a.refused ? { refused: a.refused } : {}) });
+      });
+      ws.send(JSON.stringify({ type: 'explain', id, ...req } satisfies WaypointExplainRequest));
+    });
+  }
+
   private onSubscriber(key: string, ws: WebSocket): void {
     ws.on('error', () => undefined);
+    ws.on('message', (data) => {
+      try {
+        const a = JSON.parse(data.toString()) as WaypointExplainAnswer;
+        if (a.type === 'explained' && Array.isArray(a.steps)) this.explaining.get(a.id)?.(a);
+      } catch {
+        this.o.log.warn({ waypoint: key }, 'the waypoint sent a message that is not JSON');
+      }
+    });
     ws.send(this.snapshotJson());
     this.o.log.debug({ waypoint: key }, 'waypoint subscribed to its configuration');
   }
@@ -142,6 +177,7 @@ export class WaypointHost {
       namespaces: [...s.namespaces.values()],
       trustBundles: [...s.trustBundles.values()],
       traffic: [...s.traffic.values()],
+      policies: [...s.policies.values()].filter((p) => hasTargetRefs(p.spec)),
     };
     const json = JSON.stringify(snapshot);
     this.snapshotCache = { version: s.version, json };

@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import type { ChangeEvent } from '../store/store.js';
 import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadKey, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { enrollLabels } from '../../shared/enrollment.js';
+import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
 import { canonicalFields } from '../../shared/resources/canonical.js';
 import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass } from '../../shared/waypoint/names.js';
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
@@ -309,8 +310,12 @@ export class ShareBuilder {
   /**
    * Istio's scoping: a policy applies to the workloads of its namespace that its selector matches
    * (all of them without a selector); in the root namespace, to matching workloads of every namespace.
+   * A policy attached to a waypoint goes to every node.
    */
   private policyScope(p: Resource): Scope {
+    // Attached with targetRefs: a waypoint enforces it, and waypoints take their policies from the
+    // agent of their node, as they take routes: every node, like the traffic kinds.
+    if (hasTargetRefs(p.spec)) return 'all';
     const labels = (p.spec as { selector?: { matchLabels?: Labels } } | undefined)?.selector?.matchLabels;
     // Istio: an empty selector selects every workload, like no selector.
     const selector = labels && Object.keys(labels).length > 0 ? labels : undefined;

@@ -20,6 +20,7 @@ import { backoffMs, decideRetry, type HTTPRouteRetry } from '../upstream/retry.j
 import type { ServicePolicy } from '../upstream/policy.js';
 import type { UpstreamResult } from '../upstream/types.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
+import type { RateLimited, Refusal } from '../security.js';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -27,6 +28,10 @@ export type DownstreamResponse = ServerResponse | Http2ServerResponse;
 export interface Plan {
   /** The route that matched, `namespace/name` and rule, for the access log and explain. */
   route?: string;
+  /** `namespace/name` of that route, which rate limits attach to. */
+  routeRef?: string;
+  /** Added to the backend's answer (the rate limit's headers). */
+  extraResponseHeaders?: OutgoingHttpHeaders;
   /** Answered by the waypoint itself (a redirect, a fault's abort, a route with no valid backend). */
   respond?: { status: number; headers?: OutgoingHttpHeaders; flag?: string };
   backend?: { service: ServiceEntry; port: number };
@@ -79,6 +84,13 @@ export interface ForwardOptions {
   record(o: RequestOutcome): void;
   /** Spans per request and per try, when tracing is on. */
   tracer?: HttpTracer;
+  /**
+   * L7 security before routing (path normalization, JWT, AuthorizationPolicy): a refusal to send, or
+   * undefined to go on; a promise only when a JWT must be checked.
+   */
+  admit?(req: DownstreamRequest, ctx: TunnelContext): Refusal | undefined | Promise<Refusal | undefined>;
+  /** The rate limits of the Service and route, after routing: undefined when none applies. */
+  limit?(service: ServiceEntry, route: string | undefined, ctx: TunnelContext): RateLimited | undefined;
 }
 
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
@@ -95,6 +107,27 @@ function copyHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
 
 function applyEdits(headers: OutgoingHttpHeaders, modifiers: readonly HeaderModifier[] | undefined): void {
   if (modifiers?.length) editHeaders(headers as HeaderBag, modifiers);
+}
+
+/** Envoy's mapping of a local reply's HTTP status to a gRPC status (Grpc::Utility::httpToGrpcStatus). */
+function grpcStatusOf(status: number): number {
+  switch (status) {
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14; // UNAVAILABLE
+    default:
+      return 2; // UNKNOWN
+  }
 }
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
@@ -157,7 +190,27 @@ export class Forwarder {
       finish();
     });
     req.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+    // Counting made it flow: held until the body has its reader (after a JWT check or a fault's delay).
+    req.pause();
 
+    const admitted = this.o.admit?.(req, ctx);
+    if (admitted === undefined) return this.route(req, res, ctx, outcome, grpc);
+    if (!('then' in admitted)) return this.refuse(req, res, outcome, admitted, grpc);
+    admitted.then(
+      (refusal) => (refusal ? this.refuse(req, res, outcome, refusal, grpc) : this.route(req, res, ctx, outcome, grpc)),
+      (err: Error) => this.answer(res, outcome, 500, '-', `authentication failed: ${err.message}`, grpc),
+    );
+  }
+
+  private refuse(req: DownstreamRequest, res: DownstreamResponse, outcome: RequestOutcome, r: Refusal, grpc: boolean): void {
+    req.resume();
+    this.answer(res, outcome, r.status, r.flag, r.message, grpc, r.headers);
+  }
+
+  private route(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext, outcome: RequestOutcome, grpc: boolean): void {
+    if (res.destroyed) return;
+    // Normalized by admit(): what the policies saw is what is routed and sent.
+    outcome.path = req.url ?? '/';
     let plan: Plan;
     try {
       plan = this.o.plan(req, ctx);
@@ -165,6 +218,12 @@ export class Forwarder {
       return this.answer(res, outcome, 500, 'NR', `routing failed: ${(err as Error).message}`);
     }
     if (plan.route) outcome.route = plan.route;
+    if (this.o.limit && !plan.respond) {
+      // Budgets belong to the Service dialled (and its route), as every policy at a waypoint does.
+      const limited = this.o.limit(ctx.service, plan.routeRef, ctx);
+      if (limited?.refusal) return this.refuse(req, res, outcome, limited.refusal, grpc);
+      if (limited) plan.extraResponseHeaders = limited.headers;
+    }
     const go = () => this.run(req, res, ctx, plan, outcome, grpc);
     if (plan.delayMs) {
       outcome.flags = 'DI';
@@ -334,6 +393,7 @@ export class Forwarder {
         const grpcStatus = respHeaders['grpc-status'];
         if (grpcStatus !== undefined) outcome.grpcStatus = Number(grpcStatus);
         applyEdits(respHeaders, plan.responseHeaders);
+        if (plan.extraResponseHeaders) Object.assign(respHeaders, plan.extraResponseHeaders);
         res.writeHead(status, respHeaders);
         body.on('data', (c: Buffer) => (outcome.responseBytes += c.length));
         trailers?.((t) => {
@@ -422,12 +482,12 @@ export class Forwarder {
     (req as unknown as NodeJS.ReadableStream).pipe(copy);
   }
 
-  private answer(res: DownstreamResponse, outcome: RequestOutcome, status: number, flag: string, message: string, grpc = false): void {
+  private answer(res: DownstreamResponse, outcome: RequestOutcome, status: number, flag: string, message: string, grpc = false, headers?: OutgoingHttpHeaders): void {
     outcome.status = status;
-    outcome.flags = outcome.flags === '-' || outcome.flags === 'URX' ? flag : `${outcome.flags},${flag}`;
+    if (flag !== '-') outcome.flags = outcome.flags === '-' || outcome.flags === 'URX' ? flag : `${outcome.flags},${flag}`;
     if (res.headersSent) return void res.destroy();
     const body = `${message}\n`;
-    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...(grpc ? { 'grpc-status': '14', 'grpc-message': message } : {}) });
+    res.writeHead(status, { ...headers, 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...(grpc ? { 'grpc-status': String(grpcStatusOf(status)), 'grpc-message': message } : {}) });
     res.end(body);
   }
 

@@ -3,7 +3,7 @@
 // reporter="waypoint", so Istio's dashboards and Kiali read them. One record per request, written
 // by the proxy once the response ends; serving /metrics is the waypoint process's (createServer there).
 
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
@@ -77,7 +77,15 @@ export class WaypointMetrics {
    */
   private readonly cache: ByEntry = new WeakMap();
 
+  /**
+   * Requests the waypoint's security refused, by what refused them (`authn`: a JWT, `authz`: an
+   * AuthorizationPolicy or an unnormalizable path, `ratelimit`) and the policy: istio_requests_total
+   * has them by response code only.
+   */
+  readonly refusals: Counter<'kind' | 'policy' | 'response_code'>;
+
   constructor(o: { cluster?: string; trustDomain?: string } = {}) {
+    this.refusals = new Counter({ name: 'ambit_waypoint_policy_refusals_total', help: 'Requests refused by the waypoint\'s JWT checks, authorization policies and rate limits', labelNames: ['kind', 'policy', 'response_code'], registers: [this.registry] });
     // Istio's defaults: its cluster ID when none is configured, and its trust domain.
     this.cluster = o.cluster ?? 'Kubernetes';
     this.sides = new WorkloadLabelCache({ cluster: this.cluster, trustDomain: o.trustDomain ?? 'cluster.local' });

@@ -28,6 +28,11 @@ export interface AttachmentProblem {
   message: string;
 }
 
+/** Whether a policy is attached with targetRef(s), so a waypoint enforces it (the node proxy enforces the selector kind). */
+export function hasTargetRefs(spec: unknown): boolean {
+  return isRecord(spec) && ((spec.targetRef !== undefined && spec.targetRef !== null) || (Array.isArray(spec.targetRefs) && spec.targetRefs.length > 0));
+}
+
 /**
  * The attachment of a policy spec, or undefined when it has no targetRef(s) (a selector policy, for
  * node proxies). `allowRoutes`: HTTPRoute and GRPCRoute are accepted targets (rate limits).
