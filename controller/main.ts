@@ -24,6 +24,7 @@ import type { ControllerParts, LocalCluster, LocalClusterServices } from './loca
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
+import { PolicyStatusWriter } from './waypoints/policy-status.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -87,6 +88,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   waypoints.start();
   const routeStatus = new RouteStatusWriter(store, log.child({ component: 'route-status' }));
   routeStatus.start();
+  const policyStatus = new PolicyStatusWriter(store, log.child({ component: 'policy-status' }), config.rootNamespace);
+  policyStatus.start();
   const parts: ControllerParts = {
     store,
     apply: ctx,
@@ -150,6 +153,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     server.closeAllConnections();
     waypoints.stop();
     routeStatus.stop();
+    policyStatus.stop();
     push.close();
     monitoring.close();
     dashboard?.close();

@@ -6,8 +6,8 @@
 
 import type { Logger } from '../../shared/log.js';
 import type { Resource, Service } from '../../shared/resources/types.js';
+import { servingWaypoint } from './bound.js';
 import { routeStatus, waypointControllerName, type RouteCondition, type RouteObject, type RouteParentStatus } from '../../shared/routing/index.js';
-import { useWaypointOf, waypointGatewayClass } from '../../shared/waypoint/names.js';
 import type { Store } from '../store/store.js';
 import { followStore } from './reconcile.js';
 
@@ -70,21 +70,9 @@ export class RouteStatusWriter {
 
   /** Whether a waypoint serves the parent Service: a route on a Service without one routes nothing. */
   private waypointBound(p: RouteParentStatus, routeNamespace: string, generation: number | undefined): Condition {
-    const ns = p.parentRef.namespace ?? routeNamespace;
-    const service = this.store.get('Service', ns, p.parentRef.name);
+    const served = servingWaypoint(this.store, p.parentRef.namespace ?? routeNamespace, p.parentRef.name);
     const gen = generation !== undefined ? { observedGeneration: generation } : {};
-    if (!service) return { type: waypointBoundCondition, status: 'False', reason: 'NoService', message: `Service ${ns}/${p.parentRef.name} does not exist`, ...gen };
-    const use = useWaypointOf(ns, service.metadata.labels, this.store.get('Namespace', '', ns)?.metadata.labels);
-    const gateway = use && this.store.get('Gateway', use.namespace, use.name);
-    if (!use || !gateway || (gateway.spec as { gatewayClassName?: string }).gatewayClassName !== waypointGatewayClass) {
-      return {
-        type: waypointBoundCondition,
-        status: 'False',
-        reason: 'NoWaypoint',
-        message: use ? `Service ${ns}/${p.parentRef.name} names waypoint ${use.namespace}/${use.name}, which does not exist: this route does nothing until it does` : `Service ${ns}/${p.parentRef.name} uses no waypoint: label it or its namespace istio.io/use-waypoint=<waypoint> (ambit waypoint apply -n ${ns} --enroll-namespace) for this route to take effect`,
-        ...gen,
-      };
-    }
-    return { type: waypointBoundCondition, status: 'True', reason: 'WaypointBound', message: `served by waypoint ${use.namespace}/${use.name}`, ...gen };
+    if ('reason' in served) return { type: waypointBoundCondition, status: 'False', reason: served.reason, message: served.reason === 'NoWaypoint' ? `${served.message}: this route does nothing until one serves it` : served.message, ...gen };
+    return { type: waypointBoundCondition, status: 'True', reason: 'WaypointBound', message: `served by waypoint ${served.waypoint}`, ...gen };
   }
 }
