@@ -124,6 +124,16 @@ export async function runAgent(config: AgentConfig): Promise<void> {
       outbound: (p) => proxy.explainOutbound({ sourceIp: String(p.sourceIp), ip: String(p.ip), port: Number(p.port) }),
       inbound: (p) =>
         proxy.explainInbound({ sourceIp: String(p.sourceIp), ...(typeof p.sourcePrincipal === 'string' ? { sourcePrincipal: p.sourcePrincipal } : {}), ip: String(p.ip), port: Number(p.port), mtls: p.mtls === true }),
+      waypoint: (p) =>
+        waypoints.explain(String(p.pod), {
+          service: String(p.service),
+          port: Number(p.port),
+          sourceIp: String(p.sourceIp ?? ''),
+          sourcePrincipal: String(p.sourcePrincipal ?? ''),
+          method: String(p.method ?? 'GET'),
+          path: String(p.path ?? '/'),
+          headers: typeof p.headers === 'object' && p.headers !== null ? (p.headers as Record<string, string>) : {},
+        }),
     },
   });
   const metrics = new AgentMetrics({

@@ -23,7 +23,7 @@ export interface AdminOptions {
   connections?: () => unknown[];
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
-  explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown };
+  explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown; waypoint?(params: Record<string, unknown>): Promise<unknown> };
 }
 
 interface Request {
@@ -91,6 +91,11 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         if (!o.explain || !params || typeof params !== 'object') return fail('BadRequest', `${String(req.method)} needs params {sourceIp, ip, port}`);
         return reply(req.method === 'explain-outbound' ? o.explain.outbound(params as Record<string, unknown>) : o.explain.inbound(params as Record<string, unknown>));
       }
+      case 'explain-waypoint': {
+        const params = (req as { params?: unknown }).params;
+        if (!o.explain?.waypoint || !params || typeof params !== 'object') return fail('BadRequest', 'explain-waypoint needs params {pod, service, port, sourceIp, sourcePrincipal, method, path, headers}');
+        return void o.explain.waypoint(params as Record<string, unknown>).then(reply, (err: Error) => fail('WaypointUnreachable', err.message));
+      }
       case 'subscribe': {
         const wanted = parseTopics(req.params?.topics);
         if (wanted === null) return fail('BadRequest', `topics must be a list of ${topics.join(', ')}`);
@@ -103,7 +108,7 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply({ subscribed: wanted ? [...wanted] : topics });
       }
       default:
-        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe, explain-outbound, explain-inbound`);
+        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe, explain-outbound, explain-inbound, explain-waypoint`);
     }
   });
 }

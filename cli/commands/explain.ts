@@ -3,8 +3,9 @@
 // resolves (Service endpoint, pod, passthrough) and how it would travel (HBONE with which
 // identities, or plaintext); the destination's agent says which mTLS mode and which policy and
 // rule would allow or deny it, and warns about policy parts it does not enforce. Through a waypoint,
-// the waypoint's hop too: the routes attached, and with `--http METHOD PATH` the rule a request
-// matches, its backends and filters, then the endpoint it goes on to. Nothing connects.
+// the waypoint's hop too: the routes attached, and with `--http METHOD PATH` (and `--jwt TOKEN`) what
+// the waypoint's security decides (asked of the waypoint pod), the rule a request matches, its
+// backends and filters, then the endpoint it goes on to. Nothing connects.
 // The questions and the wording live in shared/explain/ (the dashboard asks the same); this command
 // reaches the agents by re-entering their nodes' namespaces.
 
@@ -24,7 +25,7 @@ export async function explain(ctx: CliContext, args: string[]): Promise<number> 
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, http: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true } },
+    options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, http: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, jwt: { type: 'string' } },
   });
   // `--http METHOD PATH`: the method is the flag's value, the path the third positional.
   const [src, dst, path] = positionals;
@@ -34,6 +35,11 @@ export async function explain(ctx: CliContext, args: string[]): Promise<number> 
     const i = h.indexOf(':');
     if (i <= 0) throw new AmbitError('BadArgs', `-H ${JSON.stringify(h)}: write a header as 'name: value'`);
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  // `--jwt TOKEN`: sent where RequestAuthentication looks first, as `Authorization: Bearer`.
+  if (values.jwt !== undefined) {
+    if (!values.http) throw new AmbitError('BadArgs', `--jwt needs --http METHOD PATH; ${usage}`);
+    headers.authorization = `Bearer ${values.jwt}`;
   }
   const req = parseExplainArgs(src, dst, values.namespace);
   const source = await findPod(ctx, req.sourceName, req.sourceNamespace);

@@ -23,6 +23,8 @@ export interface WaypointHop {
   next?: { target: string; node: string; principal: string; sourceIp: string };
   /** The waypoint answers itself (a redirect, a route that matches nothing, a missing backend). */
   answers?: number;
+  /** Its security refused the request (400, 401, 403): the answer is `answers`. */
+  refused?: boolean;
 }
 
 /** What explaining the L7 hop needs: the routes, the Services, and optionally a request to follow. */
@@ -63,7 +65,7 @@ export interface Directory {
 /** A call to a node agent's query API (`explain-outbound`, `explain-inbound`). */
 export type AgentCall = (node: string, method: string, params: unknown) => Promise<unknown>;
 
-export const usage = "usage: ambit explain [-n NAMESPACE] SRC DST:PORT [--http METHOD PATH [-H 'name: value']...] [-o json]   (SRC: POD, deploy/NAME or NS/POD; DST: an IP, NAME.NAMESPACE of a Service, or NS/POD)";
+export const usage = "usage: ambit explain [-n NAMESPACE] SRC DST:PORT [--http METHOD PATH [-H 'name: value']... [--jwt TOKEN]] [-o json]   (SRC: POD, deploy/NAME or NS/POD; DST: an IP, NAME.NAMESPACE of a Service, or NS/POD)";
 
 export interface ExplainRequest {
   /** The source pod's namespace and name, or `deploy/NAME` for a running pod of a Deployment. */
@@ -95,6 +97,7 @@ export async function explainConnection(source: Pod, req: ExplainRequest, direct
   const targetPod = target ? directory.pods.find((p) => p.ip === target.split(':')[0]) : undefined;
   if (!out.error && out.destination?.waypoint && out.destination.service) {
     waypoint = waypointHop(out.destination.waypoint, out.destination.service, req.port, source.metadata.namespace!, directory, l7);
+    if (l7?.http) waypoint = await withSecurity(waypoint, out.destination.service, req.port, source, out.sourcePrincipal ?? '', directory, call, l7.http);
     if (waypoint.next) {
       inboundNode = waypoint.next.node;
       const [tip, tport] = waypoint.next.target.split(':');
@@ -112,7 +115,7 @@ export async function explainConnection(source: Pod, req: ExplainRequest, direct
       mtls,
     })) as Inbound;
   }
-  const verdict: Verdict = out.error ? 'refused' : inbound && !inbound.allowed ? 'denied' : 'allowed';
+  const verdict: Verdict = out.error ? 'refused' : (inbound && !inbound.allowed) || (waypoint?.refused ?? false) ? 'denied' : 'allowed';
   return {
     source: `${source.metadata.namespace}/${source.metadata.name}`,
     sourceNode: source.spec.nodeName,
@@ -192,6 +195,25 @@ function waypointHop(waypointName: string, serviceName: string, port: number, cl
   }
   steps.push(`sent over HBONE as ${principal} to ${endpoint} (${pod.namespace}/${pod.name}, one of the endpoints of ${backend.namespace}/${backend.name})`);
   return { waypoint: waypointName, steps, next: { target: endpoint, node: pod.node, principal, sourceIp: wpod.ip } };
+}
+
+/**
+ * The waypoint's security before its routing: the waypoint pod itself is asked (through its node's
+ * agent), so the JWT keys and policies are the ones it runs with. A refusal ends the hop there.
+ */
+async function withSecurity(hop: WaypointHop, service: string, port: number, source: Pod, sourcePrincipal: string, directory: Directory, call: AgentCall, http: NonNullable<L7Context['http']>): Promise<WaypointHop> {
+  const [wns, wname] = hop.waypoint.split('/') as [string, string];
+  const wpod = directory.pods.find((p) => p.namespace === wns && p.name.startsWith(`${wname}-`));
+  if (!wpod) return { ...hop, steps: [`security: no pod of waypoint ${hop.waypoint} runs to ask`, ...hop.steps] };
+  let answer: { steps: string[]; refused?: { status: number; message: string } };
+  try {
+    answer = (await call(wpod.node, 'explain-waypoint', { pod: `${wns}/${wpod.name}`, service, port, sourceIp: source.status.podIP ?? '', sourcePrincipal, method: http.method, path: http.path, headers: http.headers })) as typeof answer;
+  } catch (err) {
+    return { ...hop, steps: [`security: waypoint pod ${wns}/${wpod.name} could not be asked: ${(err as Error).message}`, ...hop.steps] };
+  }
+  const security = answer.steps.map((s) => `security: ${s}`);
+  if (!answer.refused) return { ...hop, steps: [...security, ...hop.steps] };
+  return { waypoint: hop.waypoint, steps: [...security, `the waypoint answers ${answer.refused.status} (${answer.refused.message}); the request goes no further`], answers: answer.refused.status, refused: true };
 }
 
 /** What `ambit explain` prints, line by line; the dashboard shows the same lines. */
