@@ -47,6 +47,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   });
   const pool = new HbonePool({ trustBundle: () => state.trustBundle });
   const upstreams = new Upstreams({ pool, state, certificate: () => link.certificate, trustDomain: config.trustDomain, ownIp: config.podIp });
+  metrics.watchUpstreams(upstreams.counters);
 
   const destinations = new Destinations(state, { rootNamespace: config.rootNamespace, waypointNamespace: config.namespace, log: log.child({ component: 'upstream' }) });
   const router = new Router(state, log.child({ component: 'routing' }), (ns, name) => destinations.fault(ns, name));

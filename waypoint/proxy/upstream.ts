@@ -3,9 +3,10 @@
 // `Forwarded: for=<waypoint>;host=<service>` so the destination names the Service in its telemetry),
 // or in plain TCP to a pod outside the mesh. HTTP/1.1 requests reuse tunnels through one keep-alive
 // http.Agent per endpoint; HTTP/2 and gRPC requests share one HTTP/2 session per endpoint.
+// Counts the tunnels that end in a reset; exporting the count is telemetry/metrics.ts's.
 
 import http, { type ClientRequestArgs } from 'node:http';
-import http2, { type ClientHttp2Session } from 'node:http2';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { spiffeId } from '../../shared/identity/spiffe.js';
@@ -34,6 +35,12 @@ export interface UpstreamOptions {
   ownIp: string;
   /** Tunnels per endpoint for HTTP/1.1 at most (connectionPool.tcp.maxConnections when set). */
   maxConnectionsPerEndpoint?: number;
+}
+
+/** Plain numbers the data path adds to, read at scrape time. */
+export interface UpstreamCounters {
+  /** HBONE tunnels that ended in an RST_STREAM with an error code, sent or received. */
+  resets: number;
 }
 
 export class UpstreamUnavailable extends Error {
@@ -70,6 +77,23 @@ class TunnelAgent extends http.Agent {
   }
 }
 
+type WriteCallback = (err?: Error | null) => void;
+
+/**
+ * The `_write` of a tunnel's Http2Stream. An empty chunk calls back at once, as a TCP socket's does
+ * (libuv writes nothing and Writable defers the callback to the next tick). Node 20's Http2Stream
+ * completes even an empty write only after its session's next send, an I/O turn later; the HTTP/1.1
+ * client ends a request with a body by `write('')` and emits 'finish' from its callback. A response
+ * that ends inside that turn frees the socket once (the request looks written: nothing is pending)
+ * and the late 'finish' frees it again, so the Agent hands one tunnel to two requests: their bytes
+ * interleave, a request hangs or the stream is reset, and a burst of such resets makes the peer
+ * cut the whole HBONE session as a stream flood. One function for every tunnel, nothing per chunk.
+ */
+function writeNonEmpty(this: Duplex, chunk: Buffer | string, encoding: BufferEncoding, cb: WriteCallback): void {
+  if (chunk.length === 0) return cb();
+  (Object.getPrototypeOf(this) as Duplex)._write.call(this, chunk, encoding, cb);
+}
+
 const noop = function (this: unknown) {
   return this;
 };
@@ -78,11 +102,22 @@ const socketLike = { setKeepAlive: noop, ref: noop, unref: noop };
 /** The labels of a pod of another node that opts out, which is all its entry says of them (as the agent reads it). */
 const optedOut = { [enrollLabels[0]!]: 'none' };
 
+const { NGHTTP2_NO_ERROR } = http2.constants;
+
 export class Upstreams {
+  readonly counters: UpstreamCounters = { resets: 0 };
   private readonly agents = new Map<string, TunnelAgent>();
   private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  /** One listener for every tunnel's 'close'; the stream is its `this`. */
+  private readonly onTunnelClose: (this: ClientHttp2Stream) => void;
 
-  constructor(private readonly o: UpstreamOptions) {}
+  constructor(private readonly o: UpstreamOptions) {
+    const counters = this.counters;
+    // A tunnel closed by both ends' END_STREAM, or destroyed without an error, has code NO_ERROR.
+    this.onTunnelClose = function () {
+      if (this.rstCode !== NGHTTP2_NO_ERROR) counters.resets++;
+    };
+  }
 
   /** The http.Agent for HTTP/1.1 requests to `ep`, its tunnels kept alive and reused. */
   agent(ep: Endpoint): http.Agent {
@@ -136,7 +171,10 @@ export class Upstreams {
     });
     // Node 20's Http2Stream corrupts string chunks written together through writev (the first
     // chunk of an HTTP/1.1 head arrived as garbage): one chunk at a time instead.
-    (stream as unknown as { _writev: unknown })._writev = null;
+    const writable = stream as unknown as { _writev: unknown; _write: typeof writeNonEmpty };
+    writable._writev = null;
+    writable._write = writeNonEmpty;
+    stream.once('close', this.onTunnelClose);
     return stream;
   }
 

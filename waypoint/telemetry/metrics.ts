@@ -2,6 +2,7 @@
 // istio_request_bytes, istio_response_bytes) with Istio's names, buckets and labels for
 // reporter="waypoint", so Istio's dashboards and Kiali read them. One record per request, written
 // by the proxy once the response ends; serving /metrics is the waypoint process's (createServer there).
+// The waypoint's own counters (upstream resets) are read from the data path's plain numbers at scrape.
 
 import { Counter, Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
@@ -113,6 +114,19 @@ export class WaypointMetrics {
       help: 'Response body sizes, in bytes',
       bounds: istioBuckets,
       series: () => map(all(), (s) => [s.labels, s.responseBytes]),
+    });
+  }
+
+  /**
+   * Exports the upstreams' counters, read at each scrape: resets of the tunnels to backends, the
+   * number to watch when a node agent cuts the waypoint's HBONE session as a stream flood.
+   */
+  watchUpstreams(counters: { readonly resets: number }): void {
+    const none: LabelSet = {};
+    registerCounter(this.registry, {
+      name: 'ambit_waypoint_upstream_resets_total',
+      help: 'HBONE tunnels to backends that ended in an RST_STREAM with an error code, sent or received',
+      series: () => [[none, counters.resets]],
     });
   }
 
