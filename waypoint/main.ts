@@ -57,7 +57,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     rootNamespace: config.rootNamespace,
     state,
     log: log.child({ component: 'security' }),
-    fetchJwks: jwksFetcher(state, destinations, upstreams),
+    fetchJwks: jwksFetcher(state, destinations, upstreams, () => (link.certificate ? Promise.resolve() : new Promise((resolve) => link.once('certificate', () => resolve())))),
     onRefusal: (kind, r) => metrics.refusals.inc({ kind, policy: r.policy ?? '', response_code: String(r.status) }),
   });
 

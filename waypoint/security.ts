@@ -58,7 +58,7 @@ export class WaypointSecurity {
 
   constructor(private readonly o: SecurityOptions) {
     this.authorizer = new HttpAuthorizer(o.waypoint, o.rootNamespace);
-    this.authenticator = new RequestAuthenticator({ waypoint: o.waypoint, rootNamespace: o.rootNamespace, fetchJwks: o.fetchJwks, log: o.log.child({ component: 'jwt' }) });
+    this.authenticator = new RequestAuthenticator({ waypoint: o.waypoint, rootNamespace: o.rootNamespace, fetchJwks: o.fetchJwks, log: o.log });
     this.limiter = new RateLimiter({ waypoint: o.waypoint, rootNamespace: o.rootNamespace });
     const load = () => {
       this.authorizer.update(o.state.policies);

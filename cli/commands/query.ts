@@ -14,7 +14,7 @@ import { outputFormat, printData, table, type OutputFormat } from '../output.js'
 
 const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'events', 'version', 'config_dump'];
 /** Asked by other commands (`ambit explain`) with --params, not listed for people. */
-const internalMethods = ['explain-outbound', 'explain-inbound'];
+const internalMethods = ['explain-outbound', 'explain-inbound', 'explain-waypoint'];
 
 export async function query(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -6,6 +6,7 @@ import { runHttpServer } from '../../samples/apps/http-server.js';
 import { runTcpEcho } from '../../samples/apps/tcp-echo.js';
 import { runLoad } from '../../samples/apps/load.js';
 import { runEcho } from '../../samples/apps/echo.js';
+import { runJwtIssuer } from '../../samples/apps/jwt-issuer.js';
 import type { CliContext } from '../context.js';
 
 export async function sample(_ctx: CliContext, args: string[]): Promise<number | void> {
@@ -13,7 +14,7 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' }, 'fail-rate': { type: 'string' }, h2c: { type: 'boolean' }, otlp: { type: 'string' } },
+    options: { port: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, count: { type: 'string' }, concurrency: { type: 'string' }, 'fail-rate': { type: 'string' }, h2c: { type: 'boolean' }, otlp: { type: 'string' }, issuer: { type: 'string' } },
   });
   const port = Number(values.port ?? 8080);
   switch (which) {
@@ -24,6 +25,9 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
       if (!(failRate >= 0 && failRate <= 1)) throw new AmbitError('BadArgs', `--fail-rate must be between 0 and 1, not ${values['fail-rate']}`);
       return runEcho({ port, version: values.version ?? 'v1', failRate, h2c: values.h2c === true, ...(values.otlp ? { otlp: values.otlp } : {}) });
     }
+    case 'jwt-issuer':
+      if (!values.issuer) throw new AmbitError('BadArgs', 'usage: ambit sample jwt-issuer --issuer ISSUER [--port 8000]');
+      return runJwtIssuer({ port: Number(values.port ?? 8000), issuer: values.issuer });
     case 'tcp-echo':
       return runTcpEcho(Number(values.port ?? 9000));
     case 'load': {
@@ -35,6 +39,6 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
       return r.ok === r.requests ? 0 : 1;
     }
     default:
-      throw new AmbitError('BadArgs', 'usage: ambit sample http-server|echo|tcp-echo|load ...');
+      throw new AmbitError('BadArgs', 'usage: ambit sample http-server|echo|jwt-issuer|tcp-echo|load ...');
   }
 }

@@ -203,10 +203,10 @@ export function compileAuthorizationPolicy(entry: PolicyEntry, report: (w: Polic
     warn('spec must be an object; the node proxy does not enforce this policy');
     return undefined;
   }
-  // istiod, for ztunnel: "TargetRef is not intended for ztunnel".
+  // istiod, for ztunnel: "TargetRef is not intended for ztunnel". A waypoint enforces it
+  // (shared/policy/http/): nothing for the node proxy to do, or to warn about.
   const targetRefs = spec.targetRefs;
   if (spec.targetRef !== undefined || (Array.isArray(targetRefs) && targetRefs.length > 0)) {
-    warn('attaches with targetRef(s), so a waypoint or gateway enforces it; the node proxy does not');
     return undefined;
   }
   const action = spec.action ?? 'ALLOW';

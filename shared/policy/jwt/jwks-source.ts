@@ -44,7 +44,7 @@ export interface RemoteJwksOptions {
   log: Logger;
   /** Between good fetches; Istio's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL defaults to 20 min. */
   refreshMs: number;
-  /** After a failed fetch. */
+  /** After a failed fetch, at most (the first tries, with no keys yet, back off from 1 s up to it). */
   retryMs: number;
   /** One fetch's bound (the rule's `timeout`, 5 s by default). */
   timeoutMs: number;
@@ -68,6 +68,8 @@ export class RemoteJwks implements KeySource {
   private controller: AbortController | undefined;
   private lastGood = 0;
   private lastError = '';
+  /** Failed fetches since the last good one. */
+  private failures = 0;
   fetches = 0;
 
   constructor(
@@ -108,9 +110,14 @@ export class RemoteJwks implements KeySource {
       this.current = parsed.keys;
       this.lastGood = this.o.now();
       this.lastError = '';
+      this.failures = 0;
       next = this.o.refreshMs;
     } catch (e) {
       this.lastError = (e as Error).message;
+      // Without keys every token of the issuer is refused: try again soon (a waypoint's first fetch
+      // can come before its certificate, or the issuer's pod may still be starting), backing off.
+      this.failures++;
+      if (!this.current) next = Math.min(this.o.retryMs, 1000 * 2 ** (this.failures - 1));
       // Istio keeps serving the last good keys when a refresh fails; with none, tokens are refused.
       this.o.log.warn({ jwksUri: this.uri, err: this.lastError, keptLastGood: this.current !== undefined }, 'JWKS fetch failed');
     } finally {

@@ -74,4 +74,9 @@ test('a RequestAuthentication without an issuer is refused naming the rule', () 
   assert.ok(problems.some((p) => p.startsWith('spec.jwtRules[0]')), problems.join('; '));
 });
 
+test('a RequestAuthentication whose keys are outside the mesh is refused naming jwksUri', () => {
+  const problems = refused([ns, policy('RequestAuthentication', 'outside', { ...toService, jwtRules: [{ issuer: 'https://accounts.example.com', jwksUri: 'https://accounts.example.com/certs' }] })]);
+  assert.ok(problems.some((p) => p.startsWith('spec.jwtRules[0].jwksUri')), problems.join('; '));
+});
+
 test.run();

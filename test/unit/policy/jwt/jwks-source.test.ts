@@ -126,6 +126,19 @@ test('after a failed fetch the next try comes after retryMs, not refreshMs, and 
   a.close();
 });
 
+test('with no keys yet, a failed first fetch is retried after about a second, not after retryMs', async () => {
+  const server = new FakeIssuer();
+  server.fail('the waypoint has no certificate yet');
+  const a = remote(server, { jwksUri }, { refreshMs: 3_600_000, retryMs: 60_000 });
+  assert.is((await check(a, await sign(first))).kind, 'invalid');
+  server.serve(first.jwks);
+  const t0 = Date.now();
+  await server.call(2);
+  assert.ok(Date.now() - t0 < 5_000, 'the second try came within seconds');
+  assert.is((await check(a, await sign(first))).kind, 'valid');
+  a.close();
+});
+
 test('without jwks or jwksUri the keys come from the issuer OpenID discovery document', async () => {
   const server = new FakeIssuer();
   server.serve(JSON.stringify({ issuer, jwks_uri: 'https://keys.example.com/certs' }));
