@@ -10,34 +10,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ambit, ambitOk, applyAndWait, eventually, leftovers, root } from './helpers.js';
+import { ambitOk, applyAndWait, eventually, leftovers, root } from './helpers.js';
+import { inClient, ns, podLog, statuses, tally, waypointCurrent, waypointMetrics, waypointPodName } from './waypoint-helpers.js';
 import type { Resource } from '../../shared/resources/types.js';
 
-const ns = 'gateway-conformance-mesh';
 const vips = new Map<string, string>();
 const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-resilience-'));
 /** The aborts the fault test counted at the client, which Prometheus must come to hold too. */
 let aborted = 0;
 let waypointPod = '';
-
-const inClient = (cmd: string, timeoutMs = 120_000) => ambit(['exec', 'deploy/client', '-n', ns, '--', 'sh', '-c', cmd], timeoutMs);
-/** `count` requests one after another; the status code of each. */
-async function statuses(url: string, count: number, parallel = 1): Promise<number[]> {
-  const loop = `for i in $(seq ${Math.ceil(count / parallel)}); do curl -s -o /dev/null -w '%{http_code}\\n' -m 10 '${url}'; done`;
-  const r = await inClient(parallel === 1 ? loop : `for p in $(seq ${parallel}); do (${loop}) & done; wait`);
-  return r.stdout.split('\n').filter(Boolean).map(Number);
-}
-const tally = (codes: number[]) => codes.reduce<Record<number, number>>((t, c) => ((t[c] = (t[c] ?? 0) + 1), t), {});
-const waypointMetrics = async () => (await ambitOk(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15020/metrics'])).toString();
-const waypointLog = async () => (await ambit(['logs', '-n', ns, waypointPod])).stdout;
-/** Until the waypoint routes by the newest configuration (its 15021 says its version). */
-async function waypointCurrent(): Promise<void> {
-  const { revision } = JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number };
-  await eventually('the waypoint to take the newest configuration', async () => {
-    const r = await ambit(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15021/config']);
-    return r.code === 0 && (JSON.parse(r.stdout) as { version: number }).version >= revision;
-  });
-}
+const waypointLog = () => podLog(waypointPod);
 
 test('nothing of the project is on the machine before the tests', async () => {
   assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
@@ -50,8 +32,7 @@ test('set-up: the conformance namespace behind a waypoint', async () => {
   const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
   for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
   await eventually('the backends to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('outlier')}/?x || true; curl -sf -m 2 http://${vips.get('echo-v2')}/`)).code === 0, 30_000);
-  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> } }[] };
-  waypointPod = pods.items.find((p) => p.metadata.labels['gateway.networking.k8s.io/gateway-name'] === 'waypoint')!.metadata.name;
+  waypointPod = await waypointPodName();
 });
 
 test('a flaky backend (half its answers 503) is made healthy by an HTTPRoute retry, and Istio does not retry 503 by default', async () => {
