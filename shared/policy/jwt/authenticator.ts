@@ -11,7 +11,7 @@ import { byName, policyName } from '../spec.js';
 import { defaultRefreshMs, defaultRetryMs, InlineJwks, type KeySource, RemoteJwks } from './jwks-source.js';
 import { readJwtRules } from './rules.js';
 import { findTokens, mergeLocations, removeParam, type TokenLocations } from './token.js';
-import { claimHeaderValue, type CompiledJwtRule, requestAuth, sanitizeAudience, verifyToken } from './verify.js';
+import { claimHeaderValue, type CompiledJwtRule, requestAuth, sanitizeAudience, VerifiedTokens, verifyToken } from './verify.js';
 
 export interface JwtOptions {
   /** `namespace/name` of this waypoint's Gateway. */
@@ -80,6 +80,7 @@ export class RequestAuthenticator {
   private sources = new Map<string, KeySource>();
   private reported = new Set<string>();
   private readonly now: () => number;
+  private readonly verified = new VerifiedTokens();
 
   constructor(private readonly o: JwtOptions) {
     this.now = o.now ?? Date.now;
@@ -159,7 +160,7 @@ export class RequestAuthenticator {
     // Envoy: "If a request has multiple tokens, all of them must be valid", lest the backend read the
     // bad one as if it had been verified.
     for (const f of found) {
-      const v = await verifyToken(f, rules.byIssuer, now);
+      const v = await verifyToken(f, rules.byIssuer, now, this.verified);
       if (!v.ok) return v.rule ? { kind: 'invalid', status: v.status, reason: v.reason, rule: v.rule.name } : { kind: 'invalid', status: v.status, reason: v.reason };
       const spec = v.rule.spec;
       first ??= { auth: requestAuth(v.payload), rule: v.rule.name };

@@ -3,6 +3,7 @@
 // The order is Envoy's and decides the status a bad token gets: audiences come before the signature,
 // so a token for another audience is 403 even when its signature is also bad. Every other failure is 401.
 
+import type { JWTVerifyGetKey } from 'jose';
 import type { RequestAuth } from '../http/types.js';
 import type { KeySource } from './jwks-source.js';
 import { clockSkewSeconds, isAllowedAlgorithm, messages, verifySignature } from './keys.js';
@@ -49,7 +50,39 @@ function segment(text: string, what: 'header' | 'payload'): Record<string, unkno
 
 const unauthorized = (reason: string, rule?: CompiledJwtRule): TokenVerdict => (rule ? { ok: false, status: 401, reason, rule } : { ok: false, status: 401, reason });
 
-export async function verifyToken(found: FoundToken, byIssuer: ReadonlyMap<string, CompiledJwtRule>, nowMs: number): Promise<TokenVerdict> {
+/**
+ * Tokens whose signature verified, each with the key set that verified it, least recently used first
+ * dropped (as Envoy's jwt_cache_config, which Istio leaves off): a client sends the same token on
+ * many requests, and a signature check costs far more than the rest of a request. Only the signature
+ * is remembered; issuer, time and audience are checked on every request, and new keys (a JWKS
+ * refresh) mean a new check. Bounded: `max` tokens of at most a few KiB each.
+ */
+export class VerifiedTokens {
+  private readonly byToken = new Map<string, JWTVerifyGetKey>();
+
+  constructor(private readonly max = 1024) {}
+
+  /** Whether `token` verified with exactly these keys. */
+  has(token: string, keys: JWTVerifyGetKey): boolean {
+    const k = this.byToken.get(token);
+    if (k === undefined) return false;
+    this.byToken.delete(token);
+    if (k !== keys) return false;
+    this.byToken.set(token, k);
+    return true;
+  }
+
+  add(token: string, keys: JWTVerifyGetKey): void {
+    if (this.byToken.size >= this.max) this.byToken.delete(this.byToken.keys().next().value!);
+    this.byToken.set(token, keys);
+  }
+
+  get size(): number {
+    return this.byToken.size;
+  }
+}
+
+export async function verifyToken(found: FoundToken, byIssuer: ReadonlyMap<string, CompiledJwtRule>, nowMs: number, verified?: VerifiedTokens): Promise<TokenVerdict> {
   const parts = found.token.split('.');
   if (parts.length !== 3) return unauthorized('Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections');
   const header = segment(parts[0]!, 'header');
@@ -85,8 +118,11 @@ export async function verifyToken(found: FoundToken, byIssuer: ReadonlyMap<strin
     keys = rule.keys.current;
   }
   if (!keys) return unauthorized(rule.keys.failure, rule);
-  const failure = await verifySignature(found.token, keys, rule.spec.issuer, nowMs);
-  if (failure) return unauthorized(failure, rule);
+  if (!verified?.has(found.token, keys)) {
+    const failure = await verifySignature(found.token, keys, rule.spec.issuer, nowMs);
+    if (failure) return unauthorized(failure, rule);
+    verified?.add(found.token, keys);
+  }
   return { ok: true, rule, payload, payloadSegment: parts[1]! };
 }
 

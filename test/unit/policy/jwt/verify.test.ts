@@ -114,4 +114,32 @@ test('a token whose kid names a key the JWKS lacks is 401 naming the kid/alg mis
   assert.equal(r, { kind: 'invalid', status: 401, reason: "Jwks doesn't have key to match kid or alg from Jwt", rule });
 });
 
+test('a token verified once is still refused when it expires later (only its signature is remembered)', async () => {
+  let now = nowS * 1000;
+  const a = authenticator([requestAuthentication('jwt', { ...toService(), jwtRules: [{ issuer, jwks: rsa.jwks }] })], { now: () => now });
+  const token = await sign(rsa, { exp: nowS + 10 });
+  assert.is((await check(a, bearer(token))).kind, 'valid');
+  assert.is((await check(a, bearer(token))).kind, 'valid', 'the same token again');
+  now += 120_000;
+  assert.equal(await check(a, bearer(token)), { kind: 'invalid', status: 401, reason: 'Jwt is expired', rule });
+});
+
+test('a token verified with keys that a new configuration drops is refused', async () => {
+  const other = await makeKey('RS256', 'k2');
+  const a = oneRule(rsa);
+  const token = await sign(rsa);
+  assert.is((await check(a, bearer(token))).kind, 'valid');
+  a.update([requestAuthentication('jwt', { ...toService(), jwtRules: [{ issuer, jwks: other.jwks }] })]);
+  assert.is((await check(a, bearer(token))).kind, 'invalid', 'the old key no longer verifies it');
+});
+
+test('a tampered copy of a verified token is refused: the cache is keyed by the whole token', async () => {
+  const a = oneRule(rsa);
+  const token = await sign(rsa, { group: 'dev' });
+  assert.is((await check(a, bearer(token))).kind, 'valid');
+  const [h, , sig] = token.split('.');
+  const forged = `${h}.${Buffer.from(JSON.stringify({ iss: issuer, sub: 'admin', exp: nowS + 3600 })).toString('base64url')}.${sig}`;
+  assert.equal(await check(a, bearer(forged)), { kind: 'invalid', status: 401, reason: 'Jwt verification fails', rule });
+});
+
 test.run();
