@@ -2,17 +2,19 @@
 // finished, so a slow path shows as latency, not as a lower rate), for the mesh benchmark's
 // "moderate rate" figures; wrk 4 has no rate option. Keep-alive connections, bounded in time.
 //
-//   node dist/scripts/bench/rate-client.js URL RATE SECONDS [CONNECTIONS]   -> JSON on stdout
+//   node dist/scripts/bench/rate-client.js URL RATE SECONDS [CONNECTIONS] ['NAME: VALUE'...]   -> JSON on stdout
 
 import { Agent, request } from 'node:http';
 
-const [url, rateText, secondsText, connectionsText] = process.argv.slice(2);
+const [url, rateText, secondsText, connectionsText, ...headerLines] = process.argv.slice(2);
 if (!url || !rateText || !secondsText) {
-  process.stderr.write('usage: rate-client URL RATE SECONDS [CONNECTIONS]\n');
+  process.stderr.write("usage: rate-client URL RATE SECONDS [CONNECTIONS] ['NAME: VALUE'...]\n");
   process.exit(2);
 }
 const rate = Number(rateText);
 const seconds = Number(secondsText);
+/** Sent with every request (a bearer token for the L7 security measures). */
+const headers = Object.fromEntries(headerLines.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
 const agent = new Agent({ keepAlive: true, maxSockets: Number(connectionsText ?? 16) });
 const latencies: number[] = [];
 let errors = 0;
@@ -23,7 +25,7 @@ const started = performance.now();
 function one(): void {
   pending++;
   const t0 = performance.now();
-  const req = request(url!, { agent, timeout: 5000 }, (res) => {
+  const req = request(url!, { agent, headers, timeout: 5000 }, (res) => {
     res.resume();
     res.on('end', () => {
       if (res.statusCode === 200) latencies.push(performance.now() - t0);

@@ -6,7 +6,10 @@
 // one worker each), and direct. Figures: requests/s at saturation (GET, and POST with a 1 KB body),
 // p50/p99 at a fixed 1,000 requests/s, CPU per 1,000 requests and RSS of the proxies on the path,
 // against the issue's goals (Istio's waypoint: 0.25 vCPU and 60 MB per 1,000 rps of 1 KB requests;
-// at least nginx's requests/s). Prints the tables and writes bench/waypoint.{md,json}.
+// at least nginx's requests/s). A fifth path goes through the same waypoint to a Service with L7
+// security in force (a RequestAuthentication with an ES256 key, an ALLOW on the token's principal,
+// methods and paths, a DENY on paths; every request carries a bearer token): its cost per 1,000
+// requests against the waypoint path without them. Prints the tables and writes bench/waypoint.{md,json}.
 //
 //   node dist/scripts/bench/waypoint.js [--seconds 4] [--rate 1000] [--connections 16] [--rounds 3]
 //   (as root, no cluster up; about 1 + rounds x 1.2 min)
@@ -15,6 +18,7 @@ import { createReadStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { certificates, cpuSeconds, createBench, deploy, f1, machine as describeMachine, node1, node2, parseWrk, rateClient, root, rssMb, sleep, withChildren } from './lib.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, out: { type: 'string' } } });
@@ -27,6 +31,8 @@ const bench = createBench('ambit-bench-waypoint-', secs);
 /** Set when `ambit down` kept failing: the state directory is what takes the cluster down by hand. */
 let keepState = false;
 const { stateDir, work, ambit, inPod, agentPid, startInNode, peers } = bench;
+
+const securedPath = 'ambit waypoint + L7 security';
 
 /** The issue's goals for the waypoint. */
 const goals = { vcpuPer1kRps: 0.25, rssMbPer1kRps: 60, rpsVsNginx: 1.0 };
@@ -91,6 +97,8 @@ interface Path {
   ns: string;
   url: string;
   proxies: Proxy[];
+  /** Sent with every request, as `Name: value`. */
+  headers: string[];
   samples: Record<string, Sample[]>;
   /** The proxies' RSS after each measure (MB), per proxy. */
   rss: Record<string, number[]>;
@@ -123,7 +131,7 @@ function cpuFigures(cpu: Record<string, number>, requests: number): Sample {
 
 async function saturation(p: Path, extra: string[]): Promise<Sample> {
   const cpu = cpuOf(p);
-  const r = parseWrk(await inPod(p.ns, 'client', ['wrk', '-t1', `-c${connections}`, `-d${secs}s`, '--latency', ...extra, p.url]));
+  const r = parseWrk(await inPod(p.ns, 'client', ['wrk', '-t1', `-c${connections}`, `-d${secs}s`, '--latency', ...p.headers.flatMap((h) => ['-H', h]), ...extra, p.url]));
   return { rps: r.rps, requests: r.requests, p50: r.p50, p99: r.p99, errors: r.errors, ...r.socketErrors, non2xx: r.non2xx, ...cpuFigures(cpu(), r.requests) };
 }
 
@@ -133,7 +141,7 @@ const measures: Record<string, (p: Path) => Promise<Sample>> = {
   async rate(p) {
     const cpu = cpuOf(p);
     const t0 = Date.now();
-    const out = await inPod(p.ns, 'client', [process.execPath, rateClient, p.url, String(rate), String(secs), '16']);
+    const out = await inPod(p.ns, 'client', [process.execPath, rateClient, p.url, String(rate), String(secs), '16', ...p.headers]);
     p.rateWindows.push([t0, Date.now()]);
     const r = JSON.parse(out.trim().split('\n').pop()!) as { p50: number; p99: number; ok: number; errors: number };
     return { p50: r.p50, p99: r.p99, ok: r.ok, errors: r.errors, ...cpuFigures(cpu(), r.ok + r.errors) };
@@ -154,8 +162,8 @@ async function pods(ns: string): Promise<PodJson[]> {
   return (JSON.parse(await ambit(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: PodJson[] }).items;
 }
 
-async function clusterIp(ns: string): Promise<string> {
-  return (JSON.parse(await ambit(['get', 'service', 'server', '-n', ns, '-o', 'json'])) as { spec: { clusterIP: string } }).spec.clusterIP;
+async function clusterIp(ns: string, name = 'server'): Promise<string> {
+  return (JSON.parse(await ambit(['get', 'service', name, '-n', ns, '-o', 'json'])) as { spec: { clusterIP: string } }).spec.clusterIP;
 }
 
 /** Polls `check` every 200 ms until it returns a value, for at most `ms`. */
@@ -171,13 +179,37 @@ async function until<T>(what: string, ms: number, check: () => Promise<T | undef
 
 interface Cluster {
   waypointVip: string;
+  /** The same server behind the same waypoint, as a Service with L7 security in force. */
+  securedVip: string;
+  /** A valid bearer token for it. */
+  token: string;
   l4Vip: string;
   plainServer: string;
   waypoint: { pod: string; node: string; pid: number; ip: string };
 }
 
+const issuer = 'https://bench.ambit.test';
+
+/**
+ * What the secured path has in force at the waypoint: a RequestAuthentication (inline JWKS, one
+ * ES256 key) and an ALLOW that needs the token's principal, a method and a path, beside a DENY on
+ * paths, all attached to the Service `server-secure`; and a token for it, valid for an hour.
+ */
+async function security(): Promise<{ yaml: string; token: string }> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256', use: 'sig' }] });
+  const token = await new SignJWT({ groups: ['bench'] }).setProtectedHeader({ alg: 'ES256', kid: 'bench', typ: 'JWT' }).setIssuer(issuer).setSubject('load').setAudience('bench').setIssuedAt().setExpirationTime('1h').sign(privateKey);
+  const target = 'targetRefs: [{ group: "", kind: Service, name: server-secure }]';
+  const yaml =
+    `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: bench-jwt, namespace: bench-wp }\nspec:\n  ${target}\n  jwtRules: [{ issuer: "${issuer}", audiences: [bench], jwks: '${jwks}' }]\n---\n` +
+    `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: bench-allow, namespace: bench-wp }\nspec:\n  ${target}\n  action: ALLOW\n  rules:\n  - from: [{ source: { requestPrincipals: ["${issuer}/*"] } }]\n    to: [{ operation: { methods: [GET, POST], paths: ["/*"] } }]\n    when: [{ key: "request.auth.claims[groups]", values: [bench] }]\n---\n` +
+    `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: bench-deny, namespace: bench-wp }\nspec:\n  ${target}\n  action: DENY\n  rules: [{ to: [{ operation: { paths: ["/admin/*", "/internal/{**}"] } }] }]\n---\n`;
+  return { yaml, token };
+}
+
 async function cluster(): Promise<Cluster> {
   await ambit(['up', '--no-samples'], 180_000);
+  const secured = await security();
   const conf = serverConfig();
   const server = `        - { name: nginx, command: [nginx, -c, ${conf}, -g, "daemon off;"] }`;
   const client = `        - { name: c, command: [sleep, infinity] }`;
@@ -190,7 +222,9 @@ async function cluster(): Promise<Cluster> {
       ns('bench-l4', true) +
       ['bench-plain', 'bench-wp', 'bench-l4'].map((n) => deploy('client', n, 'node-1', client) + deploy('server', n, 'node-2', server)).join('') +
       service('bench-wp') +
-      service('bench-l4'),
+      service('bench-wp').replace('name: server,', 'name: server-secure,') +
+      service('bench-l4') +
+      secured.yaml,
   );
   await ambit(['apply', '-f', file]);
   await ambit(['waypoint', 'apply', '-n', 'bench-wp', '--enroll-namespace']);
@@ -204,6 +238,8 @@ async function cluster(): Promise<Cluster> {
   const plain = (await pods('bench-plain')).find((p) => p.metadata.labels?.app === 'server')!;
   const c: Cluster = {
     waypointVip: await clusterIp('bench-wp'),
+    securedVip: await clusterIp('bench-wp', 'server-secure'),
+    token: secured.token,
     l4Vip: await clusterIp('bench-l4'),
     plainServer: plain.status.podIP!,
     waypoint: { pod: wpPod.metadata.name, node: wpPod.spec.nodeName, pid: wpPod.status.containerStatuses![0]!.pid!, ip: wpPod.status.podIP! },
@@ -213,6 +249,12 @@ async function cluster(): Promise<Cluster> {
   await until('the server to answer through the waypoint', 60_000, async () => (/^HTTP\/1.1 200/.test(await head('bench-wp', `http://${c.waypointVip}/`)) ? true : undefined));
   if (!/x-request-id: \S/i.test(await head('bench-wp', `http://${c.waypointVip}/`))) throw new Error('bench: the waypoint path answered without the waypoint (no x-request-id added)');
   if (/x-request-id: \S/i.test(await head('bench-l4', `http://${c.l4Vip}/`))) throw new Error('bench: the L4 path went through a waypoint');
+  // The secured path refuses what its policies refuse, so the figures are of policies really in force.
+  const code = (args: string[]) => inPod('bench-wp', 'client', ['curl', '-sS', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', ...args], 10_000);
+  const auth = `authorization: Bearer ${c.token}`;
+  await until('the secured path to take the token', 60_000, async () => ((await code(['-H', auth, `http://${c.securedVip}/`])) === '200' ? true : undefined));
+  const refusals = [await code([`http://${c.securedVip}/`]), await code(['-H', auth, `http://${c.securedVip}/admin/x`]), await code(['-H', 'authorization: Bearer x.y.z', `http://${c.securedVip}/`])];
+  if (refusals.join() !== '403,403,401') throw new Error(`bench: the secured path should answer 403 (no token), 403 (denied path), 401 (bad token), not ${refusals.join()}`);
   return c;
 }
 
@@ -344,6 +386,25 @@ function report(paths: Path[], c: Cluster, logs: Record<string, LogSummary>): st
     line([`${m.toUpperCase()} req/s >= ${goals.rpsVsNginx.toFixed(1)}x nginx`, `${f1(r, 2)}x`, verdict(r >= goals.rpsVsNginx)]);
   }
 
+  const secured = paths.find((p) => p.name === securedPath);
+  if (secured) {
+    rows.push('', 'The cost of L7 security: the same waypoint, to the same server, with a JWT rule (ES256) and an ALLOW and a DENY policy in force and a token on every request, against the waypoint path without them (same run, alternated):', '');
+    line(['figure', 'with L7 security', 'without', 'ratio', 'each round\'s ratio']);
+    line(['---', '---', '---', '---', '---']);
+    const perRoundVs = (mk: [string, string] | undefined) => {
+      if (!mk || rounds < 2) return '-';
+      const [m, k] = mk;
+      const at = (p: Path, round: number) => p.samples[m]?.find((x) => x.round === round)?.[k] ?? NaN;
+      return Array.from({ length: rounds }, (_, i) => ratio(at(secured, i + 1), at(wp, i + 1))).join(', ');
+    };
+    for (const x of cols.slice(0, -2)) line([x[0], f1(x[1](secured), x[2]), f1(x[1](wp), x[2]), ratio(x[1](secured), x[1](wp)), perRoundVs(x[3])]);
+    for (const m of ['get', 'rate']) {
+      const a = fig(secured, m, 'cpu:waypoint');
+      const b = fig(wp, m, 'cpu:waypoint');
+      line([`waypoint CPU s / 1k req (${m === 'get' ? 'GET, saturated' : `at ${rate}/s`})`, f1(a, 3), f1(b, 3), ratio(a, b), perRoundVs([m, 'cpu:waypoint'])]);
+    }
+  }
+
   rows.push('', 'Errors per path and measure (wrk: connect/read/write/timeout socket errors and non-2xx; rate client: failed requests):', '');
   line(['path', 'measure', 'connect', 'read', 'write', 'timeout', 'non-2xx', 'total']);
   line(['---', '---', '---', '---', '---', '---', '---', '---']);
@@ -384,9 +445,11 @@ async function main(): Promise<void> {
       { name: 'agent node-1', pids: () => [agentPid('node-1')] },
       { name: 'agent node-2', pids: () => [agentPid('node-2')] },
     ];
-    const path = (name: string, ns: string, url: string, proxies: Proxy[]): Path => ({ name, ns, url, proxies, samples: {}, rss: {}, rateWindows: [] });
+    const path = (name: string, ns: string, url: string, proxies: Proxy[], headers: string[] = []): Path => ({ name, ns, url, proxies, headers, samples: {}, rss: {}, rateWindows: [] });
+    const viaWaypoint: Proxy[] = [{ name: 'waypoint', pids: () => withChildren([wpPid]) }, ...agents];
     paths.push(
-      path('ambit waypoint', 'bench-wp', `http://${c.waypointVip}/`, [{ name: 'waypoint', pids: () => withChildren([wpPid]) }, ...agents]),
+      path('ambit waypoint', 'bench-wp', `http://${c.waypointVip}/`, viaWaypoint),
+      path(securedPath, 'bench-wp', `http://${c.securedVip}/`, viaWaypoint, [`authorization: Bearer ${c.token}`]),
       path('ambit L4', 'bench-l4', `http://${c.l4Vip}/`, agents),
       path('nginx pair', 'bench-plain', `http://${node1}:28080/`, [
         { name: 'nginx a (node-1)', pids: () => withChildren([nginxA]) },
