@@ -11,9 +11,8 @@ import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { host } from '../shared/net/ipv4.js';
 import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, type Service } from '../shared/resources/types.js';
-import { ownerReferenceTo } from '../shared/resources/owners.js';
 import { planDeployments } from './controllers/deployments.js';
-import { deploymentNameOf, planReplicaSets } from './controllers/replicasets.js';
+import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import type { Store } from '../controller/store/store.js';
 import { inNetns } from './kubelet/exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/network.js';
@@ -231,8 +230,9 @@ export class LocalClusterRuntime {
 
   private planPod(rs: ReplicaSet, pods: Pod[]): Pod {
     const tpl = rs.spec.template;
-    const owner = `Deployment/${deploymentNameOf(rs)}`;
-    const node = this.pickNode(rs.metadata.namespace!, owner, tpl.spec.nodeName, pods);
+    const name = `${rs.metadata.name}-${randomSuffix()}`;
+    const metadata = podMetadataFor(rs, name);
+    const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods);
     const used = new Set(pods.map((p) => p.status.podIP));
     let ip = '';
     // .0 is the network, .1 the node's bridge, .255 the broadcast address. Addresses are handed out
@@ -248,19 +248,14 @@ export class LocalClusterRuntime {
         this.lastAddress.set(node.name, n);
       }
     }
-    const name = `${rs.metadata.name}-${randomSuffix()}`;
     return {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
-        name,
-        namespace: rs.metadata.namespace!,
-        labels: { ...tpl.metadata?.labels },
-        ownerReferences: [ownerReferenceTo(rs)],
+        ...metadata,
         // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
         annotations: {
-          ...tpl.metadata?.annotations,
-          [ownerAnnotation]: owner,
+          ...metadata.annotations,
           [netnsAnnotation]: `/run/netns/${podNetns(rs.metadata.namespace!, name)}`,
           [cgroupAnnotation]: podCgroupRelative(node.name, rs.metadata.namespace!, name),
         },

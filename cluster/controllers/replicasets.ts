@@ -4,7 +4,7 @@
 // runtime's (cluster/runtime.ts), which commits the plan.
 
 import { controllerOf, ownerReferenceTo } from '../../shared/resources/owners.js';
-import { type Pod, type ReplicaSet, selectorMatches } from '../../shared/resources/types.js';
+import { type ObjectMeta, ownerAnnotation, type Pod, type ReplicaSet, selectorMatches } from '../../shared/resources/types.js';
 
 export interface ReplicaSetPlan {
   /** Unowned pods a ReplicaSet's selector matches, with its ownerReference added. */
@@ -50,4 +50,20 @@ export function deploymentNameOf(rs: ReplicaSet): string {
   if (owner?.kind === 'Deployment') return owner.name;
   const hash = rs.metadata.labels?.['pod-template-hash'];
   return hash && rs.metadata.name.endsWith(`-${hash}`) ? rs.metadata.name.slice(0, -hash.length - 1) : rs.metadata.name;
+}
+
+/**
+ * The metadata of a new pod of `rs`: its template's labels and annotations, the controller
+ * reference to `rs`, and ambit's owner annotation (`Deployment/<name>`, what telemetry names the
+ * workload by). Where it runs is the runtime's to add.
+ */
+export function podMetadataFor(rs: ReplicaSet, name: string): ObjectMeta & { annotations: Record<string, string> } {
+  const tpl = rs.spec.template.metadata;
+  return {
+    name,
+    namespace: rs.metadata.namespace!,
+    labels: { ...tpl?.labels },
+    annotations: { ...tpl?.annotations, [ownerAnnotation]: `Deployment/${deploymentNameOf(rs)}` },
+    ownerReferences: [ownerReferenceTo(rs)],
+  };
 }
