@@ -1,8 +1,8 @@
-// The local cluster's runtime: the part of Kubernetes that turns Deployments into running pods
-// (scheduler and kubelet) and Services into node rules (kube-proxy). It runs inside the controller
+// The local cluster's runtime: the part of Kubernetes that turns Deployments into ReplicaSets and
+// running pods (controller-manager, scheduler and kubelet) and Services into node rules (kube-proxy). It runs inside the controller
 // process when the controller serves the local cluster, reads the store and writes Pods back to it.
 
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { AmbitError } from '../shared/errors.js';
 import { writeFileAtomic } from '../controller/store/store.js';
@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { host } from '../shared/net/ipv4.js';
-import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type Service } from '../shared/resources/types.js';
+import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, type Service } from '../shared/resources/types.js';
+import { planDeployments } from './controllers/deployments.js';
+import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import type { Store } from '../controller/store/store.js';
 import { inNetns } from './kubelet/exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/network.js';
@@ -41,7 +43,6 @@ export interface RuntimeOptions {
   prometheus?: PrometheusLaunch;
 }
 
-const hashLabel = 'pod-template-hash';
 const maxBackoffMs = 30_000;
 
 interface Tracked {
@@ -117,28 +118,15 @@ export class LocalClusterRuntime {
   }
 
   private async reconcile(): Promise<void> {
+    // The controller-manager's part: Deployments to ReplicaSets, ReplicaSets to pods. Pods whose
+    // owners are deleted go with them (controller/resources/garbage-collector.ts), not from here.
     const deployments = this.o.store.list('Deployment') as Deployment[];
+    const rollout = planDeployments(deployments, this.o.store.list('ReplicaSet') as ReplicaSet[], this.pods());
+    if (rollout.upserts.length || rollout.deletes.length) this.o.store.commit(rollout.upserts, rollout.deletes);
+    const replicaSets = this.o.store.list('ReplicaSet') as ReplicaSet[];
+    const { adopted, doomed, wanted } = planReplicaSets(replicaSets, this.pods());
+    if (adopted.length) this.o.store.commit(adopted);
     const pods = this.pods();
-    const byOwner = new Map<string, Pod[]>();
-    for (const p of pods) {
-      const owner = `${p.metadata.namespace}/${p.metadata.annotations?.[ownerAnnotation] ?? ''}`;
-      byOwner.set(owner, [...(byOwner.get(owner) ?? []), p]);
-    }
-    const doomed: Pod[] = [];
-    const wanted: { d: Deployment; hash: string }[] = [];
-    const owners = new Set<string>();
-    for (const d of deployments) {
-      const owner = `${d.metadata.namespace}/Deployment/${d.metadata.name}`;
-      owners.add(owner);
-      const hash = templateHash(d);
-      const owned = byOwner.get(owner) ?? [];
-      const current = owned.filter((p) => p.metadata.labels?.[hashLabel] === hash);
-      doomed.push(...owned.filter((p) => p.metadata.labels?.[hashLabel] !== hash));
-      const replicas = d.spec!.replicas ?? 1;
-      doomed.push(...current.slice(replicas));
-      for (let i = current.length; i < replicas; i++) wanted.push({ d, hash });
-    }
-    for (const [owner, owned] of byOwner) if (!owners.has(owner)) doomed.push(...owned);
 
     // Each phase runs even when another fails (a pod that will not go away must not stop
     // crashed containers from being restarted); the failures are reported together.
@@ -169,7 +157,7 @@ export class LocalClusterRuntime {
 
     await phase('creating pods', async () => {
       const created: Pod[] = [];
-      for (const { d, hash } of wanted) created.push(this.planPod(d, hash, [...this.pods(), ...created]));
+      for (const rs of wanted) created.push(this.planPod(rs, [...this.pods(), ...created]));
       if (created.length) this.o.store.commit(created);
       await Promise.all(created.map((p) => this.createPod(p)));
     });
@@ -240,9 +228,11 @@ export class LocalClusterRuntime {
     return { node: node.name, ...(old !== undefined ? { oldPid: old } : {}), newPid: pid, readyMs };
   }
 
-  private planPod(d: Deployment, hash: string, pods: Pod[]): Pod {
-    const tpl = d.spec!.template;
-    const node = this.pickNode(d, tpl.spec.nodeName, pods);
+  private planPod(rs: ReplicaSet, pods: Pod[]): Pod {
+    const tpl = rs.spec.template;
+    const name = `${rs.metadata.name}-${randomSuffix()}`;
+    const metadata = podMetadataFor(rs, name);
+    const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods);
     const used = new Set(pods.map((p) => p.status.podIP));
     let ip = '';
     // .0 is the network, .1 the node's bridge, .255 the broadcast address. Addresses are handed out
@@ -258,20 +248,16 @@ export class LocalClusterRuntime {
         this.lastAddress.set(node.name, n);
       }
     }
-    const name = `${d.metadata.name}-${hash.slice(0, 6)}-${randomSuffix()}`;
     return {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
-        name,
-        namespace: d.metadata.namespace!,
-        labels: { ...tpl.metadata?.labels, [hashLabel]: hash },
+        ...metadata,
         // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
         annotations: {
-          ...tpl.metadata?.annotations,
-          [ownerAnnotation]: `Deployment/${d.metadata.name}`,
-          [netnsAnnotation]: `/run/netns/${podNetns(d.metadata.namespace!, name)}`,
-          [cgroupAnnotation]: podCgroupRelative(node.name, d.metadata.namespace!, name),
+          ...metadata.annotations,
+          [netnsAnnotation]: `/run/netns/${podNetns(rs.metadata.namespace!, name)}`,
+          [cgroupAnnotation]: podCgroupRelative(node.name, rs.metadata.namespace!, name),
         },
       },
       spec: { ...structuredClone(tpl.spec), serviceAccountName: tpl.spec.serviceAccountName ?? 'default', nodeName: node.name },
@@ -287,13 +273,12 @@ export class LocalClusterRuntime {
   }
 
   /** Spreads a Deployment's pods: fewest of its own pods first, then fewest pods at all. */
-  private pickNode(d: Deployment, nodeName: string | undefined, pods: Pod[]): NodeLayout {
+  private pickNode(namespace: string, owner: string, nodeName: string | undefined, pods: Pod[]): NodeLayout {
     const nodes = this.o.topology.nodes;
     if (nodeName) return nodes.find((n) => n.name === nodeName) ?? nodes[0]!;
-    const owner = `Deployment/${d.metadata.name}`;
     const score = (n: NodeLayout) => {
       const on = pods.filter((p) => p.spec.nodeName === n.name);
-      const own = on.filter((p) => p.metadata.namespace === d.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === owner);
+      const own = on.filter((p) => p.metadata.namespace === namespace && p.metadata.annotations?.[ownerAnnotation] === owner);
       return own.length * 10_000 + on.length;
     };
     return [...nodes].sort((a, b) => score(a) - score(b) || a.index - b.index)[0]!;
@@ -452,10 +437,6 @@ export class LocalClusterRuntime {
 
 function keyOfPod(p: Pod): string {
   return `${p.metadata.namespace}/${p.metadata.name}`;
-}
-
-function templateHash(d: Deployment): string {
-  return createHash('sha256').update(JSON.stringify(d.spec!.template)).digest('hex').slice(0, 10);
 }
 
 const suffixAlphabet = 'bcdfghjklmnpqrstvwxz2456789';

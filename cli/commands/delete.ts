@@ -1,5 +1,6 @@
 // `ambit delete -f FILE|DIR` or `ambit delete KIND NAME...`: removes resources; a Namespace takes
-// everything in it along, and a Deployment its pods.
+// everything in it along, and an owner its dependents (a Deployment its ReplicaSets and their pods)
+// unless `--cascade=orphan`, as kubectl's flag says.
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
@@ -7,14 +8,24 @@ import { kindByName, kindInfo } from '../../shared/resources/kinds.js';
 import { readManifests } from '../../shared/resources/manifest.js';
 import type { Resource, ResourceRef } from '../../shared/resources/types.js';
 import { ControllerClient } from '../../controller/api/client.js';
+import type { PropagationPolicy } from '../../controller/resources/garbage-collector.js';
 import type { CliContext } from '../context.js';
+
+/** kubectl's --cascade values and the propagationPolicy each sends. */
+const cascades = new Map<string, PropagationPolicy>([
+  ['background', 'Background'],
+  ['foreground', 'Foreground'],
+  ['orphan', 'Orphan'],
+]);
 
 export async function del(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, 'ignore-not-found': { type: 'boolean' } },
+    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, 'ignore-not-found': { type: 'boolean' }, cascade: { type: 'string' } },
   });
+  const cascade = values.cascade ?? 'background';
+  if (!cascades.has(cascade)) throw new AmbitError('BadArgs', `--cascade must be background, foreground or orphan, not ${JSON.stringify(cascade)}`);
   const refs: ResourceRef[] = [];
   if (values.filename?.length) {
     for (const d of readManifests(values.filename)) {
@@ -30,7 +41,7 @@ export async function del(ctx: CliContext, args: string[]): Promise<number> {
     if (!names.length) throw new AmbitError('BadArgs', `delete ${kindName} needs a name`);
     for (const name of names) refs.push({ kind: info.kind, namespace: info.namespaced ? (values.namespace ?? 'default') : '', name });
   }
-  const result = await new ControllerClient(ctx.stateDir).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true });
+  const result = await new ControllerClient(ctx.stateDir).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true, propagationPolicy: cascades.get(cascade) });
   for (const d of result.deleted) process.stdout.write(`${d} deleted\n`);
   return 0;
 }

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { applyResources, type ApplyContext, deleteResources } from '../../controller/resources/apply.js';
+import type { PropagationPolicy } from '../../controller/resources/garbage-collector.js';
 import { NotFound, ResourceInvalid } from '../../shared/errors.js';
 import { type Resource } from '../../shared/resources/types.js';
 import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
@@ -93,8 +94,8 @@ export class Writer {
     return this.admit(resource, obj, dryRun);
   }
 
-  /** Deletes the stored object (a Namespace with everything in it); returns it as it was. */
-  delete(resource: ApiResource, namespace: string, name: string, preconditions: { uid?: string; resourceVersion?: string }, dryRun: boolean): Resource {
+  /** Deletes the stored object (a Namespace with everything in it) and, unless orphaned, its dependents; returns it as it was. */
+  delete(resource: ApiResource, namespace: string, name: string, preconditions: { uid?: string; resourceVersion?: string }, dryRun: boolean, propagation: PropagationPolicy = 'Background'): Resource {
     const current = this.stored(resource, namespace, name);
     if (!current) throw notFound(resource, name);
     if (preconditions.uid && preconditions.uid !== current.metadata.uid) {
@@ -105,7 +106,7 @@ export class Writer {
     }
     if (dryRun) return current;
     try {
-      deleteResources(this.ctx, [{ kind: resource.kind, namespace: resource.namespaced ? namespace : '', name }]);
+      deleteResources(this.ctx, [{ kind: resource.kind, namespace: resource.namespaced ? namespace : '', name }], false, propagation);
     } catch (err) {
       // Someone else deleted it between our read and the commit: the same answer as if first.
       if (err instanceof NotFound) throw notFound(resource, name);

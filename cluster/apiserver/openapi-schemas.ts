@@ -37,6 +37,13 @@ const namedParts: Record<string, Record<string, string>> = {
     'spec.template.spec': 'io.k8s.api.core.v1.PodSpec',
     'spec.template.spec.containers[]': 'io.k8s.api.core.v1.Container',
   },
+  ReplicaSet: {
+    spec: 'io.k8s.api.apps.v1.ReplicaSetSpec',
+    'spec.selector': 'io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector',
+    'spec.template': 'io.k8s.api.core.v1.PodTemplateSpec',
+    'spec.template.spec': 'io.k8s.api.core.v1.PodSpec',
+    'spec.template.spec.containers[]': 'io.k8s.api.core.v1.Container',
+  },
   Service: { spec: 'io.k8s.api.core.v1.ServiceSpec', 'spec.ports[]': 'io.k8s.api.core.v1.ServicePort' },
 };
 
@@ -45,6 +52,7 @@ const componentDescriptions: Record<string, string> = {
   'io.k8s.api.core.v1.Container': 'A single application container: a command the local cluster runs in the pod.',
   'io.k8s.api.core.v1.PodStatus': 'PodStatus is what the local cluster last observed of a pod.',
   'io.k8s.api.apps.v1.DeploymentSpec': 'DeploymentSpec is the specification of the desired behavior of the Deployment.',
+  'io.k8s.api.apps.v1.ReplicaSetSpec': 'ReplicaSetSpec is the specification of a ReplicaSet: how many pods of which template.',
   'io.k8s.api.core.v1.PodTemplateSpec': 'PodTemplateSpec describes the pods that will be created.',
   'io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector': 'A label selector: the pods a Deployment owns.',
   'io.k8s.api.core.v1.ServiceSpec': 'ServiceSpec describes the attributes that a user creates on a service.',
@@ -63,7 +71,7 @@ const listMaps: Record<string, { keys: string[]; mergeKey: string }> = {
   'spec.template.spec.containers[].ports': { keys: ['containerPort', 'protocol'], mergeKey: 'containerPort' },
 };
 const serviceListMaps: Record<string, { keys: string[]; mergeKey: string }> = { 'spec.ports': { keys: ['port', 'protocol'], mergeKey: 'port' } };
-const listMapsOf = (kind: string) => (kind === 'Service' ? serviceListMaps : kind === 'Pod' || kind === 'Deployment' ? listMaps : {});
+const listMapsOf = (kind: string) => (kind === 'Service' ? serviceListMaps : kind === 'Pod' || kind === 'Deployment' || kind === 'ReplicaSet' ? listMaps : {});
 
 const descriptions: Record<string, string> = {
   apiVersion: 'APIVersion defines the versioned schema of this representation of an object.',
@@ -82,6 +90,7 @@ const kindDescriptions: Record<string, string> = {
   Deployment: 'Deployment runs replicas of a Pod template on the local cluster.',
   Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
+  ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",
   Node: 'Node is one node of the local cluster, made by ambit.',
   TrustBundle: "TrustBundle holds the mesh CA's root certificates for a trust domain, published by the controller.",
   AuthorizationPolicy: 'Istio security.istio.io AuthorizationPolicy: access control for workloads.',
@@ -119,6 +128,9 @@ const madeByAmbit: Record<string, Schema> = {
       containerStatuses: { type: 'array', items: closed({ name: str, pid: int, restartCount: int, state: { enum: ['running', 'waiting'] } }) },
     }),
   ),
+  // Made by the Deployment controller (cluster/controllers/deployments.ts): the Deployment's spec
+  // with replicas required and the selector and template carrying the pod-template-hash.
+  ReplicaSet: servedEnvelope('apps/v1', 'ReplicaSet', (schemas.Deployment!.properties as Record<string, Schema>).spec!, open),
   // The local cluster's runtime sets a Node's spec and status; their fields are its to define.
   Node: servedEnvelope('v1', 'Node', open, open),
   TrustBundle: servedEnvelope('ambit.dev/v1alpha1', 'TrustBundle', closed({ roots: { type: 'array', items: str, description: 'PEM root certificates.' } }, ['roots'])),

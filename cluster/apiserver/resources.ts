@@ -46,8 +46,8 @@ const readWrite = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'
 const readOnly = ['get', 'list', 'watch'];
 /** ambit makes these and no client may write them: the CA's roots are the controller's to publish. */
 const readOnlyKinds = new Set(['TrustBundle']);
-/** `kubectl get all` shows the kinds in the `all` category; Kubernetes puts these three in it. */
-const allCategory = new Set(['Pod', 'Service', 'Deployment']);
+/** `kubectl get all` shows the kinds in the `all` category; Kubernetes puts these (of those ambit serves) in it. */
+const allCategory = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet']);
 
 const subresourcesOf: Record<string, (gvk: GroupVersionKind) => Subresource[]> = {
   Pod: (gvk) => [{ name: 'status', responseKind: gvk, verbs: ['get', 'patch', 'update'] }],

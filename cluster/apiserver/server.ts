@@ -1,17 +1,18 @@
 // The local cluster's Kubernetes API: the REST verbs (get, list, watch, create, update, patch,
-// delete, and the pods/status and deployments/scale subresources) over the controller's store, so
-// that kubectl and client-go work against it. Authentication is one bearer token; discovery and
+// delete with propagationPolicy, and the pods/status and deployments/scale subresources) over the
+// controller's store, so that kubectl and client-go work against it; the garbage collector runs beside it. Authentication is one bearer token; discovery and
 // OpenAPI are discovery.ts's, patch strategies patch.ts's, admission apply.ts's. The HTTPS server
 // and kubeconfig around this handler are the caller's.
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApplyContext } from '../../controller/resources/apply.js';
+import { GarbageCollector, type PropagationPolicy, propagationPolicies } from '../../controller/resources/garbage-collector.js';
 import type { Store } from '../../controller/store/store.js';
 import type { Logger } from '../../shared/log.js';
 import type { Deployment, Pod, Resource } from '../../shared/resources/types.js';
 import { handleDiscovery } from './discovery.js';
-import { ApiError, badRequest, internal, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
+import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
 import { objectFromBody, Writer, type WriteResult } from './admission.js';
@@ -48,10 +49,37 @@ const statusKinds = new Set(['Pod', 'Deployment', 'Service', 'Namespace', 'Node'
 /** The real server ends a watch after minRequestTimeout (30 min) times a random factor in [1, 2), so clients do not reconnect in step. */
 const defaultWatchTimeoutMs = () => 30 * 60_000 * (1 + Math.random());
 
+interface DeleteOptions {
+  preconditions?: { uid?: string; resourceVersion?: string };
+  propagationPolicy?: string;
+  /** Deprecated before propagationPolicy; true means Orphan. */
+  orphanDependents?: boolean;
+}
+
+/**
+ * The deletion's propagationPolicy, from the DeleteOptions body or, as the REST API also allows, the
+ * query; Background when neither says (apps/v1's default). Foreground is done as Background: owner
+ * and dependents go in one commit, so nothing is left to wait for (see garbage-collector.ts).
+ */
+function propagationOf(r: ApiResource, name: string, options: DeleteOptions, url: URL): PropagationPolicy {
+  const policy = options.propagationPolicy ?? url.searchParams.get('propagationPolicy') ?? undefined;
+  const orphan = options.orphanDependents ?? (url.searchParams.has('orphanDependents') ? url.searchParams.get('orphanDependents') === 'true' : undefined);
+  if (policy !== undefined && orphan !== undefined) throw invalid(r.kind, r.group, name, [{ reason: 'FieldValueForbidden', field: 'orphanDependents', message: 'Forbidden: orphanDependents and deletionPropagation cannot be both set' }]);
+  if (orphan !== undefined) return orphan ? 'Orphan' : 'Background';
+  if (policy === undefined) return 'Background';
+  if (!(propagationPolicies as readonly string[]).includes(policy)) {
+    throw invalid(r.kind, r.group, name, [{ reason: 'FieldValueNotSupported', field: 'propagationPolicy', message: `Unsupported value: ${JSON.stringify(policy)}: supported values: "Foreground", "Background", "Orphan"` }]);
+  }
+  return policy as PropagationPolicy;
+}
+
 export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   const log = o.log.child({ component: 'kube-api' });
   const history = new ChangeHistory(o.store, o.watch?.history);
   const writer = new Writer(o.apply);
+  // What a deletion did not take with it: dependents written naming an owner already gone.
+  const collector = new GarbageCollector(o.store);
+  collector.start();
   const watches = new Set<() => void>();
   const token = Buffer.from(o.token);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
@@ -199,10 +227,8 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (req.method === 'DELETE') {
       readOnly('delete', r);
       const body = await readBody(req);
-      const options = (body.length ? parseJson(body) : {}) as { preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: string };
-      // propagationPolicy (Orphan, Background, Foreground) is accepted and means one thing here:
-      // the object goes now, and a Namespace takes its contents with it, as apply.ts cascades.
-      const deleted = writer.delete(r, namespace ?? '', name, options.preconditions ?? {}, dryRun);
+      const options = (body.length ? parseJson(body) : {}) as DeleteOptions;
+      const deleted = writer.delete(r, namespace ?? '', name, options.preconditions ?? {}, dryRun, propagationOf(r, name, options, url));
       sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: deleted.metadata.uid } });
       return;
     }
@@ -276,6 +302,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       );
     },
     close() {
+      collector.stop();
       for (const stop of [...watches]) stop();
       history.close();
     },

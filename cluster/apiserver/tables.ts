@@ -3,7 +3,8 @@
 // kind, so kubectl prints what users know. kubectl upper-cases the names and hides priority-1
 // columns unless `-o wide`.
 
-import { type Deployment, ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
+import { controllerOf } from '../../shared/resources/owners.js';
+import { type Deployment, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
 import type { ApiResource } from './routes.js';
 
 export interface TableColumnDefinition {
@@ -137,6 +138,25 @@ const deploymentColumns: Column[] = [
   col('Selector', 'Label selector for pods.', (r) => labelsText((r as Deployment).spec!.selector.matchLabels), { priority: 1 }),
 ];
 
+/** A ReplicaSet's pods: those naming it as their controller, by uid (the real controller counts them too). */
+function replicaSetPods(rs: ReplicaSet, ctx: TableContext): Pod[] {
+  return ctx.podsIn(rs.metadata.namespace ?? 'default').filter((p) => controllerOf(p)?.uid === rs.metadata.uid && p.status?.phase !== 'Failed');
+}
+const isReady = (p: Pod) => p.status?.phase === 'Running' && p.status.containerStatuses?.every((c) => c.state === 'running');
+
+// The real server's columns (printers.go, AddHandlers: replicaSetColumnDefinitions), counted from
+// the pods because the local controller writes no ReplicaSet status.
+const replicaSetColumns: Column[] = [
+  nameColumn,
+  col('Desired', 'Number of desired pods.', (r) => (r as ReplicaSet).spec?.replicas ?? 1, { type: 'integer' }),
+  col('Current', 'Number of actually running pods.', (r, ctx) => replicaSetPods(r as ReplicaSet, ctx).length, { type: 'integer' }),
+  col('Ready', 'Number of ready pods.', (r, ctx) => replicaSetPods(r as ReplicaSet, ctx).filter(isReady).length, { type: 'integer' }),
+  ageColumn,
+  col('Containers', 'Names of each container in the template.', (r) => (r as ReplicaSet).spec.template.spec.containers.map((c) => c.name).join(','), { priority: 1 }),
+  col('Images', 'Images referenced by each container in the template.', (r) => (r as ReplicaSet).spec.template.spec.containers.map((c) => c.image ?? none).join(','), { priority: 1 }),
+  col('Selector', 'Label selector for pods.', (r) => labelsText((r as ReplicaSet).spec.selector.matchLabels), { priority: 1 }),
+];
+
 const serviceColumns: Column[] = [
   nameColumn,
   col('Type', 'The type of the service.', (r) => (r as Service).spec?.type ?? 'ClusterIP'),
@@ -186,6 +206,7 @@ const columnsByKind: Record<string, Column[]> = {
   Secret: secretColumns,
   Pod: podColumns,
   Deployment: deploymentColumns,
+  ReplicaSet: replicaSetColumns,
   Service: serviceColumns,
   Namespace: namespaceColumns,
   Node: nodeColumns,

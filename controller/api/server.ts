@@ -9,6 +9,7 @@ import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.j
 import type { Logger } from '../../shared/log.js';
 import type { ResourceRef } from '../../shared/resources/types.js';
 import { applyResources, type ApplyContext, deleteResources } from '../resources/apply.js';
+import { type PropagationPolicy, propagationPolicies } from '../resources/garbage-collector.js';
 import type { PushServer } from '../push/server.js';
 
 export interface ApiOptions {
@@ -84,9 +85,11 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     case 'GET /v1/agents':
       return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {
-      const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean };
+      const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean; propagationPolicy?: PropagationPolicy };
       if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');
-      const result = deleteResources(o.ctx, body.refs, body.ignoreNotFound === true);
+      const policy = body.propagationPolicy ?? 'Background';
+      if (!propagationPolicies.includes(policy)) throw new AmbitError('BadRequest', `body.propagationPolicy must be one of ${propagationPolicies.join(', ')}`);
+      const result = deleteResources(o.ctx, body.refs, body.ignoreNotFound === true, policy);
       o.log.info({ revision: result.revision, deleted: result.deleted }, 'deleted');
       return send(res, 200, result);
     }

@@ -1,13 +1,15 @@
 // Admission of a batch of resources: validation, defaults, ClusterIP allocation and reference
 // checks, then one store commit. Anything wrong refuses the whole batch and stores nothing.
-// Deletes cascade as Kubernetes' garbage collector would: a Namespace takes its resources with it.
+// Deletes cascade as Kubernetes' garbage collector would: a Namespace takes its resources with it,
+// an owner its dependents (garbage-collector.ts), all in the same commit.
 
 import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
 import { kindInfo } from '../../shared/resources/kinds.js';
-import { type Resource, type ResourceRef, resourceName, type Service, keyOf } from '../../shared/resources/types.js';
+import { type Resource, type ResourceRef, resourceName, type Service, keyOf, refOf } from '../../shared/resources/types.js';
 import { validateMeshRules, validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
+import { garbageOf, orphansOf, type PropagationPolicy } from './garbage-collector.js';
 import { type PolicyReview, reviewPolicy } from './policy-review.js';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
@@ -79,19 +81,35 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   };
 }
 
-export function deleteResources(ctx: ApplyContext, refs: ResourceRef[], ignoreNotFound = false): ApplyResult & { deleted: string[] } {
+/**
+ * Deletes `refs` (and a Namespace's contents) in one commit, with their dependents: those whose
+ * owners are then all gone (Background or Foreground), or, for `Orphan`, none: the direct
+ * dependents of `refs` lose their reference to them and stay.
+ */
+export function deleteResources(ctx: ApplyContext, refs: ResourceRef[], ignoreNotFound = false, propagation: PropagationPolicy = 'Background'): ApplyResult & { deleted: string[] } {
   const missing = refs.filter((r) => !ctx.store.get(r.kind, r.namespace, r.name));
   if (missing.length && !ignoreNotFound) throw new NotFound(missing.map((r) => `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`).join(', '));
   const all = new Map<string, ResourceRef>();
+  const named: Resource[] = [];
   for (const ref of refs) {
-    if (!ctx.store.get(ref.kind, ref.namespace, ref.name)) continue;
+    const found = ctx.store.get(ref.kind, ref.namespace, ref.name);
+    if (!found) continue;
+    named.push(found);
     all.set(keyOf(ref), ref);
     if (ref.kind === 'Namespace') {
       for (const r of ctx.store.list(undefined, ref.name)) all.set(keyOf({ kind: r.kind, namespace: ref.name, name: r.metadata.name }), { kind: r.kind, namespace: ref.name, name: r.metadata.name });
     }
   }
-  const event = ctx.store.commit([], [...all.values()]);
-  return { revision: event.revision, results: [], deleted: event.changes.map((c) => resourceName(c.resource)) };
+  let objects = ctx.store.list();
+  const upserts: Resource[] = [];
+  if (propagation === 'Orphan') {
+    for (const o of orphansOf(objects, named)) if (!all.has(keyOf(refOf(o)))) upserts.push(o);
+    const rewritten = new Map(upserts.map((r) => [keyOf(refOf(r)), r]));
+    objects = objects.map((r) => rewritten.get(keyOf(refOf(r))) ?? r);
+  }
+  for (const ref of garbageOf(objects, new Set(all.keys()))) all.set(keyOf(ref), ref);
+  const event = ctx.store.commit(upserts, [...all.values()]);
+  return { revision: event.revision, results: [], deleted: event.changes.flatMap((c) => (c.type === 'delete' ? [resourceName(c.resource)] : [])) };
 }
 
 function withWarnings(w: string[] | undefined) {

@@ -30,11 +30,29 @@ const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }
   managedFields: { type: 'array', items: { type: 'object', required: ['manager', 'operation'], properties: { manager: { type: 'string' }, operation: { enum: ['Apply', 'Update'] }, apiVersion: { type: 'string' }, time: { type: 'string' }, fieldsType: { const: 'FieldsV1' }, fieldsV1: { type: 'object' }, subresource: { type: 'string' } }, additionalProperties: false } },
 };
 
+// Kubernetes' OwnerReference; the owner is looked up in the dependent's namespace (none for a
+// cluster-scoped dependent), so a reference cannot cross namespaces.
+const ownerReferences: Schema = {
+  type: 'array',
+  items: closed(
+    {
+      apiVersion: { type: 'string', minLength: 1 },
+      kind: { type: 'string', minLength: 1 },
+      name: { type: 'string', minLength: 1 },
+      uid: { type: 'string', minLength: 1 },
+      controller: { type: 'boolean' },
+      blockOwnerDeletion: { type: 'boolean' },
+    },
+    ['apiVersion', 'kind', 'name', 'uid'],
+  ),
+};
+
 function metadata(namespaced: boolean, namePattern: string): Schema {
   const props: Record<string, Schema> = {
     name: { type: 'string', minLength: 1, maxLength: 63, pattern: namePattern },
     labels,
     annotations,
+    ownerReferences,
     ...serverSet,
   };
   if (namespaced) props.namespace = { type: 'string', minLength: 1, maxLength: 63, pattern: dns1123Label };

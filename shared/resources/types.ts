@@ -14,7 +14,24 @@ export interface ObjectMeta {
   creationTimestamp?: string;
   /** Set by the Kubernetes API: grows by one with every change of the spec (anything but metadata and status). */
   generation?: number;
+  /**
+   * The objects this one depends on (Kubernetes' OwnerReference): when all of them are gone, the
+   * garbage collector deletes this one (controller/resources/garbage-collector.ts).
+   */
+  ownerReferences?: OwnerReference[];
   managedFields?: { manager: string; operation: 'Apply' | 'Update'; apiVersion: string; time: string; fieldsType: 'FieldsV1'; fieldsV1: Record<string, unknown>; subresource?: string }[];
+}
+
+/** An owner, named as Kubernetes names it: the owner's own namespace is the dependent's. */
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  /** The managing controller; at most one owner of an object is. */
+  controller?: boolean;
+  /** Foreground deletion waits for this dependent (the local cluster deletes both in one commit). */
+  blockOwnerDeletion?: boolean;
 }
 
 export interface Resource<Kind extends string = string, Spec = unknown> {
@@ -69,6 +86,14 @@ export interface DeploymentSpec {
   template: { metadata?: { labels?: Labels; annotations?: Record<string, string> }; spec: PodSpec };
 }
 export type Deployment = Resource<'Deployment', DeploymentSpec>;
+
+/** What a Deployment's controller makes for each template: it owns the Pods, the Deployment owns it. */
+export interface ReplicaSetSpec {
+  replicas: number;
+  selector: { matchLabels: Labels };
+  template: DeploymentSpec['template'];
+}
+export type ReplicaSet = Resource<'ReplicaSet', ReplicaSetSpec> & { spec: ReplicaSetSpec };
 
 export interface PodStatus {
   phase: 'Pending' | 'Running' | 'Failed';

@@ -92,11 +92,26 @@ export function validateResources(resources: unknown[]): FieldProblem[] {
     const key = keyOf({ kind: r.kind, namespace: r.metadata.namespace ?? '', name: r.metadata.name });
     if (seen.has(key)) add('metadata.name', `appears twice in this apply (also resource ${seen.get(key)! + 1})`);
     seen.set(key, index);
+    checkOwnerReferences(r, add);
     if (r.kind === 'Deployment') checkDeployment(r as Deployment, add);
     if (r.kind === 'Service') checkService(r as Service, add);
     if (r.kind === 'Gateway') checkGateway(r, add);
   });
   return problems;
+}
+
+/** What Kubernetes' ValidateOwnerReferences refuses beyond the shape: one owner twice, two controllers. */
+function checkOwnerReferences(r: Resource, add: (field: string, message: string) => void): void {
+  const refs = r.metadata.ownerReferences ?? [];
+  const uids = new Set<string>();
+  let controller: string | undefined;
+  refs.forEach((o, i) => {
+    if (uids.has(o.uid)) add(`metadata.ownerReferences[${i}].uid`, `${o.uid} appears twice`);
+    uids.add(o.uid);
+    if (!o.controller) return;
+    if (controller) add('metadata.ownerReferences', `only one reference can have controller set to true; found it on ${controller} and ${o.kind}/${o.name}`);
+    controller ??= `${o.kind}/${o.name}`;
+  });
 }
 
 function checkDeployment(d: Deployment, add: (field: string, message: string) => void): void {

@@ -94,7 +94,7 @@ spec:
   assert.not.match(list, 'broken');
 });
 
-test('kubectl get pods -w prints a change as it happens; kubectl scale gets the pods; kubectl delete removes them', async () => {
+test('kubectl get pods -w prints a change as it happens; kubectl scale gets the pods, kubectl get rs counts them; kubectl delete removes them with their ReplicaSet', async () => {
   const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(tmp, 'cache'), 'get', 'pods', '-n', 'shop', '-w', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let seen = '';
   watch.stdout.setEncoding('utf8').on('data', (d: string) => (seen += d));
@@ -105,9 +105,14 @@ test('kubectl get pods -w prints a change as it happens; kubectl scale gets the 
     await eventually('the watch printing the new pod', async () => (seen.match(/ADDED\s+web-v1-/g)?.length ?? 0) >= 2, 10_000);
     const deployments = await kubectlOk(['get', 'deployment', 'web-v1', '-n', 'shop']);
     assert.match(deployments, /web-v1\s+2\/2/);
+    // The pods' owner: the ReplicaSet of web-v1's template, owned by the Deployment.
+    const replicaSets = await kubectlOk(['get', 'rs', '-n', 'shop']);
+    assert.match(replicaSets, /NAME\s+DESIRED\s+CURRENT\s+READY\s+AGE/);
+    assert.match(replicaSets, /web-v1-[0-9a-f]{10}\s+2\s+2\s+2/);
     await kubectlOk(['delete', 'deployment', 'web-v2', '-n', 'shop']);
     await eventually('web-v2\'s pod gone', async () => !(await status()).pods.some((p) => p.name.startsWith('web-v2-')), 30_000);
     await eventually('the watch printing the deletion', async () => /DELETED\s+web-v2-/.test(seen), 10_000);
+    assert.not.match(await kubectlOk(['get', 'rs', '-n', 'shop']), /web-v2-/);
   } finally {
     watch.kill();
   }
