@@ -35,7 +35,8 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
     case 'tcp-echo':
       return runTcpEcho(Number(values.port ?? 9000));
     case 'grpc-echo':
-      return runGrpcEcho({ port: Number(values.port ?? 9090), version: values.version ?? 'v1' });
+      runGrpcEcho({ port: Number(values.port ?? 9090), version: values.version ?? 'v1' });
+      return;
     case 'grpc-client': {
       const method = values.method ?? 'echo';
       if (!values.target || (method !== 'echo' && method !== 'stream')) throw new AmbitError('BadArgs', 'usage: ambit sample grpc-client --target HOST:PORT [--method echo|stream] [--metadata k=v]... [--count N] [--message TEXT]');
@@ -47,7 +48,8 @@ export async function sample(_ctx: CliContext, args: string[]): Promise<number |
       return runGrpcClient({ target: values.target, method, metadata, count: Math.min(1000, Number(values.count ?? 1)), message: values.message ?? 'hello', deadlineMs: 10_000 });
     }
     case 'ws-echo':
-      return runWsEcho({ port: Number(values.port ?? 8081), version: values.version ?? 'v1' });
+      runWsEcho({ port: Number(values.port ?? 8081), version: values.version ?? 'v1' });
+      return;
     case 'ws-client': {
       const url = values.target ?? positionals[0];
       if (!url) throw new AmbitError('BadArgs', 'usage: ambit sample ws-client ws://HOST:PORT/PATH [--count N]');

@@ -52,6 +52,8 @@ export const echoDefinition = {
 export interface GrpcEchoOptions {
   port: number;
   version: string;
+  /** Told the port bound (port 0 picks one). */
+  onListening?: (port: number) => void;
 }
 
 function metadataOf(m: grpc.Metadata): Record<string, string[]> {
@@ -60,7 +62,8 @@ function metadataOf(m: grpc.Metadata): Record<string, string[]> {
   return out;
 }
 
-export function runGrpcEcho(o: GrpcEchoOptions): void {
+/** Serves until SIGTERM; the server is returned for tests to shut down. */
+export function runGrpcEcho(o: GrpcEchoOptions): grpc.Server {
   const pod = process.env.POD_NAME ?? 'unknown';
   const reply = (call: { request: EchoRequest; metadata: grpc.Metadata }, index?: number): EchoReply => ({
     message: call.request.message ?? '',
@@ -78,12 +81,14 @@ export function runGrpcEcho(o: GrpcEchoOptions): void {
       call.end();
     },
   });
-  server.bindAsync(`0.0.0.0:${o.port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+  server.bindAsync(`0.0.0.0:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
     if (err) {
       process.stderr.write(`grpc-echo: cannot listen on :${o.port}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stdout.write(`grpc-echo ${o.version} listening on :${o.port}\n`);
+    process.stdout.write(`grpc-echo ${o.version} listening on :${bound}\n`);
+    o.onListening?.(bound);
   });
-  process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
+  process.once('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
+  return server;
 }

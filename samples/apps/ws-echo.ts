@@ -3,6 +3,7 @@
 // which backend served it. Plain HTTP/1.1 on the same port answers `/healthz`.
 
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
 export interface WsEchoOptions {
@@ -19,7 +20,8 @@ export interface WsEchoReply {
   path: string;
 }
 
-export function runWsEcho(o: WsEchoOptions): void {
+/** Serves until SIGTERM; the server is returned for tests to close. */
+export function runWsEcho(o: WsEchoOptions): http.Server {
   const pod = process.env.POD_NAME ?? 'unknown';
   const server = http.createServer((req, res) => {
     res.writeHead(req.url === '/healthz' ? 200 : 426, { 'content-type': 'text/plain' });
@@ -34,9 +36,10 @@ export function runWsEcho(o: WsEchoOptions): void {
     });
     socket.on('error', () => socket.terminate());
   });
-  server.listen(o.port, () => process.stdout.write(`ws-echo ${o.version} listening on :${o.port}\n`));
-  process.on('SIGTERM', () => {
+  server.listen(o.port, () => process.stdout.write(`ws-echo ${o.version} listening on :${(server.address() as AddressInfo).port}\n`));
+  process.once('SIGTERM', () => {
     for (const c of wss.clients) c.close(1001, 'going away');
     server.close(() => process.exit(0));
   });
+  return server;
 }
