@@ -130,6 +130,43 @@ function grpcStatusOf(status: number): number {
   }
 }
 
+/**
+ * grpc-message as the gRPC spec's PROTOCOL-HTTP2 says: UTF-8, then every byte outside printable
+ * ASCII, and `%` itself, percent-encoded.
+ */
+export function grpcMessage(text: string): string {
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
+/**
+ * The waypoint's own answer to a gRPC request, as Envoy's local replies for gRPC are
+ * (Http::Utility::sendLocalReply when the request is gRPC): a trailers-only response, one HEADERS
+ * frame ending the stream with `:status 200`, `content-type: application/grpc`, `grpc-status`
+ * mapped from the HTTP status and `grpc-message`, no body. gRPC clients read the status from there;
+ * an HTTP 403 or 503 would reach them as a transport failure (UNKNOWN, or UNAVAILABLE). The access
+ * log and istio_requests_total say response_code 200 with the gRPC status beside it, as Envoy's do
+ * (istio/istio#38984 shows an RBAC-denied call logged `200` with its rbac_access_denied details);
+ * the response flags (RL, UO, UT, UH...) still say why.
+ */
+function answerGrpc(res: DownstreamResponse, outcome: RequestOutcome, grpcStatus: number, message: string, headers?: OutgoingHttpHeaders): void {
+  outcome.status = 200;
+  outcome.grpcStatus = grpcStatus;
+  const h: OutgoingHttpHeaders = { ...headers, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': grpcMessage(message) };
+  delete h['content-length'];
+  const stream = (res as Http2ServerResponse).stream;
+  if (stream) {
+    // The compatibility API would send the headers, then an empty DATA frame to end the stream.
+    stream.respond({ ...h, ':status': 200 }, { endStream: true });
+    return;
+  }
+  // gRPC over HTTP/1.1 is no gRPC client's, but a proxy in between may send one: the same headers.
+  res.writeHead(200, h);
+  res.end();
+}
+
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 /** For what has no request to hash on (mirrors, upgrades): any endpoint the balancer gives. */
 export const noAffinity: PickRequest = { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined };
@@ -140,9 +177,8 @@ export class Forwarder {
 
   constructor(private readonly o: ForwardOptions) {}
 
-  handle(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext): void {
-    const started = performance.now();
-    const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+  /** The record of a request as it arrives, and its span when tracing is on. */
+  private begin(req: DownstreamRequest, ctx: TunnelContext, grpc: boolean): RequestOutcome {
     const authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
     const sourceIp = ctx.sourceIp;
     const source = sourceIp ? this.o.workloadAt(sourceIp) : undefined;
@@ -174,14 +210,26 @@ export class Forwarder {
         sourcePrincipal: outcome.sourcePrincipal,
       });
     }
+    return outcome;
+  }
+
+  /** The end of a request: its duration, its span ended, and its one record. */
+  private end(outcome: RequestOutcome, started: number): void {
+    outcome.durationMs = performance.now() - started;
+    outcome.span?.end({ responseCode: outcome.status, responseFlags: outcome.flags, ...(outcome.grpcStatus !== undefined ? { grpcStatus: outcome.grpcStatus } : {}), ...(outcome.endpoint?.workload ? { destination: outcome.endpoint.workload } : {}), ...(outcome.endpoint ? { upstreamHost: `${outcome.endpoint.ip}:${outcome.endpoint.port}` } : {}), requestBytes: outcome.requestBytes, responseBytes: outcome.responseBytes, ...(outcome.route ? { routeName: outcome.route } : {}) });
+    this.o.record(outcome);
+  }
+
+  handle(req: DownstreamRequest, res: DownstreamResponse, ctx: TunnelContext): void {
+    const started = performance.now();
+    const grpc = (req.headers['content-type'] ?? '').startsWith('application/grpc');
+    const outcome = this.begin(req, ctx, grpc);
     let recorded = false;
     const finish = () => {
       if (recorded) return;
       recorded = true;
-      outcome.durationMs = performance.now() - started;
       if (!outcome.status) outcome.status = res.headersSent ? res.statusCode : 0;
-      outcome.span?.end({ responseCode: outcome.status, responseFlags: outcome.flags, ...(outcome.grpcStatus !== undefined ? { grpcStatus: outcome.grpcStatus } : {}), ...(outcome.endpoint?.workload ? { destination: outcome.endpoint.workload } : {}), ...(outcome.endpoint ? { upstreamHost: `${outcome.endpoint.ip}:${outcome.endpoint.port}` } : {}), requestBytes: outcome.requestBytes, responseBytes: outcome.responseBytes, ...(outcome.route ? { routeName: outcome.route } : {}) });
-      this.o.record(outcome);
+      this.end(outcome, started);
     };
     res.once('finish', finish);
     res.once('close', () => {
@@ -215,7 +263,7 @@ export class Forwarder {
     try {
       plan = this.o.plan(req, ctx);
     } catch (err) {
-      return this.answer(res, outcome, 500, 'NR', `routing failed: ${(err as Error).message}`);
+      return this.answer(res, outcome, 500, 'NR', `routing failed: ${(err as Error).message}`, grpc);
     }
     if (plan.route) outcome.route = plan.route;
     if (this.o.limit && !plan.respond) {
@@ -239,6 +287,10 @@ export class Forwarder {
       req.resume();
       outcome.status = status;
       if (flag) outcome.flags = outcome.flags === '-' ? flag : `${outcome.flags},${flag}`;
+      // A fault's abort (with its own gRPC status or an HTTP one) or a route without a valid backend,
+      // to a gRPC client: trailers-only, as Envoy's fault filter and router answer one.
+      const ownGrpc = headers?.['grpc-status'];
+      if (grpc && (status >= 400 || ownGrpc !== undefined)) return answerGrpc(res, outcome, ownGrpc !== undefined ? Number(ownGrpc) : grpcStatusOf(status), String(headers?.['grpc-message'] ?? http.STATUS_CODES[status] ?? 'local reply'), headers);
       res.writeHead(status, { ...headers, 'content-length': '0' } as OutgoingHttpHeaders);
       res.end();
       return;
@@ -486,31 +538,94 @@ export class Forwarder {
     outcome.status = status;
     if (flag !== '-') outcome.flags = outcome.flags === '-' || outcome.flags === 'URX' ? flag : `${outcome.flags},${flag}`;
     if (res.headersSent) return void res.destroy();
+    if (grpc) return answerGrpc(res, outcome, grpcStatusOf(status), message, headers);
     const body = `${message}\n`;
-    res.writeHead(status, { ...headers, 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)), ...(grpc ? { 'grpc-status': String(grpcStatusOf(status)), 'grpc-message': message } : {}) });
+    res.writeHead(status, { ...headers, 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) });
     res.end(body);
   }
 
-  /** A WebSocket (or other) upgrade: the request goes to an endpoint as it came, then bytes flow both ways. */
+  /**
+   * A WebSocket (or other) upgrade. The same security and rate limits as any request decide first
+   * (a header must not walk around a DENY); then the request goes to an endpoint as it came and bytes
+   * flow both ways. Recorded once, when the connection ends, as Envoy logs an upgraded stream: the
+   * backend's status (101 when it switched protocols), and the bytes of the whole connection after
+   * the request's and the response's heads.
+   */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: TunnelContext): void {
-    const plan = this.o.plan(req, ctx);
-    const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
-    const ep = this.o.destinations.choose(backend.service, backend.port, { ...noAffinity, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
-    if (!ep || plan.respond) return void socket.end(`HTTP/1.1 ${plan.respond?.status ?? 503} ${http.STATUS_CODES[plan.respond?.status ?? 503]}\r\ncontent-length: 0\r\n\r\n`);
-    void this.o.upstreams.tunnel(ep).then(
-      (up) => {
-        const headers = { ...req.headers };
-        applyEdits(headers as OutgoingHttpHeaders, plan.requestHeaders);
-        let text = `${req.method} ${plan.path ?? req.url} HTTP/1.1\r\n`;
-        for (let i = 0; i < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
-        up.write(`${text}\r\n`);
-        if (head.length) up.write(head);
-        splice(socket as never, up, () => {
-          socket.destroy();
-          up.destroy();
-        });
-      },
-      () => socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n'),
+    const started = performance.now();
+    const outcome = this.begin(req, ctx, false);
+    let recorded = false;
+    const finish = () => {
+      if (recorded) return;
+      recorded = true;
+      this.end(outcome, started);
+    };
+    socket.once('close', finish);
+    socket.on('error', () => socket.destroy());
+    // Held until the backend is reached; the counter sees every byte the client sends after its head.
+    outcome.requestBytes = head.length;
+    socket.on('data', (c: Buffer) => (outcome.requestBytes += c.length));
+    socket.pause();
+    const local = (status: number, flag: string, message = '', headers?: OutgoingHttpHeaders) => {
+      outcome.status = status;
+      if (flag !== '-') outcome.flags = flag;
+      let text = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n`;
+      for (const k in headers) for (const v of [headers[k]].flat()) if (v !== undefined) text += `${k}: ${String(v)}\r\n`;
+      const body = message ? `${message}\n` : '';
+      socket.end(`${text}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    };
+    const go = () => {
+      if (socket.destroyed) return;
+      outcome.path = req.url ?? '/';
+      let plan: Plan;
+      try {
+        plan = this.o.plan(req, ctx);
+      } catch (err) {
+        return local(500, 'NR', `routing failed: ${(err as Error).message}`);
+      }
+      if (plan.route) outcome.route = plan.route;
+      if (plan.respond) return local(plan.respond.status, plan.respond.flag ?? '-', '', plan.respond.headers);
+      const limited = this.o.limit?.(ctx.service, plan.routeRef, ctx);
+      if (limited?.refusal) return local(limited.refusal.status, limited.refusal.flag, limited.refusal.message, limited.refusal.headers);
+      const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
+      const ep = this.o.destinations.choose(backend.service, backend.port, { ...noAffinity, ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}) })?.endpoint;
+      if (!ep) return local(503, 'UH', `no healthy upstream for ${backend.service.namespace}/${backend.service.name}:${backend.port}`);
+      outcome.endpoint = ep;
+      outcome.attempts = 1;
+      void this.o.upstreams.tunnel(ep).then(
+        (up) => {
+          if (socket.destroyed) return void up.destroy();
+          const headers = { ...req.headers };
+          applyEdits(headers as OutgoingHttpHeaders, plan.requestHeaders);
+          let text = `${req.method} ${plan.path ?? req.url} HTTP/1.1\r\n`;
+          for (let i = 0; i < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+          up.write(`${text}\r\n`);
+          if (head.length) up.write(head);
+          // The backend's status line is in its first bytes; what follows its head is the stream's.
+          let inHead = true;
+          up.on('data', (c: Buffer) => {
+            if (!inHead) return void (outcome.responseBytes += c.length);
+            if (!outcome.status && c.length >= 12 && c.toString('latin1', 0, 5) === 'HTTP/') outcome.status = Number(c.toString('latin1', 9, 12)) || 0;
+            const end = c.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            inHead = false;
+            outcome.responseBytes += c.length - end - 4;
+          });
+          splice(socket, up, () => {
+            socket.destroy();
+            up.destroy();
+          });
+          socket.resume();
+        },
+        (err: Error) => local(503, err instanceof UpstreamUnavailable ? err.flag : 'UF', `upstream connect error: ${err.message}`),
+      );
+    };
+    const admitted = this.o.admit?.(req, ctx);
+    if (admitted === undefined) return go();
+    if (!('then' in admitted)) return local(admitted.status, admitted.flag, admitted.message, admitted.headers);
+    admitted.then(
+      (r) => (r ? local(r.status, r.flag, r.message, r.headers) : go()),
+      (err: Error) => local(500, '-', `authentication failed: ${err.message}`),
     );
   }
 }
