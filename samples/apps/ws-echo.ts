@@ -18,6 +18,8 @@ export interface WsEchoReply {
   pod: string;
   /** The upgrade request's path. */
   path: string;
+  /** The upgrade request's headers, as the server received them. */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /** Serves until SIGTERM; the server is returned for tests to close. */
@@ -31,7 +33,7 @@ export function runWsEcho(o: WsEchoOptions): http.Server {
   wss.on('connection', (socket, req) => {
     socket.on('message', (data, binary) => {
       if (binary) return void socket.send(data, { binary: true });
-      const reply: WsEchoReply = { message: String(data), version: o.version, pod, path: req.url ?? '/' };
+      const reply: WsEchoReply = { message: String(data), version: o.version, pod, path: req.url ?? '/', headers: req.headers };
       socket.send(JSON.stringify(reply));
     });
     socket.on('error', () => socket.terminate());

@@ -595,10 +595,12 @@ export class Forwarder {
       void this.o.upstreams.tunnel(ep).then(
         (up) => {
           if (socket.destroyed) return void up.destroy();
+          // The headers as admit() left them (a verified token stripped, claim headers set) and the
+          // route's modifiers applied: never the raw ones the client sent.
           const headers = { ...req.headers };
           applyEdits(headers as OutgoingHttpHeaders, plan.requestHeaders);
           let text = `${req.method} ${plan.path ?? req.url} HTTP/1.1\r\n`;
-          for (let i = 0; i < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+          for (const k in headers) for (const v of [headers[k]].flat()) if (v !== undefined) text += `${k}: ${v}\r\n`;
           up.write(`${text}\r\n`);
           if (head.length) up.write(head);
           // The backend's status line is in its first bytes; what follows its head is the stream's.

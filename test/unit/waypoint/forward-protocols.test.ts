@@ -202,6 +202,24 @@ test('an upgrade the AuthorizationPolicy refuses is answered 403 and never reach
   await h.close();
 });
 
+test('an upgrade reaches the backend with the headers admit() left (a verified token stripped, a claim header set), not the raw ones', async () => {
+  const admit: ForwardOptions['admit'] = (req) => {
+    delete req.headers.authorization;
+    req.headers['x-jwt-sub'] = 'alice';
+    return undefined;
+  };
+  const h = await wsForwarder({ admit });
+  const ws = new WebSocket(`ws://127.0.0.1:${h.port}/chat`, { headers: { authorization: 'Bearer secret', 'x-jwt-sub': 'mallory' } });
+  await new Promise((r) => ws.once('open', r));
+  ws.send('hi');
+  const reply = JSON.parse(String(await new Promise((r) => ws.once('message', r)))) as { headers: Record<string, string> };
+  assert.is(reply.headers.authorization, undefined, 'the token never reaches the backend');
+  assert.is(reply.headers['x-jwt-sub'], 'alice');
+  ws.close(1000);
+  await new Promise((r) => ws.once('close', r));
+  await h.close();
+});
+
 test('grpc-echo behind the forwarder needs no proto file: a raw HTTP/2 gRPC frame of JSON gets its answer', async () => {
   // The sample's wire format, as the e2e test relies on it: a 5-byte gRPC prefix, then JSON.
   let server: grpc.Server | undefined;
