@@ -47,6 +47,14 @@ test('set-up: the conformance namespace and a token issuer behind a waypoint', a
   await eventually('the backends and the issuer to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('echo-v2')}/ && curl -sf -m 2 http://${vips.get('issuer')}:8000/jwks.json`)).code === 0, 30_000);
 });
 
+test('a backend that closes idle keep-alive connections (the issuer: Node default, 5 s) still answers through the waypoint after 7 s idle', async () => {
+  const url = `http://${vips.get('issuer')}:8000/jwks.json`;
+  assert.is((await get(url)).code, 200);
+  await new Promise((r) => setTimeout(r, 7000));
+  // The waypoint's tunnel to it was half-closed by the backend; reused, the request hung until curl gave up.
+  assert.is((await get(url)).code, 200);
+});
+
 const denyAdmin = (attach: string) => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: deny-admin, namespace: ${ns} }

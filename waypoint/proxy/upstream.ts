@@ -70,7 +70,10 @@ class TunnelAgent extends http.Agent {
 
   override createConnection(_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex {
     this.open().then(
-      (s) => callback!(null, Object.assign(s, socketLike)),
+      (s) => {
+        s.once('end', dropEnded);
+        callback!(null, Object.assign(s, socketLike));
+      },
       (err: Error) => callback!(err, undefined as unknown as Duplex),
     );
     return undefined as unknown as Duplex;
@@ -92,6 +95,17 @@ type WriteCallback = (err?: Error | null) => void;
 function writeNonEmpty(this: Duplex, chunk: Buffer | string, encoding: BufferEncoding, cb: WriteCallback): void {
   if (chunk.length === 0) return cb();
   (Object.getPrototypeOf(this) as Duplex)._write.call(this, chunk, encoding, cb);
+}
+
+/**
+ * A backend that closes an idle keep-alive connection (Node's servers after 5 s, nginx after 75 s)
+ * ends the tunnel's readable side, and nothing more: an Http2Stream is half-open, where a TCP socket
+ * would close and leave the Agent's pool. Left there, the next request was written into a tunnel
+ * nobody reads and hung until its client gave up. Destroyed here, it leaves the pool at once; a
+ * request caught in flight fails as a reset, which the forwarder retries.
+ */
+function dropEnded(this: Duplex): void {
+  this.destroy();
 }
 
 const noop = function (this: unknown) {
