@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { planDeployments } from '../../../cluster/controllers/deployments.js';
 import { managedBy, managedByLabel, planEndpointSlices, serviceNameLabel } from '../../../cluster/controllers/endpointslices.js';
 import { planReplicaSets, podMetadataFor } from '../../../cluster/controllers/replicasets.js';
+import { ShareBuilder } from '../../../controller/push/share.js';
 import type { Deployment, EndpointSlice, Pod, ReplicaSet, Service } from '../../../shared/resources/types.js';
 import { deployment, ns, pod, service, startApi, type TestApi } from './helpers.js';
 
@@ -153,6 +154,14 @@ test('no client writes an EndpointSlice: create and apply are refused with 422, 
   assert.match(patched.stderr, /made by ambit/);
   assert.is(t.store.get('EndpointSlice', 'shop', 'mine'), undefined);
   assert.is(slicesOf('web')[0]!.metadata.labels?.x, undefined);
+});
+
+test('EndpointSlices are not sent to agents: their changes change no entry of the share', () => {
+  const share = new ShareBuilder('istio-system');
+  const slices = t.store.list('EndpointSlice') as EndpointSlice[];
+  assert.ok(slices.length > 0);
+  assert.equal(share.apply({ revision: 1, changes: slices.map((resource) => ({ type: 'upsert', resource })) }), []);
+  assert.equal(share.apply({ revision: 2, changes: slices.map((resource) => ({ type: 'delete', ref: { kind: 'EndpointSlice', namespace: 'shop', name: resource.metadata.name }, resource })) }), []);
 });
 
 test('kubectl delete service takes its EndpointSlices with it', async () => {
