@@ -111,6 +111,9 @@ test('the slice follows kubectl scale: the same slice lists the new pods, then n
   reconcile();
   assert.equal(slicesOf('web').map((s) => s.metadata.name), [name]);
   assert.is(ipsOf('web').length, 4);
+  // As stored, the slices are what the controller wants: its next pass commits nothing (the runtime
+  // reconciles again after every commit, so anything else would loop).
+  assert.equal(planEndpointSlices(t.store.list('Service') as Service[], t.store.list('Pod') as Pod[], t.store.list('EndpointSlice') as EndpointSlice[]), { upserts: [], deletes: [] });
   const row = rows(await kubectlOk('get', 'endpointslice', name, '-n', 'shop'))[1]!;
   assert.is(row[3], `${ipsOf('web').slice(0, 3).join(',')} + 1 more...`);
 
@@ -121,6 +124,19 @@ test('the slice follows kubectl scale: the same slice lists the new pods, then n
   await kubectlOk('scale', 'deployment', 'web', '-n', 'shop', '--replicas=1');
   reconcile();
   assert.is(slicesOf('web')[0]!.endpoints.length, 1);
+});
+
+test('a change of the Service (its targetPort, its labels) rewrites the same slice', async () => {
+  const [before] = slicesOf('web');
+  await kubectlOk('patch', 'service', 'web', '-n', 'shop', '--type=json', '-p', '[{"op":"replace","path":"/spec/ports/0/targetPort","value":9090}]');
+  await kubectlOk('label', 'service', 'web', '-n', 'shop', 'tier=front');
+  reconcile();
+  const after = slicesOf('web');
+  assert.equal(after.map((s) => s.metadata.name), [before!.metadata.name]);
+  assert.is(after[0]!.metadata.uid, before!.metadata.uid);
+  assert.equal(after[0]!.ports, [{ name: '', port: 9090, protocol: 'TCP' }]);
+  assert.is(after[0]!.metadata.labels?.tier, 'front');
+  assert.is(rows(await kubectlOk('get', 'endpointslices', '-n', 'shop', '-l', 'tier=front'))[1]![2], '9090');
 });
 
 test('kubectl get endpointslices -w sees a slice change when the pods change', async () => {
