@@ -1,5 +1,6 @@
 // The local cluster's runtime: the part of Kubernetes that turns Deployments into ReplicaSets and
-// running pods (controller-manager, scheduler and kubelet) and Services into node rules (kube-proxy). It runs inside the controller
+// running pods, Services into EndpointSlices (controller-manager, scheduler and kubelet) and into
+// node rules (kube-proxy). It runs inside the controller
 // process when the controller serves the local cluster, reads the store and writes Pods back to it.
 
 import { randomInt } from 'node:crypto';
@@ -10,9 +11,10 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { host } from '../shared/net/ipv4.js';
-import { cgroupAnnotation, type ContainerStatus, type Deployment, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, type Service } from '../shared/resources/types.js';
+import { cgroupAnnotation, type ContainerStatus, type Deployment, type EndpointSlice, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
+import { planEndpointSlices } from './controllers/endpointslices.js';
 import type { Store } from '../controller/store/store.js';
 import { inNetns } from './kubelet/exec.js';
 import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/network.js';
@@ -165,6 +167,7 @@ export class LocalClusterRuntime {
     await phase('supervising Prometheus', () => this.supervisePrometheus());
     await phase('supervising containers', () => this.superviseContainers());
     await phase('Service rules', () => this.syncServices());
+    await phase('EndpointSlices', () => this.syncEndpointSlices());
     if (failures.length) throw new Error(failures.join('; '));
   }
 
@@ -410,6 +413,16 @@ export class LocalClusterRuntime {
     if (existsSync(`/run/netns/${env.netns}`)) for (const pid of await pidsInNetns(env.netns)) signal(pid, 'SIGKILL');
     await deletePodNetwork(env.netns);
     removeHosts(env.netns);
+  }
+
+  /**
+   * The EndpointSlice controller's part: slices follow the Services and the pods' phases. A commit
+   * here schedules one more reconcile, which finds nothing to change.
+   */
+  private syncEndpointSlices(): void {
+    const store = this.o.store;
+    const plan = planEndpointSlices(store.list('Service') as Service[], this.pods(), store.list('EndpointSlice') as EndpointSlice[]);
+    if (plan.upserts.length || plan.deletes.length) store.commit(plan.upserts, plan.deletes);
   }
 
   private async syncServices(): Promise<void> {

@@ -19,6 +19,7 @@ export function ref(name: string): Schema {
 /** io.k8s.api.<group>.<version> for Kubernetes' own groups; the group's labels reversed for the rest. */
 export function componentPrefix(group: string, version: string): string {
   if (group === '' || group === 'apps' || group === 'autoscaling') return `io.k8s.api.${group || 'core'}.${version}`;
+  if (group === 'discovery.k8s.io') return `io.k8s.api.discovery.${version}`;
   return `${group.split('.').reverse().join('.')}.${version}`;
 }
 
@@ -44,6 +45,7 @@ const namedParts: Record<string, Record<string, string>> = {
     'spec.template.spec': 'io.k8s.api.core.v1.PodSpec',
     'spec.template.spec.containers[]': 'io.k8s.api.core.v1.Container',
   },
+  EndpointSlice: { 'endpoints[]': 'io.k8s.api.discovery.v1.Endpoint', 'ports[]': 'io.k8s.api.discovery.v1.EndpointPort' },
   Service: { spec: 'io.k8s.api.core.v1.ServiceSpec', 'spec.ports[]': 'io.k8s.api.core.v1.ServicePort' },
 };
 
@@ -53,6 +55,8 @@ const componentDescriptions: Record<string, string> = {
   'io.k8s.api.core.v1.PodStatus': 'PodStatus is what the local cluster last observed of a pod.',
   'io.k8s.api.apps.v1.DeploymentSpec': 'DeploymentSpec is the specification of the desired behavior of the Deployment.',
   'io.k8s.api.apps.v1.ReplicaSetSpec': 'ReplicaSetSpec is the specification of a ReplicaSet: how many pods of which template.',
+  'io.k8s.api.discovery.v1.Endpoint': 'Endpoint represents a single logical "backend" implementing a service: here, one pod.',
+  'io.k8s.api.discovery.v1.EndpointPort': 'EndpointPort represents a Port used by an EndpointSlice: a Service port resolved to the pods\' port number.',
   'io.k8s.api.core.v1.PodTemplateSpec': 'PodTemplateSpec describes the pods that will be created.',
   'io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector': 'A label selector: the pods a Deployment owns.',
   'io.k8s.api.core.v1.ServiceSpec': 'ServiceSpec describes the attributes that a user creates on a service.',
@@ -91,6 +95,7 @@ const kindDescriptions: Record<string, string> = {
   Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",
+  EndpointSlice: 'EndpointSlice lists the pods a Service selects (addresses, readiness, ports); made by ambit from the Service, read-only.',
   Node: 'Node is one node of the local cluster, made by ambit.',
   TrustBundle: "TrustBundle holds the mesh CA's root certificates for a trust domain, published by the controller.",
   AuthorizationPolicy: 'Istio security.istio.io AuthorizationPolicy: access control for workloads.',
@@ -131,6 +136,35 @@ const madeByAmbit: Record<string, Schema> = {
   // Made by the Deployment controller (cluster/controllers/deployments.ts): the Deployment's spec
   // with replicas required and the selector and template carrying the pod-template-hash.
   ReplicaSet: servedEnvelope('apps/v1', 'ReplicaSet', (schemas.Deployment!.properties as Record<string, Schema>).spec!, open),
+  // Made by the EndpointSlice controller (cluster/controllers/endpointslices.ts); its fields are
+  // top-level, as in Kubernetes, not under a spec.
+  EndpointSlice: closed(
+    {
+      apiVersion: { const: 'discovery.k8s.io/v1' },
+      kind: { const: 'EndpointSlice' },
+      metadata: open,
+      addressType: { enum: ['IPv4'], description: 'addressType specifies the type of address carried by this EndpointSlice.' },
+      endpoints: {
+        type: 'array',
+        description: 'endpoints is a list of unique endpoints in this slice.',
+        items: closed(
+          {
+            addresses: { type: 'array', items: str },
+            conditions: closed({ ready: { type: 'boolean' }, serving: { type: 'boolean' }, terminating: { type: 'boolean' } }),
+            nodeName: str,
+            targetRef: closed({ kind: str, namespace: str, name: str, uid: str }),
+          },
+          ['addresses'],
+        ),
+      },
+      ports: {
+        type: 'array',
+        description: 'ports specifies the list of network ports exposed by each endpoint in this slice.',
+        items: closed({ name: str, port: int, protocol: { enum: ['TCP'] }, appProtocol: str }),
+      },
+    },
+    ['apiVersion', 'kind', 'metadata', 'addressType', 'endpoints'],
+  ),
   // The local cluster's runtime sets a Node's spec and status; their fields are its to define.
   Node: servedEnvelope('v1', 'Node', open, open),
   TrustBundle: servedEnvelope('ambit.dev/v1alpha1', 'TrustBundle', closed({ roots: { type: 'array', items: str, description: 'PEM root certificates.' } }, ['roots'])),

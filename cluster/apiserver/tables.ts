@@ -4,7 +4,7 @@
 // columns unless `-o wide`.
 
 import { controllerOf } from '../../shared/resources/owners.js';
-import { type Deployment, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
+import { type Deployment, type EndpointSlice, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
 import type { ApiResource } from './routes.js';
 
 export interface TableColumnDefinition {
@@ -198,6 +198,16 @@ const dataCount = (r: Resource) => {
 const configMapColumns: Column[] = [nameColumn, col('Data', 'Number of keys in the config map.', dataCount, { type: 'integer' }), ageColumn];
 const secretColumns: Column[] = [nameColumn, col('Type', 'The type of the secret.', (r) => (r as Resource & { type?: string }).type ?? 'Opaque'), col('Data', 'Number of keys in the secret.', dataCount, { type: 'integer' }), ageColumn];
 
+// kubectl's printEndpointSlice: the first three ports (their numbers) and addresses, then how many more.
+const listWithMore = (list: string[], max = 3) => (list.length > max ? `${list.slice(0, max).join(',')} + ${list.length - max} more...` : list.join(',') || '<unset>');
+const endpointSliceColumns: Column[] = [
+  nameColumn,
+  col('AddressType', 'addressType specifies the type of address carried by this EndpointSlice.', (r) => (r as EndpointSlice).addressType),
+  col('Ports', 'ports specifies the list of network ports exposed by each endpoint in this slice.', (r) => listWithMore(((r as EndpointSlice).ports ?? []).map((p) => String(p.port ?? p.name ?? '*')))),
+  col('Endpoints', 'endpoints is a list of unique endpoints in this slice.', (r) => listWithMore(((r as EndpointSlice).endpoints ?? []).flatMap((e) => e.addresses))),
+  ageColumn,
+];
+
 const leaseColumns: Column[] = [nameColumn, col('Holder', 'The holder of the lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
 
 const columnsByKind: Record<string, Column[]> = {
@@ -207,6 +217,7 @@ const columnsByKind: Record<string, Column[]> = {
   Pod: podColumns,
   Deployment: deploymentColumns,
   ReplicaSet: replicaSetColumns,
+  EndpointSlice: endpointSliceColumns,
   Service: serviceColumns,
   Namespace: namespaceColumns,
   Node: nodeColumns,

@@ -3,7 +3,7 @@
 // without endpoints refuses connections (TCP reset) instead of timing out. The table is replaced
 // whole in one `nft -f` transaction, so no packet sees half a rule set.
 
-import { type Pod, selectorMatches, type Service } from '../../shared/resources/types.js';
+import { type Pod, resolveTargetPort, selectorMatches, type Service } from '../../shared/resources/types.js';
 import type { Topology } from '../topology.js';
 
 export interface Endpoint {
@@ -44,13 +44,6 @@ export function endpointsOf(services: Service[], pods: Pod[]): ServicePortEndpoi
     }
   }
   return out;
-}
-
-/** A numeric targetPort is used as is; a named one is looked up in the pod's container ports. */
-function resolveTargetPort(target: number | string, pod: Pod): number | undefined {
-  if (typeof target === 'number') return target;
-  for (const c of pod.spec.containers) for (const p of c.ports ?? []) if (p.name === target) return p.containerPort;
-  return undefined;
 }
 
 export function servicesRuleset(t: Topology, ports: ServicePortEndpoints[]): string {

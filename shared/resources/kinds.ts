@@ -7,7 +7,7 @@ export interface KindInfo {
   namespaced: boolean;
   /** Lower-case names accepted on the command line: singular, plural and short forms. */
   names: string[];
-  /** False for kinds the cluster makes itself (Pods and ReplicaSets come from Deployments). */
+  /** False for kinds the cluster makes itself (Pods and ReplicaSets come from Deployments, EndpointSlices from Services). */
   userApplied: boolean;
 }
 
@@ -20,6 +20,7 @@ export const kinds: KindInfo[] = [
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, names: ['replicaset', 'replicasets', 'rs'], userApplied: false },
   { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, names: ['lease', 'leases'], userApplied: true },
+  { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', namespaced: true, names: ['endpointslice', 'endpointslices'], userApplied: false },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
   { kind: 'Node', apiVersion: 'v1', namespaced: false, names: ['node', 'nodes', 'no'], userApplied: false },
   { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['authorizationpolicy', 'authorizationpolicies', 'ap'], userApplied: true },

@@ -95,6 +95,28 @@ export interface ReplicaSetSpec {
 }
 export type ReplicaSet = Resource<'ReplicaSet', ReplicaSetSpec> & { spec: ReplicaSetSpec };
 
+/**
+ * discovery.k8s.io/v1 EndpointSlice, as Kubernetes' EndpointSlice controller writes it for a Service
+ * with a selector (cluster/controllers/endpointslices.ts): no spec, its fields are top-level.
+ */
+export interface EndpointSliceEndpoint {
+  addresses: string[];
+  conditions: { ready: boolean; serving: boolean; terminating: boolean };
+  nodeName?: string;
+  targetRef: { kind: 'Pod'; namespace: string; name: string; uid: string };
+}
+export interface EndpointSlicePort {
+  name: string;
+  port: number;
+  protocol: 'TCP';
+  appProtocol?: string;
+}
+export type EndpointSlice = Resource<'EndpointSlice', never> & {
+  addressType: 'IPv4';
+  endpoints: EndpointSliceEndpoint[];
+  ports: EndpointSlicePort[];
+};
+
 export interface PodStatus {
   phase: 'Pending' | 'Running' | 'Failed';
   podIP: string;
@@ -145,6 +167,13 @@ export function refOf(r: Resource): ResourceRef {
 
 export function keyOf(ref: ResourceRef): string {
   return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}
+
+/** A Service port's targetPort on a pod: a number is used as is, a name looked up in the pod's container ports. */
+export function resolveTargetPort(target: number | string, pod: Pod): number | undefined {
+  if (typeof target === 'number') return target;
+  for (const c of pod.spec.containers) for (const p of c.ports ?? []) if (p.name === target) return p.containerPort;
+  return undefined;
 }
 
 export function selectorMatches(selector: Labels | undefined, labels: Labels | undefined): boolean {

@@ -120,6 +120,22 @@ test('kubectl get pods -w prints a change as it happens; kubectl scale gets the 
   assert.match(gone.stderr, /NotFound|not found/);
 });
 
+test('kubectl get endpointslices lists the web Service\'s running pods at their named port, kept by the cluster', async () => {
+  const webIps = async () => (await status()).pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running').map((p) => p.ip).sort();
+  let last = '';
+  await eventually(
+    'web\'s EndpointSlice listing its running pods',
+    async () => {
+      last = await kubectlOk(['get', 'endpointslices', '-n', 'shop', '-l', 'kubernetes.io/service-name=web']);
+      const row = last.trim().split('\n')[1]?.trim().split(/\s{2,}/) ?? [];
+      return row[1] === 'IPv4' && row[2] === '8080' && (row[3] ?? '').split(',').sort().join(',') === (await webIps()).join(',');
+    },
+    15_000,
+  ).catch((err: unknown) => assert.unreachable(`${String(err)}\n${last}`));
+  assert.match(last, /NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE/);
+  assert.match(last, /web-[a-z0-9]{5}\s+IPv4/);
+});
+
 test('ambit down leaves nothing behind', async () => {
   await ambitOk(['down']);
   assert.equal(await leftovers(), []);
