@@ -2,7 +2,9 @@
 // `waypoint`), a shell in its client pod, request loops that tally status codes, the waypoint's own
 // metrics and log, and the wait until the waypoint routes by the newest configuration.
 
-import { ambit, ambitOk, eventually } from './helpers.js';
+import { join } from 'node:path';
+import { ambit, ambitOk, eventually, root } from './helpers.js';
+import type { Resource } from '../../shared/resources/types.js';
 
 export const ns = 'gateway-conformance-mesh';
 
@@ -36,4 +38,16 @@ export async function waypointCurrent(): Promise<void> {
     const r = await ambit(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15021/config']);
     return r.code === 0 && (JSON.parse(r.stdout) as { version: number }).version >= revision;
   });
+}
+
+/**
+ * The set-up every waypoint e2e file starts with: a cluster without samples, the namespace's
+ * fixtures (`test/e2e/fixtures/waypoint/NAME`), its waypoint, and the ClusterIP of each Service by name.
+ */
+export async function upBehindWaypoint(fixtures: string[]): Promise<Map<string, string>> {
+  await ambitOk(['up', '--no-samples']);
+  await ambitOk(['apply', ...fixtures.flatMap((f) => ['-f', join(root, 'test/e2e/fixtures/waypoint', f)])]);
+  await ambitOk(['waypoint', 'apply', '-n', ns]);
+  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
+  return new Map(items.map((s) => [s.metadata.name, s.spec!.clusterIP]));
 }

@@ -9,14 +9,13 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ambit, ambitOk, applyAndWait, eventually, leftovers, root, sum } from './helpers.js';
-import { ns, podLog, waypointCurrent, waypointMetrics, waypointPodName } from './waypoint-helpers.js';
-import type { Resource } from '../../shared/resources/types.js';
+import { ambit, ambitOk, applyAndWait, eventually, leftovers, sum } from './helpers.js';
+import { ns, podLog, waypointCurrent, waypointMetrics, waypointPodName, upBehindWaypoint } from './waypoint-helpers.js';
 import type { CallResult } from '../../samples/apps/grpc-client.js';
 import type { WsClientResult } from '../../samples/apps/ws-client.js';
 import type { WsEchoReply } from '../../samples/apps/ws-echo.js';
 
-const vips = new Map<string, string>();
+let vips = new Map<string, string>();
 const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-protocols-'));
 
 /** `ambit sample grpc-client` in the client pod, to the Service `grpc`: one result per call. */
@@ -35,12 +34,7 @@ test('nothing of the project is on the machine before the tests', async () => {
 });
 
 test('set-up: two versions of a gRPC service and a WebSocket echo behind the waypoint', async () => {
-  await ambitOk(['up', '--no-samples']);
-  const fixtures = ['mesh.yaml', 'grpc.yaml', 'websocket.yaml'].flatMap((f) => ['-f', join(root, 'test/e2e/fixtures/waypoint', f)]);
-  await ambitOk(['apply', ...fixtures]);
-  await ambitOk(['waypoint', 'apply', '-n', ns]);
-  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
-  for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
+  vips = await upBehindWaypoint(['mesh.yaml', 'grpc.yaml', 'websocket.yaml']);
   await eventually(
     'both gRPC versions to answer through the waypoint',
     async () => {

@@ -10,11 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ambitOk, applyAndWait, eventually, leftovers, root } from './helpers.js';
-import { inClient, ns, podLog, statuses, tally, waypointCurrent, waypointMetrics, waypointPodName } from './waypoint-helpers.js';
-import type { Resource } from '../../shared/resources/types.js';
+import { ambitOk, applyAndWait, eventually, leftovers } from './helpers.js';
+import { inClient, ns, podLog, statuses, tally, waypointCurrent, waypointMetrics, waypointPodName, upBehindWaypoint } from './waypoint-helpers.js';
 
-const vips = new Map<string, string>();
+let vips = new Map<string, string>();
 const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-resilience-'));
 /** The aborts the fault test counted at the client, which Prometheus must come to hold too. */
 let aborted = 0;
@@ -26,11 +25,7 @@ test('nothing of the project is on the machine before the tests', async () => {
 });
 
 test('set-up: the conformance namespace behind a waypoint', async () => {
-  await ambitOk(['up', '--no-samples']);
-  await ambitOk(['apply', '-f', join(root, 'test/e2e/fixtures/waypoint/mesh.yaml')]);
-  await ambitOk(['waypoint', 'apply', '-n', ns]);
-  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
-  for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
+  vips = await upBehindWaypoint(['mesh.yaml']);
   await eventually('the backends to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('outlier')}/?x || true; curl -sf -m 2 http://${vips.get('echo-v2')}/`)).code === 0, 30_000);
   waypointPod = await waypointPodName();
 });

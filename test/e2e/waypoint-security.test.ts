@@ -9,11 +9,11 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ambit, ambitOk, applyAndWait, eventually, leftovers, root, sum } from './helpers.js';
-import { inClient, ns, statuses, tally, waypointCurrent, waypointMetrics } from './waypoint-helpers.js';
+import { ambit, ambitOk, applyAndWait, eventually, leftovers, sum } from './helpers.js';
+import { inClient, ns, statuses, tally, waypointCurrent, waypointMetrics, upBehindWaypoint } from './waypoint-helpers.js';
 import type { Resource } from '../../shared/resources/types.js';
 
-const vips = new Map<string, string>();
+let vips = new Map<string, string>();
 const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-security-'));
 const issuer = 'https://issuer.ambit.test';
 const jwksUri = `http://issuer.${ns}.svc.cluster.local:8000/jwks.json`;
@@ -39,11 +39,7 @@ test('nothing of the project is on the machine before the tests', async () => {
 });
 
 test('set-up: the conformance namespace and a token issuer behind a waypoint', async () => {
-  await ambitOk(['up', '--no-samples']);
-  await ambitOk(['apply', '-f', join(root, 'test/e2e/fixtures/waypoint/mesh.yaml'), '-f', join(root, 'test/e2e/fixtures/waypoint/issuer.yaml')]);
-  await ambitOk(['waypoint', 'apply', '-n', ns]);
-  const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
-  for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
+  vips = await upBehindWaypoint(['mesh.yaml', 'issuer.yaml']);
   await eventually('the backends and the issuer to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('echo-v2')}/ && curl -sf -m 2 http://${vips.get('issuer')}:8000/jwks.json`)).code === 0, 30_000);
 });
 
