@@ -55,8 +55,9 @@ function call(port: number): Promise<grpc.ServiceError | null> {
   );
 }
 
+/** Until `what` holds (a record is written when a response or connection ends, a turn or more later), for at most 10 s. */
 const until = async (what: () => boolean) => {
-  for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 2000 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
 const refusing = (r: Refusal): Partial<ForwardOptions> => ({ admit: () => r });
