@@ -6,15 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { planDeployments } from '../../../cluster/controllers/deployments.js';
 import { managedBy, managedByLabel, planEndpointSlices, serviceNameLabel } from '../../../cluster/controllers/endpointslices.js';
-import { planReplicaSets, podMetadataFor } from '../../../cluster/controllers/replicasets.js';
 import { ShareBuilder } from '../../../controller/push/share.js';
-import type { Deployment, EndpointSlice, Pod, ReplicaSet, Service } from '../../../shared/resources/types.js';
-import { deployment, ns, pod, service, startApi, type TestApi } from './helpers.js';
+import type { EndpointSlice, Pod, Service } from '../../../shared/resources/types.js';
+import { deployment, ns, pod, service, reconcileControllers, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
-let nextIp = 10;
 
 test.before(async () => {
   t = await startApi();
@@ -24,25 +21,7 @@ test.after(async () => {
   await t.close();
 });
 
-/** The local cluster's controllers, once, as the runtime runs them; new pods are stored Running, each with its own address. */
-function reconcile(): void {
-  const rollout = planDeployments(t.store.list('Deployment') as Deployment[], t.store.list('ReplicaSet') as ReplicaSet[], t.store.list('Pod') as Pod[]);
-  t.store.commit(rollout.upserts, rollout.deletes);
-  const plan = planReplicaSets(t.store.list('ReplicaSet') as ReplicaSet[], t.store.list('Pod') as Pod[]);
-  const created = plan.wanted.map((rs): Pod => {
-    const ip = `10.244.1.${nextIp++}`;
-    return {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: podMetadataFor(rs, `${rs.metadata.name}-${ip.split('.')[3]}`),
-      spec: { ...rs.spec.template.spec, nodeName: 'node-1' },
-      status: { phase: 'Running', podIP: ip, hostIP: '10.250.0.1', restarts: 0, containerStatuses: [{ name: 'main', restartCount: 0, state: 'running' }] },
-    };
-  });
-  t.store.commit([...plan.adopted, ...created], plan.doomed.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
-  const slices = planEndpointSlices(t.store.list('Service') as Service[], t.store.list('Pod') as Pod[], t.store.list('EndpointSlice') as EndpointSlice[]);
-  t.store.commit(slices.upserts, slices.deletes);
-}
+const reconcile = () => reconcileControllers(t.store, { endpointSlices: true });
 
 const slicesOf = (svc: string) => (t.store.list('EndpointSlice', 'shop') as EndpointSlice[]).filter((s) => s.metadata.labels?.[serviceNameLabel] === svc);
 const ipsOf = (svc: string) => (t.store.list('Pod', 'shop') as Pod[]).filter((p) => p.metadata.labels?.app === svc).map((p) => p.status.podIP).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));

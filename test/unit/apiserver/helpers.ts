@@ -14,7 +14,10 @@ import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { ClusterIPAllocator } from '../../../controller/resources/allocator.js';
 import type { ApplyContext } from '../../../controller/resources/apply.js';
 import { Store } from '../../../controller/store/store.js';
-import type { Pod, Resource } from '../../../shared/resources/types.js';
+import type { Deployment, EndpointSlice, Pod, ReplicaSet, Resource, Service } from '../../../shared/resources/types.js';
+import { planDeployments } from '../../../cluster/controllers/deployments.js';
+import { planEndpointSlices } from '../../../cluster/controllers/endpointslices.js';
+import { planReplicaSets, podMetadataFor } from '../../../cluster/controllers/replicasets.js';
 import { defaultClusterFile, layout } from '../../../cluster/topology.js';
 import { type KubeApiHandler, type KubeApiOptions, kubeApiHandler, nodeObjects } from '../../../cluster/apiserver/server.js';
 import { ApiError } from '../../../cluster/apiserver/errors.js';
@@ -254,4 +257,31 @@ export function apiError(fn: () => unknown, code: number, reason: string): ApiEr
   }
   assert.unreachable(`expected ApiError ${code} ${reason}, nothing was thrown`);
   throw new Error('unreachable');
+}
+
+let podsMade = 0;
+
+/**
+ * The local cluster's controllers, once, as its runtime runs them (Deployments, then ReplicaSets, then,
+ * with `endpointSlices`, EndpointSlices); the runtime's place in starting pods is taken by storing each
+ * new one Running on node-1 with its own address.
+ */
+export function reconcileControllers(store: Store, o: { endpointSlices?: boolean } = {}): void {
+  const rollout = planDeployments(store.list('Deployment') as Deployment[], store.list('ReplicaSet') as ReplicaSet[], store.list('Pod') as Pod[]);
+  store.commit(rollout.upserts, rollout.deletes);
+  const plan = planReplicaSets(store.list('ReplicaSet') as ReplicaSet[], store.list('Pod') as Pod[]);
+  const created = plan.wanted.map((rs): Pod => {
+    const n = podsMade++;
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: podMetadataFor(rs, `${rs.metadata.name}-${n}`),
+      spec: { ...rs.spec.template.spec, nodeName: 'node-1' },
+      status: { phase: 'Running', podIP: `10.244.${1 + Math.floor(n / 250)}.${10 + (n % 250)}`, hostIP: '10.250.0.1', restarts: 0, containerStatuses: [{ name: 'main', restartCount: 0, state: 'running' }] },
+    };
+  });
+  store.commit([...plan.adopted, ...created], plan.doomed.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
+  if (!o.endpointSlices) return;
+  const slices = planEndpointSlices(store.list('Service') as Service[], store.list('Pod') as Pod[], store.list('EndpointSlice') as EndpointSlice[]);
+  store.commit(slices.upserts, slices.deletes);
 }

@@ -7,11 +7,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { planDeployments } from '../../../cluster/controllers/deployments.js';
-import { planReplicaSets, podMetadataFor } from '../../../cluster/controllers/replicasets.js';
 import type { ChangeEvent } from '../../../controller/store/store.js';
 import type { Deployment, Pod, ReplicaSet, Resource } from '../../../shared/resources/types.js';
-import { deployment, ns, startApi, type TestApi } from './helpers.js';
+import { deployment, ns, reconcileControllers, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
 
@@ -23,22 +21,7 @@ test.after(async () => {
   await t.close();
 });
 
-/** The local cluster's controllers, once: the runtime's plan, with pods stored as created (Running). */
-function reconcile(): void {
-  const rollout = planDeployments(t.store.list('Deployment') as Deployment[], t.store.list('ReplicaSet') as ReplicaSet[], t.store.list('Pod') as Pod[]);
-  t.store.commit(rollout.upserts, rollout.deletes);
-  const plan = planReplicaSets(t.store.list('ReplicaSet') as ReplicaSet[], t.store.list('Pod') as Pod[]);
-  const created = plan.wanted.map(
-    (rs, i): Pod => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: podMetadataFor(rs, `${rs.metadata.name}-p${i}${t.store.currentRevision}`),
-      spec: { ...rs.spec.template.spec, nodeName: 'node-1' },
-      status: { phase: 'Running', podIP: '10.244.1.2', hostIP: '10.250.0.1', restarts: 0, containerStatuses: [{ name: 'main', restartCount: 0, state: 'running' }] },
-    }),
-  );
-  t.store.commit([...plan.adopted, ...created], plan.doomed.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
-}
+const reconcile = () => reconcileControllers(t.store);
 
 const names = (kind: string) => t.store.list(kind, 'shop').map((r) => r.metadata.name);
 const rows = (out: string) =>
