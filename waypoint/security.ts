@@ -80,7 +80,7 @@ export class WaypointSecurity {
     if ('error' in n) return this.refused('authz', { ...badPath, message: `Bad Request: ${n.error}` });
     const normalized = n.path + n.query;
     if (normalized !== url) req.url = normalized;
-    const service = `${ctx.service.namespace}/${ctx.service.name}`;
+    const service = serviceKey(ctx.service);
     const rules = this.authenticator.rulesFor(service);
     if (!rules) return this.authorize(req, ctx, service, n.path, undefined);
     return this.authenticator.authenticate(rules, { headers: req.headers, url: normalized }).then((r) => {
@@ -99,7 +99,7 @@ export class WaypointSecurity {
 
   /** The rate limits of the Service and route, after routing: undefined when none applies. */
   limit(service: ServiceEntry, route: string | undefined, ctx: TunnelContext): RateLimited | undefined {
-    const v = this.limiter.take(`${service.namespace}/${service.name}`, route, principal(ctx.peer));
+    const v = this.limiter.take(serviceKey(service), route, principal(ctx.peer));
     if (!v) return undefined;
     const headers: OutgoingHttpHeaders = {};
     rateLimitHeaders(v, headers);
@@ -181,6 +181,17 @@ export class WaypointSecurity {
     this.o.onRefusal?.(kind, r);
     return r;
   }
+}
+
+/**
+ * `namespace/name` of a Service, the key policies and limits are kept by: made once per entry (a
+ * snapshot replaces the entries), not twice per request.
+ */
+const serviceKeys = new WeakMap<ServiceEntry, string>();
+function serviceKey(s: ServiceEntry): string {
+  let key = serviceKeys.get(s);
+  if (key === undefined) serviceKeys.set(s, (key = `${s.namespace}/${s.name}`));
+  return key;
 }
 
 function hostOf(req: DownstreamRequest, service: ServiceEntry): string {
