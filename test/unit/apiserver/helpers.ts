@@ -53,6 +53,8 @@ export interface TestApi {
   call(method: string, path: string, o?: CallOptions): Promise<Reply>;
   watch(path: string, o?: CallOptions): Promise<WatchReader>;
   kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Stops serving (open watches end, connections close), runs `whileDown`, then serves the same store on the same port again. */
+  restart(whileDown?: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -66,12 +68,12 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const topology = layout(defaultClusterFile());
   const ctx: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), nodeNames: topology.nodes.map((n) => n.name) };
   const nodes = nodeObjects(topology);
-  const api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
+  let api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
   let port = 0;
   const handle = (req: IncomingMessage, res: ServerResponse) => api.handle(req, res);
-  const server: Server = createServer({ key: serving.keyPem, cert: serving.certPem }, handle);
+  let server: Server = createServer({ key: serving.keyPem, cert: serving.certPem }, handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
   const caPem = ca.rootPem;
@@ -109,7 +111,9 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
     port,
     store,
     ctx,
-    api,
+    get api() {
+      return api;
+    },
     caPem,
     kubeconfig,
     call: (method, path, c = {}) =>
@@ -144,6 +148,16 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
           resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
         });
       }),
+    restart: async (whileDown) => {
+      api.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      whileDown?.();
+      // A new server keeps no watch history from the old one, as after an etcd compaction.
+      api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
+      server = createServer({ key: serving.keyPem, cert: serving.certPem }, handle);
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    },
     close: async () => {
       api.close();
       server.closeAllConnections();
