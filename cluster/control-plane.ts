@@ -4,9 +4,9 @@
 // controller's LocalCluster interface (controller/local-cluster.ts); the controller imports nothing
 // of cluster/, so the same controller runs on a real cluster without it.
 
-import { AmbitError, errorMessage } from '../shared/errors.js';
+import { AmbitError } from '../shared/errors.js';
 import type { ControllerConfig } from '../controller/config.js';
-import { defaultDashboardPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
+import { defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
 import type { ControllerParts, LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
 import { agentQueryPort, netnsDialer } from '../controller/dashboard/agent-link.js';
 import { loadOrCreateSecret } from '../controller/secrets.js';
@@ -21,6 +21,8 @@ export function localCluster(config: ControllerConfig): LocalCluster {
   if (!state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
   const topology = topologyOf(state);
   let kubeApi: KubeApiServed | undefined;
+  let admin: string | undefined;
+  const adminToken = () => (admin ??= loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)));
   const kubeApiServing = (parts: ControllerParts) => {
     const s = parts.ca.issueServing(['127.0.0.1', topology.control.ip], kubeApiDnsNames);
     return { key: s.keyPem, cert: s.certPem };
@@ -33,25 +35,29 @@ export function localCluster(config: ControllerConfig): LocalCluster {
     ...(topology.prometheus ? { prometheusUrl: prometheusUrl(topology) } : {}),
 
     async openHostListeners(parts) {
-      if (!config.kubeApi) return;
-      try {
-        kubeApi = await serveKubeApi({
-          store: parts.store,
-          apply: parts.apply,
-          topology,
-          token: loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)),
-          tls: kubeApiServing(parts),
-          trustBundle: () => parts.ca.trustBundle(),
-          listen: config.kubeApi,
-          kubeconfig: kubeconfigPath(config.stateDir),
-          createdAt: new Date(state.createdAt),
-          log: parts.log.child({ component: 'kube-api' }),
-        });
-      } catch (err) {
-        // The mesh's control plane matters more than kubectl: run on, and say why there is none.
-        parts.log.error({ err: errorMessage(err) }, 'the Kubernetes API did not start; the controller runs without it');
-      }
+      if (!config.kubeApi) throw new AmbitError('NoKubeApi', 'the local cluster needs its Kubernetes API: the controller reads the cluster through it');
+      kubeApi = await serveKubeApi({
+        store: parts.store,
+        apply: parts.apply,
+        topology,
+        token: adminToken(),
+        tls: kubeApiServing(parts),
+        trustBundle: () => parts.ca.trustBundle(),
+        listen: config.kubeApi,
+        kubeconfig: kubeconfigPath(config.stateDir),
+        createdAt: new Date(state.createdAt),
+        log: parts.log.child({ component: 'kube-api' }),
+      });
     },
+
+    // The controller runs in the control plane's namespace, where the API's second listener is.
+    kubeConfig: (parts) => ({
+      server: `https://${topology.control.ip}:${defaultKubeApiPort}`,
+      ca: parts.ca.trustBundle().join(''),
+      token: adminToken,
+      namespace: 'default',
+      source: 'the local cluster',
+    }),
 
     start(parts): LocalClusterServices {
       const runtime = new LocalClusterRuntime({

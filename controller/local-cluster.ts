@@ -10,6 +10,7 @@ import type { ApplyContext } from './resources/apply.js';
 import type { CertificateAuthority } from './ca/authority.js';
 import type { AgentStatus } from './push/server.js';
 import type { AgentDialer } from './dashboard/agent-link.js';
+import type { KubeConfig } from '../shared/kube/config.js';
 
 /** The controller's parts a local cluster works with, once they exist. */
 export interface ControllerParts {
@@ -47,6 +48,8 @@ export interface LocalCluster {
    * controller releases the namespaces it inherited.
    */
   openHostListeners(parts: ControllerParts): Promise<void>;
+  /** How the controller reaches the cluster's Kubernetes API, once openHostListeners has opened it. */
+  kubeConfig(parts: ControllerParts): KubeConfig;
   /** The runtime: pods, agents, Services, Prometheus. Started after every inherited namespace is released. */
   start(parts: ControllerParts): LocalClusterServices;
 }

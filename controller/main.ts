@@ -5,7 +5,6 @@
 import { rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createLogger } from '../shared/log.js';
-import { errorMessage } from '../shared/errors.js';
 import { parseCidr } from '../shared/net/ipv4.js';
 import { Store, writeFileAtomic } from './store/store.js';
 import { ClusterIPAllocator } from './resources/allocator.js';
@@ -23,6 +22,9 @@ import { noDialer } from './dashboard/agent-link.js';
 import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { ClusterCache, pushedKinds } from './kube/cache.js';
+import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
 
@@ -61,7 +63,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   // Set once the local cluster starts (after the listeners); the push server reaches it through this.
   let cluster: LocalClusterServices | undefined = undefined;
   const share = new ShareBuilder(config.rootNamespace);
-  share.load(store.list(), store.currentRevision);
   const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
   const push = new PushServer({
     share,
@@ -72,16 +73,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     onCapture: () => cluster?.schedule(),
     onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });
-  store.on('change', (event) => {
-    share.apply(event);
-    push.publish();
-    metrics.revision.set(event.revision);
-  });
-  metrics.revision.set(store.currentRevision);
   setInterval(() => metrics.agentsConnected.set(push.agents().filter((a) => a.connected).length), 1000).unref();
   const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
-  push.server.listen(config.agentPort, config.agentHost);
-  await once(push.server, 'listening');
 
   const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), rootNamespace: config.rootNamespace, ...(local ? { nodeNames: nodes } : {}) };
   const waypoints = new WaypointDeployer({ ctx, log: log.child({ component: 'waypoints' }) });
@@ -101,6 +94,22 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   };
   // The local cluster's Kubernetes API belongs on the host's loopback, like the dashboard.
   await local?.openHostListeners(parts);
+
+  // What agents are sent comes from the Kubernetes API, as on a real cluster: agents are served only
+  // once every kind is listed, so a reconnecting agent never gets an empty configuration.
+  if (!local) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API; outside a local cluster this is not wired yet');
+  const kube = new KubeClient(local.kubeConfig(parts), { userAgent: 'ambit-controller' });
+  const cache = new ClusterCache(kube, pushedKinds, log.child({ component: 'informers' }));
+  await cache.start();
+  share.load(cache.list(), cache.revision);
+  cache.on('change', (event) => {
+    share.apply(event);
+    push.publish();
+    metrics.revision.set(event.revision);
+  });
+  metrics.revision.set(cache.revision);
+  push.server.listen(config.agentPort, config.agentHost);
+  await once(push.server, 'listening');
 
   // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
   // the host's namespace until its listener is made, and no child may inherit it.
@@ -130,8 +139,11 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     ctx,
     token,
     push,
+    cache,
     rotateRoot: (overlapSeconds: number) => {
       ca.rotateRoot(config.trustDomain, overlapSeconds * 1000);
+      // The API server's certificate moves to the new root below: trust it first.
+      kube.setCa(ca.trustBundle().join(''));
       const revision = publishTrustBundle().revision;
       // The controller's own certificate moves to the new root too; agents trust both meanwhile.
       const renewed = issueServing();
@@ -155,6 +167,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     routeStatus.stop();
     policyStatus.stop();
     push.close();
+    cache.stop();
+    kube.close();
     monitoring.close();
     dashboard?.close();
     await cluster?.stop();

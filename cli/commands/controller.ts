@@ -36,6 +36,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   const dashboard = listenFlag('--dashboard-listen', values['dashboard-listen'], `127.0.0.1:${defaultDashboardPort}`, '--dashboard-netns', values['dashboard-netns']);
   // The local cluster's Kubernetes API; a controller of a real cluster has none of its own.
   const kubeApi = values['local-cluster'] ? listenFlag('--kube-api-listen', values['kube-api-listen'], `127.0.0.1:${defaultKubeApiPort}`, '--kube-api-netns', values['kube-api-netns']) : undefined;
+  if (values['local-cluster'] && !kubeApi) throw new AmbitError('BadFlag', '--kube-api-listen off: the local cluster needs its Kubernetes API, which the controller reads the cluster through');
   // Namespaces inherited as descriptors: closed by the controller once its listeners are open.
   const inheritedNetns = [values['dashboard-netns'], values['kube-api-netns']].filter((p): p is string => p !== undefined && p.startsWith('/proc/self/fd/'));
   const prometheusUrl = values['prometheus-url'];

@@ -132,6 +132,9 @@ export interface WatchTiming {
   bookmarkIntervalMs: number;
 }
 
+/** How soon after an unseen change a watch with bookmarks is told the new revision. */
+const promptBookmarkMs = 50;
+
 /** A slow reader is cut off past this much unsent data, rather than holding the server's memory. */
 const maxBuffered = 16 * 1024 * 1024;
 
@@ -154,7 +157,18 @@ export function serveWatch(res: ServerResponse, history: ChangeHistory, w: Watch
     if (res.writableLength > maxBuffered) stop();
   };
   const inScope = (r: Resource) => r.kind === w.resource.kind && (!w.namespace || r.metadata.namespace === w.namespace);
+  // Besides the periodic bookmark, one shortly after changes this watch did not see (coalesced), so
+  // that a client waiting for a revision (the mesh controller, for `ambit apply --wait`) learns it has
+  // seen everything up to it without waiting for the next period. Clients take bookmarks at any time.
+  let promptBookmark: NodeJS.Timeout | undefined;
+  const bookmarkSoon = () => {
+    promptBookmark ??= setTimeout(() => {
+      promptBookmark = undefined;
+      send('BOOKMARK', w.bookmark(String(history.revision)));
+    }, promptBookmarkMs);
+  };
   const deliver = (events: StoredEvent[]) => {
+    let sent = false;
     for (const e of events) {
       if (!inScope(e.object)) continue;
       // As the real watch cache does: an object that enters the selector is ADDED, one that leaves it DELETED.
@@ -162,7 +176,10 @@ export function serveWatch(res: ServerResponse, history: ChangeHistory, w: Watch
       const before = e.previous !== undefined && w.matches(e.previous);
       if (now) send(before ? 'MODIFIED' : 'ADDED', w.render(e.object));
       else if (before) send('DELETED', w.render(e.type === 'DELETED' ? e.object : atRevision(e.previous!, Number(e.object.metadata.resourceVersion))));
+      else continue;
+      sent = true;
     }
+    if (!sent && w.bookmarks && !closed) bookmarkSoon();
   };
 
   const timers: NodeJS.Timeout[] = [];
@@ -172,6 +189,7 @@ export function serveWatch(res: ServerResponse, history: ChangeHistory, w: Watch
     closed = true;
     unsubscribe();
     for (const t of timers) clearTimeout(t);
+    clearTimeout(promptBookmark);
     res.end();
   };
   // The response's close is the client going (or the stream ending); the request's is only its

@@ -11,6 +11,7 @@ import type { ResourceRef } from '../../shared/resources/types.js';
 import { applyResources, type ApplyContext, deleteResources } from '../resources/apply.js';
 import { type PropagationPolicy, propagationPolicies } from '../resources/garbage-collector.js';
 import type { PushServer } from '../push/server.js';
+import type { ClusterCache } from '../kube/cache.js';
 
 export interface ApiOptions {
   ctx: ApplyContext;
@@ -18,6 +19,8 @@ export interface ApiOptions {
   log: Logger;
   /** The agents' channel, for their versions and for `apply --wait`. */
   push?: PushServer;
+  /** The controller's view through the Kubernetes API: which revision agents should run. */
+  cache?: ClusterCache;
   /** Rotates the CA root; returns the revision that carries the new trust bundle. */
   rotateRoot?: (overlapSeconds: number) => number;
   /** The local cluster's view (nodes, pods, services), when this controller serves one. */
@@ -57,8 +60,11 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       const result = applyResources(o.ctx, body.resources, body.dryRun === true);
       o.log.info({ revision: result.revision, results: result.results }, 'applied');
       if (!body.waitSeconds || body.dryRun || !o.push) return send(res, 200, result);
-      // --wait: answer once every connected agent runs this revision, with how long it took.
-      const lagging = await o.push.waitForAcks(result.revision, body.waitSeconds * 1000);
+      // --wait: answer once the controller has seen the change through the API and every connected
+      // agent runs what it made of it, with how long that took.
+      const deadline = Date.now() + body.waitSeconds * 1000;
+      const target = o.cache ? ((await o.cache.waitForProgress(result.revision, body.waitSeconds * 1000)) ? o.cache.revision : Infinity) : result.revision;
+      const lagging = await o.push.waitForAcks(target, Math.max(0, deadline - Date.now()));
       return send(res, 200, { ...result, wait: { ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) } });
     }
     case 'POST /v1/ca/rotate': {
@@ -74,7 +80,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       if (!o.push || typeof body.node !== 'string' || !o.push.resync(body.node)) {
         throw new AmbitError('NotFound', `no connected agent for node ${JSON.stringify(body.node)}; see \`ambit agents\``);
       }
-      return send(res, 200, { node: body.node, revision: o.ctx.store.currentRevision });
+      return send(res, 200, { node: body.node, revision: o.cache?.revision ?? o.ctx.store.currentRevision });
     }
     case 'POST /v1/agents/restart': {
       const body = (await readJson(req, maxBody)) as { node?: unknown };
@@ -83,7 +89,9 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       return send(res, 200, await o.restartAgent(body.node));
     }
     case 'GET /v1/agents':
-      return send(res, 200, { revision: o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
+      // The revision agents should run: of what the controller has seen up to the API's current state.
+      if (o.cache) await o.cache.waitForProgress(o.ctx.store.currentRevision, 5000);
+      return send(res, 200, { revision: o.cache?.revision ?? o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {
       const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean; propagationPolicy?: PropagationPolicy };
       if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');

@@ -59,7 +59,7 @@ export interface WatchHandle {
 const maxLine = 16 * 1024 * 1024;
 
 export class KubeClient {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly url: URL;
 
   constructor(
@@ -67,7 +67,20 @@ export class KubeClient {
     private readonly o: { userAgent?: string; timeoutMs?: number } = {},
   ) {
     this.url = new URL(config.server);
-    this.agent = new Agent({ keepAlive: true, ...(config.ca ? { ca: config.ca } : {}), ...(config.cert ? { cert: config.cert } : {}), ...(config.key ? { key: config.key } : {}) });
+    this.agent = this.makeAgent();
+  }
+
+  /** Trusts `ca` from now on (after a CA root rotation): open connections close, and watches resume on new ones. */
+  setCa(ca: string): void {
+    this.config.ca = ca;
+    const old = this.agent;
+    this.agent = this.makeAgent();
+    old.destroy();
+  }
+
+  private makeAgent(): Agent {
+    const c = this.config;
+    return new Agent({ keepAlive: true, ...(c.ca ? { ca: c.ca } : {}), ...(c.cert ? { cert: c.cert } : {}), ...(c.key ? { key: c.key } : {}) });
   }
 
   /** One request; 2xx answers are parsed JSON, anything else a KubeApiError from the server's Status. */
