@@ -63,7 +63,8 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       // --wait: answer once the controller has seen the change through the API and every connected
       // agent runs what it made of it, with how long that took.
       const deadline = Date.now() + body.waitSeconds * 1000;
-      const target = o.cache ? ((await o.cache.waitForProgress(result.revision, body.waitSeconds * 1000)) ? o.cache.revision : Infinity) : result.revision;
+      const kinds = [...new Set((body.resources as { kind?: unknown }[]).map((r) => String(r.kind)))];
+      const target = o.cache ? ((await o.cache.waitForProgress(result.revision, body.waitSeconds * 1000, kinds)) ? o.cache.revision : Infinity) : result.revision;
       const lagging = await o.push.waitForAcks(target, Math.max(0, deadline - Date.now()));
       return send(res, 200, { ...result, wait: { ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) } });
     }

@@ -31,7 +31,7 @@ export const pushedKinds = [
 export class ClusterCache extends EventEmitter<{ change: [ChangeEvent] }> {
   private readonly informers: Informer[];
   private started = false;
-  private waiters: { version: number; resolve: (ok: boolean) => void; timer: NodeJS.Timeout }[] = [];
+  private waiters: { version: number; kinds: readonly string[] | undefined; resolve: (ok: boolean) => void; timer: NodeJS.Timeout }[] = [];
   /**
    * The revision of the newest change folded in: at least every resourceVersion seen, and one more
    * than the last revision when events of different kinds arrive out of resourceVersion order, so
@@ -73,22 +73,24 @@ export class ClusterCache extends EventEmitter<{ change: [ChangeEvent] }> {
     return namespace === undefined ? all : all.filter((r) => (r.metadata.namespace ?? '') === namespace);
   }
 
-  /** The oldest resourceVersion every kind has caught up with (by change or bookmark). */
-  get progress(): number {
+  /** The oldest resourceVersion every kind (or every one of `kinds`) has caught up with, by change or bookmark. */
+  progress(kinds?: readonly string[]): number {
     let min = Infinity;
-    for (const i of this.informers) min = Math.min(min, Number(i.lastResourceVersion) || 0);
-    return min === Infinity ? 0 : min;
+    for (const i of this.informers) if (!kinds || kinds.includes(i.kind)) min = Math.min(min, Number(i.lastResourceVersion) || 0);
+    return min;
   }
 
   /**
-   * Resolves true once every kind has seen the API server's `version` (so `revision` includes every
-   * change up to it), false after `timeoutMs`.
+   * Resolves true once every kind has seen the API server's `version`, so `revision` includes every
+   * change up to it, false after `timeoutMs`. With `kinds`, only those are waited for: the change
+   * of a kind arrives as its event, while the others learn of the version from a bookmark.
    */
-  waitForProgress(version: number, timeoutMs: number): Promise<boolean> {
-    if (this.progress >= version) return Promise.resolve(true);
+  waitForProgress(version: number, timeoutMs: number, kinds?: readonly string[]): Promise<boolean> {
+    if (this.progress(kinds) >= version) return Promise.resolve(true);
     return new Promise((resolve) => {
       const w = {
         version,
+        kinds,
         resolve,
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w);
@@ -115,9 +117,8 @@ export class ClusterCache extends EventEmitter<{ change: [ChangeEvent] }> {
 
   private settleWaiters(): void {
     if (this.waiters.length === 0) return;
-    const progress = this.progress;
     this.waiters = this.waiters.filter((w) => {
-      if (progress < w.version) return true;
+      if (this.progress(w.kinds) < w.version) return true;
       clearTimeout(w.timer);
       w.resolve(true);
       return false;
