@@ -94,6 +94,22 @@ export class Writer {
     return this.admit(resource, obj, dryRun);
   }
 
+  /**
+   * Replaces only the status (the status subresource): what else the body says is ignored, as the
+   * real server does; 409 when it carries a stale resourceVersion. Status is not validated: it is
+   * the controllers' report, not the user's intent.
+   */
+  updateStatus(resource: ApiResource, namespace: string, name: string, status: unknown, resourceVersion: string | undefined, dryRun: boolean): WriteResult {
+    const current = this.stored(resource, namespace, name);
+    if (!current) throw notFound(resource, name);
+    if (resourceVersion && resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, name);
+    const next: Resource = { ...current, status };
+    if (status === undefined) delete next.status;
+    if (dryRun || JSON.stringify(next.status) === JSON.stringify(current.status)) return { object: dryRun ? next : current, warnings: [] };
+    this.ctx.store.commit([next]);
+    return { object: this.stored(resource, namespace, name)!, warnings: [] };
+  }
+
   /** Deletes the stored object (a Namespace with everything in it) and, unless orphaned, its dependents; returns it as it was. */
   delete(resource: ApiResource, namespace: string, name: string, preconditions: { uid?: string; resourceVersion?: string }, dryRun: boolean, propagation: PropagationPolicy = 'Background'): Resource {
     const current = this.stored(resource, namespace, name);

@@ -49,8 +49,13 @@ const readOnlyKinds = new Set(['TrustBundle']);
 /** `kubectl get all` shows the kinds in the `all` category; Kubernetes puts these (of those ambit serves) in it. */
 const allCategory = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet']);
 
+/** The mesh's kinds, as their CRDs declare them: their controllers write the status subresource, as clients; users write the rest. */
+export const clientStatusKinds = new Set(['Gateway', 'HTTPRoute', 'GRPCRoute', 'AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication', 'DestinationRule', 'LocalRateLimit', 'FaultInjection']);
+
+const status = (gvk: GroupVersionKind): Subresource[] => [{ name: 'status', responseKind: gvk, verbs: ['get', 'patch', 'update'] }];
 const subresourcesOf: Record<string, (gvk: GroupVersionKind) => Subresource[]> = {
-  Pod: (gvk) => [{ name: 'status', responseKind: gvk, verbs: ['get', 'patch', 'update'] }],
+  Pod: status,
+  ...Object.fromEntries([...clientStatusKinds].map((k) => [k, status])),
   // `kubectl scale` reads and writes a Scale, not the Deployment.
   Deployment: () => [{ name: 'scale', responseKind: { group: 'autoscaling', version: 'v1', kind: 'Scale' }, verbs: ['get', 'patch', 'update'] }],
 };

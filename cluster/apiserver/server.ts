@@ -17,6 +17,7 @@ import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBo
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
 import { objectFromBody, Writer, type WriteResult } from './admission.js';
 import { type ApiResource, parseRoute, type Route } from './routes.js';
+import { clientStatusKinds } from './resources.js';
 import { checkedReplicas, patchedReplicas, scaleOf } from './scale.js';
 import { fieldSelector, labelSelector, type Selector } from './selectors.js';
 import { type IncludeObject, type TableContext, toTable } from './tables.js';
@@ -235,6 +236,27 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     throw methodNotAllowed(req.method ?? 'unknown', r);
   }
 
+  /** GET, PUT, or a merge or JSON patch of an object's status; only the status changes. */
+  async function status(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
+    const r = route.resource;
+    const namespace = r.namespaced ? (route.namespace ?? '') : '';
+    const current = getObject(r, route.namespace, route.name!);
+    if (req.method === 'GET') return sendJson(res, 200, render(r, current, negotiate(req.headers.accept), url));
+    const dryRun = dryRunOf(url);
+    if (req.method === 'PUT') {
+      const obj = objectFromBody(r, route.namespace, route.name!, parseObjectBody(req.headers['content-type'], await readBody(req)));
+      return sendWrite(res, 200, writer.updateStatus(r, namespace, route.name!, obj.status, obj.metadata.resourceVersion, dryRun));
+    }
+    if (req.method === 'PATCH') {
+      const type = mediaType(req.headers['content-type']);
+      const accepted = ['application/merge-patch+json', 'application/json-patch+json'];
+      if (!accepted.includes(type)) throw unsupportedMediaType(type, accepted);
+      const next = applyPatch(current, (await readBody(req)).toString('utf8'), type as PatchType);
+      return sendWrite(res, 200, writer.updateStatus(r, namespace, route.name!, next.status, next.metadata.resourceVersion === current.metadata.resourceVersion ? undefined : next.metadata.resourceVersion, dryRun));
+    }
+    throw methodNotAllowed(req.method ?? 'unknown', { plural: `${r.plural}/status`, group: r.group });
+  }
+
   async function scale(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
     const r = route.resource;
     const current = getObject(r, route.namespace, route.name!) as Deployment;
@@ -274,6 +296,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
         if (req.method !== 'GET') throw methodNotAllowed(req.method ?? 'unknown', { plural: `${r.plural}/status`, group: r.group }, 'status is written by the local cluster');
         return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name!), negotiate(req.headers.accept), url));
       }
+      if (route.subresource === 'status' && clientStatusKinds.has(r.kind)) return status(req, res, route, url);
       throw noSuchResource();
     }
     if (route.name === undefined) {
