@@ -23,7 +23,8 @@ import type { ControllerParts, LocalCluster, LocalClusterServices } from './loca
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
 import { KubeClient } from '../shared/kube/client.js';
-import { ClusterCache, pushedKinds } from './kube/cache.js';
+import { ClusterCache, controllerKinds } from './kube/cache.js';
+import { ControllerWriter } from './kube/view.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
@@ -77,12 +78,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
 
   const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), rootNamespace: config.rootNamespace, ...(local ? { nodeNames: nodes } : {}) };
-  const waypoints = new WaypointDeployer({ ctx, log: log.child({ component: 'waypoints' }) });
-  waypoints.start();
-  const routeStatus = new RouteStatusWriter(store, log.child({ component: 'route-status' }));
-  routeStatus.start();
-  const policyStatus = new PolicyStatusWriter(store, log.child({ component: 'policy-status' }), config.rootNamespace);
-  policyStatus.start();
   const parts: ControllerParts = {
     store,
     apply: ctx,
@@ -99,7 +94,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   // once every kind is listed, so a reconnecting agent never gets an empty configuration.
   if (!local) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API; outside a local cluster this is not wired yet');
   const kube = new KubeClient(local.kubeConfig(parts), { userAgent: 'ambit-controller' });
-  const cache = new ClusterCache(kube, pushedKinds, log.child({ component: 'informers' }));
+  const cache = new ClusterCache(kube, controllerKinds, log.child({ component: 'informers' }));
   await cache.start();
   share.load(cache.list(), cache.revision);
   cache.on('change', (event) => {
@@ -108,6 +103,15 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     metrics.revision.set(event.revision);
   });
   metrics.revision.set(cache.revision);
+
+  // The reconcilers read the same cache and write back through the API, as a client.
+  const writer = new ControllerWriter(kube);
+  const waypoints = new WaypointDeployer({ view: cache, writer, log: log.child({ component: 'waypoints' }) });
+  waypoints.start();
+  const routeStatus = new RouteStatusWriter(cache, writer, log.child({ component: 'route-status' }));
+  routeStatus.start();
+  const policyStatus = new PolicyStatusWriter(cache, writer, log.child({ component: 'policy-status' }), config.rootNamespace);
+  policyStatus.start();
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 

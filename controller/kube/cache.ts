@@ -28,6 +28,9 @@ export const pushedKinds = [
   'RequestAuthentication',
 ];
 
+/** Everything the controller reads: what it pushes, and what its waypoint deployer owns. */
+export const controllerKinds = [...pushedKinds, 'ServiceAccount', 'Deployment'];
+
 export class ClusterCache extends EventEmitter<{ change: [ChangeEvent] }> {
   private readonly informers: Informer[];
   private started = false;

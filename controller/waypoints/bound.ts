@@ -1,10 +1,10 @@
-// Which waypoint serves a Service, as the store says now: the Service's (or its namespace's)
+// Which waypoint serves a Service, as the cluster is now: the Service's (or its namespace's)
 // use-waypoint label, naming a Gateway of the waypoint class that exists. Route status and policy
 // status both say whether what they attach to is served, and why not.
 
 import type { Resource } from '../../shared/resources/types.js';
 import { useWaypointOf, waypointGatewayClass } from '../../shared/waypoint/names.js';
-import type { Store } from '../store/store.js';
+import type { ClusterReader } from '../kube/view.js';
 
 export type Served = { waypoint: string } | { reason: 'NoService' | 'NoWaypoint'; message: string };
 
@@ -13,7 +13,7 @@ export function isWaypointGateway(g: Resource | undefined): boolean {
 }
 
 /** `namespace/name` of the waypoint serving Service `ns/name`, or why none does, in words for a status message. */
-export function servingWaypoint(store: Store, ns: string, name: string): Served {
+export function servingWaypoint(store: ClusterReader, ns: string, name: string): Served {
   const service = store.get('Service', ns, name);
   if (!service) return { reason: 'NoService', message: `Service ${ns}/${name} does not exist` };
   const use = useWaypointOf(ns, service.metadata.labels, store.get('Namespace', '', ns)?.metadata.labels);

@@ -9,13 +9,15 @@ import type { Logger } from '../../shared/log.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
 import { gatewayNameLabel, managedLabel, managedValue, tracesEndpointAnnotation, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
-import { applyResources, deleteResources, type ApplyContext } from '../resources/apply.js';
-import { followStore } from './reconcile.js';
+import type { ClusterView, ControllerWriter } from '../kube/view.js';
+import { followChanges } from './reconcile.js';
 
 const managedKinds = ['ServiceAccount', 'Deployment', 'Service'] as const;
 
 export interface WaypointDeployerOptions {
-  ctx: ApplyContext;
+  /** The cluster as the informers see it; ServiceAccounts, Deployments, Services, Pods, Gateways and Namespaces among it. */
+  view: ClusterView;
+  writer: ControllerWriter;
   log: Logger;
   /** The command that runs a waypoint in a pod (`ambit` on the local cluster's pods' PATH). */
   command?: string[];
@@ -29,15 +31,15 @@ export class WaypointDeployer {
   /** Reconciles now and after every change that concerns a waypoint. */
   start(): void {
     const concerns = (r: Resource) => r.kind === 'Gateway' || r.kind === 'Namespace' || r.metadata.labels?.[gatewayNameLabel] !== undefined;
-    this.stopFollowing = followStore(this.o.ctx.store, concerns, () => this.reconcile(), this.o.log, 'waypoint reconcile');
+    this.stopFollowing = followChanges(this.o.view, concerns, () => this.reconcile(), this.o.log, 'waypoint reconcile');
   }
 
   stop(): void {
     this.stopFollowing?.();
   }
 
-  reconcile(): void {
-    const { store } = this.o.ctx;
+  async reconcile(): Promise<void> {
+    const store = this.o.view;
     const gateways = store.list('Gateway').filter((g) => (g.spec as { gatewayClassName?: string }).gatewayClassName === waypointGatewayClass);
     const wanted = new Set<string>();
     for (const g of gateways) {
@@ -47,15 +49,15 @@ export class WaypointDeployer {
       for (const r of desired) wanted.add(`${r.kind}/${ns}/${r.metadata.name}`);
       const stale = desired.filter((r) => differs(r, store.get(r.kind, ns, r.metadata.name)));
       if (stale.length) {
-        applyResources(this.o.ctx, stale);
+        await this.o.writer.apply(stale);
         this.o.log.info({ gateway: `${ns}/${g.metadata.name}`, applied: stale.map((r) => r.kind) }, 'waypoint deployed');
       }
-      this.writeStatus(g);
+      await this.writeStatus(g);
     }
     // What a deleted Gateway left behind.
     const orphans = managedKinds.flatMap((k) => store.list(k)).filter((r) => r.metadata.labels?.[managedLabel] === managedValue && !wanted.has(`${r.kind}/${r.metadata.namespace}/${r.metadata.name}`));
     if (orphans.length) {
-      deleteResources(this.o.ctx, orphans.map((r) => ({ kind: r.kind, namespace: r.metadata.namespace!, name: r.metadata.name })), true);
+      await this.o.writer.delete(orphans.map((r) => ({ kind: r.kind, namespace: r.metadata.namespace!, name: r.metadata.name })));
       this.o.log.info({ removed: orphans.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`) }, 'waypoint removed');
     }
   }
@@ -97,8 +99,8 @@ export class WaypointDeployer {
   }
 
   /** Accepted once deployed; Programmed once a waypoint pod runs; the address is its Service's. */
-  private writeStatus(g: Resource): void {
-    const { store } = this.o.ctx;
+  private async writeStatus(g: Resource): Promise<void> {
+    const store = this.o.view;
     const ns = g.metadata.namespace!;
     const service = store.get('Service', ns, g.metadata.name) as Service | undefined;
     const running = (store.list('Pod', ns) as Pod[]).filter((p) => p.metadata.labels?.[gatewayNameLabel] === g.metadata.name && p.status.phase === 'Running');
@@ -119,7 +121,7 @@ export class WaypointDeployer {
       ...(service?.spec?.clusterIP ? { addresses: [{ type: 'IPAddress', value: service.spec.clusterIP }] } : {}),
     };
     if (JSON.stringify(status) === JSON.stringify(g.status)) return;
-    store.commit([{ ...g, status }]);
+    await this.o.writer.status(g, status);
   }
 }
 

@@ -6,9 +6,9 @@
 import type { Logger } from '../../shared/log.js';
 import { readAttachment } from '../../shared/policy/http/attachment.js';
 import type { Resource } from '../../shared/resources/types.js';
-import type { Store } from '../store/store.js';
+import type { ClusterView, ControllerWriter } from '../kube/view.js';
 import { isWaypointGateway, servingWaypoint } from './bound.js';
-import { followStore } from './reconcile.js';
+import { followChanges } from './reconcile.js';
 
 export const waypointAcceptedCondition = 'WaypointAccepted';
 const policyKinds = ['AuthorizationPolicy', 'RequestAuthentication', 'LocalRateLimit'];
@@ -26,21 +26,22 @@ export class PolicyStatusWriter {
   private stopFollowing: (() => void) | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: ClusterView,
+    private readonly writer: ControllerWriter,
     private readonly log: Logger,
     private readonly rootNamespace: string,
   ) {}
 
   start(): void {
     const concerns = (r: Resource) => policyKinds.includes(r.kind) || r.kind === 'Service' || r.kind === 'Namespace' || r.kind === 'Gateway' || r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute';
-    this.stopFollowing = followStore(this.store, concerns, () => this.write(), this.log, 'policy status');
+    this.stopFollowing = followChanges(this.store, concerns, () => this.write(), this.log, 'policy status');
   }
 
   stop(): void {
     this.stopFollowing?.();
   }
 
-  private write(): void {
+  private async write(): Promise<void> {
     const updates: Resource[] = [];
     for (const kind of policyKinds) {
       for (const r of this.store.list(kind)) {
@@ -58,7 +59,7 @@ export class PolicyStatusWriter {
         updates.push({ ...r, status: { ...status, conditions: [...others, c] } });
       }
     }
-    if (updates.length) this.store.commit(updates);
+    for (const u of updates) await this.writer.status(u, u.status);
   }
 
   /** WaypointAccepted for a policy attached with targetRefs; undefined for a selector policy. */

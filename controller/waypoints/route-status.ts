@@ -8,8 +8,8 @@ import type { Logger } from '../../shared/log.js';
 import type { Resource, Service } from '../../shared/resources/types.js';
 import { servingWaypoint } from './bound.js';
 import { routeStatus, waypointControllerName, type RouteCondition, type RouteObject, type RouteParentStatus } from '../../shared/routing/index.js';
-import type { Store } from '../store/store.js';
-import { followStore } from './reconcile.js';
+import type { ClusterView, ControllerWriter } from '../kube/view.js';
+import { followChanges } from './reconcile.js';
 
 const routeKinds = new Set(['HTTPRoute', 'GRPCRoute']);
 export const waypointBoundCondition = 'ambit.dev/WaypointBound';
@@ -23,21 +23,22 @@ export class RouteStatusWriter {
   private stopFollowing: (() => void) | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: ClusterView,
+    private readonly writer: ControllerWriter,
     private readonly log: Logger,
   ) {}
 
   start(): void {
     // A status written here changes only status, and finds nothing to write on the pass it causes.
     const concerns = (r: Resource) => routeKinds.has(r.kind) || r.kind === 'Service' || r.kind === 'Namespace' || r.kind === 'Gateway';
-    this.stopFollowing = followStore(this.store, concerns, () => this.write(), this.log, 'route status');
+    this.stopFollowing = followChanges(this.store, concerns, () => this.write(), this.log, 'route status');
   }
 
   stop(): void {
     this.stopFollowing?.();
   }
 
-  private write(): void {
+  private async write(): Promise<void> {
     const services = (ns: string, name: string) => {
       const s = this.store.get('Service', ns, name) as Service | undefined;
       return s ? { namespace: ns, name, ports: s.spec!.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port })) } : undefined;
@@ -65,7 +66,7 @@ export class RouteStatusWriter {
       const status = { parents: [...others, ...parents] };
       if (JSON.stringify(status) !== JSON.stringify(r.status)) updates.push({ ...r, status });
     });
-    if (updates.length) this.store.commit(updates);
+    for (const u of updates) await this.writer.status(u, u.status);
   }
 
   /** Whether a waypoint serves the parent Service: a route on a Service without one routes nothing. */

@@ -1,27 +1,39 @@
-// The controller's waypoint side, against a real store: a Gateway of class ambit-waypoint becomes a
-// ServiceAccount, a Deployment and a Service (and goes with them), and routes attached to Services
-// get the status conditions that say what the waypoint does with them, including whether any
-// waypoint serves the Service at all.
+// The controller's waypoint side, reading the cluster through the local Kubernetes API (informers)
+// and writing back through it: a Gateway of class ambit-waypoint becomes a ServiceAccount, a
+// Deployment and a Service (and goes with them), and routes attached to Services get the status
+// conditions that say what the waypoint does with them, including whether any waypoint serves the
+// Service at all.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Store } from '../../../controller/store/store.js';
-import { ClusterIPAllocator } from '../../../controller/resources/allocator.js';
 import { applyResources, deleteResources, type ApplyContext } from '../../../controller/resources/apply.js';
 import { WaypointDeployer } from '../../../controller/waypoints/deployer.js';
 import { RouteStatusWriter } from '../../../controller/waypoints/route-status.js';
-import { parseCidr } from '../../../shared/net/ipv4.js';
+import { ClusterCache, controllerKinds } from '../../../controller/kube/cache.js';
+import { ControllerWriter } from '../../../controller/kube/view.js';
+import { KubeClient } from '../../../shared/kube/client.js';
+import { loadKubeconfig } from '../../../shared/kube/config.js';
 import { createLogger } from '../../../shared/log.js';
+import { startApi, type TestApi } from '../apiserver/helpers.js';
 import { ResourceInvalid } from '../../../shared/errors.js';
 import type { Deployment, Resource } from '../../../shared/resources/types.js';
 
-let dir = '';
+let t: TestApi;
 let ctx: ApplyContext;
+let client: KubeClient;
+let cache: ClusterCache;
+let writer: ControllerWriter;
 const log = createLogger('test', 'silent');
-const tick = () => new Promise((r) => setImmediate(r));
+
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const gateway = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'Gateway',
@@ -40,19 +52,27 @@ const route = {
   spec: { parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 80 }], rules: [{ backendRefs: [{ name: 'web-v1', port: 80 }, { name: 'web-v9', port: 80 }] }] },
 };
 
-test.before.each(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ambit-waypoints-'));
-  ctx = { store: new Store(dir), allocator: new ClusterIPAllocator(parseCidr('10.96.0.0/16')) };
+test.before.each(async () => {
+  t = await startApi();
+  // What users apply goes into the API server's store, as `ambit apply` does.
+  ctx = t.ctx;
   applyResources(ctx, base);
+  client = new KubeClient(loadKubeconfig(t.kubeconfig));
+  cache = new ClusterCache(client, controllerKinds, log);
+  await cache.start();
+  writer = new ControllerWriter(client);
 });
-test.after.each(() => rmSync(dir, { recursive: true, force: true }));
+test.after.each(async () => {
+  cache.stop();
+  client.close();
+  await t.close();
+});
 
 test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and Service on 15008, and removed with it', async () => {
-  const deployer = new WaypointDeployer({ ctx, log });
+  const deployer = new WaypointDeployer({ view: cache, writer, log });
   deployer.start();
   applyResources(ctx, [gateway('waypoint', { annotations: { 'ambit.dev/otlp-traces-endpoint': 'http://10.250.0.254:4318/v1/traces' } })]);
-  await tick();
-  await tick();
+  await until('the Gateway status', () => ctx.store.get('Gateway', 'shop', 'waypoint')?.status);
   const d = ctx.store.get('Deployment', 'shop', 'waypoint') as Deployment;
   assert.ok(ctx.store.get('ServiceAccount', 'shop', 'waypoint'));
   assert.is(d.spec!.template.spec.serviceAccountName, 'waypoint');
@@ -63,9 +83,9 @@ test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and S
   const status = ctx.store.get('Gateway', 'shop', 'waypoint')!.status as { conditions: { type: string; status: string }[]; addresses: { value: string }[] };
   assert.equal(status.conditions.map((c) => [c.type, c.status]), [['Accepted', 'True'], ['Programmed', 'False']], 'programmed only once a pod runs');
   assert.is(status.addresses[0]!.value, svc.spec!.clusterIP);
+  assert.ok(d.metadata.managedFields?.some((f) => f.manager === 'ambit-controller'), 'written through the API as the controller');
   deleteResources(ctx, [{ kind: 'Gateway', namespace: 'shop', name: 'waypoint' }]);
-  await tick();
-  assert.is(ctx.store.get('Deployment', 'shop', 'waypoint'), undefined);
+  await until('the Deployment gone', () => !ctx.store.get('Deployment', 'shop', 'waypoint'));
   assert.is(ctx.store.get('Service', 'shop', 'waypoint'), undefined);
   assert.is(ctx.store.get('ServiceAccount', 'shop', 'waypoint'), undefined);
   deployer.stop();
@@ -84,11 +104,10 @@ test('a waypoint Gateway must listen for HBONE on 15008, and says which field is
 });
 
 test('a route gets Accepted, ResolvedRefs naming the missing backend, and whether a waypoint serves its Service', async () => {
-  const writer = new RouteStatusWriter(ctx.store, log);
-  writer.start();
+  const statusWriter = new RouteStatusWriter(cache, writer, log);
+  statusWriter.start();
   applyResources(ctx, [route]);
-  await tick();
-  await tick();
+  await until('the route status', () => ctx.store.get('HTTPRoute', 'shop', 'canary')?.status);
   const parents = () => (ctx.store.get('HTTPRoute', 'shop', 'canary')!.status as { parents: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents;
   let conditions = parents()[0]!.conditions;
   assert.is(parents()[0]!.controllerName, 'ambit.dev/waypoint');
@@ -101,15 +120,14 @@ test('a route gets Accepted, ResolvedRefs naming the missing backend, and whethe
   assert.match(bound.message, 'istio.io/use-waypoint');
   // The namespace uses a waypoint that exists: the route is in force.
   applyResources(ctx, [gateway('waypoint'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio.io/use-waypoint': 'waypoint' } } }]);
-  await tick();
-  await tick();
-  conditions = parents()[0]!.conditions;
-  assert.equal(conditions.find((c) => c.type === 'ambit.dev/WaypointBound')?.status, 'True');
+  conditions = await until('the route bound', () => {
+    const c = parents()[0]!.conditions;
+    return c.find((x) => x.type === 'ambit.dev/WaypointBound')?.status === 'True' && c;
+  });
   const revision = ctx.store.currentRevision;
-  await tick();
-  await tick();
+  await new Promise((r) => setTimeout(r, 300));
   assert.is(ctx.store.currentRevision, revision, 'an unchanged status is not written again');
-  writer.stop();
+  statusWriter.stop();
 });
 
 test.run();

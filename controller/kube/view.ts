@@ -1,0 +1,43 @@
+// What the controller's reconcilers read the cluster through, and how they write back: reads from
+// the informers' cache (ClusterCache), writes through the Kubernetes API, as a client, under one
+// field manager, so the same reconcilers run against a real cluster and the local one.
+
+import type { KubeClient } from '../../shared/kube/client.js';
+import { resourceKind } from '../../shared/kube/paths.js';
+import type { Resource, ResourceRef } from '../../shared/resources/types.js';
+import type { ChangeEvent } from '../store/store.js';
+
+export interface ClusterReader {
+  get(kind: string, namespace: string, name: string): Resource | undefined;
+  list(kind?: string, namespace?: string): Resource[];
+}
+
+export interface ClusterView extends ClusterReader {
+  on(event: 'change', fn: (e: ChangeEvent) => void): unknown;
+  off(event: 'change', fn: (e: ChangeEvent) => void): unknown;
+}
+
+/** The field manager the controller's writes are made as (what `kubectl get -o yaml --show-managed-fields` names). */
+export const fieldManager = 'ambit-controller';
+
+export class ControllerWriter {
+  constructor(private readonly client: KubeClient) {}
+
+  /** Server-side apply of objects the controller owns (it takes fields others set on them). */
+  async apply(resources: Resource[]): Promise<void> {
+    for (const r of resources) await this.client.apply(resourceKind(r.kind), r, fieldManager, true);
+  }
+
+  /** Deletes; objects already gone are no error. */
+  async delete(refs: ResourceRef[]): Promise<void> {
+    for (const ref of refs) await this.client.delete(resourceKind(ref.kind), ref.namespace, ref.name);
+  }
+
+  /**
+   * Replaces an object's status through its status subresource, whatever its resourceVersion: a
+   * status is computed whole from the cluster as it is, so the last one written is the right one.
+   */
+  async status(r: Resource, status: unknown): Promise<void> {
+    await this.client.patch(resourceKind(r.kind), r.metadata.namespace ?? '', r.metadata.name, [{ op: 'add', path: '/status', value: status }], 'json', 'status');
+  }
+}
