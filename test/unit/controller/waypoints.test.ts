@@ -109,7 +109,7 @@ test('a route gets Accepted, ResolvedRefs naming the missing backend, and whethe
   applyResources(ctx, [route]);
   await until('the route status', () => ctx.store.get('HTTPRoute', 'shop', 'canary')?.status);
   const parents = () => (ctx.store.get('HTTPRoute', 'shop', 'canary')!.status as { parents: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents;
-  let conditions = parents()[0]!.conditions;
+  const conditions = parents()[0]!.conditions;
   assert.is(parents()[0]!.controllerName, 'ambit.dev/waypoint');
   assert.equal(conditions.find((c) => c.type === 'Accepted')?.status, 'True');
   const refs = conditions.find((c) => c.type === 'ResolvedRefs')!;
@@ -120,10 +120,7 @@ test('a route gets Accepted, ResolvedRefs naming the missing backend, and whethe
   assert.match(bound.message, 'istio.io/use-waypoint');
   // The namespace uses a waypoint that exists: the route is in force.
   applyResources(ctx, [gateway('waypoint'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio.io/use-waypoint': 'waypoint' } } }]);
-  conditions = await until('the route bound', () => {
-    const c = parents()[0]!.conditions;
-    return c.find((x) => x.type === 'ambit.dev/WaypointBound')?.status === 'True' && c;
-  });
+  await until('the route bound', () => parents()[0]!.conditions.find((x) => x.type === 'ambit.dev/WaypointBound')?.status === 'True');
   const revision = ctx.store.currentRevision;
   await new Promise((r) => setTimeout(r, 300));
   assert.is(ctx.store.currentRevision, revision, 'an unchanged status is not written again');
