@@ -185,6 +185,15 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (r.kind === 'Node') throw methodNotAllowed(verb, r, "nodes are the local cluster's network namespaces; change the cluster file and run ambit up again");
   }
 
+  /**
+   * A patch is applied to the current object, so unless it set a resourceVersion of its own it is
+   * an update of that version (what makes a patch of a Lease, whose updates must name one, valid).
+   */
+  function patched(next: Resource, current: Resource): Resource {
+    next.metadata.resourceVersion ??= current.metadata.resourceVersion!;
+    return next;
+  }
+
   async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
     const r = route.resource;
     const dryRun = dryRunOf(url);
@@ -201,7 +210,8 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (req.method === 'PUT') {
       readOnly('update', r);
       const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
-      sendWrite(res, 200, writer.update(r, obj, dryRun));
+      const result = writer.update(r, obj, dryRun);
+      sendWrite(res, result.created ? 201 : 200, result);
       return;
     }
     if (req.method === 'PATCH') {
@@ -215,13 +225,13 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
         if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
         const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
         const next = serverSideApply(current, applied, manager, ['1', 'true'].includes(url.searchParams.get('force') ?? ''));
-        if (current) sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
+        if (current) sendWrite(res, 200, writer.update(r, patched(objectFromBody(r, namespace, name, next), current), dryRun));
         else sendWrite(res, 201, writer.create(r, objectFromBody(r, namespace, name, next), dryRun));
         return;
       }
       if (!current) throw notFound(r, name);
       const next = applyPatch(current, body.toString('utf8'), type as PatchType);
-      sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
+      sendWrite(res, 200, writer.update(r, patched(objectFromBody(r, namespace, name, next), current), dryRun));
       return;
     }
     if (req.method === 'DELETE') {

@@ -208,7 +208,7 @@ const endpointSliceColumns: Column[] = [
   ageColumn,
 ];
 
-const leaseColumns: Column[] = [nameColumn, col('Holder', 'The holder of the lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
+const leaseColumns: Column[] = [nameColumn, col('Holder', 'holderIdentity contains the identity of the holder of a current lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
 
 const columnsByKind: Record<string, Column[]> = {
   Lease: leaseColumns,
