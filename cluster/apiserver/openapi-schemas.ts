@@ -92,6 +92,7 @@ const kindDescriptions: Record<string, string> = {
   ConfigMap: 'ConfigMap holds configuration data (strings, or base64 in binaryData) for workloads to read.',
   Secret: 'Secret holds sensitive data, base64 in data; stringData is folded into data on write.',
   Deployment: 'Deployment runs replicas of a Pod template on the local cluster.',
+  Event: 'Event is a report of something that happened to an object (involvedObject); expired an hour after its last occurrence.',
   Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",

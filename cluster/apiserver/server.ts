@@ -12,6 +12,7 @@ import type { Store } from '../../controller/store/store.js';
 import type { Logger } from '../../shared/log.js';
 import type { Deployment, Pod, Resource } from '../../shared/resources/types.js';
 import { handleDiscovery } from './discovery.js';
+import { EventExpiry, type EventTtlOptions } from './event-ttl.js';
 import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
@@ -33,6 +34,8 @@ export interface KubeApiOptions {
   /** The admin bearer token; any other credential (or none) is 401. */
   token: string;
   log: Logger;
+  /** Events' expiry (Kubernetes' --event-ttl, 1 h) and how often it is swept. */
+  events?: EventTtlOptions;
   /** Watch tuning, for tests: BOOKMARK interval (default 60 s) and how much history a watch can resume from. */
   watch?: { bookmarkIntervalMs?: number; history?: HistoryLimits };
 }
@@ -80,6 +83,8 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   // What a deletion did not take with it: dependents written naming an owner already gone.
   const collector = new GarbageCollector(o.store);
   collector.start();
+  const eventExpiry = new EventExpiry(o.store, log, o.events);
+  eventExpiry.start();
   const watches = new Set<() => void>();
   const token = Buffer.from(o.token);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
@@ -313,6 +318,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     },
     close() {
       collector.stop();
+      eventExpiry.stop();
       for (const stop of [...watches]) stop();
       history.close();
     },

@@ -4,6 +4,7 @@
 // an owner its dependents (garbage-collector.ts), all in the same commit.
 
 import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
+import { validateEvents } from '../../shared/resources/events.js';
 import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource, type ResourceRef, resourceName, type Service, keyOf, refOf } from '../../shared/resources/types.js';
 import { canonicalMicroTime, canonicalTime, rewriteField } from '../../shared/resources/times.js';
@@ -47,6 +48,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
     problems.push({ index: resources.indexOf(r), resource: resourceName(r), field: field!, message: rest.join(' ') });
   }
   problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
+  problems.push(...validateEvents(resources));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
 
   // A policy's status tells the truth about who enforces it and what they cannot enforce as written

@@ -17,6 +17,7 @@ export const kinds: KindInfo[] = [
   { kind: 'Service', apiVersion: 'v1', namespaced: true, names: ['service', 'services', 'svc'], userApplied: true },
   { kind: 'ConfigMap', apiVersion: 'v1', namespaced: true, names: ['configmap', 'configmaps', 'cm'], userApplied: true },
   { kind: 'Secret', apiVersion: 'v1', namespaced: true, names: ['secret', 'secrets'], userApplied: true },
+  { kind: 'Event', apiVersion: 'v1', namespaced: true, names: ['event', 'events', 'ev'], userApplied: true },
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, names: ['replicaset', 'replicasets', 'rs'], userApplied: false },
   { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, names: ['lease', 'leases'], userApplied: true },

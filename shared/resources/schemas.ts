@@ -108,7 +108,34 @@ function dataEnvelope(kind: string, fields: Record<string, Schema>): Schema {
 // RFC 3339 with microseconds, as Kubernetes writes a MicroTime (2026-12-01T08:30:00.000000Z).
 const microTime: Schema = { type: 'string', pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?(Z|[+-]\\d\\d:\\d\\d)$' };
 
+// core/v1 Event, as client-go's event recorder writes one (and events.k8s.io's newer fields, which the
+// core API carries too). Its content is top-level fields, not a spec.
+const objectReference = closed({ kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, uid: { type: 'string' }, apiVersion: { type: 'string' }, resourceVersion: { type: 'string' }, fieldPath: { type: 'string' } });
+const event: Schema = closed(
+  {
+    apiVersion: { const: 'v1' },
+    kind: { const: 'Event' },
+    metadata: metadata(true, dns1123Subdomain),
+    involvedObject: objectReference,
+    reason: { type: 'string', maxLength: 128 },
+    message: { type: 'string' },
+    source: closed({ component: { type: 'string' }, host: { type: 'string' } }),
+    firstTimestamp: microTime,
+    lastTimestamp: microTime,
+    count: { type: 'integer', minimum: 0 },
+    type: { enum: ['Normal', 'Warning'] },
+    eventTime: microTime,
+    series: closed({ count: { type: 'integer', minimum: 0 }, lastObservedTime: microTime }),
+    action: { type: 'string', maxLength: 128 },
+    related: objectReference,
+    reportingComponent: { type: 'string', maxLength: 128 },
+    reportingInstance: { type: 'string', maxLength: 128 },
+  },
+  ['apiVersion', 'kind', 'metadata', 'involvedObject'],
+);
+
 export const schemas: Record<string, Schema> = {
+  Event: event,
   // coordination.k8s.io/v1 Lease: what leader election reads and renews (client-go's leaderelection).
   Lease: envelope(
     'coordination.k8s.io/v1',

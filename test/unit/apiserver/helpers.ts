@@ -58,6 +58,7 @@ export interface TestApi {
 
 export interface StartOptions {
   watch?: KubeApiOptions['watch'];
+  events?: KubeApiOptions['events'];
 }
 
 export async function startApi(o: StartOptions = {}): Promise<TestApi> {
@@ -66,7 +67,7 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const topology = layout(defaultClusterFile());
   const ctx: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), nodeNames: topology.nodes.map((n) => n.name) };
   const nodes = nodeObjects(topology);
-  const api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
+  const api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}), ...(o.events ? { events: o.events } : {}) });
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
   let port = 0;
