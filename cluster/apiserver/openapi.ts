@@ -209,6 +209,7 @@ function pathsOf(r: ApiResource): Record<string, Schema> {
     const body = ref(componentName(s.responseKind));
     const subItem: Schema = { parameters: [nameParam, ...scopeParams] };
     const base = { gvk: s.responseKind, response: body };
+    if (s.verbs.includes('create')) subItem.post = operation({ ...base, tag, action: 'post', opId: `create${part}${scoped}${r.kind}${sub}`, description: `create ${s.name} of a ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation], requestSchema: body });
     if (s.verbs.includes('get')) subItem.get = operation({ ...base, tag, action: 'get', opId: `read${part}${scoped}${r.kind}${sub}`, description: `read ${s.name} of the specified ${r.kind}`, parameters: [] });
     if (s.verbs.includes('update')) subItem.put = operation({ ...base, tag, action: 'put', opId: `replace${part}${scoped}${r.kind}${sub}`, description: `replace ${s.name} of the specified ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation], requestSchema: body });
     if (s.verbs.includes('patch')) subItem.patch = operation({ ...base, tag, action: 'patch', opId: `patch${part}${scoped}${r.kind}${sub}`, description: `partially update ${s.name} of the specified ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation, force], patchTypes });

@@ -13,6 +13,8 @@ import type { Logger } from '../../shared/log.js';
 import type { Deployment, Pod, Resource } from '../../shared/resources/types.js';
 import { handleDiscovery } from './discovery.js';
 import { EventExpiry, type EventTtlOptions } from './event-ttl.js';
+import { requestToken, reviewToken } from './token-api.js';
+import { type Authentication, ServiceAccountTokens, type TokenOptions, type UserInfo } from './tokens.js';
 import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
@@ -31,8 +33,10 @@ export interface KubeApiOptions {
   apply: ApplyContext;
   /** The local cluster's Node objects (read-only). */
   nodes: () => Resource[];
-  /** The admin bearer token; any other credential (or none) is 401. */
+  /** The admin bearer token; it and ServiceAccount tokens are accepted, any other credential (or none) is 401. */
   token: string;
+  /** How ServiceAccount tokens are signed and checked: the key's file, the issuer and the API's audiences. */
+  serviceAccounts: TokenOptions;
   log: Logger;
   /** Events' expiry (Kubernetes' --event-ttl, 1 h) and how often it is swept. */
   events?: EventTtlOptions;
@@ -45,6 +49,9 @@ export interface KubeApiHandler {
   /** Ends every open watch and stops following the store. */
   close(): void;
 }
+
+/** The kubeconfig's user, as a static token file would name it: a member of system:masters. */
+const adminUser: UserInfo = { username: 'ambit-admin', uid: 'ambit-admin', groups: ['system:masters', 'system:authenticated'] };
 
 /** Kinds whose real API has a status subresource; GET of it returns the whole object, as there. */
 const statusKinds = new Set(['Pod', 'Deployment', 'Service', 'Namespace', 'Node']);
@@ -87,13 +94,23 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   eventExpiry.start();
   const watches = new Set<() => void>();
   const token = Buffer.from(o.token);
+  const tokens = new ServiceAccountTokens(o.serviceAccounts);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
+  const lookup = (kind: string, namespace: string, name: string) => o.store.get(kind, namespace, name);
 
-  function authenticated(req: IncomingMessage): boolean {
+  /** Who a bearer token is: the admin (the kubeconfig's token), or a ServiceAccount by its signed token. */
+  async function authenticate(bearer: string, audiences: string[]): Promise<Authentication> {
+    const given = Buffer.from(bearer);
+    if (given.length === token.length && timingSafeEqual(given, token)) return { ok: true, user: adminUser, audiences: audiences.length ? audiences : tokens.apiAudiences };
+    return tokens.authenticate(bearer, audiences, lookup);
+  }
+
+  async function userOf(req: IncomingMessage): Promise<UserInfo> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
-    const given = Buffer.from(m[1]!);
-    return given.length === token.length && timingSafeEqual(given, token);
+    if (!m) throw unauthorized();
+    const result = await authenticate(m[1]!, []);
+    if (!result.ok) throw unauthorized();
+    return result.user;
   }
 
   const pods = (namespace?: string) => o.store.list('Pod', namespace) as Pod[];
@@ -276,13 +293,22 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!authenticated(req)) throw unauthorized();
+    // Any authenticated identity may do anything: the local cluster has no RBAC (README).
+    await userOf(req);
     if (handleDiscovery(req, res)) return;
     const url = new URL(req.url ?? '/', 'https://kube-api.invalid');
     const route = parseRoute(url.pathname);
     if (!route) throw noSuchResource();
     const r = route.resource;
+    if (r.kind === 'TokenReview') {
+      if (req.method !== 'POST' || route.name !== undefined) throw methodNotAllowed(req.method ?? 'unknown', r, 'a TokenReview is only created');
+      return sendJson(res, 201, await reviewToken(req, authenticate));
+    }
     if (route.subresource !== undefined) {
+      if (route.subresource === 'token' && r.kind === 'ServiceAccount') {
+        if (req.method !== 'POST') throw methodNotAllowed(req.method ?? 'unknown', { plural: 'serviceaccounts/token', group: '' }, 'a token is only created');
+        return sendJson(res, 201, await requestToken(req, route.namespace!, route.name!, tokens, lookup));
+      }
       if (route.subresource === 'scale' && r.kind === 'Deployment') return scale(req, res, route, url);
       if (route.subresource === 'status' && statusKinds.has(r.kind)) {
         // Status is written by the cluster (the runtime), never through the API.

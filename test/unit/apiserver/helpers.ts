@@ -67,7 +67,7 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const topology = layout(defaultClusterFile());
   const ctx: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), nodeNames: topology.nodes.map((n) => n.name) };
   const nodes = nodeObjects(topology);
-  const api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}), ...(o.events ? { events: o.events } : {}) });
+  const api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, serviceAccounts: { keyFile: join(dir, 'sa-signer.key') }, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}), ...(o.events ? { events: o.events } : {}) });
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
   let port = 0;
