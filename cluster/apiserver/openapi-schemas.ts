@@ -95,6 +95,7 @@ const kindDescriptions: Record<string, string> = {
   Event: 'Event is a report of something that happened to an object (involvedObject); expired an hour after its last occurrence.',
   TokenReview: 'TokenReview asks who a bearer token belongs to; the answer is in its status, and nothing is stored.',
   TokenRequest: 'TokenRequest asks for a token of a ServiceAccount (for audiences, for a time, bound to an object).',
+  ValidatingWebhookConfiguration: 'ValidatingWebhookConfiguration names the webhooks the API server asks before it stores a matching write.',
   Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",

@@ -14,6 +14,7 @@ import type { Deployment, Pod, Resource } from '../../shared/resources/types.js'
 import { handleDiscovery } from './discovery.js';
 import { EventExpiry, type EventTtlOptions } from './event-ttl.js';
 import { requestToken, reviewToken } from './token-api.js';
+import { type AdmissionAttributes, ValidatingWebhooks } from './webhooks.js';
 import { type Authentication, ServiceAccountTokens, type TokenOptions, type UserInfo } from './tokens.js';
 import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
@@ -48,6 +49,14 @@ export interface KubeApiHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /** Ends every open watch and stops following the store. */
   close(): void;
+}
+
+/** Admission's and webhooks' warnings reach the user the way kubectl prints them: "Warning: ...", one header each. */
+function addWarnings(res: ServerResponse, warnings: string[]): void {
+  if (!warnings.length) return;
+  const before = res.getHeader('Warning');
+  const had = before === undefined ? [] : Array.isArray(before) ? before : [String(before)];
+  res.setHeader('Warning', [...had, ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
 }
 
 /** The kubeconfig's user, as a static token file would name it: a member of system:masters. */
@@ -95,6 +104,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   const watches = new Set<() => void>();
   const token = Buffer.from(o.token);
   const tokens = new ServiceAccountTokens(o.serviceAccounts);
+  const webhooks = new ValidatingWebhooks(o.store, log);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
   const lookup = (kind: string, namespace: string, name: string) => o.store.get(kind, namespace, name);
 
@@ -198,8 +208,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   }
 
   function sendWrite(res: ServerResponse, code: number, result: WriteResult): void {
-    // Admission's warnings reach the user the way kubectl prints them: "Warning: ...".
-    if (result.warnings.length) res.setHeader('Warning', result.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    addWarnings(res, result.warnings);
     sendJson(res, code, result.object);
   }
 
@@ -216,23 +225,41 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     return next;
   }
 
-  async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
+  /** The write `commit` makes, once every matching validating webhook allowed it (webhooks.ts). */
+  async function admitted<T>(res: ServerResponse, w: Omit<AdmissionAttributes, 'object' | 'name'> & { name: string | undefined }, object: Resource | undefined, rehearse: () => unknown, commit: () => T): Promise<T> {
+    const hooks = webhooks.matching({ operation: w.operation, resource: w.resource, namespace: w.namespace, labels: [object, w.oldObject].flatMap((x) => (x ? [x.metadata.labels ?? {}] : [])) });
+    if (!hooks.length) return commit();
+    // What the schema and the store refuse is refused before any webhook is asked, as in Kubernetes
+    // (validation precedes validating admission); the rehearsal also settles a generated name.
+    rehearse();
+    await webhooks.review(hooks, { ...w, name: object?.metadata.name ?? w.name ?? '', object }, (warnings) => addWarnings(res, warnings));
+    // The store may have moved while the webhooks thought: the commit checks resourceVersion again.
+    return commit();
+  }
+
+  async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL, user: UserInfo): Promise<void> {
     const r = route.resource;
     const dryRun = dryRunOf(url);
     checkFieldValidation(url);
     const namespace = route.namespace;
+    const manager = url.searchParams.get('fieldManager');
+    const options = (kind: string, extra: Record<string, unknown> = {}) => ({ kind, apiVersion: 'meta.k8s.io/v1', ...(dryRun ? { dryRun: ['All'] } : {}), ...(manager ? { fieldManager: manager } : {}), ...extra });
+    const base = { resource: r, namespace, dryRun, user };
     if (req.method === 'POST') {
       readOnly('create', r);
       if (r.namespaced && !namespace) throw methodNotAllowed('create', r, 'create it under /namespaces/{namespace}/');
       const obj = objectFromBody(r, namespace, undefined, parseObjectBody(req.headers['content-type'], await readBody(req)));
-      sendWrite(res, 201, writer.create(r, obj, dryRun));
+      const w = { ...base, operation: 'CREATE' as const, name: undefined, oldObject: undefined, options: options('CreateOptions') };
+      sendWrite(res, 201, await admitted(res, w, obj, () => writer.create(r, obj, true), () => writer.create(r, obj, dryRun)));
       return;
     }
     const name = route.name!;
+    const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
     if (req.method === 'PUT') {
       readOnly('update', r);
       const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
-      const result = writer.update(r, obj, dryRun);
+      const w = { ...base, operation: current ? ('UPDATE' as const) : ('CREATE' as const), name, oldObject: current, options: options(current ? 'UpdateOptions' : 'CreateOptions') };
+      const result = await admitted(res, w, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun));
       sendWrite(res, result.created ? 201 : 200, result);
       return;
     }
@@ -241,26 +268,34 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       const type = mediaType(req.headers['content-type']);
       if (!(patchTypes as readonly string[]).includes(type)) throw unsupportedMediaType(type, patchTypes);
       const body = await readBody(req);
-      const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+      const force = ['1', 'true'].includes(url.searchParams.get('force') ?? '');
+      const patchOptions = options('PatchOptions', type === 'application/apply-patch+yaml' ? { force } : {});
       if (type === 'application/apply-patch+yaml') {
-        const manager = url.searchParams.get('fieldManager');
         if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
         const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
-        const next = serverSideApply(current, applied, manager, ['1', 'true'].includes(url.searchParams.get('force') ?? ''));
-        if (current) sendWrite(res, 200, writer.update(r, patched(objectFromBody(r, namespace, name, next), current), dryRun));
-        else sendWrite(res, 201, writer.create(r, objectFromBody(r, namespace, name, next), dryRun));
+        const next = serverSideApply(current, applied, manager, force);
+        if (current) {
+          const obj = patched(objectFromBody(r, namespace, name, next), current);
+          sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));
+        } else {
+          const obj = objectFromBody(r, namespace, name, next);
+          sendWrite(res, 201, await admitted(res, { ...base, operation: 'CREATE', name, oldObject: undefined, options: patchOptions }, obj, () => writer.create(r, structuredClone(obj), true), () => writer.create(r, obj, dryRun)));
+        }
         return;
       }
       if (!current) throw notFound(r, name);
-      const next = applyPatch(current, body.toString('utf8'), type as PatchType);
-      sendWrite(res, 200, writer.update(r, patched(objectFromBody(r, namespace, name, next), current), dryRun));
+      const obj = patched(objectFromBody(r, namespace, name, applyPatch(current, body.toString('utf8'), type as PatchType)), current);
+      sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));
       return;
     }
     if (req.method === 'DELETE') {
       readOnly('delete', r);
       const body = await readBody(req);
-      const options = (body.length ? parseJson(body) : {}) as DeleteOptions;
-      const deleted = writer.delete(r, namespace ?? '', name, options.preconditions ?? {}, dryRun, propagationOf(r, name, options, url));
+      const deleteOptions = (body.length ? parseJson(body) : {}) as DeleteOptions;
+      const propagation = propagationOf(r, name, deleteOptions, url);
+      const remove = (dry: boolean) => writer.delete(r, namespace ?? '', name, deleteOptions.preconditions ?? {}, dry, propagation);
+      const w = { ...base, operation: 'DELETE' as const, name, oldObject: current, options: options('DeleteOptions', { propagationPolicy: propagation }) };
+      const deleted = await admitted(res, w, undefined, () => remove(true), () => remove(dryRun));
       sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: deleted.metadata.uid } });
       return;
     }
@@ -294,7 +329,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Any authenticated identity may do anything: the local cluster has no RBAC (README).
-    await userOf(req);
+    const user = await userOf(req);
     if (handleDiscovery(req, res)) return;
     const url = new URL(req.url ?? '/', 'https://kube-api.invalid');
     const route = parseRoute(url.pathname);
@@ -320,11 +355,11 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (route.name === undefined) {
       if (req.method === 'GET') return list(req, res, route, url);
       // DELETE of a whole collection (deletecollection) is not served: kubectl deletes one by one.
-      if (req.method === 'POST') return write(req, res, route, url);
+      if (req.method === 'POST') return write(req, res, route, url, user);
       throw methodNotAllowed(req.method === 'DELETE' ? 'deletecollection' : (req.method ?? 'unknown'), r);
     }
     if (req.method === 'GET') return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name), negotiate(req.headers.accept), url));
-    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') return write(req, res, route, url);
+    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') return write(req, res, route, url, user);
     throw methodNotAllowed(req.method ?? 'unknown', r);
   }
 

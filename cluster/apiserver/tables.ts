@@ -242,7 +242,14 @@ const eventColumns: Column[] = [
   col('Name', 'Name must be unique within a namespace.', (r) => r.metadata.name, { priority: 1 }),
 ];
 
+const webhookConfigurationColumns: Column[] = [
+  nameColumn,
+  col('Webhooks', 'Webhooks is a list of webhooks and the affected resources and operations.', (r) => ((r as Resource & { webhooks?: unknown[] }).webhooks ?? []).length, { type: 'integer' }),
+  ageColumn,
+];
+
 const columnsByKind: Record<string, Column[]> = {
+  ValidatingWebhookConfiguration: webhookConfigurationColumns,
   Event: eventColumns,
   Lease: leaseColumns,
   ConfigMap: configMapColumns,

@@ -8,6 +8,7 @@ import { validateEvents } from '../../shared/resources/events.js';
 import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource, type ResourceRef, resourceName, type Service, keyOf, refOf } from '../../shared/resources/types.js';
 import { canonicalMicroTime, canonicalTime, rewriteField } from '../../shared/resources/times.js';
+import { validateWebhookConfigurations } from '../../shared/resources/webhook-configurations.js';
 import { validateMeshRules, validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
@@ -49,6 +50,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   }
   problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
   problems.push(...validateEvents(resources));
+  problems.push(...validateWebhookConfigurations(resources));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
 
   // A policy's status tells the truth about who enforces it and what they cannot enforce as written

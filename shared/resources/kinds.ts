@@ -21,6 +21,7 @@ export const kinds: KindInfo[] = [
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, names: ['replicaset', 'replicasets', 'rs'], userApplied: false },
   { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, names: ['lease', 'leases'], userApplied: true },
+  { kind: 'ValidatingWebhookConfiguration', apiVersion: 'admissionregistration.k8s.io/v1', namespaced: false, names: ['validatingwebhookconfiguration', 'validatingwebhookconfigurations'], userApplied: true },
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', namespaced: true, names: ['endpointslice', 'endpointslices'], userApplied: false },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
   { kind: 'Node', apiVersion: 'v1', namespaced: false, names: ['node', 'nodes', 'no'], userApplied: false },

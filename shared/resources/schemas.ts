@@ -134,7 +134,42 @@ const event: Schema = closed(
   ['apiVersion', 'kind', 'metadata', 'involvedObject'],
 );
 
+// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration: which writes the API server
+// sends to which webhook (cluster/apiserver/webhooks.ts). sideEffects Some and Unknown are not
+// allowed in v1, so every v1 webhook may be called on a dry run.
+const stringList: Schema = { type: 'array', items: { type: 'string', minLength: 1 } };
+const labelSelector: Schema = closed({
+  matchLabels: labels,
+  matchExpressions: { type: 'array', items: closed({ key: { type: 'string', pattern: labelKey }, operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }, values: { type: 'array', items: { type: 'string' } } }, ['key', 'operator']) },
+});
+const webhook: Schema = closed(
+  {
+    name: { type: 'string', pattern: dns1123Subdomain, maxLength: 253 },
+    clientConfig: closed({
+      url: { type: 'string', minLength: 1 },
+      service: closed({ namespace: { type: 'string' }, name: { type: 'string' }, path: { type: 'string' }, port: port }, ['namespace', 'name']),
+      caBundle: { type: 'string', pattern: base64 },
+    }),
+    rules: {
+      type: 'array',
+      items: closed({ apiGroups: { type: 'array', items: { type: 'string' } }, apiVersions: stringList, resources: stringList, operations: { type: 'array', items: { enum: ['*', 'CREATE', 'UPDATE', 'DELETE', 'CONNECT'] } }, scope: { enum: ['*', 'Cluster', 'Namespaced'] } }),
+    },
+    failurePolicy: { enum: ['Fail', 'Ignore'] },
+    matchPolicy: { enum: ['Exact', 'Equivalent'] },
+    namespaceSelector: labelSelector,
+    objectSelector: labelSelector,
+    sideEffects: { enum: ['None', 'NoneOnDryRun'] },
+    timeoutSeconds: { type: 'integer', minimum: 1, maximum: 30 },
+    admissionReviewVersions: { type: 'array', items: { type: 'string' }, minItems: 1, contains: { const: 'v1' } },
+  },
+  ['name', 'clientConfig', 'sideEffects', 'admissionReviewVersions'],
+);
+
 export const schemas: Record<string, Schema> = {
+  ValidatingWebhookConfiguration: closed(
+    { apiVersion: { const: 'admissionregistration.k8s.io/v1' }, kind: { const: 'ValidatingWebhookConfiguration' }, metadata: metadata(false, dns1123Subdomain), webhooks: { type: 'array', items: webhook } },
+    ['apiVersion', 'kind', 'metadata'],
+  ),
   Event: event,
   // coordination.k8s.io/v1 Lease: what leader election reads and renews (client-go's leaderelection).
   Lease: envelope(
