@@ -10,7 +10,7 @@ import { defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfi
 import type { ControllerParts, LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
 import { agentQueryPort, netnsDialer } from '../controller/dashboard/agent-link.js';
 import { loadOrCreateSecret } from '../controller/secrets.js';
-import { kubeApiDnsNames, type KubeApiServed, serveKubeApi } from './apiserver/serve.js';
+import { kubeApiDnsNames, type KubeApiServed, serveKubeApi, serviceAccountKeyPath } from './apiserver/serve.js';
 import { prometheusPathPrefix, prometheusUrl } from './prometheus.js';
 import { LocalClusterRuntime } from './runtime.js';
 import { readState, topologyOf } from './state.js';
@@ -41,6 +41,7 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         apply: parts.apply,
         topology,
         token: adminToken(),
+        serviceAccountKeyFile: serviceAccountKeyPath(config.stateDir),
         tls: kubeApiServing(parts),
         trustBundle: () => parts.ca.trustBundle(),
         listen: config.kubeApi,

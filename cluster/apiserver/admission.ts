@@ -46,6 +46,11 @@ export function objectFromBody(resource: ApiResource, namespace: string | undefi
   return obj;
 }
 
+/** Kinds whose registry lets a PUT create the object (AllowCreateOnUpdate), as Kubernetes' do. */
+const createOnUpdate = new Set(['Lease', 'Event']);
+/** Kinds whose registry refuses an update without a resourceVersion (AllowUnconditionalUpdate false). */
+const unconditionalUpdate = (kind: string) => kind !== 'Lease';
+
 const meta = (r: Resource) => r.metadata as Resource['metadata'] & { generation?: number; generateName?: string };
 
 /** Everything but metadata and status: what a change of bumps metadata.generation. */
@@ -83,11 +88,22 @@ export class Writer {
     return this.admit(resource, obj, dryRun);
   }
 
-  /** Replaces the stored object; 404 when there is none, 409 when `obj` carries a stale resourceVersion. */
-  update(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+  /**
+   * Replaces the stored object; 404 when there is none (a Lease or Event is created instead, as
+   * their registries allow), 409 when `obj` carries a stale resourceVersion, 422 when a Lease's
+   * carries none: a leader elector that overwrote blindly could take a held lease.
+   */
+  update(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult & { created?: boolean } {
     const m = meta(obj);
     const current = this.stored(resource, m.namespace ?? 'default', m.name);
-    if (!current) throw notFound(resource, m.name);
+    if (!current) {
+      if (!createOnUpdate.has(resource.kind)) throw notFound(resource, m.name);
+      delete m.resourceVersion;
+      return { ...this.create(resource, obj, dryRun), created: true };
+    }
+    if (!m.resourceVersion && !unconditionalUpdate(resource.kind)) {
+      throw invalid(resource.plural, resource.group, m.name, [{ reason: 'FieldValueInvalid', field: 'metadata.resourceVersion', message: 'Invalid value: 0x0: must be specified for an update' }]);
+    }
     if (m.resourceVersion && m.resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, m.name);
     const generation = meta(current).generation ?? 1;
     m.generation = specOf(obj) === specOf(current) ? generation : generation + 1;

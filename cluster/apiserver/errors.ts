@@ -20,7 +20,8 @@ export class ApiError extends Error {
 
   /** The `Status` object to send. */
   status(): Record<string, unknown> {
-    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: this.message, reason: this.reason, ...(this.details ? { details: this.details } : {}), code: this.code };
+    // An empty reason is left out, as Go's omitempty does (a webhook's denial may give none).
+    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: this.message, ...(this.reason ? { reason: this.reason } : {}), ...(this.details ? { details: this.details } : {}), code: this.code };
   }
 }
 

@@ -76,6 +76,13 @@ const builtIn: Record<string, Schema> = {
     spec: { of: { podCIDRs: { list: 'merge' } } },
     status: { of: { conditions, addresses: merged('type') } },
   },
+  // Kinds whose only tagged list is ObjectMeta's: still built in, so strategic merge patch (what
+  // kubectl apply sends for them) is on offer.
+  'v1/ConfigMap': { metadata: { of: objectMeta } },
+  'v1/Secret': { metadata: { of: objectMeta } },
+  'v1/Event': { metadata: { of: objectMeta } },
+  'coordination.k8s.io/v1/Lease': { metadata: { of: objectMeta } },
+  'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration': { metadata: { of: objectMeta }, webhooks: merged('name') },
   'apps/v1/Deployment': {
     metadata: { of: objectMeta },
     spec: { of: { template: { of: { metadata: { of: objectMeta }, spec: { of: podSpec } } } } },

@@ -92,6 +92,10 @@ const kindDescriptions: Record<string, string> = {
   ConfigMap: 'ConfigMap holds configuration data (strings, or base64 in binaryData) for workloads to read.',
   Secret: 'Secret holds sensitive data, base64 in data; stringData is folded into data on write.',
   Deployment: 'Deployment runs replicas of a Pod template on the local cluster.',
+  Event: 'Event is a report of something that happened to an object (involvedObject); expired an hour after its last occurrence.',
+  TokenReview: 'TokenReview asks who a bearer token belongs to; the answer is in its status, and nothing is stored.',
+  TokenRequest: 'TokenRequest asks for a token of a ServiceAccount (for audiences, for a time, bound to an object).',
+  ValidatingWebhookConfiguration: 'ValidatingWebhookConfiguration names the webhooks the API server asks before it stores a matching write.',
   Lease: 'Lease records which holder leads (leader election) and until when it renewed its claim.',
   Pod: 'Pod is one running replica of a Deployment, made by ambit; apply a Deployment instead.',
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",
@@ -167,6 +171,19 @@ const madeByAmbit: Record<string, Schema> = {
   ),
   // The local cluster's runtime sets a Node's spec and status; their fields are its to define.
   Node: servedEnvelope('v1', 'Node', open, open),
+  // Requests answered and never stored (cluster/apiserver/token-api.ts).
+  TokenReview: servedEnvelope(
+    'authentication.k8s.io/v1',
+    'TokenReview',
+    closed({ token: str, audiences: { type: 'array', items: str } }, ['token']),
+    closed({ authenticated: { type: 'boolean' }, user: open, audiences: { type: 'array', items: str }, error: str }),
+  ),
+  TokenRequest: servedEnvelope(
+    'authentication.k8s.io/v1',
+    'TokenRequest',
+    closed({ audiences: { type: 'array', items: str }, expirationSeconds: int, boundObjectRef: closed({ kind: str, apiVersion: str, name: str, uid: str }) }),
+    closed({ token: str, expirationTimestamp: str }),
+  ),
   TrustBundle: servedEnvelope('ambit.dev/v1alpha1', 'TrustBundle', closed({ roots: { type: 'array', items: str, description: 'PEM root certificates.' } }, ['roots'])),
 };
 
@@ -298,6 +315,11 @@ export function componentsFor(resources: ApiResource[]): Record<string, Schema> 
       ...gvkExtension(listGvk),
     };
     if (r.subresources.some((s) => s.responseKind.kind === 'Scale')) components[scaleName] = scale();
+    // A subresource's own kind (a ServiceAccount's TokenRequest), in its own group's name.
+    for (const sub of r.subresources) {
+      if (sub.responseKind.kind === 'Scale' || sub.responseKind.kind === r.kind) continue;
+      components[componentName(sub.responseKind)] = { description: kindDescriptions[sub.responseKind.kind], ...convert(jsonSchemaOf(sub.responseKind.kind), sub.responseKind.kind, '', components), ...gvkExtension(sub.responseKind) };
+    }
   }
   components[objectMetaName] = objectMeta();
   components[statusName] = {

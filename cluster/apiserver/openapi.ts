@@ -7,6 +7,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './errors.js';
+import { builtInSchema } from './merge-keys.js';
 import { etagOf, notAcceptable, parseAccept, sendJson } from './negotiate.js';
 import { componentName, componentsFor, ref, type Schema, statusName } from './openapi-schemas.js';
 import { type ApiResource, type GroupVersion, type GroupVersionKind, groupVersions } from './resources.js';
@@ -177,8 +178,8 @@ function pathsOf(r: ApiResource): Record<string, Schema> {
   const item = ref(componentName(gvk));
   const list = ref(componentName({ ...gvk, kind: `${r.kind}List` }));
   const can = (verb: string) => r.verbs.includes(verb);
-  // Strategic merge patch is for Kubernetes' own kinds, as the real server allows it.
-  const patchTypes = ['application/json-patch+json', 'application/merge-patch+json', ...(r.group === '' || r.group === 'apps' ? ['application/strategic-merge-patch+json'] : []), 'application/apply-patch+yaml'];
+  // Strategic merge patch is for Kubernetes' own kinds (those with patch tags), as the real server allows it.
+  const patchTypes = ['application/json-patch+json', 'application/merge-patch+json', ...(builtInSchema(r.apiVersion, r.kind) ? ['application/strategic-merge-patch+json'] : []), 'application/apply-patch+yaml'];
 
   const collection = r.namespaced ? `${prefix}/namespaces/{namespace}/${r.plural}` : `${prefix}/${r.plural}`;
   const object = `${collection}/{name}`;
@@ -209,6 +210,7 @@ function pathsOf(r: ApiResource): Record<string, Schema> {
     const body = ref(componentName(s.responseKind));
     const subItem: Schema = { parameters: [nameParam, ...scopeParams] };
     const base = { gvk: s.responseKind, response: body };
+    if (s.verbs.includes('create')) subItem.post = operation({ ...base, tag, action: 'post', opId: `create${part}${scoped}${r.kind}${sub}`, description: `create ${s.name} of a ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation], requestSchema: body });
     if (s.verbs.includes('get')) subItem.get = operation({ ...base, tag, action: 'get', opId: `read${part}${scoped}${r.kind}${sub}`, description: `read ${s.name} of the specified ${r.kind}`, parameters: [] });
     if (s.verbs.includes('update')) subItem.put = operation({ ...base, tag, action: 'put', opId: `replace${part}${scoped}${r.kind}${sub}`, description: `replace ${s.name} of the specified ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation], requestSchema: body });
     if (s.verbs.includes('patch')) subItem.patch = operation({ ...base, tag, action: 'patch', opId: `patch${part}${scoped}${r.kind}${sub}`, description: `partially update ${s.name} of the specified ${r.kind}`, parameters: [dryRun, fieldManager, fieldValidation, force], patchTypes });

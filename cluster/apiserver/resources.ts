@@ -54,6 +54,8 @@ export const clientStatusKinds = new Set(['Gateway', 'HTTPRoute', 'GRPCRoute', '
 
 const status = (gvk: GroupVersionKind): Subresource[] => [{ name: 'status', responseKind: gvk, verbs: ['get', 'patch', 'update'] }];
 const subresourcesOf: Record<string, (gvk: GroupVersionKind) => Subresource[]> = {
+  // `kubectl create token`: a TokenRequest posted to the ServiceAccount, answered with a token.
+  ServiceAccount: () => [{ name: 'token', responseKind: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest' }, verbs: ['create'] }],
   Pod: status,
   ...Object.fromEntries([...clientStatusKinds].map((k) => [k, status])),
   // `kubectl scale` reads and writes a Scale, not the Deployment.
@@ -65,7 +67,15 @@ function splitApiVersion(apiVersion: string): { group: string; version: string }
   return slash < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
 }
 
-export const apiResources: ApiResource[] = kinds.map((k) => {
+/**
+ * Resources that are requests, not stored objects: a TokenReview is posted and answered (who is
+ * this token?), never kept, so it is in no kinds list and has only `create`.
+ */
+const requestResources: ApiResource[] = [
+  { group: 'authentication.k8s.io', version: 'v1', apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', plural: 'tokenreviews', singular: 'tokenreview', shortNames: [], namespaced: false, verbs: ['create'], categories: [], subresources: [] },
+];
+
+export const apiResources: ApiResource[] = [...kinds.map((k): ApiResource => {
   const { group, version } = splitApiVersion(k.apiVersion);
   // kinds.ts lists names as [singular, plural, ...short forms].
   const [singular, plural, ...shortNames] = k.names as [string, string, ...string[]];
@@ -82,7 +92,7 @@ export const apiResources: ApiResource[] = kinds.map((k) => {
     categories: allCategory.has(k.kind) ? ['all'] : [],
     subresources: subresourcesOf[k.kind]?.({ group, version, kind: k.kind }) ?? [],
   };
-});
+}), ...requestResources];
 
 /** Every group-version served, the core group ('') first, then the named groups in kinds.ts order. */
 export const groupVersions: GroupVersion[] = (() => {

@@ -83,7 +83,24 @@ const status = (r: Resource) => (r.status ?? {}) as Record<string, unknown>;
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
 /** The fields each kind can be selected on, beyond name and namespace (the real server's field labels for pods). */
+const top = (r: Resource) => r as unknown as Record<string, unknown>;
+const involved = (field: string): FieldGetter => (r) => str(((top(r).involvedObject ?? {}) as Record<string, unknown>)[field]);
+
 const kindFields: Record<string, Record<string, FieldGetter>> = {
+  // What `kubectl describe` selects an object's events by, and the rest of the real server's set.
+  Event: {
+    'involvedObject.kind': involved('kind'),
+    'involvedObject.namespace': involved('namespace'),
+    'involvedObject.name': involved('name'),
+    'involvedObject.uid': involved('uid'),
+    'involvedObject.apiVersion': involved('apiVersion'),
+    'involvedObject.resourceVersion': involved('resourceVersion'),
+    'involvedObject.fieldPath': involved('fieldPath'),
+    reason: (r) => str(top(r).reason),
+    reportingComponent: (r) => str(top(r).reportingComponent),
+    source: (r) => str(((top(r).source ?? {}) as Record<string, unknown>).component),
+    type: (r) => str(top(r).type),
+  },
   Pod: {
     'spec.nodeName': (r) => str(spec(r).nodeName),
     'spec.serviceAccountName': (r) => str(spec(r).serviceAccountName) || 'default',

@@ -4,6 +4,7 @@
 // server.ts; this file only opens it and says where it is.
 
 import { createServer, type Server } from 'node:https';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Logger } from '../../shared/log.js';
 import { listenAt, type ListenAddress } from '../../shared/net/listen.js';
@@ -19,6 +20,8 @@ export interface KubeApiServing {
   apply: ApplyContext;
   topology: Topology;
   token: string;
+  /** The ServiceAccount token signing key's file (in the state directory), made when missing. */
+  serviceAccountKeyFile: string;
   /** The serving certificate (its SANs cover 127.0.0.1, the control plane's address and kubernetes.default.svc). */
   tls: { key: string; cert: string };
   /** Every CA root a client should trust (the kubeconfig's certificate-authority-data). */
@@ -30,6 +33,9 @@ export interface KubeApiServing {
   createdAt: Date;
   log: Logger;
 }
+
+/** Where the local cluster keeps the key its ServiceAccount tokens are signed with. */
+export const serviceAccountKeyPath = (stateDir: string) => join(stateDir, 'kube-api', 'sa-signer.key');
 
 /** The names a client in a cluster uses for its API server, as in Kubernetes. */
 export const kubeApiDnsNames = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
@@ -43,7 +49,7 @@ export interface KubeApiServed {
 }
 
 export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
-  const api = kubeApiHandler({ store: o.store, apply: o.apply, nodes: () => nodeObjects(o.topology, o.createdAt), token: o.token, log: o.log });
+  const api = kubeApiHandler({ store: o.store, apply: o.apply, nodes: () => nodeObjects(o.topology, o.createdAt), token: o.token, serviceAccounts: { keyFile: o.serviceAccountKeyFile }, log: o.log });
   const make = () => createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => api.handle(req, res));
   const servers = [make(), make()];
   await listenAt(servers[0]!, o.listen, 'the Kubernetes API', '--kube-api-listen');

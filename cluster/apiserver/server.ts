@@ -12,6 +12,10 @@ import type { Store } from '../../controller/store/store.js';
 import type { Logger } from '../../shared/log.js';
 import type { Deployment, Pod, Resource } from '../../shared/resources/types.js';
 import { handleDiscovery } from './discovery.js';
+import { EventExpiry, type EventTtlOptions } from './event-ttl.js';
+import { requestToken, reviewToken } from './token-api.js';
+import { type AdmissionAttributes, ValidatingWebhooks } from './webhooks.js';
+import { type Authentication, ServiceAccountTokens, type TokenOptions, type UserInfo } from './tokens.js';
 import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
@@ -31,9 +35,13 @@ export interface KubeApiOptions {
   apply: ApplyContext;
   /** The local cluster's Node objects (read-only). */
   nodes: () => Resource[];
-  /** The admin bearer token; any other credential (or none) is 401. */
+  /** The admin bearer token; it and ServiceAccount tokens are accepted, any other credential (or none) is 401. */
   token: string;
+  /** How ServiceAccount tokens are signed and checked: the key's file, the issuer and the API's audiences. */
+  serviceAccounts: TokenOptions;
   log: Logger;
+  /** Events' expiry (Kubernetes' --event-ttl, 1 h) and how often it is swept. */
+  events?: EventTtlOptions;
   /** Watch tuning, for tests: BOOKMARK interval (default 60 s) and how much history a watch can resume from. */
   watch?: { bookmarkIntervalMs?: number; history?: HistoryLimits };
 }
@@ -43,6 +51,17 @@ export interface KubeApiHandler {
   /** Ends every open watch and stops following the store. */
   close(): void;
 }
+
+/** Admission's and webhooks' warnings reach the user the way kubectl prints them: "Warning: ...", one header each. */
+function addWarnings(res: ServerResponse, warnings: string[]): void {
+  if (!warnings.length) return;
+  const before = res.getHeader('Warning');
+  const had = before === undefined ? [] : Array.isArray(before) ? before : [String(before)];
+  res.setHeader('Warning', [...had, ...warnings.map((w) => `299 - ${JSON.stringify(w)}`)]);
+}
+
+/** The kubeconfig's user, as a static token file would name it: a member of system:masters. */
+const adminUser: UserInfo = { username: 'ambit-admin', uid: 'ambit-admin', groups: ['system:masters', 'system:authenticated'] };
 
 /** Kinds whose real API has a status subresource; GET of it returns the whole object, as there. */
 const statusKinds = new Set(['Pod', 'Deployment', 'Service', 'Namespace', 'Node']);
@@ -81,15 +100,28 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   // What a deletion did not take with it: dependents written naming an owner already gone.
   const collector = new GarbageCollector(o.store);
   collector.start();
+  const eventExpiry = new EventExpiry(o.store, log, o.events);
+  eventExpiry.start();
   const watches = new Set<() => void>();
   const token = Buffer.from(o.token);
+  const tokens = new ServiceAccountTokens(o.serviceAccounts);
+  const webhooks = new ValidatingWebhooks(o.store, log);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
+  const lookup = (kind: string, namespace: string, name: string) => o.store.get(kind, namespace, name);
 
-  function authenticated(req: IncomingMessage): boolean {
+  /** Who a bearer token is: the admin (the kubeconfig's token), or a ServiceAccount by its signed token. */
+  async function authenticate(bearer: string, audiences: string[]): Promise<Authentication> {
+    const given = Buffer.from(bearer);
+    if (given.length === token.length && timingSafeEqual(given, token)) return { ok: true, user: adminUser, audiences: audiences.length ? audiences : tokens.apiAudiences };
+    return tokens.authenticate(bearer, audiences, lookup);
+  }
+
+  async function userOf(req: IncomingMessage): Promise<UserInfo> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
-    const given = Buffer.from(m[1]!);
-    return given.length === token.length && timingSafeEqual(given, token);
+    if (!m) throw unauthorized();
+    const result = await authenticate(m[1]!, []);
+    if (!result.ok) throw unauthorized();
+    return result.user;
   }
 
   const pods = (namespace?: string) => o.store.list('Pod', namespace) as Pod[];
@@ -177,8 +209,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   }
 
   function sendWrite(res: ServerResponse, code: number, result: WriteResult): void {
-    // Admission's warnings reach the user the way kubectl prints them: "Warning: ...".
-    if (result.warnings.length) res.setHeader('Warning', result.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    addWarnings(res, result.warnings);
     sendJson(res, code, result.object);
   }
 
@@ -186,23 +217,51 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (r.kind === 'Node') throw methodNotAllowed(verb, r, "nodes are the local cluster's network namespaces; change the cluster file and run ambit up again");
   }
 
-  async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<void> {
+  /**
+   * A patch is applied to the current object, so unless it set a resourceVersion of its own it is
+   * an update of that version (what makes a patch of a Lease, whose updates must name one, valid).
+   */
+  function patched(next: Resource, current: Resource): Resource {
+    next.metadata.resourceVersion ??= current.metadata.resourceVersion!;
+    return next;
+  }
+
+  /** The write `commit` makes, once every matching validating webhook allowed it (webhooks.ts). */
+  async function admitted<T>(res: ServerResponse, w: Omit<AdmissionAttributes, 'object' | 'name'> & { name: string | undefined }, object: Resource | undefined, rehearse: () => unknown, commit: () => T): Promise<T> {
+    const hooks = webhooks.matching({ operation: w.operation, resource: w.resource, namespace: w.namespace, labels: [object, w.oldObject].flatMap((x) => (x ? [x.metadata.labels ?? {}] : [])) });
+    if (!hooks.length) return commit();
+    // What the schema and the store refuse is refused before any webhook is asked, as in Kubernetes
+    // (validation precedes validating admission); the rehearsal also settles a generated name.
+    rehearse();
+    await webhooks.review(hooks, { ...w, name: object?.metadata.name ?? w.name ?? '', object }, (warnings) => addWarnings(res, warnings));
+    // The store may have moved while the webhooks thought: the commit checks resourceVersion again.
+    return commit();
+  }
+
+  async function write(req: IncomingMessage, res: ServerResponse, route: Route, url: URL, user: UserInfo): Promise<void> {
     const r = route.resource;
     const dryRun = dryRunOf(url);
     checkFieldValidation(url);
     const namespace = route.namespace;
+    const manager = url.searchParams.get('fieldManager');
+    const options = (kind: string, extra: Record<string, unknown> = {}) => ({ kind, apiVersion: 'meta.k8s.io/v1', ...(dryRun ? { dryRun: ['All'] } : {}), ...(manager ? { fieldManager: manager } : {}), ...extra });
+    const base = { resource: r, namespace, dryRun, user };
     if (req.method === 'POST') {
       readOnly('create', r);
       if (r.namespaced && !namespace) throw methodNotAllowed('create', r, 'create it under /namespaces/{namespace}/');
       const obj = objectFromBody(r, namespace, undefined, parseObjectBody(req.headers['content-type'], await readBody(req)));
-      sendWrite(res, 201, writer.create(r, obj, dryRun));
+      const w = { ...base, operation: 'CREATE' as const, name: undefined, oldObject: undefined, options: options('CreateOptions') };
+      sendWrite(res, 201, await admitted(res, w, obj, () => writer.create(r, obj, true), () => writer.create(r, obj, dryRun)));
       return;
     }
     const name = route.name!;
+    const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
     if (req.method === 'PUT') {
       readOnly('update', r);
       const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
-      sendWrite(res, 200, writer.update(r, obj, dryRun));
+      const w = { ...base, operation: current ? ('UPDATE' as const) : ('CREATE' as const), name, oldObject: current, options: options(current ? 'UpdateOptions' : 'CreateOptions') };
+      const result = await admitted(res, w, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun));
+      sendWrite(res, result.created ? 201 : 200, result);
       return;
     }
     if (req.method === 'PATCH') {
@@ -210,26 +269,34 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       const type = mediaType(req.headers['content-type']);
       if (!(patchTypes as readonly string[]).includes(type)) throw unsupportedMediaType(type, patchTypes);
       const body = await readBody(req);
-      const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+      const force = ['1', 'true'].includes(url.searchParams.get('force') ?? '');
+      const patchOptions = options('PatchOptions', type === 'application/apply-patch+yaml' ? { force } : {});
       if (type === 'application/apply-patch+yaml') {
-        const manager = url.searchParams.get('fieldManager');
         if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
         const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
-        const next = serverSideApply(current, applied, manager, ['1', 'true'].includes(url.searchParams.get('force') ?? ''));
-        if (current) sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
-        else sendWrite(res, 201, writer.create(r, objectFromBody(r, namespace, name, next), dryRun));
+        const next = serverSideApply(current, applied, manager, force);
+        if (current) {
+          const obj = patched(objectFromBody(r, namespace, name, next), current);
+          sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));
+        } else {
+          const obj = objectFromBody(r, namespace, name, next);
+          sendWrite(res, 201, await admitted(res, { ...base, operation: 'CREATE', name, oldObject: undefined, options: patchOptions }, obj, () => writer.create(r, structuredClone(obj), true), () => writer.create(r, obj, dryRun)));
+        }
         return;
       }
       if (!current) throw notFound(r, name);
-      const next = applyPatch(current, body.toString('utf8'), type as PatchType);
-      sendWrite(res, 200, writer.update(r, objectFromBody(r, namespace, name, next), dryRun));
+      const obj = patched(objectFromBody(r, namespace, name, applyPatch(current, body.toString('utf8'), type as PatchType)), current);
+      sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));
       return;
     }
     if (req.method === 'DELETE') {
       readOnly('delete', r);
       const body = await readBody(req);
-      const options = (body.length ? parseJson(body) : {}) as DeleteOptions;
-      const deleted = writer.delete(r, namespace ?? '', name, options.preconditions ?? {}, dryRun, propagationOf(r, name, options, url));
+      const deleteOptions = (body.length ? parseJson(body) : {}) as DeleteOptions;
+      const propagation = propagationOf(r, name, deleteOptions, url);
+      const remove = (dry: boolean) => writer.delete(r, namespace ?? '', name, deleteOptions.preconditions ?? {}, dry, propagation);
+      const w = { ...base, operation: 'DELETE' as const, name, oldObject: current, options: options('DeleteOptions', { propagationPolicy: propagation }) };
+      const deleted = await admitted(res, w, undefined, () => remove(true), () => remove(dryRun));
       sendJson(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: deleted.metadata.uid } });
       return;
     }
@@ -283,13 +350,22 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!authenticated(req)) throw unauthorized();
+    // Any authenticated identity may do anything: the local cluster has no RBAC (README).
+    const user = await userOf(req);
     if (handleDiscovery(req, res)) return;
     const url = new URL(req.url ?? '/', 'https://kube-api.invalid');
     const route = parseRoute(url.pathname);
     if (!route) throw noSuchResource();
     const r = route.resource;
+    if (r.kind === 'TokenReview') {
+      if (req.method !== 'POST' || route.name !== undefined) throw methodNotAllowed(req.method ?? 'unknown', r, 'a TokenReview is only created');
+      return sendJson(res, 201, await reviewToken(req, authenticate));
+    }
     if (route.subresource !== undefined) {
+      if (route.subresource === 'token' && r.kind === 'ServiceAccount') {
+        if (req.method !== 'POST') throw methodNotAllowed(req.method ?? 'unknown', { plural: 'serviceaccounts/token', group: '' }, 'a token is only created');
+        return sendJson(res, 201, await requestToken(req, route.namespace!, route.name!, tokens, lookup));
+      }
       if (route.subresource === 'scale' && r.kind === 'Deployment') return scale(req, res, route, url);
       if (route.subresource === 'status' && statusKinds.has(r.kind)) {
         // Status is written by the cluster (the runtime), never through the API.
@@ -302,11 +378,11 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     if (route.name === undefined) {
       if (req.method === 'GET') return list(req, res, route, url);
       // DELETE of a whole collection (deletecollection) is not served: kubectl deletes one by one.
-      if (req.method === 'POST') return write(req, res, route, url);
+      if (req.method === 'POST') return write(req, res, route, url, user);
       throw methodNotAllowed(req.method === 'DELETE' ? 'deletecollection' : (req.method ?? 'unknown'), r);
     }
     if (req.method === 'GET') return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name), negotiate(req.headers.accept), url));
-    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') return write(req, res, route, url);
+    if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE') return write(req, res, route, url, user);
     throw methodNotAllowed(req.method ?? 'unknown', r);
   }
 
@@ -326,6 +402,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
     },
     close() {
       collector.stop();
+      eventExpiry.stop();
       for (const stop of [...watches]) stop();
       history.close();
     },

@@ -3,6 +3,7 @@
 // kind, so kubectl prints what users know. kubectl upper-cases the names and hides priority-1
 // columns unless `-o wide`.
 
+import type { CoreEvent } from '../../shared/resources/events.js';
 import { controllerOf } from '../../shared/resources/owners.js';
 import { type Deployment, type EndpointSlice, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
 import type { ApiResource } from './routes.js';
@@ -208,9 +209,48 @@ const endpointSliceColumns: Column[] = [
   ageColumn,
 ];
 
-const leaseColumns: Column[] = [nameColumn, col('Holder', 'The holder of the lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
+const leaseColumns: Column[] = [nameColumn, col('Holder', 'holderIdentity contains the identity of the holder of a current lease.', (r) => (r.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ''), ageColumn];
+
+// kubectl's printEvent: LAST SEEN falls back to the first time, which falls back to eventTime; a
+// series carries its own count and last time; OBJECT is `kind/name` in lower case.
+const eventTimes = (e: CoreEvent, now: number) => {
+  const first = e.firstTimestamp ? age(e.firstTimestamp, now) : age(e.eventTime, now);
+  const last = e.series ? age(e.series.lastObservedTime, now) : e.lastTimestamp ? age(e.lastTimestamp, now) : first;
+  return { first, last };
+};
+const eventColumns: Column[] = [
+  col('Last Seen', 'The time at which the most recent occurrence of this event was recorded.', (r, ctx) => eventTimes(r as CoreEvent, ctx.now).last),
+  col('Type', 'Type of this event (Normal, Warning).', (r) => (r as CoreEvent).type ?? ''),
+  col('Reason', 'This should be a short, machine understandable string that gives the reason for the transition into the object\'s current status.', (r) => (r as CoreEvent).reason ?? ''),
+  col('Object', 'The object that this event is about.', (r) => {
+    const o = (r as CoreEvent).involvedObject ?? {};
+    return o.name ? `${(o.kind ?? '').toLowerCase()}/${o.name}` : (o.kind ?? '').toLowerCase();
+  }),
+  col('Subobject', 'The field of the object this event is about (a container of a pod).', (r) => (r as CoreEvent).involvedObject?.fieldPath ?? '', { priority: 1 }),
+  col('Source', 'The component reporting this event.', (r) => {
+    const e = r as CoreEvent;
+    const component = e.source?.component || e.reportingComponent || '';
+    const instance = e.source?.host || e.reportingInstance || '';
+    return instance ? `${component}, ${instance}` : component;
+  }, { priority: 1 }),
+  col('Message', 'A human-readable description of the status of this operation.', (r) => ((r as CoreEvent).message ?? '').trim()),
+  col('First Seen', 'The time at which the event was first recorded.', (r, ctx) => eventTimes(r as CoreEvent, ctx.now).first, { priority: 1 }),
+  col('Count', 'The number of times this event has occurred.', (r) => {
+    const e = r as CoreEvent;
+    return e.series ? (e.series.count ?? 0) : e.count || 1;
+  }, { priority: 1 }),
+  col('Name', 'Name must be unique within a namespace.', (r) => r.metadata.name, { priority: 1 }),
+];
+
+const webhookConfigurationColumns: Column[] = [
+  nameColumn,
+  col('Webhooks', 'Webhooks is a list of webhooks and the affected resources and operations.', (r) => ((r as Resource & { webhooks?: unknown[] }).webhooks ?? []).length, { type: 'integer' }),
+  ageColumn,
+];
 
 const columnsByKind: Record<string, Column[]> = {
+  ValidatingWebhookConfiguration: webhookConfigurationColumns,
+  Event: eventColumns,
   Lease: leaseColumns,
   ConfigMap: configMapColumns,
   Secret: secretColumns,

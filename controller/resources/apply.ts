@@ -4,8 +4,11 @@
 // an owner its dependents (garbage-collector.ts), all in the same commit.
 
 import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
+import { validateEvents } from '../../shared/resources/events.js';
 import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource, type ResourceRef, resourceName, type Service, keyOf, refOf } from '../../shared/resources/types.js';
+import { canonicalMicroTime, canonicalTime, rewriteField } from '../../shared/resources/times.js';
+import { validateWebhookConfigurations } from '../../shared/resources/webhook-configurations.js';
 import { validateMeshRules, validateReferences, validateResources } from '../../shared/resources/validate.js';
 import type { Store } from '../store/store.js';
 import type { ClusterIPAllocator } from './allocator.js';
@@ -33,6 +36,7 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   const resources = structuredClone(input) as Resource[];
   for (const r of resources) {
     if (r.kind === 'Secret') foldStringData(r);
+    canonicalTimes(r);
     delete r.status;
     for (const f of ['resourceVersion', 'uid', 'creationTimestamp'] as const) delete r.metadata[f];
     if (kindInfo(r.kind)!.namespaced) r.metadata.namespace ??= 'default';
@@ -45,6 +49,8 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
     problems.push({ index: resources.indexOf(r), resource: resourceName(r), field: field!, message: rest.join(' ') });
   }
   problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
+  problems.push(...validateEvents(resources));
+  problems.push(...validateWebhookConfigurations(resources));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
 
   // A policy's status tells the truth about who enforces it and what they cannot enforce as written
@@ -127,4 +133,22 @@ function foldStringData(r: Resource): void {
   secret.data = { ...secret.data };
   for (const [k, v] of Object.entries(secret.stringData)) secret.data[k] = Buffer.from(v, 'utf8').toString('base64');
   delete secret.stringData;
+}
+
+/**
+ * Timestamps as the Kubernetes API server stores them, whatever RFC 3339 form was written: a Lease's
+ * and an Event's MicroTimes to the microsecond, an Event's Times to the second, all in UTC. Clients
+ * (client-go's leader election among them) compare what they read back with what they wrote.
+ */
+function canonicalTimes(r: Resource): void {
+  const o = r as unknown as Record<string, Record<string, unknown> | undefined>;
+  if (r.kind === 'Lease') {
+    rewriteField(o.spec, 'acquireTime', canonicalMicroTime);
+    rewriteField(o.spec, 'renewTime', canonicalMicroTime);
+  } else if (r.kind === 'Event') {
+    rewriteField(o as Record<string, unknown>, 'firstTimestamp', canonicalTime);
+    rewriteField(o as Record<string, unknown>, 'lastTimestamp', canonicalTime);
+    rewriteField(o as Record<string, unknown>, 'eventTime', canonicalMicroTime);
+    rewriteField(o.series, 'lastObservedTime', canonicalMicroTime);
+  }
 }

@@ -108,7 +108,69 @@ function dataEnvelope(kind: string, fields: Record<string, Schema>): Schema {
 // RFC 3339 with microseconds, as Kubernetes writes a MicroTime (2026-12-01T08:30:00.000000Z).
 const microTime: Schema = { type: 'string', pattern: '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?(Z|[+-]\\d\\d:\\d\\d)$' };
 
+// core/v1 Event, as client-go's event recorder writes one (and events.k8s.io's newer fields, which the
+// core API carries too). Its content is top-level fields, not a spec.
+const objectReference = closed({ kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, uid: { type: 'string' }, apiVersion: { type: 'string' }, resourceVersion: { type: 'string' }, fieldPath: { type: 'string' } });
+const event: Schema = closed(
+  {
+    apiVersion: { const: 'v1' },
+    kind: { const: 'Event' },
+    metadata: metadata(true, dns1123Subdomain),
+    involvedObject: objectReference,
+    reason: { type: 'string', maxLength: 128 },
+    message: { type: 'string' },
+    source: closed({ component: { type: 'string' }, host: { type: 'string' } }),
+    firstTimestamp: microTime,
+    lastTimestamp: microTime,
+    count: { type: 'integer', minimum: 0 },
+    type: { enum: ['Normal', 'Warning'] },
+    eventTime: microTime,
+    series: closed({ count: { type: 'integer', minimum: 0 }, lastObservedTime: microTime }),
+    action: { type: 'string', maxLength: 128 },
+    related: objectReference,
+    reportingComponent: { type: 'string', maxLength: 128 },
+    reportingInstance: { type: 'string', maxLength: 128 },
+  },
+  ['apiVersion', 'kind', 'metadata', 'involvedObject'],
+);
+
+// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration: which writes the API server
+// sends to which webhook (cluster/apiserver/webhooks.ts). sideEffects Some and Unknown are not
+// allowed in v1, so every v1 webhook may be called on a dry run.
+const stringList: Schema = { type: 'array', items: { type: 'string', minLength: 1 } };
+const labelSelector: Schema = closed({
+  matchLabels: labels,
+  matchExpressions: { type: 'array', items: closed({ key: { type: 'string', pattern: labelKey }, operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }, values: { type: 'array', items: { type: 'string' } } }, ['key', 'operator']) },
+});
+const webhook: Schema = closed(
+  {
+    name: { type: 'string', pattern: dns1123Subdomain, maxLength: 253 },
+    clientConfig: closed({
+      url: { type: 'string', minLength: 1 },
+      service: closed({ namespace: { type: 'string' }, name: { type: 'string' }, path: { type: 'string' }, port: port }, ['namespace', 'name']),
+      caBundle: { type: 'string', pattern: base64 },
+    }),
+    rules: {
+      type: 'array',
+      items: closed({ apiGroups: { type: 'array', items: { type: 'string' } }, apiVersions: stringList, resources: stringList, operations: { type: 'array', items: { enum: ['*', 'CREATE', 'UPDATE', 'DELETE', 'CONNECT'] } }, scope: { enum: ['*', 'Cluster', 'Namespaced'] } }),
+    },
+    failurePolicy: { enum: ['Fail', 'Ignore'] },
+    matchPolicy: { enum: ['Exact', 'Equivalent'] },
+    namespaceSelector: labelSelector,
+    objectSelector: labelSelector,
+    sideEffects: { enum: ['None', 'NoneOnDryRun'] },
+    timeoutSeconds: { type: 'integer', minimum: 1, maximum: 30 },
+    admissionReviewVersions: { type: 'array', items: { type: 'string' }, minItems: 1, contains: { const: 'v1' } },
+  },
+  ['name', 'clientConfig', 'sideEffects', 'admissionReviewVersions'],
+);
+
 export const schemas: Record<string, Schema> = {
+  ValidatingWebhookConfiguration: closed(
+    { apiVersion: { const: 'admissionregistration.k8s.io/v1' }, kind: { const: 'ValidatingWebhookConfiguration' }, metadata: metadata(false, dns1123Subdomain), webhooks: { type: 'array', items: webhook } },
+    ['apiVersion', 'kind', 'metadata'],
+  ),
+  Event: event,
   // coordination.k8s.io/v1 Lease: what leader election reads and renews (client-go's leaderelection).
   Lease: envelope(
     'coordination.k8s.io/v1',

@@ -60,6 +60,7 @@ export interface TestApi {
 
 export interface StartOptions {
   watch?: KubeApiOptions['watch'];
+  events?: KubeApiOptions['events'];
 }
 
 export async function startApi(o: StartOptions = {}): Promise<TestApi> {
@@ -68,7 +69,8 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const topology = layout(defaultClusterFile());
   const ctx: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), nodeNames: topology.nodes.map((n) => n.name) };
   const nodes = nodeObjects(topology);
-  let api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
+  const handlerOptions = { store, apply: ctx, nodes: () => nodes, token, serviceAccounts: { keyFile: join(dir, 'sa-signer.key') }, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}), ...(o.events ? { events: o.events } : {}) };
+  let api = kubeApiHandler(handlerOptions);
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
   let port = 0;
@@ -154,7 +156,7 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       whileDown?.();
       // A new server keeps no watch history from the old one, as after an etcd compaction.
-      api = kubeApiHandler({ store, apply: ctx, nodes: () => nodes, token, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}) });
+      api = kubeApiHandler(handlerOptions);
       server = createServer({ key: serving.keyPem, cert: serving.certPem }, handle);
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     },

@@ -1,0 +1,49 @@
+// What Kubernetes checks of a ValidatingWebhookConfiguration beyond its schema (names unique, one
+// of url or service, an https URL without user, query or fragment), and what the local cluster
+// cannot do: call a webhook by Service, since its Services live inside the cluster's network
+// namespaces and the API server runs outside them. Calling webhooks is the API server's.
+
+import type { FieldProblem } from '../errors.js';
+import { resourceName, type Resource } from './types.js';
+
+export interface WebhookClientConfig {
+  url?: string;
+  service?: { namespace: string; name: string; path?: string; port?: number };
+  caBundle?: string;
+}
+
+export function validateWebhookConfigurations(resources: Resource[]): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  resources.forEach((r, index) => {
+    if (r.kind !== 'ValidatingWebhookConfiguration') return;
+    const add = (field: string, message: string) => problems.push({ index, resource: resourceName(r), field, message });
+    const hooks = ((r as { webhooks?: { name: string; clientConfig: WebhookClientConfig }[] }).webhooks ?? []);
+    const seen = new Set<string>();
+    hooks.forEach((h, i) => {
+      const at = `webhooks[${i}]`;
+      if (seen.has(h.name)) add(`${at}.name`, `Duplicate value: ${JSON.stringify(h.name)}`);
+      seen.add(h.name);
+      const c = h.clientConfig;
+      if ((c.url === undefined) === (c.service === undefined)) {
+        add(`${at}.clientConfig`, 'Required value: exactly one of url or service is required');
+        return;
+      }
+      if (c.service) {
+        add(`${at}.clientConfig.service`, "Unsupported value: the local cluster's API server cannot reach a Service (Services live inside the cluster's network namespaces, the API server outside them); give clientConfig.url instead");
+        return;
+      }
+      let url: URL;
+      try {
+        url = new URL(c.url!);
+      } catch {
+        add(`${at}.clientConfig.url`, `Invalid value: ${JSON.stringify(c.url)}: host must be specified`);
+        return;
+      }
+      if (url.protocol !== 'https:') add(`${at}.clientConfig.url`, `Invalid value: ${JSON.stringify(c.url)}: 'https' is the only allowed URL scheme`);
+      if (url.username || url.password) add(`${at}.clientConfig.url`, `Invalid value: ${JSON.stringify(c.url)}: user information is not permitted in the URL`);
+      if (url.hash || c.url!.includes('#')) add(`${at}.clientConfig.url`, `Invalid value: ${JSON.stringify(c.url)}: fragments are not permitted in the URL`);
+      if (url.search) add(`${at}.clientConfig.url`, `Invalid value: ${JSON.stringify(c.url)}: query parameters are not permitted in the URL`);
+    });
+  });
+  return problems;
+}
