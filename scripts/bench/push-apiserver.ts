@@ -25,7 +25,7 @@ process.on('message', (msg: Message) => {
     switch (msg.type) {
       case 'start': {
         store = new Store(join(msg.dir, 'apiserver-store'));
-        const api = kubeApiHandler({ store, apply: { store, allocator: new ClusterIPAllocator(parseCidr('10.96.0.0/12')) }, nodes: () => [], token, log: pino({ level: 'silent' }) });
+        const api = kubeApiHandler({ store, apply: { store, allocator: new ClusterIPAllocator(parseCidr('10.96.0.0/12')) }, nodes: () => [], token, serviceAccounts: { keyFile: join(msg.dir, 'apiserver-sa.key') }, log: pino({ level: 'silent' }) });
         const ca = CertificateAuthority.open(join(msg.dir, 'apiserver-ca'), 'cluster.local');
         const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
         const server = createServer({ key: serving.keyPem, cert: serving.certPem }, (req, res) => api.handle(req, res));
