@@ -30,6 +30,11 @@ export interface ControllerConfig {
   binDir: string;
   logLevel: string;
   /**
+   * Who this replica is in leader election, stable across its restarts (a restarted replica takes
+   * its own Lease back at once): the pod's name in a cluster, the host's name by default.
+   */
+  identity: string;
+  /**
    * The dashboard (its own port, 15080 by default, loopback by default): where it listens, and
    * optionally in which network namespace (a path such as /run/netns/X); undefined: no dashboard.
    * Clients other than loopback must bring the token in dashboardTokenPath.

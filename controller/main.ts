@@ -22,9 +22,11 @@ import { noDialer } from './dashboard/agent-link.js';
 import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
-import { KubeClient } from '../shared/kube/client.js';
 import { ClusterCache, controllerKinds } from './kube/cache.js';
 import { ControllerWriter } from './kube/view.js';
+import { LeaderElector } from './kube/leader.js';
+import { resourceKind } from '../shared/kube/paths.js';
+import { KubeApiError, KubeClient } from '../shared/kube/client.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
@@ -104,14 +106,18 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   });
   metrics.revision.set(cache.revision);
 
-  // The reconcilers read the same cache and write back through the API, as a client.
+  // The reconcilers read the same cache and write back through the API, as a client, and only
+  // while this replica leads: every replica serves agents, one writes.
   const writer = new ControllerWriter(kube);
   const waypoints = new WaypointDeployer({ view: cache, writer, log: log.child({ component: 'waypoints' }) });
-  waypoints.start();
   const routeStatus = new RouteStatusWriter(cache, writer, log.child({ component: 'route-status' }));
-  routeStatus.start();
   const policyStatus = new PolicyStatusWriter(cache, writer, log.child({ component: 'policy-status' }), config.rootNamespace);
-  policyStatus.start();
+  const reconcilers = [waypoints, routeStatus, policyStatus];
+  await ensureNamespace(kube, controllerNamespace);
+  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
+  elector.on('started', () => reconcilers.forEach((r) => r.start()));
+  elector.on('stopped', () => reconcilers.forEach((r) => r.stop()));
+  elector.start();
   push.server.listen(config.agentPort, config.agentHost);
   await once(push.server, 'listening');
 
@@ -167,9 +173,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     log.info({ signal }, 'controller stopping; pods and agents keep running');
     server.close();
     server.closeAllConnections();
-    waypoints.stop();
-    routeStatus.stop();
-    policyStatus.stop();
+    reconcilers.forEach((r) => r.stop());
+    // Handing the Lease over now spares the next replica a lease duration of waiting.
+    await elector.stop();
     push.close();
     cache.stop();
     kube.close();
@@ -180,4 +186,19 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** The controller's own namespace, where its leader Lease lives (`kubectl get lease -n ambit-system`). */
+const controllerNamespace = 'ambit-system';
+const leaderLeaseName = 'ambit-controller';
+
+/** Makes the namespace if it is missing (on a real cluster the install made it). */
+async function ensureNamespace(kube: KubeClient, name: string): Promise<void> {
+  const Namespace = resourceKind('Namespace');
+  if (await kube.get(Namespace, '', name)) return;
+  try {
+    await kube.create(Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  } catch (err) {
+    if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+  }
 }

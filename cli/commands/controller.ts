@@ -1,5 +1,6 @@
 // `ambit controller`: runs the controller in the foreground (`ambit up` starts it in the background).
 
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
@@ -27,6 +28,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'kube-api-listen': { type: 'string' },
       'kube-api-netns': { type: 'string' },
       'prometheus-url': { type: 'string' },
+      identity: { type: 'string' },
     },
   });
   const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
@@ -59,6 +61,8 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     localCluster: values['local-cluster'] === true,
     binDir,
     logLevel: values['log-level'] ?? 'info',
+    // POD_NAME comes from the downward API in the controller's Deployment, as for istiod.
+    identity: values.identity ?? (process.env.POD_NAME || hostname()),
     ...(dashboard ? { dashboard } : {}),
     ...(kubeApi ? { kubeApi } : {}),
     inheritedNetns,
