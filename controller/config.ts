@@ -10,6 +10,8 @@ export interface ControllerConfig {
   /** Where agents connect (WebSocket over TLS). */
   agentHost: string;
   agentPort: number;
+  /** The validating admission webhook the API server calls (15017, as istiod's), on agentHost. */
+  webhookPort: number;
   /** Addresses agents use to reach the controller: the IP SANs of its serving certificate. */
   agentAddresses: string[];
   serviceCIDR: string;

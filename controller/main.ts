@@ -25,6 +25,7 @@ import { WaypointDeployer } from './waypoints/deployer.js';
 import { ClusterCache, controllerKinds } from './kube/cache.js';
 import { ControllerWriter } from './kube/view.js';
 import { LeaderElector } from './kube/leader.js';
+import { webhookConfiguration, webhookPath, webhookServer } from './admission/webhook.js';
 import { resourceKind } from '../shared/kube/paths.js';
 import { KubeApiError, KubeClient } from '../shared/kube/client.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
@@ -115,6 +116,16 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const reconcilers = [waypoints, routeStatus, policyStatus];
   await ensureNamespace(kube, controllerNamespace);
   const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
+  // The mesh's review of its kinds, as the API server's validating webhook (istiod's port, 15017).
+  const webhook = webhookServer({ key: serving.keyPem, cert: serving.certPem }, config.rootNamespace, log.child({ component: 'webhook' }));
+  webhook.listen(config.webhookPort, config.agentHost);
+  await once(webhook, 'listening');
+  const webhookUrl = `https://${agentAddresses[0] ?? '127.0.0.1'}:${config.webhookPort}${webhookPath}`;
+  const registerWebhook = () => {
+    if (!elector.isLeader) return;
+    writer.apply([webhookConfiguration(webhookUrl, ca.trustBundle().join(''))]).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not register the admission webhook'));
+  };
+  elector.on('started', registerWebhook);
   elector.on('started', () => reconcilers.forEach((r) => r.start()));
   elector.on('stopped', () => reconcilers.forEach((r) => r.stop()));
   elector.start();
@@ -158,6 +169,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
       // The controller's own certificate moves to the new root too; agents trust both meanwhile.
       const renewed = issueServing();
       push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
+      webhook.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.2' });
+      registerWebhook();
       cluster?.rootRotated();
       return revision;
     },
@@ -177,6 +190,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     // Handing the Lease over now spares the next replica a lease duration of waiting.
     await elector.stop();
     push.close();
+    webhook.close();
     cache.stop();
     kube.close();
     monitoring.close();

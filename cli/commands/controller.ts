@@ -6,6 +6,7 @@ import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
 import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
+import { defaultWebhookPort } from '../../controller/admission/webhook.js';
 import { binDir, type CliContext } from '../context.js';
 
 export async function controller(ctx: CliContext, args: string[]): Promise<void> {
@@ -49,6 +50,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     apiSocket: apiSocketPath(ctx.stateDir),
     agentHost: host,
     agentPort: Number(port),
+    webhookPort: defaultWebhookPort,
     agentAddresses: values['agent-address'] ?? ['127.0.0.1'],
     nodes: values.nodes ? values.nodes.split(',') : [],
     serviceCIDR: values['service-cidr'] ?? '10.96.0.0/16',

@@ -150,7 +150,8 @@ export class Writer {
   private admit(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
     let warnings: string[];
     try {
-      warnings = applyResources(this.ctx, [obj], dryRun).results.flatMap((r) => r.warnings ?? []);
+      // The mesh's review is the mesh controller's admission webhook's, as on a real cluster.
+      warnings = applyResources(this.ctx, [obj], dryRun, { review: false }).results.flatMap((r) => r.warnings ?? []);
     } catch (err) {
       if (err instanceof ResourceInvalid) throw this.refused(resource, obj, err);
       throw err;

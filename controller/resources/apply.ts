@@ -30,7 +30,12 @@ export interface ApplyContext {
   rootNamespace?: string;
 }
 
-export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = false): ApplyResult {
+/**
+ * `review: false` leaves the mesh's own review (what no proxy can honour, who enforces a policy) to
+ * the controller's admission webhook and status writer, as a Kubernetes API server leaves it: the
+ * local API server writes so; `ambit apply` reviews in place.
+ */
+export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = false, o: { review?: boolean } = {}): ApplyResult {
   const schemaProblems = validateResources(input);
   if (schemaProblems.length) throw new ResourceInvalid(schemaProblems);
   const resources = structuredClone(input) as Resource[];
@@ -48,7 +53,8 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
     const [field, ...rest] = p.message.split(' ');
     problems.push({ index: resources.indexOf(r), resource: resourceName(r), field: field!, message: rest.join(' ') });
   }
-  problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
+  const review = o.review ?? true;
+  if (review) problems.push(...validateMeshRules(resources, ctx.rootNamespace ?? 'istio-system'));
   problems.push(...validateEvents(resources));
   problems.push(...validateWebhookConfigurations(resources));
   problems.push(...validateReferences(resources, { get: (k, ns, n) => ctx.store.get(k, ns, n), ...(ctx.nodeNames ? { nodeNames: ctx.nodeNames } : {}) }));
@@ -57,11 +63,11 @@ export function applyResources(ctx: ApplyContext, input: unknown[], dryRun = fal
   // (istio#61126 is the counter-example); what no proxy can honour refuses the batch.
   const warnings = new Map<string, string[]>();
   resources.forEach((r, index) => {
-    const review: PolicyReview | undefined = reviewPolicy(r, ctx.rootNamespace ?? 'istio-system');
-    if (!review) return;
-    for (const p of review.problems) problems.push({ index, resource: resourceName(r), field: p.field, message: p.message });
-    r.status = review.status;
-    if (review.warnings.length) warnings.set(resourceName(r), review.warnings);
+    const verdict: PolicyReview | undefined = review ? reviewPolicy(r, ctx.rootNamespace ?? 'istio-system') : undefined;
+    if (!verdict) return;
+    for (const p of verdict.problems) problems.push({ index, resource: resourceName(r), field: p.field, message: p.message });
+    r.status = verdict.status;
+    if (verdict.warnings.length) warnings.set(resourceName(r), verdict.warnings);
   });
   if (problems.length) throw new ResourceInvalid(problems.sort((a, b) => a.index - b.index));
 

@@ -1,17 +1,25 @@
-// The status of policies attached to waypoints (AuthorizationPolicy and RequestAuthentication with
-// targetRefs, LocalRateLimit): Istio's `WaypointAccepted` condition, True with "bound to
-// <namespace>/<waypoint>" when every target is served by a waypoint, False with the targets that are
-// not, so `kubectl get -o yaml` tells whether the policy is in force. Followed like route status.
+// The status of policies: who enforces each (node proxies or waypoints) and what a node proxy cannot
+// enforce of it, from the same review `ambit apply` runs; and for policies attached to waypoints
+// (AuthorizationPolicy and RequestAuthentication with targetRefs, LocalRateLimit) Istio's
+// `WaypointAccepted` condition, True with "bound to <namespace>/<waypoint>" when every target is
+// served by a waypoint, False with the targets that are not, so `kubectl get -o yaml` tells whether
+// the policy is in force. Followed like route status.
 
 import type { Logger } from '../../shared/log.js';
 import { readAttachment } from '../../shared/policy/http/attachment.js';
 import type { Resource } from '../../shared/resources/types.js';
 import type { ClusterView, ControllerWriter } from '../kube/view.js';
 import { isWaypointGateway, servingWaypoint } from './bound.js';
+import { reviewPolicy } from '../resources/policy-review.js';
 import { followChanges } from './reconcile.js';
 
 export const waypointAcceptedCondition = 'WaypointAccepted';
-const policyKinds = ['AuthorizationPolicy', 'RequestAuthentication', 'LocalRateLimit'];
+/** Policies a waypoint enforces when attached to it: WaypointAccepted. */
+const waypointKinds = ['AuthorizationPolicy', 'RequestAuthentication', 'LocalRateLimit'];
+/** Every policy whose status says who enforces it. */
+const policyKinds = [...waypointKinds, 'PeerAuthentication'];
+
+const same = (a: Condition | undefined, b: Condition) => a !== undefined && a.status === b.status && a.reason === b.reason && a.message === b.message && a.observedGeneration === b.observedGeneration;
 
 interface Condition {
   type: string;
@@ -45,18 +53,22 @@ export class PolicyStatusWriter {
     const updates: Resource[] = [];
     for (const kind of policyKinds) {
       for (const r of this.store.list(kind)) {
-        const c = this.condition(r);
-        const status = (r.status ?? {}) as { conditions?: Condition[] };
-        const others = (status.conditions ?? []).filter((x) => x.type !== waypointAcceptedCondition);
-        const was = status.conditions?.find((x) => x.type === waypointAcceptedCondition);
-        if (!c) {
-          if (was) updates.push({ ...r, status: { ...status, conditions: others } });
-          continue;
+        const status = (r.status ?? {}) as { enforcedBy?: string; warnings?: string[]; conditions?: Condition[] };
+        const { enforcedBy, warnings, conditions: had, ...rest } = status;
+        // Who enforces it, and what a node proxy cannot: the same review `ambit apply` and the
+        // admission webhook run (a write through the Kubernetes API arrives without it).
+        const review = reviewPolicy(r, this.rootNamespace)?.status ?? {};
+        const others = (had ?? []).filter((x) => x.type !== waypointAcceptedCondition);
+        const was = had?.find((x) => x.type === waypointAcceptedCondition);
+        const c = waypointKinds.includes(kind) ? this.condition(r) : undefined;
+        let conditions = others;
+        if (c && same(was, c)) conditions = [...others, was!];
+        else if (c) {
+          c.lastTransitionTime = was?.status === c.status && was.lastTransitionTime ? was.lastTransitionTime : new Date().toISOString();
+          conditions = [...others, c];
         }
-        const same = was && was.status === c.status && was.reason === c.reason && was.message === c.message && was.observedGeneration === c.observedGeneration;
-        if (same) continue;
-        c.lastTransitionTime = was && was.status === c.status && was.lastTransitionTime ? was.lastTransitionTime : new Date().toISOString();
-        updates.push({ ...r, status: { ...status, conditions: [...others, c] } });
+        const next = { ...rest, ...review, ...(conditions.length ? { conditions } : {}) };
+        if (JSON.stringify(next) !== JSON.stringify(r.status ?? {})) updates.push({ ...r, status: next });
       }
     }
     for (const u of updates) await this.writer.status(u, u.status);
