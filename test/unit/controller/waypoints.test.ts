@@ -83,6 +83,20 @@ test('a waypoint Gateway must listen for HBONE on 15008, and says which field is
   }
 });
 
+test('a waypoint Gateway whose waypoint-for label is not service, workload, all or none is refused, naming the label', () => {
+  for (const label of ['istio.io/waypoint-for', 'ambit.dev/waypoint-for']) {
+    try {
+      applyResources(ctx, [gateway('waypoint-bogus', { labels: { [label]: 'pods' } })]);
+      assert.unreachable('should refuse');
+    } catch (err) {
+      assert.instance(err, ResourceInvalid);
+      assert.match((err as Error).message, `metadata.labels["${label}"] must be service, workload, all, none`);
+      assert.match((err as Error).message, '"pods"');
+    }
+    assert.is(ctx.store.get('Gateway', 'shop', 'waypoint-bogus'), undefined, 'nothing applied');
+  }
+});
+
 test('a route gets Accepted, ResolvedRefs naming the missing backend, and whether a waypoint serves its Service', async () => {
   const writer = new RouteStatusWriter(ctx.store, log);
   writer.start();
