@@ -63,7 +63,7 @@ async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: st
   }
   const r = await client.request<{ revision: number; results: { resource: string; action: string }[] }>('POST', '/v1/apply', { resources });
   for (const x of r.results) process.stdout.write(`${x.resource} ${x.action}\n`);
-  process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or Service ${useWaypointLabels[1]}=${name} to use it`}\n`);
+  process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or ${handles === 'workload' ? 'Pod' : handles === 'all' ? 'Service or Pod' : 'Service'} ${useWaypointLabels[1]}=${name} to use it`}\n`);
   return 0;
 }
 

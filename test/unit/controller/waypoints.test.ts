@@ -119,6 +119,17 @@ test('a route gets Accepted, ResolvedRefs naming the missing backend, and whethe
   await tick();
   conditions = parents()[0]!.conditions;
   assert.equal(conditions.find((c) => c.type === 'ambit.dev/WaypointBound')?.status, 'True');
+  // A waypoint for pod-addressed traffic only does not route Service traffic: the route does nothing.
+  applyResources(ctx, [gateway('waypoint', { labels: { 'istio.io/waypoint-for': 'workload' } })]);
+  await tick();
+  await tick();
+  const unbound = parents()[0]!.conditions.find((c) => c.type === 'ambit.dev/WaypointBound')!;
+  assert.equal([unbound.status, unbound.reason], ['False', 'NoWaypoint']);
+  assert.match(unbound.message, 'takes no Service traffic (istio.io/waypoint-for: workload');
+  applyResources(ctx, [gateway('waypoint', { labels: { 'istio.io/waypoint-for': 'all' } })]);
+  await tick();
+  await tick();
+  assert.equal(parents()[0]!.conditions.find((c) => c.type === 'ambit.dev/WaypointBound')?.status, 'True');
   const revision = ctx.store.currentRevision;
   await tick();
   await tick();
