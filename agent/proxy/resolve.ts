@@ -150,10 +150,7 @@ export class Resolver {
   }
 
   private viaService(service: ServiceEntry, port: number, source: WorkloadEntry | undefined, peek: boolean): Resolution | ResolveFailure {
-    if (service.waypoint) {
-      const r = this.viaWaypoint(`service ${service.namespace}/${service.name} uses waypoint ${service.waypoint.namespace}/${service.waypoint.name}`, { ip: service.clusterIP, port }, service.waypoint, peek);
-      return 'error' in r ? r : { ...r, service };
-    }
+    if (service.waypoint) return this.viaWaypoint(`service ${service.namespace}/${service.name} uses waypoint ${service.waypoint.namespace}/${service.waypoint.name}`, { ip: service.clusterIP, port }, service.waypoint, peek, service);
     const name = `${service.namespace}/${service.name}`;
     const key = String(port);
     let candidates = service.endpoints.filter((e) => e.ports[key] !== undefined);
@@ -185,10 +182,8 @@ export class Resolver {
     if (!workload) return { service, target, protocol: 'TCP', reason };
     // The Service has no waypoint but the endpoint has its own: through it, addressed to the pod, as
     // ztunnel does (the pod takes connections only from its waypoint).
-    const r =
-      workload.waypoint && this.state.isEnrolled(workload)
-        ? this.viaWaypoint(`${reason}; pod ${workload.namespace}/${workload.name} uses waypoint ${workload.waypoint.namespace}/${workload.waypoint.name}`, target, workload.waypoint, peek)
-        : this.toWorkload(workload, target, reason);
+    if (workload.waypoint && this.state.isEnrolled(workload)) return this.viaWaypoint(`${reason}; pod ${workload.namespace}/${workload.name} uses waypoint ${workload.waypoint.namespace}/${workload.waypoint.name}`, target, workload.waypoint, peek, service);
+    const r = this.toWorkload(workload, target, reason);
     return 'error' in r ? r : { ...r, service };
   }
 
@@ -199,7 +194,7 @@ export class Resolver {
    * address and port. With no waypoint pod ready, the connection is refused rather than sent around
    * the waypoint, whose rules would then be bypassed.
    */
-  private viaWaypoint(why: string, target: Destination, at: WaypointRef, peek: boolean): Resolution | ResolveFailure {
+  private viaWaypoint(why: string, target: Destination, at: WaypointRef, peek: boolean, service?: ServiceEntry): Resolution | ResolveFailure {
     const waypoint = this.state.services.get(serviceKey(at.namespace, at.name));
     const key = String(waypointHbonePort);
     const candidates = waypoint?.endpoints.filter((e) => e.ports[key] !== undefined && this.byIp.has(e.ip)) ?? [];
@@ -210,6 +205,7 @@ export class Resolver {
     const pick = candidates[n % candidates.length]!;
     const workload = this.byIp.get(pick.ip)!;
     return {
+      ...(service ? { service } : {}),
       workload,
       target,
       protocol: 'HBONE',
