@@ -126,7 +126,8 @@ export async function runAgent(config: AgentConfig): Promise<void> {
         proxy.explainInbound({ sourceIp: String(p.sourceIp), ...(typeof p.sourcePrincipal === 'string' ? { sourcePrincipal: p.sourcePrincipal } : {}), ip: String(p.ip), port: Number(p.port), mtls: p.mtls === true }),
       waypoint: (p) =>
         waypoints.explain(String(p.pod), {
-          service: String(p.service),
+          service: String(p.service ?? ''),
+          ...(typeof p.ip === 'string' ? { ip: p.ip } : {}),
           port: Number(p.port),
           sourceIp: String(p.sourceIp ?? ''),
           sourcePrincipal: String(p.sourcePrincipal ?? ''),

@@ -12,6 +12,7 @@ import type { Pick, PickRequest } from './upstream/balancer.js';
 import { Fault, type FaultInjectionSpec } from './upstream/fault.js';
 import type { Endpoint } from './proxy/upstream.js';
 import type { WaypointState } from './state.js';
+import { addressedPod } from './pod-destination.js';
 
 export interface Chosen {
   endpoint: Endpoint;
@@ -23,6 +24,8 @@ export class Destinations {
   /** The config version each policy last had its endpoints set at. */
   private readonly fed = new WeakMap<ServicePolicy, number>();
   private faults = new Map<string, Fault>();
+  /** Pods addressed directly, by `ip:port`; dropped with each configuration, as pods come and go. */
+  private podPolicies = new Map<string, ServicePolicy>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -49,6 +52,7 @@ export class Destinations {
         }
       }
       this.faults = faults;
+      this.podPolicies = new Map();
     };
     load();
     state.on('changed', load);
@@ -59,14 +63,24 @@ export class Destinations {
     clearInterval(this.sweeper);
   }
 
-  /** The policy of Service `s` on `port`, its endpoints up to date with the configuration. */
+  /**
+   * The policy of Service `s` on `port`, its endpoints up to date with the configuration. A pod
+   * addressed directly gets the default policy (no DestinationRule names a pod), one per pod and port.
+   */
   policy(s: ServiceEntry, port: number): ServicePolicy {
-    const p = this.policies.policyFor(s.namespace, s.name, port);
+    const p = addressedPod(s) ? this.podPolicy(s, port) : this.policies.policyFor(s.namespace, s.name, port);
     if (this.fed.get(p) !== this.state.version) {
       const key = String(port);
       p.setEndpoints(s.endpoints.filter((e) => e.ports[key] !== undefined).map((e) => ({ ip: e.ip, node: e.node, port: e.ports[key]! })));
       this.fed.set(p, this.state.version);
     }
+    return p;
+  }
+
+  private podPolicy(s: ServiceEntry, port: number): ServicePolicy {
+    const key = `${s.clusterIP}:${port}`;
+    let p = this.podPolicies.get(key);
+    if (!p) this.podPolicies.set(key, (p = this.policies.defaultPolicy(`${s.namespace}/${s.name}`)));
     return p;
   }
 

@@ -28,6 +28,7 @@ import { Upstreams } from './proxy/upstream.js';
 import { Destinations } from './destinations.js';
 import { WaypointSecurity } from './security.js';
 import { jwksFetcher } from './jwks.js';
+import { addressedPod } from './pod-destination.js';
 
 export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const log = createLogger('waypoint', config.logLevel).child({ waypoint: `${config.namespace}/${config.gateway}`, pod: config.podName });
@@ -36,10 +37,17 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain });
   const tracer = new HttpTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
   const state = new WaypointState();
+  /** This waypoint's Gateway: the pods bound to it are the ones it takes pod-addressed traffic for. */
+  const self = { namespace: config.namespace, name: config.gateway };
   const link = new AgentLink({
     identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount },
     log: log.child({ component: 'agent-link' }),
-    explain: (q): ReturnType<WaypointSecurity['explain']> => security.explain(q, (ns, name) => state.service(ns, name)),
+    explain: (q): ReturnType<WaypointSecurity['explain']> =>
+      security.explain(
+        q,
+        (ns, name) => state.service(ns, name),
+        (ip, port) => state.podAt(ip, port, self),
+      ),
   });
   link.on('snapshot', (s) => {
     state.apply(s);
@@ -74,7 +82,8 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
       const ep = o.endpoint;
       const record: AccessRecord = {
         sourcePrincipal: o.sourcePrincipal,
-        service: ep?.service ?? o.ctx.service,
+        // A pod addressed directly has no destination_service, as in Istio.
+        service: addressedPod(o.ctx.service) ? undefined : (ep?.service ?? o.ctx.service),
         protocol: o.protocol,
         responseCode: o.status,
         responseFlags: o.flags,
@@ -115,7 +124,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
       () => stream.destroy(),
     );
   };
-  const ingress = new Ingress({ request: (req, res, ctx) => forwarder.handle(req, res, ctx), upgrade: (req, socket, head, ctx) => forwarder.upgrade(req, socket, head, ctx), tcp }, (ip, port) => state.serviceAt(ip, port));
+  const ingress = new Ingress({ request: (req, res, ctx) => forwarder.handle(req, res, ctx), upgrade: (req, socket, head, ctx) => forwarder.upgrade(req, socket, head, ctx), tcp }, (ip, port) => state.serviceAt(ip, port) ?? state.podAt(ip, port, self));
   const hbone = createHboneServer({
     secureContext: () => link.certificate?.secureContext,
     trustBundle: () => state.trustBundle,

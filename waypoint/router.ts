@@ -10,6 +10,7 @@ import type { DownstreamRequest, Plan } from './proxy/forward.js';
 import type { TunnelContext } from './proxy/ingress.js';
 import type { WaypointState } from './state.js';
 import type { Fault } from './upstream/fault.js';
+import { addressedPod } from './pod-destination.js';
 
 const retries = new WeakMap<CompiledRetry, HTTPRouteRetry>();
 /** The Gateway API retry of a compiled rule, as the upstream policies read it: one object per rule, so they can cache on it. */
@@ -43,6 +44,8 @@ export class Router {
   }
 
   plan(req: DownstreamRequest, ctx: TunnelContext): Plan {
+    // Addressed to a pod: routes attach to Services, never to it (Istio's waypoint does the same).
+    if (addressedPod(ctx.service)) return { backend: { service: ctx.service, port: ctx.port } };
     const parent = this.table.lookup(ctx.service, ctx.port, ctx.peer.namespace);
     if (!parent) return { backend: { service: ctx.service, port: ctx.port } };
     const view = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers };

@@ -17,6 +17,7 @@ import type { TunnelContext } from './proxy/ingress.js';
 import { RateLimiter, rateLimitHeaders } from './ratelimit.js';
 import type { WaypointState } from './state.js';
 import type { WaypointExplainRequest } from '../shared/waypoint/config.js';
+import { addressedPod } from './pod-destination.js';
 
 /** An answer the waypoint gives instead of forwarding. */
 export interface Refusal {
@@ -112,11 +113,13 @@ export class WaypointSecurity {
   }
 
   /** `ambit explain --http` at this waypoint: what admit() would decide, step by step, without side effects. */
-  async explain(q: WaypointExplainRequest, services: (ns: string, name: string) => ServiceEntry | undefined): Promise<{ steps: string[]; refused?: { status: number; message: string } }> {
+  async explain(q: WaypointExplainRequest, services: (ns: string, name: string) => ServiceEntry | undefined, pods?: (ip: string, port: number) => ServiceEntry | undefined): Promise<{ steps: string[]; refused?: { status: number; message: string } }> {
     const steps: string[] = [];
     const [sns, sname] = q.service.split('/') as [string, string];
-    const svc = services(sns, sname);
-    if (!svc) return { steps: [`Service ${q.service} is not in this waypoint's configuration yet`] };
+    const svc = q.ip ? pods?.(q.ip, q.port) : services(sns, sname);
+    if (!svc) return { steps: [q.ip ? `pod ${q.ip} is not bound to this waypoint for traffic addressed to it` : `Service ${q.service} is not in this waypoint's configuration yet`] };
+    const key = serviceKey(svc);
+    const what = q.ip ? `pod ${q.ip} (addressed directly)` : q.service;
     const n = normalizePath(q.path);
     if ('error' in n) return { steps: [`path ${q.path}: ${n.error}`], refused: { status: 400, message: 'Bad Request' } };
     if (n.path !== q.path.split('?')[0]) steps.push(`path ${q.path} normalized to ${n.path}`);
@@ -124,8 +127,8 @@ export class WaypointSecurity {
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [k, v] of Object.entries(q.headers)) headers[k.toLowerCase()] = v;
     let auth: RequestAuth | undefined;
-    const rules = this.authenticator.rulesFor(q.service);
-    if (!rules) steps.push(`no RequestAuthentication applies to ${q.service}`);
+    const rules = this.authenticator.rulesFor(key);
+    if (!rules) steps.push(`no RequestAuthentication applies to ${what}`);
     else {
       const r = await this.authenticator.authenticate(rules, { headers, url });
       if (r.kind === 'invalid') {
@@ -151,7 +154,7 @@ export class WaypointSecurity {
       destinationPort: q.port,
       ...(auth ? { auth } : {}),
     };
-    const e = this.authorizer.explain(q.service, a);
+    const e = this.authorizer.explain(key, a);
     steps.push(...e.lines);
     if (!e.decision.allowed) return { steps, refused: { status: 403, message: `RBAC: access denied (${e.decision.reason})` } };
     steps.push(`authorization: ${e.decision.reason}`);
@@ -185,12 +188,14 @@ export class WaypointSecurity {
 
 /**
  * `namespace/name` of a Service, the key policies and limits are kept by: made once per entry (a
- * snapshot replaces the entries), not twice per request.
+ * snapshot replaces the entries), not twice per request. A pod addressed directly has a key no
+ * Service can have: only what is attached to the waypoint (or its class) applies to it.
  */
 const serviceKeys = new WeakMap<ServiceEntry, string>();
+export const podAddressedKey = '(addressed to a pod)';
 function serviceKey(s: ServiceEntry): string {
   let key = serviceKeys.get(s);
-  if (key === undefined) serviceKeys.set(s, (key = `${s.namespace}/${s.name}`));
+  if (key === undefined) serviceKeys.set(s, (key = addressedPod(s) ? podAddressedKey : `${s.namespace}/${s.name}`));
   return key;
 }
 

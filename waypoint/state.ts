@@ -1,7 +1,7 @@
 // The waypoint's view of the cluster, replaced whole by each snapshot its node agent sends: Services
-// by address and by name, workloads by address, nodes, the trust bundle, and the traffic resources
-// (routes, destination rules, faults) and security policies that the routing, upstream and security
-// modules compile. Readers take what they need per request from the indices; nothing here is
+// by address and by name, workloads by address (those bound to the waypoint also as destinations),
+// nodes, the trust bundle, and the traffic resources (routes, destination rules, faults) and security
+// policies that the routing, upstream and security modules compile. Readers take what they need per request from the indices; nothing here is
 // rebuilt per request.
 
 import { EventEmitter } from 'node:events';
@@ -9,12 +9,14 @@ import { TrustBundle } from '../shared/identity/svid.js';
 import type { NodeEntry, PolicyEntry, ServiceEntry, TrafficEntry, WorkloadEntry } from '../shared/protocol/config.js';
 import type { WaypointSnapshot } from '../shared/waypoint/config.js';
 import type { Labels } from '../shared/resources/types.js';
+import { podDestination } from './pod-destination.js';
 
 export class WaypointState extends EventEmitter<{ changed: [number] }> {
   version = -1;
   private byVip = new Map<string, ServiceEntry>();
   private byName = new Map<string, ServiceEntry>();
   private byIp = new Map<string, WorkloadEntry>();
+  private podDestinations = new Map<string, ServiceEntry>();
   private nodes = new Map<string, NodeEntry>();
   private namespaces = new Map<string, Labels>();
   traffic: TrafficEntry[] = [];
@@ -34,6 +36,7 @@ export class WaypointState extends EventEmitter<{ changed: [number] }> {
     this.byVip = byVip;
     this.byName = byName;
     this.byIp = byIp;
+    this.podDestinations = new Map();
     this.nodes = new Map(s.nodes.map((n) => [n.name, n]));
     this.namespaces = new Map(s.namespaces.map((n) => [n.name, n.labels]));
     this.traffic = s.traffic;
@@ -45,6 +48,20 @@ export class WaypointState extends EventEmitter<{ changed: [number] }> {
 
   serviceAt(ip: string, port: number): ServiceEntry | undefined {
     return this.byVip.get(`${ip}:${port}`);
+  }
+
+  /**
+   * Pod `ip` addressed on `port`, when it is bound to waypoint `namespace/name` for traffic addressed
+   * to it (pod-destination.ts): one destination per pod and port, made once per snapshot.
+   */
+  podAt(ip: string, port: number, waypoint: { namespace: string; name: string }): ServiceEntry | undefined {
+    const key = `${ip}:${port}`;
+    let d = this.podDestinations.get(key);
+    if (d) return d;
+    const w = this.byIp.get(ip);
+    if (!w?.waypoint || w.waypoint.namespace !== waypoint.namespace || w.waypoint.name !== waypoint.name) return undefined;
+    this.podDestinations.set(key, (d = podDestination(w, port)));
+    return d;
   }
 
   service(namespace: string, name: string): ServiceEntry | undefined {

@@ -93,7 +93,7 @@ function serve(o: AdminOptions, ws: WebSocket): void {
       }
       case 'explain-waypoint': {
         const params = (req as { params?: unknown }).params;
-        if (!o.explain?.waypoint || !params || typeof params !== 'object') return fail('BadRequest', 'explain-waypoint needs params {pod, service, port, sourceIp, sourcePrincipal, method, path, headers}');
+        if (!o.explain?.waypoint || !params || typeof params !== 'object') return fail('BadRequest', 'explain-waypoint needs params {pod, service (or ip), port, sourceIp, sourcePrincipal, method, path, headers}');
         return void o.explain.waypoint(params as Record<string, unknown>).then(reply, (err: Error) => fail('WaypointUnreachable', err.message));
       }
       case 'subscribe': {

@@ -193,16 +193,19 @@ export function handlePlaintext(ctx: InboundContext, pod: DestinationPod, client
 
 /**
  * A pod behind a waypoint takes connections on that port only from the waypoint, so that its L7
- * rules cannot be bypassed by dialling the pod (Istio's docs ask users to write this policy by hand).
- * A refusal when the caller is someone else (or anyone in plaintext); undefined when the waypoint
- * is the caller or none guards the port.
+ * rules cannot be bypassed by dialling the pod (Istio's docs ask users to write this policy by hand):
+ * the waypoint of a Service it backs on that port, and its own waypoint (`waypoint-for` workload or
+ * all) on every port. A refusal when the caller is someone else (or anyone in plaintext); undefined
+ * when one of those waypoints is the caller or none guards the port. The waypoint's own connections
+ * are delivered here, never sent back to it: waypoints are not captured, and this is the last hop.
  */
 export function waypointOnly(resolver: Resolver, pod: WorkloadEntry, dst: Destination, peer?: { namespace: string; serviceAccount: string }): Decision | undefined {
-  const guard = resolver.waypointGuarding(dst.ip, dst.port);
-  if (!guard || (peer && peer.namespace === guard.namespace && peer.serviceAccount === guard.name)) return undefined;
+  const guards = resolver.waypointsGuarding(dst.ip, dst.port);
+  if (guards.length === 0 || (peer && guards.some((g) => peer.namespace === g.namespace && peer.serviceAccount === g.name))) return undefined;
+  const names = guards.map((g) => `${g.namespace}/${g.name}${g.service ? ` (Service ${g.service.namespace}/${g.service.name} uses it)` : ` (the pod's own, for traffic addressed to it)`}`);
   const d: Decision = {
     allowed: false,
-    reason: `pod ${pod.namespace}/${pod.name} port ${dst.port} is behind waypoint ${guard.namespace}/${guard.name} (Service ${guard.service.namespace}/${guard.service.name} uses it): only the waypoint may connect; go through the Service`,
+    reason: `pod ${pod.namespace}/${pod.name} port ${dst.port} is behind waypoint ${names.join(' and waypoint ')}: only the waypoint may connect; ${guards[0]!.service ? 'go through the Service' : 'connect from a pod of the mesh, whose node proxy sends it through the waypoint'}`,
   };
   waypointRefusals.add(d);
   return d;

@@ -241,7 +241,7 @@ export class NodeProxy {
       ...(r.service ? { service: `${r.service.namespace}/${r.service.name}` } : {}),
       ...(r.workload ? { workload: `${r.workload.namespace}/${r.workload.name}`, node: r.workload.node, principal: principal(identityOf(r.workload, this.o.trustDomain)) } : {}),
       ...(r.node && r.protocol === 'HBONE' ? { via: `${r.node.ip}:${hbonePort}` } : {}),
-      ...(r.waypoint && r.service?.waypoint ? { waypoint: `${r.service.waypoint.namespace}/${r.service.waypoint.name}` } : {}),
+      ...(r.waypoint ? { waypoint: `${r.waypoint.namespace}/${r.waypoint.name}` } : {}),
     };
   }
 
@@ -286,11 +286,10 @@ export class NodeProxy {
     // Sessions go to nodes, and to waypoint pods (they take HBONE themselves): keep both, so that a
     // waypoint pod that went (and any address reused after it) gets no tunnel on a dead session.
     const addresses = [...this.o.state.nodes.values()].map((n) => n.ip);
-    for (const s of this.o.state.services.values()) {
-      if (!s.waypoint) continue;
-      const waypoint = this.o.state.services.get(serviceKey(s.waypoint.namespace, s.waypoint.name));
-      for (const e of waypoint?.endpoints ?? []) addresses.push(e.ip);
-    }
+    const waypoints = new Set<string>();
+    for (const s of this.o.state.services.values()) if (s.waypoint) waypoints.add(serviceKey(s.waypoint.namespace, s.waypoint.name));
+    for (const w of this.o.state.workloads.values()) if (w.waypoint) waypoints.add(serviceKey(w.waypoint.namespace, w.waypoint.name));
+    for (const key of waypoints) for (const e of this.o.state.services.get(key)?.endpoints ?? []) addresses.push(e.ip);
     this.pool.retainNodes(addresses);
     // Policies are compiled again only when a push changed them; then live connections are checked again.
     const revision = this.o.state.policyRevision;

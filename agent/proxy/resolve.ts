@@ -1,9 +1,12 @@
 // Where a captured connection goes: its original destination is a Service's ClusterIP (an endpoint
 // is picked by the Service's load-balancing policy, preferring the client's node when the Service
 // asks for it) or a pod's address (that pod), or something outside the cluster's workloads
-// (passthrough). An enrolled destination is reached over HBONE, any other in plain TCP. On the
-// destination's side, it names the Service a connection to a pod most likely came through, for
-// telemetry. The index is rebuilt on each config version; resolving allocates only its answer.
+// (passthrough). An enrolled destination is reached over HBONE, any other in plain TCP; one behind a
+// waypoint through that waypoint (the Service's for a VIP, the pod's own, `waypoint-for` workload or
+// all, for a pod address or an endpoint picked of a Service without one). On the destination's side,
+// it names the Service a connection to a pod most likely came through, for telemetry, and the
+// waypoints that alone may connect to a pod. The index is rebuilt on each config version; resolving
+// allocates only its answer.
 
 import { type NodeEntry, type ServiceEntry, serviceHostname, serviceKey, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { waypointHbonePort } from '../../shared/waypoint/names.js';
@@ -25,13 +28,27 @@ export interface Resolution {
   node?: NodeEntry;
   /** How the choice was made, for `ambit explain` and the access log. */
   reason: string;
-  /** The connection goes to the Service's waypoint (`workload` and `node` are the waypoint pod's). */
-  waypoint?: true;
+  /**
+   * The connection goes through this waypoint (`workload` and `node` are then the waypoint pod's,
+   * `target` the VIP or pod address the waypoint is asked for): the Service's, or the pod's own.
+   */
+  waypoint?: WaypointRef;
 }
 
 export interface ResolveFailure {
   error: 'no-endpoints' | 'no-node-address';
   reason: string;
+}
+
+export interface WaypointRef {
+  namespace: string;
+  name: string;
+}
+
+/** A waypoint that alone may connect to a pod: the one a Service it backs uses, or the pod's own. */
+export interface WaypointGuard extends WaypointRef {
+  /** The Service that uses it, when it guards the pod for a Service (else it is the pod's own). */
+  service?: ServiceEntry;
 }
 
 /** Live connections per endpoint (`ip:port`), for LEAST_REQUEST; the proxy keeps it. */
@@ -97,12 +114,21 @@ export class Resolver {
   }
 
   /**
-   * The waypoint that must stand in front of pod `ip` on `port`: that of a Service the pod backs on
-   * that port, when the Service uses one. Only that waypoint may then connect to it there.
+   * The waypoints that must stand in front of pod `ip` on `port`: that of a Service the pod backs on
+   * that port, when the Service uses one, and the pod's own (`waypoint-for` workload or all), on
+   * every port. Only they may connect to it there; empty when none guards it.
    */
-  waypointGuarding(ip: string, port: number): { namespace: string; name: string; service: ServiceEntry } | undefined {
-    for (const e of this.byEndpoint.get(ip) ?? []) if (e.service.waypoint && e.ports.includes(port)) return { ...e.service.waypoint, service: e.service };
-    return undefined;
+  waypointsGuarding(ip: string, port: number): WaypointGuard[] {
+    const guards: WaypointGuard[] = [];
+    for (const e of this.byEndpoint.get(ip) ?? []) {
+      if (e.service.waypoint && e.ports.includes(port)) {
+        guards.push({ ...e.service.waypoint, service: e.service });
+        break;
+      }
+    }
+    const own = this.byIp.get(ip)?.waypoint;
+    if (own) guards.push(own);
+    return guards;
   }
 
   workloadAt(ip: string): WorkloadEntry | undefined {
@@ -118,11 +144,13 @@ export class Resolver {
     if (service) return this.viaService(service, dst.port, source, peek);
     const workload = this.byIp.get(dst.ip);
     if (!workload) return { target: dst, protocol: 'TCP', reason: `${dst.ip} is not a workload of the mesh: passthrough` };
-    return this.toWorkload(workload, dst, `${dst.ip} is pod ${workload.namespace}/${workload.name}`);
+    const reason = `${dst.ip} is pod ${workload.namespace}/${workload.name}`;
+    if (workload.waypoint && this.state.isEnrolled(workload)) return this.viaWaypoint(`${reason}, which uses waypoint ${workload.waypoint.namespace}/${workload.waypoint.name} for traffic addressed to it`, dst, workload.waypoint, peek);
+    return this.toWorkload(workload, dst, reason);
   }
 
   private viaService(service: ServiceEntry, port: number, source: WorkloadEntry | undefined, peek: boolean): Resolution | ResolveFailure {
-    if (service.waypoint) return this.viaWaypoint(service, port, service.waypoint, peek);
+    if (service.waypoint) return this.viaWaypoint(`service ${service.namespace}/${service.name} uses waypoint ${service.waypoint.namespace}/${service.waypoint.name}`, { ip: service.clusterIP, port }, service.waypoint, peek, service);
     const name = `${service.namespace}/${service.name}`;
     const key = String(port);
     let candidates = service.endpoints.filter((e) => e.ports[key] !== undefined);
@@ -152,35 +180,38 @@ export class Resolver {
     const workload = this.byIp.get(pick.ip);
     const reason = `service ${name}: endpoint ${target.ip}:${target.port} of ${candidates.length}${scope} by ${lb}`;
     if (!workload) return { service, target, protocol: 'TCP', reason };
+    // The Service has no waypoint but the endpoint has its own: through it, addressed to the pod, as
+    // ztunnel does (the pod takes connections only from its waypoint).
+    if (workload.waypoint && this.state.isEnrolled(workload)) return this.viaWaypoint(`${reason}; pod ${workload.namespace}/${workload.name} uses waypoint ${workload.waypoint.namespace}/${workload.waypoint.name}`, target, workload.waypoint, peek, service);
     const r = this.toWorkload(workload, target, reason);
     return 'error' in r ? r : { ...r, service };
   }
 
   /**
-   * A Service behind a waypoint: the connection goes over HBONE to a waypoint pod's own 15008 (not
-   * its node's: waypoints terminate HBONE themselves), still addressed to the Service's VIP and port,
-   * and the waypoint picks the endpoint. With no waypoint pod ready, the connection is refused
-   * rather than sent around the waypoint, whose rules would then be bypassed.
+   * A destination behind a waypoint (`why` says whose): the connection goes over HBONE to a waypoint
+   * pod's own 15008 (not its node's: waypoints terminate HBONE themselves), still addressed to what
+   * the waypoint is to reach, a Service's VIP and port (the waypoint picks the endpoint) or a pod's
+   * address and port. With no waypoint pod ready, the connection is refused rather than sent around
+   * the waypoint, whose rules would then be bypassed.
    */
-  private viaWaypoint(service: ServiceEntry, port: number, at: { namespace: string; name: string }, peek: boolean): Resolution | ResolveFailure {
-    const name = `${service.namespace}/${service.name}`;
+  private viaWaypoint(why: string, target: Destination, at: WaypointRef, peek: boolean, service?: ServiceEntry): Resolution | ResolveFailure {
     const waypoint = this.state.services.get(serviceKey(at.namespace, at.name));
     const key = String(waypointHbonePort);
     const candidates = waypoint?.endpoints.filter((e) => e.ports[key] !== undefined && this.byIp.has(e.ip)) ?? [];
-    if (candidates.length === 0) return { error: 'no-endpoints', reason: `service ${name} uses waypoint ${at.namespace}/${at.name}, which has no ready pod: refused rather than bypassed` };
+    if (candidates.length === 0) return { error: 'no-endpoints', reason: `${why}, which has no ready pod: refused rather than bypassed` };
     const id = `waypoint/${at.namespace}/${at.name}`;
     const n = this.next.get(id) ?? 0;
     if (!peek) this.next.set(id, n + 1);
     const pick = candidates[n % candidates.length]!;
     const workload = this.byIp.get(pick.ip)!;
     return {
-      service,
+      ...(service ? { service } : {}),
       workload,
-      target: { ip: service.clusterIP, port },
+      target,
       protocol: 'HBONE',
       node: { name: pick.node, ip: pick.ip },
-      waypoint: true,
-      reason: `service ${name} uses waypoint ${at.namespace}/${at.name}: HBONE to waypoint pod ${workload.namespace}/${workload.name} (${pick.ip}:${waypointHbonePort}), which routes the requests`,
+      waypoint: at,
+      reason: `${why}: HBONE to waypoint pod ${workload.namespace}/${workload.name} (${pick.ip}:${waypointHbonePort}), asking for ${target.ip}:${target.port}`,
     };
   }
 

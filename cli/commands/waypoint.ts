@@ -6,10 +6,10 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
 import { ControllerClient } from '../../controller/api/client.js';
-import { useWaypointLabels, waypointForLabels, waypointGatewayClass, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
+import { useWaypointLabels, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
 import type { CliContext } from '../context.js';
 
-const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME';
+const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all|none] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME';
 
 export async function waypoint(ctx: CliContext, args: string[]): Promise<number | void> {
   const [sub, ...rest] = args;
@@ -45,7 +45,8 @@ async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: st
   if (!o.namespace) throw new AmbitError('BadArgs', `waypoint apply needs -n NAMESPACE; ${usage}`);
   const name = o.name ?? 'waypoint';
   const handles = (o.for ?? 'service') as WaypointFor;
-  if (!['service', 'workload', 'all', 'none'].includes(handles)) throw new AmbitError('BadArgs', `--for must be service, workload, all or none, not ${JSON.stringify(o.for)}`);
+  // Checked here too (the controller refuses the label as well), so nothing is sent when it is wrong.
+  if (!waypointForValues.includes(handles)) throw new AmbitError('BadArgs', `--for must be ${waypointForValues.join(', ')} (the traffic the waypoint takes: addressed to a Service, to a pod, both, or neither), not ${JSON.stringify(o.for)}`);
   const gateway: Resource = {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'Gateway',
@@ -62,7 +63,7 @@ async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: st
   }
   const r = await client.request<{ revision: number; results: { resource: string; action: string }[] }>('POST', '/v1/apply', { resources });
   for (const x of r.results) process.stdout.write(`${x.resource} ${x.action}\n`);
-  process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or Service ${useWaypointLabels[1]}=${name} to use it`}\n`);
+  process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or ${handles === 'workload' ? 'Pod' : handles === 'all' ? 'Service or Pod' : 'Service'} ${useWaypointLabels[1]}=${name} to use it`}\n`);
   return 0;
 }
 

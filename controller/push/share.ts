@@ -11,7 +11,7 @@ import { type ConfigEntry, encodeEntry, serviceKey, type ServiceEntry, workloadK
 import { enrollLabels } from '../../shared/enrollment.js';
 import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
 import { canonicalFields } from '../../shared/resources/canonical.js';
-import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass } from '../../shared/waypoint/names.js';
+import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass, waypointTakes } from '../../shared/waypoint/names.js';
 import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
@@ -75,9 +75,7 @@ export class ShareBuilder {
           const key = workloadKey(ns, r.metadata.name);
           if (gone) this.remove(key, changed);
           else {
-            const local = workloadOf(r as Pod);
-            const { labels, uid, phase, netns, cgroup, ...remote } = local;
-            this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
+            const local = this.putWorkload(r as Pod, changed);
             // Where HBONE reaches the pod's node: sent once per node, when first seen or moved.
             const hostIP = (r as Pod).status.hostIP;
             if (hostIP && this.nodeIps.get(local.node) !== hostIP) {
@@ -111,6 +109,8 @@ export class ShareBuilder {
           if (gone) this.namespaceLabels.delete(r.metadata.name);
           else this.namespaceLabels.set(r.metadata.name, r.metadata.labels ?? {});
           for (const name of this.services.get(r.metadata.name)?.keys() ?? []) dirtyServices.add(`${r.metadata.name}/${name}`);
+          // And its pods' (waypoint-for workload): put() sends only those whose entry changed.
+          for (const p of this.pods.get(r.metadata.name)?.values() ?? []) this.putWorkload(p, changed);
           break;
         }
         case 'Gateway': {
@@ -118,7 +118,10 @@ export class ShareBuilder {
           const had = this.waypoints.get(ns)?.has(r.metadata.name);
           setIn(this.waypoints, ns, r.metadata.name, waypoint ? r : undefined);
           // Rare, and a namespace elsewhere may point at it: every Service is looked at again.
-          if (waypoint || had) for (const [sns, names] of this.services) for (const name of names.keys()) dirtyServices.add(`${sns}/${name}`);
+          if (waypoint || had) {
+            for (const [sns, names] of this.services) for (const name of names.keys()) dirtyServices.add(`${sns}/${name}`);
+            for (const pods of this.pods.values()) for (const p of pods.values()) this.putWorkload(p, changed);
+          }
           break;
         }
         case 'DestinationRule': {
@@ -246,6 +249,29 @@ export class ShareBuilder {
     this.scopedKeys.delete(key);
   }
 
+  /** A pod's entry: the full form for its own node, the remote form for the others. */
+  private putWorkload(p: Pod, changed: Set<string>): WorkloadEntry {
+    const key = workloadKey(p.metadata.namespace!, p.metadata.name);
+    const waypoint = this.workloadWaypointOf(p);
+    const local = { ...workloadOf(p), ...(waypoint ? { waypoint } : {}) };
+    const { labels, uid, phase, netns, cgroup, ...remote } = local;
+    this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
+    return local;
+  }
+
+  /**
+   * The waypoint a pod's pod-addressed traffic goes through: the one its own or its namespace's
+   * use-waypoint label names, if that Gateway exists, is of the waypoint class and takes workload
+   * traffic (`waypoint-for` workload or all, as Istio's). A waypoint's own pods never use one.
+   */
+  private workloadWaypointOf(p: Pod): { namespace: string; name: string } | undefined {
+    if (p.metadata.labels?.[gatewayNameLabel]) return undefined;
+    const ns = p.metadata.namespace!;
+    const use = useWaypointOf(ns, p.metadata.labels, this.namespaceLabels.get(ns));
+    const gateway = use && this.waypoints.get(use.namespace)?.get(use.name);
+    return gateway && waypointTakes(waypointFor(gateway.metadata.labels), 'workload') ? use : undefined;
+  }
+
   private serviceOf(s: Service): ServiceEntry {
     const spec = s.spec!;
     const ns = s.metadata.namespace!;
@@ -287,8 +313,7 @@ export class ShareBuilder {
     if (!use) return undefined;
     const gateway = this.waypoints.get(use.namespace)?.get(use.name);
     if (!gateway) return undefined;
-    const handles = waypointFor(gateway.metadata.labels);
-    return handles === 'service' || handles === 'all' ? use : undefined;
+    return waypointTakes(waypointFor(gateway.metadata.labels), 'service') ? use : undefined;
   }
 
   /**

@@ -95,9 +95,13 @@ export async function explainConnection(source: Pod, req: ExplainRequest, direct
   let waypoint: WaypointHop | undefined;
   const target = out.destination?.target;
   const targetPod = target ? directory.pods.find((p) => p.ip === target.split(':')[0]) : undefined;
-  if (!out.error && out.destination?.waypoint && out.destination.service) {
-    waypoint = waypointHop(out.destination.waypoint, out.destination.service, req.port, source.metadata.namespace!, directory, l7);
-    if (l7?.http) waypoint = await withSecurity(waypoint, out.destination.service, req.port, source, out.sourcePrincipal ?? '', directory, call, l7.http);
+  if (!out.error && out.destination?.waypoint && (out.destination.service || targetPod)) {
+    // The waypoint is asked for a pod's address (its own waypoint, waypoint-for workload or all) or
+    // for a Service's VIP (the Service's waypoint).
+    const [tip, tport] = target!.split(':');
+    const to = targetPod ? { ip: tip!, port: Number(tport) } : { service: out.destination.service!, port: req.port };
+    waypoint = 'ip' in to ? workloadHop(out.destination.waypoint, targetPod!, target!, directory, l7) : waypointHop(out.destination.waypoint, to.service, req.port, source.metadata.namespace!, directory, l7);
+    if (l7?.http) waypoint = await withSecurity(waypoint, to, source, out.sourcePrincipal ?? '', directory, call, l7.http);
     if (waypoint.next) {
       inboundNode = waypoint.next.node;
       const [tip, tport] = waypoint.next.target.split(':');
@@ -198,16 +202,34 @@ function waypointHop(waypointName: string, serviceName: string, port: number, cl
 }
 
 /**
+ * The waypoint's hop for traffic addressed to a pod (its own waypoint, `waypoint-for` workload or
+ * all): as in Istio, no route attached to a Service applies; the waypoint's security does, and it
+ * sends the connection on to that pod.
+ */
+function workloadHop(waypointName: string, pod: Directory['pods'][number], target: string, directory: Directory, l7: L7Context | undefined): WaypointHop {
+  const [wns, wname] = waypointName.split('/') as [string, string];
+  const principal = `${l7?.trustDomain ?? 'cluster.local'}/ns/${wns}/sa/${wname}`;
+  const steps = [`addressed to pod ${pod.namespace}/${pod.name}, which uses this waypoint for traffic addressed to it: routes attached to Services do not apply, policies attached to the waypoint do`];
+  const wpod = directory.pods.find((p) => p.namespace === wns && p.name.startsWith(`${wname}-`));
+  if (!wpod) {
+    steps.push(`no pod of waypoint ${waypointName} runs to follow on from`);
+    return { waypoint: waypointName, steps };
+  }
+  steps.push(`sent over HBONE as ${principal} to ${target} (${pod.namespace}/${pod.name}, the pod addressed)`);
+  return { waypoint: waypointName, steps, next: { target, node: pod.node, principal, sourceIp: wpod.ip } };
+}
+
+/**
  * The waypoint's security before its routing: the waypoint pod itself is asked (through its node's
  * agent), so the JWT keys and policies are the ones it runs with. A refusal ends the hop there.
  */
-async function withSecurity(hop: WaypointHop, service: string, port: number, source: Pod, sourcePrincipal: string, directory: Directory, call: AgentCall, http: NonNullable<L7Context['http']>): Promise<WaypointHop> {
+async function withSecurity(hop: WaypointHop, to: { service: string; port: number } | { ip: string; port: number }, source: Pod, sourcePrincipal: string, directory: Directory, call: AgentCall, http: NonNullable<L7Context['http']>): Promise<WaypointHop> {
   const [wns, wname] = hop.waypoint.split('/') as [string, string];
   const wpod = directory.pods.find((p) => p.namespace === wns && p.name.startsWith(`${wname}-`));
   if (!wpod) return { ...hop, steps: [`security: no pod of waypoint ${hop.waypoint} runs to ask`, ...hop.steps] };
   let answer: { steps: string[]; refused?: { status: number; message: string } };
   try {
-    answer = (await call(wpod.node, 'explain-waypoint', { pod: `${wns}/${wpod.name}`, service, port, sourceIp: source.status.podIP ?? '', sourcePrincipal, method: http.method, path: http.path, headers: http.headers })) as typeof answer;
+    answer = (await call(wpod.node, 'explain-waypoint', { pod: `${wns}/${wpod.name}`, ...to, sourceIp: source.status.podIP ?? '', sourcePrincipal, method: http.method, path: http.path, headers: http.headers })) as typeof answer;
   } catch (err) {
     return { ...hop, steps: [`security: waypoint pod ${wns}/${wpod.name} could not be asked: ${(err as Error).message}`, ...hop.steps] };
   }

@@ -33,6 +33,12 @@ export interface WorkloadEntry {
    */
   canonicalService?: string;
   canonicalRevision?: string;
+  /**
+   * The waypoint its pod-addressed traffic goes through: the pod's (or its namespace's) use-waypoint
+   * label names a Gateway whose `istio.io/waypoint-for` is `workload` or `all`. Unset for the default
+   * `service`, whose waypoint takes only the traffic addressed to a Service.
+   */
+  waypoint?: { namespace: string; name: string };
 }
 
 /** The SPIFFE identity a workload runs as: its namespace and ServiceAccount in the trust domain. */

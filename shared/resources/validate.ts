@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FieldProblem } from '../errors.js';
 import { kindInfo, kinds } from './kinds.js';
 import { ipv4Pattern, schemas } from './schemas.js';
-import { waypointForLabels, waypointGatewayClass, waypointHbonePort } from '../waypoint/names.js';
+import { waypointForLabels, waypointForValues, waypointGatewayClass, waypointHbonePort } from '../waypoint/names.js';
 import { type Deployment, keyOf, type Resource, resourceName, type Service } from './types.js';
 import { rateLimitProblems } from '../policy/http/rate-limit.js';
 
@@ -150,8 +150,10 @@ function checkGateway(g: Resource, add: (field: string, message: string) => void
     if (l.protocol !== 'HBONE') add(`spec.listeners[${i}].protocol`, `must be HBONE for a Gateway of class ${waypointGatewayClass} (a waypoint)`);
     if (l.port !== waypointHbonePort) add(`spec.listeners[${i}].port`, `must be ${waypointHbonePort} for a Gateway of class ${waypointGatewayClass} (a waypoint)`);
   });
-  const forLabel = g.metadata.labels?.[waypointForLabels[0]!] ?? g.metadata.labels?.[waypointForLabels[1]!];
-  if (forLabel !== undefined && !['service', 'workload', 'all', 'none'].includes(forLabel)) add(`metadata.labels.${g.metadata.labels?.[waypointForLabels[0]!] !== undefined ? waypointForLabels[0] : waypointForLabels[1]}`, 'must be service, workload, all or none');
+  for (const label of waypointForLabels) {
+    const v = g.metadata.labels?.[label];
+    if (v !== undefined && !(waypointForValues as readonly string[]).includes(v)) add(`metadata.labels[${JSON.stringify(label)}]`, `must be ${waypointForValues.join(', ')} (what traffic the waypoint takes), not ${JSON.stringify(v)}`);
+  }
 }
 
 /** What reference checks need to know of the store and the cluster. */

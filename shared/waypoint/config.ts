@@ -43,8 +43,10 @@ export interface WaypointCertificateResponse {
 export interface WaypointExplainRequest {
   type: 'explain';
   id: number;
-  /** `namespace/name` of the Service and the port the client dialled. */
+  /** `namespace/name` of the Service and the port the client dialled; empty when it dialled a pod (`ip`). */
   service: string;
+  /** The pod address dialled, for traffic addressed to a pod (waypoint-for workload or all). */
+  ip?: string;
   port: number;
   sourceIp: string;
   /** `<trust-domain>/ns/<ns>/sa/<sa>`. */

@@ -8,13 +8,14 @@ import type { Labels } from '../resources/types.js';
 /** A Gateway of this class declares a waypoint (Istio's is `istio-waypoint`). */
 export const waypointGatewayClass = 'ambit-waypoint';
 
-/** On a Service or a Namespace: the waypoint (a Gateway's name) its traffic goes through; `none` opts a Service out. */
+/** On a Service, a Pod or a Namespace: the waypoint (a Gateway's name) its traffic goes through; `none` opts a Service or Pod out. */
 export const useWaypointLabels = ['ambit.dev/use-waypoint', 'istio.io/use-waypoint'];
 /** Beside a use-waypoint label: the namespace of that waypoint, when it is not the Service's own. */
 export const useWaypointNamespaceLabels = ['ambit.dev/use-waypoint-namespace', 'istio.io/use-waypoint-namespace'];
 /** On the Gateway: what traffic it handles, `service` (the default), `workload`, `all` or `none`, as Istio's. */
 export const waypointForLabels = ['ambit.dev/waypoint-for', 'istio.io/waypoint-for'];
-export type WaypointFor = 'service' | 'workload' | 'all' | 'none';
+export const waypointForValues = ['service', 'workload', 'all', 'none'] as const;
+export type WaypointFor = (typeof waypointForValues)[number];
 
 /** On the waypoint's pods (and its Deployment and Service): the Gateway they serve, as the Gateway API names it. */
 export const gatewayNameLabel = 'gateway.networking.k8s.io/gateway-name';
@@ -45,8 +46,9 @@ function first(labels: Labels | undefined, keys: string[]): string | undefined {
 }
 
 /**
- * The waypoint a Service uses, as `{ namespace, name }` of its Gateway: the Service's own label first
+ * The waypoint a Service (or a Pod) uses, as `{ namespace, name }` of its Gateway: its own label first
  * (`none` there means none, whatever the namespace says), then its namespace's, as Istio decides it.
+ * Whether that waypoint takes the traffic is its Gateway's `waypoint-for` (waypointTakes).
  */
 export function useWaypointOf(serviceNamespace: string, serviceLabels: Labels | undefined, namespaceLabels: Labels | undefined): { namespace: string; name: string } | undefined {
   for (const labels of [serviceLabels, namespaceLabels]) {
@@ -58,7 +60,17 @@ export function useWaypointOf(serviceNamespace: string, serviceLabels: Labels | 
   return undefined;
 }
 
+/** The Gateway's `waypoint-for` (ambit's label first, then Istio's); `service` when unset. Apply-time validation refuses other values. */
 export function waypointFor(gatewayLabels: Labels | undefined): WaypointFor {
   const v = first(gatewayLabels, waypointForLabels);
   return v === 'workload' || v === 'all' || v === 'none' ? v : 'service';
+}
+
+/**
+ * Whether a waypoint of this `waypoint-for` takes traffic addressed to a Service (its VIP) or to a
+ * pod (its own address), as Istio's: `service` the first, `workload` the second, `all` both, `none`
+ * neither.
+ */
+export function waypointTakes(handles: WaypointFor, addressed: 'service' | 'workload'): boolean {
+  return handles === 'all' || handles === addressed;
 }

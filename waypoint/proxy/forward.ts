@@ -8,9 +8,10 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttp
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { principal } from '../../shared/identity/spiffe.js';
-import type { ServiceEntry, WorkloadEntry } from '../../shared/protocol/config.js';
+import { serviceHostname, type ServiceEntry, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { splice } from '../../shared/hbone/splice.js';
 import { declaredProtocol, type TunnelContext } from './ingress.js';
+import { addressedPod } from '../pod-destination.js';
 import { editHeaders } from '../../shared/routing/plan.js';
 import type { HeaderBag, HeaderModifier } from '../../shared/routing/types.js';
 import type { HttpSpan, HttpTracer } from '../../shared/telemetry/tracing.js';
@@ -297,7 +298,7 @@ export class Forwarder {
     }
     const backend = plan.backend ?? { service: ctx.service, port: ctx.port };
     const headers = copyHeaders(req.headers);
-    headers.host = plan.host ?? (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? `${backend.service.name}.${backend.service.namespace}.svc.cluster.local`;
+    headers.host = plan.host ?? (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? (addressedPod(backend.service) ? `${backend.service.clusterIP}:${backend.port}` : serviceHostname(backend.service));
     headers['x-forwarded-proto'] ??= 'http';
     if (!headers['x-request-id']) headers['x-request-id'] = crypto.randomUUID();
     outcome.requestId = String(headers['x-request-id']);

@@ -1,6 +1,7 @@
 // Where traffic enters the waypoint: HBONE on 15008 (mutual TLS with the waypoint's own SVID, the
 // caller's identity taken from its certificate), one CONNECT tunnel per client connection, addressed
-// to the Service VIP and port the client dialled. A tunnel to a Service is accepted, then its first
+// to the Service VIP and port the client dialled, or to the address of a pod bound to this waypoint
+// (`waypoint-for` workload or all; pod-destination.ts). Such a tunnel is accepted, then its first
 // bytes say what it carries: HTTP/2 (the h2c preface), HTTP/1.1 (a request line), or anything else,
 // which is passed through to an endpoint as L4. The port's declared protocol (its name: `http-`,
 // `http2-`, `grpc-`, `tcp-`, as Istio reads it) wins over sniffing.
@@ -80,7 +81,7 @@ export class Ingress {
     });
   }
 
-  /** A CONNECT from a node proxy (or another HBONE client) to a Service behind this waypoint. */
+  /** A CONNECT from a node proxy (or another HBONE client) to a Service or a pod behind this waypoint. */
   onTunnel(t: HboneTunnel): void {
     const service = this.serviceAt(t.authority.ip, t.authority.port);
     if (!service) return t.respond(503);

@@ -15,6 +15,7 @@ import type { HbonePool } from '../../shared/hbone/pool.js';
 import { serverName } from '../../shared/hbone/protocol.js';
 import { serviceHostname, type ServiceEntry, type WorkloadEntry, workloadIdentity } from '../../shared/protocol/config.js';
 import type { WaypointState } from '../state.js';
+import { addressedPod } from '../pod-destination.js';
 import type { WaypointCertificate } from '../agent-link.js';
 
 export interface Endpoint {
@@ -181,7 +182,8 @@ export class Upstreams {
       authority: `${ep.ip}:${ep.port}`,
       expectedIdentity: spiffeId(destination),
       servername: serverName(destination),
-      headers: { forwarded: `for=${this.o.ownIp};host=${serviceHostname(ep.service)}` },
+      // A pod addressed directly came through no Service: no host= for the destination's telemetry.
+      headers: { forwarded: addressedPod(ep.service) ? `for=${this.o.ownIp}` : `for=${this.o.ownIp};host=${serviceHostname(ep.service)}` },
     });
     // Node 20's Http2Stream corrupts string chunks written together through writev (the first
     // chunk of an HTTP/1.1 head arrived as garbage): one chunk at a time instead.

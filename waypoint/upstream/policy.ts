@@ -293,6 +293,12 @@ export class UpstreamPolicies {
     return policy;
   }
 
+  /** A policy with no DestinationRule (a pod addressed directly), named `label` in outlier events; not kept here. */
+  defaultPolicy(label: string): ServicePolicy {
+    const o = this.options;
+    return new ServicePolicy(defaultTrafficPolicy, undefined, o.clock, o.random, o.onOutlierEvent && ((e) => o.onOutlierEvent!(label, e)));
+  }
+
   /** Sweeps every Service whose outlier interval has passed. */
   sweepIfDue(): OutlierEvent[] {
     const events: OutlierEvent[] = [];

@@ -103,6 +103,20 @@ test('a waypoint Gateway must listen for HBONE on 15008, and says which field is
   }
 });
 
+test('a waypoint Gateway whose waypoint-for label is not service, workload, all or none is refused, naming the label', () => {
+  for (const label of ['istio.io/waypoint-for', 'ambit.dev/waypoint-for']) {
+    try {
+      applyResources(ctx, [gateway('waypoint-bogus', { labels: { [label]: 'pods' } })]);
+      assert.unreachable('should refuse');
+    } catch (err) {
+      assert.instance(err, ResourceInvalid);
+      assert.match((err as Error).message, `metadata.labels["${label}"] must be service, workload, all, none`);
+      assert.match((err as Error).message, '"pods"');
+    }
+    assert.is(ctx.store.get('Gateway', 'shop', 'waypoint-bogus'), undefined, 'nothing applied');
+  }
+});
+
 test('a route gets Accepted, ResolvedRefs naming the missing backend, and whether a waypoint serves its Service', async () => {
   const statusWriter = new RouteStatusWriter(cache, writer, log);
   statusWriter.start();
@@ -121,6 +135,13 @@ test('a route gets Accepted, ResolvedRefs naming the missing backend, and whethe
   // The namespace uses a waypoint that exists: the route is in force.
   applyResources(ctx, [gateway('waypoint'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio.io/use-waypoint': 'waypoint' } } }]);
   await until('the route bound', () => parents()[0]!.conditions.find((x) => x.type === 'ambit.dev/WaypointBound')?.status === 'True');
+  // A waypoint for pod-addressed traffic only does not route Service traffic: the route does nothing.
+  applyResources(ctx, [gateway('waypoint', { labels: { 'istio.io/waypoint-for': 'workload' } })]);
+  const unbound = await until('the route unbound', () => parents()[0]!.conditions.find((c) => c.type === 'ambit.dev/WaypointBound' && c.status === 'False'));
+  assert.equal([unbound.status, unbound.reason], ['False', 'NoWaypoint']);
+  assert.match(unbound.message, 'takes no Service traffic (istio.io/waypoint-for: workload');
+  applyResources(ctx, [gateway('waypoint', { labels: { 'istio.io/waypoint-for': 'all' } })]);
+  await until('the route bound again', () => parents()[0]!.conditions.find((c) => c.type === 'ambit.dev/WaypointBound')?.status === 'True');
   const revision = ctx.store.currentRevision;
   await new Promise((r) => setTimeout(r, 300));
   assert.is(ctx.store.currentRevision, revision, 'an unchanged status is not written again');
