@@ -94,6 +94,38 @@ spec:
   assert.not.match(list, 'broken');
 });
 
+test('the mesh controller is the API server\'s admission webhook and leads by a Lease: kubectl shows both, a policy the mesh cannot honour is denied by it, and a warning comes back', async () => {
+  const hooks = await eventually('the webhook registered', async () => {
+    const out = await kubectlOk(['get', 'validatingwebhookconfigurations']);
+    return out.includes('ambit-validation') && out;
+  });
+  assert.match(hooks, /ambit-validation\s+1/);
+  assert.match(await kubectlOk(['get', 'leases', '-n', 'ambit-system']), /ambit-controller\s+\S+/);
+  // Keys fetched from outside the cluster: the schema allows a jwksUri, the mesh cannot fetch it.
+  const outside = `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: outside-keys, namespace: shop }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: web }]
+  jwtRules: [{ issuer: "https://issuer.example", jwksUri: "https://issuer.example/jwks.json" }]
+`;
+  const denied = await kubectl(['apply', '-f', '-'], outside);
+  assert.is.not(denied.code, 0);
+  assert.match(denied.stderr, 'admission webhook "validation.ambit.dev" denied the request');
+  assert.match(denied.stderr, 'spec.jwtRules[0].jwksUri');
+  assert.is.not((await kubectl(['get', 'requestauthentication', 'outside-keys', '-n', 'shop'])).code, 0, 'nothing stored');
+  // An L7 rule on a selector policy: the node proxy cannot enforce it, and kubectl says so.
+  const l7 = await kubectl(['apply', '-f', '-'], 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: no-posts, namespace: shop }\nspec:\n  selector: { matchLabels: { app: nobody } }\n  action: DENY\n  rules: [{ to: [{ operation: { methods: ["POST"] } }] }]\n');
+  assert.is(l7.code, 0, l7.stderr);
+  assert.match(l7.stderr, /Warning: .*methods/);
+  const enforced = await eventually('the status written', async () => {
+    const p = JSON.parse(await kubectlOk(['get', 'authorizationpolicy', 'no-posts', '-n', 'shop', '-o', 'json'])) as { status?: { enforcedBy?: string } };
+    return p.status?.enforcedBy;
+  });
+  assert.is(enforced, 'node proxies (L4)');
+  await kubectlOk(['delete', 'authorizationpolicy', 'no-posts', '-n', 'shop']);
+});
+
 test('kubectl get pods -w prints a change as it happens; kubectl scale gets the pods, kubectl get rs counts them; kubectl delete removes them with their ReplicaSet', async () => {
   const watch = spawn('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(tmp, 'cache'), 'get', 'pods', '-n', 'shop', '-w', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let seen = '';
