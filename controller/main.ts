@@ -138,7 +138,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   if (config.dashboard) {
     try {
       dashboard = await startDashboard(config.dashboard, {
-        store,
+        cluster: cache,
         agents: () => push.agents(),
         trustBundle: () => ca.trustBundle(),
         dialer: local?.dialer ?? noDialer,

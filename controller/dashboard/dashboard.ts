@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../shared/log.js';
 import { listenAt, type ListenAddress } from '../../shared/net/listen.js';
 import type { AgentStatus } from '../push/server.js';
-import type { Store } from '../store/store.js';
+import type { RevisionedReader } from '../kube/view.js';
 import { AgentQuery, type AgentDialer } from './agent-link.js';
 import { EventRelay } from './events.js';
 import { PrometheusClient } from './prometheus.js';
@@ -16,7 +16,8 @@ import { EstimateService } from './estimate.js';
 export type DashboardListen = ListenAddress;
 
 export interface DashboardParts {
-  store: Store;
+  /** The cluster as the controller's informers see it, and the revision agents should run. */
+  cluster: RevisionedReader;
   agents: () => AgentStatus[];
   trustBundle: () => string[];
   dialer: AgentDialer;
@@ -32,7 +33,7 @@ export async function startDashboard(listen: DashboardListen, p: DashboardParts)
   const query = new AgentQuery(p.dialer);
   const relay = new EventRelay({ nodes: () => p.agents().map((a) => a.node), query, log: p.log });
   const server = createDashboardServer({
-    store: p.store,
+    cluster: p.cluster,
     agents: p.agents,
     trustBundle: p.trustBundle,
     query,

@@ -89,7 +89,7 @@ async function handle(o: DashboardOptions, req: IncomingMessage, res: ServerResp
     case '/index.html':
       return serveFile(o, res, 'index.html');
     case '/healthz':
-      return send(res, 200, { ok: true, revision: o.store.currentRevision });
+      return send(res, 200, { ok: true, revision: o.cluster.revision });
     case '/api/topology':
       return send(res, 200, await topology(o, url.searchParams.get('window') ?? '1m'));
     case '/api/agents':
@@ -115,19 +115,19 @@ async function topology(o: DashboardOptions, window: string) {
   const names = Object.keys(queries) as QueryName[];
   const answers = await Promise.all(names.map((n) => o.prometheus.query(queries[n])));
   const results = Object.fromEntries(names.map((n, i) => [n, answers[i]!])) as Record<QueryName, Awaited<ReturnType<PrometheusClient['query']>>>;
-  return topologyFrom(results, { window, time: new Date(), known: knownWorkloads(o.store) });
+  return topologyFrom(results, { window, time: new Date(), known: knownWorkloads(o.cluster) });
 }
 
 /** The pods and Services the explain form can name. */
 function workloads(o: DashboardOptions) {
   const d = directory(o);
-  return { workloads: knownWorkloads(o.store), pods: d.pods, services: d.services };
+  return { workloads: knownWorkloads(o.cluster), pods: d.pods, services: d.services };
 }
 
 function directory(o: DashboardOptions): Directory {
   return {
-    pods: (o.store.list('Pod') as Pod[]).filter((p) => p.status?.podIP).map((p) => ({ namespace: p.metadata.namespace ?? 'default', name: p.metadata.name, ip: p.status.podIP, node: p.spec.nodeName })),
-    services: (o.store.list('Service') as Service[]).map((s) => ({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name, clusterIP: s.spec?.clusterIP ?? '' })),
+    pods: (o.cluster.list('Pod') as Pod[]).filter((p) => p.status?.podIP).map((p) => ({ namespace: p.metadata.namespace ?? 'default', name: p.metadata.name, ip: p.status.podIP, node: p.spec.nodeName })),
+    services: (o.cluster.list('Service') as Service[]).map((s) => ({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name, clusterIP: s.spec?.clusterIP ?? '' })),
   };
 }
 
@@ -136,8 +136,8 @@ async function explain(o: DashboardOptions, body: unknown) {
   const b = (body ?? {}) as { namespace?: unknown; source?: unknown; destination?: unknown };
   if (typeof b.source !== 'string' || typeof b.destination !== 'string') throw new AmbitError('BadRequest', 'send {"namespace": "client", "source": "deploy/client", "destination": "web.shop:80"}');
   const req = parseExplainArgs(b.source, b.destination, typeof b.namespace === 'string' && b.namespace ? b.namespace : undefined);
-  const source = findPodIn(o.store.list('Pod') as Pod[], req.sourceName, req.sourceNamespace);
-  const routes = [...o.store.list('HTTPRoute'), ...o.store.list('GRPCRoute')].map((r) => ({ kind: r.kind as 'HTTPRoute' | 'GRPCRoute', namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), spec: r.spec }));
+  const source = findPodIn(o.cluster.list('Pod') as Pod[], req.sourceName, req.sourceNamespace);
+  const routes = [...o.cluster.list('HTTPRoute'), ...o.cluster.list('GRPCRoute')].map((r) => ({ kind: r.kind as 'HTTPRoute' | 'GRPCRoute', namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), spec: r.spec }));
   const result = await explainConnection(source, req, directory(o), (node, method, params) => o.query.call(node, method, params), { routes });
   return { ...result, lines: explainLines(result) };
 }

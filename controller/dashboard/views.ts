@@ -9,12 +9,13 @@ import { errorMessage } from '../../shared/errors.js';
 import { isEnrolled } from '../../shared/enrollment.js';
 import { ownerAnnotation, type Pod, type Resource } from '../../shared/resources/types.js';
 import type { AgentStatus } from '../push/server.js';
-import type { Store } from '../store/store.js';
+import type { ClusterReader, RevisionedReader } from '../kube/view.js';
 import type { AgentQuery } from './agent-link.js';
 import type { KnownWorkload } from './topology.js';
 
 export interface ViewSources {
-  store: Store;
+  /** The cluster as the controller's informers see it, and the revision agents should run. */
+  cluster: RevisionedReader;
   /** The push channel's view of every agent the controller expects. */
   agents: () => AgentStatus[];
   query: AgentQuery;
@@ -35,7 +36,7 @@ export interface AgentView extends AgentStatus {
 }
 
 export async function agentsView(s: ViewSources): Promise<{ revision: number; agents: AgentView[] }> {
-  const revision = s.store.currentRevision;
+  const revision = s.cluster.revision;
   const agents = await Promise.all(
     s.agents().map(async (a): Promise<AgentView> => {
       let queryApi: AgentView['queryApi'];
@@ -73,10 +74,10 @@ export interface PolicyView {
   spec: unknown;
 }
 
-export function policiesView(s: Pick<ViewSources, 'store' | 'agents'>): { revision: number; policies: PolicyView[] } {
+export function policiesView(s: Pick<ViewSources, 'cluster' | 'agents'>): { revision: number; policies: PolicyView[] } {
   const connected = s.agents().filter((a) => a.connected);
   const policies = policyKinds.flatMap((kind) =>
-    s.store.list(kind).map((r: Resource): PolicyView => {
+    s.cluster.list(kind).map((r: Resource): PolicyView => {
       const spec = (r.spec ?? {}) as { action?: string; mtls?: { mode?: string } };
       const status = (r.status ?? {}) as { enforcedBy?: string; warnings?: string[] };
       const revision = Number(r.metadata.resourceVersion ?? 0);
@@ -94,7 +95,7 @@ export function policiesView(s: Pick<ViewSources, 'store' | 'agents'>): { revisi
       };
     }),
   );
-  return { revision: s.store.currentRevision, policies };
+  return { revision: s.cluster.revision, policies };
 }
 
 export interface CertificateView {
@@ -145,7 +146,7 @@ export async function certificatesView(s: ViewSources): Promise<{ roots: Certifi
 }
 
 /** The workloads the cluster runs (Deployments, and pods of no Deployment), and whether each is in the mesh. */
-export function knownWorkloads(store: Store): KnownWorkload[] {
+export function knownWorkloads(store: ClusterReader): KnownWorkload[] {
   const namespaces = new Map(store.list('Namespace').map((n) => [n.metadata.name, n.metadata.labels]));
   const seen = new Map<string, KnownWorkload>();
   for (const p of store.list('Pod') as Pod[]) {

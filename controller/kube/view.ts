@@ -12,6 +12,11 @@ export interface ClusterReader {
   list(kind?: string, namespace?: string): Resource[];
 }
 
+/** A reader that also knows the revision of what it holds: the one agents should run. */
+export interface RevisionedReader extends ClusterReader {
+  readonly revision: number;
+}
+
 export interface ClusterView extends ClusterReader {
   on(event: 'change', fn: (e: ChangeEvent) => void): unknown;
   off(event: 'change', fn: (e: ChangeEvent) => void): unknown;

@@ -76,7 +76,8 @@ test.before(async () => {
   const query = new AgentQuery((node) => (node === 'node-1' || node === 'node-2' ? connect(agentPort, '127.0.0.1') : undefined));
   const agents = () => ['node-1', 'node-2'].map((node) => ({ node, connected: true, ackedVersion: store.currentRevision, sentVersion: store.currentRevision }));
   dashboard = createDashboardServer({
-    store,
+    // The controller hands it its informers' cache; a store read the same way stands in for it here.
+    cluster: { get: (k, ns, n) => store.get(k, ns, n), list: (k, ns) => store.list(k, ns), get revision() { return store.currentRevision; } },
     agents,
     trustBundle: () => [],
     query,
