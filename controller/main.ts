@@ -109,13 +109,13 @@ export async function runController(config: ControllerConfig, local?: LocalClust
 
   // The reconcilers read the same cache and write back through the API, as a client, and only
   // while this replica leads: every replica serves agents, one writes.
-  const writer = new ControllerWriter(kube);
+  await ensureNamespace(kube, controllerNamespace);
+  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
+  const writer = new ControllerWriter(kube, () => elector.isLeader);
   const waypoints = new WaypointDeployer({ view: cache, writer, log: log.child({ component: 'waypoints' }) });
   const routeStatus = new RouteStatusWriter(cache, writer, log.child({ component: 'route-status' }));
   const policyStatus = new PolicyStatusWriter(cache, writer, log.child({ component: 'policy-status' }), config.rootNamespace);
   const reconcilers = [waypoints, routeStatus, policyStatus];
-  await ensureNamespace(kube, controllerNamespace);
-  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
   // The mesh's review of its kinds, as the API server's validating webhook (istiod's port, 15017).
   const webhook = webhookServer({ key: serving.keyPem, cert: serving.certPem }, config.rootNamespace, log.child({ component: 'webhook' }));
   webhook.listen(config.webhookPort, config.agentHost);

@@ -91,7 +91,8 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     }
     case 'GET /v1/agents':
       // The revision agents should run: of what the controller has seen up to the API's current state.
-      if (o.cache) await o.cache.waitForProgress(o.ctx.store.currentRevision, 5000);
+      // Briefly: while an informer is backing off, the answer should not hang on it.
+      if (o.cache) await o.cache.waitForProgress(o.ctx.store.currentRevision, 1000);
       return send(res, 200, { revision: o.cache?.revision ?? o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
     case 'POST /v1/delete': {
       const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean; propagationPolicy?: PropagationPolicy };

@@ -40,6 +40,7 @@ export class LeaderElector extends EventEmitter<{ started: []; stopped: [] }> {
   private leading = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   private lastRenew = 0;
   /** The Lease as last read: who held it, and when this candidate first saw that record. */
   private observed: { record: string; at: number } | undefined;
@@ -63,6 +64,14 @@ export class LeaderElector extends EventEmitter<{ started: []; stopped: [] }> {
 
   start(): this {
     void this.tick();
+    // The renew deadline is kept by a clock of its own: a renewal stuck on a dead connection must
+    // not keep this replica leading past it while a successor may already have taken the Lease.
+    this.watchdog = setInterval(() => {
+      if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) {
+        this.o.log.warn({ identity: this.o.identity }, 'leader election: renew deadline passed; stepping down');
+        this.setLeading(false);
+      }
+    }, Math.min(this.retryPeriodMs, 500));
     return this;
   }
 
@@ -70,6 +79,7 @@ export class LeaderElector extends EventEmitter<{ started: []; stopped: [] }> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     if (!this.leading) return;
     this.setLeading(false);
     try {
@@ -85,16 +95,15 @@ export class LeaderElector extends EventEmitter<{ started: []; stopped: [] }> {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
+      const attempt = Date.now();
       const held = await this.tryAcquireOrRenew();
-      if (held) this.lastRenew = Date.now();
-      if (!this.stopped) this.setLeading(held);
+      // The renewal counts from when it was sent: the Lease said so from then on.
+      if (held) this.lastRenew = attempt;
+      // One that came back after the deadline does not make this replica lead again on its own
+      // authority: the next round renews it afresh.
+      if (!this.stopped && (!held || Date.now() - attempt <= this.renewDeadlineMs)) this.setLeading(held);
     } catch (err) {
       if (!(err instanceof KubeApiError && err.status === 409)) this.o.log.warn({ err: errorMessage(err), lease: `${this.o.namespace}/${this.o.name}` }, 'leader election: could not read or write the Lease');
-      // A leader that has not renewed within the deadline steps down before its Lease can lapse.
-      if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) {
-        this.o.log.warn({ identity: this.o.identity }, 'leader election: renew deadline passed; stepping down');
-        this.setLeading(false);
-      }
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryPeriodMs);
   }

@@ -169,7 +169,17 @@ export class KubeClient {
           while ((nl = pending.indexOf('\n')) >= 0) {
             const line = pending.slice(0, nl);
             pending = pending.slice(nl + 1);
-            if (line.trim() && !aborted) onEvent(JSON.parse(line) as WatchEvent);
+            if (!line.trim() || aborted) continue;
+            let event: WatchEvent;
+            try {
+              event = JSON.parse(line) as WatchEvent;
+            } catch {
+              // Not the API server's framing (a proxy's page, a cut line): end this watch, and the
+              // informer resumes it, rather than take the process down.
+              res!.destroy(new AmbitError('KubeWatchInvalid', `a watch line that is not JSON from ${this.config.server}: ${line.slice(0, 80)}`));
+              return;
+            }
+            onEvent(event);
           }
           if (pending.length > maxLine) res!.destroy(new AmbitError('KubeWatchInvalid', `a watch event of over ${maxLine} bytes from ${this.config.server}`));
         });

@@ -82,9 +82,14 @@ export class Informer extends EventEmitter<Events> {
     if (this.stopped) return;
     try {
       if (relist || !this.resourceVersion) await this.relist();
+      if (this.stopped) return;
+      const events = this.counters.events;
+      const started = Date.now();
       await this.watch();
-      // The server ended the watch (its timeout): resume at once from where it got to.
-      this.schedule(false, 0);
+      // The server ended the watch (its timeout): resume at once from where it got to, unless it
+      // ended at once with nothing in it (a proxy closing every stream): then back off.
+      const empty = this.counters.events === events && Date.now() - started < 1000;
+      this.schedule(false, empty ? this.backoff.next() : 0);
     } catch (err) {
       if (this.stopped) return;
       const expired = err instanceof KubeApiError && err.status === 410;
