@@ -104,13 +104,6 @@ export class ClusterCache extends EventEmitter<{ change: [ChangeEvent] }> {
     });
   }
 
-  /** Counters of every informer (lists, watches, events, 410s, failures), summed. */
-  counters(): Record<string, number> {
-    const sum: Record<string, number> = {};
-    for (const i of this.informers) for (const [k, v] of Object.entries(i.counters)) sum[k] = (sum[k] ?? 0) + v;
-    return sum;
-  }
-
   private onChange(changes: InformerChange[], rv: string): void {
     this.revision = Math.max(this.revision + (this.started ? 1 : 0), Number(rv) || 0);
     if (!this.started) return;

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/log.js';
 import { KubeApiError, type KubeClient } from '../../shared/kube/client.js';
 import { resourceKind } from '../../shared/kube/paths.js';
 import type { Resource } from '../../shared/resources/types.js';
+import { canonicalMicroTime } from '../../shared/resources/times.js';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -33,8 +34,7 @@ interface LeaseSpec {
 
 const Lease = resourceKind('Lease');
 
-/** A MicroTime as Kubernetes writes it: UTC, six fractional digits. */
-const microTime = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+const microTime = (ms: number) => canonicalMicroTime(new Date(ms).toISOString()) as string;
 
 export class LeaderElector extends EventEmitter<{ started: []; stopped: [] }> {
   private leading = false;

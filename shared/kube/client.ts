@@ -6,6 +6,7 @@
 import { Agent, request } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { AmbitError } from '../errors.js';
+import { readBody } from '../http/body.js';
 import type { Resource } from '../resources/types.js';
 import type { KubeConfig } from './config.js';
 import { collectionPath, objectPath, type ResourceKind } from './paths.js';
@@ -86,7 +87,7 @@ export class KubeClient {
   /** One request; 2xx answers are parsed JSON, anything else a KubeApiError from the server's Status. */
   async request<T = unknown>(method: string, path: string, r: RequestOptions = {}): Promise<T> {
     const res = await this.open(method, path, r);
-    const text = await readAll(res);
+    const text = await readAll(res, `${method} ${path}`);
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
     throw statusError(status, text, `${method} ${path}`);
@@ -159,7 +160,7 @@ export class KubeClient {
         timeoutMs: 0,
         signal: controller.signal,
       });
-      if ((res.statusCode ?? 0) !== 200) throw statusError(res.statusCode ?? 0, await readAll(res), `watch ${collectionPath(kind, o.namespace)}`);
+      if ((res.statusCode ?? 0) !== 200) throw statusError(res.statusCode ?? 0, await readAll(res, 'watch'), `watch ${collectionPath(kind, o.namespace)}`);
       res.setEncoding('utf8');
       let pending = '';
       await new Promise<void>((resolve, reject) => {
@@ -233,7 +234,7 @@ export class KubeClient {
       req.on('error', (err) => reject(err.name === 'AbortError' ? err : new AmbitError('KubeApiUnreachable', `${method} ${path} to ${this.config.server}: ${err.message}`)));
       req.on('response', (res) => {
         // A 401 may mean the token file was rotated: the next request reads it again.
-        if (res.statusCode === 401) (this.config.token as { reload?: () => void } | undefined)?.reload?.();
+        if (res.statusCode === 401) this.config.reloadToken?.();
         resolve(res);
       });
       req.end(body);
@@ -241,13 +242,12 @@ export class KubeClient {
   }
 }
 
-function readAll(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', reject);
-  });
+/** An answer is read whole up to this size: a list of a large cluster is tens of megabytes. */
+const maxAnswer = 512 * 1024 * 1024;
+
+async function readAll(res: IncomingMessage, what: string): Promise<string> {
+  const body = await readBody(res, maxAnswer, () => new AmbitError('KubeApiTooLarge', `${what}: an answer of over ${maxAnswer} bytes`));
+  return body.toString('utf8');
 }
 
 /** The server's `Status` as an error; a body that is not one is quoted, shortened. */

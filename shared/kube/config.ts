@@ -14,6 +14,8 @@ export interface KubeConfig {
   ca?: string;
   /** A bearer token, read when a request is made (a rotating file is read again). */
   token?: () => string;
+  /** Reads a token file again now (after a 401: the kubelet may have rotated it). */
+  reloadToken?: () => void;
   /** A client certificate and key (PEM), as kind and kubeadm clusters give their admins. */
   cert?: string;
   key?: string;
@@ -36,7 +38,7 @@ export class KubeConfigError extends AmbitError {
  * A rotating token file: read at most once a minute, as client-go does, and again at once on
  * demand (after a 401), so a token the kubelet replaced is picked up without a restart.
  */
-export function tokenFile(path: string, now: () => number = Date.now): () => string {
+export function tokenFile(path: string, now: () => number = Date.now): { token: () => string; reloadToken: () => void } {
   let token = '';
   let readAt = -Infinity;
   const read = () => {
@@ -44,8 +46,7 @@ export function tokenFile(path: string, now: () => number = Date.now): () => str
     readAt = now();
     return token;
   };
-  const get = () => (now() - readAt >= 60_000 ? read() : token);
-  return Object.assign(get, { reload: read });
+  return { token: () => (now() - readAt >= 60_000 ? read() : token), reloadToken: read };
 }
 
 /** In a pod: `KUBERNETES_SERVICE_HOST`/`_PORT` and the mounted ServiceAccount files. */
@@ -54,16 +55,16 @@ export function inClusterConfig(env: NodeJS.ProcessEnv, dir = serviceAccountDir)
   const port = env.KUBERNETES_SERVICE_PORT;
   const source = 'in-cluster configuration';
   if (!host || !port) throw new KubeConfigError(source, 'KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: not running in a pod; pass --kubeconfig');
-  const token = tokenFile(`${dir}/token`);
+  const file = tokenFile(`${dir}/token`);
   try {
-    token();
+    file.token();
   } catch (err) {
     throw new KubeConfigError(source, `cannot read the ServiceAccount token ${dir}/token (${(err as Error).message}); is automountServiceAccountToken off?`);
   }
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     ca: readFileSync(`${dir}/ca.crt`, 'utf8'),
-    token,
+    ...file,
     namespace: readOptional(`${dir}/namespace`)?.trim() || 'default',
     source,
   };
@@ -111,11 +112,11 @@ export function loadKubeconfig(path: string, context?: string): KubeConfig {
   const cert = pem(user['client-certificate-data'], user['client-certificate']);
   const key = pem(user['client-key-data'], user['client-key']);
   const staticToken = user.token;
-  const token = staticToken ? () => staticToken : user.tokenFile ? tokenFile(relative(user.tokenFile)) : undefined;
+  const token = staticToken ? { token: () => staticToken } : user.tokenFile ? tokenFile(relative(user.tokenFile)) : undefined;
   return {
     server: cluster.server.replace(/\/+$/, ''),
     ...(ca ? { ca } : {}),
-    ...(token ? { token } : {}),
+    ...token,
     ...(cert ? { cert } : {}),
     ...(key ? { key } : {}),
     namespace: ctx.namespace ?? 'default',

@@ -66,7 +66,7 @@ test('a rotating token file is read again after a minute, or at once when reload
   const path = join(dir, 'token');
   writeFileSync(path, 'first\n');
   let now = 0;
-  const token = tokenFile(path, () => now);
+  const { token, reloadToken } = tokenFile(path, () => now);
   assert.is(token(), 'first');
   writeFileSync(path, 'second');
   now = 30_000;
@@ -74,7 +74,7 @@ test('a rotating token file is read again after a minute, or at once when reload
   now = 61_000;
   assert.is(token(), 'second');
   writeFileSync(path, 'third');
-  (token as unknown as { reload: () => string }).reload();
+  reloadToken();
   assert.is(token(), 'third');
 });
 
