@@ -24,6 +24,7 @@ import { TrustBundle } from '../../../shared/identity/svid.js';
 import { buildCsr } from '../../../shared/identity/x509.js';
 import { canonicalOf } from '../../../shared/resources/canonical.js';
 import { ownerAnnotation } from '../../../shared/resources/types.js';
+import { until } from '../until.js';
 
 const log = pino({ level: 'silent' });
 let dir = '';
@@ -69,13 +70,6 @@ function connectAgent(node: string, token: string, credential?: { key: string; c
   return a;
 }
 
-async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ambit-push-'));

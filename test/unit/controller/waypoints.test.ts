@@ -17,6 +17,7 @@ import { createLogger } from '../../../shared/log.js';
 import { startApi, type TestApi } from '../apiserver/helpers.js';
 import { ResourceInvalid } from '../../../shared/errors.js';
 import type { Deployment, Resource } from '../../../shared/resources/types.js';
+import { until } from '../until.js';
 
 let t: TestApi;
 let ctx: ApplyContext;
@@ -25,15 +26,6 @@ let cache: ClusterCache;
 let writer: ControllerWriter;
 const log = createLogger('test', 'silent');
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 const gateway = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'Gateway',
@@ -72,7 +64,9 @@ test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and S
   const deployer = new WaypointDeployer({ view: cache, writer, log });
   deployer.start();
   applyResources(ctx, [gateway('waypoint', { annotations: { 'ambit.dev/otlp-traces-endpoint': 'http://10.250.0.254:4318/v1/traces' } })]);
-  await until('the Gateway status', () => ctx.store.get('Gateway', 'shop', 'waypoint')?.status);
+  // The first pass may write the status before the informers have seen the Service it made: wait
+  // for the status that carries the Service's address.
+  await until('the Gateway status with its address', () => (ctx.store.get('Gateway', 'shop', 'waypoint')?.status as { addresses?: unknown[] } | undefined)?.addresses);
   const d = ctx.store.get('Deployment', 'shop', 'waypoint') as Deployment;
   assert.ok(ctx.store.get('ServiceAccount', 'shop', 'waypoint'));
   assert.is(d.spec!.template.spec.serviceAccountName, 'waypoint');

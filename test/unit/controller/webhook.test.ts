@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { KubeClient } from '../../../shared/kube/client.js';
 import { loadKubeconfig } from '../../../shared/kube/config.js';
 import { createLogger } from '../../../shared/log.js';
 import { ns, startApi, type TestApi } from '../apiserver/helpers.js';
+import { until } from '../until.js';
 
 const log = createLogger('test', 'silent');
 let t: TestApi;
@@ -50,7 +51,7 @@ const policy = (name: string, spec: string) => `apiVersion: security.istio.io/v1
 
 async function kubectlApply(yaml: string) {
   const file = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
-  (await import('node:fs')).writeFileSync(file, yaml);
+  writeFileSync(file, yaml);
   return t.kubectl('apply', '-f', file);
 }
 
@@ -76,11 +77,7 @@ test('a policy a node proxy cannot fully enforce is stored, kubectl prints the w
   const writer = new PolicyStatusWriter(cache, new ControllerWriter(client), log, 'istio-system');
   writer.start();
   try {
-    const deadline = Date.now() + 10_000;
-    while (!(t.store.get('AuthorizationPolicy', 'shop', 'paths')!.status as { enforcedBy?: string } | undefined)?.enforcedBy) {
-      if (Date.now() > deadline) throw new Error('no status written');
-      await new Promise((res) => setTimeout(res, 20));
-    }
+    await until('the status written', () => (t.store.get('AuthorizationPolicy', 'shop', 'paths')!.status as { enforcedBy?: string } | undefined)?.enforcedBy);
     const status = t.store.get('AuthorizationPolicy', 'shop', 'paths')!.status as { enforcedBy: string; warnings: string[] };
     assert.is(status.enforcedBy, 'node proxies (L4)');
     assert.match(status.warnings.join('\n'), 'paths');

@@ -12,6 +12,7 @@ import { Informer, type InformerChange } from '../../../shared/kube/informer.js'
 import { resourceKind } from '../../../shared/kube/paths.js';
 import type { Resource } from '../../../shared/resources/types.js';
 import { ns, startApi, type TestApi } from '../apiserver/helpers.js';
+import { until } from '../until.js';
 
 const log = pino({ level: 'silent' });
 let t: TestApi;
@@ -43,13 +44,6 @@ function follow(kind = ConfigMap, o: { namespace?: string; labelSelector?: strin
   return { informer: i, seen };
 }
 
-async function until(what: string, fn: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('the client creates, reads, updates and deletes, and answers a stale update with a 409 KubeApiError', async () => {
   await client.create(Namespace, ns('shop') as Resource);
