@@ -8,7 +8,7 @@ export interface AgentConfig {
   controllerUrl: string;
   /** PEM file of the CA that signed the controller's certificate. */
   controllerCaFile: string;
-  /** File holding this node's token for the controller. */
+  /** File holding this node's bootstrap token for the controller: a ServiceAccount token bound to the node, re-read at each use. */
   tokenFile: string;
   /** Where the query API listens; loopback by default. */
   adminHost: string;

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { createLogger, type Logger } from '../shared/log.js';
-import { AmbitError } from '../shared/errors.js';
+import { AmbitError, errorMessage } from '../shared/errors.js';
 import type { AgentConfig } from './config.js';
 import { AgentState } from './state/state.js';
 import { ControllerConnection } from './control/client.js';
@@ -39,7 +39,18 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log.info(e, e.enrolled ? 'workload enrolled' : 'workload left the mesh');
   });
 
-  const token = read(config.tokenFile, 'node token');
+  // A ServiceAccount token bound to this node, rotated in its file as the kubelet rotates projected tokens.
+  read(config.tokenFile, 'node token');
+  let lastToken = '';
+  const token = () => {
+    try {
+      lastToken = read(config.tokenFile, 'node token');
+    } catch (err) {
+      // Mid-rotation or briefly gone: the last one read may still be good; the controller decides.
+      log.warn({ err: errorMessage(err) }, 'cannot read the node token; using the last one read');
+    }
+    return lastToken;
+  };
   read(config.controllerCaFile, 'controller CA');
   // Trust for the controller: the bundle file (re-read, it changes with rotations) and the pushed bundle.
   const controllerCa = () => {

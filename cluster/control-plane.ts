@@ -15,6 +15,20 @@ import { prometheusPathPrefix, prometheusUrl } from './prometheus.js';
 import { LocalClusterRuntime } from './runtime.js';
 import { readState, topologyOf } from './state.js';
 import { clusterStatus } from './status.js';
+import { KubeClient } from '../shared/kube/client.js';
+import { objectPath, resourceKind } from '../shared/kube/paths.js';
+import { agentServiceAccount, agentTokenAudience } from '../shared/protocol/config.js';
+import type { KubeConfig } from '../shared/kube/config.js';
+import type { Resource } from '../shared/resources/types.js';
+
+/** What `ambit install` puts on a real cluster before the mesh runs, made here at every start. */
+const meshSystemObjects: Resource[] = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: agentServiceAccount.namespace } },
+  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: agentServiceAccount.name, namespace: agentServiceAccount.namespace } },
+  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'ambit-controller', namespace: agentServiceAccount.namespace } },
+];
+/** A projected token's life, as the kubelet asks for it by default; it is renewed at 80%. */
+const agentTokenSeconds = 3600;
 
 export function localCluster(config: ControllerConfig): LocalCluster {
   const state = readState(config.stateDir);
@@ -27,6 +41,15 @@ export function localCluster(config: ControllerConfig): LocalCluster {
     const s = parts.ca.issueServing(['127.0.0.1', topology.control.ip], kubeApiDnsNames);
     return { key: s.keyPem, cert: s.certPem };
   };
+  const kubeConfig = (parts: ControllerParts): KubeConfig => ({
+    server: `https://${topology.control.ip}:${defaultKubeApiPort}`,
+    ca: parts.ca.trustBundle().join(''),
+    token: adminToken,
+    namespace: 'default',
+    source: 'the local cluster',
+  });
+  // The kubelet's and the installer's client: they too reach the cluster through its API.
+  let kube: KubeClient | undefined;
   return {
     serviceCIDR: topology.serviceCIDR,
     nodes: topology.nodes.map((n) => n.name),
@@ -49,16 +72,12 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         createdAt: new Date(state.createdAt),
         log: parts.log.child({ component: 'kube-api' }),
       });
+      kube = new KubeClient(kubeConfig(parts), { userAgent: 'ambit-local-cluster' });
+      for (const r of meshSystemObjects) await kube.apply(resourceKind(r.kind), r, 'ambit-install', true);
     },
 
     // The controller runs in the control plane's namespace, where the API's second listener is.
-    kubeConfig: (parts) => ({
-      server: `https://${topology.control.ip}:${defaultKubeApiPort}`,
-      ca: parts.ca.trustBundle().join(''),
-      token: adminToken,
-      namespace: 'default',
-      source: 'the local cluster',
-    }),
+    kubeConfig,
 
     start(parts): LocalClusterServices {
       const runtime = new LocalClusterRuntime({
@@ -68,7 +87,19 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         binDir: config.binDir,
         log: parts.log.child({ component: 'runtime' }),
         isCaptured: (node, pod) => parts.isCaptured(node, pod),
-        agents: { cliEntry: process.argv[1]!, controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`, caFile: trustBundlePath(config.stateDir), adminAddress: topology.agentAdminAddress, redirect: topology.redirect },
+        agents: {
+          cliEntry: process.argv[1]!,
+          controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`,
+          caFile: trustBundlePath(config.stateDir),
+          adminAddress: topology.agentAdminAddress,
+          redirect: topology.redirect,
+          requestToken: async (node) => {
+            const { kind, apiVersion } = { kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1' };
+            const spec = { audiences: [agentTokenAudience], expirationSeconds: agentTokenSeconds, boundObjectRef: { kind: 'Node', apiVersion: 'v1', name: node } };
+            const answer = await kube!.request<{ status: { token: string; expirationTimestamp: string } }>('POST', objectPath(resourceKind('ServiceAccount'), agentServiceAccount.namespace, agentServiceAccount.name, 'token'), { body: { kind, apiVersion, spec } });
+            return { token: answer.status.token, expires: new Date(answer.status.expirationTimestamp) };
+          },
+        },
         // Prometheus builds its links on the address people open it at: the dashboard's proxy.
         prometheus: { controllerMonitoringPort: config.monitoringPort, external: `http://${config.dashboard?.host ?? '127.0.0.1'}:${config.dashboard?.port ?? defaultDashboardPort}${prometheusPathPrefix}/` },
       });
@@ -80,10 +111,12 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         rootRotated: () => {
           if (!kubeApi) return;
           kubeApi.setTls(kubeApiServing(parts));
+          kube?.setCa(parts.ca.trustBundle().join(''));
           // kubectl must trust the new root (and the old one during the overlap).
           kubeApi.writeKubeconfig();
         },
         stop: async () => {
+          kube?.close();
           kubeApi?.close();
           await runtime.stop();
         },

@@ -21,7 +21,7 @@ import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/netwo
 import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './kubelet/pods.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
-import { type AgentLaunch, agentCgroup, agentDir, agentPid, agentPidPath, startAgent } from './daemonset/agents.js';
+import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, startAgent } from './daemonset/agents.js';
 import { isEnrolled } from '../shared/enrollment.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
 
@@ -68,6 +68,7 @@ export class LocalClusterRuntime {
   /** The last pod address given on each node (its last octet): the next search starts after it. */
   private readonly lastAddress = new Map<string, number>();
   private prometheusNextStart = 0;
+  private agentTokens: AgentTokens | undefined;
 
   constructor(private readonly o: RuntimeOptions) {}
 
@@ -171,16 +172,26 @@ export class LocalClusterRuntime {
     if (failures.length) throw new Error(failures.join('; '));
   }
 
-  private superviseAgents(): void {
+  private async superviseAgents(): Promise<void> {
     const launch = this.o.agents;
     if (!launch) return;
-    const now = Date.now();
+    this.agentTokens ??= new AgentTokens(this.o.stateDir, launch.requestToken);
+    const failures: string[] = [];
     for (const node of this.o.topology.nodes) {
+      try {
+        await this.agentTokens.refresh(node.name);
+      } catch (err) {
+        failures.push(`the token of ${node.name}'s agent: ${errorMessage(err)}`);
+        // An agent with a token still good runs on; one with none cannot prove its node.
+        if (!existsSync(agentTokenPath(this.o.stateDir, node.name))) continue;
+      }
+      const now = Date.now();
       if (agentPid(this.o.stateDir, node.name) !== undefined || now < (this.agentNextStart.get(node.name) ?? 0)) continue;
       const pid = startAgent(launch, this.o.stateDir, node);
       this.agentNextStart.set(node.name, now + 2000);
       this.o.log.info({ node: node.name, pid }, 'agent started');
     }
+    if (failures.length) throw new Error(failures.join('; '));
   }
 
   private supervisePrometheus(): void {

@@ -64,4 +64,3 @@ export const storeDir = (stateDir: string) => join(stateDir, 'controller', 'stor
 export const caDir = (stateDir: string) => join(stateDir, 'controller', 'ca');
 /** Every root agents should trust (current and, during a rotation's overlap, previous), PEM. */
 export const trustBundlePath = (stateDir: string) => join(caDir(stateDir), 'trust-bundle.pem');
-export const nodeTokenPath = (stateDir: string, node: string) => join(stateDir, 'controller', 'node-tokens', node);

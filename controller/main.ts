@@ -15,7 +15,7 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, dashboardTokenPath, nodeTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { releaseInheritedNetns } from '../shared/net/listen.js';
 import { noDialer } from './dashboard/agent-link.js';
@@ -31,6 +31,9 @@ import { KubeApiError, KubeClient } from '../shared/kube/client.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
+import type { TokenCheck } from './push/auth.js';
+import { tokenReviewCheck } from './push/token-review.js';
+import { agentServiceAccount } from '../shared/protocol/config.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
@@ -48,8 +51,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const nodes = local?.nodes ?? config.nodes;
   const agentAddresses = local?.agentAddresses ?? config.agentAddresses;
 
-  // Each node's agent authenticates with its own token until node certificates exist.
-  const tokens = new Map(nodes.map((n) => [n, loadOrCreateSecret(nodeTokenPath(config.stateDir, n))]));
+  // An agent proves its node with a ServiceAccount token bound to it (checked by TokenReview once
+  // the API client exists), until it has a node certificate.
+  let checkToken: TokenCheck = async () => 'the controller is not connected to the Kubernetes API yet';
   const ca = CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
   let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
   const publishTrustBundle = () => {
@@ -70,7 +74,8 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
   const push = new PushServer({
     share,
-    tokens,
+    nodes,
+    checkToken: (node, token) => checkToken(node, token),
     tls: { key: serving.keyPem, cert: serving.certPem },
     bundle: () => bundle,
     log: log.child({ component: 'push' }),
@@ -97,6 +102,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   // once every kind is listed, so a reconnecting agent never gets an empty configuration.
   if (!local) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API; outside a local cluster this is not wired yet');
   const kube = new KubeClient(local.kubeConfig(parts), { userAgent: 'ambit-controller' });
+  checkToken = tokenReviewCheck(kube, { serviceAccount: agentServiceAccount });
   const cache = new ClusterCache(kube, controllerKinds, log.child({ component: 'informers' }));
   await cache.start();
   share.load(cache.list(), cache.revision);

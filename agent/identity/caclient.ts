@@ -30,7 +30,8 @@ export interface NodeChannelOptions {
   /** wss:// or https:// host and port of the controller's agent port. */
   url: string;
   node: string;
-  token: string;
+  /** The bootstrap token (a ServiceAccount token bound to the node), read at every use: the kubelet rotates it. */
+  token: () => string;
   /** The roots that may sign the controller's certificate, read at every connection (they rotate). */
   ca: () => string[];
   /** The node certificate, once there is one: presented instead of the token. */
@@ -43,7 +44,7 @@ export interface NodeChannelOptions {
 export function nodeAuthentication(o: Pick<NodeChannelOptions, 'node' | 'token' | 'credential'>): { tls: { key?: string; cert?: string }; headers: Record<string, string> } {
   const c = o.credential?.();
   if (c) return { tls: { key: c.key, cert: c.cert }, headers: {} };
-  return { tls: {}, headers: { authorization: `Bearer ${o.token}`, [nodeHeader]: o.node } };
+  return { tls: {}, headers: { authorization: `Bearer ${o.token()}`, [nodeHeader]: o.node } };
 }
 
 export class CaClient {

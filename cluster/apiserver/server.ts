@@ -107,7 +107,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   const tokens = new ServiceAccountTokens(o.serviceAccounts);
   const webhooks = new ValidatingWebhooks(o.store, log);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
-  const lookup = (kind: string, namespace: string, name: string) => o.store.get(kind, namespace, name);
+  const lookup = (kind: string, namespace: string, name: string) => (kind === 'Node' ? o.nodes().find((n) => n.metadata.name === name) : o.store.get(kind, namespace, name));
 
   /** Who a bearer token is: the admin (the kubeconfig's token), or a ServiceAccount by its signed token. */
   async function authenticate(bearer: string, audiences: string[]): Promise<Authentication> {

@@ -59,14 +59,14 @@ export async function requestToken(req: IncomingMessage, namespace: string, name
     throw invalid('TokenRequest', group, name, [{ reason: 'FieldValueInvalid', field: 'spec.expirationSeconds', message: `Invalid value: ${JSON.stringify(seconds)}: ${why}` }]);
   }
   const ref = spec.boundObjectRef ?? undefined;
-  let bound: { kind: BindableKind; object: Resource } | undefined;
+  let bound: { kind: BindableKind; object: Resource; node?: Resource } | undefined;
   if (ref) {
     if (!(bindableKinds as readonly string[]).includes(ref.kind ?? '') || (ref.apiVersion ?? 'v1') !== 'v1') {
-      throw badRequest(`cannot bind token to object of type ${ref.apiVersion ?? ''}, Kind=${ref.kind ?? ''} (the local cluster binds tokens to v1 Pods and Secrets)`);
+      throw badRequest(`cannot bind token to object of type ${ref.apiVersion ?? ''}, Kind=${ref.kind ?? ''} (the local cluster binds tokens to v1 Pods, Secrets and Nodes)`);
     }
     if (!ref.name) throw invalid('TokenRequest', group, name, [{ reason: 'FieldValueRequired', field: 'spec.boundObjectRef.name', message: 'Required value' }]);
     const kind = ref.kind as BindableKind;
-    const object = lookup(kind, namespace, ref.name);
+    const object = lookup(kind, kind === 'Node' ? '' : namespace, ref.name);
     if (!object) throw notFound({ plural: `${kind.toLowerCase()}s`, group: '' }, ref.name);
     if (kind === 'Pod' && ((object.spec as { serviceAccountName?: string } | undefined)?.serviceAccountName || 'default') !== name) {
       throw badRequest(`cannot bind token for serviceaccount "${name}" to pod running with different serviceaccount name.`);
@@ -74,7 +74,9 @@ export async function requestToken(req: IncomingMessage, namespace: string, name
     if (ref.uid && ref.uid !== object.metadata.uid) {
       throw conflict({ plural: `${kind.toLowerCase()}s`, group: '' }, ref.name, `the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`);
     }
-    bound = { kind, object };
+    const nodeName = kind === 'Pod' ? (object.spec as { nodeName?: string } | undefined)?.nodeName : undefined;
+    const node = nodeName ? lookup('Node', '', nodeName) : undefined;
+    bound = { kind, object, ...(node ? { node } : {}) };
   }
   const issued = await tokens.issue(sa, audiences, seconds, bound);
   return {

@@ -1,8 +1,10 @@
 // ServiceAccount tokens as a Kubernetes API server issues and checks bound ones: ES256 JWTs signed
 // by a key the local cluster keeps in its state directory, with Kubernetes' claims (iss, sub
 // system:serviceaccount:NS:NAME, aud, exp, iat, nbf, jti, kubernetes.io {namespace,
-// serviceaccount, pod|secret}), valid while the ServiceAccount (and the object the token is bound
-// to) still exists with the uid it names. The REST side (TokenRequest, TokenReview) is token-api.ts's.
+// serviceaccount, pod|secret|node}), valid while the ServiceAccount (and the object the token is
+// bound to) still exists with the uid it names. As Kubernetes 1.32 does, a Pod-bound token also names
+// the pod's node, and a token may be bound to a Node itself (the node-name extra a node agent is
+// known by). The REST side (TokenRequest, TokenReview) is token-api.ts's.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ export interface UserInfo {
 export const defaultIssuer = 'https://kubernetes.default.svc.cluster.local';
 
 /** The kinds a token may be bound to, as Kubernetes' TokenRequest allows, of those the local cluster stores. */
-export const bindableKinds = ['Pod', 'Secret'] as const;
+export const bindableKinds = ['Pod', 'Secret', 'Node'] as const;
 export type BindableKind = (typeof bindableKinds)[number];
 
 interface KubernetesClaims {
@@ -30,6 +32,7 @@ interface KubernetesClaims {
   serviceaccount: { name: string; uid: string };
   pod?: { name: string; uid: string };
   secret?: { name: string; uid: string };
+  node?: { name: string; uid: string };
 }
 
 export type Authentication = { ok: true; user: UserInfo; audiences: string[] } | { ok: false; error: string };
@@ -66,11 +69,15 @@ export class ServiceAccountTokens {
   }
 
   /** A token for `sa`, for `audiences` (the API's when empty), valid `seconds` from now, bound to `bound` if given. */
-  async issue(sa: Resource, audiences: string[], seconds: number, bound?: { kind: BindableKind; object: Resource }, now = Date.now()): Promise<{ token: string; expires: Date }> {
+  async issue(sa: Resource, audiences: string[], seconds: number, bound?: { kind: BindableKind; object: Resource; node?: Resource }, now = Date.now()): Promise<{ token: string; expires: Date }> {
     const iat = Math.floor(now / 1000);
     const claims: KubernetesClaims = { namespace: sa.metadata.namespace!, serviceaccount: { name: sa.metadata.name, uid: sa.metadata.uid! } };
-    if (bound?.kind === 'Pod') claims.pod = { name: bound.object.metadata.name, uid: bound.object.metadata.uid! };
-    if (bound?.kind === 'Secret') claims.secret = { name: bound.object.metadata.name, uid: bound.object.metadata.uid! };
+    const ref = (o: Resource) => ({ name: o.metadata.name, uid: o.metadata.uid! });
+    if (bound?.kind === 'Pod') claims.pod = ref(bound.object);
+    if (bound?.kind === 'Secret') claims.secret = ref(bound.object);
+    // A Node-bound token names the node; a Pod-bound one names the node the pod was scheduled to.
+    const node = bound?.kind === 'Node' ? bound.object : bound?.node;
+    if (node) claims.node = ref(node);
     const token = await new SignJWT({ 'kubernetes.io': claims })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid })
       .setIssuer(this.issuer)
@@ -109,16 +116,22 @@ export class ServiceAccountTokens {
     if (!sa) return fail(`serviceaccounts "${k.serviceaccount.name}" not found`);
     if (sa.metadata.uid !== k.serviceaccount.uid) return fail(`service account UID (${sa.metadata.uid}) does not match claim (${k.serviceaccount.uid})`);
     const extra: Record<string, string[]> = { 'authentication.kubernetes.io/credential-id': [`JTI=${String(payload.jti)}`] };
-    for (const [kind, claim] of [['Pod', k.pod], ['Secret', k.secret]] as const) {
+    // A Pod-bound token is checked against its pod; its node claim is information, as in Kubernetes.
+    const checked = [['Pod', k.pod], ['Secret', k.secret], ['Node', k.pod ? undefined : k.node]] as const;
+    for (const [kind, claim] of checked) {
       if (!claim) continue;
       const plural = `${kind.toLowerCase()}s`;
-      const found = lookup(kind, k.namespace, claim.name);
+      const found = lookup(kind, kind === 'Node' ? '' : k.namespace, claim.name);
       if (!found) return fail(`${plural} "${claim.name}" not found`);
       if (found.metadata.uid !== claim.uid) return fail(`${kind} UID (${found.metadata.uid}) does not match claim (${claim.uid})`);
       if (kind === 'Pod') {
         extra['authentication.kubernetes.io/pod-name'] = [claim.name];
         extra['authentication.kubernetes.io/pod-uid'] = [claim.uid];
       }
+    }
+    if (k.node) {
+      extra['authentication.kubernetes.io/node-name'] = [k.node.name];
+      extra['authentication.kubernetes.io/node-uid'] = [k.node.uid];
     }
     return {
       ok: true,

@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../controller/store/store.js';
-import { nodeTokenPath } from '../../controller/config.js';
 import { defaultAdminPort } from '../../agent/config.js';
 import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from '../kubelet/pods.js';
 import type { NodeLayout } from '../topology.js';
@@ -19,12 +18,39 @@ export interface AgentLaunch {
   /** Address the query API binds (loopback unless the cluster file says otherwise). */
   adminAddress: string;
   redirect: 'iptables' | 'ebpf';
+  /** A TokenRequest for the agents' ServiceAccount, bound to `node`: what the kubelet projects into a DaemonSet's pod. */
+  requestToken: (node: string) => Promise<{ token: string; expires: Date }>;
 }
 
 export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
 export const agentCgroup = (node: string) => join(clusterCgroupRoot(), node, 'agent');
 export const agentPidPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'pid');
 export const adminTokenPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'admin-token');
+/** The agent's ServiceAccount token, bound to its node, as a projected volume holds it. */
+export const agentTokenPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'token');
+
+/**
+ * Keeps each node's agent token fresh as the kubelet keeps a projected ServiceAccount token: asked
+ * for when missing, and again once 80% of its life has passed. The agent reads the file at each use.
+ */
+export class AgentTokens {
+  private readonly refreshAt = new Map<string, number>();
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly request: AgentLaunch['requestToken'],
+  ) {}
+
+  /** Asks for a new token when due; a failed request leaves the current file for the next try. */
+  async refresh(node: string, now = Date.now()): Promise<void> {
+    const path = agentTokenPath(this.stateDir, node);
+    if (now < (this.refreshAt.get(node) ?? 0) && existsSync(path)) return;
+    const { token, expires } = await this.request(node);
+    mkdirSync(agentDir(this.stateDir, node), { recursive: true });
+    writeFileAtomic(path, token, 0o600);
+    this.refreshAt.set(node, now + 0.8 * (expires.getTime() - now));
+  }
+}
 
 export function agentPid(stateDir: string, node: string): number | undefined {
   const path = agentPidPath(stateDir, node);
@@ -54,7 +80,7 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, r
     '--controller-ca',
     l.caFile,
     '--token-file',
-    nodeTokenPath(stateDir, node.name),
+    agentTokenPath(stateDir, node.name),
     '--admin-token-file',
     adminTokenPath(stateDir, node.name),
     '--admin-listen',

@@ -12,7 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import { type AgentMessage, nodeHeader, pushPath, replacedCloseCode } from '../../shared/protocol/config.js';
 import type { ShareBuilder } from './share.js';
-import { authenticatedNode, type Authenticator, type NodeAuth } from './auth.js';
+import { authenticateNode, type Authenticator, type NodeAuth, type TokenCheck } from './auth.js';
 import type { TrustBundle } from '../../shared/identity/svid.js';
 
 export interface AgentStatus {
@@ -51,8 +51,10 @@ const maxFullInFlight = 32;
 
 export interface PushOptions {
   share: ShareBuilder;
-  /** Node name to its token. */
-  tokens: Map<string, string>;
+  /** The nodes expected to connect (listed as disconnected until they do); others may join. */
+  nodes: string[];
+  /** Checks a node's bootstrap token (a ServiceAccount token bound to the node, by TokenReview). */
+  checkToken: TokenCheck;
   /** The CA's trust bundle, to accept node certificates in place of tokens. */
   bundle?: () => TrustBundle;
   tls: { key: string; cert: string };
@@ -79,20 +81,21 @@ export class PushServer {
   private fullInFlight = 0;
 
   constructor(private readonly o: PushOptions) {
-    for (const node of o.tokens.keys()) this.status.set(node, { node, connected: false, ackedVersion: 0, sentVersion: 0 });
-    this.auth = { tokens: o.tokens, ...(o.bundle ? { bundle: o.bundle } : {}) };
+    for (const node of o.nodes) this.statusOf(node);
+    this.auth = { checkToken: o.checkToken, ...(o.bundle ? { bundle: o.bundle } : {}) };
     // Node certificates are asked for but checked here, not by TLS, so the token still works.
     this.server = createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: false }, (req, res) => {
-      const auth = authenticatedNode(req, this.auth);
-      if (!auth) {
-        o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: req.url }, 'request refused: unknown node or wrong token');
-        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'Unauthorized', message: 'unknown node or wrong node token' } }));
-        return;
-      }
-      if (o.onRequest) o.onRequest(req, res, auth);
-      else res.writeHead(404).end();
+      void authenticateNode(req, this.auth).then((result) => {
+        if (!result.ok) {
+          o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: req.url, reason: result.reason }, 'request refused: the node is not authenticated');
+          res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'Unauthorized', message: 'no valid node certificate or node token' } }));
+          return;
+        }
+        if (o.onRequest) o.onRequest(req, res, result.auth);
+        else res.writeHead(404).end();
+      });
     });
-    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.server.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head));
     this.drainTimer = setInterval(() => this.flushBehind(), 20);
     this.drainTimer.unref();
     // Keepalive: an agent that does not answer two pings in a row is gone (half-open, or stuck),
@@ -171,15 +174,24 @@ export class PushServer {
     this.server.close();
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const auth = authenticatedNode(req, this.auth);
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://controller');
-    if (url.pathname !== pushPath || !auth) {
-      this.o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: url.pathname }, 'agent connection refused: unknown node or wrong token');
+    const result = url.pathname === pushPath ? await authenticateNode(req, this.auth) : { ok: false as const, reason: `no route ${url.pathname}` };
+    if (!result.ok) {
+      this.o.log.warn({ node: req.headers[nodeHeader], remote: req.socket.remoteAddress, path: url.pathname, reason: result.reason }, 'agent connection refused');
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(auth, ws));
+    // The token review took a round trip: the agent may have given up meanwhile.
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(result.auth, ws));
+  }
+
+  /** A node's status entry, made when a node first appears. */
+  private statusOf(node: string): AgentStatus {
+    let st = this.status.get(node);
+    if (!st) this.status.set(node, (st = { node, connected: false, ackedVersion: 0, sentVersion: 0 }));
+    return st;
   }
 
   private attach({ node, via }: NodeAuth, ws: WebSocket): void {
@@ -188,7 +200,7 @@ export class PushServer {
     const session: Session = { node, ws, sent: 0, behind: false, full: undefined, lastResync: 0, alive: true };
     ws.on('pong', () => (session.alive = true));
     this.sessions.set(node, session);
-    const st = this.status.get(node)!;
+    const st = this.statusOf(node);
     st.connected = true;
     st.ackedVersion = 0;
     st.auth = via;

@@ -22,6 +22,7 @@ import { csrIdentity, sign } from '../../controller/ca/issuer.js';
 import { caHandler } from '../../controller/ca/service.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { PushServer } from '../../controller/push/server.js';
+import { fixedTokens } from '../../controller/push/auth.js';
 import { ShareBuilder } from '../../controller/push/share.js';
 import { Store } from '../../controller/store/store.js';
 import { AgentState } from '../../agent/state/state.js';
@@ -95,7 +96,8 @@ async function main(): Promise<void> {
     const serving = ca.issueServing(['127.0.0.1'], []);
     const push = new PushServer({
       share: new ShareBuilder('istio-system'),
-      tokens: new Map([['n1', 't1']]),
+      nodes: ['n1'],
+      checkToken: fixedTokens(new Map([['n1', 't1']])),
       tls: { key: serving.keyPem, cert: serving.certPem },
       log,
       onRequest: caHandler({ issuer, store, log, metrics: new ControllerMetrics(), trustBundle: () => ca.trustBundle() }),
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     const times: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const state = new AgentState('n1');
-      const m = new CertificateManager({ state, ca: new CaClient({ url, node: 'n1', token: 't1', ca: () => [ca.rootPem] }), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
+      const m = new CertificateManager({ state, ca: new CaClient({ url, node: 'n1', token: () => 't1', ca: () => [ca.rootPem] }), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
       m.start();
       const t0 = performance.now();
       const issued = once(m, 'issued');

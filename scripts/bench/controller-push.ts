@@ -25,6 +25,7 @@ import { type ChangeEvent, Store } from '../../controller/store/store.js';
 import { CertificateAuthority } from '../../controller/ca/authority.js';
 import { ShareBuilder } from '../../controller/push/share.js';
 import { PushServer } from '../../controller/push/server.js';
+import { fixedTokens } from '../../controller/push/auth.js';
 import { ClusterCache, pushedKinds } from '../../controller/kube/cache.js';
 import { KubeClient } from '../../shared/kube/client.js';
 import { ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
@@ -176,7 +177,7 @@ async function run(feed: Feed): Promise<Figures> {
     const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
     const serving = ca.issueServing(['127.0.0.1'], []);
     const tokens = new Map(Array.from({ length: A }, (_, i) => [`node-${i}`, `token-${i}`]));
-    const push = new PushServer({ share, tokens, tls: { key: serving.keyPem, cert: serving.certPem }, log: pino({ level: 'silent' }) });
+    const push = new PushServer({ share, nodes: [...tokens.keys()], checkToken: fixedTokens(tokens), tls: { key: serving.keyPem, cert: serving.certPem }, log: pino({ level: 'silent' }) });
     push.server.listen(0, '127.0.0.1');
     await once(push.server, 'listening');
     const url = `wss://127.0.0.1:${(push.server.address() as AddressInfo).port}`;

@@ -213,3 +213,10 @@ export const nodeHeader = 'x-ambit-node';
 export const pushPath = '/v1/agents/connect';
 /** WebSocket close code the controller sends a node's session when a newer one from that node replaces it. */
 export const replacedCloseCode = 4000;
+
+/**
+ * The agents' ServiceAccount: an agent proves its node with a token of it bound to the node (or to
+ * the agent's pod), asked for this audience, which the controller checks by TokenReview.
+ */
+export const agentServiceAccount = { namespace: 'ambit-system', name: 'ambit-agent' } as const;
+export const agentTokenAudience = 'ambit-controller';

@@ -17,11 +17,12 @@ const certs = async (node: string) => JSON.parse(await ambitOk(['query', node, '
 const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 
 /** Sends a CSR to the controller's CA as `node`, from inside that node (where the CA is reachable). */
-async function requestAs(node: string, identity: string): Promise<{ status: string; body: Record<string, unknown> }> {
+async function requestAs(node: string, identity: string, tokenOf = node): Promise<{ status: string; body: Record<string, unknown> }> {
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const body = join(tmp, 'csr.json');
   writeFileSync(body, JSON.stringify({ csr: toPem(buildCsr(keys.privateKey, keys.publicKey, identity), 'CERTIFICATE REQUEST'), ttlSeconds: 600 }));
-  const token = readFileSync(join(stateDir, 'controller', 'node-tokens', node), 'utf8').trim();
+  // The agent's ServiceAccount token, bound to its node, as the kubelet projects it.
+  const token = readFileSync(join(stateDir, 'agents', tokenOf, 'token'), 'utf8').trim();
   const out = await sh(
     `nsenter --net=/run/netns/ambit-node-${node} curl -s -w '\\n%{http_code}' --cacert ${join(stateDir, 'controller', 'ca', 'root.crt')} ` +
       `-H 'authorization: Bearer ${token}' -H 'x-ambit-node: ${node}' -H 'content-type: application/json' --data @${body} https://10.250.0.254:15012/v1/certificates`,
@@ -74,6 +75,20 @@ test("the CA refuses node-1 an identity that runs only on node-2, and says so in
   assert.is(ok.status, '200');
   const bundle = new TrustBundle({ 'cluster.local': ok.body.trustBundle as string[] });
   assert.equal(validateSvid((ok.body.chain as string[]).flatMap(fromPem), bundle).serviceAccount, own.serviceAccount);
+});
+
+test("a node's ServiceAccount token proves only its own node: node-2's token claiming node-1 is refused, and the controller says why", async () => {
+  const s = await status();
+  const own = s.pods.find((p) => p.node === 'node-1')!;
+  const r = await requestAs('node-1', id(own.namespace, own.serviceAccount), 'node-2');
+  assert.is(r.status, '401');
+  assert.match(readFileSync(join(stateDir, 'logs', 'controller.log'), 'utf8'), 'the token is bound to node node-2, not node-1');
+  // What TokenReview says of the agent's token, as any client of the API can ask.
+  const token = readFileSync(join(stateDir, 'agents', 'node-1', 'token'), 'utf8').trim();
+  const review = JSON.parse(await sh(`kubectl --kubeconfig ${join(stateDir, 'kubeconfig')} create --validate=false -o json -f - <<'EOF'\n${JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: ['ambit-controller'] } })}\nEOF`)) as { status: { authenticated: boolean; user: { username: string; extra: Record<string, string[]> } } };
+  assert.is(review.status.authenticated, true);
+  assert.is(review.status.user.username, 'system:serviceaccount:ambit-system:ambit-agent');
+  assert.equal(review.status.user.extra['authentication.kubernetes.io/node-name'], ['node-1']);
 });
 
 test('a CA root rotation reaches the agents, which renew their certificates from the new root', async () => {

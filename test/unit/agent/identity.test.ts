@@ -18,6 +18,7 @@ import { caHandler } from '../../../controller/ca/service.js';
 import { ControllerMetrics } from '../../../controller/metrics.js';
 import { ShareBuilder } from '../../../controller/push/share.js';
 import { PushServer } from '../../../controller/push/server.js';
+import { fixedTokens } from '../../../controller/push/auth.js';
 import { AgentState } from '../../../agent/state/state.js';
 import { CaClient } from '../../../agent/identity/caclient.js';
 import { CertificateManager, type WorkloadCertificate } from '../../../agent/identity/manager.js';
@@ -63,7 +64,7 @@ function stateFor(node: string, pods: { name: string; node: string; sa: string }
 function manager(node: string, state: AgentState, ttlSeconds: number): CertificateManager {
   const m = new CertificateManager({
     state,
-    ca: new CaClient({ url, node, token: `token-${node}`, ca: () => [ca.rootPem] }),
+    ca: new CaClient({ url, node, token: () => `token-${node}`, ca: () => [ca.rootPem] }),
     trustDomain: 'cluster.local',
     ttlSeconds,
     keyType: 'ecdsa',
@@ -82,7 +83,8 @@ test.before(async () => {
   const issuer = { ca, trustDomain: 'cluster.local', maxTtlSeconds: 3, defaultTtlSeconds: 3 };
   push = new PushServer({
     share: new ShareBuilder('istio-system'),
-    tokens: new Map([['n1', 'token-n1'], ['n2', 'token-n2']]),
+    nodes: ['n1', 'n2'],
+    checkToken: fixedTokens(new Map([['n1', 'token-n1'], ['n2', 'token-n2']])),
     tls: { key: serving.keyPem, cert: serving.certPem },
     log,
     onRequest: caHandler({ issuer, store, log, metrics, trustBundle: () => ca.trustBundle() }),

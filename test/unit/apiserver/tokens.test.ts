@@ -134,6 +134,8 @@ test('a token bound to a pod names it and dies with it; kubectl create token ref
   assert.equal((decodeJwt(tok)['kubernetes.io'] as { pod: unknown }).pod, { name: 'web-1', uid: podUid });
   const r = await review(tok);
   assert.equal(r.json.status.user.extra['authentication.kubernetes.io/pod-name'], ['web-1']);
+  // As Kubernetes 1.32 does, the token also says which node the pod runs on.
+  assert.equal(r.json.status.user.extra['authentication.kubernetes.io/node-name'], ['node-1']);
   t.store.commit([], [{ kind: 'Pod', namespace: 'shop', name: 'web-1' }]);
   assert.is((await t.call('GET', '/api/v1/namespaces', { token: tok })).status, 401);
 
@@ -143,6 +145,20 @@ test('a token bound to a pod names it and dies with it; kubectl create token ref
   const missing = await t.kubectl('create', 'token', 'nobody', '-n', 'shop');
   assert.is.not(missing.code, 0);
   assert.match(missing.stderr, 'serviceaccounts "nobody" not found');
+});
+
+test('a token bound to a node (what a node agent authenticates with) names the node in TokenReview; a node that does not exist is 404', async () => {
+  const tok = await createToken('--bound-object-kind', 'Node', '--bound-object-name', 'node-2', '--audience', 'ambit-controller');
+  const node = (await t.call('GET', '/api/v1/nodes/node-2')).json;
+  assert.equal((decodeJwt(tok)['kubernetes.io'] as { node: unknown }).node, { name: 'node-2', uid: node.metadata.uid });
+  const r = await review(tok, ['ambit-controller']);
+  assert.is(r.json.status.authenticated, true, r.text);
+  assert.is(r.json.status.user.username, 'system:serviceaccount:shop:agent');
+  assert.equal(r.json.status.user.extra['authentication.kubernetes.io/node-name'], ['node-2']);
+  assert.equal(r.json.status.user.extra['authentication.kubernetes.io/node-uid'], [node.metadata.uid]);
+  const missing = await t.kubectl('create', 'token', 'agent', '-n', 'shop', '--bound-object-kind', 'Node', '--bound-object-name', 'node-9');
+  assert.is.not(missing.code, 0);
+  assert.match(missing.stderr, 'nodes "node-9" not found');
 });
 
 test('discovery lists tokenreviews (create only) and the serviceaccounts/token subresource', async () => {

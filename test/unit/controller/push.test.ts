@@ -14,6 +14,7 @@ import { Store } from '../../../controller/store/store.js';
 import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { ShareBuilder } from '../../../controller/push/share.js';
 import { PushServer } from '../../../controller/push/server.js';
+import { fixedTokens } from '../../../controller/push/auth.js';
 import { AgentState } from '../../../agent/state/state.js';
 import { ControllerConnection } from '../../../agent/control/client.js';
 import type { Pod, Resource } from '../../../shared/resources/types.js';
@@ -55,7 +56,7 @@ const policy = (name: string, selector?: Record<string, string>, namespace = 'sh
 });
 
 async function startPush(): Promise<void> {
-  push = new PushServer({ share, tokens, tls, log, bundle: () => new TrustBundle({ 'cluster.local': ca.trustBundle() }) });
+  push = new PushServer({ share, nodes: [...tokens.keys()], checkToken: fixedTokens(tokens), tls, log, bundle: () => new TrustBundle({ 'cluster.local': ca.trustBundle() }) });
   push.server.listen(port, '127.0.0.1');
   await once(push.server, 'listening');
   port = (push.server.address() as AddressInfo).port;
@@ -63,7 +64,7 @@ async function startPush(): Promise<void> {
 
 function connectAgent(node: string, token: string, credential?: { key: string; cert: string }): { state: AgentState; conn: ControllerConnection } {
   const state = new AgentState(node);
-  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token, ca: () => [ca.rootPem], state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
+  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token: () => token, ca: () => [ca.rootPem], state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
   conn.start();
   const a = { state, conn };
   agents.push(a);
