@@ -5,12 +5,15 @@
 // of cluster/, so the same controller runs on a real cluster without it.
 
 import { AmbitError } from '../shared/errors.js';
+import { CertificateAuthority } from '../controller/ca/authority.js';
+import { caSecretName, pluggedSecretFrom, pluggedSecretName } from '../controller/ca/secret.js';
+import { join } from 'node:path';
 import type { ControllerConfig } from '../controller/config.js';
-import { defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
-import type { ControllerParts, LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
+import { caDir, defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
+import type { LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
 import { agentQueryPort, netnsDialer } from '../controller/dashboard/agent-link.js';
 import { loadOrCreateSecret } from '../controller/secrets.js';
-import { kubeApiDnsNames, type KubeApiServed, serveKubeApi, serviceAccountKeyPath } from './apiserver/serve.js';
+import { kubeApiCaDir, kubeApiDnsNames, type KubeApiServed, serveKubeApi, serviceAccountKeyPath } from './apiserver/serve.js';
 import { prometheusPathPrefix, prometheusUrl } from './prometheus.js';
 import { LocalClusterRuntime } from './runtime.js';
 import { readState, topologyOf } from './state.js';
@@ -37,13 +40,16 @@ export function localCluster(config: ControllerConfig): LocalCluster {
   let kubeApi: KubeApiServed | undefined;
   let admin: string | undefined;
   const adminToken = () => (admin ??= loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)));
-  const kubeApiServing = (parts: ControllerParts) => {
-    const s = parts.ca.issueServing(['127.0.0.1', topology.control.ip], kubeApiDnsNames);
+  // The cluster's own CA, as kubeadm's /etc/kubernetes/pki/ca: it signs the API server's certificate
+  // and is what kubeconfigs trust. The mesh's CA is the controller's, kept in a Secret of the API.
+  const clusterCa = CertificateAuthority.open(kubeApiCaDir(config.stateDir), 'kubernetes');
+  const kubeApiServing = () => {
+    const s = clusterCa.issueServing(['127.0.0.1', topology.control.ip], kubeApiDnsNames);
     return { key: s.keyPem, cert: s.certPem };
   };
-  const kubeConfig = (parts: ControllerParts): KubeConfig => ({
+  const kubeConfig = (): KubeConfig => ({
     server: `https://${topology.control.ip}:${defaultKubeApiPort}`,
-    ca: parts.ca.trustBundle().join(''),
+    ca: clusterCa.trustBundle().join(''),
     token: adminToken,
     namespace: 'default',
     source: 'the local cluster',
@@ -65,15 +71,21 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         topology,
         token: adminToken(),
         serviceAccountKeyFile: serviceAccountKeyPath(config.stateDir),
-        tls: kubeApiServing(parts),
-        trustBundle: () => parts.ca.trustBundle(),
+        tls: kubeApiServing(),
+        ca: clusterCa.trustBundle().join(''),
         listen: config.kubeApi,
         kubeconfig: kubeconfigPath(config.stateDir),
         createdAt: new Date(state.createdAt),
         log: parts.log.child({ component: 'kube-api' }),
       });
-      kube = new KubeClient(kubeConfig(parts), { userAgent: 'ambit-local-cluster' });
+      kube = new KubeClient(kubeConfig(), { userAgent: 'ambit-local-cluster' });
       for (const r of meshSystemObjects) await kube.apply(resourceKind(r.kind), r, 'ambit-install', true);
+      // An operator's CA files left in the state directory become Istio's `cacerts` Secret, as an
+      // installer makes it, while the cluster has no CA yet (never over one the controller made).
+      const Secret = resourceKind('Secret');
+      const namespace = agentServiceAccount.namespace;
+      const plugged = pluggedSecretFrom(join(caDir(config.stateDir), 'cacerts'), namespace);
+      if (plugged && !(await kube.get(Secret, namespace, pluggedSecretName)) && !(await kube.get(Secret, namespace, caSecretName))) await kube.create(Secret, plugged);
     },
 
     // The controller runs in the control plane's namespace, where the API's second listener is.
@@ -108,13 +120,6 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         schedule: () => runtime.schedule(),
         restartAgent: (node) => runtime.restartAgent(node),
         status: () => ({ ...clusterStatus(topology, parts.store, (node, pod) => parts.captureOf(node, pod)), agents: parts.agents() }),
-        rootRotated: () => {
-          if (!kubeApi) return;
-          kubeApi.setTls(kubeApiServing(parts));
-          kube?.setCa(parts.ca.trustBundle().join(''));
-          // kubectl must trust the new root (and the old one during the overlap).
-          kubeApi.writeKubeconfig();
-        },
         stop: async () => {
           kube?.close();
           kubeApi?.close();

@@ -7,7 +7,6 @@ import type { Logger } from '../shared/log.js';
 import type { Cidr } from '../shared/net/ipv4.js';
 import type { Store } from './store/store.js';
 import type { ApplyContext } from './resources/apply.js';
-import type { CertificateAuthority } from './ca/authority.js';
 import type { AgentStatus } from './push/server.js';
 import type { AgentDialer } from './dashboard/agent-link.js';
 import type { KubeConfig } from '../shared/kube/config.js';
@@ -16,7 +15,6 @@ import type { KubeConfig } from '../shared/kube/config.js';
 export interface ControllerParts {
   store: Store;
   apply: ApplyContext;
-  ca: CertificateAuthority;
   log: Logger;
   agents(): AgentStatus[];
   /** Whether the node's agent reported the pod captured, and how. */
@@ -30,8 +28,6 @@ export interface LocalClusterServices {
   schedule(): void;
   restartAgent(node: string): Promise<unknown>;
   status(): unknown;
-  /** After a CA root rotation: serving certificates and client configuration move to the new root. */
-  rootRotated(): void;
   stop(): Promise<void>;
 }
 

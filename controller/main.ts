@@ -9,7 +9,8 @@ import { parseCidr } from '../shared/net/ipv4.js';
 import { Store, writeFileAtomic } from './store/store.js';
 import { ClusterIPAllocator } from './resources/allocator.js';
 import { createApiServer } from './api/server.js';
-import { CertificateAuthority } from './ca/authority.js';
+import { caSecretName, loadCa, mirrorSecret, saveCa } from './ca/secret.js';
+import { Informer } from '../shared/kube/informer.js';
 import { ShareBuilder } from './push/share.js';
 import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
@@ -31,7 +32,6 @@ import { KubeApiError, KubeClient } from '../shared/kube/client.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
-import type { TokenCheck } from './push/auth.js';
 import { tokenReviewCheck } from './push/token-review.js';
 import { agentServiceAccount } from '../shared/protocol/config.js';
 
@@ -51,73 +51,91 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const nodes = local?.nodes ?? config.nodes;
   const agentAddresses = local?.agentAddresses ?? config.agentAddresses;
 
-  // An agent proves its node with a ServiceAccount token bound to it (checked by TokenReview once
-  // the API client exists), until it has a node certificate.
-  let checkToken: TokenCheck = async () => 'the controller is not connected to the Kubernetes API yet';
-  const ca = CertificateAuthority.open(caDir(config.stateDir), config.trustDomain);
-  let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
-  const publishTrustBundle = () => {
-    bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
-    // Agents read this file to trust the controller itself; it must hold every current root.
-    writeFileAtomic(trustBundlePath(config.stateDir), ca.trustBundle().join(''));
-    return store.commit([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots: ca.trustBundle() } }]);
-  };
-  publishTrustBundle();
-  // Previous roots leave the bundle when their overlap ends.
-  setInterval(() => ca.expireRoots() && publishTrustBundle(), 60_000).unref();
-  const issueServing = () => ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
-  const serving = issueServing();
   const metrics = new ControllerMetrics();
   // Set once the local cluster starts (after the listeners); the push server reaches it through this.
   let cluster: LocalClusterServices | undefined = undefined;
-  const share = new ShareBuilder(config.rootNamespace);
-  const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
-  const push = new PushServer({
-    share,
-    nodes,
-    checkToken: (node, token) => checkToken(node, token),
-    tls: { key: serving.keyPem, cert: serving.certPem },
-    bundle: () => bundle,
-    log: log.child({ component: 'push' }),
-    onCapture: () => cluster?.schedule(),
-    onRequest: caHandler({ issuer, store, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
-  });
-  setInterval(() => metrics.agentsConnected.set(push.agents().filter((a) => a.connected).length), 1000).unref();
-  const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
-
+  let push: PushServer | undefined = undefined;
   const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), rootNamespace: config.rootNamespace, ...(local ? { nodeNames: nodes } : {}) };
   const parts: ControllerParts = {
     store,
     apply: ctx,
-    ca,
     log,
-    agents: () => push.agents(),
-    isCaptured: (node, pod) => push.isCaptured(node, pod),
-    captureOf: (node, pod) => push.captureOf(node, pod),
+    agents: () => push?.agents() ?? [],
+    isCaptured: (node, pod) => push?.isCaptured(node, pod) ?? false,
+    captureOf: (node, pod) => push?.captureOf(node, pod),
   };
   // The local cluster's Kubernetes API belongs on the host's loopback, like the dashboard.
   await local?.openHostListeners(parts);
 
-  // What agents are sent comes from the Kubernetes API, as on a real cluster: agents are served only
-  // once every kind is listed, so a reconnecting agent never gets an empty configuration.
+  // Everything the controller knows of the cluster comes from the Kubernetes API, as on a real
+  // cluster: what agents are sent, the CA's keys, who leads, who an agent is.
   if (!local) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API; outside a local cluster this is not wired yet');
   const kube = new KubeClient(local.kubeConfig(parts), { userAgent: 'ambit-controller' });
-  checkToken = tokenReviewCheck(kube, { serviceAccount: agentServiceAccount });
+  await ensureNamespace(kube, controllerNamespace);
+  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
+  const writer = new ControllerWriter(kube, () => elector.isLeader);
+  elector.start();
+
+  // The CA's keys are in a Secret every replica reads; the leader makes the root when there is none.
+  const caSecret = { kube, namespace: controllerNamespace, dir: caDir(config.stateDir), trustDomain: config.trustDomain };
+  let loaded = await loadCa({ ...caSecret, leads: () => elector.isLeader });
+  const ca = loaded.ca;
+  log.info({ secret: `${controllerNamespace}/${loaded.secret}`, roots: ca.trustBundle().length }, 'CA keys loaded from the Kubernetes API');
+  let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
+  const issueServing = () => ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  const serving = issueServing();
+  // Agents read this file to trust the controller itself; it must hold every current root.
+  const writeTrustFile = () => writeFileAtomic(trustBundlePath(config.stateDir), ca.trustBundle().join(''));
+  writeTrustFile();
+
+  // An agent proves its node with a ServiceAccount token bound to it, until it has a node certificate.
+  const checkToken = tokenReviewCheck(kube, { serviceAccount: agentServiceAccount });
+  const share = new ShareBuilder(config.rootNamespace);
   const cache = new ClusterCache(kube, controllerKinds, log.child({ component: 'informers' }));
+  const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
+  const pushServer = new PushServer({
+    share,
+    nodes,
+    checkToken,
+    tls: { key: serving.keyPem, cert: serving.certPem },
+    bundle: () => bundle,
+    log: log.child({ component: 'push' }),
+    onCapture: () => cluster?.schedule(),
+    onRequest: caHandler({ issuer, cluster: cache, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
+  });
+  push = pushServer;
+  setInterval(() => metrics.agentsConnected.set(pushServer.agents().filter((a) => a.connected).length), 1000).unref();
+  const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
+
+  // Agents are served only once every kind is listed, so a reconnecting agent never gets an empty configuration.
   await cache.start();
   share.load(cache.list(), cache.revision);
   cache.on('change', (event) => {
     share.apply(event);
-    push.publish();
+    pushServer.publish();
     metrics.revision.set(event.revision);
   });
   metrics.revision.set(cache.revision);
 
+  // The roots agents trust, as a TrustBundle object the leader keeps equal to the CA's.
+  const publishTrustBundle = async (): Promise<number> => {
+    const roots = ca.trustBundle();
+    bundle = new TrustBundle({ [config.trustDomain]: roots });
+    writeTrustFile();
+    if (!elector.isLeader) return cache.revision;
+    const published = cache.get('TrustBundle', '', config.trustDomain) as { spec?: { roots?: string[] } } | undefined;
+    if (JSON.stringify(published?.spec?.roots) === JSON.stringify(roots)) return cache.revision;
+    await writer.apply([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots } }]);
+    const written = Number((await kube.get(resourceKind('TrustBundle'), '', config.trustDomain))?.metadata.resourceVersion) || 0;
+    await cache.waitForProgress(written, 5000, ['TrustBundle']);
+    return cache.revision;
+  };
+  const republish = () => void publishTrustBundle().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not publish the trust bundle'));
+  // Previous roots leave the bundle when their overlap ends.
+  setInterval(() => ca.expireRoots() && republish(), 60_000).unref();
+
   // The reconcilers read the same cache and write back through the API, as a client, and only
   // while this replica leads: every replica serves agents, one writes.
-  await ensureNamespace(kube, controllerNamespace);
-  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
-  const writer = new ControllerWriter(kube, () => elector.isLeader);
   const waypoints = new WaypointDeployer({ view: cache, writer, log: log.child({ component: 'waypoints' }) });
   const routeStatus = new RouteStatusWriter(cache, writer, log.child({ component: 'route-status' }));
   const policyStatus = new PolicyStatusWriter(cache, writer, log.child({ component: 'policy-status' }), config.rootNamespace);
@@ -131,12 +149,42 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     if (!elector.isLeader) return;
     writer.apply([webhookConfiguration(webhookUrl, ca.trustBundle().join(''))]).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not register the admission webhook'));
   };
-  elector.on('started', registerWebhook);
-  elector.on('started', () => reconcilers.forEach((r) => r.start()));
+  // After a root rotation: the controller's own certificates move to the new root (agents trust both meanwhile).
+  const rootChanged = () => {
+    const renewed = issueServing();
+    pushServer.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
+    webhook.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.2' });
+    registerWebhook();
+  };
+  const lead = () => {
+    registerWebhook();
+    republish();
+    reconcilers.forEach((r) => r.start());
+  };
+  elector.on('started', lead);
   elector.on('stopped', () => reconcilers.forEach((r) => r.stop()));
-  elector.start();
-  push.server.listen(config.agentPort, config.agentHost);
-  await once(push.server, 'listening');
+  // It may have won already, while the CA was loading.
+  if (elector.isLeader) lead();
+  // Another replica's rotation reaches this one through the Secret.
+  const caWatch = new Informer(kube, { kind: resourceKind('Secret'), namespace: controllerNamespace, fieldSelector: `metadata.name=${loaded.secret}`, log: log.child({ component: 'ca-secret' }) });
+  caWatch.on('change', (changes) => {
+    const secret = changes.find((c) => c.type === 'upsert')?.resource;
+    if (!secret || secret.metadata.resourceVersion === loaded.resourceVersion || loaded.secret !== caSecretName) return;
+    try {
+      mirrorSecret(caSecret.dir, secret);
+      ca.reload(config.trustDomain);
+      loaded = { ...loaded, resourceVersion: secret.metadata.resourceVersion ?? '' };
+      log.info({ roots: ca.trustBundle().length }, 'CA keys changed in the Kubernetes API (a rotation); reloaded');
+      bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
+      writeTrustFile();
+      rootChanged();
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'could not reload the CA keys from the Kubernetes API; signing with the previous ones');
+    }
+  });
+  caWatch.start();
+  pushServer.server.listen(config.agentPort, config.agentHost);
+  await once(pushServer.server, 'listening');
 
   // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
   // the host's namespace until its listener is made, and no child may inherit it.
@@ -145,7 +193,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     try {
       dashboard = await startDashboard(config.dashboard, {
         cluster: cache,
-        agents: () => push.agents(),
+        agents: () => pushServer.agents(),
         trustBundle: () => ca.trustBundle(),
         dialer: local?.dialer ?? noDialer,
         // The local cluster's Prometheus runs beside the controller, under the dashboard's prefix.
@@ -165,20 +213,15 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const server = createApiServer({
     ctx,
     token,
-    push,
+    push: pushServer,
     cache,
-    rotateRoot: (overlapSeconds: number) => {
+    rotateRoot: async (overlapSeconds: number) => {
+      if (!elector.isLeader) throw new AmbitError('NotLeader', `this controller replica (${config.identity}) does not lead; rotate through the leader (kubectl get lease -n ${controllerNamespace} ${leaderLeaseName})`);
       ca.rotateRoot(config.trustDomain, overlapSeconds * 1000);
-      // The API server's certificate moves to the new root below: trust it first.
-      kube.setCa(ca.trustBundle().join(''));
-      const revision = publishTrustBundle().revision;
-      // The controller's own certificate moves to the new root too; agents trust both meanwhile.
-      const renewed = issueServing();
-      push.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
-      webhook.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.2' });
-      registerWebhook();
-      cluster?.rootRotated();
-      return revision;
+      // The Secret first: a replica that restarts now must sign from the new root too.
+      loaded = { ...loaded, resourceVersion: await saveCa(caSecret, loaded.resourceVersion) };
+      rootChanged();
+      return publishTrustBundle();
     },
     log: log.child({ component: 'api' }),
     ...(cluster ? { restartAgent: (node: string) => cluster!.restartAgent(node), status: () => cluster!.status() } : {}),
@@ -195,8 +238,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     reconcilers.forEach((r) => r.stop());
     // Handing the Lease over now spares the next replica a lease duration of waiting.
     await elector.stop();
-    push.close();
+    pushServer.close();
     webhook.close();
+    caWatch.stop();
     cache.stop();
     kube.close();
     monitoring.close();

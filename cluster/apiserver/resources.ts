@@ -44,8 +44,8 @@ export interface GroupVersion {
 // `watch` for `get -w`. Sorted, as the real server lists them.
 const readWrite = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
 const readOnly = ['get', 'list', 'watch'];
-/** ambit makes these and no client may write them: the CA's roots are the controller's to publish. */
-const readOnlyKinds = new Set(['TrustBundle']);
+/** Kinds no client may write (none today: the controller publishes TrustBundles as a client). */
+const readOnlyKinds = new Set<string>();
 /** `kubectl get all` shows the kinds in the `all` category; Kubernetes puts these (of those ambit serves) in it. */
 const allCategory = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet']);
 

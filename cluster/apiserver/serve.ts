@@ -25,7 +25,8 @@ export interface KubeApiServing {
   /** The serving certificate (its SANs cover 127.0.0.1, the control plane's address and kubernetes.default.svc). */
   tls: { key: string; cert: string };
   /** Every CA root a client should trust (the kubeconfig's certificate-authority-data). */
-  trustBundle: () => string[];
+  /** The cluster CA's certificate, PEM: what the kubeconfig trusts. */
+  ca: string;
   /** Where people reach it (the host's loopback); the control plane's address is added. */
   listen: ListenAddress;
   kubeconfig: string;
@@ -36,15 +37,14 @@ export interface KubeApiServing {
 
 /** Where the local cluster keeps the key its ServiceAccount tokens are signed with. */
 export const serviceAccountKeyPath = (stateDir: string) => join(stateDir, 'kube-api', 'sa-signer.key');
+/** The cluster's CA (kubeadm's pki/ca): it signs the API server's certificate; kubeconfigs trust it. */
+export const kubeApiCaDir = (stateDir: string) => join(stateDir, 'kube-api', 'ca');
 
 /** The names a client in a cluster uses for its API server, as in Kubernetes. */
 export const kubeApiDnsNames = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
 
 export interface KubeApiServed {
   servers: Server[];
-  /** A new serving certificate (after a CA root rotation). */
-  setTls(tls: { key: string; cert: string }): void;
-  writeKubeconfig(): void;
   close(): void;
 }
 
@@ -54,15 +54,10 @@ export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
   const servers = [make(), make()];
   await listenAt(servers[0]!, o.listen, 'the Kubernetes API', '--kube-api-listen');
   await listenAt(servers[1]!, { host: o.topology.control.ip, port: defaultKubeApiPort }, 'the Kubernetes API (control plane)', '--kube-api-listen');
-  const writeKubeconfig = () => writeFileAtomic(o.kubeconfig, kubeconfig(`https://${o.listen.host}:${o.listen.port}`, o.trustBundle().join(''), o.token, o.topology.name), 0o600);
-  writeKubeconfig();
+  writeFileAtomic(o.kubeconfig, kubeconfig(`https://${o.listen.host}:${o.listen.port}`, o.ca, o.token, o.topology.name), 0o600);
   o.log.info({ kubeApi: `https://${o.listen.host}:${o.listen.port}`, kubeconfig: o.kubeconfig }, 'Kubernetes API ready');
   return {
     servers,
-    setTls: (tls) => {
-      for (const s of servers) s.setSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
-    },
-    writeKubeconfig,
     close: () => {
       api.close();
       for (const s of servers) {

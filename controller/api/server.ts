@@ -22,7 +22,7 @@ export interface ApiOptions {
   /** The controller's view through the Kubernetes API: which revision agents should run. */
   cache?: ClusterCache;
   /** Rotates the CA root; returns the revision that carries the new trust bundle. */
-  rotateRoot?: (overlapSeconds: number) => number;
+  rotateRoot?: (overlapSeconds: number) => Promise<number>;
   /** The local cluster's view (nodes, pods, services), when this controller serves one. */
   status?: () => unknown;
   /** Replaces a node's agent without losing a connection (the local cluster's rolling update). */
@@ -72,7 +72,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       if (!o.rotateRoot) throw new AmbitError('NotFound', 'this controller has no CA');
       const body = (await readJson(req, maxBody)) as { overlapSeconds?: number };
       const overlap = typeof body.overlapSeconds === 'number' && body.overlapSeconds > 0 ? body.overlapSeconds : 48 * 3600;
-      const revision = o.rotateRoot(overlap);
+      const revision = await o.rotateRoot(overlap);
       o.log.info({ revision, overlapSeconds: overlap }, 'CA root rotated');
       return send(res, 200, { revision, overlapSeconds: overlap });
     }

@@ -76,6 +76,13 @@ export class CertificateAuthority {
     return new CertificateAuthority(dir, signer, roots, true);
   }
 
+  /** Reads the directory again: another replica rotated the root, and its Secret was mirrored here. */
+  reload(trustDomain: string): void {
+    const fresh = CertificateAuthority.open(this.dir, trustDomain);
+    this.signer = fresh.signer;
+    this.roots = fresh.roots;
+  }
+
   get current(): Signer {
     return this.signer;
   }

@@ -7,7 +7,7 @@ import { AmbitError } from '../../shared/errors.js';
 import { type Identity, nodeSpiffeId, parseNodeSpiffeId, parseSpiffeId, spiffeId } from '../../shared/identity/spiffe.js';
 import { buildCertificate, isRsaKey, oidClientAuth, oidServerAuth, parseCsr, toPem } from '../../shared/identity/x509.js';
 import type { Pod } from '../../shared/resources/types.js';
-import type { Store } from '../store/store.js';
+import type { ClusterReader } from '../kube/view.js';
 import { type CertificateAuthority, KeyUsage, serial } from './authority.js';
 
 export type RefusalReason = 'malformed-csr' | 'bad-identity' | 'wrong-trust-domain' | 'identity-not-on-node';
@@ -61,13 +61,13 @@ export function csrIdentity(csrDer: Buffer, trustDomain: string): { identity: Id
 }
 
 /** Node authorization: some pod with this identity is scheduled on the node. */
-export function authorize(store: Store, node: string, identity: Identity): void {
-  const onNode = (store.list('Pod', identity.namespace) as Pod[]).some((p) => p.spec.nodeName === node && (p.spec.serviceAccountName ?? 'default') === identity.serviceAccount);
+export function authorize(cluster: ClusterReader, node: string, identity: Identity): void {
+  const onNode = (cluster.list('Pod', identity.namespace) as Pod[]).some((p) => p.spec.nodeName === node && (p.spec.serviceAccountName ?? 'default') === identity.serviceAccount);
   if (!onNode) throw new CsrRefused('identity-not-on-node', `node ${node} runs no pod with identity ${spiffeId(identity)}; an agent gets certificates only for its own node's pods`);
 }
 
 /** Signs a workload certificate for a pod of `node`, or the node's own certificate. */
-export function issue(o: IssuerOptions, node: string, csrDer: Buffer, requestedTtlSeconds: number | undefined, store: Store): IssuedCertificate {
+export function issue(o: IssuerOptions, node: string, csrDer: Buffer, requestedTtlSeconds: number | undefined, cluster: ClusterReader): IssuedCertificate {
   const { uri, spkiDer } = readCsr(csrDer);
   const nodeId = parseNodeSpiffeId(uri);
   if (nodeId) {
@@ -77,7 +77,7 @@ export function issue(o: IssuerOptions, node: string, csrDer: Buffer, requestedT
     return signWith(o, uri, spkiDer, requestedTtlSeconds, [oidClientAuth]);
   }
   const { identity } = csrIdentity(csrDer, o.trustDomain);
-  authorize(store, node, identity);
+  authorize(cluster, node, identity);
   return sign(o, identity, spkiDer, requestedTtlSeconds);
 }
 

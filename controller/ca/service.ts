@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.js';
 import { fromPem } from '../../shared/identity/x509.js';
 import type { NodeAuth } from '../push/auth.js';
-import type { Store } from '../store/store.js';
+import type { ClusterReader } from '../kube/view.js';
 import type { ControllerMetrics } from '../metrics.js';
 import { CsrRefused, issue, type IssuerOptions } from './issuer.js';
 
@@ -14,7 +14,8 @@ export const certificatesPath = '/v1/certificates';
 
 export interface CaServiceOptions {
   issuer: IssuerOptions;
-  store: Store;
+  /** Where the pods are read: which node runs which identity. */
+  cluster: ClusterReader;
   log: Logger;
   metrics: ControllerMetrics;
   trustBundle: () => string[];
@@ -42,7 +43,7 @@ export function caHandler(o: CaServiceOptions) {
       const ttl = typeof request.ttlSeconds === 'number' ? request.ttlSeconds : undefined;
       try {
         if (!der) throw new CsrRefused('malformed-csr', 'the body has no PEM CSR in "csr"');
-        const cert = issue(o.issuer, node, der, ttl, o.store);
+        const cert = issue(o.issuer, node, der, ttl, o.cluster);
         o.metrics.certificatesIssued.inc();
         o.log.info({ node, identity: cert.id, serial: cert.serial, notAfter: cert.notAfter }, 'certificate issued');
         reply(200, { ...cert, trustBundle: o.trustBundle() });

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
       checkToken: fixedTokens(new Map([['n1', 't1']])),
       tls: { key: serving.keyPem, cert: serving.certPem },
       log,
-      onRequest: caHandler({ issuer, store, log, metrics: new ControllerMetrics(), trustBundle: () => ca.trustBundle() }),
+      onRequest: caHandler({ issuer, cluster: store, log, metrics: new ControllerMetrics(), trustBundle: () => ca.trustBundle() }),
     });
     push.server.listen(0, '127.0.0.1');
     await once(push.server, 'listening');

@@ -29,7 +29,8 @@ export const kinds: KindInfo[] = [
   { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['peerauthentication', 'peerauthentications', 'pa'], userApplied: true },
   { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['requestauthentication', 'requestauthentications', 'ra'], userApplied: true },
   { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespaced: true, names: ['destinationrule', 'destinationrules', 'dr'], userApplied: true },
-  { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: false },
+  // Written by the controller's leader through the API, like any client's object (there is no RBAC to keep others out).
+  { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: true },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true },
   { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['grpcroute', 'grpcroutes'], userApplied: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },

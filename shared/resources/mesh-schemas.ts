@@ -354,6 +354,13 @@ const localRateLimitSpec = closed(
   ['targetRefs', 'tokenBucket'],
 );
 
+/**
+ * ambit.dev/v1alpha1 TrustBundle: the roots agents trust for a trust domain (named after it), as
+ * the controller's leader publishes them from its CA (Istio's istio-ca-root-cert ConfigMap plays
+ * this part); a PEM certificate per entry, the current root first.
+ */
+const trustBundleSpec = closed({ roots: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: '^-----BEGIN CERTIFICATE-----', maxLength: 16384 } } }, ['roots']);
+
 export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specRequired: boolean }> = {
   AuthorizationPolicy: { apiVersion: 'security.istio.io/v1', spec: authorizationPolicySpec, specRequired: false },
   PeerAuthentication: { apiVersion: 'security.istio.io/v1', spec: peerAuthenticationSpec, specRequired: false },
@@ -364,4 +371,5 @@ export const meshSpecs: Record<string, { apiVersion: string; spec: Schema; specR
   Gateway: { apiVersion: 'gateway.networking.k8s.io/v1', spec: gatewaySpec, specRequired: true },
   FaultInjection: { apiVersion: 'ambit.dev/v1alpha1', spec: faultInjectionSpec, specRequired: true },
   LocalRateLimit: { apiVersion: 'ambit.dev/v1alpha1', spec: localRateLimitSpec, specRequired: true },
+  TrustBundle: { apiVersion: 'ambit.dev/v1alpha1', spec: trustBundleSpec, specRequired: true },
 };

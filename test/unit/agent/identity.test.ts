@@ -87,7 +87,7 @@ test.before(async () => {
     checkToken: fixedTokens(new Map([['n1', 'token-n1'], ['n2', 'token-n2']])),
     tls: { key: serving.keyPem, cert: serving.certPem },
     log,
-    onRequest: caHandler({ issuer, store, log, metrics, trustBundle: () => ca.trustBundle() }),
+    onRequest: caHandler({ issuer, cluster: store, log, metrics, trustBundle: () => ca.trustBundle() }),
   });
   push.server.listen(0, '127.0.0.1');
   await once(push.server, 'listening');

@@ -170,11 +170,11 @@ test('kubectl api-resources lists every kind with its short names, scope and gro
   assert.equal(rows.get('namespaces'), ['namespaces', 'ns', 'v1', 'false', 'Namespace']);
 });
 
-test('kubectl api-resources -o wide shows verbs (TrustBundle read-only) and the all category', async () => {
+test('kubectl api-resources -o wide shows verbs and the all category', async () => {
   const r = await kubectl('api-resources', '-o', 'wide', '--no-headers');
   assert.is(r.code, 0, r.stderr);
   const line = (name: string) => (r.stdout.split('\n').find((l) => l.startsWith(`${name} `)) ?? '').trimEnd();
-  assert.match(line('trustbundles'), /\sget,list,watch$/);
+  assert.match(line('trustbundles'), /\screate,delete,get,list,patch,update,watch$/);
   assert.match(line('deployments'), /\screate,delete,get,list,patch,update,watch\s+all$/);
   assert.match(line('pods'), /\s+all$/);
   assert.match(line('namespaces'), /watch$/);
@@ -279,7 +279,7 @@ test('unaggregated discovery: APIVersions, APIGroupList, APIGroup and APIResourc
   const apps = JSON.parse((await get('/apis/apps/v1')).body) as typeof v1;
   assert.equal(apps.resources.find((r) => r.name === 'deployments/scale'), { name: 'deployments/scale', singularName: '', namespaced: true, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
   const ambit = JSON.parse((await get('/apis/ambit.dev/v1alpha1')).body) as typeof v1;
-  assert.equal(ambit.resources[0]!.verbs, ['get', 'list', 'watch']);
+  assert.equal(ambit.resources[0]!.verbs, ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
   assert.is((await get('/apis/nope.example/v1')).status, 404);
 });
 
