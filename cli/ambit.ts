@@ -4,6 +4,7 @@
 
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import { projectRoot, type CliContext } from './context.js';
+import { kubeconfigPath } from '../controller/config.js';
 import { commands } from './commands/index.js';
 
 const usage = `ambit: a sidecarless service mesh, with a local multi-node cluster
@@ -42,6 +43,7 @@ Processes:
   sample http-server|tcp-echo|load     the sample workloads' programs
 
 Global flags: --state-dir DIR (default /var/lib/ambit, or $AMBIT_STATE_DIR)
+apply, get, delete, enroll and waypoint talk to the Kubernetes API of $KUBECONFIG, else of the local cluster
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -52,7 +54,9 @@ async function main(argv: string[]): Promise<number> {
     if (!stateDir) throw new AmbitError('BadFlag', '--state-dir needs a directory');
     argv = [...argv.slice(0, i), ...argv.slice(i + 2)];
   }
-  const ctx: CliContext = { stateDir, root: projectRoot };
+  // As kubectl: $KUBECONFIG when set (its first file), else the local cluster's.
+  const kubeconfig = process.env.KUBECONFIG?.split(':').find(Boolean) ?? kubeconfigPath(stateDir);
+  const ctx: CliContext = { stateDir, root: projectRoot, kubeconfig };
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(usage);

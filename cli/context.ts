@@ -8,6 +8,8 @@ export interface CliContext {
   stateDir: string;
   /** Project root (holds bin/, samples/, dist/). */
   root: string;
+  /** The kubeconfig apply/get/delete use: $KUBECONFIG's first file, else the local cluster's. */
+  kubeconfig: string;
 }
 
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

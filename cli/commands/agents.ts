@@ -6,11 +6,11 @@
 
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
-import type { Resource } from '../../shared/resources/types.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { AgentStatus } from '../../controller/push/server.js';
 import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
+import { labelNamespace, withCluster } from '../kube.js';
 import { age, outputFormat, printData, table } from '../output.js';
 
 export async function agents(ctx: CliContext, args: string[]): Promise<number> {
@@ -43,15 +43,8 @@ const enrollLabel = enrollLabels[0]!;
 async function setEnrollment(ctx: CliContext, args: string[], enrolled: boolean): Promise<number> {
   const [name] = args;
   if (!name) throw new AmbitError('BadArgs', `usage: ambit ${enrolled ? 'enroll' : 'unenroll'} NAMESPACE`);
-  const client = new ControllerClient(ctx.stateDir);
-  const { items } = await client.request<{ items: Resource[] }>('GET', '/v1/resources?kind=Namespace');
-  const ns = items.find((n) => n.metadata.name === name);
-  if (!ns) throw new AmbitError('NotFound', `namespace ${name} not found`);
-  const labels = { ...ns.metadata.labels };
-  if (enrolled) labels[enrollLabel] = 'ambient';
-  else delete labels[enrollLabel];
-  const r = await client.request<{ revision: number; results: { action: string }[] }>('POST', '/v1/apply', { resources: [{ ...ns, metadata: { ...ns.metadata, labels } }] });
-  process.stdout.write(`Namespace ${name} ${r.results[0]?.action === 'unchanged' ? 'already ' : ''}${enrolled ? 'enrolled' : 'unenrolled'} (${enrollLabel}${enrolled ? '=ambient' : ' removed'}), revision ${r.revision}\n`);
+  const { changed, resourceVersion } = await withCluster(ctx, (client) => labelNamespace(client, name, { [enrollLabel]: enrolled ? 'ambient' : null }));
+  process.stdout.write(`Namespace ${name} ${changed ? '' : 'already '}${enrolled ? 'enrolled' : 'unenrolled'} (${enrollLabel}${enrolled ? '=ambient' : ' removed'}), resourceVersion ${resourceVersion}\n`);
   return 0;
 }
 

@@ -7,9 +7,8 @@ import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kindInfo } from '../../shared/resources/kinds.js';
 import { readManifests } from '../../shared/resources/manifest.js';
 import type { Resource, ResourceRef } from '../../shared/resources/types.js';
-import { ControllerClient } from '../../controller/api/client.js';
-import type { PropagationPolicy } from '../../controller/resources/garbage-collector.js';
 import type { CliContext } from '../context.js';
+import { deleteResources, type PropagationPolicy, withCluster } from '../kube.js';
 
 /** kubectl's --cascade values and the propagationPolicy each sends. */
 const cascades = new Map<string, PropagationPolicy>([
@@ -41,7 +40,7 @@ export async function del(ctx: CliContext, args: string[]): Promise<number> {
     if (!names.length) throw new AmbitError('BadArgs', `delete ${kindName} needs a name`);
     for (const name of names) refs.push({ kind: info.kind, namespace: info.namespaced ? (values.namespace ?? 'default') : '', name });
   }
-  const result = await new ControllerClient(ctx.stateDir).request<{ deleted: string[] }>('POST', '/v1/delete', { refs, ignoreNotFound: values['ignore-not-found'] === true, propagationPolicy: cascades.get(cascade) });
-  for (const d of result.deleted) process.stdout.write(`${d} deleted\n`);
+  const deleted = await withCluster(ctx, (client) => deleteResources(client, refs, { ignoreNotFound: values['ignore-not-found'] === true, propagationPolicy: cascades.get(cascade)! }));
+  for (const d of deleted) process.stdout.write(`${d} deleted\n`);
   return 0;
 }

@@ -15,7 +15,7 @@ import { explainConnection, explainLines, parseExplainArgs, usage } from '../../
 import { ControllerClient } from '../../controller/api/client.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import type { CliContext } from '../context.js';
-import type { Resource } from '../../shared/resources/types.js';
+import { listResources, withCluster } from '../kube.js';
 import type { RouteObject } from '../../shared/routing/index.js';
 import { outputFormat, printData } from '../output.js';
 import { findPod } from './exec.js';
@@ -47,7 +47,7 @@ export async function explain(ctx: CliContext, args: string[]): Promise<number> 
   const status = await api.request<ClusterStatus>('GET', '/v1/status');
   const routes: RouteObject[] = [];
   for (const kind of ['HTTPRoute', 'GRPCRoute'] as const) {
-    const { items } = await api.request<{ items: Resource[] }>('GET', `/v1/resources?kind=${kind}`);
+    const items = await withCluster(ctx, (client) => listResources(client, kind));
     for (const r of items) routes.push({ kind, namespace: r.metadata.namespace!, name: r.metadata.name, ...(r.metadata.creationTimestamp ? { creationTimestamp: r.metadata.creationTimestamp } : {}), spec: r.spec });
   }
   const l7 = { routes, ...(values.http ? { http: { method: values.http.toUpperCase(), path: path!, headers } } : {}) };

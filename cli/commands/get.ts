@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kinds } from '../../shared/resources/kinds.js';
 import { type Deployment, ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
-import { ControllerClient } from '../../controller/api/client.js';
 import type { CliContext } from '../context.js';
+import { listResources, withCluster } from '../kube.js';
 import { age, outputFormat, printData, table } from '../output.js';
 
 export async function get(ctx: CliContext, args: string[]): Promise<number> {
@@ -19,8 +19,8 @@ export async function get(ctx: CliContext, args: string[]): Promise<number> {
   const info = kindName ? kindByName(kindName) : undefined;
   if (!info) throw new AmbitError('BadArgs', `${kindName ? `unknown kind ${kindName}` : 'get needs a kind'}; known: ${kinds.map((k) => k.names[1]).join(', ')}`);
   const namespace = !info.namespaced || values['all-namespaces'] ? undefined : (values.namespace ?? 'default');
-  const query = new URLSearchParams({ kind: info.kind, ...(namespace ? { namespace } : {}) });
-  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Resource[] }>('GET', `/v1/resources?${query}`);
+  // A Deployment's READY column counts its running pods, as kubectl's does.
+  const [items, pods] = await withCluster(ctx, (client) => Promise.all([listResources(client, info.kind, namespace), info.kind === 'Deployment' ? (listResources(client, 'Pod', namespace) as Promise<Pod[]>) : Promise.resolve([])]));
   const selected = name ? items.filter((r) => r.metadata.name === name) : items;
   if (name && selected.length === 0) throw new AmbitError('NotFound', `${info.kind} ${namespace ? `${namespace}/` : ''}${name} not found`);
   if (printData(format, name ? selected[0] : { apiVersion: 'v1', kind: 'List', items: selected })) return 0;
@@ -30,8 +30,6 @@ export async function get(ctx: CliContext, args: string[]): Promise<number> {
   }
   const wide = format === 'wide';
   const withNs = info.namespaced && !namespace;
-  // A Deployment's READY column counts its running pods, as kubectl's does.
-  const pods = info.kind === 'Deployment' ? (await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?${new URLSearchParams({ kind: 'Pod', ...(namespace ? { namespace } : {}) })}`)).items : [];
   const { headers, row } = columns(info.kind, wide, pods);
   process.stdout.write(table(withNs ? ['NAMESPACE', ...headers] : headers, selected.map((r) => (withNs ? [r.metadata.namespace ?? '', ...row(r)] : row(r)))));
   return 0;

@@ -5,9 +5,9 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
-import { ControllerClient } from '../../controller/api/client.js';
 import { useWaypointLabels, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
 import type { CliContext } from '../context.js';
+import { applyResources, deleteResources, labelNamespace, listResources, withCluster } from '../kube.js';
 
 const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all|none] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME';
 
@@ -32,7 +32,7 @@ export async function waypoint(ctx: CliContext, args: string[]): Promise<number 
     case 'delete': {
       const name = positionals[0] ?? values.name;
       if (!name || !values.namespace) throw new AmbitError('BadArgs', usage);
-      await new ControllerClient(ctx.stateDir).request('POST', '/v1/delete', { refs: [{ kind: 'Gateway', namespace: values.namespace, name }] });
+      await withCluster(ctx, (client) => deleteResources(client, [{ kind: 'Gateway', namespace: values.namespace!, name }]));
       process.stdout.write(`waypoint ${values.namespace}/${name} deleted\n`);
       return 0;
     }
@@ -53,22 +53,17 @@ async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: st
     metadata: { name, namespace: o.namespace, labels: { [waypointForLabels[1]!]: handles } },
     spec: { gatewayClassName: waypointGatewayClass, listeners: [{ name: 'mesh', port: waypointHbonePort, protocol: 'HBONE' }] },
   };
-  const client = new ControllerClient(ctx.stateDir);
-  const resources: Resource[] = [gateway];
-  if (o['enroll-namespace']) {
-    const { items } = await client.request<{ items: Resource[] }>('GET', '/v1/resources?kind=Namespace');
-    const ns = items.find((n) => n.metadata.name === o.namespace);
-    if (!ns) throw new AmbitError('NotFound', `namespace ${o.namespace} not found`);
-    resources.push({ ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata.labels, [useWaypointLabels[1]!]: name } } });
-  }
-  const r = await client.request<{ revision: number; results: { resource: string; action: string }[] }>('POST', '/v1/apply', { resources });
-  for (const x of r.results) process.stdout.write(`${x.resource} ${x.action}\n`);
+  await withCluster(ctx, async (client) => {
+    const r = await applyResources(client, [gateway], false);
+    for (const x of r.results) process.stdout.write(`${x.resource} ${x.action}\n`);
+    if (o['enroll-namespace']) await labelNamespace(client, o.namespace!, { [useWaypointLabels[1]!]: name });
+  });
   process.stdout.write(`waypoint ${o.namespace}/${name} applied (traffic for: ${handles})${o['enroll-namespace'] ? `; namespace ${o.namespace} labelled ${useWaypointLabels[1]}=${name}` : `; label a namespace or ${handles === 'workload' ? 'Pod' : handles === 'all' ? 'Service or Pod' : 'Service'} ${useWaypointLabels[1]}=${name} to use it`}\n`);
   return 0;
 }
 
 async function listWaypoints(ctx: CliContext, namespace: string | undefined): Promise<number> {
-  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Resource[] }>('GET', `/v1/resources?kind=Gateway${namespace ? `&namespace=${namespace}` : ''}`);
+  const items = await withCluster(ctx, (client) => listResources(client, 'Gateway', namespace));
   const waypoints = items.filter((g) => (g.spec as { gatewayClassName?: string }).gatewayClassName === waypointGatewayClass);
   if (!waypoints.length) {
     process.stdout.write('No waypoints.\n');

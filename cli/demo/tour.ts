@@ -20,6 +20,7 @@ import { defaultDashboardPort } from '../../controller/config.js';
 import type { Topology } from '../../cluster/topology.js';
 import { defaultMetricsPort } from '../../agent/config.js';
 import { ControllerClient } from '../../controller/api/client.js';
+import { labelNamespace, listResources, withCluster } from '../kube.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { type Fence, watchWire } from './wire.js';
 
@@ -60,7 +61,7 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   };
   const claims: TourClaims = { plaintextBefore: false, plaintextAfter: true, hboneAfter: false, mutualTlsInMetrics: false, deniedWithPolicy: false, explainedDenial: false, allowedAgain: false };
   const changed: string[] = [];
-  const enrolledAtStart = await enrolledNamespaces(api);
+  const enrolledAtStart = await enrolledNamespaces(ctx);
 
   say(`The sample client pod ${client.name} (${client.ip}, ${client.node}) calls ${remote.name} (${remote.ip}, ${remote.node}).`);
   // A request whose path is a marker, so the wire can be searched for it.
@@ -144,12 +145,12 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
 
   // 6. L7: the waypoint, and a canary split.
   say('\n6. L7: a waypoint for shop (its own pod and identity), and an HTTPRoute that sends 90% of web to web-v1 and 10% to web-v2.');
-  const shopLabels = await namespaceLabels(api, 'shop');
+  const shopLabels = await namespaceLabels(ctx, 'shop');
   const dir6 = mkdtempSync(join(tmpdir(), 'ambit-demo-'));
   try {
     await show(['waypoint', 'apply', '-n', 'shop', '--name', waypointName, '--enroll-namespace']);
     changed.push(`deployed waypoint shop/${waypointName} and pointed shop at it (removed at the end)`);
-    await waitForWaypoint(api);
+    await waitForWaypoint(ctx);
     const file = join(dir6, 'canary.yaml');
     writeFileSync(file, canaryRoute);
     say(`  $ cat ${file}`);
@@ -169,7 +170,7 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   } finally {
     await run(['delete', 'httproute', 'web-canary', '-n', 'shop']);
     await run(['delete', 'service', 'web-v1', 'web-v2', '-n', 'shop']);
-    await setNamespaceLabels(api, 'shop', shopLabels);
+    await setNamespaceLabels(ctx, 'shop', shopLabels);
     await run(['waypoint', 'delete', waypointName, '-n', 'shop']);
     rmSync(dir6, { recursive: true, force: true });
   }
@@ -243,22 +244,24 @@ spec:
       weight: 10
 `;
 
-async function namespaceLabels(api: ControllerClient, name: string): Promise<Record<string, string>> {
-  const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');
-  return { ...items.find((n) => n.metadata.name === name)?.metadata.labels };
+const namespacesOf = (ctx: CliContext) => withCluster(ctx, (client) => listResources(client, 'Namespace') as Promise<Namespace[]>);
+
+async function namespaceLabels(ctx: CliContext, name: string): Promise<Record<string, string>> {
+  return { ...(await namespacesOf(ctx)).find((n) => n.metadata.name === name)?.metadata.labels };
 }
 
-async function setNamespaceLabels(api: ControllerClient, name: string, labels: Record<string, string>): Promise<void> {
-  const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');
-  const ns = items.find((n) => n.metadata.name === name);
-  if (ns) await api.request('POST', '/v1/apply', { resources: [{ ...ns, metadata: { ...ns.metadata, labels } }] });
+/** Puts a namespace's labels back to `labels` (a merge patch: those added since are removed). */
+async function setNamespaceLabels(ctx: CliContext, name: string, labels: Record<string, string>): Promise<void> {
+  const current = (await namespacesOf(ctx)).find((n) => n.metadata.name === name)?.metadata.labels ?? {};
+  const patch: Record<string, string | null> = { ...Object.fromEntries(Object.keys(current).map((k) => [k, null])), ...labels };
+  await withCluster(ctx, (client) => labelNamespace(client, name, patch));
 }
 
 /** Until the waypoint Gateway is programmed (a waypoint pod runs), at most 30 s. */
-async function waitForWaypoint(api: ControllerClient): Promise<void> {
+async function waitForWaypoint(ctx: CliContext): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const { items } = await api.request<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }>('GET', '/v1/resources?kind=Gateway&namespace=shop');
+    const items = (await withCluster(ctx, (client) => listResources(client, 'Gateway', 'shop'))) as { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
     if (items.find((g) => g.metadata.name === waypointName)?.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True')) return;
     if (Date.now() > deadline) throw new AmbitError('DemoFailed', 'the waypoint did not become ready within 30 s: see `ambit get pods -n shop`');
     await new Promise((r) => setTimeout(r, 100));
@@ -280,9 +283,8 @@ async function waitForWaypointVersion(run: (args: string[]) => Promise<{ code: n
   }
 }
 
-async function enrolledNamespaces(api: ControllerClient): Promise<string[]> {
-  const { items } = await api.request<{ items: Namespace[] }>('GET', '/v1/resources?kind=Namespace');
-  return items.filter((n) => enrollLabels.some((l) => n.metadata.labels?.[l] === 'ambient')).map((n) => n.metadata.name);
+async function enrolledNamespaces(ctx: CliContext): Promise<string[]> {
+  return (await namespacesOf(ctx)).filter((n) => enrollLabels.some((l) => n.metadata.labels?.[l] === 'ambient')).map((n) => n.metadata.name);
 }
 
 /** Until every running pod of the sample namespaces is captured (or none is), at most 30 s. */

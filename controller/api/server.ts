@@ -1,4 +1,6 @@
-// The controller's HTTP API for the CLI: apply, list, delete and the local cluster's status, as JSON.
+// The controller's HTTP API for the CLI, for what only the controller knows: its agents and the
+// revisions they run (`ambit agents`, `apply --wait`), the CA's rotation, the local cluster's status.
+// Resources are read and written through the Kubernetes API instead (cli/kube.ts).
 // Every request carries the bearer token from the state directory (like a kubeconfig's token); the
 // comparison is constant-time. Errors come back as { error: { code, message, problems? } }.
 
@@ -7,9 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readJson } from '../../shared/http/body.js';
 import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { ResourceRef } from '../../shared/resources/types.js';
-import { applyResources, type ApplyContext, deleteResources } from '../resources/apply.js';
-import { type PropagationPolicy, propagationPolicies } from '../resources/garbage-collector.js';
+import type { ApplyContext } from '../resources/apply.js';
 import type { PushServer } from '../push/server.js';
 import type { ClusterCache } from '../kube/cache.js';
 
@@ -53,20 +53,18 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
   switch (route) {
     case 'GET /healthz':
       return send(res, 200, { ok: true, revision: o.ctx.store.currentRevision });
-    case 'POST /v1/apply': {
-      const body = (await readJson(req, maxBody)) as { resources?: unknown; dryRun?: boolean; waitSeconds?: number };
-      if (!Array.isArray(body.resources)) throw new AmbitError('BadRequest', 'body.resources must be a list of resources');
+    case 'POST /v1/wait': {
+      // `ambit apply --wait`: once the controller has seen the API's resourceVersion (for the kinds
+      // applied) and every connected agent runs what it made of it, with how long that took.
+      const body = (await readJson(req, maxBody)) as { resourceVersion?: unknown; kinds?: unknown; waitSeconds?: unknown };
+      if (typeof body.resourceVersion !== 'number' || !Array.isArray(body.kinds) || typeof body.waitSeconds !== 'number') throw new AmbitError('BadRequest', 'the body must be {"resourceVersion": N, "kinds": [...], "waitSeconds": N}');
+      if (!o.push || !o.cache) throw new AmbitError('NotFound', 'this controller serves no agents');
       const started = performance.now();
-      const result = applyResources(o.ctx, body.resources, body.dryRun === true);
-      o.log.info({ revision: result.revision, results: result.results }, 'applied');
-      if (!body.waitSeconds || body.dryRun || !o.push) return send(res, 200, result);
-      // --wait: answer once the controller has seen the change through the API and every connected
-      // agent runs what it made of it, with how long that took.
       const deadline = Date.now() + body.waitSeconds * 1000;
-      const kinds = [...new Set((body.resources as { kind?: unknown }[]).map((r) => String(r.kind)))];
-      const target = o.cache ? ((await o.cache.waitForProgress(result.revision, body.waitSeconds * 1000, kinds)) ? o.cache.revision : Infinity) : result.revision;
+      const seen = await o.cache.waitForProgress(body.resourceVersion, body.waitSeconds * 1000, body.kinds as string[]);
+      const target = seen ? o.cache.revision : Infinity;
       const lagging = await o.push.waitForAcks(target, Math.max(0, deadline - Date.now()));
-      return send(res, 200, { ...result, wait: { ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) } });
+      return send(res, 200, { revision: o.cache.revision, ms: Math.round(performance.now() - started), agents: o.push.agents(), lagging: lagging.map((a) => a.node) });
     }
     case 'POST /v1/ca/rotate': {
       if (!o.rotateRoot) throw new AmbitError('NotFound', 'this controller has no CA');
@@ -94,20 +92,6 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       // Briefly: while an informer is backing off, the answer should not hang on it.
       if (o.cache) await o.cache.waitForProgress(o.ctx.store.currentRevision, 1000);
       return send(res, 200, { revision: o.cache?.revision ?? o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
-    case 'POST /v1/delete': {
-      const body = (await readJson(req, maxBody)) as { refs?: ResourceRef[]; ignoreNotFound?: boolean; propagationPolicy?: PropagationPolicy };
-      if (!Array.isArray(body.refs)) throw new AmbitError('BadRequest', 'body.refs must be a list of {kind, namespace, name}');
-      const policy = body.propagationPolicy ?? 'Background';
-      if (!propagationPolicies.includes(policy)) throw new AmbitError('BadRequest', `body.propagationPolicy must be one of ${propagationPolicies.join(', ')}`);
-      const result = deleteResources(o.ctx, body.refs, body.ignoreNotFound === true, policy);
-      o.log.info({ revision: result.revision, deleted: result.deleted }, 'deleted');
-      return send(res, 200, result);
-    }
-    case 'GET /v1/resources': {
-      const kind = url.searchParams.get('kind') ?? undefined;
-      const namespace = url.searchParams.get('namespace') ?? undefined;
-      return send(res, 200, { revision: o.ctx.store.currentRevision, items: o.ctx.store.list(kind, namespace) });
-    }
     case 'GET /v1/status':
       if (!o.status) throw new AmbitError('NotFound', 'this controller serves no local cluster');
       return send(res, 200, o.status());

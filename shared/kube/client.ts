@@ -28,6 +28,14 @@ export interface RequestOptions {
   contentType?: string;
   query?: Record<string, string | undefined>;
   timeoutMs?: number;
+  /** Told each warning the server sent (admission webhooks', deprecations), as kubectl prints them. */
+  onWarning?: (message: string) => void;
+}
+
+/** What a write may ask besides its body: a dry run (checked, admitted, never stored) and where warnings go. */
+export interface WriteOptions {
+  dryRun?: boolean;
+  onWarning?: (message: string) => void;
 }
 
 export interface ListOptions {
@@ -87,6 +95,7 @@ export class KubeClient {
   /** One request; 2xx answers are parsed JSON, anything else a KubeApiError from the server's Status. */
   async request<T = unknown>(method: string, path: string, r: RequestOptions = {}): Promise<T> {
     const res = await this.open(method, path, r);
+    if (r.onWarning) for (const w of res.headersDistinct.warning ?? []) r.onWarning(warningText(w));
     const text = await readAll(res, `${method} ${path}`);
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
@@ -124,20 +133,23 @@ export class KubeClient {
   }
 
   /** Server-side apply as `fieldManager`, taking fields other managers own when `force`. */
-  apply<T extends Resource>(kind: ResourceKind, r: T, fieldManager: string, force = true, subresource?: 'status'): Promise<T> {
-    return this.request<T>('PATCH', objectPath(kind, r.metadata.namespace ?? '', r.metadata.name, subresource), {
+  apply<T extends Resource>(kind: ResourceKind, r: T, fieldManager: string, force = true, w: WriteOptions = {}): Promise<T> {
+    return this.request<T>('PATCH', objectPath(kind, r.metadata.namespace ?? '', r.metadata.name), {
       body: r,
       contentType: 'application/apply-patch+yaml',
-      query: { fieldManager, force: force ? 'true' : undefined },
+      query: { fieldManager, force: force ? 'true' : undefined, dryRun: w.dryRun ? 'All' : undefined },
+      ...(w.onWarning ? { onWarning: w.onWarning } : {}),
     });
   }
 
-  /** DELETE; a missing object is not an error (the caller wanted it gone). */
-  async delete(kind: ResourceKind, namespace: string, name: string, propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'): Promise<void> {
+  /** DELETE; a missing object is not an error (the caller wanted it gone): false says it was not there. */
+  async delete(kind: ResourceKind, namespace: string, name: string, propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'): Promise<boolean> {
     try {
       await this.request('DELETE', objectPath(kind, namespace, name), propagationPolicy ? { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } } : {});
+      return true;
     } catch (err) {
       if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+      return false;
     }
   }
 
@@ -240,6 +252,12 @@ export class KubeClient {
       req.end(body);
     });
   }
+}
+
+/** A `Warning` header's text: `299 - "text"` (RFC 7234 §5.5), the text unquoted. */
+function warningText(header: string): string {
+  const m = /^\d{3} \S+ "((?:[^"\\]|\\.)*)"/.exec(header);
+  return m ? m[1]!.replace(/\\(.)/g, '$1') : header;
 }
 
 /** An answer is read whole up to this size: a list of a large cluster is tens of megabytes. */

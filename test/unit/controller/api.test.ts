@@ -38,27 +38,24 @@ const call = async (path: string, init: RequestInit = {}, auth = `Bearer ${token
 };
 
 test('a request without the token, or with a wrong one, is refused with 401', async () => {
-  assert.is((await call('/v1/resources', {}, '')).status, 401);
-  assert.is((await call('/v1/resources', {}, 'Bearer wrong')).status, 401);
-  assert.is((await call('/v1/resources')).status, 200);
+  assert.is((await call('/v1/agents', {}, '')).status, 401);
+  assert.is((await call('/v1/agents', {}, 'Bearer wrong')).status, 401);
+  assert.is((await call('/v1/agents')).status, 200);
 });
 
-test('apply, list and a refused apply with its problems', async () => {
-  const ok = await call('/v1/apply', { method: 'POST', body: JSON.stringify({ resources: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }] }) });
-  assert.is(ok.status, 200);
-  const bad = await call('/v1/apply', { method: 'POST', body: JSON.stringify({ resources: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x', colour: 1 } }] }) });
-  assert.is(bad.status, 422);
-  const err = bad.body.error as { code: string; problems: { field: string }[] };
-  assert.is(err.code, 'ResourceInvalid');
-  assert.is(err.problems[0]!.field, 'metadata.colour');
-  const list = await call('/v1/resources?kind=Namespace');
-  assert.equal((list.body.items as { metadata: { name: string } }[]).map((i) => i.metadata.name), ['shop']);
+test('resources are not served here (the Kubernetes API serves them): an unknown route is a 404 naming it', async () => {
+  const r = await call('/v1/resources');
+  assert.is(r.status, 404);
+  assert.match((r.body.error as { message: string }).message, 'no API route GET /v1/resources');
 });
 
-test('a body that is not JSON is a 400 that says so', async () => {
-  const r = await call('/v1/apply', { method: 'POST', body: '{nope' });
+test('a body that is not JSON, or not the shape asked for, is a 400 that says so', async () => {
+  const r = await call('/v1/wait', { method: 'POST', body: '{nope' });
   assert.is(r.status, 400);
   assert.match((r.body.error as { message: string }).message, /not JSON/);
+  const shape = await call('/v1/wait', { method: 'POST', body: JSON.stringify({ resourceVersion: '7' }) });
+  assert.is(shape.status, 400);
+  assert.match((shape.body.error as { message: string }).message, '{"resourceVersion": N, "kinds": [...], "waitSeconds": N}');
 });
 
 test.run();
