@@ -10,12 +10,12 @@ import type { Pod } from '../../shared/resources/types.js';
 import { findPodIn } from '../../shared/resources/pods.js';
 import { inPodArgs, podCgroup } from '../../cluster/kubelet/pods.js';
 import { podNetns } from '../../cluster/topology.js';
-import { ControllerClient } from '../../controller/api/client.js';
 import { binDir, type CliContext } from '../context.js';
+import { listResources, withCluster } from '../kube.js';
 
 /** Finds a pod by name, or the first running pod of `deploy/NAME`. */
 export async function findPod(ctx: CliContext, target: string, namespace: string): Promise<Pod> {
-  const { items } = await new ControllerClient(ctx.stateDir).request<{ items: Pod[] }>('GET', `/v1/resources?kind=Pod&namespace=${encodeURIComponent(namespace)}`);
+  const items = (await withCluster(ctx, (client) => listResources(client, 'Pod', namespace))) as Pod[];
   return findPodIn(items, target, namespace);
 }
 
