@@ -38,7 +38,7 @@ Resources:
   delete -f FILE|DIR | KIND NAME [-n NS] [--ignore-not-found]
 
 Processes:
-  controller [--local-cluster]         run the controller (ambit up starts it)
+  controller [--local-cluster|--kubeconfig F]  run a controller replica (ambit up starts one)
   agent --node NAME ...                run a node agent (ambit up starts one per node)
   sample http-server|tcp-echo|load     the sample workloads' programs
 

@@ -5,11 +5,14 @@
 // of cluster/, so the same controller runs on a real cluster without it.
 
 import { AmbitError } from '../shared/errors.js';
+import { Store } from '../controller/store/store.js';
+import { ClusterIPAllocator } from '../controller/resources/allocator.js';
+import type { ApplyContext } from '../controller/resources/apply.js';
 import { CertificateAuthority } from '../controller/ca/authority.js';
 import { caSecretName, pluggedSecretFrom, pluggedSecretName } from '../controller/ca/secret.js';
 import { join } from 'node:path';
 import type { ControllerConfig } from '../controller/config.js';
-import { caDir, defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
+import { caDir, storeDir, defaultDashboardPort, defaultKubeApiPort, kubeAdminTokenPath, kubeconfigPath, trustBundlePath } from '../controller/config.js';
 import type { LocalCluster, LocalClusterServices } from '../controller/local-cluster.js';
 import { agentQueryPort, netnsDialer } from '../controller/dashboard/agent-link.js';
 import { loadOrCreateSecret } from '../controller/secrets.js';
@@ -37,6 +40,16 @@ export function localCluster(config: ControllerConfig): LocalCluster {
   const state = readState(config.stateDir);
   if (!state) throw new AmbitError('NoCluster', `no local cluster recorded in ${config.stateDir}; run \`ambit up\``);
   const topology = topologyOf(state);
+  // The API server's backing store (etcd's part), and what its admission needs to write to it.
+  const store = new Store(storeDir(config.stateDir));
+  // The namespace every cluster starts with.
+  if (!store.get('Namespace', '', 'default')) {
+    store.commit([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default' } },
+    ]);
+  }
+  const apply: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), rootNamespace: config.rootNamespace, nodeNames: topology.nodes.map((n) => n.name) };
   let kubeApi: KubeApiServed | undefined;
   let admin: string | undefined;
   const adminToken = () => (admin ??= loadOrCreateSecret(kubeAdminTokenPath(config.stateDir)));
@@ -57,7 +70,6 @@ export function localCluster(config: ControllerConfig): LocalCluster {
   // The kubelet's and the installer's client: they too reach the cluster through its API.
   let kube: KubeClient | undefined;
   return {
-    serviceCIDR: topology.serviceCIDR,
     nodes: topology.nodes.map((n) => n.name),
     agentAddresses: [topology.control.ip],
     dialer: netnsDialer(topology.nodes, agentQueryPort),
@@ -66,8 +78,8 @@ export function localCluster(config: ControllerConfig): LocalCluster {
     async openHostListeners(parts) {
       if (!config.kubeApi) throw new AmbitError('NoKubeApi', 'the local cluster needs its Kubernetes API: the controller reads the cluster through it');
       kubeApi = await serveKubeApi({
-        store: parts.store,
-        apply: parts.apply,
+        store,
+        apply,
         topology,
         token: adminToken(),
         serviceAccountKeyFile: serviceAccountKeyPath(config.stateDir),
@@ -93,7 +105,7 @@ export function localCluster(config: ControllerConfig): LocalCluster {
 
     start(parts): LocalClusterServices {
       const runtime = new LocalClusterRuntime({
-        store: parts.store,
+        store,
         topology,
         stateDir: config.stateDir,
         binDir: config.binDir,
@@ -119,7 +131,7 @@ export function localCluster(config: ControllerConfig): LocalCluster {
       return {
         schedule: () => runtime.schedule(),
         restartAgent: (node) => runtime.restartAgent(node),
-        status: () => ({ ...clusterStatus(topology, parts.store, (node, pod) => parts.captureOf(node, pod)), agents: parts.agents() }),
+        status: () => ({ ...clusterStatus(topology, store, (node, pod) => parts.captureOf(node, pod)), agents: parts.agents() }),
         stop: async () => {
           kube?.close();
           kubeApi?.close();

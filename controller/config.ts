@@ -2,6 +2,7 @@
 // where it keeps things in its state directory.
 
 import { join } from 'node:path';
+import type { KubeConfig } from '../shared/kube/config.js';
 
 export interface ControllerConfig {
   stateDir: string;
@@ -42,6 +43,8 @@ export interface ControllerConfig {
    * Clients other than loopback must bring the token in dashboardTokenPath.
    */
   dashboard?: { host: string; port: number; netns?: string };
+  /** How to reach the cluster's Kubernetes API when not embedded in a local cluster (which hands in its own). */
+  kube?: KubeConfig;
   /** The local cluster's Kubernetes API (6443 on the host's loopback by default); undefined: none. */
   kubeApi?: { host: string; port: number; netns?: string };
   /** Namespaces inherited as descriptors (`/proc/self/fd/N`), closed once the listeners are open. */

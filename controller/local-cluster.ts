@@ -4,17 +4,12 @@
 // controller runs on a real cluster with none.
 
 import type { Logger } from '../shared/log.js';
-import type { Cidr } from '../shared/net/ipv4.js';
-import type { Store } from './store/store.js';
-import type { ApplyContext } from './resources/apply.js';
 import type { AgentStatus } from './push/server.js';
 import type { AgentDialer } from './dashboard/agent-link.js';
 import type { KubeConfig } from '../shared/kube/config.js';
 
 /** The controller's parts a local cluster works with, once they exist. */
 export interface ControllerParts {
-  store: Store;
-  apply: ApplyContext;
   log: Logger;
   agents(): AgentStatus[];
   /** Whether the node's agent reported the pod captured, and how. */
@@ -32,7 +27,6 @@ export interface LocalClusterServices {
 }
 
 export interface LocalCluster {
-  serviceCIDR: Cidr;
   nodes: string[];
   /** Addresses the agents reach the controller at: its serving certificate's IP SANs. */
   agentAddresses: string[];

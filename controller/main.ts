@@ -5,9 +5,7 @@
 import { rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { createLogger } from '../shared/log.js';
-import { parseCidr } from '../shared/net/ipv4.js';
-import { Store, writeFileAtomic } from './store/store.js';
-import { ClusterIPAllocator } from './resources/allocator.js';
+import { writeFileAtomic } from './store/store.js';
 import { createApiServer } from './api/server.js';
 import { caSecretName, loadCa, mirrorSecret, saveCa } from './ca/secret.js';
 import { Informer } from '../shared/kube/informer.js';
@@ -16,7 +14,7 @@ import { PushServer } from './push/server.js';
 import { ControllerMetrics } from './metrics.js';
 import { caHandler } from './ca/service.js';
 import { TrustBundle } from '../shared/identity/svid.js';
-import { caDir, type ControllerConfig, dashboardTokenPath, storeDir, tokenPath, trustBundlePath } from './config.js';
+import { caDir, type ControllerConfig, dashboardTokenPath, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { releaseInheritedNetns } from '../shared/net/listen.js';
 import { noDialer } from './dashboard/agent-link.js';
@@ -37,17 +35,8 @@ import { agentServiceAccount } from '../shared/protocol/config.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
   const log = createLogger('controller', config.logLevel);
-  const store = new Store(storeDir(config.stateDir));
   const token = loadOrCreateSecret(tokenPath(config.stateDir));
-  // The namespace every cluster starts with.
-  if (!store.get('Namespace', '', 'default')) {
-    store.commit([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } },
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default' } },
-    ]);
-  }
 
-  const serviceCIDR = local?.serviceCIDR ?? parseCidr(config.serviceCIDR);
   const nodes = local?.nodes ?? config.nodes;
   const agentAddresses = local?.agentAddresses ?? config.agentAddresses;
 
@@ -55,10 +44,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   // Set once the local cluster starts (after the listeners); the push server reaches it through this.
   let cluster: LocalClusterServices | undefined = undefined;
   let push: PushServer | undefined = undefined;
-  const ctx = { store, allocator: new ClusterIPAllocator(serviceCIDR), rootNamespace: config.rootNamespace, ...(local ? { nodeNames: nodes } : {}) };
   const parts: ControllerParts = {
-    store,
-    apply: ctx,
     log,
     agents: () => push?.agents() ?? [],
     isCaptured: (node, pod) => push?.isCaptured(node, pod) ?? false,
@@ -69,8 +55,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
 
   // Everything the controller knows of the cluster comes from the Kubernetes API, as on a real
   // cluster: what agents are sent, the CA's keys, who leads, who an agent is.
-  if (!local) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API; outside a local cluster this is not wired yet');
-  const kube = new KubeClient(local.kubeConfig(parts), { userAgent: 'ambit-controller' });
+  const kubeConfig = local ? local.kubeConfig(parts) : config.kube;
+  if (!kubeConfig) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API: give it --kubeconfig, or run it in a pod (in-cluster configuration)');
+  const kube = new KubeClient(kubeConfig, { userAgent: 'ambit-controller' });
   await ensureNamespace(kube, controllerNamespace);
   const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
   const writer = new ControllerWriter(kube, () => elector.isLeader);
@@ -211,8 +198,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   cluster = local?.start(parts);
 
   const server = createApiServer({
-    ctx,
     token,
+    // The API's newest resourceVersion: what agents should have once the informers caught up.
+    apiVersion: async () => Number((await kube.list(resourceKind('Namespace'))).resourceVersion) || 0,
     push: pushServer,
     cache,
     rotateRoot: async (overlapSeconds: number) => {
@@ -229,7 +217,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   rmSync(config.apiSocket, { force: true });
   server.listen(config.apiSocket);
   await once(server, 'listening');
-  log.info({ api: config.apiSocket, agents: `${config.agentHost}:${config.agentPort}`, revision: store.currentRevision, nodes }, 'controller ready');
+  log.info({ api: config.apiSocket, agents: `${config.agentHost}:${config.agentPort}`, revision: cache.revision, nodes }, 'controller ready');
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'controller stopping; pods and agents keep running');

@@ -8,6 +8,7 @@ import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboar
 import { runController } from '../../controller/main.js';
 import { defaultWebhookPort } from '../../controller/admission/webhook.js';
 import { binDir, type CliContext } from '../context.js';
+import { inClusterConfig, loadKubeconfig } from '../../shared/kube/config.js';
 
 export async function controller(ctx: CliContext, args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -30,6 +31,8 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'kube-api-netns': { type: 'string' },
       'prometheus-url': { type: 'string' },
       identity: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'webhook-port': { type: 'string' },
     },
   });
   const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
@@ -44,13 +47,17 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   const inheritedNetns = [values['dashboard-netns'], values['kube-api-netns']].filter((p): p is string => p !== undefined && p.startsWith('/proc/self/fd/'));
   const prometheusUrl = values['prometheus-url'];
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
+  const webhookPort = values['webhook-port'] ?? String(defaultWebhookPort);
+  if (!/^\d+$/.test(webhookPort)) throw new AmbitError('BadFlag', `--webhook-port ${webhookPort}: must be a port number`);
+  // Outside the local cluster: the kubeconfig given, else the pod's ServiceAccount (in-cluster), as istiod.
+  const kube = values['local-cluster'] ? undefined : values.kubeconfig ? loadKubeconfig(values.kubeconfig) : inClusterConfig(process.env);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
   const config: ControllerConfig = {
     stateDir: ctx.stateDir,
     apiSocket: apiSocketPath(ctx.stateDir),
     agentHost: host,
     agentPort: Number(port),
-    webhookPort: defaultWebhookPort,
+    webhookPort: Number(webhookPort),
     agentAddresses: values['agent-address'] ?? ['127.0.0.1'],
     nodes: values.nodes ? values.nodes.split(',') : [],
     serviceCIDR: values['service-cidr'] ?? '10.96.0.0/16',
@@ -67,6 +74,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     identity: values.identity ?? (process.env.POD_NAME || hostname()),
     ...(dashboard ? { dashboard } : {}),
     ...(kubeApi ? { kubeApi } : {}),
+    ...(kube ? { kube } : {}),
     inheritedNetns,
     ...(prometheusUrl ? { prometheusUrl } : {}),
   };

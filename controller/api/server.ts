@@ -9,13 +9,13 @@ import { timingSafeEqual } from 'node:crypto';
 import { readJson } from '../../shared/http/body.js';
 import { AmbitError, errorMessage, ResourceInvalid } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { ApplyContext } from '../resources/apply.js';
 import type { PushServer } from '../push/server.js';
 import type { ClusterCache } from '../kube/cache.js';
 
 export interface ApiOptions {
-  ctx: ApplyContext;
   token: string;
+  /** The Kubernetes API's newest resourceVersion. */
+  apiVersion: () => Promise<number>;
   log: Logger;
   /** The agents' channel, for their versions and for `apply --wait`. */
   push?: PushServer;
@@ -52,7 +52,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
   const route = `${req.method} ${url.pathname}`;
   switch (route) {
     case 'GET /healthz':
-      return send(res, 200, { ok: true, revision: o.ctx.store.currentRevision });
+      return send(res, 200, { ok: true, revision: o.cache?.revision ?? 0 });
     case 'POST /v1/wait': {
       // `ambit apply --wait`: once the controller has seen the API's resourceVersion (for the kinds
       // applied) and every connected agent runs what it made of it, with how long that took.
@@ -79,7 +79,7 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
       if (!o.push || typeof body.node !== 'string' || !o.push.resync(body.node)) {
         throw new AmbitError('NotFound', `no connected agent for node ${JSON.stringify(body.node)}; see \`ambit agents\``);
       }
-      return send(res, 200, { node: body.node, revision: o.cache?.revision ?? o.ctx.store.currentRevision });
+      return send(res, 200, { node: body.node, revision: o.cache?.revision ?? 0 });
     }
     case 'POST /v1/agents/restart': {
       const body = (await readJson(req, maxBody)) as { node?: unknown };
@@ -90,8 +90,8 @@ async function handle(o: ApiOptions, req: IncomingMessage, res: ServerResponse):
     case 'GET /v1/agents':
       // The revision agents should run: of what the controller has seen up to the API's current state.
       // Briefly: while an informer is backing off, the answer should not hang on it.
-      if (o.cache) await o.cache.waitForProgress(o.ctx.store.currentRevision, 1000);
-      return send(res, 200, { revision: o.cache?.revision ?? o.ctx.store.currentRevision, agents: o.push?.agents() ?? [] });
+      if (o.cache) await o.cache.waitForProgress(await o.apiVersion(), 1000);
+      return send(res, 200, { revision: o.cache?.revision ?? 0, agents: o.push?.agents() ?? [] });
     case 'GET /v1/status':
       if (!o.status) throw new AmbitError('NotFound', 'this controller serves no local cluster');
       return send(res, 200, o.status());

@@ -9,10 +9,7 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Store } from '../../../controller/store/store.js';
-import { ClusterIPAllocator } from '../../../controller/resources/allocator.js';
 import { createApiServer } from '../../../controller/api/server.js';
-import { parseCidr } from '../../../shared/net/ipv4.js';
 
 let dir = '';
 let server: Server;
@@ -21,8 +18,7 @@ const token = 'test-token-123';
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ambit-api-'));
-  const ctx = { store: new Store(dir), allocator: new ClusterIPAllocator(parseCidr('10.96.0.0/16')) };
-  server = createApiServer({ ctx, token, log: pino({ level: 'silent' }) });
+  server = createApiServer({ apiVersion: async () => 0, token, log: pino({ level: 'silent' }) });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
