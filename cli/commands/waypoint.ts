@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
-import { useWaypointLabels, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
+import { useWaypointLabels, waypointFor, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
 import type { CliContext } from '../context.js';
 import { applyResources, deleteResources, labelNamespace, listResources, withCluster } from '../kube.js';
 
@@ -69,10 +69,11 @@ async function listWaypoints(ctx: CliContext, namespace: string | undefined): Pr
     process.stdout.write('No waypoints.\n');
     return 0;
   }
-  process.stdout.write('NAMESPACE\tNAME\tPROGRAMMED\tADDRESS\n');
+  process.stdout.write('NAMESPACE\tNAME\tPROGRAMMED\tADDRESS\tFOR\n');
   for (const g of waypoints) {
     const status = g.status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
-    process.stdout.write(`${g.metadata.namespace}\t${g.metadata.name}\t${status?.conditions?.find((c) => c.type === 'Programmed')?.status ?? 'Unknown'}\t${status?.addresses?.[0]?.value ?? '-'}\n`);
+    // Which traffic it takes (its waypoint-for label, `service` when unset), as istioctl waypoint list shows it.
+    process.stdout.write(`${g.metadata.namespace}\t${g.metadata.name}\t${status?.conditions?.find((c) => c.type === 'Programmed')?.status ?? 'Unknown'}\t${status?.addresses?.[0]?.value ?? '-'}\t${waypointFor(g.metadata.labels)}\n`);
   }
   return 0;
 }

@@ -53,7 +53,7 @@ test('ambit waypoint apply deploys a waypoint with its own identity, and its Gat
   for (const s of items) vips.set(s.metadata.name, s.spec!.clusterIP);
   assert.is(gw.addresses?.[0]?.value, vips.get('waypoint'), 'the Gateway address is the waypoint Service');
   const list = await ambitOk(['waypoint', 'list']);
-  assert.match(list, new RegExp(`${ns}\twaypoint\tTrue\t10\\.96\\.`));
+  assert.match(list, new RegExp(`${ns}\twaypoint\tTrue\t10\\.96\\.\\d+\\.\\d+\tservice\n`));
   const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string }; status: { podIP: string; phase: string } }[] };
   const wp = pods.items.find((p) => p.metadata.labels['gateway.networking.k8s.io/gateway-name'] === 'waypoint')!;
   assert.is(wp.spec.serviceAccountName, 'waypoint', 'the waypoint runs as its own ServiceAccount');
