@@ -4,8 +4,8 @@ import type { RedirectMode } from './capture/redirect.js';
 
 export interface AgentConfig {
   node: string;
-  /** wss:// address of the controller's agent channel. */
-  controllerUrl: string;
+  /** wss:// addresses of the controller replicas' agent channel, tried in turn when one fails. */
+  controllerUrls: string[];
   /** PEM file of the CA that signed the controller's certificate. */
   controllerCaFile: string;
   /** File holding this node's bootstrap token for the controller: a ServiceAccount token bound to the node, re-read at each use. */

@@ -8,6 +8,7 @@ import { AmbitError, errorMessage } from '../shared/errors.js';
 import type { AgentConfig } from './config.js';
 import { AgentState } from './state/state.js';
 import { ControllerConnection } from './control/client.js';
+import { ControllerAddresses } from './control/addresses.js';
 import { EventLog } from './api/events.js';
 import { createAdminServer } from './api/server.js';
 import { CaClient } from './identity/caclient.js';
@@ -65,10 +66,11 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   };
   // The token bootstraps a node certificate, which then authenticates the node instead.
   const onCertificateRejected = () => nodeCredentials.rejectedByController();
-  const bootstrapCa = new CaClient({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential: () => nodeCredentials.current(), onCertificateRejected });
+  const controllers = new ControllerAddresses(config.controllerUrls);
+  const bootstrapCa = new CaClient({ url: controllers.current, failed: controllers.failed, node: config.node, token, ca: controllerCa, credential: () => nodeCredentials.current(), onCertificateRejected });
   const nodeCredentials: NodeCredentials = new NodeCredentials({ ca: bootstrapCa, node: config.node, trustDomain: config.trustDomain, ttlSeconds: config.certTtlSeconds, log: log.child({ component: 'identity' }) });
   const credential = () => nodeCredentials.current();
-  const control = new ControllerConnection({ url: config.controllerUrl, node: config.node, token, ca: controllerCa, credential, onCertificateRejected, state, log: log.child({ component: 'control' }) });
+  const control = new ControllerConnection({ url: controllers.current, failed: controllers.failed, node: config.node, token, ca: controllerCa, credential, onCertificateRejected, state, log: log.child({ component: 'control' }) });
   // After a root rotation the node certificate moves to the new root too, before the old one goes.
   let root: string | undefined;
   state.on('config', () => {
@@ -174,7 +176,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const missing = (await Promise.all([...identities].map(async (id) => ((await certificates.waitFor(id, 10_000)) ? undefined : id)))).filter(Boolean);
   if (missing.length) log.warn({ identities: missing }, 'no certificate yet for these identities; serving HBONE anyway');
   await proxy.listen(config.hboneHost);
-  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controller: config.controllerUrl, pods: capture.status().captured.length }, 'agent ready');
+  log.info({ admin: `${config.adminHost}:${config.adminPort}`, controllers: config.controllerUrls, pods: capture.status().captured.length }, 'agent ready');
   if (config.readyFile) writeFileSync(config.readyFile, String(process.pid));
 
   /**

@@ -70,7 +70,8 @@ export class ControllerConnection {
   private connect(): void {
     const auth = nodeAuthentication(this.o);
     this.authenticatedWith = auth.tls.cert ? 'certificate' : 'token';
-    const ws = new WebSocket(`${this.o.url}${pushPath}`, {
+    const controller = this.o.url();
+    const ws = new WebSocket(`${controller}${pushPath}`, {
       ca: this.o.ca(),
       ...auth.tls,
       headers: auth.headers,
@@ -98,7 +99,7 @@ export class ControllerConnection {
       this.lastError = undefined;
       heard();
       if (this.lastCapture) ws.send(this.lastCapture);
-      this.o.log.info({ controller: this.o.url }, 'connected to the controller');
+      this.o.log.info({ controller }, 'connected to the controller');
     });
     // Full pushes come gzip-compressed as binary messages, deltas as text.
     ws.on('message', (data, isBinary) => {
@@ -118,7 +119,9 @@ export class ControllerConnection {
     });
     ws.on('close', (code) => {
       clearTimeout(silence);
-      if (this.connected) this.o.log.warn({ err: this.lastError }, 'lost the controller; serving the last configuration');
+      if (this.connected) this.o.log.warn({ controller, err: this.lastError }, 'lost the controller; serving the last configuration');
+      // Unreachable, or gone: another replica, if there is one, gets the next attempt.
+      if (!this.closed && code !== replacedCloseCode && code !== 1000) this.o.failed?.(controller);
       this.connected = false;
       if (this.closed) return;
       // The controller keeps one session per node, and a newer one from this node took over: most

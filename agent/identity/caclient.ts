@@ -27,8 +27,10 @@ export class CertificateRefused extends AmbitError {
 
 /** How an agent reaches and authenticates to the controller; the push channel and the CA share it. */
 export interface NodeChannelOptions {
-  /** wss:// or https:// host and port of the controller's agent port. */
-  url: string;
+  /** wss:// or https:// host and port of the controller's agent port: the replica in use now. */
+  url: () => string;
+  /** Told when a connection to `url` failed, so the next attempt may go to another replica. */
+  failed?: (url: string) => void;
   node: string;
   /** The bootstrap token (a ServiceAccount token bound to the node), read at every use: the kubelet rotates it. */
   token: () => string;
@@ -52,7 +54,8 @@ export class CaClient {
 
   requestCertificate(csrPem: string, ttlSeconds: number): Promise<IssuedResponse> {
     const body = JSON.stringify({ csr: csrPem, ttlSeconds });
-    const url = new URL(certificatesPath, this.o.url.replace(/^wss:/, 'https:'));
+    const controller = this.o.url();
+    const url = new URL(certificatesPath, controller.replace(/^wss:/, 'https:'));
     const auth = nodeAuthentication(this.o);
     return new Promise((resolve, reject) => {
       const req = request(
@@ -84,7 +87,10 @@ export class CaClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
-      req.on('error', (err) => reject(new AmbitError('CaUnavailable', `cannot reach the CA at ${url.host}: ${err.message}`)));
+      req.on('error', (err) => {
+        this.o.failed?.(controller);
+        reject(new AmbitError('CaUnavailable', `cannot reach the CA at ${url.host}: ${err.message}`));
+      });
       req.end(body);
     });
   }

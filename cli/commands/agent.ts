@@ -54,7 +54,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
   const admin = listen('admin-listen', `127.0.0.1:${defaultAdminPort}`);
   await runAgent({
     node: values.node!,
-    controllerUrl: values.controller!,
+    // One or more replicas, comma-separated: the agent moves to the next when one fails.
+    controllerUrls: values.controller!.split(',').map((u) => u.trim()).filter(Boolean),
     controllerCaFile: values['controller-ca']!,
     tokenFile: values['token-file']!,
     adminHost: admin.host,

@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     const times: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const state = new AgentState('n1');
-      const m = new CertificateManager({ state, ca: new CaClient({ url, node: 'n1', token: () => 't1', ca: () => [ca.rootPem] }), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
+      const m = new CertificateManager({ state, ca: new CaClient({ url: () => url, node: 'n1', token: () => 't1', ca: () => [ca.rootPem] }), trustDomain: 'cluster.local', ttlSeconds: 3600, keyType: 'ecdsa', log });
       m.start();
       const t0 = performance.now();
       const issued = once(m, 'issued');

@@ -46,7 +46,7 @@ process.on('message', (msg: { type: 'start'; start: Start } | { type: 'stop' }) 
   const { url, ca, full } = msg.start;
   for (const a of msg.start.agents) {
     if (full) {
-      const c = new ControllerConnection({ url, node: a.node, token: () => a.token, ca: () => [ca], state: new AgentState(a.node), log, minBackoffMs: 50, maxBackoffMs: 500 });
+      const c = new ControllerConnection({ url: () => url, node: a.node, token: () => a.token, ca: () => [ca], state: new AgentState(a.node), log, minBackoffMs: 50, maxBackoffMs: 500 });
       c.start();
       stops.push(() => c.stop());
     } else stops.push(simulated(url, ca, a.node, a.token));

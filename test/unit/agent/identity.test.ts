@@ -64,7 +64,7 @@ function stateFor(node: string, pods: { name: string; node: string; sa: string }
 function manager(node: string, state: AgentState, ttlSeconds: number): CertificateManager {
   const m = new CertificateManager({
     state,
-    ca: new CaClient({ url, node, token: () => `token-${node}`, ca: () => [ca.rootPem] }),
+    ca: new CaClient({ url: () => url, node, token: () => `token-${node}`, ca: () => [ca.rootPem] }),
     trustDomain: 'cluster.local',
     ttlSeconds,
     keyType: 'ecdsa',

@@ -86,7 +86,7 @@ test('through the push channel: an agent with its node token gets configuration;
   const url = `wss://127.0.0.1:${(push.server.address() as AddressInfo).port}`;
   const nodeToken = await token('ambit-agent', { node: 'node-1' });
   const connect = (node: string) => {
-    const c = new ControllerConnection({ url, node, token: () => nodeToken, ca: () => [ca.rootPem], state: new AgentState(node), log, minBackoffMs: 50, maxBackoffMs: 200 });
+    const c = new ControllerConnection({ url: () => url, node, token: () => nodeToken, ca: () => [ca.rootPem], state: new AgentState(node), log, minBackoffMs: 50, maxBackoffMs: 200 });
     c.start();
     return c;
   };

@@ -64,7 +64,7 @@ async function startPush(): Promise<void> {
 
 function connectAgent(node: string, token: string, credential?: { key: string; cert: string }): { state: AgentState; conn: ControllerConnection } {
   const state = new AgentState(node);
-  const conn = new ControllerConnection({ url: `wss://127.0.0.1:${port}`, node, token: () => token, ca: () => [ca.rootPem], state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
+  const conn = new ControllerConnection({ url: () => `wss://127.0.0.1:${port}`, node, token: () => token, ca: () => [ca.rootPem], state, log, minBackoffMs: 20, maxBackoffMs: 200, ...(credential ? { credential: () => credential } : {}) });
   conn.start();
   const a = { state, conn };
   agents.push(a);
