@@ -110,7 +110,7 @@ export function localCluster(config: ControllerConfig): LocalCluster {
         stateDir: config.stateDir,
         binDir: config.binDir,
         log: parts.log.child({ component: 'runtime' }),
-        isCaptured: (node, pod) => parts.isCaptured(node, pod),
+        waitForCapture: true,
         agents: {
           cliEntry: process.argv[1]!,
           controllerUrl: `wss://${topology.control.ip}:${config.agentPort}`,
@@ -129,9 +129,8 @@ export function localCluster(config: ControllerConfig): LocalCluster {
       });
       runtime.start();
       return {
-        schedule: () => runtime.schedule(),
         restartAgent: (node) => runtime.restartAgent(node),
-        status: () => ({ ...clusterStatus(topology, store, (node, pod) => parts.captureOf(node, pod)), agents: parts.agents() }),
+        status: () => ({ ...clusterStatus(topology, store), agents: parts.agents() }),
         stop: async () => {
           kube?.close();
           kubeApi?.close();

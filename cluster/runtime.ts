@@ -22,7 +22,7 @@ import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, s
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, startAgent } from './daemonset/agents.js';
-import { isEnrolled } from '../shared/enrollment.js';
+import { isEnrolled, redirectionAnnotation } from '../shared/enrollment.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
 
 export interface RuntimeOptions {
@@ -36,11 +36,11 @@ export interface RuntimeOptions {
   /** Run a node agent on every node (the DaemonSet). */
   agents?: AgentLaunch;
   /**
-   * Whether the node's agent captures the pod. A pod of an enrolled namespace starts its
-   * containers only once this says yes, as Istio's CNI plugin holds a pod for ztunnel: no byte
-   * leaves it uncaptured.
+   * Hold a pod of an enrolled namespace until its node's agent captures it (the Pod is marked
+   * `ambient.istio.io/redirection: enabled`), as Istio's CNI plugin holds a pod for ztunnel: no
+   * byte leaves it uncaptured.
    */
-  isCaptured?: (node: string, pod: string) => boolean;
+  waitForCapture?: boolean;
   /** Run the cluster's Prometheus (when the topology asks for it). */
   prometheus?: PrometheusLaunch;
 }
@@ -351,7 +351,7 @@ export class LocalClusterRuntime {
         t = { env, nextStart: new Map() };
         this.tracked.set(keyOfPod(p), t);
       }
-      if (p.status.phase !== 'Running' && this.o.isCaptured && this.mustCapture(p) && !this.o.isCaptured(p.spec.nodeName, keyOfPod(p))) {
+      if (p.status.phase !== 'Running' && this.o.waitForCapture && this.mustCapture(p) && p.metadata.annotations?.[redirectionAnnotation] !== 'enabled') {
         const message = `waiting for the agent of ${p.spec.nodeName} to capture the pod`;
         if (p.status.message !== message) this.updateStatus(p, { message });
         continue;

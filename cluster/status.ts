@@ -4,6 +4,7 @@
 import type { Pod, Service } from '../shared/resources/types.js';
 import type { Store } from '../controller/store/store.js';
 import { endpointsOf } from './kube-proxy/services.js';
+import { captureFailureAnnotation, redirectionAnnotation } from '../shared/enrollment.js';
 import type { Topology } from './topology.js';
 
 export interface ClusterStatus {
@@ -13,8 +14,14 @@ export interface ClusterStatus {
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
 }
 
-/** `capture(node, "namespace/pod")`: what the node's agent reported of the pod's capture. */
-export function clusterStatus(t: Topology, store: Store, capture?: (node: string, pod: string) => string | undefined): ClusterStatus {
+/** What the node's agent reported of the pod's capture, as the controller marked the Pod. */
+function captureOf(p: Pod): string | undefined {
+  const a = p.metadata.annotations ?? {};
+  if (a[redirectionAnnotation] === 'enabled') return 'captured';
+  return a[captureFailureAnnotation] ? `failed: ${a[captureFailureAnnotation]}` : undefined;
+}
+
+export function clusterStatus(t: Topology, store: Store): ClusterStatus {
   const pods = store.list('Pod') as Pod[];
   const services = store.list('Service') as Service[];
   const ports = endpointsOf(services, pods);
@@ -31,7 +38,7 @@ export function clusterStatus(t: Topology, store: Store, capture?: (node: string
       serviceAccount: p.spec.serviceAccountName ?? 'default',
       labels: p.metadata.labels ?? {},
       ...(p.status.message ? { message: p.status.message } : {}),
-      ...(capture?.(p.spec.nodeName, `${p.metadata.namespace}/${p.metadata.name}`) ? { capture: capture(p.spec.nodeName, `${p.metadata.namespace}/${p.metadata.name}`)! } : {}),
+      ...(captureOf(p) ? { capture: captureOf(p)! } : {}),
     })),
     services: services.map((s) => ({
       namespace: s.metadata.namespace!,

@@ -11,16 +11,12 @@ import type { KubeConfig } from '../shared/kube/config.js';
 /** The controller's parts a local cluster works with, once they exist. */
 export interface ControllerParts {
   log: Logger;
+  /** The agents connected to this replica (`ambit status` shows them). */
   agents(): AgentStatus[];
-  /** Whether the node's agent reported the pod captured, and how. */
-  isCaptured(node: string, pod: string): boolean;
-  captureOf(node: string, pod: string): string | undefined;
 }
 
 /** A running local cluster's services inside the controller process. */
 export interface LocalClusterServices {
-  /** Something changed that the runtime should act on (an agent reported a capture). */
-  schedule(): void;
   restartAgent(node: string): Promise<unknown>;
   status(): unknown;
   stop(): Promise<void>;

@@ -31,6 +31,7 @@ import { AmbitError, errorMessage } from '../shared/errors.js';
 import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
 import { tokenReviewCheck } from './push/token-review.js';
+import { CaptureAnnotator } from './capture/annotator.js';
 import { agentServiceAccount } from '../shared/protocol/config.js';
 
 export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
@@ -47,8 +48,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const parts: ControllerParts = {
     log,
     agents: () => push?.agents() ?? [],
-    isCaptured: (node, pod) => push?.isCaptured(node, pod) ?? false,
-    captureOf: (node, pod) => push?.captureOf(node, pod),
   };
   // The local cluster's Kubernetes API belongs on the host's loopback, like the dashboard.
   await local?.openHostListeners(parts);
@@ -79,6 +78,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   const checkToken = tokenReviewCheck(kube, { serviceAccount: agentServiceAccount });
   const share = new ShareBuilder(config.rootNamespace);
   const cache = new ClusterCache(kube, controllerKinds, log.child({ component: 'informers' }));
+  const captures = new CaptureAnnotator(kube, cache, log.child({ component: 'capture' }));
   const issuer = { ca, trustDomain: config.trustDomain, maxTtlSeconds: config.certMaxTtlSeconds, defaultTtlSeconds: config.certDefaultTtlSeconds };
   const pushServer = new PushServer({
     share,
@@ -87,7 +87,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     tls: { key: serving.keyPem, cert: serving.certPem },
     bundle: () => bundle,
     log: log.child({ component: 'push' }),
-    onCapture: () => cluster?.schedule(),
+    onCapture: (node, report) => captures.report(node, report),
     onRequest: caHandler({ issuer, cluster: cache, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });
   push = pushServer;

@@ -5,6 +5,10 @@
 import type { Labels } from './resources/types.js';
 
 export const enrollLabels = ['ambit.dev/dataplane-mode', 'istio.io/dataplane-mode'];
+/** On a Pod whose traffic its node's agent redirects, as Istio's CNI node agent marks one (value `enabled`). */
+export const redirectionAnnotation = 'ambient.istio.io/redirection';
+/** On a Pod its node's agent could not capture: why. */
+export const captureFailureAnnotation = 'ambit.dev/capture-failure';
 
 export function isEnrolled(namespaceLabels: Labels | undefined, podLabels: Labels | undefined): boolean {
   const optOut = enrollLabels.some((l) => podLabels?.[l] === 'none');

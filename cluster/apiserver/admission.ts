@@ -105,6 +105,20 @@ export class Writer {
       throw invalid(resource.plural, resource.group, m.name, [{ reason: 'FieldValueInvalid', field: 'metadata.resourceVersion', message: 'Invalid value: 0x0: must be specified for an update' }]);
     }
     if (m.resourceVersion && m.resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, m.name);
+    // A Pod is the cluster's to make, but its labels and annotations are anyone's to change, as in
+    // Kubernetes (a CNI node agent's mark, `kubectl label pod`); anything else is refused below.
+    if (resource.kind === 'Pod') {
+      const rest = (r: Resource) => JSON.stringify({ ...r, metadata: { ...r.metadata, labels: undefined, annotations: undefined, resourceVersion: undefined, managedFields: undefined, generation: undefined } });
+      if (rest(obj) === rest(current)) {
+        const next: Resource = { ...current, metadata: { ...current.metadata, labels: obj.metadata.labels, annotations: obj.metadata.annotations } };
+        if (!next.metadata.labels) delete next.metadata.labels;
+        if (!next.metadata.annotations) delete next.metadata.annotations;
+        if (dryRun || JSON.stringify(next.metadata) === JSON.stringify(current.metadata)) return { object: dryRun ? next : current, warnings: [] };
+        this.ctx.store.commit([next]);
+        return { object: this.stored(resource, m.namespace ?? 'default', m.name)!, warnings: [] };
+      }
+      throw invalid(resource.kind, resource.group, m.name, [{ reason: 'FieldValueForbidden', field: 'spec', message: 'Forbidden: pod updates may not change fields other than metadata.labels and metadata.annotations (the Deployment makes its pods; change it instead)' }]);
+    }
     const generation = meta(current).generation ?? 1;
     m.generation = specOf(obj) === specOf(current) ? generation : generation + 1;
     return this.admit(resource, obj, dryRun);

@@ -60,7 +60,7 @@ export interface PushOptions {
   tls: { key: string; cert: string };
   log: Logger;
   /** Called when an agent reports a change of the pods it captures. */
-  onCapture?: (node: string) => void;
+  onCapture?: (node: string, report: { captured: ReadonlySet<string>; failed: Readonly<Record<string, string>> }) => void;
   /** Other requests of authenticated agents on the same TLS port (the CA's CSR endpoint). */
   onRequest?: (req: IncomingMessage, res: ServerResponse, auth: NodeAuth) => void;
 }
@@ -116,18 +116,6 @@ export class PushServer {
 
   agents(): AgentStatus[] {
     return [...this.status.values()].sort((a, b) => a.node.localeCompare(b.node));
-  }
-
-  /** The pod's capture as its agent last reported it: captured, or why it failed. */
-  captureOf(node: string, pod: string): string | undefined {
-    if (this.captured.get(node)?.has(pod)) return 'captured';
-    const failure = this.captureFailures.get(node)?.[pod];
-    return failure ? `failed: ${failure}` : undefined;
-  }
-
-  /** Whether the node's agent reported the pod captured. */
-  isCaptured(node: string, pod: string): boolean {
-    return this.captured.get(node)?.has(pod) ?? false;
   }
 
   /** Sends a node's agent everything again (an operator's request); false when it is not connected. */
@@ -256,7 +244,7 @@ export class PushServer {
         if (Array.isArray(msg.captured)) {
           this.captured.set(node, new Set(msg.captured.filter((x): x is string => typeof x === 'string')));
           this.captureFailures.set(node, typeof msg.failed === 'object' && msg.failed !== null ? msg.failed : {});
-          this.o.onCapture?.(node);
+          this.o.onCapture?.(node, { captured: this.captured.get(node)!, failed: this.captureFailures.get(node)! });
         }
         return;
       case 'resync':
