@@ -54,8 +54,13 @@ export class CaptureAnnotator {
         try {
           await this.kube.patch(resourceKind('Pod'), pod.metadata.namespace!, pod.metadata.name, { metadata: { annotations: want } }, 'merge');
         } catch (err) {
-          // Gone meanwhile: nothing to mark. Anything else is said, and the next report tries again.
-          if (!(err instanceof KubeApiError && err.status === 404)) this.log.warn({ pod: key, err: errorMessage(err) }, 'could not write the capture annotation');
+          // Gone meanwhile: nothing to mark.
+          if (err instanceof KubeApiError && err.status === 404) continue;
+          // The kubelet holds the pod until it is marked, and the agent reports only changes: try
+          // this node's report again shortly, unless a newer one comes first.
+          this.log.warn({ pod: key, err: errorMessage(err) }, 'could not write the capture annotation; trying again in 1 s');
+          setTimeout(() => this.pending.has(node) || this.report(node, r), 1000).unref();
+          break;
         }
       }
     }
