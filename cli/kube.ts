@@ -57,11 +57,15 @@ export interface Applied {
 export async function applyResources(client: KubeClient, resources: Resource[], dryRun: boolean): Promise<Applied> {
   const order = [...resources.keys()].sort((a, b) => Number(resources[b]!.kind === 'Namespace') - Number(resources[a]!.kind === 'Namespace'));
   const existingNamespaces = new Set((await client.list(resourceKind('Namespace'))).items.map((n) => n.metadata.name));
+  const batchNamespaces = new Set(resources.filter((r) => r.kind === 'Namespace').map((r) => r.metadata.name));
   const problems: FieldProblem[] = [];
   for (const i of order) {
     const r = resources[i]!;
     const namespace = kindInfo(r.kind)?.namespaced ? (r.metadata.namespace ?? 'default') : undefined;
-    if (namespace && !existingNamespaces.has(namespace)) continue;
+    if (namespace && !existingNamespaces.has(namespace)) {
+      if (!batchNamespaces.has(namespace)) problems.push({ index: i, resource: resourceName(r), field: 'metadata.namespace', message: `${namespace} does not exist` });
+      continue;
+    }
     try {
       await client.apply(resourceKind(r.kind), withNamespace(r), fieldManager, true, { dryRun: true });
     } catch (err) {

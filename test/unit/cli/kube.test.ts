@@ -51,6 +51,12 @@ test('a batch with one object the API server refuses stores none of it, and name
     assert.match(p.field, 'spec.ports[0].port');
   }
   assert.equal((await listResources(client, 'ServiceAccount', 'shop')).map((a) => a.metadata.name).filter((n) => n !== 'default'), [], 'nothing of the batch is stored');
+  try {
+    await applyResources(client, [account('first'), { ...account('lost'), metadata: { name: 'lost', namespace: 'nowhere' } }], false);
+    assert.unreachable('an object in a namespace that does not exist must be refused');
+  } catch (err) {
+    assert.equal((err as ResourceInvalid).problems.map((p) => `${p.index} ${p.field}: ${p.message}`), ['1 metadata.namespace: nowhere does not exist']);
+  }
   const dry = await applyResources(client, [account('dry')], true);
   assert.equal(dry.results.map((r) => r.action), ['created']);
   assert.not.ok((await listResources(client, 'ServiceAccount', 'shop')).some((a) => a.metadata.name === 'dry'), 'a dry run stores nothing');
