@@ -7,6 +7,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { customResourceMetadata } from '../../shared/resources/schemas.js';
 import { describeAjvError } from '../../shared/resources/validate.js';
 import type { StatusCause } from './errors.js';
+import type { FieldMeta, Schema as MergeSchema } from './merge-keys.js';
 
 export type JsonSchemaProps = Record<string, unknown>;
 
@@ -162,4 +163,29 @@ export function objectValidator(schema: JsonSchemaProps, namespaced: boolean): O
     }
     return causes;
   };
+}
+
+/**
+ * The lists server-side apply merges in objects of this schema (merge-keys.ts's form): those marked
+ * x-kubernetes-list-type `set`, or `map` with one key; every other list is atomic, as Kubernetes
+ * treats a list with no list type.
+ */
+export function mergeSchemaOf(s: JsonSchemaProps): MergeSchema {
+  const out: MergeSchema = {};
+  if (!isObject(s.properties)) return out;
+  for (const [k, v] of Object.entries(s.properties)) {
+    if (!isObject(v)) continue;
+    const meta: FieldMeta = {};
+    const items = isObject(v.items) ? v.items : undefined;
+    const keys = v['x-kubernetes-list-map-keys'];
+    if (v['x-kubernetes-list-type'] === 'set') meta.list = 'merge';
+    else if (v['x-kubernetes-list-type'] === 'map' && Array.isArray(keys) && keys.length === 1) {
+      meta.list = 'merge';
+      meta.key = String(keys[0]);
+    }
+    const of = mergeSchemaOf(items ?? v);
+    if (Object.keys(of).length) meta.of = of;
+    if (Object.keys(meta).length) out[k] = meta;
+  }
+  return out;
 }

@@ -22,6 +22,7 @@ import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch
 import { objectFromBody, present, Writer, type WriteResult } from './admission.js';
 import { type ApiResource, parseRoute, type Route } from './routes.js';
 import { ServedResources } from './resources.js';
+import { mergeSchemaOf } from './crd-schema.js';
 import type { ChangeEvent } from '../../controller/store/store.js';
 import { checkedReplicas, patchedReplicas, scaleOf } from './scale.js';
 import { fieldSelector, labelSelector, type Selector } from './selectors.js';
@@ -266,7 +267,9 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       return;
     }
     const name = route.name!;
-    const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+    const stored = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+    // A custom resource is read and patched in the request's version (the same fields: conversion None).
+    const current = stored && present(r, stored);
     if (req.method === 'PUT') {
       readOnly('update', r);
       const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
@@ -285,7 +288,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       if (type === 'application/apply-patch+yaml') {
         if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
         const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
-        const next = serverSideApply(current, applied, manager, force);
+        const next = serverSideApply(current, applied, manager, force, r.custom ? mergeSchemaOf(r.custom.schema) : undefined);
         if (current) {
           const obj = patched(objectFromBody(r, namespace, name, next), current);
           sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));

@@ -55,6 +55,8 @@ function widgetCrd(o: { name?: string; versions?: unknown[]; group?: string; kin
                     extra: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
                     template: { type: 'object', 'x-kubernetes-embedded-resource': true, 'x-kubernetes-preserve-unknown-fields': true },
                     labels: { type: 'object', additionalProperties: { type: 'string' } },
+                    ports: { type: 'array', 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'], items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, port: { type: 'integer' } } } },
+                    owners: { type: 'array', items: { type: 'string' } },
                   },
                 },
                 status: { type: 'object', properties: { conditions: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, status: { type: 'string' } } } } } },
@@ -209,6 +211,20 @@ test('kubectl apply of a CRD and an object of it; an unknown field is refused na
   const ssa = await t.kubectl('apply', '--server-side', '-f', join(t.dir, 'one.json'));
   assert.is(ssa.code, 1, 'server-side apply refuses it too');
   assert.match(ssa.stderr, /spec\.colour/);
+});
+
+test('server-side apply merges the lists the schema marks as map or set, and keeps other lists atomic', async () => {
+  await t.call('POST', crds, { body: widgetCrd() });
+  const apply = (manager: string, spec: Record<string, unknown>) =>
+    t.call('PATCH', `${widgets}/one?fieldManager=${manager}`, { body: widget('one', spec), contentType: 'application/apply-patch+yaml' });
+  assert.is((await apply('alice', { replicas: 1, ports: [{ name: 'http', port: 80 }], tags: ['a'], owners: ['alice'] })).status, 201);
+  const bob = await apply('bob', { replicas: 1, ports: [{ name: 'grpc', port: 90 }], tags: ['b'] });
+  assert.is(bob.status, 200, bob.text);
+  assert.equal(bob.json.spec.ports, [{ name: 'http', port: 80 }, { name: 'grpc', port: 90 }], 'a list-type map merges by its key');
+  assert.equal(bob.json.spec.tags, ['a', 'b'], 'a list-type set merges');
+  const conflict = await apply('bob', { replicas: 1, ports: [{ name: 'grpc', port: 90 }], tags: ['b'], owners: ['bob'] });
+  assert.is(conflict.status, 409, 'a list without a list type is atomic: owned by alice');
+  assert.match(conflict.text, /\.spec\.owners/);
 });
 
 test('deleting a CRD deletes its objects and stops serving them', async () => {
