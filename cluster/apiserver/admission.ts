@@ -223,9 +223,11 @@ export class Writer {
     const causes = crdProblems(crd, old, builtInGroups, kindTaken);
     if (causes.length) throw invalid(resource.kind, resource.group, crd.metadata.name, causes);
     crd.status = crdStatus(crd, all, old, new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'));
-    if (dryRun) return { object: crd, warnings: [] };
+    // Said at once rather than left for a user to find out: CEL rules are kept but never run here.
+    const warnings = crd.spec.versions.filter((v) => JSON.stringify(v.schema ?? {}).includes('"x-kubernetes-validations"')).map((v) => `${crd.metadata.name} ${v.name}: x-kubernetes-validations (CEL) rules are stored but not evaluated by the local API server`);
+    if (dryRun) return { object: crd, warnings };
     this.ctx.store.commit([crd]);
-    return { object: this.stored(resource, '', crd.metadata.name)!, warnings: [] };
+    return { object: this.stored(resource, '', crd.metadata.name)!, warnings };
   }
 
   /** The store's problems as the API reports them: a missing namespace is 404, the rest 422 naming each field. */

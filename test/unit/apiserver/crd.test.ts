@@ -227,6 +227,41 @@ test('server-side apply merges the lists the schema marks as map or set, and kee
   assert.match(conflict.text, /\.spec\.owners/);
 });
 
+test('a CRD of two versions serves both (conversion None: the same fields under each apiVersion), stored in the storage version', async () => {
+  const schema = { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { replicas: { type: 'integer' } } } } } };
+  const body = widgetCrd({ versions: [{ name: 'v1beta1', served: true, storage: false, schema }, { name: 'v1', served: true, storage: true, schema }] });
+  assert.is((await t.call('POST', crds, { body })).status, 201);
+  const made = await t.call('POST', '/apis/example.com/v1beta1/namespaces/shop/widgets', { body: { ...widget('one', { replicas: 2 }), apiVersion: 'example.com/v1beta1' } });
+  assert.is(made.status, 201, made.text);
+  assert.is(made.json.apiVersion, 'example.com/v1beta1');
+  assert.is(t.store.get('Widget', 'shop', 'one')!.apiVersion, 'example.com/v1');
+  assert.is((await t.call('GET', `${widgets}/one`)).json.apiVersion, 'example.com/v1');
+  assert.equal((await t.call('GET', '/apis/example.com/v1beta1/widgets')).json.items.map((w: { apiVersion: string }) => w.apiVersion), ['example.com/v1beta1']);
+  assert.is((await t.call('GET', '/apis/example.com')).json.preferredVersion.version, 'v1', 'GA is preferred over beta');
+});
+
+test('a CRD whose names another CRD of its group took is stored but not established, and not served', async () => {
+  assert.is((await t.call('POST', crds, { body: widgetCrd() })).status, 201);
+  const gizmo = widgetCrd({ name: 'gizmos.example.com', kind: 'Gizmo' });
+  gizmo.spec.names = { ...gizmo.spec.names, plural: 'gizmos', singular: 'gizmo', kind: 'Gizmo' };
+  const r = await t.call('POST', crds, { body: gizmo });
+  assert.is(r.status, 201, r.text);
+  const names = r.json.status.conditions.find((c: { type: string }) => c.type === 'NamesAccepted');
+  assert.is(names.status, 'False');
+  assert.match(names.message, /"wd" is already in use by widgets\.example\.com/);
+  assert.is(r.json.status.conditions.find((c: { type: string }) => c.type === 'Established').status, 'False');
+  assert.is((await t.call('GET', '/apis/example.com/v1/namespaces/shop/gizmos')).status, 404);
+});
+
+test('CEL rules (x-kubernetes-validations) are stored with a warning that they are not evaluated', async () => {
+  const body = widgetCrd();
+  (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas < 5' }];
+  const r = await t.call('POST', crds, { body });
+  assert.is(r.status, 201, r.text);
+  assert.match(String(r.headers.warning), /x-kubernetes-validations \(CEL\) rules are stored but not evaluated/);
+  assert.is((await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) })).status, 201, 'the rule is not pretended to hold');
+});
+
 test('deleting a CRD deletes its objects and stops serving them', async () => {
   await t.call('POST', crds, { body: widgetCrd() });
   await t.call('POST', widgets, { body: widget('one', { replicas: 1 }) });
