@@ -14,6 +14,7 @@ import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource } from '../../shared/resources/types.js';
 import { validateReferences, validateResources } from '../../shared/resources/validate.js';
 import { type Crd, crdProblems, crdStatus, defaultCrd } from './crd-validation.js';
+import { objectValidator } from './crd-schema.js';
 import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
 import { apiResources, builtInGroups } from './resources.js';
 import type { ApiResource } from './routes.js';
@@ -221,6 +222,16 @@ export class Writer {
       return other ? `customresourcedefinition ${other.metadata.name}` : undefined;
     };
     const causes = crdProblems(crd, old, builtInGroups, kindTaken);
+    // What Ajv cannot compile (a pattern that is no regular expression) could check no object.
+    if (!causes.length) {
+      crd.spec.versions.forEach((v, i) => {
+        try {
+          objectValidator(v.schema!.openAPIV3Schema!, crd.spec.scope === 'Namespaced');
+        } catch (err) {
+          causes.push({ reason: 'FieldValueInvalid', field: `spec.versions[${i}].schema.openAPIV3Schema`, message: `Invalid value: ${(err as Error).message}` });
+        }
+      });
+    }
     if (causes.length) throw invalid(resource.kind, resource.group, crd.metadata.name, causes);
     crd.status = crdStatus(crd, all, old, new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'));
     // Said at once rather than left for a user to find out: CEL rules are kept but never run here.

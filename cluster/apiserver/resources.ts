@@ -173,14 +173,9 @@ export class ServedResources {
     return this.versions.find((gv) => gv.group === group && gv.version === version);
   }
 
-  /** The resource of `kind` (any served version, the storage one first), if one is served. */
-  byKind(kind: string): ApiResource | undefined {
-    const all = this.resources.filter((r) => r.kind === kind);
-    return all.find((r) => !r.custom || r.custom.storageApiVersion === r.apiVersion) ?? all[0];
-  }
-
   refresh(): void {
     const custom: ApiResource[] = [];
+    const live = new Set<string>();
     const crds = (this.crds() as Crd[]).filter(isEstablished).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
     for (const crd of crds) {
       const { group, names, scope } = crd.spec;
@@ -190,10 +185,20 @@ export class ServedResources {
         const schema = v.schema?.openAPIV3Schema ?? { type: 'object' };
         const namespaced = scope === 'Namespaced';
         const key = `${crd.metadata.uid}/${crd.metadata.resourceVersion}/${v.name}`;
-        let cached = this.validators.get(`${crd.metadata.name}/${v.name}`);
+        const id = `${crd.metadata.name}/${v.name}`;
+        live.add(id);
+        let cached = this.validators.get(id);
         if (cached?.key !== key) {
-          cached = { key, validate: objectValidator(schema, namespaced) };
-          this.validators.set(`${crd.metadata.name}/${v.name}`, cached);
+          // Admission compiled this schema before storing it; one written to the store another way
+          // and not compilable is not served rather than served unchecked.
+          let validate: ObjectValidator;
+          try {
+            validate = objectValidator(schema, namespaced);
+          } catch {
+            continue;
+          }
+          cached = { key, validate };
+          this.validators.set(id, cached);
         }
         const hasStatus = v.subresources?.status !== undefined;
         const gvk = { group, version: v.name, kind: names.kind };
@@ -213,6 +218,7 @@ export class ServedResources {
         });
       }
     }
+    for (const id of this.validators.keys()) if (!live.has(id)) this.validators.delete(id);
     this.resources = [...apiResources, ...custom];
     this.versions = groupVersionsOf(this.resources);
     this.generation++;

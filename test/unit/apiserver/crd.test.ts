@@ -116,6 +116,8 @@ test('a CRD is refused with 422 naming the field: name, versions, structure, gro
     [widgetCrd({ versions: [{ name: 'v1', served: true, storage: true }] }), 'spec.versions[0].schema.openAPIV3Schema'],
     [widgetCrd({ kind: 'Pod' }), 'spec.names.kind'],
     [widgetCrd({ conversion: { strategy: 'Webhook' } }), 'spec.conversion.strategy'],
+    [widgetCrd({ versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'string', pattern: '([' } } } } }] }), 'spec.versions[0].schema.openAPIV3Schema'],
+    [widgetCrd({ versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } }, additionalPrinterColumns: [{ name: 'X', type: 'string', jsonPath: '.spec[' }] }] }), 'spec.versions[0].additionalPrinterColumns[0].jsonPath'],
   ];
   for (const [body, field] of cases) {
     const r = await t.call('POST', crds, { body });
