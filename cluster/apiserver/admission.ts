@@ -14,7 +14,7 @@ import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource } from '../../shared/resources/types.js';
 import { validateReferences, validateResources } from '../../shared/resources/validate.js';
 import { type Crd, crdProblems, crdStatus, defaultCrd } from './crd-validation.js';
-import { objectValidator } from './crd-schema.js';
+import { checkCompiles } from './crd-schema.js';
 import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
 import { apiResources, builtInGroups } from './resources.js';
 import type { ApiResource } from './routes.js';
@@ -226,7 +226,7 @@ export class Writer {
     if (!causes.length) {
       crd.spec.versions.forEach((v, i) => {
         try {
-          objectValidator(v.schema!.openAPIV3Schema!, crd.spec.scope === 'Namespaced');
+          checkCompiles(v.schema!.openAPIV3Schema!, crd.spec.scope === 'Namespaced');
         } catch (err) {
           causes.push({ reason: 'FieldValueInvalid', field: `spec.versions[${i}].schema.openAPIV3Schema`, message: `Invalid value: ${(err as Error).message}` });
         }

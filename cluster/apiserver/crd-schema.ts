@@ -145,10 +145,48 @@ export function toJsonSchema(s: JsonSchemaProps, namespaced: boolean, root = tru
 
 export type ObjectValidator = (obj: unknown) => StatusCause[];
 
-/** A validator for objects of one CRD version; each problem names its field (`spec.replicas`). */
+// Compiling is the expensive part (tens of milliseconds for a mesh kind's schema), so validators
+// are kept by their schema's text: the same CRD on every start, in every API server of a process,
+// compiles once. The oldest go past the bound, and Ajv forgets them too.
+const compiled = new Map<string, { schema: JsonSchemaProps; validate: ValidateFunction }>();
+const maxCompiled = 128;
+
+function compile(schema: JsonSchemaProps, namespaced: boolean): ValidateFunction {
+  const key = `${namespaced ? 'n' : 'c'}${JSON.stringify(schema)}`;
+  let hit = compiled.get(key);
+  if (hit) {
+    compiled.delete(key);
+  } else {
+    const json = toJsonSchema(schema, namespaced);
+    hit = { schema: json, validate: ajv.compile(json) };
+    if (compiled.size >= maxCompiled) {
+      const [oldest, entry] = compiled.entries().next().value as [string, { schema: JsonSchemaProps }];
+      compiled.delete(oldest);
+      ajv.removeSchema(entry.schema);
+    }
+  }
+  compiled.set(key, hit);
+  return hit.validate;
+}
+
+/** Throws what Ajv cannot compile (a pattern that is no regular expression). */
+export function checkCompiles(schema: JsonSchemaProps, namespaced: boolean): void {
+  compile(schema, namespaced);
+}
+
+/**
+ * A validator for objects of one CRD version; each problem names its field (`spec.replicas`). It
+ * compiles on first use, so serving a CRD costs nothing until an object of it is written.
+ */
 export function objectValidator(schema: JsonSchemaProps, namespaced: boolean): ObjectValidator {
-  const validate: ValidateFunction = ajv.compile(toJsonSchema(schema, namespaced));
+  let fn: ValidateFunction | undefined;
   return (obj) => {
+    try {
+      fn ??= compile(schema, namespaced);
+    } catch (err) {
+      return [{ reason: 'FieldValueInvalid', field: '', message: `the CustomResourceDefinition's schema cannot be checked (${(err as Error).message}); fix the CRD` }];
+    }
+    const validate = fn;
     if (validate(obj)) return [];
     const seen = new Set<string>();
     const causes: StatusCause[] = [];

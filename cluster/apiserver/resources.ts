@@ -189,15 +189,9 @@ export class ServedResources {
         live.add(id);
         let cached = this.validators.get(id);
         if (cached?.key !== key) {
-          // Admission compiled this schema before storing it; one written to the store another way
-          // and not compilable is not served rather than served unchecked.
-          let validate: ObjectValidator;
-          try {
-            validate = objectValidator(schema, namespaced);
-          } catch {
-            continue;
-          }
-          cached = { key, validate };
+          // Compiled on first use: admission compiled it before storing the CRD (objectValidator
+          // refuses every object should one written to the store another way not compile).
+          cached = { key, validate: objectValidator(schema, namespaced) };
           this.validators.set(id, cached);
         }
         const hasStatus = v.subresources?.status !== undefined;
