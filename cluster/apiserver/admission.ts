@@ -2,15 +2,29 @@
 // admission (controller/resources/apply.ts: validation, defaults, ClusterIP allocation, policy
 // status) and one store commit. This file adds what the REST API promises on top: the object's
 // namespace and name agree with the path, AlreadyExists, optimistic concurrency on resourceVersion,
-// metadata.generation, and the store's problems as a 422 Status naming each field.
+// metadata.generation, and the store's problems as a 422 Status naming each field. Custom resources
+// (served by a CRD) are checked against their CRD version's schema and stored as they are; a
+// CustomResourceDefinition is checked as Kubernetes checks one and gets its status here.
 
 import { randomBytes } from 'node:crypto';
 import { applyResources, type ApplyContext, deleteResources } from '../../controller/resources/apply.js';
 import type { PropagationPolicy } from '../../controller/resources/garbage-collector.js';
-import { NotFound, ResourceInvalid } from '../../shared/errors.js';
+import { NotFound, ResourceInvalid, type FieldProblem } from '../../shared/errors.js';
+import { kindInfo } from '../../shared/resources/kinds.js';
 import { type Resource } from '../../shared/resources/types.js';
+import { validateReferences, validateResources } from '../../shared/resources/validate.js';
+import { type Crd, crdProblems, crdStatus, defaultCrd } from './crd-validation.js';
+import { checkCompiles } from './crd-schema.js';
 import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
+import { apiResources, builtInGroups } from './resources.js';
 import type { ApiResource } from './routes.js';
+
+const crdKind = 'CustomResourceDefinition';
+
+/** An object of a custom resource as a client of `resource`'s version sees it: the same fields under that version (conversion None). */
+export function present(resource: ApiResource, obj: Resource): Resource {
+  return resource.custom && obj.apiVersion !== resource.apiVersion ? { ...obj, apiVersion: resource.apiVersion } : obj;
+}
 
 export interface WriteResult {
   object: Resource;
@@ -135,9 +149,12 @@ export class Writer {
     if (resourceVersion && resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, name);
     const next: Resource = { ...current, status };
     if (status === undefined) delete next.status;
+    // A custom resource's status is checked against its schema, as the real server does on /status.
+    const causes = resource.custom?.validate(present(resource, next)) ?? [];
+    if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
     if (dryRun || JSON.stringify(next.status) === JSON.stringify(current.status)) return { object: dryRun ? next : current, warnings: [] };
     this.ctx.store.commit([next]);
-    return { object: this.stored(resource, namespace, name)!, warnings: [] };
+    return { object: present(resource, this.stored(resource, namespace, name)!), warnings: [] };
   }
 
   /** Deletes the stored object (a Namespace with everything in it) and, unless orphaned, its dependents; returns it as it was. */
@@ -151,8 +168,10 @@ export class Writer {
       throw conflict(resource, name, `Precondition failed: ResourceVersion in precondition: ${preconditions.resourceVersion}, ResourceVersion in meta: ${current.metadata.resourceVersion}`);
     }
     if (dryRun) return current;
+    // A CustomResourceDefinition takes every object of its kind with it, as Kubernetes' finalizer does.
+    const objects = resource.kind === crdKind ? this.ctx.store.list((current as Crd).spec.names.kind).map((o) => ({ kind: o.kind, namespace: o.metadata.namespace ?? '', name: o.metadata.name })) : [];
     try {
-      deleteResources(this.ctx, [{ kind: resource.kind, namespace: resource.namespaced ? namespace : '', name }], false, propagation);
+      deleteResources(this.ctx, [{ kind: resource.kind, namespace: resource.namespaced ? namespace : '', name }, ...objects], false, propagation);
     } catch (err) {
       // Someone else deleted it between our read and the commit: the same answer as if first.
       if (err instanceof NotFound) throw notFound(resource, name);
@@ -162,6 +181,8 @@ export class Writer {
   }
 
   private admit(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+    if (resource.kind === crdKind) return this.admitDefinition(resource, obj as Crd, dryRun);
+    if (resource.custom) return this.admitCustom(resource, obj, dryRun);
     let warnings: string[];
     try {
       // The mesh's review is the mesh controller's admission webhook's, as on a real cluster.
@@ -172,6 +193,66 @@ export class Writer {
     }
     if (dryRun) return { object: obj, warnings };
     return { object: this.stored(resource, obj.metadata.namespace ?? 'default', obj.metadata.name)!, warnings };
+  }
+
+  /**
+   * A custom resource: its CRD version's schema (422 naming each field), for the kinds ambit gives
+   * meaning to also ambit's own checks of them (shared/resources/validate.ts: what ambit implements,
+   * and rules a schema cannot say), its namespace's existence; then stored in the storage version.
+   * With the status subresource, status is kept as it was (written only through /status).
+   */
+  private admitCustom(resource: ApiResource, obj: Resource, dryRun: boolean): WriteResult {
+    const c = resource.custom!;
+    const current = this.stored(resource, obj.metadata.namespace ?? '', obj.metadata.name);
+    if (c.status) {
+      if (current?.status !== undefined) obj.status = current.status;
+      else delete obj.status;
+    }
+    const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';
+    const causes = c.validate(obj);
+    if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
+    const problems: FieldProblem[] = [];
+    const info = kindInfo(obj.kind);
+    if (info?.crd && info.apiVersion === obj.apiVersion) problems.push(...validateResources([obj]));
+    if (!problems.length) problems.push(...validateReferences([obj], { get: (k, ns, n) => this.ctx.store.get(k, ns, n) }));
+    if (problems.length) throw this.refused(resource, obj, new ResourceInvalid(problems));
+    const stored: Resource = { ...obj, apiVersion: c.storageApiVersion };
+    if (dryRun) return { object: obj, warnings: [] };
+    this.ctx.store.commit([stored]);
+    return { object: present(resource, this.stored(resource, obj.metadata.namespace ?? '', obj.metadata.name)!), warnings: [] };
+  }
+
+  /** A CustomResourceDefinition: Kubernetes' checks (crd-validation.ts), its defaults, and the status that establishes it. */
+  private admitDefinition(resource: ApiResource, crd: Crd, dryRun: boolean): WriteResult {
+    const shape = validateResources([crd], { api: true });
+    if (shape.length) throw this.refused(resource, crd, new ResourceInvalid(shape));
+    const old = this.stored(resource, '', crd.metadata.name) as Crd | undefined;
+    defaultCrd(crd);
+    const all = this.ctx.store.list(crdKind) as Crd[];
+    const kindTaken = (kind: string) => {
+      const builtIn = apiResources.find((r) => r.kind === kind);
+      if (builtIn) return `the built-in resource ${builtIn.group ? `${builtIn.plural}.${builtIn.group}` : builtIn.plural}`;
+      const other = all.find((o) => o.metadata.name !== crd.metadata.name && o.spec.names.kind === kind);
+      return other ? `customresourcedefinition ${other.metadata.name}` : undefined;
+    };
+    const causes = crdProblems(crd, old, builtInGroups, kindTaken);
+    // What Ajv cannot compile (a pattern that is no regular expression) could check no object.
+    if (!causes.length) {
+      crd.spec.versions.forEach((v, i) => {
+        try {
+          checkCompiles(v.schema!.openAPIV3Schema!, crd.spec.scope === 'Namespaced');
+        } catch (err) {
+          causes.push({ reason: 'FieldValueInvalid', field: `spec.versions[${i}].schema.openAPIV3Schema`, message: `Invalid value: ${(err as Error).message}` });
+        }
+      });
+    }
+    if (causes.length) throw invalid(resource.kind, resource.group, crd.metadata.name, causes);
+    crd.status = crdStatus(crd, all, old, new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    // Said at once rather than left for a user to find out: CEL rules are kept but never run here.
+    const warnings = crd.spec.versions.filter((v) => JSON.stringify(v.schema ?? {}).includes('"x-kubernetes-validations"')).map((v) => `${crd.metadata.name} ${v.name}: x-kubernetes-validations (CEL) rules are stored but not evaluated by the local API server`);
+    if (dryRun) return { object: crd, warnings };
+    this.ctx.store.commit([crd]);
+    return { object: this.stored(resource, '', crd.metadata.name)!, warnings };
   }
 
   /** The store's problems as the API reports them: a missing namespace is 404, the rest 422 naming each field. */

@@ -6,15 +6,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './errors.js';
 import { acceptsPlainJson, etagOf, type MediaRange, notAcceptable, parseAccept, sendJson, sendStatus } from './negotiate.js';
 import { handleOpenApi } from './openapi.js';
-import { type ApiResource, findGroupVersion, type GroupVersion, groupVersions, groupVersionString } from './resources.js';
+import { type ApiResource, type GroupVersion, groupVersionString, type ServedResources } from './resources.js';
 import { versionInfo } from './version.js';
 
 /** Answers `req` if it is a discovery, version or OpenAPI request; false when it is not one. */
-export function handleDiscovery(req: IncomingMessage, res: ServerResponse): boolean {
+export function handleDiscovery(req: IncomingMessage, res: ServerResponse, served: ServedResources): boolean {
   // kubectl adds `?timeout=32s` to discovery requests; only the OpenAPI documents read the query.
   const url = new URL(req.url ?? '/', 'http://apiserver');
   const segments = url.pathname.split('/').filter(Boolean);
-  const route = routeOf(segments);
+  const route = routeOf(segments, served);
   if (!route) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendStatus(req, res, new ApiError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}; discovery documents are read with GET`));
@@ -31,20 +31,20 @@ export function handleDiscovery(req: IncomingMessage, res: ServerResponse): bool
 
 type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 
-function routeOf(s: string[]): Route | undefined {
+function routeOf(s: string[], served: ServedResources): Route | undefined {
   const [first, second, third] = s;
   // The real server writes /version as JSON whatever the Accept header says; so does this one.
-  if (first === 'version' && s.length === 1) return (req, res) => sendJson(req, res, cachedDoc('version', () => versionInfo).body);
+  if (first === 'version' && s.length === 1) return (req, res) => sendJson(req, res, cachedDoc(served, 'version', () => versionInfo).body);
   if (first === 'api') {
-    if (s.length === 1) return serveLegacyRoot;
-    if (s.length === 2) return (req, res) => serveResourceList(req, res, '', second!);
+    if (s.length === 1) return (req, res) => serveLegacyRoot(req, res, served);
+    if (s.length === 2) return (req, res) => serveResourceList(req, res, served, '', second!);
   }
   if (first === 'apis') {
-    if (s.length === 1) return serveGroupsRoot;
-    if (s.length === 2) return (req, res) => serveGroup(req, res, second!);
-    if (s.length === 3) return (req, res) => serveResourceList(req, res, second!, third!);
+    if (s.length === 1) return (req, res) => serveGroupsRoot(req, res, served);
+    if (s.length === 2) return (req, res) => serveGroup(req, res, served, second!);
+    if (s.length === 3) return (req, res) => serveResourceList(req, res, served, second!, third!);
   }
-  if (first === 'openapi') return (req, res, url) => handleOpenApi(req, res, url);
+  if (first === 'openapi') return (req, res, url) => handleOpenApi(req, res, url, served);
   return undefined;
 }
 
@@ -60,14 +60,14 @@ interface CachedDoc {
   etag: string;
 }
 
-// Every document here is a function of kinds.ts alone, so each is serialised once.
-const docs = new Map<string, CachedDoc>();
-function cachedDoc(key: string, build: () => unknown): CachedDoc {
-  let doc = docs.get(key);
+// Every document here is a function of what is served (kinds.ts and the established CRDs), so each
+// is serialised once per change of it.
+function cachedDoc(served: ServedResources, key: string, build: () => unknown): CachedDoc {
+  let doc = served.cache.get(`discovery/${key}`) as CachedDoc | undefined;
   if (!doc) {
     const body = JSON.stringify(build());
     doc = { body, etag: etagOf(body) };
-    docs.set(key, doc);
+    served.cache.set(`discovery/${key}`, doc);
   }
   return doc;
 }
@@ -127,18 +127,18 @@ function aggregatedList(v: AggregatedVersion, gvs: GroupVersion[]): Record<strin
   };
 }
 
-function serveAggregated(req: IncomingMessage, res: ServerResponse, v: AggregatedVersion, legacy: boolean): void {
-  const gvs = groupVersions.filter((gv) => (gv.group === '') === legacy);
-  const doc = cachedDoc(`aggregated/${v}/${legacy ? 'api' : 'apis'}`, () => aggregatedList(v, gvs));
+function serveAggregated(req: IncomingMessage, res: ServerResponse, served: ServedResources, v: AggregatedVersion, legacy: boolean): void {
+  const gvs = served.groupVersions.filter((gv) => (gv.group === '') === legacy);
+  const doc = cachedDoc(served, `aggregated/${v}/${legacy ? 'api' : 'apis'}`, () => aggregatedList(v, gvs));
   sendJson(req, res, doc.body, { contentType: aggregatedContentType(v), etag: doc.etag });
 }
 
 // --- Unaggregated discovery (meta/v1 APIVersions, APIGroupList, APIGroup, APIResourceList) ----------
 
-function serveLegacyRoot(req: IncomingMessage, res: ServerResponse): void {
+function serveLegacyRoot(req: IncomingMessage, res: ServerResponse, served: ServedResources): void {
   const v = chooseAggregated(parseAccept(req.headers.accept), req.headers.accept);
-  if (v) return serveAggregated(req, res, v, true);
-  const versions = groupVersions.filter((gv) => gv.group === '').map((gv) => gv.version);
+  if (v) return serveAggregated(req, res, served, v, true);
+  const versions = served.groupVersions.filter((gv) => gv.group === '').map((gv) => gv.version);
   // Clients may dial the address given for their CIDR; ours is the one this request came in on.
   const body = JSON.stringify({ kind: 'APIVersions', versions, serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: localAddress(req) }] });
   sendJson(req, res, body);
@@ -149,28 +149,28 @@ function localAddress(req: IncomingMessage): string {
   return `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort ?? 443}`;
 }
 
-function apiGroup(group: string): Record<string, unknown> {
-  const versions = groupVersions.filter((gv) => gv.group === group).map((gv) => ({ groupVersion: groupVersionString(gv), version: gv.version }));
+function apiGroup(served: ServedResources, group: string): Record<string, unknown> {
+  const versions = served.groupVersions.filter((gv) => gv.group === group).map((gv) => ({ groupVersion: groupVersionString(gv), version: gv.version }));
   return { name: group, versions, preferredVersion: versions[0] };
 }
 
-function serveGroupsRoot(req: IncomingMessage, res: ServerResponse): void {
+function serveGroupsRoot(req: IncomingMessage, res: ServerResponse, served: ServedResources): void {
   const v = chooseAggregated(parseAccept(req.headers.accept), req.headers.accept);
-  if (v) return serveAggregated(req, res, v, false);
-  const groups = [...new Set(groupVersions.filter((gv) => gv.group !== '').map((gv) => gv.group))];
-  const doc = cachedDoc('apis', () => ({ kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map(apiGroup) }));
+  if (v) return serveAggregated(req, res, served, v, false);
+  const groups = [...new Set(served.groupVersions.filter((gv) => gv.group !== '').map((gv) => gv.group))];
+  const doc = cachedDoc(served, 'apis', () => ({ kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map((g) => apiGroup(served, g)) }));
   sendJson(req, res, doc.body, { etag: doc.etag });
 }
 
-function serveGroup(req: IncomingMessage, res: ServerResponse, group: string): void {
-  if (!groupVersions.some((gv) => gv.group === group)) throw notFound(`/apis/${group}`);
-  sendPlain(req, res, cachedDoc(`apis/${group}`, () => ({ kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(group) })));
+function serveGroup(req: IncomingMessage, res: ServerResponse, served: ServedResources, group: string): void {
+  if (!served.groupVersions.some((gv) => gv.group === group)) throw notFound(`/apis/${group}`);
+  sendPlain(req, res, cachedDoc(served, `apis/${group}`, () => ({ kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(served, group) })));
 }
 
-function serveResourceList(req: IncomingMessage, res: ServerResponse, group: string, version: string): void {
-  const gv = findGroupVersion(group, version);
+function serveResourceList(req: IncomingMessage, res: ServerResponse, served: ServedResources, group: string, version: string): void {
+  const gv = served.findGroupVersion(group, version);
   if (!gv) throw notFound(group ? `/apis/${group}/${version}` : `/api/${version}`);
-  sendPlain(req, res, cachedDoc(`resources/${groupVersionString(gv)}`, () => resourceList(gv)));
+  sendPlain(req, res, cachedDoc(served, `resources/${groupVersionString(gv)}`, () => resourceList(gv)));
 }
 
 /** meta/v1 APIResourceList: each resource, then each subresource as `plural/sub`. */

@@ -294,12 +294,29 @@ function objectMeta(): Schema {
   };
 }
 
+/**
+ * A custom resource's component: its CRD version's openAPIV3Schema as written (descriptions and
+ * x-kubernetes-* extensions kept, for explain and client-side tools), with apiVersion, kind and
+ * metadata as every object has them, as the real server publishes it.
+ */
+function customComponent(schema: Schema): Schema {
+  const out = structuredClone(schema);
+  out.type = 'object';
+  out.properties = {
+    ...(out.properties as Record<string, Schema> | undefined),
+    apiVersion: { type: 'string', description: descriptions.apiVersion },
+    kind: { type: 'string', description: descriptions.kind },
+    metadata: { allOf: [ref(objectMetaName)], description: descriptions.metadata },
+  };
+  return out;
+}
+
 /** Every component a group-version's document needs: its kinds, their lists, and what they use. */
 export function componentsFor(resources: ApiResource[]): Record<string, Schema> {
   const components: Record<string, Schema> = {};
   for (const r of resources) {
     const gvk = { group: r.group, version: r.version, kind: r.kind };
-    const s = convert(jsonSchemaOf(r.kind), r.kind, '', components);
+    const s = r.custom ? customComponent(r.custom.schema) : convert(jsonSchemaOf(r.kind), r.kind, '', components);
     components[componentName(gvk)] = { description: kindDescriptions[r.kind], ...s, ...gvkExtension(gvk) };
     const listGvk = { ...gvk, kind: `${r.kind}List` };
     components[componentName(listGvk)] = {

@@ -10,7 +10,7 @@ import { ApiError } from './errors.js';
 import { builtInSchema } from './merge-keys.js';
 import { etagOf, notAcceptable, parseAccept, sendJson } from './negotiate.js';
 import { componentName, componentsFor, ref, type Schema, statusName } from './openapi-schemas.js';
-import { type ApiResource, type GroupVersion, type GroupVersionKind, groupVersions } from './resources.js';
+import type { ApiResource, GroupVersion, GroupVersionKind, ServedResources } from './resources.js';
 import { versionInfo } from './version.js';
 
 /** `api/v1`, `apis/apps/v1`: the key of a group-version in the index, and its URL after /openapi/v3/. */
@@ -19,10 +19,10 @@ function apiPath(gv: { group: string; version: string }): string {
 }
 
 /** Serves /openapi/v2, /openapi/v3 and /openapi/v3/<group-version>; a 404 Status for other /openapi paths. */
-export function handleOpenApi(req: IncomingMessage, res: ServerResponse, url: URL): void {
+export function handleOpenApi(req: IncomingMessage, res: ServerResponse, url: URL, served: ServedResources): void {
   const rest = url.pathname.replace(/\/+$/, '');
-  if (rest === '/openapi/v3') return serveIndex(req, res);
-  const doc = rest.startsWith('/openapi/v3/') ? documents().get(rest.slice('/openapi/v3/'.length)) : undefined;
+  if (rest === '/openapi/v3') return serveIndex(req, res, served);
+  const doc = rest.startsWith('/openapi/v3/') ? documents(served).get(rest.slice('/openapi/v3/'.length)) : undefined;
   if (doc) return serveDocument(req, res, url, doc);
   // No OpenAPI v2: kubectl 1.32 reads v3 for explain and field validation, and v2 only when v3 fails.
   throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${url.pathname}); OpenAPI v3 is served at /openapi/v3`);
@@ -34,26 +34,28 @@ interface Document {
   hash: string;
 }
 
-let cache: Map<string, Document> | undefined;
-/** Each group-version's document, serialised once: they change only with kinds.ts. */
-function documents(): Map<string, Document> {
+/** Each group-version's document, serialised once per change of what is served (kinds.ts, the established CRDs). */
+function documents(served: ServedResources): Map<string, Document> {
+  let cache = served.cache.get('openapi/documents') as Map<string, Document> | undefined;
   if (!cache) {
     cache = new Map();
-    for (const gv of groupVersions) {
+    for (const gv of served.groupVersions) {
       const body = JSON.stringify(documentFor(gv));
       cache.set(apiPath(gv), { path: apiPath(gv), body, hash: etagOf(body) });
     }
+    served.cache.set('openapi/documents', cache);
   }
   return cache;
 }
 
-let index: { body: string; etag: string } | undefined;
-function serveIndex(req: IncomingMessage, res: ServerResponse): void {
+function serveIndex(req: IncomingMessage, res: ServerResponse, served: ServedResources): void {
   if (!acceptsJson(req.headers.accept)) throw notAcceptable(req.headers.accept);
+  let index = served.cache.get('openapi/index') as { body: string; etag: string } | undefined;
   if (!index) {
-    const paths = Object.fromEntries([...documents().values()].map((d) => [d.path, { serverRelativeURL: `/openapi/v3/${d.path}?hash=${d.hash}` }]));
+    const paths = Object.fromEntries([...documents(served).values()].map((d) => [d.path, { serverRelativeURL: `/openapi/v3/${d.path}?hash=${d.hash}` }]));
     const body = JSON.stringify({ paths });
     index = { body, etag: etagOf(body) };
+    served.cache.set('openapi/index', index);
   }
   sendJson(req, res, index.body, { etag: index.etag });
 }

@@ -11,7 +11,7 @@ import type { Resource } from '../../shared/resources/types.js';
 import { ApiError } from './errors.js';
 import { applyJsonPatch, parseJsonPatch, type JsonPatchOperation } from './json-patch.js';
 import { clone, getOwn, isObject, parseJson, setOwn, type Json, type JsonObject } from './json.js';
-import { builtInSchema } from './merge-keys.js';
+import { builtInSchema, type Schema as MergeSchema } from './merge-keys.js';
 import { applyServerSide } from './server-side-apply.js';
 import { strategicMerge } from './strategic-merge.js';
 
@@ -51,20 +51,20 @@ export function applyPatch(current: Resource, body: string, type: PatchType): Re
  * Server-side apply of `applied` (the manager's whole intent) onto `current` (undefined: create).
  * Conflicts with other managers' fields are 409 unless `force`.
  */
-export function serverSideApply(current: Resource | undefined, applied: Resource, manager: string, force: boolean): Resource {
+export function serverSideApply(current: Resource | undefined, applied: Resource, manager: string, force: boolean, schema?: MergeSchema): Resource {
   if (!manager) throw new ApiError(400, 'BadRequest', 'fieldManager is required for apply requests: pass ?fieldManager=<name> (kubectl apply --server-side sends "kubectl")');
   if (!isObject(applied)) throw new ApiError(400, 'BadRequest', 'an apply body must be an object (YAML or JSON) with apiVersion, kind and metadata');
   const intent = applied as unknown as JsonObject;
   const meta = getOwn(intent, 'metadata');
   if (isObject(meta) && getOwn(meta, 'managedFields') !== undefined) throw new ApiError(400, 'BadRequest', 'metadata.managedFields must be nil in an apply request: the server keeps it');
-  if (current === undefined) return finish(undefined, applyServerSide(undefined, intent, manager, force), setsResourceVersion(intent)) as Resource;
+  if (current === undefined) return finish(undefined, applyServerSide(undefined, intent, manager, force, schema), setsResourceVersion(intent)) as Resource;
   const before = current as unknown as JsonObject;
   // The applied configuration may leave the namespace out: the request's URL gives it.
   const withNamespace = clone(intent);
   const namespace = getOwn(before.metadata as JsonObject, 'namespace');
   if (isObject(withNamespace.metadata) && getOwn(withNamespace.metadata, 'namespace') === undefined && namespace !== undefined) setOwn(withNamespace.metadata, 'namespace', namespace);
   checkIdentity(before, withNamespace);
-  return finish(before, applyServerSide(before, withNamespace, manager, force), setsResourceVersion(intent));
+  return finish(before, applyServerSide(before, withNamespace, manager, force, schema), setsResourceVersion(intent));
 }
 
 /** RFC 7386: objects merge member by member, null deletes, anything else replaces. */

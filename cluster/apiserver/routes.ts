@@ -1,9 +1,9 @@
-// The REST paths (routes) of the resources ambit serves (resources.ts), as the Kubernetes API lays
+// The REST paths (routes) of the resources ambit serves (resources.ts, built in or by CRDs), as the Kubernetes API lays
 // them out: /api/v1/... for the core group, /apis/{group}/{version}/... for the others, under
 // namespaces/{ns}/ for namespaced kinds. Turns a path into the resource, namespace, name and
 // subresource it names; what to do with them is server.ts's.
 
-import { type ApiResource, apiResources } from './resources.js';
+import type { ApiResource, ServedResources } from './resources.js';
 import { noSuchResource } from './errors.js';
 
 export type { ApiResource } from './resources.js';
@@ -20,7 +20,7 @@ export interface Route {
  * The route a path names; undefined when the path is not under /api or /apis at all (someone
  * else's, or nobody's); throws a 404 Status for an API path naming no resource.
  */
-export function parseRoute(pathname: string): Route | undefined {
+export function parseRoute(pathname: string, served: ServedResources): Route | undefined {
   const segments = pathname.split('/').filter((s) => s !== '');
   let group: string;
   let rest: string[];
@@ -42,7 +42,7 @@ export function parseRoute(pathname: string): Route | undefined {
     throw noSuchResource();
   }
   const [version, ...path] = parts as [string, ...string[]];
-  const inVersion = apiResources.filter((r) => r.group === group && r.version === version);
+  const inVersion = served.all.filter((r) => r.group === group && r.version === version);
   const find = (plural: string | undefined) => inVersion.find((r) => r.plural === plural);
   // namespaces/{ns}/{plural}/... is a namespaced resource; namespaces/{name}[/{sub}] is a Namespace.
   if (path[0] === 'namespaces' && path.length >= 3 && find(path[2])?.namespaced) {

@@ -14,6 +14,7 @@ import type { Store } from '../../controller/store/store.js';
 import type { ApplyContext } from '../../controller/resources/apply.js';
 import type { Topology } from '../topology.js';
 import { kubeApiHandler, nodeObjects } from './server.js';
+import { installMeshCrds } from './mesh-crds.js';
 
 export interface KubeApiServing {
   store: Store;
@@ -49,6 +50,9 @@ export interface KubeApiServed {
 }
 
 export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
+  // As an installer would (istioctl, the Gateway API's release YAML): the mesh's CRDs, unless there.
+  const installed = installMeshCrds(o.store);
+  if (installed.length) o.log.info({ crds: installed }, 'installed the mesh CustomResourceDefinitions');
   const api = kubeApiHandler({ store: o.store, apply: o.apply, nodes: () => nodeObjects(o.topology, o.createdAt), token: o.token, serviceAccounts: { keyFile: o.serviceAccountKeyFile }, log: o.log });
   const make = () => createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => api.handle(req, res));
   const servers = [make(), make()];

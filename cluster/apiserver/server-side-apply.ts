@@ -6,7 +6,8 @@
 // Simplified, and honest about it:
 // - List types: the keyed lists of merge-keys.ts (by their one patchMergeKey, where Kubernetes
 //   uses listMapKeys, e.g. containerPort+protocol) and sets of scalars; every other list is atomic,
-//   and so is every list of a custom resource (ambit has no CRD schemas to read x-kubernetes-list-type from).
+//   For a custom resource, its CRD schema's x-kubernetes-list-type says: `set` and `map` with one
+//   x-kubernetes-list-map-keys entry merge; `map` with several keys is atomic (the key is one field here).
 // - Only applies are tracked (operation Apply). A PATCH or PUT does not move ownership to its
 //   manager as Kubernetes' Update entries do, so an apply overwrites such an edit without a conflict.
 //   An object with no managedFields has no owners: the first apply takes what it sets and leaves the rest.
@@ -33,9 +34,9 @@ interface Entry {
 }
 
 /** `applied` applied by `manager` onto `current` (undefined: a create). Throws ApiError 409 on conflicts unless `force`, 422 on a malformed keyed list. */
-export function applyServerSide(current: JsonObject | undefined, applied: JsonObject, manager: string, force: boolean): JsonObject {
+export function applyServerSide(current: JsonObject | undefined, applied: JsonObject, manager: string, force: boolean, custom?: Schema): JsonObject {
   const apiVersion = String(applied.apiVersion);
-  const schema = builtInSchema(apiVersion, String(applied.kind)) ?? {};
+  const schema = custom ?? builtInSchema(apiVersion, String(applied.kind)) ?? {};
   const intent = clone(applied);
   delete intent.status;
   const appliedSet = fieldSetOf(intent, schema);

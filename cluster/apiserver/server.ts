@@ -1,6 +1,6 @@
 // The local cluster's Kubernetes API: the REST verbs (get, list, watch, create, update, patch,
 // delete with propagationPolicy, and the pods/status and deployments/scale subresources) over the
-// controller's store, so that kubectl and client-go work against it; the garbage collector runs beside it. Authentication is one bearer token; discovery and
+// controller's store, for the built-in kinds and those of established CustomResourceDefinitions, so that kubectl and client-go work against it; the garbage collector runs beside it. Authentication is one bearer token; discovery and
 // OpenAPI are discovery.ts's, patch strategies patch.ts's, admission apply.ts's. The HTTPS server
 // and kubeconfig around this handler are the caller's.
 
@@ -19,9 +19,11 @@ import { type Authentication, ServiceAccountTokens, type TokenOptions, type User
 import { ApiError, badRequest, internal, invalid, methodNotAllowed, noSuchResource, notFound, unauthorized, unsupportedMediaType } from './errors.js';
 import { mediaType, negotiate, parseJson, parseObjectBody, parseYamlBody, readBody, type Rendering, sendError, sendJson } from './http.js';
 import { applyPatch, patchTypes, type PatchType, serverSideApply } from './patch.js';
-import { objectFromBody, Writer, type WriteResult } from './admission.js';
+import { objectFromBody, present, Writer, type WriteResult } from './admission.js';
 import { type ApiResource, parseRoute, type Route } from './routes.js';
-import { clientStatusKinds } from './resources.js';
+import { ServedResources } from './resources.js';
+import { mergeSchemaOf } from './crd-schema.js';
+import type { ChangeEvent } from '../../controller/store/store.js';
 import { checkedReplicas, patchedReplicas, scaleOf } from './scale.js';
 import { fieldSelector, labelSelector, type Selector } from './selectors.js';
 import { type IncludeObject, type TableContext, toTable } from './tables.js';
@@ -108,6 +110,13 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   const webhooks = new ValidatingWebhooks(o.store, log);
   const bookmarkIntervalMs = o.watch?.bookmarkIntervalMs ?? 60_000;
   const lookup = (kind: string, namespace: string, name: string) => (kind === 'Node' ? o.nodes().find((n) => n.metadata.name === name) : o.store.get(kind, namespace, name));
+  // What is served follows the CustomResourceDefinitions in the store: a write of one (through this
+  // API or not) changes discovery, OpenAPI and routes before the next request is read.
+  const served = new ServedResources(() => o.store.list('CustomResourceDefinition'));
+  const onChange = (e: ChangeEvent) => {
+    if (e.changes.some((c) => c.resource.kind === 'CustomResourceDefinition')) served.refresh();
+  };
+  o.store.on('change', onChange);
 
   /** Who a bearer token is: the admin (the kubeconfig's token), or a ServiceAccount by its signed token. */
   async function authenticate(bearer: string, audiences: string[]): Promise<Authentication> {
@@ -128,13 +137,14 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
 
   function objectsOf(r: ApiResource, namespace: string | undefined): Resource[] {
     if (r.kind === 'Node') return o.nodes();
-    return o.store.list(r.kind, r.namespaced ? namespace : undefined);
+    const all = o.store.list(r.kind, r.namespaced ? namespace : undefined);
+    return r.custom ? all.map((x) => present(r, x)) : all;
   }
 
   function getObject(r: ApiResource, namespace: string | undefined, name: string): Resource {
     const found = r.kind === 'Node' ? o.nodes().find((n) => n.metadata.name === name) : o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
     if (!found) throw notFound(r, name);
-    return found;
+    return present(r, found);
   }
 
   function tableContext(url: URL): TableContext {
@@ -174,7 +184,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
           timeoutMs: timeout && /^\d+$/.test(timeout) ? Number(timeout) * 1000 : defaultWatchTimeoutMs(),
           current: () => objectsOf(r, route.namespace),
           inStore: r.kind !== 'Node',
-          render: (obj) => (ctx ? toTable(r, [obj], obj.metadata.resourceVersion ?? '', { ...ctx, now: Date.now() }) : obj),
+          render: (obj) => (ctx ? toTable(r, [obj], obj.metadata.resourceVersion ?? '', { ...ctx, now: Date.now() }) : present(r, obj)),
           // A BOOKMARK carries only a resourceVersion, in the type of the watch's objects.
           bookmark: (rv) => (ctx ? { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] } : { kind: r.kind, apiVersion: r.apiVersion, metadata: { resourceVersion: rv } }),
         },
@@ -200,8 +210,9 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   }
 
   /**
-   * fieldValidation is read for its errors only: ambit's schemas close every object, so an unknown
-   * field is refused (422, naming it) whether the client asked Strict, Warn or Ignore.
+   * fieldValidation is read for its errors only: ambit's schemas close every object, and a custom
+   * resource's schema is closed wherever it does not preserve unknown fields, so an unknown field is
+   * refused (422, naming it) whether the client asked Strict, Warn or Ignore.
    */
   function checkFieldValidation(url: URL): void {
     const v = url.searchParams.get('fieldValidation');
@@ -215,6 +226,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
 
   function readOnly(verb: string, r: ApiResource): void {
     if (r.kind === 'Node') throw methodNotAllowed(verb, r, "nodes are the local cluster's network namespaces; change the cluster file and run ambit up again");
+    if (!r.verbs.includes(verb)) throw methodNotAllowed(verb, r, `${r.kind} is written by ambit and read-only for clients`);
   }
 
   /**
@@ -255,7 +267,9 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       return;
     }
     const name = route.name!;
-    const current = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+    const stored = o.store.get(r.kind, r.namespaced ? (namespace ?? '') : '', name);
+    // A custom resource is read and patched in the request's version (the same fields: conversion None).
+    const current = stored && present(r, stored);
     if (req.method === 'PUT') {
       readOnly('update', r);
       const obj = objectFromBody(r, namespace, name, parseObjectBody(req.headers['content-type'], await readBody(req)));
@@ -274,7 +288,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       if (type === 'application/apply-patch+yaml') {
         if (!manager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager parameter');
         const applied = objectFromBody(r, namespace, name, parseYamlBody(body));
-        const next = serverSideApply(current, applied, manager, force);
+        const next = serverSideApply(current, applied, manager, force, r.custom ? mergeSchemaOf(r.custom.schema) : undefined);
         if (current) {
           const obj = patched(objectFromBody(r, namespace, name, next), current);
           sendWrite(res, 200, await admitted(res, { ...base, operation: 'UPDATE', name, oldObject: current, options: patchOptions }, obj, () => writer.update(r, structuredClone(obj), true), () => writer.update(r, obj, dryRun)));
@@ -352,9 +366,9 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Any authenticated identity may do anything: the local cluster has no RBAC (README).
     const user = await userOf(req);
-    if (handleDiscovery(req, res)) return;
+    if (handleDiscovery(req, res, served)) return;
     const url = new URL(req.url ?? '/', 'https://kube-api.invalid');
-    const route = parseRoute(url.pathname);
+    const route = parseRoute(url.pathname, served);
     if (!route) throw noSuchResource();
     const r = route.resource;
     if (r.kind === 'TokenReview') {
@@ -372,7 +386,8 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
         if (req.method !== 'GET') throw methodNotAllowed(req.method ?? 'unknown', { plural: `${r.plural}/status`, group: r.group }, 'status is written by the local cluster');
         return sendJson(res, 200, render(r, getObject(r, route.namespace, route.name!), negotiate(req.headers.accept), url));
       }
-      if (route.subresource === 'status' && clientStatusKinds.has(r.kind)) return status(req, res, route, url);
+      // A CRD with the status subresource: its controllers write status through it, as clients.
+      if (route.subresource === 'status' && r.custom?.status) return status(req, res, route, url);
       throw noSuchResource();
     }
     if (route.name === undefined) {
@@ -401,6 +416,7 @@ export function kubeApiHandler(o: KubeApiOptions): KubeApiHandler {
       );
     },
     close() {
+      o.store.off('change', onChange);
       collector.stop();
       eventExpiry.stop();
       for (const stop of [...watches]) stop();

@@ -7,6 +7,8 @@ import type { CoreEvent } from '../../shared/resources/events.js';
 import { controllerOf } from '../../shared/resources/owners.js';
 import { type Deployment, type EndpointSlice, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
 import type { ApiResource } from './routes.js';
+import { cellOf, parseJsonPath } from './json-path.js';
+import type { PrinterColumn } from './crd-validation.js';
 
 export interface TableColumnDefinition {
   name: string;
@@ -248,7 +250,10 @@ const webhookConfigurationColumns: Column[] = [
   ageColumn,
 ];
 
+const crdColumns: Column[] = [nameColumn, col('Created At', 'When the definition was created.', (r) => (r.metadata.creationTimestamp ?? '').replace(/\.\d+Z$/, 'Z'), { type: 'date' })];
+
 const columnsByKind: Record<string, Column[]> = {
+  CustomResourceDefinition: crdColumns,
   ValidatingWebhookConfiguration: webhookConfigurationColumns,
   Event: eventColumns,
   Lease: leaseColumns,
@@ -270,9 +275,31 @@ function rowObject(r: Resource, include: IncludeObject): unknown {
   return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: r.metadata };
 }
 
+const columnTypes = new Set(['string', 'integer', 'number', 'boolean', 'date']);
+
+/**
+ * A CRD's additionalPrinterColumns after NAME, as the real server prints them: each a JSONPath
+ * into the object; a `date` column shows its age, as kubectl's AGE does. No columns: NAME and AGE.
+ */
+function customColumns(columns: PrinterColumn[]): Column[] {
+  if (!columns.length) return [nameColumn, ageColumn];
+  return [
+    nameColumn,
+    ...columns.map((c) => {
+      const steps = parseJsonPath(c.jsonPath);
+      const type = (columnTypes.has(c.type) ? c.type : 'string') as TableColumnDefinition['type'];
+      const cell: Column['cell'] = type === 'date' ? (r, ctx) => {
+        const v = cellOf(steps, r);
+        return typeof v === 'string' ? age(v, ctx.now) : '<unknown>';
+      } : (r) => cellOf(steps, r) ?? (type === 'string' ? '' : null);
+      return col(c.name, c.description ?? '', cell, { type: type === 'date' ? 'date' : type, format: c.format ?? '', priority: c.priority ?? 0 });
+    }),
+  ];
+}
+
 /** `objects` of `resource` as a Table; every row keeps its object's metadata unless told otherwise. */
 export function toTable(resource: ApiResource, objects: Resource[], resourceVersion: string, ctx: TableContext): Table {
-  const columns = columnsByKind[resource.kind] ?? [nameColumn, ageColumn];
+  const columns = resource.custom ? customColumns(resource.custom.printerColumns) : (columnsByKind[resource.kind] ?? [nameColumn, ageColumn]);
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',

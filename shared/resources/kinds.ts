@@ -1,5 +1,7 @@
 // The kinds ambit knows: their API versions, scope, and the names the CLI accepts for them
-// (`ambit get deploy`, `ambit get services`), as kubectl does.
+// (`ambit get deploy`, `ambit get services`), as kubectl does. The mesh's kinds (Istio's, the Gateway
+// API's, ambit.dev's) are known to ambit's clients here, but the API server serves them only through
+// their CustomResourceDefinitions (cluster/apiserver/mesh-crds.ts), as a Kubernetes API server does.
 
 export interface KindInfo {
   kind: string;
@@ -9,6 +11,8 @@ export interface KindInfo {
   names: string[];
   /** False for kinds the cluster makes itself (Pods and ReplicaSets come from Deployments, EndpointSlices from Services). */
   userApplied: boolean;
+  /** Served by the API server only while its CustomResourceDefinition is installed; not built in. */
+  crd?: boolean;
 }
 
 export const kinds: KindInfo[] = [
@@ -22,20 +26,21 @@ export const kinds: KindInfo[] = [
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, names: ['replicaset', 'replicasets', 'rs'], userApplied: false },
   { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, names: ['lease', 'leases'], userApplied: true },
   { kind: 'ValidatingWebhookConfiguration', apiVersion: 'admissionregistration.k8s.io/v1', namespaced: false, names: ['validatingwebhookconfiguration', 'validatingwebhookconfigurations'], userApplied: true },
+  { kind: 'CustomResourceDefinition', apiVersion: 'apiextensions.k8s.io/v1', namespaced: false, names: ['customresourcedefinition', 'customresourcedefinitions', 'crd', 'crds'], userApplied: true },
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', namespaced: true, names: ['endpointslice', 'endpointslices'], userApplied: false },
   { kind: 'Pod', apiVersion: 'v1', namespaced: true, names: ['pod', 'pods', 'po'], userApplied: false },
   { kind: 'Node', apiVersion: 'v1', namespaced: false, names: ['node', 'nodes', 'no'], userApplied: false },
-  { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['authorizationpolicy', 'authorizationpolicies', 'ap'], userApplied: true },
-  { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['peerauthentication', 'peerauthentications', 'pa'], userApplied: true },
-  { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['requestauthentication', 'requestauthentications', 'ra'], userApplied: true },
-  { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespaced: true, names: ['destinationrule', 'destinationrules', 'dr'], userApplied: true },
+  { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['authorizationpolicy', 'authorizationpolicies', 'ap'], userApplied: true, crd: true },
+  { kind: 'PeerAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['peerauthentication', 'peerauthentications', 'pa'], userApplied: true, crd: true },
+  { kind: 'RequestAuthentication', apiVersion: 'security.istio.io/v1', namespaced: true, names: ['requestauthentication', 'requestauthentications', 'ra'], userApplied: true, crd: true },
+  { kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespaced: true, names: ['destinationrule', 'destinationrules', 'dr'], userApplied: true, crd: true },
   // Written by the controller's leader through the API, like any client's object (there is no RBAC to keep others out).
-  { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: true },
-  { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true },
-  { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['grpcroute', 'grpcroutes'], userApplied: true },
-  { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true },
-  { kind: 'FaultInjection', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['faultinjection', 'faultinjections'], userApplied: true },
-  { kind: 'LocalRateLimit', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['localratelimit', 'localratelimits', 'lrl'], userApplied: true },
+  { kind: 'TrustBundle', apiVersion: 'ambit.dev/v1alpha1', namespaced: false, names: ['trustbundle', 'trustbundles'], userApplied: true, crd: true },
+  { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['httproute', 'httproutes'], userApplied: true, crd: true },
+  { kind: 'GRPCRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['grpcroute', 'grpcroutes'], userApplied: true, crd: true },
+  { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, names: ['gateway', 'gateways', 'gtw'], userApplied: true, crd: true },
+  { kind: 'FaultInjection', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['faultinjection', 'faultinjections'], userApplied: true, crd: true },
+  { kind: 'LocalRateLimit', apiVersion: 'ambit.dev/v1alpha1', namespaced: true, names: ['localratelimit', 'localratelimits', 'lrl'], userApplied: true, crd: true },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

@@ -165,7 +165,18 @@ const webhook: Schema = closed(
   ['name', 'clientConfig', 'sideEffects', 'admissionReviewVersions'],
 );
 
+/** The metadata of a custom resource, checked by the API server whatever its CRD's schema says (names are DNS subdomains). */
+export function customResourceMetadata(namespaced: boolean): Schema {
+  return metadata(namespaced, dns1123Subdomain);
+}
+
 export const schemas: Record<string, Schema> = {
+  // apiextensions.k8s.io/v1: the shape only; the API server checks names, versions and the
+  // structural schema as Kubernetes does (cluster/apiserver/crd-validation.ts).
+  CustomResourceDefinition: closed(
+    { apiVersion: { const: 'apiextensions.k8s.io/v1' }, kind: { const: 'CustomResourceDefinition' }, metadata: metadata(false, dns1123Subdomain), spec: { type: 'object' }, status: { type: 'object' } },
+    ['apiVersion', 'kind', 'metadata', 'spec'],
+  ),
   ValidatingWebhookConfiguration: closed(
     { apiVersion: { const: 'admissionregistration.k8s.io/v1' }, kind: { const: 'ValidatingWebhookConfiguration' }, metadata: metadata(false, dns1123Subdomain), webhooks: { type: 'array', items: webhook } },
     ['apiVersion', 'kind', 'metadata'],

@@ -27,7 +27,7 @@ export function fieldPath(instancePath: string, child?: string): string {
   return out;
 }
 
-function describeAjvError(e: ErrorObject): { field: string; message: string } {
+export function describeAjvError(e: ErrorObject): { field: string; message: string } {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
@@ -49,8 +49,11 @@ function describeAjvError(e: ErrorObject): { field: string; message: string } {
   }
 }
 
-/** Schema and per-resource rules; needs nothing but the resources themselves. */
-export function validateResources(resources: unknown[]): FieldProblem[] {
+/**
+ * Schema and per-resource rules; needs nothing but the resources themselves. `api`: the caller is the
+ * Kubernetes API server, which alone checks and establishes a CustomResourceDefinition.
+ */
+export function validateResources(resources: unknown[], o: { api?: boolean } = {}): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const seen = new Map<string, number>();
   resources.forEach((raw, index) => {
@@ -68,7 +71,11 @@ export function validateResources(resources: unknown[]): FieldProblem[] {
     const r = raw as Resource;
     const info = typeof r.kind === 'string' ? kindInfo(r.kind) : undefined;
     if (!info) {
-      add('kind', r.kind === undefined ? 'is required' : `${JSON.stringify(r.kind)} is not a known kind (known: ${kinds.filter((k) => k.userApplied).map((k) => k.kind).join(', ')})`);
+      add('kind', r.kind === undefined ? 'is required' : `${JSON.stringify(r.kind)} is not a known kind (known: ${kinds.filter((k) => k.userApplied && k.kind !== 'CustomResourceDefinition').map((k) => k.kind).join(', ')})`);
+      return;
+    }
+    if (info.kind === 'CustomResourceDefinition' && !o.api) {
+      add('kind', 'a CustomResourceDefinition is applied through the Kubernetes API (kubectl apply), which checks and establishes it');
       return;
     }
     if (!info.userApplied) {

@@ -168,6 +168,45 @@ test('kubectl get endpointslices lists the web Service\'s running pods at their 
   assert.match(last, /web-[a-z0-9]{5}\s+IPv4/);
 });
 
+test('kubectl get crd lists the mesh\'s CRDs; a CRD of the test\'s own applies, serves an object with its columns, and deleting it takes the object', async () => {
+  const crds = await kubectlOk(['get', 'crd']);
+  assert.match(crds, /^NAME\s+CREATED AT\n/);
+  for (const name of ['authorizationpolicies.security.istio.io', 'peerauthentications.security.istio.io', 'requestauthentications.security.istio.io', 'destinationrules.networking.istio.io', 'gateways.gateway.networking.k8s.io', 'httproutes.gateway.networking.k8s.io', 'grpcroutes.gateway.networking.k8s.io', 'trustbundles.ambit.dev', 'faultinjections.ambit.dev', 'localratelimits.ambit.dev']) {
+    assert.match(crds, new RegExp(`\\n${name.replace(/\./g, '\\.')}\\s+\\d{4}-`), name);
+  }
+  const crd = [
+    'apiVersion: apiextensions.k8s.io/v1',
+    'kind: CustomResourceDefinition',
+    'metadata: { name: backups.e2e.example.com }',
+    'spec:',
+    '  group: e2e.example.com',
+    '  scope: Namespaced',
+    '  names: { plural: backups, singular: backup, kind: Backup, shortNames: [bk] }',
+    '  versions:',
+    '  - name: v1',
+    '    served: true',
+    '    storage: true',
+    '    additionalPrinterColumns: [{ name: Schedule, type: string, jsonPath: .spec.schedule }]',
+    '    schema:',
+    '      openAPIV3Schema:',
+    '        type: object',
+    '        properties:',
+    '          spec: { type: object, required: [schedule], properties: { schedule: { type: string }, keep: { type: integer, minimum: 1 } } }',
+    '',
+  ].join('\n');
+  assert.match(await kubectlOk(['apply', '-f', '-'], crd), 'customresourcedefinition.apiextensions.k8s.io/backups.e2e.example.com created');
+  const backup = 'apiVersion: e2e.example.com/v1\nkind: Backup\nmetadata: { name: nightly, namespace: shop }\nspec: { schedule: "0 3 * * *", keep: 7 }\n';
+  await eventually('kubectl to see the new kind', async () => (await kubectl(['apply', '-f', '-'], backup)).code === 0, 10_000);
+  assert.match(await kubectlOk(['get', 'bk', '-n', 'shop']), /NAME\s+SCHEDULE\nnightly\s+0 3 \* \* \*\n/);
+  const bad = await kubectl(['apply', '-f', '-'], backup.replace('keep: 7', 'keep: 0, colour: red'));
+  assert.is.not(bad.code, 0);
+  assert.match(bad.stderr, /spec\.(keep|colour)/);
+  assert.match(await kubectlOk(['delete', 'crd', 'backups.e2e.example.com']), 'deleted');
+  assert.not.match(await kubectlOk(['get', 'crd']), 'backups.e2e.example.com');
+  const gone = await kubectl(['get', 'backups.e2e.example.com', '-n', 'shop']);
+  assert.is.not(gone.code, 0, 'the kind is no longer served');
+});
+
 test('ambit down leaves nothing behind', async () => {
   await ambitOk(['down']);
   assert.equal(await leftovers(), []);

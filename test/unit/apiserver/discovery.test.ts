@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CertificateAuthority } from '../../../controller/ca/authority.js';
 import { handleDiscovery } from '../../../cluster/apiserver/discovery.js';
-import { apiResources } from '../../../cluster/apiserver/resources.js';
+import { ServedResources } from '../../../cluster/apiserver/resources.js';
+import { installMeshCrds } from '../../../cluster/apiserver/mesh-crds.js';
+import { Store } from '../../../controller/store/store.js';
 import { ambitVersion } from '../../../shared/build.js';
 
 const run = promisify(execFile);
@@ -25,6 +27,8 @@ let server: Server;
 let port = 0;
 let rootPem = '';
 let kubeconfig = '';
+// What the local cluster serves at start: the built-in kinds and the mesh's CRDs.
+let served: ServedResources;
 
 interface Recorded {
   method: string;
@@ -64,6 +68,9 @@ function restStandIn(req: IncomingMessage, res: ServerResponse, body: string): v
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ambit-discovery-'));
+  const store = new Store(join(dir, 'store'));
+  installMeshCrds(store);
+  served = new ServedResources(() => store.list('CustomResourceDefinition'));
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   rootPem = ca.rootPem;
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
@@ -72,7 +79,7 @@ test.before(async () => {
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
-      const byDiscovery = handleDiscovery(req, res);
+      const byDiscovery = handleDiscovery(req, res, served);
       recorded.push({ method: req.method ?? '', url: req.url ?? '', contentType: req.headers['content-type'] ?? '', body, byDiscovery });
       if (!byDiscovery) restStandIn(req, res, body);
     });
@@ -160,8 +167,8 @@ test('kubectl api-resources lists every kind with its short names, scope and gro
   const r = await kubectl('api-resources', '--no-headers');
   assert.is(r.code, 0, r.stderr);
   const rows = new Map(r.stdout.trim().split('\n').map((line) => { const cols = line.trim().split(/\s+/); return [cols[0]!, cols]; }));
-  assert.is(rows.size, apiResources.length);
-  for (const res of apiResources) {
+  assert.is(rows.size, served.all.length);
+  for (const res of served.all) {
     const gv = res.group ? `${res.group}/${res.version}` : res.version;
     const expected = [res.plural, ...(res.shortNames.length ? [res.shortNames.join(',')] : []), gv, String(res.namespaced), res.kind];
     assert.equal(rows.get(res.plural), expected, `row of ${res.plural}`);
@@ -174,16 +181,16 @@ test('kubectl api-resources -o wide shows verbs and the all category', async () 
   const r = await kubectl('api-resources', '-o', 'wide', '--no-headers');
   assert.is(r.code, 0, r.stderr);
   const line = (name: string) => (r.stdout.split('\n').find((l) => l.startsWith(`${name} `)) ?? '').trimEnd();
-  assert.match(line('trustbundles'), /\screate,delete,get,list,patch,update,watch$/);
+  assert.match(line('trustbundles'), /\screate,delete,get,list,patch,update,watch\s+ambit$/);
   assert.match(line('deployments'), /\screate,delete,get,list,patch,update,watch\s+all$/);
   assert.match(line('pods'), /\s+all$/);
   assert.match(line('namespaces'), /watch$/);
 });
 
-test('kubectl api-versions lists the ten group-versions', async () => {
+test('kubectl api-versions lists the eleven group-versions', async () => {
   const r = await kubectl('api-versions');
   assert.is(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim().split('\n'), ['admissionregistration.k8s.io/v1', 'ambit.dev/v1alpha1', 'apps/v1', 'authentication.k8s.io/v1', 'coordination.k8s.io/v1', 'discovery.k8s.io/v1', 'gateway.networking.k8s.io/v1', 'networking.istio.io/v1', 'security.istio.io/v1', 'v1']);
+  assert.equal(r.stdout.trim().split('\n'), ['admissionregistration.k8s.io/v1', 'ambit.dev/v1alpha1', 'apiextensions.k8s.io/v1', 'apps/v1', 'authentication.k8s.io/v1', 'coordination.k8s.io/v1', 'discovery.k8s.io/v1', 'gateway.networking.k8s.io/v1', 'networking.istio.io/v1', 'security.istio.io/v1', 'v1']);
 });
 
 test('kubectl explain pod.spec.containers reads the OpenAPI v3 document', async () => {
@@ -266,7 +273,7 @@ test('unaggregated discovery: APIVersions, APIGroupList, APIGroup and APIResourc
   assert.equal((JSON.parse(api.body) as { versions: string[] }).versions, ['v1']);
   const apis = JSON.parse((await get('/apis')).body) as { kind: string; groups: { name: string; preferredVersion: { groupVersion: string } }[] };
   assert.is(apis.kind, 'APIGroupList');
-  assert.equal(apis.groups.map((g) => g.name), ['apps', 'coordination.k8s.io', 'admissionregistration.k8s.io', 'discovery.k8s.io', 'security.istio.io', 'networking.istio.io', 'ambit.dev', 'gateway.networking.k8s.io', 'authentication.k8s.io']);
+  assert.equal(apis.groups.map((g) => g.name), ['apps', 'coordination.k8s.io', 'admissionregistration.k8s.io', 'apiextensions.k8s.io', 'discovery.k8s.io', 'authentication.k8s.io', 'security.istio.io', 'networking.istio.io', 'ambit.dev', 'gateway.networking.k8s.io']);
   const group = JSON.parse((await get('/apis/apps')).body) as { kind: string; preferredVersion: { groupVersion: string } };
   assert.is(group.kind, 'APIGroup');
   assert.is(group.preferredVersion.groupVersion, 'apps/v1');
@@ -279,7 +286,7 @@ test('unaggregated discovery: APIVersions, APIGroupList, APIGroup and APIResourc
   const apps = JSON.parse((await get('/apis/apps/v1')).body) as typeof v1;
   assert.equal(apps.resources.find((r) => r.name === 'deployments/scale'), { name: 'deployments/scale', singularName: '', namespaced: true, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
   const ambit = JSON.parse((await get('/apis/ambit.dev/v1alpha1')).body) as typeof v1;
-  assert.equal(ambit.resources[0]!.verbs, ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
+  assert.equal(ambit.resources.find((r) => r.name === 'trustbundles')!.verbs, ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']);
   assert.is((await get('/apis/nope.example/v1')).status, 404);
 });
 
@@ -302,7 +309,7 @@ test('a client asking only for protobuf gets a 406 Status; other paths and metho
 
 test('OpenAPI v3: an index of hashed URLs, immutable documents under their hash, a redirect from a stale one', async () => {
   const index = JSON.parse((await get('/openapi/v3')).body) as { paths: Record<string, { serverRelativeURL: string }> };
-  assert.equal(Object.keys(index.paths).sort(), ['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/ambit.dev/v1alpha1', 'apis/apps/v1', 'apis/authentication.k8s.io/v1', 'apis/coordination.k8s.io/v1', 'apis/discovery.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1', 'apis/networking.istio.io/v1', 'apis/security.istio.io/v1']);
+  assert.equal(Object.keys(index.paths).sort(), ['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/ambit.dev/v1alpha1', 'apis/apiextensions.k8s.io/v1', 'apis/apps/v1', 'apis/authentication.k8s.io/v1', 'apis/coordination.k8s.io/v1', 'apis/discovery.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1', 'apis/networking.istio.io/v1', 'apis/security.istio.io/v1']);
   const url = index.paths['apis/apps/v1']!.serverRelativeURL;
   assert.match(url, /^\/openapi\/v3\/apis\/apps\/v1\?hash=[0-9A-F]{128}$/);
 

@@ -21,6 +21,7 @@ import { planReplicaSets, podMetadataFor } from '../../../cluster/controllers/re
 import { defaultClusterFile, layout } from '../../../cluster/topology.js';
 import { type KubeApiHandler, type KubeApiOptions, kubeApiHandler, nodeObjects } from '../../../cluster/apiserver/server.js';
 import { ApiError } from '../../../cluster/apiserver/errors.js';
+import { installMeshCrds } from '../../../cluster/apiserver/mesh-crds.js';
 import * as assert from 'uvu/assert';
 
 export const token = 'test-admin-token';
@@ -70,6 +71,8 @@ export async function startApi(o: StartOptions = {}): Promise<TestApi> {
   const ctx: ApplyContext = { store, allocator: new ClusterIPAllocator(topology.serviceCIDR), nodeNames: topology.nodes.map((n) => n.name) };
   const nodes = nodeObjects(topology);
   const handlerOptions = { store, apply: ctx, nodes: () => nodes, token, serviceAccounts: { keyFile: join(dir, 'sa-signer.key') }, log: pino({ level: 'silent' }), ...(o.watch ? { watch: o.watch } : {}), ...(o.events ? { events: o.events } : {}) };
+  // As the local cluster does at start (cluster/apiserver/serve.ts).
+  installMeshCrds(store);
   let api = kubeApiHandler(handlerOptions);
   const ca = CertificateAuthority.open(join(dir, 'ca'), 'cluster.local');
   const serving = ca.issueServing(['127.0.0.1'], ['localhost']);
