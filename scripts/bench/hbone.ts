@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pipeline, type Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
@@ -33,7 +34,7 @@ const { values } = parseArgs({
 /** What a child proxy process runs: the plain pair or the HBONE path, with the app-side piping knobs. */
 interface ProxySetup {
   mode: 'direct' | 'hbone';
-  /** Where the dist/ with agent/proxy/{pool,hbone-server}.js lives; the current build when absent. */
+  /** Where the dist/ with the HBONE modules lives (shared/hbone/, or agent/proxy/ before they moved); the current build when absent. */
   dist?: string;
   /** One listener is opened per target port; a connection to listener i reaches target i. */
   targets: number[];
@@ -126,13 +127,27 @@ function coalesce(from: Duplex, to: Duplex): void {
   });
 }
 
+/**
+ * The URL of an HBONE module in the build at `dist`: shared/hbone/ since commit 4220b0d, agent/proxy/
+ * (the server as hbone-server.js) in builds from before, so that --baseline-dist can name either.
+ */
+function hboneModule(dist: string, name: 'pool' | 'server' | 'splice'): string {
+  const now = resolvePath(dist, 'shared/hbone', `${name}.js`);
+  const before = resolvePath(dist, 'agent/proxy', `${name === 'server' ? 'hbone-server' : name}.js`);
+  const path = existsSync(now) ? now : before;
+  if (!existsSync(path)) throw new Error(`${dist} holds neither ${now} nor ${before}: is it a dist/ directory?`);
+  return pathToFileURL(path).href;
+}
+
 async function runProxies(): Promise<void> {
   const [msg] = (await once(process, 'message')) as [ToChild];
   if (msg.type !== 'start') return;
   const o = msg.setup;
   const socketOptions = { allowHalfOpen: true, ...(o.highWaterMark ? { highWaterMark: o.highWaterMark } : {}) };
-  // The agent's own join (agent/proxy/splice.ts), from this build.
-  const { splice } = (await import(pathToFileURL(resolvePath(fileURLToPath(import.meta.url), '..', '..', '..', 'agent/proxy/splice.js')).href)) as typeof import('../../shared/hbone/splice.js');
+  // The agent's own join (shared/hbone/splice.ts), from the column's build.
+  const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
+  // Loaded only when asked for: builds from before splice.ts have none.
+  const splice = o.appPipe === 'splice' ? ((await import(hboneModule(dist, 'splice'))) as typeof import('../../shared/hbone/splice.js')).splice : undefined;
   // Both directions, an error on either side ending both: outbound.ts's join and inbound.ts's joinTunnel.
   const join = (a: Socket, b: Duplex) => {
     const done = (err?: Error | null) => {
@@ -145,7 +160,7 @@ async function runProxies(): Promise<void> {
       pipeline(b, a, done);
       return;
     }
-    if (o.appPipe === 'splice') return splice(a, b, done);
+    if (splice) return splice(a, b, done);
     a.on('error', done);
     b.on('error', done);
     // A side closed without an error (a client gone) takes the other with it, as pipeline does.
@@ -184,9 +199,8 @@ async function runProxies(): Promise<void> {
       servers.push(b, await listen((s) => join(s, dial(bPort))));
     }
   } else {
-    const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
-    const { HbonePool } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/pool.js')).href)) as typeof import('../../shared/hbone/pool.js');
-    const { createHboneServer } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/hbone-server.js')).href)) as typeof import('../../shared/hbone/server.js');
+    const { HbonePool } = (await import(hboneModule(dist, 'pool'))) as typeof import('../../shared/hbone/pool.js');
+    const { createHboneServer } = (await import(hboneModule(dist, 'server'))) as typeof import('../../shared/hbone/server.js');
     const ids = identities();
     const serverContext = createSecureContext({ key: ids.server.key, cert: ids.server.cert, minVersion: 'TLSv1.3' });
     // inbound.ts without policy: dial the destination, answer 200 once connected, pipe.
