@@ -2,6 +2,8 @@
 // and inbound.ts do) against a plain TCP proxy pair, side by side with ratios: keep-alive and new-connection rates and latency,
 // new HBONE sessions, bulk Gbit/s, and the proxy process's CPU and RSS (the proxies run in a forked child).
 //   node dist/scripts/bench/hbone.js [--seconds 5] [--rounds 1] [--phases rr,cps,up,down,sessions] [--columns direct,hbone] [--baseline-dist DIR] [--profile DIR]
+// The two HTTP/2 implementations side by side, ratios against Node's:
+//   node dist/scripts/bench/hbone.js --columns hbone+pipe=splice+h2=node,hbone+pipe=splice+h2=ambit,direct+pipe=splice
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -47,6 +49,8 @@ interface ProxySetup {
   sessionWindow?: number;
   /** V8's young-generation semi-space, in MB (--max-semi-space-size): the agent's largest RSS lever. */
   semiSpaceMb?: number;
+  /** Which HTTP/2 carries HBONE (pool and server alike); the build's default when absent. */
+  h2?: 'node' | 'ambit';
 }
 
 /**
@@ -213,9 +217,10 @@ async function runProxies(): Promise<void> {
       upstream.once('error', () => upstream.connecting && t.respond(503));
     };
     const windows = { ...(o.streamWindow ? { streamWindowBytes: o.streamWindow } : {}), ...(o.sessionWindow ? { sessionWindowBytes: o.sessionWindow } : {}) };
-    hbone = createHboneServer({ trustBundle: () => ids.bundle, secureContext: () => serverContext, onTunnel, limits: windows });
+    const h2 = o.h2 ? { h2: o.h2 } : {};
+    hbone = createHboneServer({ trustBundle: () => ids.bundle, secureContext: () => serverContext, onTunnel, limits: windows, ...h2 });
     const { port: hbonePort } = await hbone.listen(0, '127.0.0.1');
-    pool = new HbonePool({ trustBundle: () => ids.bundle, ...windows });
+    pool = new HbonePool({ trustBundle: () => ids.bundle, ...windows, ...h2 });
     const clientContext = createSecureContext({ key: ids.client.key, cert: ids.client.cert, minVersion: 'TLSv1.3' });
     const shared = pool;
     // outbound.ts: the client waits, paused, for its tunnel, then is joined to it.
@@ -224,7 +229,7 @@ async function runProxies(): Promise<void> {
       servers.push(
         await listen((client) => {
           client.pause();
-          const p = fresh ? new HbonePool({ trustBundle: () => ids.bundle, ...windows }) : shared;
+          const p = fresh ? new HbonePool({ trustBundle: () => ids.bundle, ...windows, ...h2 }) : shared;
           if (fresh) client.once('close', () => p.close());
           p.connect({
             identity: ids.client.uri,
@@ -623,7 +628,7 @@ interface Column {
 /**
  * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|splice|coalesce (app side),
  * hwm=BYTES and nodelay=1 (app sockets), window=BYTES and session-window=BYTES (HTTP/2 receive
- * windows), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
+ * windows), h2=node|ambit (Node's http2 or shared/hbone/h2/ on both ends), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
  * adds one as the column "hbone (baseline)").
  */
 function parseColumn(spec: string, label = spec): Column {
@@ -640,6 +645,7 @@ function parseColumn(spec: string, label = spec): Column {
     else if (key === 'session-window' && bytes > 0) setup.sessionWindow = bytes;
     else if (key === 'dist' && value) setup.dist = resolvePath(value);
     else if (key === 'semi' && bytes > 0) setup.semiSpaceMb = bytes;
+    else if (key === 'h2' && (value === 'node' || value === 'ambit')) setup.h2 = value;
     else throw new Error(`column ${spec}: unknown option ${option}`);
   }
   return { label, setup };

@@ -207,10 +207,10 @@ export class H2Session extends EventEmitter {
     this.destroyed = true;
     this.closed = true;
     this.uncork();
-    const streamErr = err ?? new H2SessionError(ErrorCode.CANCEL, 'the session was destroyed with the stream open');
+    // As Node's http2: with an error, the open streams fail with it; without, they close (CANCEL).
     for (const s of [...this.streams.values()]) {
       if (s.rstCode === undefined) s.rstCode = err instanceof H2SessionError ? err.h2Code : ErrorCode.CANCEL;
-      s.destroy(streamErr);
+      s.destroy(err);
     }
     this.streams.clear();
     this.blocked.clear();
