@@ -18,7 +18,7 @@ export const hbonePort = 15008;
  * standard HTTP/2 to the other end, so either side may run either.
  */
 export type H2Implementation = 'node' | 'ambit';
-export const defaultH2Implementation: H2Implementation = 'node';
+export const defaultH2Implementation: H2Implementation = 'ambit';
 
 /**
  * A tunnel's byte stream, as both implementations give it (Node's Http2Stream or ambit's H2Stream):

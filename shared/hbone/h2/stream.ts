@@ -35,6 +35,8 @@ export class H2Stream extends Duplex {
   chunkCallback: Callback | undefined;
   /** A server stream's write or end waiting for respond(). */
   private heldUntilRespond: (() => void) | undefined;
+  /** setTimeout()'s idle timer, refreshed (not reallocated) by traffic. */
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly session: H2Session,
@@ -73,7 +75,16 @@ export class H2Stream extends Duplex {
     this.destroy();
   }
 
+  /** 'timeout' after `ms` without traffic either way (0 stops it), as a socket's and Node's Http2Stream's setTimeout. */
+  setTimeout(ms: number, cb?: () => void): this {
+    if (cb) this.once('timeout', cb);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = ms > 0 && !this.destroyed ? setTimeout(() => this.emit('timeout'), ms).unref() : undefined;
+    return this;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: Callback): void {
+    this.idleTimer?.refresh();
     if (!this.headersSent) {
       this.heldUntilRespond = () => this._write(chunk, _encoding, cb);
       return;
@@ -104,6 +115,7 @@ export class H2Stream extends Duplex {
 
   /** DATA from the peer, already counted against the windows. */
   receive(data: Buffer): void {
+    this.idleTimer?.refresh();
     this.pushed += data.length;
     this.push(data);
     // A reader in flowing mode took it at once: the peer may have it back as window.
@@ -144,6 +156,7 @@ export class H2Stream extends Duplex {
       this.session.sendReset(this, code);
     }
     this.heldUntilRespond = undefined;
+    clearTimeout(this.idleTimer);
     const pending = this.chunkCallback;
     this.chunk = undefined;
     this.chunkCallback = undefined;
