@@ -150,7 +150,10 @@ export class H2Session extends EventEmitter {
     stream.headersSent = true;
     const end = options?.endStream === true;
     this.sendHeaders(stream, headers, end);
-    if (end) stream.end();
+    if (end) {
+      stream.localEnded = true;
+      stream.end();
+    }
     return stream;
   }
 

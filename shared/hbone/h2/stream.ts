@@ -144,6 +144,9 @@ export class H2Stream extends Duplex {
     if (this.remoteEnded && this.localEnded && this.rstCode === undefined) {
       this.rstCode = ErrorCode.NO_ERROR;
       this.session.streamDone(this);
+      // Ended by respond({ endStream }): the Writable ends too, so the stream closes (autoDestroy)
+      // once its reader has the end.
+      if (!this.writableEnded) this.end();
     }
   }
 

@@ -218,6 +218,28 @@ test('RST_STREAM both ways: a cancel reaches the other end as aborted, a refusal
   }
 });
 
+test('a refusal (a status with END_STREAM) closes the stream on both ends once the client ends its side', async () => {
+  let serverStream: H2Stream | undefined;
+  const t = await ours((s) => {
+    serverStream = s;
+    s.respond({ ':status': 403 }, { endStream: true });
+    s.resume();
+  });
+  try {
+    const s = t.client.request({ ':method': 'CONNECT', ':authority': '10.0.0.1:80' });
+    const [headers] = (await once(s, 'response')) as [Record<string, string>];
+    assert.is(headers[':status'], '403');
+    s.resume();
+    s.end();
+    await until('both ends closed', () => s.destroyed && serverStream?.destroyed);
+    assert.is(s.rstCode, ErrorCode.NO_ERROR);
+    assert.is(serverStream!.rstCode, ErrorCode.NO_ERROR);
+    assert.is(t.server().streamCount, 0);
+  } finally {
+    t.close();
+  }
+});
+
 test('GOAWAY: a closing server finishes the open stream, refuses new ones, and both ends close after', async () => {
   const t = await ours((s) => {
     s.respond({ ':status': 200 });
