@@ -45,7 +45,8 @@ const maxHeaderBlock = 64 * 1024;
 /** Control frames we owe the peer (PING and SETTINGS acks) while it does not read: past this, ENHANCE_YOUR_CALM. */
 const maxUnreadOutput = 32 * oneMiB;
 const connectionHeaders = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
-const requestPseudo = new Set([':method', ':scheme', ':authority', ':path', ':protocol']);
+/** A request's pseudo-headers; not :protocol, which needs SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441), never sent. */
+const requestPseudo = new Set([':method', ':scheme', ':authority', ':path']);
 
 type PingCallback = (err: Error | null, duration?: number, payload?: Buffer) => void;
 
@@ -798,7 +799,7 @@ function requestProblem(list: HeaderList): string | undefined {
   }
   const method = pseudo.get(':method');
   if (!method) return 'no :method';
-  if (method === 'CONNECT' && !pseudo.has(':protocol')) {
+  if (method === 'CONNECT') {
     if (pseudo.has(':scheme') || pseudo.has(':path')) return 'CONNECT with :scheme or :path';
     if (!pseudo.get(':authority')) return 'CONNECT without :authority';
     return undefined;
