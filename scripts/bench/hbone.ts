@@ -2,11 +2,14 @@
 // and inbound.ts do) against a plain TCP proxy pair, side by side with ratios: keep-alive and new-connection rates and latency,
 // new HBONE sessions, bulk Gbit/s, and the proxy process's CPU and RSS (the proxies run in a forked child).
 //   node dist/scripts/bench/hbone.js [--seconds 5] [--rounds 1] [--phases rr,cps,up,down,sessions] [--columns direct,hbone] [--baseline-dist DIR] [--profile DIR]
+// The two HTTP/2 implementations side by side, ratios against Node's:
+//   node dist/scripts/bench/hbone.js --columns hbone+pipe=splice+h2=node,hbone+pipe=splice+h2=ambit,direct+pipe=splice
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pipeline, type Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
@@ -33,7 +36,7 @@ const { values } = parseArgs({
 /** What a child proxy process runs: the plain pair or the HBONE path, with the app-side piping knobs. */
 interface ProxySetup {
   mode: 'direct' | 'hbone';
-  /** Where the dist/ with agent/proxy/{pool,hbone-server}.js lives; the current build when absent. */
+  /** Where the dist/ with the HBONE modules lives (shared/hbone/, or agent/proxy/ before they moved); the current build when absent. */
   dist?: string;
   /** One listener is opened per target port; a connection to listener i reaches target i. */
   targets: number[];
@@ -46,6 +49,8 @@ interface ProxySetup {
   sessionWindow?: number;
   /** V8's young-generation semi-space, in MB (--max-semi-space-size): the agent's largest RSS lever. */
   semiSpaceMb?: number;
+  /** Which HTTP/2 carries HBONE (pool and server alike); the build's default when absent. */
+  h2?: 'node' | 'ambit';
 }
 
 /**
@@ -126,13 +131,27 @@ function coalesce(from: Duplex, to: Duplex): void {
   });
 }
 
+/**
+ * The URL of an HBONE module in the build at `dist`: shared/hbone/ since commit 4220b0d, agent/proxy/
+ * (the server as hbone-server.js) in builds from before, so that --baseline-dist can name either.
+ */
+function hboneModule(dist: string, name: 'pool' | 'server' | 'splice'): string {
+  const now = resolvePath(dist, 'shared/hbone', `${name}.js`);
+  const before = resolvePath(dist, 'agent/proxy', `${name === 'server' ? 'hbone-server' : name}.js`);
+  const path = existsSync(now) ? now : before;
+  if (!existsSync(path)) throw new Error(`${dist} holds neither ${now} nor ${before}: is it a dist/ directory?`);
+  return pathToFileURL(path).href;
+}
+
 async function runProxies(): Promise<void> {
   const [msg] = (await once(process, 'message')) as [ToChild];
   if (msg.type !== 'start') return;
   const o = msg.setup;
   const socketOptions = { allowHalfOpen: true, ...(o.highWaterMark ? { highWaterMark: o.highWaterMark } : {}) };
-  // The agent's own join (agent/proxy/splice.ts), from this build.
-  const { splice } = (await import(pathToFileURL(resolvePath(fileURLToPath(import.meta.url), '..', '..', '..', 'agent/proxy/splice.js')).href)) as typeof import('../../shared/hbone/splice.js');
+  // The agent's own join (shared/hbone/splice.ts), from the column's build.
+  const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
+  // Loaded only when asked for: builds from before splice.ts have none.
+  const splice = o.appPipe === 'splice' ? ((await import(hboneModule(dist, 'splice'))) as typeof import('../../shared/hbone/splice.js')).splice : undefined;
   // Both directions, an error on either side ending both: outbound.ts's join and inbound.ts's joinTunnel.
   const join = (a: Socket, b: Duplex) => {
     const done = (err?: Error | null) => {
@@ -145,7 +164,7 @@ async function runProxies(): Promise<void> {
       pipeline(b, a, done);
       return;
     }
-    if (o.appPipe === 'splice') return splice(a, b, done);
+    if (splice) return splice(a, b, done);
     a.on('error', done);
     b.on('error', done);
     // A side closed without an error (a client gone) takes the other with it, as pipeline does.
@@ -184,9 +203,8 @@ async function runProxies(): Promise<void> {
       servers.push(b, await listen((s) => join(s, dial(bPort))));
     }
   } else {
-    const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
-    const { HbonePool } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/pool.js')).href)) as typeof import('../../shared/hbone/pool.js');
-    const { createHboneServer } = (await import(pathToFileURL(resolvePath(dist, 'agent/proxy/hbone-server.js')).href)) as typeof import('../../shared/hbone/server.js');
+    const { HbonePool } = (await import(hboneModule(dist, 'pool'))) as typeof import('../../shared/hbone/pool.js');
+    const { createHboneServer } = (await import(hboneModule(dist, 'server'))) as typeof import('../../shared/hbone/server.js');
     const ids = identities();
     const serverContext = createSecureContext({ key: ids.server.key, cert: ids.server.cert, minVersion: 'TLSv1.3' });
     // inbound.ts without policy: dial the destination, answer 200 once connected, pipe.
@@ -199,9 +217,10 @@ async function runProxies(): Promise<void> {
       upstream.once('error', () => upstream.connecting && t.respond(503));
     };
     const windows = { ...(o.streamWindow ? { streamWindowBytes: o.streamWindow } : {}), ...(o.sessionWindow ? { sessionWindowBytes: o.sessionWindow } : {}) };
-    hbone = createHboneServer({ trustBundle: () => ids.bundle, secureContext: () => serverContext, onTunnel, limits: windows });
+    const h2 = o.h2 ? { h2: o.h2 } : {};
+    hbone = createHboneServer({ trustBundle: () => ids.bundle, secureContext: () => serverContext, onTunnel, limits: windows, ...h2 });
     const { port: hbonePort } = await hbone.listen(0, '127.0.0.1');
-    pool = new HbonePool({ trustBundle: () => ids.bundle, ...windows });
+    pool = new HbonePool({ trustBundle: () => ids.bundle, ...windows, ...h2 });
     const clientContext = createSecureContext({ key: ids.client.key, cert: ids.client.cert, minVersion: 'TLSv1.3' });
     const shared = pool;
     // outbound.ts: the client waits, paused, for its tunnel, then is joined to it.
@@ -210,7 +229,7 @@ async function runProxies(): Promise<void> {
       servers.push(
         await listen((client) => {
           client.pause();
-          const p = fresh ? new HbonePool({ trustBundle: () => ids.bundle, ...windows }) : shared;
+          const p = fresh ? new HbonePool({ trustBundle: () => ids.bundle, ...windows, ...h2 }) : shared;
           if (fresh) client.once('close', () => p.close());
           p.connect({
             identity: ids.client.uri,
@@ -609,7 +628,7 @@ interface Column {
 /**
  * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|splice|coalesce (app side),
  * hwm=BYTES and nodelay=1 (app sockets), window=BYTES and session-window=BYTES (HTTP/2 receive
- * windows), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
+ * windows), h2=node|ambit (Node's http2 or shared/hbone/h2/ on both ends), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
  * adds one as the column "hbone (baseline)").
  */
 function parseColumn(spec: string, label = spec): Column {
@@ -626,6 +645,7 @@ function parseColumn(spec: string, label = spec): Column {
     else if (key === 'session-window' && bytes > 0) setup.sessionWindow = bytes;
     else if (key === 'dist' && value) setup.dist = resolvePath(value);
     else if (key === 'semi' && bytes > 0) setup.semiSpaceMb = bytes;
+    else if (key === 'h2' && (value === 'node' || value === 'ambit')) setup.h2 = value;
     else throw new Error(`column ${spec}: unknown option ${option}`);
   }
   return { label, setup };

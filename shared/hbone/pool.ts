@@ -4,12 +4,14 @@
 // only when all are full, up to a cap. Sessions are PINGed, and dropped when the peer stops answering
 // or its node leaves the cluster. Dialing and checking the server is dial.ts's.
 
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { TrustBundle } from '../identity/svid.js';
 import { NodeDialer, type NodeDialRequest } from './dial.js';
-import { defaultSessionWindow, defaultStreamWindow, HboneConnectFailed, HboneConnectRefused, hbonePort, maxSessionMemoryMb } from './protocol.js';
+import { defaultH2Implementation, defaultSessionWindow, defaultStreamWindow, type H2Implementation, HboneConnectFailed, HboneConnectRefused, hbonePort, type HboneStream, maxSessionMemoryMb } from './protocol.js';
+import { H2Session } from './h2/session.js';
 
 export interface HbonePoolOptions {
   trustBundle: () => TrustBundle;
@@ -30,6 +32,18 @@ export interface HbonePoolOptions {
   sessionWindowBytes?: number;
   /** Makes the TCP socket to a node, connecting or connected (the agent's is in the pod's namespace, with its mark). */
   createConnection?: (host: string, port: number) => Socket;
+  /** The HTTP/2 that carries the sessions (protocol.ts). */
+  h2?: H2Implementation;
+}
+
+/** What the pool uses of a client session, which Node's ClientHttp2Session and ambit's H2Session both have. */
+interface ClientSession extends EventEmitter {
+  readonly destroyed: boolean;
+  request(headers: OutgoingHttpHeaders, options: { endStream: boolean }): HboneStream;
+  ping(cb: (err: Error | null) => void): boolean;
+  setLocalWindowSize(size: number): void;
+  close(): void;
+  destroy(): void;
 }
 
 export interface HboneConnectRequest extends NodeDialRequest {
@@ -55,20 +69,20 @@ export interface HbonePoolCounters {
 
 interface Waiter {
   req: HboneConnectRequest;
-  resolve(stream: ClientHttp2Stream): void;
+  resolve(stream: HboneStream): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
   done: boolean;
   /** Once refused by a GOAWAY (so unprocessed, RFC 9113 section 6.8), a tunnel is tried again on another session. */
   retried: boolean;
-  stream?: ClientHttp2Stream;
+  stream?: HboneStream;
 }
 
 interface PooledSession {
   pool: HbonePool;
   entry: Entry;
   node: string;
-  h2?: ClientHttp2Session;
+  h2?: ClientSession;
   /** Remote SETTINGS seen: until then one stream only, so that a burst does not overrun an unknown limit. */
   settled: boolean;
   limit: number;
@@ -90,7 +104,7 @@ interface PooledSession {
  */
 const kWaiter = Symbol('hbone.waiter');
 const kSession = Symbol('hbone.session');
-type TunnelStream = ClientHttp2Stream & { [kWaiter]: Waiter; [kSession]: PooledSession };
+type TunnelStream = HboneStream & { [kWaiter]: Waiter; [kSession]: PooledSession };
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -122,7 +136,7 @@ export class HbonePool {
   }
 
   /** A CONNECT tunnel to `authority` through the node, answered 200; its bytes are the destination's. */
-  connect(req: HboneConnectRequest): Promise<ClientHttp2Stream> {
+  connect(req: HboneConnectRequest): Promise<HboneStream> {
     return new Promise((resolve, reject) => {
       const w: Waiter = { req, resolve, reject, done: false, retried: false, timer: undefined! };
       w.timer = setTimeout(() => this.fail(w, new HboneConnectFailed('timeout', `no answer from ${req.nodeAddress} to CONNECT ${req.authority} within ${this.timeoutMs} ms`)), this.timeoutMs);
@@ -232,25 +246,29 @@ export class HbonePool {
   }
 
   private established(s: PooledSession, tls: TLSSocket): void {
-    const h2 = http2.connect(`https://${s.node}`, {
-      createConnection: () => tls,
-      maxSessionMemory: maxSessionMemoryMb,
-      settings: { enablePush: false, initialWindowSize: this.o.streamWindowBytes ?? defaultStreamWindow },
-    });
+    const streamWindow = this.o.streamWindowBytes ?? defaultStreamWindow;
+    const h2: ClientSession =
+      (this.o.h2 ?? defaultH2Implementation) === 'ambit'
+        ? new H2Session(tls, 'client', { streamWindow, sessionWindow: this.o.sessionWindowBytes ?? defaultSessionWindow })
+        : (http2.connect(`https://${s.node}`, {
+            createConnection: () => tls,
+            maxSessionMemory: maxSessionMemoryMb,
+            settings: { enablePush: false, initialWindowSize: streamWindow },
+          }) as unknown as ClientSession);
     s.h2 = h2;
     this.counters.sessionsOpened++;
     h2.once('connect', () => h2.setLocalWindowSize(this.o.sessionWindowBytes ?? defaultSessionWindow));
-    h2.on('remoteSettings', (settings) => {
+    h2.on('remoteSettings', (settings: { maxConcurrentStreams?: number }) => {
       s.settled = true;
       s.limit = settings.maxConcurrentStreams ?? 2 ** 32 - 1;
       this.drain(s.entry);
     });
-    h2.on('goaway', (code) => {
+    h2.on('goaway', (code: number) => {
       if (code === http2.constants.NGHTTP2_INADEQUATE_SECURITY) s.failure = new HboneConnectFailed('refused-certificate', `the node at ${s.node} refused our certificate (GOAWAY INADEQUATE_SECURITY)`);
       // No new streams on it; the streams already open finish.
       this.remove(s);
     });
-    h2.on('error', (err) => (s.failure ??= new HboneConnectFailed('session', `the HTTP/2 session with ${s.node} failed: ${err.message}`, err)));
+    h2.on('error', (err: Error) => (s.failure ??= new HboneConnectFailed('session', `the HTTP/2 session with ${s.node} failed: ${err.message}`, err)));
     h2.once('close', () => {
       this.counters.sessionsClosed++;
       clearTimeout(s.idle);
@@ -266,7 +284,7 @@ export class HbonePool {
    * deserve the check too). One PING in flight at a time; no answer within the timeout destroys the
    * session, which resets its streams and so the tunnels' clients.
    */
-  private keepalive(s: PooledSession, h2: ClientHttp2Session): void {
+  private keepalive(s: PooledSession, h2: ClientSession): void {
     const onAnswer = (err: Error | null) => {
       clearTimeout(s.keepalive);
       // An error is the session closing under the PING: its 'close' ends the keepalive.

@@ -4,12 +4,39 @@
 // server hbone-server.ts.
 
 import type { X509Certificate } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { AmbitError } from '../errors.js';
 import type { SvidFailure } from '../identity/svid.js';
 import type { Identity } from '../identity/spiffe.js';
 
 export const hbonePort = 15008;
+
+/**
+ * Which HTTP/2 carries HBONE: Node's http2 (nghttp2), or ambit's own (shared/hbone/h2/), written
+ * for CONNECT streams only, with large DATA frames and one write per event-loop turn. Both speak
+ * standard HTTP/2 to the other end, so either side may run either.
+ */
+export type H2Implementation = 'node' | 'ambit';
+export const defaultH2Implementation: H2Implementation = 'ambit';
+
+/**
+ * A tunnel's byte stream, as both implementations give it (Node's Http2Stream or ambit's H2Stream):
+ * a Duplex with the RST_STREAM code it closed with, and close(code) to reset it.
+ */
+export type HboneStream = Duplex & {
+  /** NO_ERROR (0) for a stream both ends ended; the code of the RST_STREAM otherwise. */
+  readonly rstCode: number | undefined;
+  close(code?: number): void;
+  /** The session it runs on; undefined once it is gone (Node's). */
+  readonly session?: { goaway(code?: number, lastStreamId?: number): void } | undefined;
+};
+
+/** The server's side of a tunnel: it answers the CONNECT with respond(). */
+export type HboneServerStream = HboneStream & {
+  readonly headersSent: boolean;
+  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
+};
 
 /**
  * Receive windows. HTTP/2's 64 KiB default caps one tunnel at 64 KiB per round trip; these let a

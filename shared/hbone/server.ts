@@ -3,16 +3,18 @@
 // tunnels. What to do with a tunnel (policy, dialing the pod, piping) is the caller's; this module
 // only refuses what is malformed or unauthenticated, and counts every refusal by reason.
 
-import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import http2, { type IncomingHttpHeaders } from 'node:http2';
 import type { X509Certificate } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import { listenerHere } from '../../native/netns.js';
 import type { Logger } from '../log.js';
 import { type Identity, spiffeId } from '../identity/spiffe.js';
 import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../identity/svid.js';
-import { type Authority, defaultSessionWindow, defaultStreamWindow, maxSessionMemoryMb, parseAuthority, peerChain } from './protocol.js';
+import { type Authority, defaultH2Implementation, defaultSessionWindow, defaultStreamWindow, type H2Implementation, type HboneServerStream, maxSessionMemoryMb, parseAuthority, peerChain } from './protocol.js';
+import { H2Session } from './h2/session.js';
 
 export interface HboneServerLimits {
   /** Streams one session may have open at once, announced in SETTINGS; nghttp2 refuses the rest. */
@@ -71,7 +73,7 @@ export interface HboneTunnel {
   peerAddress: string | undefined;
   authority: Authority;
   headers: IncomingHttpHeaders;
-  stream: ServerHttp2Stream;
+  stream: HboneServerStream;
   /** 200 opens the tunnel (then pipe `stream`); any other status ends the stream. Later calls do nothing. */
   respond(status: number): void;
 }
@@ -85,12 +87,25 @@ export interface HboneServerOptions {
   limits?: Partial<HboneServerLimits>;
   onTunnel(tunnel: HboneTunnel): void;
   log?: Logger;
+  /** The HTTP/2 that serves the sessions (protocol.ts). */
+  h2?: H2Implementation;
+}
+
+/** What the server uses of a session, which Node's ServerHttp2Session and ambit's H2Session both have. */
+interface ServerSession extends EventEmitter {
+  readonly socket: TLSSocket | null | undefined;
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  setLocalWindowSize(size: number): void;
+  goaway(code?: number): void;
+  close(): void;
+  destroy(): void;
 }
 
 export interface HboneServer {
   counters: HboneServerCounters;
-  /** The underlying server, for its events ('secureConnection' counts handshakes). */
-  server: http2.Http2SecureServer;
+  /** The underlying TLS server, for its events ('secureConnection' counts handshakes, 'session' gives each session). */
+  server: TlsServer;
   listen(port: number, host: string): Promise<AddressInfo>;
   /** Stops accepting, sends GOAWAY to every session, and destroys what is still open after `graceMs`. */
   close(graceMs?: number): Promise<void>;
@@ -112,21 +127,36 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     refused: Object.fromEntries(refusals.map((r) => [r, 0])) as Record<HboneRefusal, number>,
   };
   const pick = o.secureContext;
-  const server = http2.createSecureServer({
+  const tlsOptions = {
     ...(o.key ? { key: o.key, cert: o.cert } : {}),
     ...(pick ? { SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, typeof pick === 'function' ? pick(name) : pick) } : {}),
     // The client's SVID is checked below by the project's validator: SPIFFE leaves have no DNS
     // name, and the reason for a refusal is worth a label.
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: 'TLSv1.3',
-    allowHTTP1: false,
+    minVersion: 'TLSv1.3' as const,
     handshakeTimeout: limits.handshakeTimeoutMs,
-    maxSessionMemory: maxSessionMemoryMb,
-    settings: { maxConcurrentStreams: limits.maxConcurrentStreams, initialWindowSize: limits.streamWindowBytes, enablePush: false, maxHeaderListSize: 16 * 1024 },
-  });
+  };
+  const ambit = (o.h2 ?? defaultH2Implementation) === 'ambit';
+  const server: TlsServer = ambit
+    ? createTlsServer({ ...tlsOptions, ALPNProtocols: ['h2'] })
+    : http2.createSecureServer({
+        ...tlsOptions,
+        allowHTTP1: false,
+        maxSessionMemory: maxSessionMemoryMb,
+        settings: { maxConcurrentStreams: limits.maxConcurrentStreams, initialWindowSize: limits.streamWindowBytes, enablePush: false, maxHeaderListSize: 16 * 1024 },
+      });
+  if (ambit) {
+    // What http2.createSecureServer does for Node's sessions: a session per h2 connection, or
+    // 'unknownProtocol' for a client that did not agree to h2.
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== 'h2') return void server.emit('unknownProtocol', socket);
+      const session = new H2Session(socket, 'server', { streamWindow: limits.streamWindowBytes, sessionWindow: limits.sessionWindowBytes, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: 16 * 1024 });
+      server.emit('session', session);
+    });
+  }
   server.maxConnections = limits.maxSessions;
-  const sessions = new Set<ServerHttp2Session>();
+  const sessions = new Set<ServerSession>();
   // A resumed TLS session carries the client's leaf but not its intermediates: keep those seen in
   // full handshakes (as DER: parsed certificates cost kilobytes each) by the leaf's fingerprint, so
   // a resumption is validated against today's bundle too.
@@ -142,6 +172,8 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
     refuse(timeout ? 'handshake-timeout' : 'tls-error', err.message, socket.remoteAddress);
+    // A listener here leaves the socket open (Node's http2 server destroys it in its own).
+    socket.destroy();
   });
   server.on('unknownProtocol', (socket: TLSSocket) => {
     refuse('not-h2', `ALPN ${socket.alpnProtocol || 'none'} is not h2`, socket.remoteAddress);
@@ -155,7 +187,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     if (resumed) counters.resumed++;
     (socket as TLSSocket & { [kPeer]?: PeerCheck })[kPeer] = checkPeer(socket, resumed);
   });
-  server.on('session', (session: ServerHttp2Session) => {
+  server.on('session', (session: ServerSession) => {
     const socket = session.socket as TLSSocket & { [kPeer]?: PeerCheck };
     const peer = socket[kPeer] ?? { refused: 'tls-error', message: 'the session has no completed handshake' };
     if ('refused' in peer) {
@@ -191,7 +223,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     }
   }
 
-  function serve(session: ServerHttp2Session, peer: Identity, peerUri: string): void {
+  function serve(session: ServerSession, peer: Identity, peerUri: string): void {
     counters.sessions++;
     counters.activeSessions++;
     sessions.add(session);
@@ -213,7 +245,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     let resetBudget = limits.resetBurst;
     let budgetAt = Date.now();
     // 'aborted' on a stream not yet destroyed is the peer's RST_STREAM; our own resets destroy first.
-    const onAborted = function (this: ServerHttp2Stream) {
+    const onAborted = function (this: HboneServerStream) {
       if (this.destroyed || flooded) return;
       const now = Date.now();
       resetBudget = Math.min(limits.resetBurst, resetBudget + ((now - budgetAt) * limits.resetsPerSecond) / 1000) - 1;
@@ -234,7 +266,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     const onStreamClose = () => {
       if (--open === 0 && !session.closed && !session.destroyed) armIdle();
     };
-    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    session.on('stream', (stream: HboneServerStream, headers: IncomingHttpHeaders) => {
       if (open++ === 0) clearTimeout(idle);
       // Always listened to: a reset can arrive before the caller has piped the stream.
       stream.on('error', onStreamError);
@@ -254,7 +286,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     });
   }
 
-  function reject(stream: ServerHttp2Stream, status: number, reason: HboneRefusal): void {
+  function reject(stream: HboneServerStream, status: number, reason: HboneRefusal): void {
     counters.refused[reason]++;
     respond(stream, status);
   }
@@ -291,7 +323,7 @@ class Tunnel implements HboneTunnel {
     readonly peerAddress: string | undefined,
     readonly authority: Authority,
     readonly headers: IncomingHttpHeaders,
-    readonly stream: ServerHttp2Stream,
+    readonly stream: HboneServerStream,
   ) {}
 
   respond(status: number): void {
@@ -299,18 +331,18 @@ class Tunnel implements HboneTunnel {
   }
 }
 
-function refuseStream(stream: ServerHttp2Stream): void {
+function refuseStream(stream: HboneServerStream): void {
   stream.on('error', () => undefined);
   stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
 }
 
 /** GOAWAY with `code`, then the socket closed: destroy(err, code) in the same turn closes it before the GOAWAY is written. */
-function cut(session: ServerHttp2Session, code: number): void {
+function cut(session: ServerSession, code: number): void {
   session.goaway(code);
   setImmediate(() => session.destroy());
 }
 
-function respond(stream: ServerHttp2Stream, status: number): void {
+function respond(stream: HboneServerStream, status: number): void {
   if (stream.headersSent || stream.destroyed || stream.closed) return;
   if (status === 200) {
     stream.respond({ ':status': 200 });

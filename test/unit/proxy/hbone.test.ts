@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import http2 from 'node:http2';
 import { connect as tcpConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { api, dialTunnel, echoed, fixture, readAll } from './helpers.js';
+import { api, dialTunnel, echoed, fixture, readAll, rejection } from './helpers.js';
+import { HboneConnectRefused } from '../../../shared/hbone/protocol.js';
 
 test('bytes flow both ways through a CONNECT tunnel, and a half-close still gets the whole answer', async () => {
   const f = await fixture();
@@ -21,6 +22,23 @@ test('bytes flow both ways through a CONNECT tunnel, and a half-close still gets
     assert.is(f.pool.counters.tunnels, 1);
   } finally {
     await f.close();
+  }
+});
+
+test("ambit's HTTP/2 and Node's interoperate in the pool and the server, either way round (a node mid-upgrade), tunnels and refusals alike", async () => {
+  for (const [client, server] of [['node', 'ambit'], ['ambit', 'node']] as const) {
+    const f = await fixture({ pool: { h2: client }, serverH2: server });
+    try {
+      const stream = await f.pool.connect(f.request());
+      const big = 'y'.repeat(3 << 20);
+      stream.end(big);
+      assert.is(await readAll(stream), big, `${client} to ${server}`);
+      const err = await rejection(f.pool.connect(f.request({ authority: 'shop.example:80' })));
+      assert.instance(err, HboneConnectRefused, `${client} to ${server}`);
+      assert.is((err as HboneConnectRefused).status, 400);
+    } finally {
+      await f.close();
+    }
   }
 });
 

@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { createHboneServer, type HboneServer, type HboneServerLimits, type HboneTunnel } from '../../../shared/hbone/server.js';
 import { HbonePool, type HbonePoolOptions, type HboneConnectRequest } from '../../../shared/hbone/pool.js';
+import type { H2Implementation } from '../../../shared/hbone/protocol.js';
 import { TrustBundle } from '../../../shared/identity/svid.js';
 import { buildCertificate, oidClientAuth, oidServerAuth, toPem } from '../../../shared/identity/x509.js';
 import { makeCa, type TestCa } from '../identity/helpers.js';
@@ -117,10 +118,10 @@ export interface Fixture {
 }
 
 /** An HBONE server presenting `serverSvid` (default api) in front of an echo server, and a pool whose requests present web's SVID. */
-export async function fixture(o: { limits?: Partial<HboneServerLimits>; pool?: Partial<HbonePoolOptions>; serverSvid?: TestSvid; onTunnel?: (t: HboneTunnel) => void } = {}): Promise<Fixture> {
+export async function fixture(o: { limits?: Partial<HboneServerLimits>; pool?: Partial<HbonePoolOptions>; serverSvid?: TestSvid; onTunnel?: (t: HboneTunnel) => void; serverH2?: H2Implementation } = {}): Promise<Fixture> {
   const echo = await echoServer();
   const svid = o.serverSvid ?? api;
-  const server = createHboneServer({ key: svid.keyPem, cert: svid.certPem, trustBundle: () => bundle, limits: o.limits ?? {}, onTunnel: o.onTunnel ?? dialTunnel });
+  const server = createHboneServer({ key: svid.keyPem, cert: svid.certPem, trustBundle: () => bundle, limits: o.limits ?? {}, onTunnel: o.onTunnel ?? dialTunnel, ...(o.serverH2 ? { h2: o.serverH2 } : {}) });
   const { port } = await server.listen(0, '127.0.0.1');
   const pool = new HbonePool({ trustBundle: () => bundle, ...o.pool });
   return {
