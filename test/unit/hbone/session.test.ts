@@ -15,12 +15,22 @@ import { until } from '../until.js';
 
 const windows = { streamWindow: 4 * 1024 * 1024, sessionWindow: 16 * 1024 * 1024 };
 
+/** Every socket a test opened: destroyed at the end, so a half-open pair cannot keep the run alive. */
+const opened = new Set<Socket>();
+test.after(() => {
+  for (const s of opened) s.destroy();
+});
+
 /** A TCP server on loopback whose connections go to `onSocket`, and a connected client socket. */
 async function pair(onSocket: (s: Socket) => void): Promise<{ client: Socket; server: Server }> {
-  const server = createServer({ allowHalfOpen: true }, onSocket);
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    opened.add(s);
+    onSocket(s);
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const client = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  opened.add(client);
   await once(client, 'connect');
   return { client, server };
 }
@@ -168,9 +178,11 @@ test("our client through Node's http2 server: its 64 KiB windows and 16 KiB fram
     s.respond({ ':status': headers[':method'] === 'CONNECT' ? 200 : 405 });
     s.pipe(s);
   });
+  server.on('connection', (c: Socket) => opened.add(c));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const socket = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' });
+  opened.add(socket);
   await once(socket, 'connect');
   const client = new H2Session(socket, 'client', windows);
   try {
@@ -278,6 +290,7 @@ test('a peer that breaks the protocol gets GOAWAY with the error: no preface, a 
   const preface = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), settings]);
   const send = async (bytes: Buffer) => {
     const c = connect({ port, host: '127.0.0.1' });
+    opened.add(c);
     c.on('error', () => undefined);
     c.resume();
     await once(c, 'connect');
