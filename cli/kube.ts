@@ -55,7 +55,7 @@ export interface Applied {
  * need them; objects in a namespace the batch makes are checked when they are applied.
  */
 export async function applyResources(client: KubeClient, resources: Resource[], dryRun: boolean): Promise<Applied> {
-  const order = [...resources.keys()].sort((a, b) => Number(resources[b]!.kind === 'Namespace') - Number(resources[a]!.kind === 'Namespace'));
+  const order = [...resources.keys()].sort((a, b) => installRank(resources[a]!.kind) - installRank(resources[b]!.kind));
   const existingNamespaces = new Set((await client.list(resourceKind('Namespace'))).items.map((n) => n.metadata.name));
   const batchNamespaces = new Set(resources.filter((r) => r.kind === 'Namespace').map((r) => r.metadata.name));
   const problems: FieldProblem[] = [];
@@ -120,6 +120,17 @@ export async function labelNamespace(client: KubeClient, name: string, labels: R
   if (!before) throw new AmbitError('NotFound', `namespace ${name} not found`);
   const after = await client.patch(Namespace, '', name, { metadata: { labels } }, 'merge');
   return { changed: before.metadata.resourceVersion !== after.metadata.resourceVersion, resourceVersion: Number(after.metadata.resourceVersion) || 0 };
+}
+
+/**
+ * Helm's install order, for the kinds ambit knows: Namespaces, then what pods refer to, then
+ * Services before the workloads they front (so the scheduler spreads a Service's pods from the
+ * first one), then the rest; the file's order within each. A stable sort keeps it.
+ */
+const installOrder = ['Namespace', 'ServiceAccount', 'Secret', 'ConfigMap', 'Service', 'Deployment'];
+function installRank(kind: string): number {
+  const i = installOrder.indexOf(kind);
+  return i < 0 ? installOrder.length : i;
 }
 
 /** A namespaced object with no namespace goes to `default`, as kubectl sends it. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
 import { host } from '../shared/net/ipv4.js';
-import { cgroupAnnotation, type ContainerStatus, type Deployment, type EndpointSlice, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, type Service } from '../shared/resources/types.js';
+import { cgroupAnnotation, type ContainerStatus, type Deployment, type EndpointSlice, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
@@ -246,7 +246,7 @@ export class LocalClusterRuntime {
     const tpl = rs.spec.template;
     const name = `${rs.metadata.name}-${randomSuffix()}`;
     const metadata = podMetadataFor(rs, name);
-    const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods);
+    const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods, metadata.labels ?? {});
     const used = new Set(pods.map((p) => p.status.podIP));
     let ip = '';
     // .0 is the network, .1 the node's bridge, .255 the broadcast address. Addresses are handed out
@@ -287,13 +287,17 @@ export class LocalClusterRuntime {
   }
 
   /** Spreads a Deployment's pods: fewest of its own pods first, then fewest pods at all. */
-  private pickNode(namespace: string, owner: string, nodeName: string | undefined, pods: Pod[]): NodeLayout {
+  private pickNode(namespace: string, owner: string, nodeName: string | undefined, pods: Pod[], labels: Record<string, string>): NodeLayout {
     const nodes = this.o.topology.nodes;
     if (nodeName) return nodes.find((n) => n.name === nodeName) ?? nodes[0]!;
+    // As kube-scheduler's default spreading: away from the pods of the same owner first, then from
+    // the other pods the same Services select (web-v1 and web-v2 behind one Service), then the busiest node.
+    const services = (this.o.store.list('Service', namespace) as Service[]).filter((svc) => selectorMatches(svc.spec?.selector, labels));
     const score = (n: NodeLayout) => {
       const on = pods.filter((p) => p.spec.nodeName === n.name);
       const own = on.filter((p) => p.metadata.namespace === namespace && p.metadata.annotations?.[ownerAnnotation] === owner);
-      return own.length * 10_000 + on.length;
+      const peers = on.filter((p) => p.metadata.namespace === namespace && services.some((svc) => selectorMatches(svc.spec?.selector, p.metadata.labels)));
+      return own.length * 10_000 + peers.length * 100 + on.length;
     };
     return [...nodes].sort((a, b) => score(a) - score(b) || a.index - b.index)[0]!;
   }
