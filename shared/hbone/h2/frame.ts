@@ -40,9 +40,8 @@ export const defaultWindow = 65_535;
 export const maxWindow = 2 ** 31 - 1;
 export const clientPreface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-/** A frame header (the only allocation per DATA frame: the payload is written as it is). */
-export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
-  const b = Buffer.allocUnsafe(frameHeaderLength);
+/** Writes a frame header at the start of `b`. */
+function writeHeader(b: Buffer, length: number, type: number, flags: number, streamId: number): Buffer {
   b[0] = length >>> 16;
   b[1] = (length >>> 8) & 0xff;
   b[2] = length & 0xff;
@@ -52,16 +51,14 @@ export function frameHeader(length: number, type: number, flags: number, streamI
   return b;
 }
 
+/** A frame header (the only allocation per DATA frame: the payload is written as it is). */
+export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
+  return writeHeader(Buffer.allocUnsafe(frameHeaderLength), length, type, flags, streamId);
+}
+
 /** A whole frame with a payload of `payloadLength` bytes, header written; the caller fills from offset 9. */
 export function frame(payloadLength: number, type: number, flags: number, streamId: number): Buffer {
-  const b = Buffer.allocUnsafe(frameHeaderLength + payloadLength);
-  b[0] = payloadLength >>> 16;
-  b[1] = (payloadLength >>> 8) & 0xff;
-  b[2] = payloadLength & 0xff;
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(streamId, 5);
-  return b;
+  return writeHeader(Buffer.allocUnsafe(frameHeaderLength + payloadLength), payloadLength, type, flags, streamId);
 }
 
 export function settingsFrame(settings: [id: number, value: number][]): Buffer {
