@@ -38,7 +38,10 @@ Resources:
   delete -f FILE|DIR | KIND NAME [-n NS] [--ignore-not-found]
 
 Processes:
-  controller [--local-cluster|--kubeconfig F]  run a controller replica (ambit up starts one)
+  controller [--local-cluster [--replica N]|--kubeconfig F]
+                                       run a controller replica (ambit up starts the local cluster's)
+  local-cluster                        run the local cluster's Kubernetes API, pods and agents
+                                       (ambit up starts it)
   agent --node NAME ...                run a node agent (ambit up starts one per node)
   sample http-server|tcp-echo|load     the sample workloads' programs
 

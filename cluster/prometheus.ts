@@ -20,7 +20,6 @@ const scrapeInterval = '5s';
 const retention = { time: '6h', size: '512MB' };
 
 export interface PrometheusLaunch {
-  controllerMonitoringPort: number;
   /** The URL people open it at (through the controller's dashboard); Prometheus builds its links on it. */
   external: string;
 }
@@ -40,7 +39,7 @@ export function prometheusUrl(t: Topology): string {
  * `prometheus.io/path`), as a cluster's Prometheus finds them with kubernetes_sd: here the runtime
  * writes them to a file Prometheus rereads (podTargets). Waypoints ask for it.
  */
-export function prometheusConfig(t: Topology, controllerMonitoringPort: number, podTargetsFile?: string): string {
+export function prometheusConfig(t: Topology, podTargetsFile?: string): string {
   return stringify({
     global: { scrape_interval: scrapeInterval, evaluation_interval: scrapeInterval, external_labels: { cluster: t.name } },
     scrape_configs: [
@@ -48,7 +47,7 @@ export function prometheusConfig(t: Topology, controllerMonitoringPort: number, 
         job_name: 'ambit-agent',
         static_configs: t.nodes.map((n) => ({ targets: [`${n.ip}:${defaultMetricsPort}`], labels: { node: n.name } })),
       },
-      { job_name: 'ambit-controller', static_configs: [{ targets: [`${t.control.ip}:${controllerMonitoringPort}`] }] },
+      { job_name: 'ambit-controller', static_configs: [{ targets: t.controllers.map((c) => `${t.control.ip}:${c.monitoringPort}`) }] },
       ...(podTargetsFile ? [{ job_name: 'kubernetes-pods', file_sd_configs: [{ files: [podTargetsFile], refresh_interval: scrapeInterval }] }] : []),
     ],
   });
@@ -89,7 +88,7 @@ export function startPrometheus(stateDir: string, t: Topology, o: PrometheusLaun
   const dir = prometheusDir(stateDir);
   mkdirSync(join(dir, 'data'), { recursive: true });
   const config = join(dir, 'prometheus.yml');
-  writeFileAtomic(config, prometheusConfig(t, o.controllerMonitoringPort, podTargetsPath(stateDir)));
+  writeFileAtomic(config, prometheusConfig(t, podTargetsPath(stateDir)));
   createCgroup(prometheusCgroup());
   const pid = spawnInCgroup(
     prometheusCgroup(),

@@ -69,6 +69,7 @@ export class LocalClusterRuntime {
   private readonly lastAddress = new Map<string, number>();
   private prometheusNextStart = 0;
   private agentTokens: AgentTokens | undefined;
+  private controllerCa: string | undefined;
 
   constructor(private readonly o: RuntimeOptions) {}
 
@@ -175,6 +176,8 @@ export class LocalClusterRuntime {
   private async superviseAgents(): Promise<void> {
     const launch = this.o.agents;
     if (!launch) return;
+    // Until a controller published the mesh's roots, an agent could not trust any controller.
+    if (!this.writeControllerCa(launch.caFile)) return;
     this.agentTokens ??= new AgentTokens(this.o.stateDir, launch.requestToken);
     const failures: string[] = [];
     for (const node of this.o.topology.nodes) {
@@ -192,6 +195,18 @@ export class LocalClusterRuntime {
       this.o.log.info({ node: node.name, pid }, 'agent started');
     }
     if (failures.length) throw new Error(failures.join('; '));
+  }
+
+  /** Writes the published TrustBundles' roots to `file` when they changed; false while there are none. */
+  private writeControllerCa(file: string): boolean {
+    const roots = (this.o.store.list('TrustBundle') as { spec?: { roots?: string[] } }[]).flatMap((b) => b.spec?.roots ?? []);
+    if (!roots.length) return false;
+    const pem = roots.join('');
+    if (pem !== this.controllerCa) {
+      writeFileAtomic(file, pem);
+      this.controllerCa = pem;
+    }
+    return true;
   }
 
   private supervisePrometheus(): void {

@@ -1,5 +1,5 @@
 // The local cluster's record on disk: the cluster file it was made from, how far `ambit up` got,
-// and the controller's process id. `ambit down` reads it, but also finds what it missed by name.
+// and the process ids of the cluster's own process and of the controller's replicas. `ambit down` reads it, but also finds what it missed by name.
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +10,10 @@ export interface ClusterState {
   file: ClusterFile;
   /** `creating` until `ambit up` finished; a crash leaves it so, and the next `up` starts over. */
   phase: 'creating' | 'ready';
-  controllerPid?: number;
+  /** The local cluster's process: its Kubernetes API and runtime. */
+  clusterPid?: number;
+  /** The mesh controller's replicas, by index. */
+  controllerPids?: number[];
   createdAt: string;
 }
 

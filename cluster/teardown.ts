@@ -1,4 +1,5 @@
-// Removing a local cluster, whether `ambit up` finished or crashed half-way: the controller, every
+// Removing a local cluster, whether `ambit up` finished or crashed half-way: the controller's
+// replicas and the cluster's own process, every
 // process in the cluster's cgroups and namespaces, the namespaces (which takes their veths, bridges,
 // routes and rules with them), the cgroups, the pods' /etc/netns files, the root namespace's guard
 // routes, the agents' pinned eBPF programs and maps, and the state directory. Everything is found by the `ambit` prefix as well as from the
@@ -10,6 +11,7 @@ import { AmbitError } from '../shared/errors.js';
 import { listNetns, run } from './kubelet/exec.js';
 import { pidsInNetns, removeRootGuards } from './kubelet/network.js';
 import { cgroupProcs, clusterCgroupRoot, running, signal, sleep } from './kubelet/pods.js';
+import { matchesCommand } from './mesh-controller.js';
 import { readState, removeState, topologyOf } from './state.js';
 import { layout, defaultClusterFile, prefix } from './topology.js';
 import { bpfPinBase, removeCapturePins } from '../native/bpf.js';
@@ -23,11 +25,11 @@ export interface TeardownReport {
 export async function teardown(stateDir: string): Promise<TeardownReport> {
   const state = readState(stateDir);
   const report: TeardownReport = { namespaces: 0, cgroups: 0, processes: 0 };
-  // The recorded controller, and any other for this state directory (an `up` that crashed between
-  // starting the controller and recording it).
-  // A recorded pid is only trusted if it is still our controller (after a reboot it may be anything).
-  const controllers = new Set(controllerPids(stateDir));
-  for (const pid of controllers) await stopProcess(pid);
+  // Every process of this state directory's cluster, found by its command line rather than from the
+  // record (an `up` may have crashed before recording one; after a reboot a pid may be anything):
+  // the controllers first, then the API and runtime they read.
+  await Promise.all(processesOf(stateDir, 'controller').map(stopProcess));
+  await Promise.all(processesOf(stateDir, 'local-cluster').map(stopProcess));
 
   // Every process in the cluster's cgroups, at once: the cgroup kill switch takes them all.
   const cgroups = clusterCgroups();
@@ -98,14 +100,12 @@ function clusterCgroups(): string[] {
   return out;
 }
 
-function controllerPids(stateDir: string): number[] {
+function processesOf(stateDir: string, kind: 'controller' | 'local-cluster'): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const at = argv.indexOf('--state-dir');
-      if (argv.includes('controller') && argv.includes('--local-cluster') && at > 0 && argv[at + 1] === stateDir) pids.push(Number(entry));
+      if (matchesCommand(readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0'), stateDir, kind)) pids.push(Number(entry));
     } catch {
       // Gone while we looked.
     }

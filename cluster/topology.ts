@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { Ajv } from 'ajv';
 import { AmbitError } from '../shared/errors.js';
 import { fieldPath } from '../shared/resources/validate.js';
+import { defaultAgentPort, defaultMonitoringPort, defaultWebhookPort } from '../controller/config.js';
 import { type Cidr, cidrSize, host, overlaps, parseCidr, subnet } from '../shared/net/ipv4.js';
 
 export interface ClusterFile {
@@ -24,6 +25,8 @@ export interface ClusterFile {
     redirect?: 'iptables' | 'ebpf';
     /** Run a Prometheus that scrapes the agents and the controller (default true). */
     prometheus?: boolean;
+    /** Controller replicas (default 1): with 2 or 3 they elect a leader and agents know them all. */
+    controllerReplicas?: number;
   };
 }
 
@@ -51,6 +54,7 @@ const clusterSchema = {
         agentAdminAddress: { enum: ['127.0.0.1', '0.0.0.0'] },
         redirect: { enum: ['iptables', 'ebpf'] },
         prometheus: { type: 'boolean' },
+        controllerReplicas: { type: 'integer', minimum: 1, maximum: 3 },
       },
     },
   },
@@ -83,6 +87,24 @@ export interface Topology {
   agentAdminAddress: string;
   redirect: 'iptables' | 'ebpf';
   prometheus: boolean;
+  /** The controller replicas, all on the control-plane host, each on its own ports. */
+  controllers: ControllerReplica[];
+}
+
+export interface ControllerReplica {
+  /** Its identity in leader election, and its number (0 serves the dashboard and the CLI's default). */
+  identity: string;
+  index: number;
+  /** Agents' wss, the admission webhook, Prometheus metrics. */
+  agentPort: number;
+  webhookPort: number;
+  monitoringPort: number;
+}
+
+/** Replica 0 takes istiod's ports (15012, 15017, 15014); each next one the same plus 100. */
+function controllerReplica(index: number): ControllerReplica {
+  const shift = index * 100;
+  return { identity: `ambit-controller-${index}`, index, agentPort: defaultAgentPort + shift, webhookPort: defaultWebhookPort + shift, monitoringPort: defaultMonitoringPort + shift };
 }
 
 /** Every network namespace, cgroup and link the project makes starts with this prefix. */
@@ -137,7 +159,8 @@ export function layout(file: ClusterFile): Topology {
     };
   });
   const control = { netns: `${prefix}-control`, ip: host(nodeCIDR, cidrSize(nodeCIDR) - 2), fabricLink: `${prefix}-fc` };
-  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1', redirect: spec.redirect ?? 'iptables', prometheus: spec.prometheus ?? true };
+  const controllers = Array.from({ length: spec.controllerReplicas ?? 1 }, (_, i) => controllerReplica(i));
+  return { name: file.metadata?.name ?? 'ambit', podCIDR, serviceCIDR, nodeCIDR, nodes, fabricNetns, control, agentAdminAddress: spec.agentAdminAddress ?? '127.0.0.1', redirect: spec.redirect ?? 'iptables', prometheus: spec.prometheus ?? true, controllers };
 }
 
 export function podNetns(namespace: string, name: string): string {

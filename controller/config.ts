@@ -27,10 +27,6 @@ export interface ControllerConfig {
   /** Prometheus metrics (15014, as istiod). */
   monitoringHost: string;
   monitoringPort: number;
-  /** Serve the local cluster: run its pods, agents and Service rules from this process. */
-  localCluster: boolean;
-  /** Directory with the `ambit` wrapper, put on the PATH of local pods. */
-  binDir: string;
   logLevel: string;
   /**
    * Who this replica is in leader election, stable across its restarts (a restarted replica takes
@@ -43,10 +39,8 @@ export interface ControllerConfig {
    * Clients other than loopback must bring the token in dashboardTokenPath.
    */
   dashboard?: { host: string; port: number; netns?: string };
-  /** How to reach the cluster's Kubernetes API when not embedded in a local cluster (which hands in its own). */
-  kube?: KubeConfig;
-  /** The local cluster's Kubernetes API (6443 on the host's loopback by default); undefined: none. */
-  kubeApi?: { host: string; port: number; netns?: string };
+  /** How to reach the cluster's Kubernetes API: a kubeconfig's, or the pod's in-cluster configuration. */
+  kube: KubeConfig;
   /** Namespaces inherited as descriptors (`/proc/self/fd/N`), closed once the listeners are open. */
   inheritedNetns?: string[];
   /** Prometheus' base URL, route prefix included (`http://10.250.0.254:9090/prometheus`); the dashboard reads the topology there. */
@@ -54,6 +48,9 @@ export interface ControllerConfig {
 }
 
 export const defaultAgentPort = 15012;
+export const defaultMonitoringPort = 15014;
+/** The validating admission webhook's, as istiod's. */
+export const defaultWebhookPort = 15017;
 export const defaultDashboardPort = 15080;
 export const defaultKubeApiPort = 6443;
 /** The admin's bearer token for the local cluster's Kubernetes API, and the kubeconfig that carries it. */

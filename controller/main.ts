@@ -1,6 +1,8 @@
-// The controller process: the resource store, the API the CLI talks to, the CA, the push channel
-// to the node agents, the dashboard and, when it is embedded in a local cluster, that cluster's
-// services (handed in through controller/local-cluster.ts; the controller imports nothing of cluster/).
+// The controller process, one replica of the mesh's control plane: it reads the cluster through the
+// Kubernetes API (a kubeconfig, or in-cluster configuration), elects a leader, runs the CA, the
+// push channel to the node agents, the admission webhook, the dashboard and the API the CLI talks
+// to. The same code runs on a real cluster and on the local one, which runs in its own process
+// (cluster/); the controller imports nothing of it.
 
 import { rmSync } from 'node:fs';
 import { once } from 'node:events';
@@ -17,8 +19,7 @@ import { TrustBundle } from '../shared/identity/svid.js';
 import { caDir, type ControllerConfig, dashboardTokenPath, tokenPath, trustBundlePath } from './config.js';
 import { startDashboard } from './dashboard/dashboard.js';
 import { releaseInheritedNetns } from '../shared/net/listen.js';
-import { noDialer } from './dashboard/agent-link.js';
-import type { ControllerParts, LocalCluster, LocalClusterServices } from './local-cluster.js';
+import { type AgentDialer, noDialer } from './dashboard/agent-link.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { WaypointDeployer } from './waypoints/deployer.js';
 import { ClusterCache, controllerKinds } from './kube/cache.js';
@@ -34,31 +35,23 @@ import { tokenReviewCheck } from './push/token-review.js';
 import { CaptureAnnotator } from './capture/annotator.js';
 import { agentServiceAccount } from '../shared/protocol/config.js';
 
-export async function runController(config: ControllerConfig, local?: LocalCluster): Promise<void> {
+/**
+ * Runs a replica until SIGTERM. `dialer` is how the dashboard reaches each node's agent query API
+ * (the local cluster's nodes are network namespaces; on a real cluster there is none).
+ */
+export async function runController(config: ControllerConfig, dialer: AgentDialer = noDialer): Promise<void> {
   const log = createLogger('controller', config.logLevel);
   const token = loadOrCreateSecret(tokenPath(config.stateDir));
-
-  const nodes = local?.nodes ?? config.nodes;
-  const agentAddresses = local?.agentAddresses ?? config.agentAddresses;
-
+  const { nodes, agentAddresses } = config;
   const metrics = new ControllerMetrics();
-  // Set once the local cluster starts (after the listeners); the push server reaches it through this.
-  let cluster: LocalClusterServices | undefined = undefined;
-  let push: PushServer | undefined = undefined;
-  const parts: ControllerParts = {
-    log,
-    agents: () => push?.agents() ?? [],
-  };
-  // The local cluster's Kubernetes API belongs on the host's loopback, like the dashboard.
-  await local?.openHostListeners(parts);
 
   // Everything the controller knows of the cluster comes from the Kubernetes API, as on a real
   // cluster: what agents are sent, the CA's keys, who leads, who an agent is.
-  const kubeConfig = local ? local.kubeConfig(parts) : config.kube;
+  const kubeConfig = config.kube;
   if (!kubeConfig) throw new AmbitError('NoKubeApi', 'the controller reads the cluster through the Kubernetes API: give it --kubeconfig, or run it in a pod (in-cluster configuration)');
   const kube = new KubeClient(kubeConfig, { userAgent: 'ambit-controller' });
   await ensureNamespace(kube, controllerNamespace);
-  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, log: log.child({ component: 'leader-election' }) });
+  const elector = new LeaderElector(kube, { namespace: controllerNamespace, name: leaderLeaseName, identity: config.identity, ...leaderTimings, log: log.child({ component: 'leader-election' }) });
   const writer = new ControllerWriter(kube, () => elector.isLeader);
   elector.start();
 
@@ -90,7 +83,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     onCapture: (node, report) => captures.report(node, report),
     onRequest: caHandler({ issuer, cluster: cache, log: log.child({ component: 'ca' }), metrics, trustBundle: () => ca.trustBundle() }),
   });
-  push = pushServer;
   setInterval(() => metrics.agentsConnected.set(pushServer.agents().filter((a) => a.connected).length), 1000).unref();
   const monitoring = metrics.serve(config.monitoringHost, config.monitoringPort);
 
@@ -173,8 +165,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   pushServer.server.listen(config.agentPort, config.agentHost);
   await once(pushServer.server, 'listening');
 
-  // Before the runtime starts pods and agents: the dashboard may hold an inherited descriptor of
-  // the host's namespace until its listener is made, and no child may inherit it.
+  // The dashboard may hold an inherited descriptor of the host's namespace until its listener is made.
   let dashboard: { close: () => void } | undefined;
   if (config.dashboard) {
     try {
@@ -182,9 +173,9 @@ export async function runController(config: ControllerConfig, local?: LocalClust
         cluster: cache,
         agents: () => pushServer.agents(),
         trustBundle: () => ca.trustBundle(),
-        dialer: local?.dialer ?? noDialer,
+        dialer,
         // The local cluster's Prometheus runs beside the controller, under the dashboard's prefix.
-        prometheusUrl: config.prometheusUrl ?? local?.prometheusUrl,
+        prometheusUrl: config.prometheusUrl,
         token: loadOrCreateSecret(dashboardTokenPath(config.stateDir)),
         log: log.child({ component: 'dashboard' }),
       });
@@ -195,10 +186,10 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   }
   for (const path of config.inheritedNetns ?? []) releaseInheritedNetns(path);
 
-  cluster = local?.start(parts);
-
   const server = createApiServer({
     token,
+    tokenFile: tokenPath(config.stateDir),
+    replica: () => ({ identity: config.identity, leader: elector.isLeader }),
     // The API's newest resourceVersion: what agents should have once the informers caught up.
     apiVersion: async () => Number((await kube.list(resourceKind('Namespace'))).resourceVersion) || 0,
     push: pushServer,
@@ -212,7 +203,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
       return publishTrustBundle();
     },
     log: log.child({ component: 'api' }),
-    ...(cluster ? { restartAgent: (node: string) => cluster!.restartAgent(node), status: () => cluster!.status() } : {}),
   });
   rmSync(config.apiSocket, { force: true });
   server.listen(config.apiSocket);
@@ -220,7 +210,7 @@ export async function runController(config: ControllerConfig, local?: LocalClust
   log.info({ api: config.apiSocket, agents: `${config.agentHost}:${config.agentPort}`, revision: cache.revision, nodes }, 'controller ready');
 
   const shutdown = async (signal: string) => {
-    log.info({ signal }, 'controller stopping; pods and agents keep running');
+    log.info({ signal }, 'controller stopping; agents keep serving on what they have');
     server.close();
     server.closeAllConnections();
     reconcilers.forEach((r) => r.stop());
@@ -233,7 +223,6 @@ export async function runController(config: ControllerConfig, local?: LocalClust
     kube.close();
     monitoring.close();
     dashboard?.close();
-    await cluster?.stop();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
@@ -243,6 +232,12 @@ export async function runController(config: ControllerConfig, local?: LocalClust
 /** The controller's own namespace, where its leader Lease lives (`kubectl get lease -n ambit-system`). */
 const controllerNamespace = 'ambit-system';
 const leaderLeaseName = 'ambit-controller';
+/**
+ * Shorter than client-go's 15/10/2 s: a candidate sees the holder's last renewal up to a retry
+ * period late and checks once per retry period, so a killed leader is replaced within lease +
+ * 2 retries (12 s) instead of up to 19 s, for one small Lease write a second.
+ */
+const leaderTimings = { leaseDurationMs: 10_000, renewDeadlineMs: 7_000, retryPeriodMs: 1_000 };
 
 /** Makes the namespace if it is missing (on a real cluster the install made it). */
 async function ensureNamespace(kube: KubeClient, name: string): Promise<void> {

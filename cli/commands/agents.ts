@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { AgentStatus } from '../../controller/push/server.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
+import { askEveryReplica, mergeAgents } from '../controllers.js';
 import type { CliContext } from '../context.js';
 import { labelNamespace, withCluster } from '../kube.js';
 import { age, outputFormat, printData, table } from '../output.js';
@@ -16,23 +17,26 @@ import { age, outputFormat, printData, table } from '../output.js';
 export async function agents(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, resync: { type: 'string' }, restart: { type: 'string' } } });
   if (values.restart) {
-    const r = await new ControllerClient(ctx.stateDir).request<{ node: string; oldPid?: number; newPid: number; readyMs: number }>('POST', '/v1/agents/restart', { node: values.restart }, 60_000);
+    const r = await new ClusterClient(ctx.stateDir).request<{ node: string; oldPid?: number; newPid: number; readyMs: number }>('POST', '/v1/agents/restart', { node: values.restart }, 60_000);
     if (printData(outputFormat(values.output), r)) return 0;
     process.stdout.write(`The agent of ${r.node} was replaced: pid ${r.newPid} serves every pod (ready in ${r.readyMs} ms)${r.oldPid ? `; pid ${r.oldPid} drains its open connections` : ''}.\n`);
     return 0;
   }
   if (values.resync) {
-    const r = await new ControllerClient(ctx.stateDir).request<{ node: string; revision: number }>('POST', '/v1/agents/resync', { node: values.resync });
+    // The replica the agent is connected to is the one that can resync it.
+    const answers = await askEveryReplica(ctx, (c) => c.request<{ node: string; revision: number }>('POST', '/v1/agents/resync', { node: values.resync }));
+    const r = answers[0]!.answer;
     process.stdout.write(`Sent the agent of ${r.node} a full push at revision ${r.revision}.\n`);
     return 0;
   }
-  const r = await new ControllerClient(ctx.stateDir).request<{ revision: number; agents: AgentStatus[] }>('GET', '/v1/agents');
+  const answers = await askEveryReplica(ctx, (c) => c.request<{ revision: number; agents: AgentStatus[] }>('GET', '/v1/agents'));
+  const r = { revision: Math.max(...answers.map((a) => a.answer.revision)), agents: mergeAgents(answers.map((a) => ({ identity: a.identity, agents: a.answer.agents }))) };
   if (printData(outputFormat(values.output), r)) return 0;
   process.stdout.write(`Controller revision ${r.revision}\n`);
   process.stdout.write(
     table(
-      ['NODE', 'CONNECTED', 'AUTH', 'VERSION', 'IN-SYNC', 'SINCE', 'LAST-REJECTED'],
-      r.agents.map((a) => [a.node, a.connected ? 'yes' : 'no', a.auth ?? '-', a.ackedVersion, a.ackedVersion >= r.revision ? 'yes' : 'no', age(a.connected ? a.connectedAt : a.disconnectedAt), a.lastNack ? `v${a.lastNack.version}: ${a.lastNack.reason}` : '-']),
+      ['NODE', 'CONNECTED', 'CONTROLLER', 'AUTH', 'VERSION', 'IN-SYNC', 'SINCE', 'LAST-REJECTED'],
+      r.agents.map((a) => [a.node, a.connected ? 'yes' : 'no', a.controller ?? '-', a.auth ?? '-', a.ackedVersion, a.ackedVersion >= r.revision ? 'yes' : 'no', age(a.connected ? a.connectedAt : a.disconnectedAt), a.lastNack ? `v${a.lastNack.version}: ${a.lastNack.reason}` : '-']),
     ),
   );
   return 0;

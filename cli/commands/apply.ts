@@ -7,7 +7,7 @@ import { AmbitError, ResourceInvalid } from '../../shared/errors.js';
 import { locate, readManifests } from '../../shared/resources/manifest.js';
 import { validateResources } from '../../shared/resources/validate.js';
 import type { Resource } from '../../shared/resources/types.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { askEveryReplica, mergeAgents } from '../controllers.js';
 import type { CliContext } from '../context.js';
 import type { AgentStatus } from '../../controller/push/server.js';
 import { type Applied, applyResources, withCluster } from '../kube.js';
@@ -37,12 +37,14 @@ export async function apply(ctx: CliContext, args: string[]): Promise<number> {
   // The figure no mesh publishes: how long until a change is in force on every node.
   const waitSeconds = Number(values.timeout ?? 30);
   const kinds = [...new Set(resources.map((r) => r.kind))];
-  const { revision, ms, agents, lagging } = await new ControllerClient(ctx.stateDir).request<{ revision: number; ms: number; agents: AgentStatus[]; lagging: string[] }>(
-    'POST',
-    '/v1/wait',
-    { resourceVersion: result.resourceVersion, kinds, waitSeconds },
-    (waitSeconds + 30) * 1000,
+  // Each replica waits for the agents connected to it.
+  const answers = await askEveryReplica(ctx, (c) =>
+    c.request<{ revision: number; ms: number; agents: AgentStatus[]; lagging: string[] }>('POST', '/v1/wait', { resourceVersion: result.resourceVersion, kinds, waitSeconds }, (waitSeconds + 30) * 1000),
   );
+  const revision = Math.max(...answers.map((a) => a.answer.revision));
+  const ms = Math.max(...answers.map((a) => a.answer.ms));
+  const agents = mergeAgents(answers.map((a) => ({ identity: a.identity, agents: a.answer.agents })));
+  const lagging = [...new Set(answers.flatMap((a) => a.answer.lagging))];
   const connected = agents.filter((a) => a.connected).length;
   const away = agents.filter((a) => !a.connected).map((a) => a.node);
   if (lagging.length === 0) {

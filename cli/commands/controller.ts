@@ -1,20 +1,23 @@
-// `ambit controller`: runs the controller in the foreground (`ambit up` starts it in the background).
+// `ambit controller`: runs a controller replica in the foreground (`ambit up` starts the local
+// cluster's in the background, with --local-cluster).
 
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort, defaultKubeApiPort } from '../../controller/config.js';
+import { apiSocketPath, type ControllerConfig, defaultAgentPort, defaultDashboardPort, defaultMonitoringPort, defaultWebhookPort } from '../../controller/config.js';
 import { runController } from '../../controller/main.js';
-import { defaultWebhookPort } from '../../controller/admission/webhook.js';
-import { binDir, type CliContext } from '../context.js';
+import type { CliContext } from '../context.js';
+import type { LocalReplicaSettings } from '../../cluster/mesh-controller.js';
 import { inClusterConfig, loadKubeconfig } from '../../shared/kube/config.js';
+import { listenFlag } from '../flags.js';
 
 export async function controller(ctx: CliContext, args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
       'local-cluster': { type: 'boolean' },
+      replica: { type: 'string' },
       'agent-listen': { type: 'string' },
       'agent-address': { type: 'string', multiple: true },
       nodes: { type: 'string' },
@@ -27,39 +30,39 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       'log-level': { type: 'string' },
       'dashboard-listen': { type: 'string' },
       'dashboard-netns': { type: 'string' },
-      'kube-api-listen': { type: 'string' },
-      'kube-api-netns': { type: 'string' },
       'prometheus-url': { type: 'string' },
       identity: { type: 'string' },
       kubeconfig: { type: 'string' },
       'webhook-port': { type: 'string' },
     },
   });
-  const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
+  // A replica of the local cluster's controller takes its nodes, ports and kubeconfig from the
+  // cluster's record, and its dashboard a way into the nodes; flags given still win.
+  const local = values['local-cluster'] ? await localReplica(ctx.stateDir, values.replica ?? '0') : undefined;
+  const [host, port] = (values['agent-listen'] ?? (local ? `${local.agentListen.host}:${local.agentListen.port}` : `0.0.0.0:${defaultAgentPort}`)).split(':');
   if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--agent-listen ${values['agent-listen']}: must be HOST:PORT`);
-  const [monHost, monPort] = (values['monitoring-listen'] ?? '0.0.0.0:15014').split(':');
+  const [monHost, monPort] = (values['monitoring-listen'] ?? `0.0.0.0:${local?.monitoringPort ?? defaultMonitoringPort}`).split(':');
   if (!monHost || !monPort || !/^\d+$/.test(monPort)) throw new AmbitError('BadFlag', `--monitoring-listen ${values['monitoring-listen']}: must be HOST:PORT`);
-  const dashboard = listenFlag('--dashboard-listen', values['dashboard-listen'], `127.0.0.1:${defaultDashboardPort}`, '--dashboard-netns', values['dashboard-netns']);
-  // The local cluster's Kubernetes API; a controller of a real cluster has none of its own.
-  const kubeApi = values['local-cluster'] ? listenFlag('--kube-api-listen', values['kube-api-listen'], `127.0.0.1:${defaultKubeApiPort}`, '--kube-api-netns', values['kube-api-netns']) : undefined;
-  if (values['local-cluster'] && !kubeApi) throw new AmbitError('BadFlag', '--kube-api-listen off: the local cluster needs its Kubernetes API, which the controller reads the cluster through');
-  // Namespaces inherited as descriptors: closed by the controller once its listeners are open.
-  const inheritedNetns = [values['dashboard-netns'], values['kube-api-netns']].filter((p): p is string => p !== undefined && p.startsWith('/proc/self/fd/'));
-  const prometheusUrl = values['prometheus-url'];
+  const dashboard = local && !local.dashboard && values['dashboard-listen'] === undefined ? undefined : listenFlag('--dashboard-listen', values['dashboard-listen'], `127.0.0.1:${defaultDashboardPort}`, '--dashboard-netns', values['dashboard-netns']);
+  // A namespace inherited as a descriptor: closed by the controller once its listener is open.
+  const inheritedNetns = [values['dashboard-netns']].filter((p): p is string => p !== undefined && p.startsWith('/proc/self/fd/'));
+  const prometheusUrl = values['prometheus-url'] ?? local?.prometheusUrl;
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
-  const webhookPort = values['webhook-port'] ?? String(defaultWebhookPort);
+  const webhookPort = values['webhook-port'] ?? String(local?.webhookPort ?? defaultWebhookPort);
   if (!/^\d+$/.test(webhookPort)) throw new AmbitError('BadFlag', `--webhook-port ${webhookPort}: must be a port number`);
-  // Outside the local cluster: the kubeconfig given, else the pod's ServiceAccount (in-cluster), as istiod.
-  const kube = values['local-cluster'] ? undefined : values.kubeconfig ? loadKubeconfig(values.kubeconfig) : inClusterConfig(process.env);
+  // The kubeconfig given, else the pod's ServiceAccount (in-cluster), as istiod.
+  const kubeconfig = values.kubeconfig ?? local?.kubeconfig;
+  const kube = kubeconfig ? loadKubeconfig(kubeconfig) : inClusterConfig(process.env);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
+  const stateDir = local?.stateDir ?? ctx.stateDir;
   const config: ControllerConfig = {
-    stateDir: ctx.stateDir,
-    apiSocket: apiSocketPath(ctx.stateDir),
+    stateDir,
+    apiSocket: apiSocketPath(stateDir),
     agentHost: host,
     agentPort: Number(port),
     webhookPort: Number(webhookPort),
-    agentAddresses: values['agent-address'] ?? ['127.0.0.1'],
-    nodes: values.nodes ? values.nodes.split(',') : [],
+    agentAddresses: values['agent-address'] ?? local?.agentAddresses ?? ['127.0.0.1'],
+    nodes: values.nodes ? values.nodes.split(',') : (local?.nodes ?? []),
     serviceCIDR: values['service-cidr'] ?? '10.96.0.0/16',
     rootNamespace: values['root-namespace'] ?? 'istio-system',
     trustDomain: values['trust-domain'] ?? 'cluster.local',
@@ -67,28 +70,22 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     certMaxTtlSeconds: maxTtl,
     monitoringHost: monHost,
     monitoringPort: Number(monPort),
-    localCluster: values['local-cluster'] === true,
-    binDir,
     logLevel: values['log-level'] ?? 'info',
     // POD_NAME comes from the downward API in the controller's Deployment, as for istiod.
-    identity: values.identity ?? (process.env.POD_NAME || hostname()),
+    identity: values.identity ?? local?.identity ?? (process.env.POD_NAME || hostname()),
     ...(dashboard ? { dashboard } : {}),
-    ...(kubeApi ? { kubeApi } : {}),
-    ...(kube ? { kube } : {}),
+    kube,
     inheritedNetns,
     ...(prometheusUrl ? { prometheusUrl } : {}),
   };
-  // Embedded in a local cluster, the controller gets that cluster's services handed in.
-  const local = config.localCluster ? (await import('../../cluster/control-plane.js')).localCluster(config) : undefined;
-  await runController(config, local);
+  await runController(config, local?.dialer);
 }
 
-/** `FLAG HOST:PORT` (or the default) or `off`; `NETNS_FLAG PATH` to listen in another namespace. */
-function listenFlag(flag: string, listen: string | undefined, fallback: string, netnsFlag: string, netns: string | undefined): { host: string; port: number; netns?: string } | undefined {
-  if (listen === 'off') return undefined;
-  const [host, port] = (listen ?? fallback).split(':');
-  if (!host || !port || !/^\d+$/.test(port) || Number(port) > 65535) throw new AmbitError('BadFlag', `${flag} ${listen}: must be HOST:PORT or off`);
-  // A listener made in another namespace is bound by native/, which takes IPv4 addresses.
-  if (netns && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new AmbitError('BadFlag', `${flag} ${listen}: with ${netnsFlag} the host must be an IPv4 address`);
-  return { host, port: Number(port), ...(netns ? { netns } : {}) };
+async function localReplica(stateDir: string, replica: string): Promise<LocalReplicaSettings> {
+  if (!/^\d+$/.test(replica)) throw new AmbitError('BadFlag', `--replica ${replica}: must be a replica number (0, 1, ...)`);
+  const { readState, topologyOf } = await import('../../cluster/state.js');
+  const { localReplicaSettings } = await import('../../cluster/mesh-controller.js');
+  const state = readState(stateDir);
+  if (!state) throw new AmbitError('NoCluster', `--local-cluster: no local cluster recorded in ${stateDir}; run \`ambit up\``);
+  return localReplicaSettings(topologyOf(state), stateDir, Number(replica));
 }

@@ -7,13 +7,13 @@ import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { tour } from '../demo/tour.js';
 import type { ClusterStatus } from '../../cluster/status.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
 import type { CliContext } from '../context.js';
 import { spawnInPod } from './exec.js';
 
 export async function demo(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { 'cluster-only': { type: 'boolean' } } });
-  const s = await new ControllerClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
+  const s = await new ClusterClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
   const client = s.pods.find((p) => p.namespace === 'client' && p.labels.app === 'client' && p.phase === 'Running');
   const webs = s.pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running');
   if (!client || webs.length === 0) throw new AmbitError('NoSamples', 'the sample workloads are not running; run `ambit up` (without --no-samples)');

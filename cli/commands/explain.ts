@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { explainConnection, explainLines, parseExplainArgs, usage } from '../../shared/explain/explain.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import type { CliContext } from '../context.js';
 import { listResources, withCluster } from '../kube.js';
@@ -43,7 +43,7 @@ export async function explain(ctx: CliContext, args: string[]): Promise<number> 
   }
   const req = parseExplainArgs(src, dst, values.namespace);
   const source = await findPod(ctx, req.sourceName, req.sourceNamespace);
-  const api = new ControllerClient(ctx.stateDir);
+  const api = new ClusterClient(ctx.stateDir);
   const status = await api.request<ClusterStatus>('GET', '/v1/status');
   const routes: RouteObject[] = [];
   for (const kind of ['HTTPRoute', 'GRPCRoute'] as const) {

@@ -29,6 +29,7 @@ export const commands: Record<string, Command> = {
   kubeconfig: lazy(() => import('./kubeconfig.js'), (m) => m.kubeconfig),
   ca: lazy(() => import('./ca.js'), (m) => m.ca),
   controller: lazy(() => import('./controller.js'), (m) => m.controller),
+  'local-cluster': lazy(() => import('./local-cluster.js'), (m) => m.localCluster),
   agent: lazy(() => import('./agent.js'), (m) => m.agent),
   sample: lazy(() => import('./sample.js'), (m) => m.sample),
   estimate: lazy(() => import('./estimate.js'), (m) => m.estimateCommand),

@@ -1,29 +1,39 @@
 // `ambit status`: the local cluster's nodes, pods and services, for people or as JSON/YAML.
 
 import { parseArgs } from 'node:util';
+import { errorMessage } from '../../shared/errors.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import type { AgentStatus } from '../../controller/push/server.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
+import { askEveryReplica, mergeAgents } from '../controllers.js';
 import type { CliContext } from '../context.js';
 import { outputFormat, printData, table } from '../output.js';
 
 export async function status(ctx: CliContext, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' } } });
   const format = outputFormat(values.output);
-  const s = await new ControllerClient(ctx.stateDir).request<ClusterStatus & { agents?: AgentStatus[] }>('GET', '/v1/status');
+  const cluster = await new ClusterClient(ctx.stateDir).request<ClusterStatus>('GET', '/v1/status');
+  // The agents as the controller replicas see them; the cluster is shown without them when none answers.
+  const agents = await askEveryReplica(ctx, (c) => c.request<{ agents: AgentStatus[] }>('GET', '/v1/agents', undefined, 5000)).then(
+    (answers) => mergeAgents(answers.map((a) => ({ identity: a.identity, agents: a.answer.agents }))),
+    (err: unknown) => errorMessage(err),
+  );
+  const s = { ...cluster, ...(typeof agents === 'string' ? { controller: agents } : { agents }) };
   if (printData(format, s)) return 0;
   printStatus(s);
   return 0;
 }
 
-export function printStatus(s: ClusterStatus & { agents?: AgentStatus[] }): void {
+export function printStatus(s: ClusterStatus & { agents?: AgentStatus[]; controller?: string }): void {
   const out = process.stdout;
-  out.write(`Cluster ${s.name}\n\nNODES\n`);
+  out.write(`Cluster ${s.name}\n`);
+  if (s.controller) out.write(`\nThe controller does not answer: ${s.controller}\n`);
+  out.write('\nNODES\n');
   const agent = (node: string) => s.agents?.find((a) => a.node === node);
   out.write(
     table(
       ['NAME', 'IP', 'POD-CIDR', 'PODS', 'AGENT', 'CONFIG-VERSION'],
-      s.nodes.map((n) => [n.name, n.ip, n.podCIDR, n.pods, agent(n.name)?.connected ? 'connected' : 'not connected', agent(n.name)?.ackedVersion ?? '-']),
+      s.nodes.map((n) => [n.name, n.ip, n.podCIDR, n.pods, agent(n.name)?.connected ? 'connected' : s.controller ? 'unknown' : 'not connected', agent(n.name)?.ackedVersion ?? '-']),
     ),
   );
   out.write('\nPODS\n');

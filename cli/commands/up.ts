@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AmbitError } from '../../shared/errors.js';
 import { up as bringUp } from '../../cluster/up.js';
 import type { ClusterStatus } from '../../cluster/status.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { apply } from './apply.js';
 import { printStatus } from './status.js';
@@ -37,7 +37,7 @@ export async function up(ctx: CliContext, args: string[]): Promise<number> {
 }
 
 export async function waitForPods(ctx: CliContext, timeoutMs: number): Promise<ClusterStatus> {
-  const client = new ControllerClient(ctx.stateDir);
+  const client = new ClusterClient(ctx.stateDir);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await client.request<ClusterStatus>('GET', '/v1/status');

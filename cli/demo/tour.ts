@@ -19,7 +19,7 @@ import { prometheusUrl } from '../../cluster/prometheus.js';
 import { defaultDashboardPort } from '../../controller/config.js';
 import type { Topology } from '../../cluster/topology.js';
 import { defaultMetricsPort } from '../../agent/config.js';
-import { ControllerClient } from '../../controller/api/client.js';
+import { ClusterClient } from '../../cluster/api.js';
 import { labelNamespace, listResources, withCluster } from '../kube.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { type Fence, watchWire } from './wire.js';
@@ -45,7 +45,7 @@ export async function tour(ctx: CliContext, say: (line: string) => void): Promis
   const state = readState(ctx.stateDir);
   if (!state) throw new AmbitError('NoCluster', 'no local cluster; run `ambit up` first');
   const t = topologyOf(state);
-  const api = new ControllerClient(ctx.stateDir);
+  const api = new ClusterClient(ctx.stateDir);
   const s = await api.request<ClusterStatus>('GET', '/v1/status');
   const client = s.pods.find((p) => p.namespace === 'client' && p.labels.app === 'client' && p.phase === 'Running');
   const webs = s.pods.filter((p) => p.namespace === 'shop' && p.labels.app === 'web' && p.phase === 'Running');
@@ -288,7 +288,7 @@ async function enrolledNamespaces(ctx: CliContext): Promise<string[]> {
 }
 
 /** Until every running pod of the sample namespaces is captured (or none is), at most 30 s. */
-async function waitForCapture(api: ControllerClient, captured: boolean): Promise<void> {
+async function waitForCapture(api: ClusterClient, captured: boolean): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const s = await api.request<ClusterStatus>('GET', '/v1/status');

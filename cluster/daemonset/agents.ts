@@ -13,7 +13,9 @@ import type { NodeLayout } from '../topology.js';
 export interface AgentLaunch {
   /** The CLI's compiled entry, started as `ambit agent`. */
   cliEntry: string;
-  controllerUrl: string;
+  /** Every controller replica's wss URL; the agent moves to the next when one fails. */
+  controllerUrls: string[];
+  /** The roots the agents trust the controller by, written from the mesh's TrustBundle (controllerCaPath). */
   caFile: string;
   /** Address the query API binds (loopback unless the cluster file says otherwise). */
   adminAddress: string;
@@ -23,6 +25,12 @@ export interface AgentLaunch {
 }
 
 export const agentDir = (stateDir: string, node: string) => join(stateDir, 'agents', node);
+/**
+ * The mesh's roots, which the agents trust the controller by: the kubelet writes them from the
+ * TrustBundle the controller publishes, as it projects a ConfigMap (Istio's istio-ca-root-cert) into
+ * a pod, and holds the agents until it exists.
+ */
+export const controllerCaPath = (stateDir: string) => join(stateDir, 'agents', 'controller-ca.pem');
 export const agentCgroup = (node: string) => join(clusterCgroupRoot(), node, 'agent');
 export const agentPidPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'pid');
 export const adminTokenPath = (stateDir: string, node: string) => join(agentDir(stateDir, node), 'admin-token');
@@ -76,7 +84,7 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, r
     '--node',
     node.name,
     '--controller',
-    l.controllerUrl,
+    l.controllerUrls.join(','),
     '--controller-ca',
     l.caFile,
     '--token-file',

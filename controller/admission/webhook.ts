@@ -17,9 +17,6 @@ export const webhookPath = '/validate';
 /** The name kubectl shows in a denial: `admission webhook "validation.ambit.dev" denied the request`. */
 export const webhookName = 'validation.ambit.dev';
 export const webhookConfigurationName = 'ambit-validation';
-/** istiod's webhook port. */
-export const defaultWebhookPort = 15017;
-
 /** The groups whose kinds the mesh gives meaning to. */
 const meshGroups = ['security.istio.io', 'networking.istio.io', 'gateway.networking.k8s.io', 'ambit.dev'];
 

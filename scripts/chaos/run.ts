@@ -159,7 +159,7 @@ async function runMode(mode: 'iptables' | 'ebpf'): Promise<PhaseResult[]> {
       return 'no fault';
     });
     await phase(`controller killed (-9) for ${outageSeconds} s, then started again`, async () => {
-      const pid = (JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPid: number }).controllerPid;
+      const pid = (JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPids: number[] }).controllerPids[0]!;
       process.kill(pid, 'SIGKILL');
       await sleep(outageSeconds * 1000);
       const back = Date.now();

@@ -5,11 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentStatus } from '../../controller/push/server.js';
-import { ambit, ambitOk, eventually, leftovers, root, sh, stateDir } from './helpers.js';
+import { ambit, ambitOk, clusterProcesses, eventually, leftovers, root, sh, stateDir } from './helpers.js';
 
 let tmp = '';
 const agentsNow = async () => JSON.parse(await ambitOk(['agents', '-o', 'json'])) as { revision: number; agents: AgentStatus[] };
@@ -87,8 +87,7 @@ test('an invalid policy is refused with its field named, and no agent version ch
 test('with the controller killed, agents keep serving their last configuration, and resync when it returns', async () => {
   const before = await query('node-1', 'config_dump');
   const dump = before as unknown as { version: number; policies: unknown[]; workloads: unknown[] };
-  const state = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPid: number };
-  process.kill(state.controllerPid, 'SIGKILL');
+  process.kill(clusterProcesses().controllerPids[0]!, 'SIGKILL');
   const away = await eventually('agent notices', async () => {
     const v = (await query('node-1', 'version')) as unknown as { version: number; controller: { connected: boolean } };
     return !v.controller.connected && v;

@@ -75,6 +75,9 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
+/** The local cluster's processes, as `ambit up` recorded them: its own (API and runtime) and the controller replicas'. */
+export const clusterProcesses = () => JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { clusterPid: number; controllerPids: number[] };
+
 /** What `ambit status -o json` says of the cluster. */
 export const status = async () => JSON.parse(await ambitOk(['status', '-o', 'json'])) as ClusterStatus;
 export type PodStatus = ClusterStatus['pods'][number];

@@ -5,11 +5,11 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, type V1Namespace } from '@kubernetes/client-node';
-import { ambit, ambitOk, eventually, leftovers, stateDir } from './helpers.js';
+import { ambit, ambitOk, clusterProcesses, eventually, leftovers } from './helpers.js';
 
 const events: string[] = [];
 let informer: ReturnType<typeof makeInformer<V1Namespace>> | undefined;
@@ -74,10 +74,9 @@ test('the informer lists, then sees an add, an update and a delete as they happe
 });
 
 test('the API server is killed and comes back: the informer, restarted on its error, sees what changed meanwhile and after', async () => {
-  const pid = (JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPid: number }).controllerPid;
-  process.kill(pid, 'SIGKILL');
+  process.kill(clusterProcesses().clusterPid, 'SIGKILL');
   await eventually('the informer noticing', async () => errors > 0, 15_000);
-  // `ambit up` finds the cluster without its controller and starts one, which adopts the running cluster.
+  // `ambit up` finds the cluster without its own process and starts it again; it adopts the running pods.
   await ambitOk(['up', '--no-samples']);
   await apply(namespace('beta'));
   await eventually('beta added after the restart', async () => events.includes('add beta'), 20_000);

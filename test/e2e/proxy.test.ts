@@ -7,11 +7,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import { ambit, ambitOk, applyAndWait, eventually, inSync, leftovers, podOf, scrape, sh, stateDir, status, sum } from './helpers.js';
+import { ambit, ambitOk, applyAndWait, clusterProcesses, eventually, inSync, leftovers, podOf, scrape, sh, status, sum } from './helpers.js';
 
 let tmp = '';
 
@@ -261,9 +261,9 @@ test('a peer without a client certificate, or speaking plaintext, is refused on 
 
 test('with the controller stopped, enrolled pods keep connecting on the last configuration and certificates', async () => {
   const good = await podOf('good');
-  const state = JSON.parse(readFileSync(join(stateDir, 'cluster.json'), 'utf8')) as { controllerPid: number };
-  process.kill(state.controllerPid, 'SIGTERM');
-  await eventually('the controller gone', async () => (await sh(`kill -0 ${state.controllerPid} 2>/dev/null || echo gone`)).includes('gone'));
+  const controller = clusterProcesses().controllerPids[0]!;
+  process.kill(controller, 'SIGTERM');
+  await eventually('the controller gone', async () => (await sh(`kill -0 ${controller} 2>/dev/null || echo gone`)).includes('gone'));
   // Long enough for the agents to notice and start reconnecting.
   await new Promise((r) => setTimeout(r, 3000));
   for (let i = 0; i < 3; i++) assert.match(await curlInPod(good, `http://vault.bank/without-controller-${i}`), `path=/without-controller-${i}`);

@@ -17,7 +17,7 @@ test('promtool accepts the scrape configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ambit-prom-'));
   try {
     const file = join(dir, 'prometheus.yml');
-    writeFileSync(file, prometheusConfig(threeNodes, 15014));
+    writeFileSync(file, prometheusConfig(threeNodes));
     const out = execFileSync('promtool', ['check', 'config', file], { encoding: 'utf8' });
     assert.match(out, /SUCCESS/);
   } finally {
@@ -26,7 +26,7 @@ test('promtool accepts the scrape configuration', () => {
 });
 
 test('every agent is scraped at its node address, labelled with the node, and the controller too', () => {
-  const config = parse(prometheusConfig(threeNodes, 15014)) as { global: { external_labels: Record<string, string> }; scrape_configs: { job_name: string; static_configs: { targets: string[]; labels?: Record<string, string> }[] }[] };
+  const config = parse(prometheusConfig(threeNodes)) as { global: { external_labels: Record<string, string> }; scrape_configs: { job_name: string; static_configs: { targets: string[]; labels?: Record<string, string> }[] }[] };
   const agents = config.scrape_configs.find((j) => j.job_name === 'ambit-agent')!;
   assert.equal(agents.static_configs.map((s) => [s.targets, s.labels?.node]), [
     [['10.250.0.1:15020'], 'node-1'],

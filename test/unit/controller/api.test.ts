@@ -18,7 +18,7 @@ const token = 'test-token-123';
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ambit-api-'));
-  server = createApiServer({ apiVersion: async () => 0, token, log: pino({ level: 'silent' }) });
+  server = createApiServer({ apiVersion: async () => 0, token, tokenFile: join(dir, 'token'), replica: () => ({ identity: 'replica-a', leader: true }), log: pino({ level: 'silent' }) });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -35,8 +35,16 @@ const call = async (path: string, init: RequestInit = {}, auth = `Bearer ${token
 
 test('a request without the token, or with a wrong one, is refused with 401', async () => {
   assert.is((await call('/v1/agents', {}, '')).status, 401);
-  assert.is((await call('/v1/agents', {}, 'Bearer wrong')).status, 401);
+  const wrong = await call('/v1/agents', {}, 'Bearer wrong');
+  assert.is(wrong.status, 401);
+  assert.match((wrong.body.error as { message: string }).message, join(dir, 'token'));
   assert.is((await call('/v1/agents')).status, 200);
+});
+
+test('/healthz says which replica answers and whether it leads', async () => {
+  const r = await call('/healthz');
+  assert.is(r.status, 200);
+  assert.equal([r.body.identity, r.body.leader], ['replica-a', true]);
 });
 
 test('resources are not served here (the Kubernetes API serves them): an unknown route is a 404 naming it', async () => {
