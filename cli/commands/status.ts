@@ -1,7 +1,7 @@
 // `ambit status`: the local cluster's nodes, pods and services, for people or as JSON/YAML.
 
 import { parseArgs } from 'node:util';
-import { errorMessage } from '../../shared/errors.js';
+import { AmbitError, errorMessage } from '../../shared/errors.js';
 import type { ClusterStatus } from '../../cluster/status.js';
 import type { AgentStatus } from '../../controller/push/server.js';
 import { ClusterClient } from '../../cluster/api.js';
@@ -16,7 +16,7 @@ export async function status(ctx: CliContext, args: string[]): Promise<number> {
   // The agents as the controller replicas see them; the cluster is shown without them when none answers.
   const agents = await askEveryReplica(ctx, (c) => c.request<{ agents: AgentStatus[] }>('GET', '/v1/agents', undefined, 5000)).then(
     (answers) => mergeAgents(answers.map((a) => ({ identity: a.identity, agents: a.answer.agents }))),
-    (err: unknown) => errorMessage(err),
+    (err: unknown) => (err instanceof AmbitError ? `${err.code}: ${err.message}` : errorMessage(err)),
   );
   const s = { ...cluster, ...(typeof agents === 'string' ? { controller: agents } : { agents }) };
   if (printData(format, s)) return 0;
