@@ -9,7 +9,9 @@ import { describeAjvError } from '../../shared/resources/validate.js';
 import type { StatusCause } from './errors.js';
 import type { FieldMeta, Schema as MergeSchema } from './merge-keys.js';
 
-export type JsonSchemaProps = Record<string, unknown>;
+import type { JsonSchemaProps } from '../../shared/kube/crds.js';
+
+export type { JsonSchemaProps };
 
 /** Keywords of JSONSchemaProps that apiextensions.k8s.io/v1 forbids in a CRD's schema. */
 const forbidden = ['$ref', '$schema', 'id', 'definitions', 'dependencies', 'additionalItems', 'patternProperties'];
@@ -71,9 +73,20 @@ function walk(s: JsonSchemaProps, path: string, inJunctor: boolean, add: (field:
     const list = s[j];
     if (list === undefined) continue;
     if (!Array.isArray(list)) add(`${path}.${j}`, 'Invalid value: must be a list of schemas');
-    else list.forEach((x, i) => isObject(x) && walk(x, `${path}.${j}[${i}]`, true, add));
+    else list.forEach((x, i) => isObject(x) && !(s['x-kubernetes-int-or-string'] === true && isIntOrStringAlternatives(j, list, i)) && walk(x, `${path}.${j}[${i}]`, true, add));
   }
   if (isObject(s.not)) walk(s.not, `${path}.not`, true, add);
+}
+
+/**
+ * The one place a structural schema may say `type` inside a junctor: beside
+ * x-kubernetes-int-or-string, `anyOf: [{type: integer}, {type: string}]` (or that anyOf as the first
+ * allOf), which kubebuilder and Istio's generator write for an IntOrString field.
+ */
+function isIntOrStringAlternatives(junctor: (typeof junctors)[number], list: unknown[], index: number): boolean {
+  const pair = (l: unknown) => JSON.stringify(l) === '[{"type":"integer"},{"type":"string"}]';
+  if (junctor === 'anyOf') return pair(list);
+  return junctor === 'allOf' && index === 0 && isObject(list[0]) && Object.keys(list[0]).length === 1 && pair(list[0].anyOf);
 }
 
 // Formats Kubernetes checks (k8s.io/kube-openapi's strfmt); others are accepted and not checked, as there.
