@@ -140,8 +140,24 @@ function compileExpression(text: string, variables: string[]): { run: (b: CelBin
   return { run: (b) => program(b as never), usesOldSelf: found.idents.has('oldSelf') };
 }
 
+// A CRD's versions repeat their rules, and a CRD is compiled when written and again when first served:
+// each rule text is compiled once per process (bounded, for the CRDs users write).
+const compiledRules = new Map<string, Compiled>();
+const maxCompiledRules = 4096;
+
 /** Compiles one rule of a schema node; `invalid` is what Kubernetes would refuse the CRD for. */
 export function compileRule(rule: ValidationRule): Compiled {
+  const key = JSON.stringify([rule.rule, rule.message, rule.messageExpression, rule.reason, rule.fieldPath, rule.optionalOldSelf]);
+  let hit = compiledRules.get(key);
+  if (!hit) {
+    if (compiledRules.size >= maxCompiledRules) compiledRules.clear();
+    hit = compileUncached(rule);
+    compiledRules.set(key, hit);
+  }
+  return hit;
+}
+
+function compileUncached(rule: ValidationRule): Compiled {
   if (rule.optionalOldSelf === true) return { skipped: 'optionalOldSelf is not supported by the local API server' };
   const main = compileExpression(rule.rule, ['self', 'oldSelf']);
   if (!('run' in main)) return main;

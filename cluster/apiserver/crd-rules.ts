@@ -116,3 +116,16 @@ function causeOf(reason: string | undefined, field: string, type: string, messag
       return { reason: 'FieldValueInvalid', field, message: `Invalid value: ${JSON.stringify(type)}: ${message}` };
   }
 }
+
+/** The rules of `crds` the local API server skips, one line each (`<crd> <version> <path>: <why>: <rule>`), for the log at start. */
+export function skippedRules(crds: { metadata: { name: string }; spec: { versions: { name: string; schema?: { openAPIV3Schema?: JsonSchemaProps } }[] } }[]): string[] {
+  const out: string[] = [];
+  for (const crd of crds) {
+    for (const v of crd.spec.versions) {
+      const schema = v.schema?.openAPIV3Schema;
+      if (!schema) continue;
+      for (const r of compileSchemaRules(schema).skipped) out.push(`${crd.metadata.name} ${v.name} ${r.path}: ${r.why}: ${r.rule}`);
+    }
+  }
+  return out;
+}
