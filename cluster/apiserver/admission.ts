@@ -59,6 +59,8 @@ export function objectFromBody(resource: ApiResource, namespace: string | undefi
     if (obj.metadata.name && obj.metadata.name !== name) throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
     obj.metadata.name = name;
   }
+  // A custom resource is defaulted as it is decoded, as in Kubernetes: webhooks see the defaults too.
+  if (resource.custom) applyDefaults(resource.custom.schema, obj);
   return obj;
 }
 
@@ -151,9 +153,16 @@ export class Writer {
     if (resourceVersion && resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, name);
     const next: Resource = { ...current, status };
     if (status === undefined) delete next.status;
-    // A custom resource's status is checked against its schema, as the real server does on /status.
-    const causes = resource.custom?.validate(present(resource, next), present(resource, current)) ?? [];
-    if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
+    // A custom resource's status is checked against its schema, as the real server does on /status;
+    // the rest of the object is the stored one, unchanged, so what it breaks (an object stored before
+    // its CRD's rules or defaults, as ambit apply stores it) does not block the status (Kubernetes'
+    // validation ratcheting). It is checked with its CRD's defaults, as Kubernetes reads it.
+    if (resource.custom) {
+      const checked = structuredClone(present(resource, next));
+      applyDefaults(resource.custom.schema, checked);
+      const causes = resource.custom.validate(checked, present(resource, current)).filter((c) => /^status($|[.[])/.test(c.field ?? ''));
+      if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
+    }
     if (dryRun || JSON.stringify(next.status) === JSON.stringify(current.status)) return { object: dryRun ? next : current, warnings: [] };
     this.ctx.store.commit([next]);
     return { object: present(resource, this.stored(resource, namespace, name)!), warnings: [] };
