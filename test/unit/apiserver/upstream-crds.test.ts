@@ -100,6 +100,18 @@ test("an AuthorizationPolicy with a field Istio's schema lacks, or both a select
   assert.equal(t.store.list('AuthorizationPolicy'), []);
 });
 
+test("a RequestAuthentication's jwksUri goes through Kubernetes' url(): an ftp:// or unparsable URI is refused, https:// stored", async () => {
+  const path = '/apis/security.istio.io/v1/namespaces/shop/requestauthentications';
+  const body = (name: string, jwksUri: string) => ({ apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name, namespace: 'shop' }, spec: { jwtRules: [{ issuer: 'https://issuer.example', jwksUri }] } });
+  const ftp = await t.call('POST', path, { body: body('ftp', 'ftp://issuer.example/keys') });
+  assert.is(ftp.status, 422, ftp.text);
+  assert.equal(causes(ftp), [{ reason: 'FieldValueInvalid', field: 'spec.jwtRules[0].jwksUri', message: 'Invalid value: "string": url must have scheme http:// or https://' }]);
+  const garbage = await t.call('POST', path, { body: body('garbage', 'not a url') });
+  assert.is(garbage.status, 422, garbage.text);
+  assert.match(causes(garbage)[0]!.message, /URL parse error/);
+  assert.is((await t.call('POST', path, { body: body('ok', 'https://issuer.example/keys') })).status, 201);
+});
+
 test("an AuthorizationPolicy written as v1beta1 is stored in Istio's storage version and read as v1", async () => {
   const body = { apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', metadata: { name: 'old', namespace: 'shop' }, spec: { action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['shop'] } }] }] } };
   const r = await t.call('POST', policies('v1beta1'), { body });
