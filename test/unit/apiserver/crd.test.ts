@@ -278,6 +278,16 @@ test('CEL rules (x-kubernetes-validations) are evaluated: a broken rule refuses 
   assert.is(same.status, 200, same.text);
 });
 
+test("a CEL rule's messageExpression, fieldPath and reason shape the cause, as in Kubernetes", async () => {
+  const body = widgetCrd();
+  const schema = (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema;
+  schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas < 5', messageExpression: "'replicas ' + string(self.spec.replicas) + ' is too many'", fieldPath: '.spec.replicas', reason: 'FieldValueForbidden' }];
+  assert.is((await t.call('POST', crds, { body })).status, 201);
+  const r = await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) });
+  assert.is(r.status, 422, r.text);
+  assert.equal(r.json.details.causes, [{ reason: 'FieldValueForbidden', field: 'spec.replicas', message: 'Forbidden: replicas 7 is too many' }]);
+});
+
 test('a CEL rule that does not compile refuses its CRD; one calling a function ambit lacks is stored, skipped and named in a warning', async () => {
   const body = widgetCrd();
   const schema = (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema;
