@@ -59,6 +59,9 @@ fi
 # A clean build, so no compiled file outlives its source (a deleted test must not keep running).
 rm -rf dist
 npx tsc -p tsconfig.json
+# The vendored upstream CRDs (manifests/crds/, a megabyte of YAML), parsed once into dist/manifests/
+# so the first API server start does not spend seconds on it (shared/kube/crds.ts would otherwise).
+node -e 'import("./dist/shared/kube/crds.js").then((m) => m.upstreamCrds())'
 # The dashboard's browser code, bundled beside the controller that serves it: no CDN, no network at run time.
 npm run -s build:dashboard
 

@@ -15,6 +15,8 @@ import { type Resource } from '../../shared/resources/types.js';
 import { validateReferences, validateResources } from '../../shared/resources/validate.js';
 import { type Crd, crdProblems, crdStatus, defaultCrd } from './crd-validation.js';
 import { checkCompiles } from './crd-schema.js';
+import { applyDefaults } from './crd-defaults.js';
+import { compileSchemaRules } from './crd-rules.js';
 import { alreadyExists, badRequest, conflict, invalid, notFound, type StatusCause } from './errors.js';
 import { apiResources, builtInGroups } from './resources.js';
 import type { ApiResource } from './routes.js';
@@ -57,6 +59,8 @@ export function objectFromBody(resource: ApiResource, namespace: string | undefi
     if (obj.metadata.name && obj.metadata.name !== name) throw badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`);
     obj.metadata.name = name;
   }
+  // A custom resource is defaulted as it is decoded, as in Kubernetes: webhooks see the defaults too.
+  if (resource.custom) applyDefaults(resource.custom.schema, obj);
   return obj;
 }
 
@@ -149,9 +153,16 @@ export class Writer {
     if (resourceVersion && resourceVersion !== current.metadata.resourceVersion) throw conflict(resource, name);
     const next: Resource = { ...current, status };
     if (status === undefined) delete next.status;
-    // A custom resource's status is checked against its schema, as the real server does on /status.
-    const causes = resource.custom?.validate(present(resource, next)) ?? [];
-    if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
+    // A custom resource's status is checked against its schema, as the real server does on /status;
+    // the rest of the object is the stored one, unchanged, so what it breaks (an object stored before
+    // its CRD's rules or defaults, as ambit apply stores it) does not block the status (Kubernetes'
+    // validation ratcheting). It is checked with its CRD's defaults, as Kubernetes reads it.
+    if (resource.custom) {
+      const checked = structuredClone(present(resource, next));
+      applyDefaults(resource.custom.schema, checked);
+      const causes = resource.custom.validate(checked, present(resource, current)).filter((c) => /^status($|[.[])/.test(c.field ?? ''));
+      if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
+    }
     if (dryRun || JSON.stringify(next.status) === JSON.stringify(current.status)) return { object: dryRun ? next : current, warnings: [] };
     this.ctx.store.commit([next]);
     return { object: present(resource, this.stored(resource, namespace, name)!), warnings: [] };
@@ -196,7 +207,7 @@ export class Writer {
   }
 
   /**
-   * A custom resource: its CRD version's schema (422 naming each field), for the kinds ambit gives
+   * A custom resource: its CRD version's defaults, then its schema and CEL rules (422 naming each field), for the kinds ambit gives
    * meaning to also ambit's own checks of them (shared/resources/validate.ts: what ambit implements,
    * and rules a schema cannot say), its namespace's existence; then stored in the storage version.
    * With the status subresource, status is kept as it was (written only through /status).
@@ -209,7 +220,8 @@ export class Writer {
       else delete obj.status;
     }
     const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';
-    const causes = c.validate(obj);
+    applyDefaults(c.schema, obj);
+    const causes = c.validate(obj, current && present(resource, current));
     if (causes.length) throw invalid(resource.kind, resource.group, name, causes);
     const problems: FieldProblem[] = [];
     const info = kindInfo(obj.kind);
@@ -236,20 +248,24 @@ export class Writer {
       return other ? `customresourcedefinition ${other.metadata.name}` : undefined;
     };
     const causes = crdProblems(crd, old, builtInGroups, kindTaken);
-    // What Ajv cannot compile (a pattern that is no regular expression) could check no object.
+    const warnings: string[] = [];
+    // What Ajv cannot compile (a pattern that is no regular expression) could check no object, nor can
+    // a CEL rule that does not compile; one calling what ambit's CEL library lacks is skipped, and said.
     if (!causes.length) {
       crd.spec.versions.forEach((v, i) => {
+        const at = `spec.versions[${i}].schema.openAPIV3Schema`;
         try {
           checkCompiles(v.schema!.openAPIV3Schema!, crd.spec.scope === 'Namespaced');
         } catch (err) {
-          causes.push({ reason: 'FieldValueInvalid', field: `spec.versions[${i}].schema.openAPIV3Schema`, message: `Invalid value: ${(err as Error).message}` });
+          causes.push({ reason: 'FieldValueInvalid', field: at, message: `Invalid value: ${(err as Error).message}` });
         }
+        const rules = compileSchemaRules(v.schema!.openAPIV3Schema!);
+        for (const r of rules.invalid) causes.push({ reason: 'FieldValueInvalid', field: `${at}${r.path === '.' ? '' : r.path}.x-kubernetes-validations`, message: `Invalid value: ${JSON.stringify(r.rule)}: ${r.why}` });
+        for (const r of rules.skipped) warnings.push(`${crd.metadata.name} ${v.name}: the x-kubernetes-validations rule at ${r.path} is not evaluated by the local API server (${r.why}): ${r.rule}`);
       });
     }
     if (causes.length) throw invalid(resource.kind, resource.group, crd.metadata.name, causes);
     crd.status = crdStatus(crd, all, old, new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'));
-    // Said at once rather than left for a user to find out: CEL rules are kept but never run here.
-    const warnings = crd.spec.versions.filter((v) => JSON.stringify(v.schema ?? {}).includes('"x-kubernetes-validations"')).map((v) => `${crd.metadata.name} ${v.name}: x-kubernetes-validations (CEL) rules are stored but not evaluated by the local API server`);
     if (dryRun) return { object: crd, warnings };
     this.ctx.store.commit([crd]);
     return { object: this.stored(resource, '', crd.metadata.name)!, warnings };

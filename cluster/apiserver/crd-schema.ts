@@ -1,15 +1,19 @@
 // A CustomResourceDefinition's openAPIV3Schema as the API server uses it: whether it is structural
 // (Kubernetes' rules, so that it can be checked and published), and an Ajv validator made from it
 // that checks a custom resource's types, required fields, enums, patterns, bounds and formats and
-// refuses every field the schema does not name. What ambit cannot evaluate is said in README.md.
+// refuses every field the schema does not name, then its list types and CEL rules (crd-rules.ts).
+// What ambit cannot evaluate is said in README.md.
 
 import { Ajv, type ValidateFunction } from 'ajv';
 import { customResourceMetadata } from '../../shared/resources/schemas.js';
 import { describeAjvError } from '../../shared/resources/validate.js';
 import type { StatusCause } from './errors.js';
 import type { FieldMeta, Schema as MergeSchema } from './merge-keys.js';
+import { compileSchemaRules, ruleProblems, type SchemaRules } from './crd-rules.js';
 
-export type JsonSchemaProps = Record<string, unknown>;
+import type { JsonSchemaProps } from '../../shared/kube/crds.js';
+
+export type { JsonSchemaProps };
 
 /** Keywords of JSONSchemaProps that apiextensions.k8s.io/v1 forbids in a CRD's schema. */
 const forbidden = ['$ref', '$schema', 'id', 'definitions', 'dependencies', 'additionalItems', 'patternProperties'];
@@ -71,9 +75,20 @@ function walk(s: JsonSchemaProps, path: string, inJunctor: boolean, add: (field:
     const list = s[j];
     if (list === undefined) continue;
     if (!Array.isArray(list)) add(`${path}.${j}`, 'Invalid value: must be a list of schemas');
-    else list.forEach((x, i) => isObject(x) && walk(x, `${path}.${j}[${i}]`, true, add));
+    else list.forEach((x, i) => isObject(x) && !(s['x-kubernetes-int-or-string'] === true && isIntOrStringAlternatives(j, list, i)) && walk(x, `${path}.${j}[${i}]`, true, add));
   }
   if (isObject(s.not)) walk(s.not, `${path}.not`, true, add);
+}
+
+/**
+ * The one place a structural schema may say `type` inside a junctor: beside
+ * x-kubernetes-int-or-string, `anyOf: [{type: integer}, {type: string}]` (or that anyOf as the first
+ * allOf), which kubebuilder and Istio's generator write for an IntOrString field.
+ */
+function isIntOrStringAlternatives(junctor: (typeof junctors)[number], list: unknown[], index: number): boolean {
+  const pair = (l: unknown) => JSON.stringify(l) === '[{"type":"integer"},{"type":"string"}]';
+  if (junctor === 'anyOf') return pair(list);
+  return junctor === 'allOf' && index === 0 && isObject(list[0]) && Object.keys(list[0]).length === 1 && pair(list[0].anyOf);
 }
 
 // Formats Kubernetes checks (k8s.io/kube-openapi's strfmt); others are accepted and not checked, as there.
@@ -143,7 +158,8 @@ export function toJsonSchema(s: JsonSchemaProps, namespaced: boolean, root = tru
   return out;
 }
 
-export type ObjectValidator = (obj: unknown) => StatusCause[];
+/** The causes an object breaks; `old` is the stored object on an update (for CEL transition rules). */
+export type ObjectValidator = (obj: unknown, old?: unknown) => StatusCause[];
 
 // Compiling is the expensive part (tens of milliseconds for a mesh kind's schema), so validators
 // are kept by their schema's text: the same CRD on every start, in every API server of a process,
@@ -180,14 +196,16 @@ export function checkCompiles(schema: JsonSchemaProps, namespaced: boolean): voi
  */
 export function objectValidator(schema: JsonSchemaProps, namespaced: boolean): ObjectValidator {
   let fn: ValidateFunction | undefined;
-  return (obj) => {
+  let rules: SchemaRules | undefined;
+  return (obj, old) => {
     try {
       fn ??= compile(schema, namespaced);
     } catch (err) {
       return [{ reason: 'FieldValueInvalid', field: '', message: `the CustomResourceDefinition's schema cannot be checked (${(err as Error).message}); fix the CRD` }];
     }
     const validate = fn;
-    if (validate(obj)) return [];
+    // List uniqueness and CEL rules run on what the schema's types allow, so after it passes.
+    if (validate(obj)) return ruleProblems((rules ??= compileSchemaRules(schema)), schema, obj, old);
     const seen = new Set<string>();
     const causes: StatusCause[] = [];
     for (const e of validate.errors ?? []) {

@@ -3,58 +3,12 @@
 // a structural schema), the defaults it fills in, and the status it reports (NamesAccepted,
 // Established, acceptedNames). Serving what it defines is custom-resources.ts's.
 
-import type { Resource } from '../../shared/resources/types.js';
-import { structuralProblems, type JsonSchemaProps } from './crd-schema.js';
+import type { Condition, Crd, CrdSpec } from '../../shared/kube/crds.js';
+import { structuralProblems } from './crd-schema.js';
 import type { StatusCause } from './errors.js';
 import { parseJsonPath } from './json-path.js';
 
-export interface CrdNames {
-  plural: string;
-  singular: string;
-  kind: string;
-  listKind: string;
-  shortNames?: string[];
-  categories?: string[];
-}
-
-export interface PrinterColumn {
-  name: string;
-  type: string;
-  jsonPath: string;
-  format?: string;
-  description?: string;
-  priority?: number;
-}
-
-export interface CrdVersion {
-  name: string;
-  served: boolean;
-  storage: boolean;
-  deprecated?: boolean;
-  deprecationWarning?: string;
-  schema?: { openAPIV3Schema?: JsonSchemaProps };
-  subresources?: { status?: Record<string, never>; scale?: unknown };
-  additionalPrinterColumns?: PrinterColumn[];
-}
-
-export interface CrdSpec {
-  group: string;
-  names: CrdNames;
-  scope: 'Namespaced' | 'Cluster';
-  versions: CrdVersion[];
-  conversion?: { strategy: string };
-  preserveUnknownFields?: boolean;
-}
-
-export interface Condition {
-  type: string;
-  status: 'True' | 'False';
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
-
-export type Crd = Resource & { spec: CrdSpec; status?: { conditions?: Condition[]; acceptedNames?: CrdNames; storedVersions?: string[] } };
+export type { Condition, Crd, CrdNames, CrdSpec, CrdVersion, PrinterColumn } from '../../shared/kube/crds.js';
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

@@ -15,6 +15,8 @@ import type { ApplyContext } from '../../controller/resources/apply.js';
 import type { Topology } from '../topology.js';
 import { kubeApiHandler, nodeObjects } from './server.js';
 import { installMeshCrds } from './mesh-crds.js';
+import type { Crd } from './crd-validation.js';
+import { skippedRules } from './crd-rules.js';
 
 export interface KubeApiServing {
   store: Store;
@@ -53,6 +55,10 @@ export async function serveKubeApi(o: KubeApiServing): Promise<KubeApiServed> {
   // As an installer would (istioctl, the Gateway API's release YAML): the mesh's CRDs, unless there.
   const installed = installMeshCrds(o.store);
   if (installed.length) o.log.info({ crds: installed }, 'installed the mesh CustomResourceDefinitions');
+  // Said once at start: which CEL rules of the served CRDs this API server cannot evaluate (README.md).
+  const crds = o.store.list('CustomResourceDefinition') as Crd[];
+  const skipped = skippedRules(crds);
+  o.log.info({ crds: crds.length, skippedCelRules: skipped }, skipped.length ? `CEL rules: ${skipped.length} of the CRDs' x-kubernetes-validations are not evaluated (see skippedCelRules)` : "CEL rules: every x-kubernetes-validations rule of the CRDs is evaluated");
   const api = kubeApiHandler({ store: o.store, apply: o.apply, nodes: () => nodeObjects(o.topology, o.createdAt), token: o.token, serviceAccounts: { keyFile: o.serviceAccountKeyFile }, log: o.log });
   const make = () => createServer({ key: o.tls.key, cert: o.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => api.handle(req, res));
   const servers = [make(), make()];

@@ -1,7 +1,8 @@
 // The kinds ambit knows: their API versions, scope, and the names the CLI accepts for them
 // (`ambit get deploy`, `ambit get services`), as kubectl does. The mesh's kinds (Istio's, the Gateway
 // API's, ambit.dev's) are known to ambit's clients here, but the API server serves them only through
-// their CustomResourceDefinitions (cluster/apiserver/mesh-crds.ts), as a Kubernetes API server does.
+// their CustomResourceDefinitions (shared/kube/crds.ts: upstream's, vendored in manifests/crds/), as a
+// Kubernetes API server does.
 
 export interface KindInfo {
   kind: string;

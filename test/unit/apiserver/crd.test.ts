@@ -255,13 +255,78 @@ test('a CRD whose names another CRD of its group took is stored but not establis
   assert.is((await t.call('GET', '/apis/example.com/v1/namespaces/shop/gizmos')).status, 404);
 });
 
-test('CEL rules (x-kubernetes-validations) are stored with a warning that they are not evaluated', async () => {
+test('CEL rules (x-kubernetes-validations) are evaluated: a broken rule refuses the object with its message, a transition rule runs on update', async () => {
   const body = widgetCrd();
-  (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas < 5' }];
+  const schema = (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> & { properties: Record<string, Record<string, unknown>> } } }).schema.openAPIV3Schema;
+  schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas < 5', message: 'at most 4 replicas' }];
+  // An immutable field, as Kubernetes' CRDs say it: a transition rule, which create skips.
+  (schema.properties.spec!.properties as Record<string, Record<string, unknown>>).size!['x-kubernetes-validations'] = [{ rule: 'self == oldSelf', message: 'size is immutable' }];
   const r = await t.call('POST', crds, { body });
   assert.is(r.status, 201, r.text);
-  assert.match(String(r.headers.warning), /x-kubernetes-validations \(CEL\) rules are stored but not evaluated/);
-  assert.is((await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) })).status, 201, 'the rule is not pretended to hold');
+  assert.is(r.headers.warning, undefined, 'every rule is evaluated, so nothing to warn about');
+  const many = await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) });
+  assert.is(many.status, 422, many.text);
+  assert.equal(many.json.details.causes, [{ reason: 'FieldValueInvalid', field: '', message: 'Invalid value: "object": at most 4 replicas' }]);
+  assert.is(t.store.get('Widget', 'shop', 'many'), undefined);
+
+  const created = await t.call('POST', widgets, { body: widget('small', { replicas: 2, size: 'small' }) });
+  assert.is(created.status, 201, created.text);
+  const changed = await t.call('PUT', `${widgets}/small`, { body: { ...created.json, spec: { replicas: 2, size: 'large' } } });
+  assert.is(changed.status, 422, changed.text);
+  assert.equal(changed.json.details.causes, [{ reason: 'FieldValueInvalid', field: 'spec.size', message: 'Invalid value: "string": size is immutable' }]);
+  const same = await t.call('PUT', `${widgets}/small`, { body: { ...created.json, spec: { replicas: 3, size: 'small' } } });
+  assert.is(same.status, 200, same.text);
+});
+
+test("a CEL rule's messageExpression, fieldPath and reason shape the cause, as in Kubernetes", async () => {
+  const body = widgetCrd();
+  const schema = (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema;
+  schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas < 5', messageExpression: "'replicas ' + string(self.spec.replicas) + ' is too many'", fieldPath: '.spec.replicas', reason: 'FieldValueForbidden' }];
+  assert.is((await t.call('POST', crds, { body })).status, 201);
+  const r = await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) });
+  assert.is(r.status, 422, r.text);
+  assert.equal(r.json.details.causes, [{ reason: 'FieldValueForbidden', field: 'spec.replicas', message: 'Forbidden: replicas 7 is too many' }]);
+});
+
+test('a CEL rule that does not compile refuses its CRD; one calling a function ambit lacks is stored, skipped and named in a warning', async () => {
+  const body = widgetCrd();
+  const schema = (body.spec.versions[0] as { schema: { openAPIV3Schema: Record<string, unknown> } }).schema.openAPIV3Schema;
+  schema['x-kubernetes-validations'] = [{ rule: 'self.spec.replicas <' }];
+  const bad = await t.call('POST', crds, { body });
+  assert.is(bad.status, 422, bad.text);
+  assert.is(bad.json.details.causes[0].field, 'spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations');
+  assert.match(bad.json.details.causes[0].message, /compilation failed/);
+  schema['x-kubernetes-validations'] = [{ rule: "quantity('1Gi').isGreaterThan(quantity('1Mi'))" }, { rule: 'self.spec.replicas < 5' }];
+  const r = await t.call('POST', crds, { body });
+  assert.is(r.status, 201, r.text);
+  assert.match(String(r.headers.warning), /rule at \. is not evaluated by the local API server \(calls isGreaterThan, quantity, which the local API server's CEL library does not have\)/);
+  // The rules it can evaluate still hold.
+  assert.is((await t.call('POST', widgets, { body: widget('many', { replicas: 7 }) })).status, 422);
+  assert.is((await t.call('POST', widgets, { body: widget('few', { replicas: 2 }) })).status, 201);
+});
+
+test('defaults of the schema are applied on create and update; a null the schema does not allow is dropped', async () => {
+  const body = widgetCrd();
+  const spec = (body.spec.versions[0] as { schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, Record<string, unknown>> } } } } }).schema.openAPIV3Schema.properties.spec;
+  spec.properties.size!.default = 'small';
+  (spec.properties.ports!.items as { properties: Record<string, Record<string, unknown>> }).properties.port!.default = 80;
+  assert.is((await t.call('POST', crds, { body })).status, 201);
+  const r = await t.call('POST', widgets, { body: widget('w', { replicas: 1, ports: [{ name: 'http' }], owners: null }) });
+  assert.is(r.status, 201, r.text);
+  assert.equal(r.json.spec, { replicas: 1, size: 'small', ports: [{ name: 'http', port: 80 }] });
+  const u = await t.call('PUT', `${widgets}/w`, { body: { ...r.json, spec: { replicas: 2 } } });
+  assert.is(u.status, 200, u.text);
+  assert.equal(u.json.spec, { replicas: 2, size: 'small' });
+});
+
+test('x-kubernetes-list-type set and map refuse duplicates, naming the item', async () => {
+  assert.is((await t.call('POST', crds, { body: widgetCrd() })).status, 201);
+  const r = await t.call('POST', widgets, { body: widget('dup', { replicas: 1, tags: ['a', 'a'], ports: [{ name: 'http', port: 80 }, { name: 'http', port: 81 }] }) });
+  assert.is(r.status, 422, r.text);
+  assert.equal(r.json.details.causes, [
+    { reason: 'FieldValueDuplicate', field: 'spec.tags[1]', message: 'Duplicate value: "a"' },
+    { reason: 'FieldValueDuplicate', field: 'spec.ports[1]', message: 'Duplicate value: {"name":"http"}' },
+  ]);
 });
 
 test('deleting a CRD deletes its objects and stops serving them', async () => {
