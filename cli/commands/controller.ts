@@ -33,6 +33,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       identity: { type: 'string' },
       kubeconfig: { type: 'string' },
       'webhook-port': { type: 'string' },
+      'webhook-service': { type: 'string' },
     },
   });
   const [host, port] = (values['agent-listen'] ?? `0.0.0.0:${defaultAgentPort}`).split(':');
@@ -49,6 +50,8 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
   const webhookPort = values['webhook-port'] ?? String(defaultWebhookPort);
   if (!/^\d+$/.test(webhookPort)) throw new AmbitError('BadFlag', `--webhook-port ${webhookPort}: must be a port number`);
+  const [serviceNamespace, serviceName, ...extra] = (values['webhook-service'] ?? '').split('/');
+  if (values['webhook-service'] !== undefined && (!serviceNamespace || !serviceName || extra.length)) throw new AmbitError('BadFlag', `--webhook-service ${values['webhook-service']}: must be NAMESPACE/NAME of the controller's Service`);
   // Outside the local cluster: the kubeconfig given, else the pod's ServiceAccount (in-cluster), as istiod.
   const kube = values['local-cluster'] ? undefined : values.kubeconfig ? loadKubeconfig(values.kubeconfig) : inClusterConfig(process.env);
   const maxTtl = parseDuration(values['max-cert-ttl'] ?? '24h', '--max-cert-ttl');
@@ -76,6 +79,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     ...(kubeApi ? { kubeApi } : {}),
     ...(kube ? { kube } : {}),
     inheritedNetns,
+    ...(serviceName ? { webhookService: { namespace: serviceNamespace!, name: serviceName } } : {}),
     ...(prometheusUrl ? { prometheusUrl } : {}),
   };
   // Embedded in a local cluster, the controller gets that cluster's services handed in.

@@ -6,6 +6,13 @@
 import type { FieldProblem } from '../errors.js';
 import { resourceName, type Resource } from './types.js';
 
+/** The name kubectl shows in a denial: `admission webhook "validation.ambit.dev" denied the request`. */
+export const webhookName = 'validation.ambit.dev';
+export const webhookConfigurationName = 'ambit-validation';
+export const webhookPath = '/validate';
+/** The groups whose kinds the mesh gives meaning to, and its webhook reviews. */
+export const meshGroups = ['security.istio.io', 'networking.istio.io', 'gateway.networking.k8s.io', 'ambit.dev'];
+
 export interface WebhookClientConfig {
   url?: string;
   service?: { namespace: string; name: string; path?: string; port?: number };
@@ -46,4 +53,29 @@ export function validateWebhookConfigurations(resources: Resource[]): FieldProbl
     });
   });
   return problems;
+}
+
+/**
+ * The ValidatingWebhookConfiguration that points the API server at the mesh controller: by URL (the
+ * local cluster) or by Service (a real cluster). `ambit install` applies it without `caBundle` and
+ * `failurePolicy`; the controller's leader applies both (the roots that signed its serving
+ * certificate, and Fail, as istiod's: a write the mesh cannot review is refused rather than let through).
+ */
+export function meshWebhookConfiguration(clientConfig: WebhookClientConfig, managedBy: string, failurePolicy?: 'Fail'): Resource {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: webhookConfigurationName, labels: { 'app.kubernetes.io/managed-by': managedBy } },
+    webhooks: [
+      {
+        name: webhookName,
+        clientConfig,
+        rules: [{ apiGroups: meshGroups, apiVersions: ['*'], resources: ['*'], operations: ['CREATE', 'UPDATE'], scope: '*' }],
+        ...(failurePolicy ? { failurePolicy } : {}),
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 10,
+      },
+    ],
+  } as unknown as Resource;
 }
