@@ -67,6 +67,7 @@ export async function uninstall(ctx: CliContext, args: string[]): Promise<number
     // successor; wait for them, so the nodes are clean when this returns.
     const until = Date.now() + timeoutSeconds * 1000;
     let left = await agentPods(client);
+    if (left.length) process.stdout.write(`waiting for ${left.length} agent pod(s) to stop: each removes ambit's entry from its node's CNI configuration as it ends\n`);
     while (left.length && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 1000));
       left = await agentPods(client);
