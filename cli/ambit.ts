@@ -37,6 +37,11 @@ Resources:
   get KIND [NAME] [-n NS|-A] [-o json|yaml|wide]
   delete -f FILE|DIR | KIND NAME [-n NS] [--ignore-not-found]
 
+On a Kubernetes cluster ($KUBECONFIG):
+  install [--set KEY=VALUE ...] [-f values.yaml] [--dry-run [-o yaml|json]] [--helm-chart DIR]
+                                       the controller, the agent DaemonSet, CRDs and RBAC; -o prints them
+  uninstall [--purge]                  remove what install made (--purge: the mesh CRDs and their objects too)
+
 Processes:
   controller [--local-cluster [--replica N]|--kubeconfig F]
                                        run a controller replica (ambit up starts the local cluster's)

@@ -127,7 +127,7 @@ export async function labelNamespace(client: KubeClient, name: string, labels: R
  * Services before the workloads they front (so the scheduler spreads a Service's pods from the
  * first one), then the rest; the file's order within each. A stable sort keeps it.
  */
-const installOrder = ['Namespace', 'ServiceAccount', 'Secret', 'ConfigMap', 'Service', 'Deployment'];
+const installOrder = ['Namespace', 'PodDisruptionBudget', 'ServiceAccount', 'Secret', 'ConfigMap', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'DaemonSet', 'Deployment'];
 function installRank(kind: string): number {
   const i = installOrder.indexOf(kind);
   return i < 0 ? installOrder.length : i;

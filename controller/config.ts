@@ -13,8 +13,16 @@ export interface ControllerConfig {
   agentPort: number;
   /** The validating admission webhook the API server calls (15017, as istiod's), on agentHost. */
   webhookPort: number;
-  /** Addresses agents use to reach the controller: the IP SANs of its serving certificate. */
+  /**
+   * Addresses agents use to reach the controller: the IP and DNS SANs of its serving certificate (on
+   * a real cluster its Service's name, `ambit-controller.ambit-system.svc`).
+   */
   agentAddresses: string[];
+  /**
+   * The Service the API server calls the admission webhook through (a real cluster: its port 443 goes
+   * to webhookPort); undefined: by URL, at the first agent address (the local cluster).
+   */
+  webhookService?: { namespace: string; name: string };
   serviceCIDR: string;
   /** Nodes whose agents may connect; the local cluster's nodes when it serves one. */
   nodes: string[];

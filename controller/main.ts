@@ -33,7 +33,9 @@ import { RouteStatusWriter } from './waypoints/route-status.js';
 import { PolicyStatusWriter } from './waypoints/policy-status.js';
 import { tokenReviewCheck } from './push/token-review.js';
 import { CaptureAnnotator } from './capture/annotator.js';
-import { agentServiceAccount } from '../shared/protocol/config.js';
+import { agentServiceAccount, caRootConfigMap } from '../shared/protocol/config.js';
+import type { Resource } from '../shared/resources/types.js';
+import { isIP } from 'node:net';
 
 /**
  * Runs a replica until SIGTERM. `dialer` is how the dashboard reaches each node's agent query API
@@ -61,7 +63,11 @@ export async function runController(config: ControllerConfig, dialer: AgentDiale
   const ca = loaded.ca;
   log.info({ secret: `${controllerNamespace}/${loaded.secret}`, roots: ca.trustBundle().length }, 'CA keys loaded from the Kubernetes API');
   let bundle = new TrustBundle({ [config.trustDomain]: ca.trustBundle() });
-  const issueServing = () => ca.issueServing([...agentAddresses, '127.0.0.1'], ['ambit-controller']);
+  // IP SANs for the addresses agents dial by IP, DNS SANs for the names (a Service's, on a real
+  // cluster: agents and the API server's webhook calls check it).
+  const agentIps = agentAddresses.filter((a) => isIP(a) !== 0);
+  const agentNames = agentAddresses.filter((a) => isIP(a) === 0);
+  const issueServing = () => ca.issueServing([...agentIps, '127.0.0.1'], ['ambit-controller', ...agentNames]);
   const serving = issueServing();
   // Agents read this file to trust the controller itself; it must hold every current root.
   const writeTrustFile = () => writeFileAtomic(trustBundlePath(config.stateDir), ca.trustBundle().join(''));
@@ -102,6 +108,8 @@ export async function runController(config: ControllerConfig, dialer: AgentDiale
     bundle = new TrustBundle({ [config.trustDomain]: roots });
     writeTrustFile();
     if (!elector.isLeader) return cache.revision;
+    // The agents of a real cluster mount it as the roots they check the controller against.
+    await writer.apply([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: caRootConfigMap.name, namespace: caRootConfigMap.namespace, labels: { 'app.kubernetes.io/managed-by': 'ambit-controller' } }, data: { [caRootConfigMap.key]: roots.join('') } } as Resource]);
     const published = cache.get('TrustBundle', '', config.trustDomain) as { spec?: { roots?: string[] } } | undefined;
     if (JSON.stringify(published?.spec?.roots) === JSON.stringify(roots)) return cache.revision;
     await writer.apply([{ apiVersion: 'ambit.dev/v1alpha1', kind: 'TrustBundle', metadata: { name: config.trustDomain }, spec: { roots } }]);
@@ -123,21 +131,25 @@ export async function runController(config: ControllerConfig, dialer: AgentDiale
   const webhook = webhookServer({ key: serving.keyPem, cert: serving.certPem }, config.rootNamespace, log.child({ component: 'webhook' }));
   webhook.listen(config.webhookPort, config.agentHost);
   await once(webhook, 'listening');
-  const webhookUrl = `https://${agentAddresses[0] ?? '127.0.0.1'}:${config.webhookPort}${webhookPath}`;
-  const registerWebhook = () => {
+  // A real cluster's API server calls it through its Service (443 to the webhook port, as istiod's).
+  const webhookClient = config.webhookService
+    ? { service: { ...config.webhookService, path: webhookPath } }
+    : { url: `https://${agentIps[0] ?? '127.0.0.1'}:${config.webhookPort}${webhookPath}` };
+  const registerWebhook = async () => {
     if (!elector.isLeader) return;
-    writer.apply([webhookConfiguration(webhookUrl, ca.trustBundle().join(''))]).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not register the admission webhook'));
+    await writer.apply([webhookConfiguration(webhookClient, ca.trustBundle().join(''))]).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not register the admission webhook'));
   };
   // After a root rotation: the controller's own certificates move to the new root (agents trust both meanwhile).
   const rootChanged = () => {
     const renewed = issueServing();
     pushServer.server.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.3' });
     webhook.setSecureContext({ key: renewed.keyPem, cert: renewed.certPem, minVersion: 'TLSv1.2' });
-    registerWebhook();
+    void registerWebhook();
   };
   const lead = () => {
-    registerWebhook();
-    republish();
+    // The webhook's CA bundle first: until it is there, the API server cannot call the webhook, and
+    // the trust bundle's write (a kind it reviews, failing closed) would be refused.
+    void registerWebhook().then(republish);
     reconcilers.forEach((r) => r.start());
   };
   elector.on('started', lead);

@@ -34,6 +34,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
       identity: { type: 'string' },
       kubeconfig: { type: 'string' },
       'webhook-port': { type: 'string' },
+      'webhook-service': { type: 'string' },
     },
   });
   // A replica of the local cluster's controller takes its nodes, ports and kubeconfig from the
@@ -50,6 +51,8 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
   if (prometheusUrl !== undefined && !/^https?:\/\/[^/]+/.test(prometheusUrl)) throw new AmbitError('BadFlag', `--prometheus-url ${prometheusUrl}: must be http://HOST:PORT[/prefix]`);
   const webhookPort = values['webhook-port'] ?? String(local?.webhookPort ?? defaultWebhookPort);
   if (!/^\d+$/.test(webhookPort)) throw new AmbitError('BadFlag', `--webhook-port ${webhookPort}: must be a port number`);
+  const [serviceNamespace, serviceName, ...extra] = (values['webhook-service'] ?? '').split('/');
+  if (values['webhook-service'] !== undefined && (!serviceNamespace || !serviceName || extra.length)) throw new AmbitError('BadFlag', `--webhook-service ${values['webhook-service']}: must be NAMESPACE/NAME of the controller's Service`);
   // The kubeconfig given, else the pod's ServiceAccount (in-cluster), as istiod.
   const kubeconfig = values.kubeconfig ?? local?.kubeconfig;
   const kube = kubeconfig ? loadKubeconfig(kubeconfig) : inClusterConfig(process.env);
@@ -76,6 +79,7 @@ export async function controller(ctx: CliContext, args: string[]): Promise<void>
     ...(dashboard ? { dashboard } : {}),
     kube,
     inheritedNetns,
+    ...(serviceName ? { webhookService: { namespace: serviceNamespace!, name: serviceName } } : {}),
     ...(prometheusUrl ? { prometheusUrl } : {}),
   };
   await runController(config, local?.dialer);

@@ -34,4 +34,6 @@ export const commands: Record<string, Command> = {
   sample: lazy(() => import('./sample.js'), (m) => m.sample),
   estimate: lazy(() => import('./estimate.js'), (m) => m.estimateCommand),
   waypoint: lazy(() => import('./waypoint.js'), (m) => m.waypoint),
+  install: lazy(() => import('./install.js'), (m) => m.install),
+  uninstall: lazy(() => import('./install.js'), (m) => m.uninstall),
 };

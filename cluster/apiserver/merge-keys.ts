@@ -88,6 +88,17 @@ const builtIn: Record<string, Schema> = {
     spec: { of: { template: { of: { metadata: { of: objectMeta }, spec: { of: podSpec } } } } },
     status: { of: { conditions } },
   },
+  'apps/v1/DaemonSet': {
+    metadata: { of: objectMeta },
+    spec: { of: { template: { of: { metadata: { of: objectMeta }, spec: { of: podSpec } } } } },
+    status: { of: { conditions } },
+  },
+  'policy/v1/PodDisruptionBudget': { metadata: { of: objectMeta }, status: { of: { conditions } } },
+  // PolicyRule lists and RoleBinding subjects carry no strategy: replaced whole.
+  'rbac.authorization.k8s.io/v1/ClusterRole': { metadata: { of: objectMeta } },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { metadata: { of: objectMeta } },
+  'rbac.authorization.k8s.io/v1/Role': { metadata: { of: objectMeta } },
+  'rbac.authorization.k8s.io/v1/RoleBinding': { metadata: { of: objectMeta } },
 };
 
 /** The schema of a built-in kind; undefined for a custom resource, which has no patch tags. */

@@ -19,7 +19,7 @@ export function ref(name: string): Schema {
 /** io.k8s.api.<group>.<version> for Kubernetes' own groups; the group's labels reversed for the rest. */
 export function componentPrefix(group: string, version: string): string {
   if (group === '' || group === 'apps' || group === 'autoscaling') return `io.k8s.api.${group || 'core'}.${version}`;
-  if (group === 'discovery.k8s.io') return `io.k8s.api.discovery.${version}`;
+  if (group === 'discovery.k8s.io' || group === 'policy' || group === 'rbac.authorization.k8s.io') return `io.k8s.api.${group.split('.')[0]}.${version}`;
   return `${group.split('.').reverse().join('.')}.${version}`;
 }
 
@@ -75,7 +75,7 @@ const listMaps: Record<string, { keys: string[]; mergeKey: string }> = {
   'spec.template.spec.containers[].ports': { keys: ['containerPort', 'protocol'], mergeKey: 'containerPort' },
 };
 const serviceListMaps: Record<string, { keys: string[]; mergeKey: string }> = { 'spec.ports': { keys: ['port', 'protocol'], mergeKey: 'port' } };
-const listMapsOf = (kind: string) => (kind === 'Service' ? serviceListMaps : kind === 'Pod' || kind === 'Deployment' || kind === 'ReplicaSet' ? listMaps : {});
+const listMapsOf = (kind: string) => (kind === 'Service' ? serviceListMaps : kind === 'Pod' || kind === 'Deployment' || kind === 'ReplicaSet' || kind === 'DaemonSet' ? listMaps : {});
 
 const descriptions: Record<string, string> = {
   apiVersion: 'APIVersion defines the versioned schema of this representation of an object.',
@@ -101,6 +101,12 @@ const kindDescriptions: Record<string, string> = {
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",
   EndpointSlice: 'EndpointSlice lists the pods a Service selects (addresses, readiness, ports); made by ambit from the Service, read-only.',
   Node: 'Node is one node of the local cluster, made by ambit.',
+  DaemonSet: 'DaemonSet runs one pod per node (ambit\'s agent); stored and served, not run by the local cluster.',
+  PodDisruptionBudget: 'PodDisruptionBudget limits how many pods of a set a voluntary disruption may take down at once.',
+  ClusterRole: 'ClusterRole is a set of permissions across the cluster; the local API server stores it and does not enforce it.',
+  ClusterRoleBinding: 'ClusterRoleBinding grants a ClusterRole to subjects across the cluster.',
+  Role: 'Role is a set of permissions in one namespace.',
+  RoleBinding: 'RoleBinding grants a Role or ClusterRole to subjects in one namespace.',
   TrustBundle: "TrustBundle holds the mesh CA's root certificates for a trust domain, published by the controller.",
   AuthorizationPolicy: 'Istio security.istio.io AuthorizationPolicy: access control for workloads.',
   PeerAuthentication: 'Istio security.istio.io PeerAuthentication: the mutual TLS mode of workloads.',

@@ -183,6 +183,9 @@ function denial(name: string, s: { code?: number; message?: string; reason?: str
 
 /** POSTs `body` to the webhook's URL (with ?timeout=, as the real server adds) and reads its JSON answer. */
 function post(config: WebhookClientConfig, timeoutSeconds: number, body: unknown): Promise<unknown> {
+  // Stored as a real cluster stores it (what `ambit install` registers), but not callable from here:
+  // the call fails, and the webhook's failurePolicy decides, as on a cluster whose Service has no endpoint.
+  if (config.service) return Promise.reject(new Error(`the local cluster's API server cannot call a webhook through Service ${config.service.namespace}/${config.service.name} (Services live inside the cluster's network namespaces, the API server outside them; register it by clientConfig.url)`));
   const url = new URL(config.url!);
   url.searchParams.set('timeout', `${timeoutSeconds}s`);
   const data = JSON.stringify(body);

@@ -13,12 +13,9 @@ import { validateMeshRules } from '../../shared/resources/validate.js';
 import type { Resource } from '../../shared/resources/types.js';
 import { reviewPolicy } from '../resources/policy-review.js';
 
-export const webhookPath = '/validate';
-/** The name kubectl shows in a denial: `admission webhook "validation.ambit.dev" denied the request`. */
-export const webhookName = 'validation.ambit.dev';
-export const webhookConfigurationName = 'ambit-validation';
-/** The groups whose kinds the mesh gives meaning to. */
-const meshGroups = ['security.istio.io', 'networking.istio.io', 'gateway.networking.k8s.io', 'ambit.dev'];
+import { meshWebhookConfiguration, webhookConfigurationName, webhookName, webhookPath, type WebhookClientConfig } from '../../shared/resources/webhook-configurations.js';
+
+export { webhookConfigurationName, webhookName, webhookPath };
 
 interface AdmissionRequest {
   uid: string;
@@ -83,23 +80,7 @@ export function webhookServer(tls: { key: string; cert: string }, rootNamespace:
   });
 }
 
-/** The ValidatingWebhookConfiguration that points the API server at this controller. */
-export function webhookConfiguration(url: string, caPem: string): Resource {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: webhookConfigurationName, labels: { 'app.kubernetes.io/managed-by': 'ambit-controller' } },
-    webhooks: [
-      {
-        name: webhookName,
-        clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
-        rules: [{ apiGroups: meshGroups, apiVersions: ['*'], resources: ['*'], operations: ['CREATE', 'UPDATE'], scope: '*' }],
-        // As istiod's: a write the mesh cannot review is refused rather than let through unreviewed.
-        failurePolicy: 'Fail',
-        sideEffects: 'None',
-        admissionReviewVersions: ['v1'],
-        timeoutSeconds: 10,
-      },
-    ],
-  } as unknown as Resource;
+/** The ValidatingWebhookConfiguration that points the API server at this controller, with the roots it serves under. */
+export function webhookConfiguration(clientConfig: WebhookClientConfig, caPem: string): Resource {
+  return meshWebhookConfiguration({ ...clientConfig, caBundle: Buffer.from(caPem).toString('base64') }, 'ambit-controller', 'Fail');
 }

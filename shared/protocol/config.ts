@@ -220,3 +220,10 @@ export const replacedCloseCode = 4000;
  */
 export const agentServiceAccount = { namespace: 'ambit-system', name: 'ambit-agent' } as const;
 export const agentTokenAudience = 'ambit-controller';
+
+/**
+ * Where the controller's leader publishes the mesh CA's roots for the agents of a real cluster, as
+ * istiod publishes `istio-ca-root-cert`: a ConfigMap the agent DaemonSet mounts, read as the agent's
+ * `--controller-ca` (the roots that signed the controller's serving certificate).
+ */
+export const caRootConfigMap = { namespace: 'ambit-system', name: 'ambit-ca-root-cert', key: 'root-cert.pem' } as const;

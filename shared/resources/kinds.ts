@@ -25,6 +25,14 @@ export const kinds: KindInfo[] = [
   { kind: 'Event', apiVersion: 'v1', namespaced: true, names: ['event', 'events', 'ev'], userApplied: true },
   { kind: 'Deployment', apiVersion: 'apps/v1', namespaced: true, names: ['deployment', 'deployments', 'deploy'], userApplied: true },
   { kind: 'ReplicaSet', apiVersion: 'apps/v1', namespaced: true, names: ['replicaset', 'replicasets', 'rs'], userApplied: false },
+  // Stored and served for `ambit install` and kubectl (the agent DaemonSet, its controller's PodDisruptionBudget and
+  // RBAC); the local cluster runs no DaemonSet controller, evicts nothing and does not enforce RBAC (its tokens are all-powerful).
+  { kind: 'DaemonSet', apiVersion: 'apps/v1', namespaced: true, names: ['daemonset', 'daemonsets', 'ds'], userApplied: true },
+  { kind: 'PodDisruptionBudget', apiVersion: 'policy/v1', namespaced: true, names: ['poddisruptionbudget', 'poddisruptionbudgets', 'pdb'], userApplied: true },
+  { kind: 'ClusterRole', apiVersion: 'rbac.authorization.k8s.io/v1', namespaced: false, names: ['clusterrole', 'clusterroles'], userApplied: true },
+  { kind: 'ClusterRoleBinding', apiVersion: 'rbac.authorization.k8s.io/v1', namespaced: false, names: ['clusterrolebinding', 'clusterrolebindings'], userApplied: true },
+  { kind: 'Role', apiVersion: 'rbac.authorization.k8s.io/v1', namespaced: true, names: ['role', 'roles'], userApplied: true },
+  { kind: 'RoleBinding', apiVersion: 'rbac.authorization.k8s.io/v1', namespaced: true, names: ['rolebinding', 'rolebindings'], userApplied: true },
   { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', namespaced: true, names: ['lease', 'leases'], userApplied: true },
   { kind: 'ValidatingWebhookConfiguration', apiVersion: 'admissionregistration.k8s.io/v1', namespaced: false, names: ['validatingwebhookconfiguration', 'validatingwebhookconfigurations'], userApplied: true },
   { kind: 'CustomResourceDefinition', apiVersion: 'apiextensions.k8s.io/v1', namespaced: false, names: ['customresourcedefinition', 'customresourcedefinitions', 'crd', 'crds'], userApplied: true },

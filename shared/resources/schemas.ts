@@ -2,28 +2,12 @@
 // (additionalProperties: false), so an unknown or misspelt field is an error that names it.
 
 import { meshSpecs } from './mesh-schemas.js';
+import { podTemplate, podSpec } from './pod-schemas.js';
+import { annotations, closed, dns1123Label, dns1123Subdomain, intOrString, labels, labelSelector, nonNegative, port, str, stringList, type Schema } from './schema-parts.js';
+import { ipv4Pattern } from './schema-parts.js';
 
-type Schema = Record<string, unknown>;
+export { ipv4Pattern, podSpec };
 
-const dns1123Label = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
-const dns1123Subdomain = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-// Label keys: an optional DNS-subdomain prefix and a name of up to 63 characters.
-const labelKey = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
-const labelValue = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
-
-export const ipv4Pattern = '^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$';
-
-function closed(properties: Record<string, Schema>, required: string[] = []): Schema {
-  return { type: 'object', properties, required, additionalProperties: false };
-}
-
-const labels: Schema = {
-  type: 'object',
-  propertyNames: { pattern: labelKey, maxLength: 316 },
-  additionalProperties: { type: 'string', pattern: labelValue },
-};
-const annotations: Schema = { type: 'object', additionalProperties: { type: 'string' } };
-const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
 // Set by the server; accepted back so that an object read from the API can be written again.
 const serverSet = { resourceVersion: { type: 'string' }, uid: { type: 'string' }, creationTimestamp: { type: 'string' }, generation: { type: 'integer', minimum: 1 },
   // Server-side apply's field owners (cluster/apiserver/server-side-apply.ts); Kubernetes' shape, kept as written.
@@ -71,32 +55,6 @@ function envelope(apiVersion: string, kind: string, namespaced: boolean, spec?: 
   return closed(props, spec && specRequired ? ['apiVersion', 'kind', 'metadata', 'spec'] : ['apiVersion', 'kind', 'metadata']);
 }
 
-const container = closed(
-  {
-    name: { type: 'string', pattern: dns1123Label, maxLength: 63 },
-    image: { type: 'string' },
-    command: { type: 'array', items: { type: 'string' }, minItems: 1 },
-    args: { type: 'array', items: { type: 'string' } },
-    env: { type: 'array', items: closed({ name: { type: 'string', minLength: 1 }, value: { type: 'string' } }, ['name', 'value']) },
-    workingDir: { type: 'string' },
-    ports: {
-      type: 'array',
-      items: closed({ containerPort: port, name: { type: 'string' }, protocol: { enum: ['TCP'] } }, ['containerPort']),
-    },
-  },
-  ['name', 'command'],
-);
-
-/** Also the spec of the Pods ambit makes from a Deployment (the API server describes Pods with it). */
-export const podSpec = closed(
-  {
-    serviceAccountName: { type: 'string', pattern: dns1123Subdomain },
-    nodeName: { type: 'string', pattern: dns1123Label },
-    containers: { type: 'array', items: container, minItems: 1 },
-  },
-  ['containers'],
-);
-
 // ConfigMap and Secret keys, as Kubernetes allows them (IsConfigMapKey).
 const dataKey = { pattern: '^[-._a-zA-Z0-9]+$', maxLength: 253 };
 const base64 = '^[A-Za-z0-9+/]*={0,2}$';
@@ -137,11 +95,6 @@ const event: Schema = closed(
 // admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration: which writes the API server
 // sends to which webhook (cluster/apiserver/webhooks.ts). sideEffects Some and Unknown are not
 // allowed in v1, so every v1 webhook may be called on a dry run.
-const stringList: Schema = { type: 'array', items: { type: 'string', minLength: 1 } };
-const labelSelector: Schema = closed({
-  matchLabels: labels,
-  matchExpressions: { type: 'array', items: closed({ key: { type: 'string', pattern: labelKey }, operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }, values: { type: 'array', items: { type: 'string' } } }, ['key', 'operator']) },
-});
 const webhook: Schema = closed(
   {
     name: { type: 'string', pattern: dns1123Subdomain, maxLength: 253 },
@@ -169,6 +122,25 @@ const webhook: Schema = closed(
 export function customResourceMetadata(namespaced: boolean): Schema {
   return metadata(namespaced, dns1123Subdomain);
 }
+
+// A Deployment's or DaemonSet's selector: matchLabels, which must select the template's labels.
+const selector = closed({ matchLabels: { ...labels, minProperties: 1 } }, ['matchLabels']);
+
+// rbac.authorization.k8s.io/v1: stored and served; the local API server authorizes every request of
+// a valid token (it does not enforce RBAC), a real one enforces these. Their content is top-level.
+const policyRule = closed({ apiGroups: { type: 'array', items: str }, resources: stringList, verbs: { ...stringList, minItems: 1 }, resourceNames: stringList, nonResourceURLs: stringList }, ['verbs']);
+function rbacRole(kind: 'ClusterRole' | 'Role', namespaced: boolean): Schema {
+  const props: Record<string, Schema> = { apiVersion: { const: 'rbac.authorization.k8s.io/v1' }, kind: { const: kind }, metadata: metadata(namespaced, dns1123SubdomainOrPath), rules: { type: 'array', items: policyRule } };
+  if (!namespaced) props.aggregationRule = closed({ clusterRoleSelectors: { type: 'array', items: labelSelector } });
+  return closed(props, ['apiVersion', 'kind', 'metadata']);
+}
+function rbacBinding(kind: 'ClusterRoleBinding' | 'RoleBinding', namespaced: boolean): Schema {
+  const subject = closed({ kind: { enum: ['ServiceAccount', 'User', 'Group'] }, name: { type: 'string', minLength: 1 }, namespace: str, apiGroup: str }, ['kind', 'name']);
+  const roleRef = closed({ apiGroup: { const: 'rbac.authorization.k8s.io' }, kind: { enum: namespaced ? ['Role', 'ClusterRole'] : ['ClusterRole'] }, name: { type: 'string', minLength: 1 } }, ['apiGroup', 'kind', 'name']);
+  return closed({ apiVersion: { const: 'rbac.authorization.k8s.io/v1' }, kind: { const: kind }, metadata: metadata(namespaced, dns1123SubdomainOrPath), subjects: { type: 'array', items: subject }, roleRef }, ['apiVersion', 'kind', 'metadata', 'roleRef']);
+}
+// RBAC names are path segments, not DNS names (`system:auth-delegator`); ambit's own are subdomains.
+const dns1123SubdomainOrPath = '^[^/%]+$';
 
 export const schemas: Record<string, Schema> = {
   // apiextensions.k8s.io/v1: the shape only; the API server checks names, versions and the
@@ -246,11 +218,47 @@ export const schemas: Record<string, Schema> = {
     closed(
       {
         replicas: { type: 'integer', minimum: 0, maximum: 1000 },
-        selector: closed({ matchLabels: { ...labels, minProperties: 1 } }, ['matchLabels']),
-        template: closed({ metadata: closed({ labels, annotations }), spec: podSpec }, ['spec']),
+        selector,
+        template: podTemplate,
+        strategy: closed({ type: { enum: ['RollingUpdate', 'Recreate'] }, rollingUpdate: closed({ maxUnavailable: intOrString, maxSurge: intOrString }) }),
+        minReadySeconds: nonNegative,
+        revisionHistoryLimit: nonNegative,
+        progressDeadlineSeconds: { type: 'integer', minimum: 1 },
       },
       ['selector', 'template'],
     ),
   ),
+  // apps/v1 DaemonSet: one pod per node (ambit's agent); stored and served, not run by the local cluster.
+  DaemonSet: envelope(
+    'apps/v1',
+    'DaemonSet',
+    true,
+    closed(
+      {
+        selector,
+        template: podTemplate,
+        updateStrategy: closed({ type: { enum: ['RollingUpdate', 'OnDelete'] }, rollingUpdate: closed({ maxUnavailable: intOrString, maxSurge: intOrString }) }),
+        minReadySeconds: nonNegative,
+        revisionHistoryLimit: nonNegative,
+      },
+      ['selector', 'template'],
+    ),
+    dns1123Subdomain,
+  ),
+  // policy/v1 PodDisruptionBudget: one of minAvailable or maxUnavailable, as Kubernetes requires.
+  PodDisruptionBudget: envelope(
+    'policy/v1',
+    'PodDisruptionBudget',
+    true,
+    {
+      ...closed({ minAvailable: intOrString, maxUnavailable: intOrString, selector: labelSelector, unhealthyPodEvictionPolicy: { enum: ['IfHealthyBudget', 'AlwaysAllow'] } }),
+      not: { required: ['minAvailable', 'maxUnavailable'] },
+    },
+    dns1123Subdomain,
+  ),
+  ClusterRole: rbacRole('ClusterRole', false),
+  Role: rbacRole('Role', true),
+  ClusterRoleBinding: rbacBinding('ClusterRoleBinding', false),
+  RoleBinding: rbacBinding('RoleBinding', true),
   ...Object.fromEntries(Object.entries(meshSpecs).map(([kind, m]) => [kind, envelope(m.apiVersion, kind, true, m.spec, dns1123Subdomain, m.specRequired)])),
 };

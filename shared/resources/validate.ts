@@ -100,7 +100,7 @@ export function validateResources(resources: unknown[], o: { api?: boolean } = {
     if (seen.has(key)) add('metadata.name', `appears twice in this apply (also resource ${seen.get(key)! + 1})`);
     seen.set(key, index);
     checkOwnerReferences(r, add);
-    if (r.kind === 'Deployment') checkDeployment(r as Deployment, add);
+    if (r.kind === 'Deployment' || r.kind === 'DaemonSet') checkDeployment(r as Deployment, add);
     if (r.kind === 'Service') checkService(r as Service, add);
     if (r.kind === 'Gateway') checkGateway(r, add);
   });

@@ -205,6 +205,8 @@ test('kubectl api-versions lists the built-in group-versions and every version t
     'networking.istio.io/v1',
     'networking.istio.io/v1alpha3',
     'networking.istio.io/v1beta1',
+    'policy/v1',
+    'rbac.authorization.k8s.io/v1',
     'security.istio.io/v1',
     'security.istio.io/v1beta1',
     'v1',
@@ -291,7 +293,7 @@ test('unaggregated discovery: APIVersions, APIGroupList, APIGroup and APIResourc
   assert.equal((JSON.parse(api.body) as { versions: string[] }).versions, ['v1']);
   const apis = JSON.parse((await get('/apis')).body) as { kind: string; groups: { name: string; preferredVersion: { groupVersion: string } }[] };
   assert.is(apis.kind, 'APIGroupList');
-  assert.equal(apis.groups.map((g) => g.name), ['apps', 'coordination.k8s.io', 'admissionregistration.k8s.io', 'apiextensions.k8s.io', 'discovery.k8s.io', 'authentication.k8s.io', 'security.istio.io', 'networking.istio.io', 'ambit.dev', 'gateway.networking.k8s.io']);
+  assert.equal(apis.groups.map((g) => g.name), ['apps', 'policy', 'rbac.authorization.k8s.io', 'coordination.k8s.io', 'admissionregistration.k8s.io', 'apiextensions.k8s.io', 'discovery.k8s.io', 'authentication.k8s.io', 'security.istio.io', 'networking.istio.io', 'ambit.dev', 'gateway.networking.k8s.io']);
   const group = JSON.parse((await get('/apis/apps')).body) as { kind: string; preferredVersion: { groupVersion: string } };
   assert.is(group.kind, 'APIGroup');
   assert.is(group.preferredVersion.groupVersion, 'apps/v1');
@@ -327,7 +329,7 @@ test('a client asking only for protobuf gets a 406 Status; other paths and metho
 
 test('OpenAPI v3: an index of hashed URLs, immutable documents under their hash, a redirect from a stale one', async () => {
   const index = JSON.parse((await get('/openapi/v3')).body) as { paths: Record<string, { serverRelativeURL: string }> };
-  assert.equal(Object.keys(index.paths).sort(), ['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/ambit.dev/v1alpha1', 'apis/apiextensions.k8s.io/v1', 'apis/apps/v1', 'apis/authentication.k8s.io/v1', 'apis/coordination.k8s.io/v1', 'apis/discovery.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1beta1', 'apis/networking.istio.io/v1', 'apis/networking.istio.io/v1alpha3', 'apis/networking.istio.io/v1beta1', 'apis/security.istio.io/v1', 'apis/security.istio.io/v1beta1']);
+  assert.equal(Object.keys(index.paths).sort(), ['api/v1', 'apis/admissionregistration.k8s.io/v1', 'apis/ambit.dev/v1alpha1', 'apis/apiextensions.k8s.io/v1', 'apis/apps/v1', 'apis/authentication.k8s.io/v1', 'apis/coordination.k8s.io/v1', 'apis/discovery.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1', 'apis/gateway.networking.k8s.io/v1beta1', 'apis/networking.istio.io/v1', 'apis/networking.istio.io/v1alpha3', 'apis/networking.istio.io/v1beta1', 'apis/policy/v1', 'apis/rbac.authorization.k8s.io/v1', 'apis/security.istio.io/v1', 'apis/security.istio.io/v1beta1']);
   const url = index.paths['apis/apps/v1']!.serverRelativeURL;
   assert.match(url, /^\/openapi\/v3\/apis\/apps\/v1\?hash=[0-9A-F]{128}$/);
 

@@ -164,15 +164,23 @@ test('failurePolicy: an unreachable, hanging (timeoutSeconds) or untrusted webho
   assert.is((await t.call('POST', cmPath(), { body: cm('c') })).status, 201);
 });
 
-test('a configuration naming clientConfig.service, an http URL or neither is 422 naming the field', async () => {
+test('a configuration naming clientConfig.service is stored, and a call through it fails as to a Service without endpoints: failurePolicy decides', async () => {
   const svc = configuration();
   (svc.webhooks[0]!.clientConfig as Record<string, unknown>) = { service: { namespace: 'shop', name: 'policy' } };
-  const r = await t.call('POST', vwcPath, { body: svc });
-  assert.is(r.status, 422);
-  assert.is(r.json.details.causes[0].field, 'webhooks[0].clientConfig.service');
-  assert.match(r.json.message, 'give clientConfig.url instead');
+  assert.is((await t.call('POST', vwcPath, { body: svc })).status, 201);
+  const refused = await t.call('POST', cmPath(), { body: cm('one') });
+  assert.is(refused.status, 500);
+  assert.match(refused.json.message, 'cannot call a webhook through Service shop/policy');
+  assert.is((await t.call('GET', `${cmPath()}/one`)).status, 404, 'nothing stored');
+});
+
+test('a configuration naming an http URL, or neither url nor service, or side effects is 422 naming the field', async () => {
   const http = await t.call('POST', vwcPath, { body: configuration({ url: 'http://127.0.0.1:1/x' }) });
   assert.equal([http.status, http.json.details.causes[0].field], [422, 'webhooks[0].clientConfig.url']);
+  const neither = configuration();
+  (neither.webhooks[0]!.clientConfig as Record<string, unknown>) = {};
+  const r = await t.call('POST', vwcPath, { body: neither });
+  assert.equal([r.status, r.json.details.causes[0].field], [422, 'webhooks[0].clientConfig']);
   const noSideEffects = configuration() as { webhooks: Record<string, unknown>[] };
   noSideEffects.webhooks[0]!.sideEffects = 'Some';
   assert.is((await t.call('POST', vwcPath, { body: noSideEffects })).status, 422);

@@ -37,7 +37,7 @@ test.before.each(async () => {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   client = new KubeClient(loadKubeconfig(t.kubeconfig));
-  await new ControllerWriter(client).apply([webhookConfiguration(`https://127.0.0.1:${(server.address() as AddressInfo).port}/validate`, ca.rootPem)]);
+  await new ControllerWriter(client).apply([webhookConfiguration({ url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/validate` }, ca.rootPem)]);
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
 });
 test.after.each(async () => {

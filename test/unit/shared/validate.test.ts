@@ -43,7 +43,7 @@ test('a wrong type names the field and the type it must have', () => {
 test('an unknown kind is refused with the known kinds listed', () => {
   const p = validateResources([{ apiVersion: 'v1', kind: 'Frobnicator', metadata: { name: 'x' } }]);
   assert.is(p.length, 1);
-  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, ConfigMap, Secret, Event, Deployment, Lease, ValidatingWebhookConfiguration, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, DestinationRule, TrustBundle, HTTPRoute, GRPCRoute, Gateway, FaultInjection, LocalRateLimit\)/);
+  assert.match(p[0]!.message, /"Frobnicator" is not a known kind \(known: Namespace, ServiceAccount, Service, ConfigMap, Secret, Event, Deployment, DaemonSet, PodDisruptionBudget, ClusterRole, ClusterRoleBinding, Role, RoleBinding, Lease, ValidatingWebhookConfiguration, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, DestinationRule, TrustBundle, HTTPRoute, GRPCRoute, Gateway, FaultInjection, LocalRateLimit\)/);
 });
 
 test('a wrong apiVersion for a kind is refused', () => {
