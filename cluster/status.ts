@@ -10,7 +10,7 @@ import type { Topology } from './topology.js';
 export interface ClusterStatus {
   name: string;
   nodes: { name: string; ip: string; podCIDR: string; netns: string; pods: number }[];
-  pods: { namespace: string; name: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string; capture?: string }[];
+  pods: { namespace: string; name: string; uid: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string; capture?: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
 }
 
@@ -31,6 +31,7 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
     pods: pods.map((p) => ({
       namespace: p.metadata.namespace!,
       name: p.metadata.name,
+      uid: p.metadata.uid ?? '',
       ip: p.status.podIP,
       node: p.spec.nodeName,
       phase: p.status.phase,
