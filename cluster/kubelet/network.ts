@@ -192,7 +192,9 @@ export class NodeNetwork {
 
   /** Sandboxes with cached results that `known` does not hold: what a previous run left behind. */
   strayAttachments(known: Set<string>): { containerId: string; netns: string }[] {
-    return this.cni.attachments().filter((a) => !known.has(a.containerId));
+    const stray = new Map<string, { containerId: string; netns: string }>();
+    for (const a of this.cni.attachments()) if (!known.has(a.containerId)) stray.set(a.containerId, { containerId: a.containerId, netns: a.netns });
+    return [...stray.values()];
   }
 
   /** Deletes a stray sandbox by its cached results alone (its pod is gone from the store). */

@@ -18,53 +18,37 @@ async function curl(pod: PodStatus, url: string): Promise<string> {
   return r.code === 0 ? r.stdout : `ERR ${r.code} ${r.stderr.trim()}`;
 }
 
+/** One replica on node-1, so the caller shares the server's node and bridge. */
+const deployment = (app: string, command: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${app}, namespace: loop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: ${app} } }
+  template:
+    metadata: { labels: { app: ${app} } }
+    spec:
+      nodeName: node-1
+      containers: [{ name: c, command: ${command} }]
+---
+`;
+
 test.before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-hairpin-'));
   assert.equal(await leftovers(), [], 'a cluster is up or an earlier run leaked; run `ambit down`');
   await ambitOk(['up', '--no-samples']);
   // Not enrolled: plain kube-proxy behaviour, no agent in the path.
-  await applyAndWait(
-    tmp,
-    `apiVersion: v1
+  await applyAndWait(tmp, `apiVersion: v1
 kind: Namespace
 metadata: { name: loop }
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: self, namespace: loop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: self } }
-  template:
-    metadata: { labels: { app: self } }
-    spec:
-      nodeName: node-1
-      containers:
-        - name: c
-          command: [ambit, sample, http-server, --app, self, --version, v1, --port, "8080"]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: caller, namespace: loop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: caller } }
-  template:
-    metadata: { labels: { app: caller } }
-    spec:
-      nodeName: node-1
-      containers:
-        - name: c
-          command: [sleep, infinity]
----
-apiVersion: v1
+${deployment('self', '[ambit, sample, http-server, --app, self, --version, v1, --port, "8080"]')}${deployment('caller', '[sleep, infinity]')}apiVersion: v1
 kind: Service
 metadata: { name: self, namespace: loop }
 spec:
   selector: { app: self }
   ports: [{ port: 80, targetPort: 8080 }]
-`,
-  );
+`);
   await eventually('both pods running and the Service with its endpoint', async () => {
     const s = await status();
     return s.pods.length === 2 && s.pods.every((p) => p.phase === 'Running') && s.services.find((x) => x.name === 'self')?.ports[0]?.endpoints.length === 1;
