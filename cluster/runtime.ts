@@ -70,6 +70,12 @@ export class LocalClusterRuntime {
   private controllerCa: string | undefined;
 
   private readonly sandboxes: PodSandboxes;
+  /**
+   * Sandboxes being made, by pod uid. They are made beside the reconcile loop, as the kubelet's pod
+   * workers make them beside its sync loop: a slow or hanging CNI plugin holds up only its own pod,
+   * never the Deployments, other pods' containers or the Service rules.
+   */
+  private readonly making = new Map<string, Promise<void>>();
 
   constructor(private readonly o: RuntimeOptions) {
     this.sandboxes = new PodSandboxes({ store: o.store, topology: o.topology, stateDir: o.stateDir, log: o.log.child({ component: 'sandboxes' }), graceMs: o.graceMs ?? 2000 });
@@ -89,6 +95,7 @@ export class LocalClusterRuntime {
     clearInterval(this.timer);
     this.stopWatchingExits?.();
     await this.running;
+    await Promise.all(this.making.values());
   }
 
   /** Resolves when no reconcile is pending or running. */
@@ -168,7 +175,17 @@ export class LocalClusterRuntime {
       if (created.length) this.o.store.commit(created);
     });
     // New pods, and those whose network failed before and are due again (the kubelet retries).
-    await phase('pod sandboxes', () => Promise.all(this.sandboxes.due(this.pods()).map((p) => this.createPod(p))));
+    for (const p of this.sandboxes.due(this.pods())) {
+      const uid = p.metadata.uid!;
+      if (this.making.has(uid)) continue;
+      const made = this.createPod(p)
+        .catch((err: unknown) => this.o.log.error({ pod: keyOfPod(p), err: errorMessage(err) }, 'pod sandbox failed'))
+        .finally(() => {
+          this.making.delete(uid);
+          this.schedule();
+        });
+      this.making.set(uid, made);
+    }
     await phase('supervising agents', () => this.superviseAgents());
     await phase('supervising Prometheus', () => this.supervisePrometheus());
     await phase('supervising containers', () => this.superviseContainers());
@@ -437,6 +454,8 @@ export class LocalClusterRuntime {
 
 
   private async deletePod(p: Pod): Promise<void> {
+    // A sandbox still being made is finished first, so its network is not made after it was removed.
+    await this.making.get(p.metadata.uid!);
     const env = this.tracked.get(keyOfPod(p))?.env ?? this.envOf(p);
     await this.teardownPod(env);
     this.tracked.delete(keyOfPod(p));
