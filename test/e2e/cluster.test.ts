@@ -266,7 +266,15 @@ test('pods keep serving while the controller is down, and `ambit up` brings it b
   assert.match(up, 'restarting the controller');
   const after = await status();
   assert.equal(after.pods.map((p) => `${p.name} ${p.ip}`), before.pods.map((p) => `${p.name} ${p.ip}`));
-  // The adopted pods keep their leases, and a pod made after the restart gets an address no other pod has.
+});
+
+test("the cluster's own process (the kubelet's side) restarted adopts its pods with their leases, and a new pod gets an address no other pod has", async () => {
+  const before = await status();
+  process.kill(clusterProcesses().clusterPid, 'SIGKILL');
+  const up = await ambitOk(['up']);
+  assert.match(up, 'its own process');
+  const after = await status();
+  assert.equal(after.pods.map((p) => `${p.name} ${p.ip}`), before.pods.map((p) => `${p.name} ${p.ip}`));
   for (const node of ['node-1', 'node-2']) assert.equal(leases(node), await podIps(node), `${node}'s leases after the restart`);
   const file = join(tmp, 'after-restart.yaml');
   writeFileSync(file, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: fresh, namespace: shop }\nspec:\n  replicas: 2\n  selector: { matchLabels: { app: fresh } }\n  template:\n    metadata: { labels: { app: fresh } }\n    spec:\n      nodeName: node-1\n      containers: [{ name: c, command: [sleep, infinity] }]\n');
