@@ -10,15 +10,15 @@ import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { host } from '../shared/net/ipv4.js';
 import { cgroupAnnotation, type ContainerStatus, type Deployment, type EndpointSlice, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
 import type { Store } from '../controller/store/store.js';
 import { inNetns } from './kubelet/exec.js';
-import { createPodNetwork, deletePodNetwork, pidsInNetns } from './kubelet/network.js';
+import { pidsInNetns } from './kubelet/network.js';
 import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './kubelet/pods.js';
+import { PodSandboxes } from './kubelet/sandboxes.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, startAgent } from './daemonset/agents.js';
@@ -65,13 +65,21 @@ export class LocalClusterRuntime {
   private stopWatchingExits: (() => void) | undefined;
   /** When each node's agent may be started again (so a crashing agent is not restarted in a loop). */
   private readonly agentNextStart = new Map<string, number>();
-  /** The last pod address given on each node (its last octet): the next search starts after it. */
-  private readonly lastAddress = new Map<string, number>();
   private prometheusNextStart = 0;
   private agentTokens: AgentTokens | undefined;
   private controllerCa: string | undefined;
 
-  constructor(private readonly o: RuntimeOptions) {}
+  private readonly sandboxes: PodSandboxes;
+  /**
+   * Sandboxes being made, by pod uid. They are made beside the reconcile loop, as the kubelet's pod
+   * workers make them beside its sync loop: a slow or hanging CNI plugin holds up only its own pod,
+   * never the Deployments, other pods' containers or the Service rules.
+   */
+  private readonly making = new Map<string, Promise<void>>();
+
+  constructor(private readonly o: RuntimeOptions) {
+    this.sandboxes = new PodSandboxes({ store: o.store, topology: o.topology, stateDir: o.stateDir, log: o.log.child({ component: 'sandboxes' }), graceMs: o.graceMs ?? 2000 });
+  }
 
   start(): void {
     this.o.store.on('change', () => this.schedule());
@@ -87,6 +95,7 @@ export class LocalClusterRuntime {
     clearInterval(this.timer);
     this.stopWatchingExits?.();
     await this.running;
+    await Promise.all(this.making.values());
   }
 
   /** Resolves when no reconcile is pending or running. */
@@ -159,12 +168,24 @@ export class LocalClusterRuntime {
     });
     if (gone.length) this.o.store.commit([], gone.map((p) => ({ kind: 'Pod', namespace: p.metadata.namespace!, name: p.metadata.name })));
 
+    await phase('removing what a previous run left', () => this.sandboxes.cleanStrays(pods));
     await phase('creating pods', async () => {
       const created: Pod[] = [];
       for (const rs of wanted) created.push(this.planPod(rs, [...this.pods(), ...created]));
       if (created.length) this.o.store.commit(created);
-      await Promise.all(created.map((p) => this.createPod(p)));
     });
+    // New pods, and those whose network failed before and are due again (the kubelet retries).
+    for (const p of this.sandboxes.due(this.pods())) {
+      const uid = p.metadata.uid!;
+      if (this.making.has(uid)) continue;
+      const made = this.createPod(p)
+        .catch((err: unknown) => this.o.log.error({ pod: keyOfPod(p), err: errorMessage(err) }, 'pod sandbox failed'))
+        .finally(() => {
+          this.making.delete(uid);
+          this.schedule();
+        });
+      this.making.set(uid, made);
+    }
     await phase('supervising agents', () => this.superviseAgents());
     await phase('supervising Prometheus', () => this.supervisePrometheus());
     await phase('supervising containers', () => this.superviseContainers());
@@ -262,41 +283,18 @@ export class LocalClusterRuntime {
     const name = `${rs.metadata.name}-${randomSuffix()}`;
     const metadata = podMetadataFor(rs, name);
     const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods, metadata.labels ?? {});
-    const used = new Set(pods.map((p) => p.status.podIP));
-    let ip = '';
-    // .0 is the network, .1 the node's bridge, .255 the broadcast address. Addresses are handed out
-    // round robin from the last one, as the host-local IPAM plugin does: an address freed a moment
-    // ago is not given again at once, while its old owner's MAC is still in its neighbours' caches
-    // (a client pod then sent a new pod's first packets nowhere for seconds).
-    // After a restart, on from the highest address in use on the node.
-    const last = this.lastAddress.get(node.name) ?? Math.max(1, ...pods.filter((p) => p.spec.nodeName === node.name && p.status.podIP).map((p) => Number(p.status.podIP.split('.')[3])));
-    for (let i = 1; i <= 253 && !ip; i++) {
-      const n = ((last - 2 + i) % 253) + 2;
-      if (!used.has(host(node.podCIDR, n))) {
-        ip = host(node.podCIDR, n);
-        this.lastAddress.set(node.name, n);
-      }
-    }
     return {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: {
-        ...metadata,
-        // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
-        annotations: {
-          ...metadata.annotations,
-          [netnsAnnotation]: `/run/netns/${podNetns(rs.metadata.namespace!, name)}`,
-          [cgroupAnnotation]: podCgroupRelative(node.name, rs.metadata.namespace!, name),
-        },
-      },
+      metadata,
       spec: { ...structuredClone(tpl.spec), serviceAccountName: tpl.spec.serviceAccountName ?? 'default', nodeName: node.name },
+      // No address yet: the node's CNI chain gives it when the sandbox is made (createPod).
       status: {
-        phase: ip ? 'Pending' : 'Failed',
-        podIP: ip,
+        phase: 'Pending',
+        podIP: '',
         hostIP: node.ip,
         restarts: 0,
         containerStatuses: tpl.spec.containers.map((c) => ({ name: c.name, restartCount: 0, state: 'waiting' })),
-        ...(ip ? {} : { message: `node ${node.name} has no free address in ${node.podCIDR.text}` }),
       },
     };
   }
@@ -322,35 +320,59 @@ export class LocalClusterRuntime {
     return {
       namespace: p.metadata.namespace!,
       name: p.metadata.name,
+      uid: p.metadata.uid!,
       ip: p.status.podIP,
       node: node.name,
       serviceAccount: p.spec.serviceAccountName ?? 'default',
       netns: podNetns(p.metadata.namespace!, p.metadata.name),
-      cgroup: podCgroup(node.name, p.metadata.namespace!, p.metadata.name),
+      cgroup: podCgroup(node.name, p.metadata.uid!),
       logDir: join(this.o.stateDir, 'logs', `${p.metadata.namespace}.${p.metadata.name}`),
       binDir: this.o.binDir,
     };
   }
 
+  /**
+   * The pod's sandbox: its network through the node's CNI chain, which gives its address, then its
+   * cgroup and /etc/hosts. The address and where the sandbox is (netns path, cgroup) are written to
+   * the Pod in one change. A failed chain leaves the pod Pending with the plugin's error as its
+   * message (and an Event); it is tried again after a backoff.
+   */
   private async createPod(p: Pod): Promise<void> {
-    if (p.status.phase === 'Failed') return;
     const env = this.envOf(p);
     const node = this.o.topology.nodes.find((n) => n.name === env.node)!;
     const log = this.o.log.child({ pod: `${env.namespace}/${env.name}`, node: env.node });
+    const made = await this.sandboxes.create(p, env, node);
+    if ('error' in made) {
+      log.warn({ err: made.error }, 'pod sandbox failed; retrying after a backoff');
+      this.updateStatus(p, { message: made.error });
+      return;
+    }
+    const fresh = this.o.store.get('Pod', env.namespace, env.name) as Pod | undefined;
+    if (fresh?.metadata.uid !== env.uid) {
+      // Deleted (or replaced by a pod of the same name) while its network was made.
+      await this.sandboxes.remove(env, node);
+      return;
+    }
+    env.ip = made.ip;
     try {
-      await createPodNetwork({ node, netns: env.netns, ip: env.ip, topology: this.o.topology });
       createCgroup(env.cgroup);
       // Every Service, as the cluster DNS would answer (short names only in the pod's namespace).
       const hosts = hostsFor(env.namespace, this.o.store.list('Service') as Service[]);
       writeHosts(env.netns, hosts);
       this.hosts.set(env.netns, hosts);
-      this.tracked.set(keyOfPod(p), { env, nextStart: new Map() });
-      log.info({ ip: env.ip }, 'pod created');
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'pod creation failed');
       await this.teardownPod(env);
       this.updateStatus(p, { phase: 'Failed', message: errorMessage(err) });
+      return;
     }
+    this.tracked.set(keyOfPod(p), { env, nextStart: new Map() });
+    const status: Pod['status'] = { ...fresh.status, podIP: made.ip };
+    delete status.message;
+    // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
+    const annotations = { ...fresh.metadata.annotations, [netnsAnnotation]: `/run/netns/${env.netns}`, [cgroupAnnotation]: podCgroupRelative(node.name, env.uid) };
+    this.o.store.commit([{ ...fresh, metadata: { ...fresh.metadata, annotations }, status }]);
+    log.info({ ip: made.ip }, 'pod created');
   }
 
   /** Starts containers that are not running (first start, or a restart after the backoff). */
@@ -359,6 +381,8 @@ export class LocalClusterRuntime {
     for (const p of this.pods()) {
       if (p.status.phase === 'Failed') continue;
       let t = this.tracked.get(keyOfPod(p));
+      // Its sandbox is not made yet (createPod tries, and tries again).
+      if (!t && !p.status.podIP) continue;
       if (!t) {
         // A pod from a previous controller run: adopt it if its namespace survived.
         const env = this.envOf(p);
@@ -430,6 +454,8 @@ export class LocalClusterRuntime {
 
 
   private async deletePod(p: Pod): Promise<void> {
+    // A sandbox still being made is finished first, so its network is not made after it was removed.
+    await this.making.get(p.metadata.uid!);
     const env = this.tracked.get(keyOfPod(p))?.env ?? this.envOf(p);
     await this.teardownPod(env);
     this.tracked.delete(keyOfPod(p));
@@ -441,7 +467,8 @@ export class LocalClusterRuntime {
     await stopCgroup(env.cgroup, this.o.graceMs ?? 2000);
     // Processes that entered the namespace without its cgroup (a debugging shell, say).
     if (existsSync(`/run/netns/${env.netns}`)) for (const pid of await pidsInNetns(env.netns)) signal(pid, 'SIGKILL');
-    await deletePodNetwork(env.netns);
+    const node = this.o.topology.nodes.find((n) => n.name === env.node)!;
+    await this.sandboxes.remove(env, node);
     removeHosts(env.netns);
   }
 

@@ -21,6 +21,16 @@ export function statePath(stateDir: string): string {
   return join(stateDir, 'cluster.json');
 }
 
+/**
+ * A node's CNI directories, as a real node has /etc/cni/net.d, /opt/cni/bin and /var/lib/cni: the
+ * configuration the kubelet reads (and an agent's installer may chain into), the node's own plugins
+ * (searched before the system's), the runtime's result cache and the host-local IPAM's data.
+ */
+export function nodeCniDirs(stateDir: string, node: string): { confDir: string; binDir: string; cacheDir: string; ipamDir: string } {
+  const base = join(stateDir, 'nodes', node, 'cni');
+  return { confDir: join(base, 'net.d'), binDir: join(base, 'bin'), cacheDir: join(base, 'cache'), ipamDir: join(base, 'networks') };
+}
+
 export function readState(stateDir: string): ClusterState | undefined {
   const p = statePath(stateDir);
   if (!existsSync(p)) return undefined;

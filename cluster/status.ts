@@ -1,7 +1,7 @@
 // What `ambit status` shows of the local cluster: nodes, pods with their addresses and nodes, and
 // Services with their ClusterIPs and endpoints. Computed from the store and the topology.
 
-import type { Pod, Service } from '../shared/resources/types.js';
+import { type Deployment, ownerAnnotation, type Pod, type Service } from '../shared/resources/types.js';
 import type { Store } from '../controller/store/store.js';
 import { endpointsOf } from './kube-proxy/services.js';
 import { captureFailureAnnotation, redirectionAnnotation } from '../shared/enrollment.js';
@@ -10,8 +10,10 @@ import type { Topology } from './topology.js';
 export interface ClusterStatus {
   name: string;
   nodes: { name: string; ip: string; podCIDR: string; netns: string; pods: number }[];
-  pods: { namespace: string; name: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string; capture?: string }[];
+  pods: { namespace: string; name: string; uid: string; ip: string; node: string; phase: string; restarts: number; serviceAccount: string; labels: Record<string, string>; message?: string; capture?: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
+  /** Each Deployment's wanted replicas and how many of its pods run (`ambit up` waits for all). */
+  deployments: { namespace: string; name: string; replicas: number; running: number }[];
 }
 
 /** What the node's agent reported of the pod's capture, as the controller marked the Pod. */
@@ -25,12 +27,14 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
   const pods = store.list('Pod') as Pod[];
   const services = store.list('Service') as Service[];
   const ports = endpointsOf(services, pods);
+  const deployments = store.list('Deployment') as Deployment[];
   return {
     name: t.name,
     nodes: t.nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR.text, netns: n.netns, pods: pods.filter((p) => p.spec.nodeName === n.name).length })),
     pods: pods.map((p) => ({
       namespace: p.metadata.namespace!,
       name: p.metadata.name,
+      uid: p.metadata.uid ?? '',
       ip: p.status.podIP,
       node: p.spec.nodeName,
       phase: p.status.phase,
@@ -47,6 +51,12 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
       ports: ports
         .filter((sp) => sp.service === s)
         .map((sp) => ({ ...(sp.name ? { name: sp.name } : {}), port: sp.port, endpoints: sp.endpoints.map((e) => `${e.ip}:${e.port}`) })),
+    })),
+    deployments: deployments.map((d) => ({
+      namespace: d.metadata.namespace!,
+      name: d.metadata.name,
+      replicas: d.spec?.replicas ?? 1,
+      running: pods.filter((p) => p.metadata.namespace === d.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === `Deployment/${d.metadata.name}` && p.status.phase === 'Running').length,
     })),
   };
 }

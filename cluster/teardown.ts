@@ -2,7 +2,8 @@
 // replicas and the cluster's own process, every
 // process in the cluster's cgroups and namespaces, the namespaces (which takes their veths, bridges,
 // routes and rules with them), the cgroups, the pods' /etc/netns files, the root namespace's guard
-// routes, the agents' pinned eBPF programs and maps, and the state directory. Everything is found by the `ambit` prefix as well as from the
+// routes, the agents' pinned eBPF programs and maps, and the state directory (with each node's CNI
+// configuration, IPAM leases and cached results, which `ambit up` keeps there, never in /etc/cni or /var/lib/cni). Everything is found by the `ambit` prefix as well as from the
 // record, so nothing survives a record that was never written.
 
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';

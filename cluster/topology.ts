@@ -166,8 +166,3 @@ export function layout(file: ClusterFile): Topology {
 export function podNetns(namespace: string, name: string): string {
   return `${prefix}-pod-${namespace}.${name}`;
 }
-
-/** The pod's veth end on the node bridge, named from its address to stay within 15 characters. */
-export function podHostLink(ip: string): string {
-  return `${prefix}${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')}`.slice(0, 15);
-}

@@ -1,8 +1,8 @@
-// Bringing up the local cluster: guard routes in the root namespace, the fabric and the nodes, the
-// cgroup tree, then the cluster's own process (its Kubernetes API, which runs the pods and agents)
-// and the mesh controller's replicas, each in the background. Idempotent: a cluster that is up is
-// left alone, a process of it that died is started again (it adopts what runs), and one that a
-// crashed `up` left half-made is removed first.
+// Bringing up the local cluster: guard routes in the root namespace, the fabric and the nodes with
+// their CNI configuration, the cgroup tree, then the cluster's own process (its Kubernetes API, which
+// runs the pods and agents) and the mesh controller's replicas, each in the background. Idempotent:
+// a cluster that is up is left alone, a process of it that died is started again (it adopts what
+// runs), and one that a crashed `up` left half-made is removed first.
 
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { ControllerClient } from '../controller/api/client.js';
 import type { SocketApiClient } from '../shared/http/socket-api.js';
 import { ClusterClient } from './api.js';
 import { listNetns, run } from './kubelet/exec.js';
-import { addRootGuards, createNodes } from './kubelet/network.js';
+import { addRootGuards, createNodes, writeNodeCniConfig } from './kubelet/network.js';
 import { clusterCgroupRoot, running, sleep } from './kubelet/pods.js';
 import { isClusterProcess, replicaStateDir, startReplica } from './mesh-controller.js';
 import { readState, writeState, topologyOf, type ClusterState } from './state.js';
@@ -65,6 +65,8 @@ export async function up(o: UpOptions): Promise<UpResult> {
   writeState(o.stateDir, state);
   await addRootGuards(topology);
   await createNodes(topology);
+  // Each node's CNI configuration, which the kubelet reads at each pod it wires.
+  writeNodeCniConfig(o.stateDir, topology);
   for (const n of topology.nodes) mkdirSync(join(clusterCgroupRoot(), n.name), { recursive: true });
 
   state.clusterPid = startLocalCluster(o, topology);

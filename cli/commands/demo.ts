@@ -50,7 +50,7 @@ export async function demo(ctx: CliContext, args: string[]): Promise<number> {
   return load.ok === 20 && checks.every(([, ok]) => ok) ? 0 : 1;
 }
 
-function runIn(pod: { node: string; namespace: string; name: string }, argv: string[]): Promise<string> {
+function runIn(pod: { node: string; uid: string; namespace: string; name: string }, argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawnInPod(pod, argv, ['ignore', 'pipe', 'inherit']);
     let out = '';

@@ -20,8 +20,8 @@ export async function findPod(ctx: CliContext, target: string, namespace: string
 }
 
 /** A command in a pod's cgroup, network namespace and /etc/hosts, with ambit's tools on its PATH. */
-export function spawnInPod(pod: { node: string; namespace: string; name: string }, argv: string[], stdio: StdioOptions): ChildProcess {
-  const cgroup = podCgroup(pod.node, pod.namespace, pod.name);
+export function spawnInPod(pod: { node: string; uid: string; namespace: string; name: string }, argv: string[], stdio: StdioOptions): ChildProcess {
+  const cgroup = podCgroup(pod.node, pod.uid);
   return spawn('/bin/sh', inPodArgs(cgroup, podNetns(pod.namespace, pod.name), argv), { stdio, env: { ...process.env, PATH: `${binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
 }
 
@@ -32,7 +32,7 @@ export async function exec(ctx: CliContext, args: string[]): Promise<number> {
   const namespace = values.namespace ?? 'default';
   if (positionals.length !== 1) throw new AmbitError('BadArgs', 'exec needs exactly one pod before --');
   const pod = await findPod(ctx, positionals[0]!, namespace);
-  const child = spawnInPod({ node: pod.spec.nodeName, namespace, name: pod.metadata.name }, args.slice(dash + 1), 'inherit');
+  const child = spawnInPod({ node: pod.spec.nodeName, uid: pod.metadata.uid ?? '', namespace, name: pod.metadata.name }, args.slice(dash + 1), 'inherit');
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
 }
 

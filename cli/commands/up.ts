@@ -43,8 +43,13 @@ export async function waitForPods(ctx: CliContext, timeoutMs: number): Promise<C
     const s = await client.request<ClusterStatus>('GET', '/v1/status');
     const failed = s.pods.find((p) => p.phase === 'Failed');
     if (failed) throw new AmbitError('PodFailed', `pod ${failed.namespace}/${failed.name} failed: ${failed.message ?? 'see ambit logs'}`);
-    if (s.pods.length > 0 && s.pods.every((p) => p.phase === 'Running')) return s;
-    if (Date.now() > deadline) throw new AmbitError('Timeout', `pods not running after ${timeoutMs / 1000} s: ${s.pods.filter((p) => p.phase !== 'Running').map((p) => p.name).join(', ')}`);
+    // Every Deployment's pods made and running, not only those made so far: the kubelet makes a
+    // sandbox in its own time, and the pods of the Deployments applied last may not exist yet.
+    if (s.pods.length > 0 && s.pods.every((p) => p.phase === 'Running') && (s.deployments ?? []).every((d) => d.running >= d.replicas)) return s;
+    if (Date.now() > deadline) {
+      const waiting = [...s.pods.filter((p) => p.phase !== 'Running').map((p) => `${p.name}${p.message ? ` (${p.message})` : ''}`), ...(s.deployments ?? []).filter((d) => d.running < d.replicas).map((d) => `deploy/${d.name} (${d.running}/${d.replicas} running)`)];
+      throw new AmbitError('Timeout', `pods not running after ${timeoutMs / 1000} s: ${waiting.join(', ')}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }

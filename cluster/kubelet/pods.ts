@@ -3,7 +3,7 @@
 // log file per container, and stopped with SIGTERM, then the cgroup's kill switch.
 
 import { spawn } from 'node:child_process';
-import { existsSync, ftruncateSync, mkdirSync, openSync, closeSync, readFileSync, rmdirSync, writeFileSync, writeSync, rmSync } from 'node:fs';
+import { existsSync, ftruncateSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmdirSync, writeFileSync, writeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import type { Container } from '../../shared/resources/types.js';
@@ -13,13 +13,36 @@ export function clusterCgroupRoot(): string {
   return join(cgroup2Mount(), prefix);
 }
 
-/** A pod's cgroup below the cgroup2 mount, as a container runtime would report it. */
-export function podCgroupRelative(node: string, namespace: string, pod: string): string {
-  return `/${prefix}/${node}/${namespace}.${pod}`;
+/**
+ * A pod's cgroup below the cgroup2 mount, as the kubelet's systemd cgroup driver lays it out:
+ * kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice, the uid's dashes written as
+ * underscores (systemd's escaping), so a node agent finds pods the way it does on a real node. Every
+ * pod here is BestEffort: the local cluster's pod spec has no resource requests or limits (a
+ * Guaranteed pod's slice would sit directly in kubepods.slice, a Burstable one in
+ * kubepods-burstable.slice). All nodes share this host's cgroup tree, so each keeps its own root.
+ */
+export function podCgroupRelative(node: string, uid: string): string {
+  return `/${prefix}/${node}/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`;
 }
 
-export function podCgroup(node: string, namespace: string, pod: string): string {
-  return join(cgroup2Mount(), podCgroupRelative(node, namespace, pod));
+export function podCgroup(node: string, uid: string): string {
+  return join(cgroup2Mount(), podCgroupRelative(node, uid));
+}
+
+/** The pod uid a cgroup directory of podCgroupRelative() belongs to, if it is one. */
+export function podUidOfCgroup(dir: string): string | undefined {
+  const m = /kubepods-(?:besteffort-|burstable-)?pod([0-9a-f_]+)\.slice$/.exec(dir);
+  return m ? m[1]!.replace(/_/g, '-') : undefined;
+}
+
+/** The pod cgroups of a node that exist now (to find those a previous controller left). */
+export function nodePodCgroups(node: string): string[] {
+  const qos = join(clusterCgroupRoot(), node, 'kubepods.slice', 'kubepods-besteffort.slice');
+  try {
+    return readdirSync(qos, { withFileTypes: true }).filter((e) => e.isDirectory() && podUidOfCgroup(e.name)).map((e) => join(qos, e.name));
+  } catch {
+    return [];
+  }
 }
 
 export function cgroupProcs(dir: string): number[] {
@@ -33,6 +56,8 @@ export function cgroupProcs(dir: string): number[] {
 export interface PodEnv {
   namespace: string;
   name: string;
+  /** The Pod's metadata.uid: its cgroup and its CNI sandbox id derive from it. */
+  uid: string;
   ip: string;
   node: string;
   serviceAccount: string;

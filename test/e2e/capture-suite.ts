@@ -11,8 +11,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroup2Mount } from '../../shared/host/cgroup.js';
-import { ambit, ambitOk, eventually, leftovers, sh, stateDir, status } from './helpers.js';
+import { podCgroup } from '../../cluster/kubelet/pods.js';
+import { ambit, ambitOk, eventually, leftovers, type PodStatus, sh, stateDir, status } from './helpers.js';
 
 let tmp = '';
 type Counter = { workload: string; direction: string; opened: number; sent: number; received: number };
@@ -23,10 +23,11 @@ const opened = (cs: Counter[], workload: string, direction: string) => cs.find((
  * What of ambit's capture is in a pod, counted independently of the agent: nftables rules (nft),
  * or eBPF programs on its cgroup (bpftool) and on its interface (tc), and its pin directory.
  */
-async function captureIn(mode: Mode, node: string, ns: string, pod: string): Promise<number> {
+async function captureIn(mode: Mode, { node, namespace: ns, name: pod, uid }: PodStatus): Promise<number> {
   const net = `nsenter --net=/run/netns/ambit-pod-${ns}.${pod}`;
   if (mode === 'iptables') return Number(await sh(`${net} nft list ruleset 2>/dev/null | grep -c -E 'ambit|redirect' || true`));
-  const cgroup = join(cgroup2Mount(), 'ambit', node, `${ns}.${pod}`);
+  // The pod's cgroup as the kubelet's systemd driver names it, from its uid.
+  const cgroup = podCgroup(node, uid);
   const programs = Number(await sh(`bpftool cgroup show ${cgroup} 2>/dev/null | grep -c ambit_ || true`));
   const filters = Number(await sh(`${net} tc filter show dev eth0 ingress 2>/dev/null | grep -c ambit_ || true`));
   const pins = Number(await sh(`ls -d /sys/fs/bpf/ambit/${node}/pods/${ns}_${pod.replace(/\./g, '_')} 2>/dev/null | wc -l`));
@@ -100,7 +101,7 @@ req.on('error',e=>next(e.code||e.message));req.on('timeout',()=>req.destroy(new 
 
 export function captureSuite(mode: Mode): void {
   const test = suite(`capture (${mode})`);
-  const rulesIn = (node: string, ns: string, pod: string) => captureIn(mode, node, ns, pod);
+  const rulesIn = (pod: PodStatus) => captureIn(mode, pod);
 
   test.before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'ambit-e2e-'));
@@ -250,7 +251,7 @@ spec:
     const s = await status();
     const client = s.pods.find((p) => p.labels.app === 'client')!;
     const web = s.pods.find((p) => p.labels.app === 'web')!;
-    const rulesBefore = await rulesIn(client.node, 'client', client.name);
+    const rulesBefore = await rulesIn(client);
     assert.ok(rulesBefore > 0, 'the client pod is captured');
     // A connection held open across the restart, from inside the client pod.
     const hold = ambit(['exec', '-n', 'client', client.name, '--', process.execPath, '-e', `const s=require('net').connect(8080,'${web.ip}');s.on('error',()=>{});setTimeout(()=>process.exit(0),6000)`], 20_000);
@@ -261,7 +262,7 @@ spec:
     // The runtime starts a new agent (as a DaemonSet would); it adopts the pod's rules.
     await eventually('a new agent', async () => Number(readFileSync(pidFile, 'utf8')) !== oldPid, 15_000);
     await eventually('the pod captured again', async () => (await counters(client.node)).some((c) => c.workload === `client/${client.name}`), 15_000);
-    assert.is(await rulesIn(client.node, 'client', client.name), rulesBefore, 'no rule duplicated');
+    assert.is(await rulesIn(client), rulesBefore, 'no rule duplicated');
     const r = await ambit(['exec', '-n', 'client', client.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/after-restart`]);
     assert.match(r.stdout, 'path=/after-restart');
     assert.is(opened(await counters(client.node), `client/${client.name}`, 'outbound'), 1, 'counted by the new agent');
@@ -301,7 +302,7 @@ spec:
     const webKey = `shop/${web.name}`;
     for (const [ns, app] of [['client', 'optout'], ['plain', 'outsider']] as const) {
       const pod = s.pods.find((p) => p.labels.app === app)!;
-      assert.is(await rulesIn(pod.node, ns, pod.name), 0, `${ns}/${pod.name} has no capture rules`);
+      assert.is(await rulesIn(pod), 0, `${ns}/${pod.name} has no capture rules`);
       const beforeIn = opened(await counters(web.node), webKey, 'inbound');
       const r = await ambit(['exec', '-n', ns, pod.name, '--', 'curl', '-sS', '--max-time', '5', `http://${web.ip}:8080/`]);
       assert.is(r.code, 0, r.stderr);
@@ -326,7 +327,7 @@ spec:
     assert.is(kept.err, '', `the connection open before unenrolling failed after ${kept.rounds} round trips`);
     const s = await status();
     for (const p of s.pods.filter((x) => x.namespace === 'shop')) {
-      await eventually(`no rules in ${p.name}`, async () => (await rulesIn(p.node, 'shop', p.name)) === 0);
+      await eventually(`no rules in ${p.name}`, async () => (await rulesIn(p)) === 0);
     }
     const web = s.pods.find((p) => p.labels.app === 'web')!;
     const outsider = s.pods.find((p) => p.labels.app === 'outsider')!;

@@ -6,13 +6,24 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pod } from '../../shared/resources/types.js';
 import { ambit, ambitOk, clusterProcesses, eventually, leftovers, root, sh, stateDir, status } from './helpers.js';
 
 const inClient = (argv: string[]) => ambit(['exec', '-n', 'client', 'deploy/client', '--', ...argv]);
+
+/** The addresses host-local holds on a node (its lease files), sorted. */
+function leases(node: string): string[] {
+  const dir = join(stateDir, 'nodes', node, 'cni', 'networks', 'ambit-local');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort() : [];
+}
+
+/** The addresses of a node's pods as the API has them, sorted: what the leases must be. */
+async function podIps(node: string): Promise<string[]> {
+  return (await status()).pods.filter((p) => p.node === node && p.ip).map((p) => p.ip).sort();
+}
 let tmp = '';
 
 test.before(() => {
@@ -156,6 +167,45 @@ spec:
     return !pods.some((p) => out.includes(p.name)) && out;
   });
   assert.ok(netns);
+  // CNI DEL released their addresses: host-local holds exactly the remaining pods' addresses.
+  for (const node of ['node-1', 'node-2']) assert.equal(leases(node), await podIps(node), `${node}'s leases`);
+});
+
+test("a pod whose CNI ADD fails stays Pending with the plugin's error (status and Event), leaves nothing behind, and starts once the chain works", async () => {
+  // A configuration that sorts first: the kubelet reads it at the next ADD.
+  const broken = join(stateDir, 'nodes', 'node-2', 'cni', 'net.d', '00-broken.conflist');
+  writeFileSync(broken, JSON.stringify({ cniVersion: '1.0.0', name: 'broken', plugins: [{ type: 'no-such-plugin' }] }));
+  const file = join(tmp, 'late.yaml');
+  writeFileSync(file, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: late, namespace: shop }\nspec:\n  selector: { matchLabels: { app: late } }\n  template:\n    metadata: { labels: { app: late } }\n    spec:\n      nodeName: node-2\n      containers: [{ name: c, command: [sleep, infinity] }]\n');
+  try {
+    const leasesBefore = leases('node-2');
+    await ambitOk(['apply', '-f', file]);
+    const pod = await eventually('the pod pending with the plugin error', async () => {
+      const p = (await status()).pods.find((x) => x.labels.app === 'late');
+      return p?.message?.includes('plugin type "no-such-plugin" not found') && p;
+    });
+    assert.is(pod.phase, 'Pending');
+    assert.is(pod.ip, '');
+    const events = JSON.parse(await ambitOk(['get', 'events', '-n', 'shop', '-o', 'json'])) as { items: { reason: string; type: string; message: string; involvedObject: { name: string } }[] };
+    const event = events.items.find((e) => e.involvedObject.name === pod.name && e.reason === 'FailedCreatePodSandBox');
+    assert.ok(event, 'a FailedCreatePodSandBox Event on the pod');
+    assert.is(event.type, 'Warning');
+    assert.match(event.message, 'no-such-plugin');
+    // The failed ADD was deleted again: no namespace, and the loopback network's result not kept.
+    assert.not.match(await sh('ip netns list'), pod.name);
+    assert.equal(leases('node-2'), leasesBefore);
+  } finally {
+    rmSync(broken, { force: true });
+  }
+  // Retried with backoff (1 s doubling), as the kubelet retries a sandbox.
+  const running = await eventually('the pod running once the chain works', async () => {
+    const p = (await status()).pods.find((x) => x.labels.app === 'late');
+    return p?.phase === 'Running' && p;
+  }, 40_000);
+  assert.ok(running.ip.startsWith('10.244.2.'), running.ip);
+  assert.is(running.message, undefined);
+  await ambitOk(['delete', '-f', file]);
+  await eventually('late gone', async () => !(await status()).pods.some((p) => p.labels.app === 'late'));
 });
 
 test("a node's bridge keeps its address when pods come and go, so the pods' cached gateway stays right", async () => {
@@ -216,6 +266,27 @@ test('pods keep serving while the controller is down, and `ambit up` brings it b
   assert.match(up, 'restarting the controller');
   const after = await status();
   assert.equal(after.pods.map((p) => `${p.name} ${p.ip}`), before.pods.map((p) => `${p.name} ${p.ip}`));
+});
+
+test("the cluster's own process (the kubelet's side) restarted adopts its pods with their leases, and a new pod gets an address no other pod has", async () => {
+  const before = await status();
+  process.kill(clusterProcesses().clusterPid, 'SIGKILL');
+  const up = await ambitOk(['up']);
+  assert.match(up, 'its own process');
+  const after = await status();
+  assert.equal(after.pods.map((p) => `${p.name} ${p.ip}`), before.pods.map((p) => `${p.name} ${p.ip}`));
+  for (const node of ['node-1', 'node-2']) assert.equal(leases(node), await podIps(node), `${node}'s leases after the restart`);
+  const file = join(tmp, 'after-restart.yaml');
+  writeFileSync(file, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: fresh, namespace: shop }\nspec:\n  replicas: 2\n  selector: { matchLabels: { app: fresh } }\n  template:\n    metadata: { labels: { app: fresh } }\n    spec:\n      nodeName: node-1\n      containers: [{ name: c, command: [sleep, infinity] }]\n');
+  await ambitOk(['apply', '-f', file]);
+  const all = await eventually('the new pods running', async () => {
+    const s = await status();
+    return s.pods.filter((p) => p.labels.app === 'fresh' && p.phase === 'Running').length === 2 && s.pods;
+  });
+  assert.is(new Set(all.map((p) => p.ip)).size, all.length, `every pod has its own address: ${all.map((p) => p.ip).join(' ')}`);
+  assert.equal(leases('node-1'), await podIps('node-1'));
+  await ambitOk(['delete', '-f', file]);
+  await eventually('fresh gone', async () => !(await status()).pods.some((p) => p.labels.app === 'fresh'));
 });
 
 test('a Service without endpoints refuses connections at once', async () => {

@@ -54,6 +54,9 @@ export async function leftovers(): Promise<string[]> {
       // The process ended while we looked.
     }
   }
+  // The CNI plugins' and libcni's default state directories: the local cluster keeps its IPAM leases
+  // and cached results in its state directory, so nothing of it may be here.
+  for (const d of ['/var/lib/cni/networks', '/var/lib/cni/results']) if (existsSync(d)) for (const f of readdirSync(d)) if (/^(ambit|cni-loopback)/.test(f)) found.push(`CNI state ${d}/${f}`);
   if (existsSync('/sys/fs/bpf/ambit')) found.push('pins /sys/fs/bpf/ambit');
   for (const line of (await sh('bpftool prog show 2>/dev/null')).split('\n')) if (/name ambit_/.test(line)) found.push(`bpf program ${line.trim()}`);
   if (existsSync(stateDir)) found.push(`state ${stateDir}`);

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroup2Mount } from '../../shared/host/cgroup.js';
+import { podCgroup } from '../../cluster/kubelet/pods.js';
 import { ambit, ambitOk, applyAndWait, clusterProcesses, eventually, inSync, leftovers, podOf, scrape, sh, status, sum } from './helpers.js';
 
 let tmp = '';
@@ -23,8 +23,8 @@ async function curl(ns: string, app: string, url: string): Promise<string> {
 }
 
 /** The same without asking the controller: into the pod's cgroup and namespace, as `ambit exec` does. */
-async function curlInPod(pod: { node: string; namespace: string; name: string }, url: string): Promise<string> {
-  const cgroup = join(cgroup2Mount(), 'ambit', pod.node, `${pod.namespace}.${pod.name}`);
+async function curlInPod(pod: { node: string; uid: string; namespace: string; name: string }, url: string): Promise<string> {
+  const cgroup = podCgroup(pod.node, pod.uid);
   return sh(`sh -c 'echo $$ > ${cgroup}/cgroup.procs && exec ip netns exec ambit-pod-${pod.namespace}.${pod.name} curl -sS --max-time 5 ${url}' 2>&1`);
 }
 
