@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # tcpdump: the tests look at the wire between nodes; prometheus: its promtool checks the metrics;
 # the next seven are the mesh benchmark's load tools, reference proxies (nginx's stream module for
 # its mutual-TLS pair), server and chart; chromium: the dashboard's end-to-end test drives it
-# headless (playwright-core never downloads a browser).
+# headless (playwright-core never downloads a browser); containernetworking-plugins: the local kubelet
+# wires pods through the standard CNI plugins (bridge, host-local, loopback in /usr/lib/cni).
 packages=(iproute2 iptables nftables libnftables1 clang llvm libbpf-dev bpftool libelf-dev curl procps util-linux tcpdump prometheus
-  wrk iperf3 haproxy stunnel4 nginx-light libnginx-mod-stream gnuplot-nox chromium)
+  wrk iperf3 haproxy stunnel4 nginx-light libnginx-mod-stream gnuplot-nox chromium containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -66,3 +67,7 @@ npm run -s build:dashboard
 # --redirect ebpf. The include path holds asm/ headers on Debian's multiarch layout.
 mkdir -p dist/bpf
 clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/capture.bpf.c -o dist/bpf/capture.bpf.o
+
+# ambit's CNI plugin, beside the compiled agent that installs it (dist/agent/cni/ambit-cni): it runs
+# in the node's mount namespace where there is no Node.js, so it is C, linked statically.
+cc -O2 -Wall -Wextra -Werror -static -o dist/agent/cni/ambit-cni agent/cni/ambit-cni.c
