@@ -218,7 +218,7 @@ export class CniServer {
   private writeEnrolledNamespaces(): void {
     const state = this.o.state;
     if (state.version === 0) return;
-    const names = [...state.namespaces.values()].filter((n) => isEnrolled(n.labels, undefined)).map((n) => n.name);
+    const names = [...state.namespaces].filter(([, n]) => isEnrolled(n.labels, undefined)).map(([key]) => key.slice('namespace/'.length));
     const text = names
       .sort()
       .map((n) => `${n}\n`)
