@@ -180,7 +180,7 @@ export function uninstallCni(o: { confDir: string; binDir: string; socket: strin
 }
 
 function isConfName(name: string): boolean {
-  return /\.(conf|conflist|json)$/.test(name) && !name.startsWith('.');
+  return /\.(conf|conflist|json)$/.test(name);
 }
 
 function stem(file: string): string {
