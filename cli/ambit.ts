@@ -40,6 +40,7 @@ Resources:
 Processes:
   controller [--local-cluster|--kubeconfig F]  run a controller replica (ambit up starts one)
   agent --node NAME ...                run a node agent (ambit up starts one per node)
+  agent --cni-uninstall                take ambit's CNI plugin off this node (--cni-conf-dir, --cni-bin-dir)
   sample http-server|tcp-echo|load     the sample workloads' programs
 
 Global flags: --state-dir DIR (default /var/lib/ambit, or $AMBIT_STATE_DIR)

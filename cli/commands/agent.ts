@@ -46,10 +46,12 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     binDir: values['cni-bin-dir'] ?? defaultCniBinDir,
     socket: values['cni-socket'] ?? defaultCniSocket,
   };
-  for (const flag of ['cni-conf-dir', 'cni-bin-dir', 'cni-socket', 'pod-cgroup-root'] as const) {
+  for (const flag of ['cni-conf-dir', 'cni-bin-dir', 'cni-socket'] as const) {
     const v = values[flag];
-    if (v !== undefined && !v.startsWith('/') && !(flag === 'cni-conf-dir' && v === 'none')) throw new AmbitError('BadFlag', `--${flag} ${v}: must be an absolute path${flag === 'cni-conf-dir' ? ' (or none)' : ''}`);
+    if (v !== undefined && !v.startsWith('/') && !(flag === 'cni-conf-dir' && v === 'none')) throw new AmbitError('BadFlag', `--${flag} ${v}: must be an absolute path${flag === 'cni-conf-dir' ? ' (or none, for no installer)' : ''}`);
   }
+  const cgroupRoot = values['pod-cgroup-root'];
+  if (cgroupRoot !== undefined && !/^\/[^\0]*[^/]$/.test(cgroupRoot)) throw new AmbitError('BadFlag', `--pod-cgroup-root ${cgroupRoot}: must be a cgroup path below the cgroup2 mount, as /proc/PID/cgroup shows it (e.g. /kubepods.slice)`);
   // A Unix socket's path holds at most 107 bytes.
   if (Buffer.byteLength(cni.socket) > 107) throw new AmbitError('BadFlag', `--cni-socket ${cni.socket}: a Unix socket path must be at most 107 bytes`);
   if (values['cni-uninstall']) {
