@@ -153,7 +153,8 @@ export class CniServer {
     // Answered a little before the plugin gives up, so that it prints the agent's reason.
     const waitMs = Math.max(1000, r.timeoutMs - 1000);
     const started = performance.now();
-    const reply = await this.await(pod, waitMs, r.cniVersion);
+    const excluded = Array.isArray(r.config.exclude_namespaces) && r.config.exclude_namespaces.includes(pod.namespace);
+    const reply = await this.await(pod, waitMs, r.cniVersion, excluded);
     const ok = reply === accepted();
     this.o.log.info({ workload: key, uid: pod.uid, netns: pod.netns, ips: pod.ips, ms: Math.round(performance.now() - started), ...(ok ? {} : { refused: reply.slice(2).trim() }) }, ok ? 'CNI ADD answered' : 'CNI ADD refused');
     return reply;
@@ -167,14 +168,14 @@ export class CniServer {
   }
 
   /** Resolves with the answer once the verdict is known, or a refusal when `waitMs` has passed. */
-  private await(pod: CniPod, waitMs: number, cniVersion: string): Promise<string> {
+  private await(pod: CniPod, waitMs: number, cniVersion: string, excluded: boolean): Promise<string> {
     return new Promise((resolve) => {
       let failure: string | undefined;
       let pending = '';
       const key = `${pod.namespace}/${pod.name}`;
       const waiter: Waiter = {
         check: () => {
-          const v = this.verdict(pod, failure, cniVersion);
+          const v = this.verdict(pod, failure, cniVersion, excluded);
           if ('reply' in v) waiter.finish(v.reply);
           else pending = v.pending;
         },
@@ -195,14 +196,18 @@ export class CniServer {
     });
   }
 
-  private verdict(pod: CniPod, failure: string | undefined, cniVersion: string): Verdict {
+  private verdict(pod: CniPod, failure: string | undefined, cniVersion: string, excluded: boolean): Verdict {
     const key = `${pod.namespace}/${pod.name}`;
     const state = this.o.state;
+    const ns = state.namespaces.get(`namespace/${pod.namespace}`);
+    // The plugin's excluded namespaces (the control plane's among them) never wait for a controller
+    // the agent has not heard from: that controller may be the very pod waiting. Once the agent
+    // knows such a namespace is enrolled, its pods are captured like any other.
+    if (excluded && (state.version === 0 || !ns)) return { reply: accepted() };
     if (state.version === 0) return { pending: 'the agent has no configuration from the controller yet' };
     const w = state.workloads.get(workloadKey(pod.namespace, pod.name));
     // The controller may still hold the pod of the same name before this one, or not have this one yet.
     if (!w || (pod.uid && w.uid && w.uid !== pod.uid) || w.node !== state.node) {
-      const ns = state.namespaces.get(`namespace/${pod.namespace}`);
       // However its pod is labelled, a pod of a namespace out of the mesh is out of it too.
       if (ns && !isEnrolled(ns.labels, undefined)) return { reply: accepted() };
       return { pending: `the controller has not sent pod ${key}${pod.uid ? ` (uid ${pod.uid})` : ''} on node ${state.node} yet` };

@@ -155,6 +155,12 @@ test('a pod of a namespace outside the mesh starts at once, uncaptured', async (
   assert.not.ok(capture.capturedPod('plain/app-1'));
 });
 
+test('a pod of an excluded namespace the agent has heard nothing of starts at once (it may be the controller itself)', async () => {
+  const { bridge, ambit } = await sandbox({ namespace: 'kube-system', name: 'controller-0', uid: uid(9) });
+  assert.is(ambit?.status, 0, ambit?.stdout);
+  assert.equal(JSON.parse(ambit!.stdout), JSON.parse(bridge.stdout));
+});
+
 test('an ADD for a pod the controller has not pushed yet waits for it, then for its capture', async () => {
   const pending = sandbox({ namespace: 'shop', name: 'late', uid: uid(4) });
   await until('the ADD to reach the agent', () => discovery.list().some((p) => p.uid === uid(4)));
