@@ -38,6 +38,17 @@ export interface AgentConfig {
   readyFile?: string;
   /** Bounds on the HBONE listener: TLS connections at once, and streams (tunnels) on one. */
   hboneLimits: { maxSessions: number; maxConcurrentStreams: number };
+  /** How pods are found: ambit's chained CNI plugin and a /proc scan (agent/cni, agent/discovery). */
+  cni: {
+    /** The runtime's CNI configuration directory, where the installer adds ambit's plugin; undefined: no installer. */
+    confDir?: string;
+    /** Where the runtime looks for plugin executables; the installer copies ambit-cni there. */
+    binDir: string;
+    /** The Unix socket the plugin asks; the list of enrolled namespaces is kept beside it. */
+    socket: string;
+  };
+  /** The kubelet's pod cgroup root below the cgroup2 mount (`/kubepods.slice`); found if not given. */
+  podCgroupRoot?: string;
 }
 
 export const defaultAdminPort = 15000;

@@ -22,6 +22,10 @@ import { spiffeId } from '../shared/identity/spiffe.js';
 import { AgentMetrics } from './telemetry/metrics.js';
 import { NetfilterRedirect } from './capture/netfilter.js';
 import { EbpfRedirect } from './capture/ebpf.js';
+import { PodDiscovery } from './discovery/pods.js';
+import { CniServer } from './cni/server.js';
+import { CniInstaller } from './cni/installer.js';
+import { pluginEntry } from './cni/protocol.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -111,14 +115,23 @@ export async function runAgent(config: AgentConfig): Promise<void> {
       failed: (direction, reason) => metrics.connectionFailures.inc({ direction, reason }),
     },
   });
+  // Pods as this node has them: from the CNI plugin's events, and those already running from /proc.
+  const discovery = new PodDiscovery({ ...(config.podCgroupRoot ? { podCgroupRoot: config.podCgroupRoot } : {}), log: log.child({ component: 'discovery' }) });
+  try {
+    discovery.scan();
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'cannot scan /proc for running pods; only CNI events will find them');
+  }
   const capture: CaptureManager = new CaptureManager({
     state,
     handlers: proxy.handlers,
     inUse: (workload) => proxy.holds(workload),
+    locate: (w) => discovery.locate(w),
     redirect: config.redirect === 'ebpf' ? new EbpfRedirect({ node: config.node, ...(config.bpfObject ? { objectPath: config.bpfObject } : {}) }) : new NetfilterRedirect(),
     log: log.child({ component: 'capture' }),
     onChange: (workload, captured, error) => {
       if (error) metrics.captureFailures.inc({ workload });
+      cni.captureChanged(workload, captured, error);
       events.publish('enrollment', { workload, captured, ...(error ? { error } : {}) });
       const st = capture.status();
       control.reportCapture(st.captured, st.failed);
@@ -163,12 +176,20 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   allowRequestMigration(undefined, log);
   const metricsServer = metrics.createServer();
   const listening = [listenWhenFree(admin, config.adminPort, config.adminHost, log), listenWhenFree(metricsServer, config.metricsPort, config.metricsHost, log)];
+  // The plugin's socket opens before the controller is asked: an ADD arriving meanwhile waits for
+  // the first push instead of finding no agent.
+  const cni = new CniServer({ socket: config.cni.socket, state, discovery, capture, log: log.child({ component: 'cni' }) });
+  await cni.listen();
   nodeCredentials.start();
   control.start();
   certificates.start();
   capture.start();
-  const waypoints = new WaypointHost({ state, ca: bootstrapCa, trustDomain: config.trustDomain, maxTtlSeconds: config.certTtlSeconds, log: log.child({ component: 'waypoints' }) });
+  const waypoints = new WaypointHost({ state, ca: bootstrapCa, trustDomain: config.trustDomain, maxTtlSeconds: config.certTtlSeconds, locate: (w) => discovery.locate(w), log: log.child({ component: 'waypoints' }) });
   waypoints.start();
+  discovery.on('change', () => {
+    capture.refresh();
+    waypoints.refresh();
+  });
   // 15008 opens once the agent can answer every handshake for its pods: beside a predecessor
   // (SO_REUSEPORT), a session landing here before the pods' certificates would fail.
   await capture.settled;
@@ -176,6 +197,10 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const missing = (await Promise.all([...identities].map(async (id) => ((await certificates.waitFor(id, 10_000)) ? undefined : id)))).filter(Boolean);
   if (missing.length) log.warn({ identities: missing }, 'no certificate yet for these identities; serving HBONE anyway');
   await proxy.listen(config.hboneHost);
+  // The plugin goes into the runtime's configuration once the agent can answer it: its socket is
+  // open and the enrolled namespaces are listed beside it.
+  const installer = config.cni.confDir ? new CniInstaller({ confDir: config.cni.confDir, binDir: config.cni.binDir, entry: pluginEntry(config.cni.socket), log: log.child({ component: 'cni-install' }) }) : undefined;
+  installer?.start();
   log.info({ admin: `${config.adminHost}:${config.adminPort}`, controllers: config.controllerUrls, pods: capture.status().captured.length }, 'agent ready');
   if (config.readyFile) writeFileSync(config.readyFile, String(process.pid));
 
@@ -189,6 +214,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     const graceMs = config.drainSeconds * 1000;
     log.info({ signal, open: proxy.connections.size, graceSeconds: config.drainSeconds }, 'agent draining');
     for (const l of listening) l.cancel();
+    // The plugin's entry stays: while no agent answers, the plugin holds the pods that must be captured.
+    installer?.stop();
+    void cni.close();
     control.stop();
     nodeCredentials.stop();
     capture.stopAccepting();

@@ -48,6 +48,7 @@ Processes:
   local-cluster                        run the local cluster's Kubernetes API, pods and agents
                                        (ambit up starts it)
   agent --node NAME ...                run a node agent (ambit up starts one per node)
+  agent --cni-uninstall                take ambit's CNI plugin off this node (--cni-conf-dir, --cni-bin-dir)
   sample http-server|tcp-echo|load     the sample workloads' programs
 
 Global flags: --state-dir DIR (default /var/lib/ambit, or $AMBIT_STATE_DIR)

@@ -5,6 +5,7 @@
 // listener. When the pod leaves the mesh the redirect goes first and the listeners close; the
 // connections captured so far finish normally (the pod drains), and what they still need in the pod
 // (the transparency route, the nat chains of the netfilter mode) goes once the last has ended.
+// Where each pod is (its network namespace, address, cgroup) comes from discovery/pods.ts.
 // What happens to a captured connection is the proxy's (proxy/outbound.ts, proxy/inbound.ts).
 
 import { once } from 'node:events';
@@ -17,6 +18,7 @@ import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import { closeFd, inNetns, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
+import { locateByAnnotations, type PodLocation } from '../discovery/pods.js';
 import { ports, type InstalledRedirect, type Redirect, type UnwantedPod } from './redirect.js';
 import { installTransparency, removeTransparency } from './transparent.js';
 
@@ -53,6 +55,8 @@ export interface CaptureManagerOptions extends CaptureEvents {
   log: Logger;
   /** Whether the proxy still holds connections of the pod (`namespace/name`); none if not given. */
   inUse?: (workload: string) => boolean;
+  /** Where a workload's pod is on this node (discovery); the local cluster's annotations if not given. */
+  locate?: (w: WorkloadEntry) => PodLocation | undefined;
 }
 
 /** How often a released pod is checked for its last captured connection. */
@@ -78,7 +82,26 @@ export class CaptureManager {
   private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
 
-  constructor(private readonly o: CaptureManagerOptions) {}
+  private readonly locate: (w: WorkloadEntry) => PodLocation | undefined;
+
+  constructor(private readonly o: CaptureManagerOptions) {
+    this.locate = o.locate ?? locateByAnnotations;
+  }
+
+  /** Whether the workload, one of this node's, should be captured. */
+  wants(w: WorkloadEntry): boolean {
+    return this.o.state.isEnrolled(w);
+  }
+
+  /** The captured pod of this `namespace/name`, if it is captured now. */
+  capturedPod(key: string): CapturedPod | undefined {
+    return this.pods.get(key);
+  }
+
+  /** Reconciles again: where pods are has changed (a pod was discovered or forgotten). */
+  refresh(): void {
+    this.schedule();
+  }
 
   /** The captured pod with this address, if it is one of this node's. */
   podAt(ip: string): CapturedPod | undefined {
@@ -136,23 +159,26 @@ export class CaptureManager {
   private async reconcile(): Promise<void> {
     // Before the first push the agent knows no pods; cleaning then would release every pod.
     if (this.o.state.version === 0) return;
-    const wanted = new Map<string, WorkloadEntry>();
+    const wanted = new Map<string, { w: WorkloadEntry; at: PodLocation }>();
     const unwanted: UnwantedPod[] = [];
     const now = performance.now();
     for (const w of this.o.state.localWorkloads()) {
       const key = `${w.namespace}/${w.name}`;
-      if (!w.netns) continue;
-      if (!this.o.state.isEnrolled(w)) {
-        unwanted.push({ workload: key, ip: w.ip, netns: w.netns, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) });
+      const at = this.locate(w);
+      if (!at) continue;
+      if (!this.wants(w)) {
+        unwanted.push({ workload: key, ip: at.ip, netns: at.netns, ...(at.cgroup ? { cgroup: this.cgroupDir(at.cgroup) } : {}) });
         continue;
       }
-      wanted.set(key, w);
+      wanted.set(key, { w, at });
       if (!this.pods.has(key) && !this.wantedSince.has(key)) this.wantedSince.set(key, now);
     }
+    // A pod whose sandbox was replaced (a new network namespace, same name): the old capture goes first.
+    for (const [key, c] of this.pods) if (wanted.has(key) && wanted.get(key)!.at.netns !== c.netns) await this.release(c);
     // A few pods at a time: listeners wait for their 'listening' event, the redirect is instant.
     const todo = [...wanted].filter(([key]) => !this.pods.has(key));
     const workers = Array.from({ length: Math.min(8, todo.length) }, async () => {
-      for (let next = todo.shift(); next; next = todo.shift()) await this.capture(next[0], next[1]);
+      for (let next = todo.shift(); next; next = todo.shift()) await this.capture(next[0], next[1].w, next[1].at);
     });
     await Promise.all(workers);
     this.settle?.();
@@ -182,9 +208,11 @@ export class CaptureManager {
     return join(cgroup2Mount(), relative);
   }
 
-  private async capture(key: string, w: WorkloadEntry): Promise<void> {
-    const netns = w.netns!;
+  private async capture(key: string, entry: WorkloadEntry, at: PodLocation): Promise<void> {
+    const netns = at.netns;
     if (!existsSync(netns)) return;
+    // A new pod's address is known from its CNI event before the controller has it.
+    const w = entry.ip === at.ip ? entry : { ...entry, ip: at.ip };
     let nsFd = -1;
     const servers: Server[] = [];
     const early: ['outbound' | 'inbound', Socket][] = [];
@@ -222,7 +250,7 @@ export class CaptureManager {
       await installTransparency(nsFd, netns);
       let redirect: InstalledRedirect;
       try {
-        redirect = this.o.redirect.install({ workload: key, ip: w.ip, nsFd, listeners, ...(w.cgroup ? { cgroup: this.cgroupDir(w.cgroup) } : {}) });
+        redirect = this.o.redirect.install({ workload: key, ip: w.ip, nsFd, listeners, ...(at.cgroup ? { cgroup: this.cgroupDir(at.cgroup) } : {}) });
       } catch (err) {
         await removeTransparency(nsFd, netns).catch(() => undefined);
         throw err;

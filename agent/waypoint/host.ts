@@ -18,6 +18,7 @@ import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
 import type { WaypointCertificateRequest, WaypointCertificateResponse, WaypointExplainAnswer, WaypointExplainRequest, WaypointSnapshot } from '../../shared/waypoint/config.js';
 import { gatewayNameLabel, waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../../shared/waypoint/names.js';
 import type { AgentState } from '../state/state.js';
+import { locateByAnnotations, type PodLocation } from '../discovery/pods.js';
 import { CertificateRefused, type CaClient } from '../identity/caclient.js';
 import { identityOf } from '../proxy/outbound.js';
 
@@ -28,11 +29,14 @@ export interface WaypointHostOptions {
   log: Logger;
   /** Longest certificate lifetime a waypoint may ask for. */
   maxTtlSeconds: number;
+  /** Where a workload's pod is on this node (discovery); the local cluster's annotations if not given. */
+  locate?: (w: WorkloadEntry) => PodLocation | undefined;
 }
 
 interface Hosted {
   key: string;
   workload: WorkloadEntry;
+  netns: string;
   server: Server;
   sockets: WebSocketServer;
 }
@@ -51,15 +55,18 @@ export class WaypointHost {
   constructor(private readonly o: WaypointHostOptions) {}
 
   start(): void {
-    this.o.state.on('config', () => {
-      // Pushes come in bursts: one snapshot for a burst.
-      if (this.timer) return;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.sync();
-      }, 50);
-    });
+    this.o.state.on('config', () => this.refresh());
     this.sync();
+  }
+
+  /** Serves the waypoint pods as they are now: after a push, or when a pod was discovered. */
+  refresh(): void {
+    // Pushes come in bursts: one snapshot for a burst.
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.sync();
+    }, 50);
   }
 
   /** The waypoint pods of this node now, by `namespace/name`. */
@@ -75,21 +82,24 @@ export class WaypointHost {
 
   private sync(): void {
     if (this.stopped) return;
-    const wanted = new Map<string, WorkloadEntry>();
+    const wanted = new Map<string, { w: WorkloadEntry; netns: string }>();
+    const locate = this.o.locate ?? locateByAnnotations;
     for (const w of this.o.state.localWorkloads()) {
-      if (w.labels?.[gatewayNameLabel] && w.netns && w.phase === 'Running') wanted.set(`${w.namespace}/${w.name}`, w);
+      if (!w.labels?.[gatewayNameLabel] || w.phase !== 'Running') continue;
+      const at = locate(w);
+      if (at) wanted.set(`${w.namespace}/${w.name}`, { w, netns: at.netns });
     }
     for (const [key, h] of this.hosted) {
-      const w = wanted.get(key);
+      const want = wanted.get(key);
       // A pod recreated under the same name has another namespace: listen there instead.
-      if (!w || w.netns !== h.workload.netns || w.uid !== h.workload.uid) this.unhost(h);
+      if (!want || want.netns !== h.netns || want.w.uid !== h.workload.uid) this.unhost(h);
     }
-    for (const [key, w] of wanted) if (!this.hosted.has(key) && !this.opening.has(key)) void this.host(key, w);
+    for (const [key, { w, netns }] of wanted) if (!this.hosted.has(key) && !this.opening.has(key)) void this.host(key, w, netns);
     const json = this.snapshotJson();
     for (const h of this.hosted.values()) for (const ws of h.sockets.clients) ws.send(json);
   }
 
-  private async host(key: string, w: WorkloadEntry): Promise<void> {
+  private async host(key: string, w: WorkloadEntry, netns: string): Promise<void> {
     this.opening.add(key);
     const server = createServer((req, res) => void this.onRequest(w, req, res));
     // The waypoint sends only explain answers: a few lines each.
@@ -101,13 +111,13 @@ export class WaypointHost {
     server.on('error', (err) => this.o.log.warn({ waypoint: key, err: err.message }, 'waypoint endpoint error'));
     let ns = -1;
     try {
-      ns = openNetns(w.netns!);
+      ns = openNetns(netns);
       // reusePort: a successor agent (an upgrade) listens beside this one before it goes.
       const fd = listenerIn(ns, '127.0.0.1', waypointLocalPort, { reusePort: true });
       server.listen({ fd });
       await once(server, 'listening');
       if (this.stopped) return void server.close();
-      this.hosted.set(key, { key, workload: w, server, sockets });
+      this.hosted.set(key, { key, workload: w, netns, server, sockets });
       this.o.log.info({ waypoint: key, identity: spiffeId(identityOf(w, this.o.trustDomain)) }, 'serving a waypoint pod its identity and configuration');
     } catch (err) {
       // The pod's namespace may be gone already (the pod went meanwhile); the next push tries again.

@@ -6,6 +6,8 @@ import { parseDuration } from '../../shared/duration.js';
 import { defaultAdminPort, defaultMetricsPort } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
 import { redirectModes, type RedirectMode } from '../../agent/capture/redirect.js';
+import { defaultCniBinDir, defaultCniConfDir, defaultCniSocket } from '../../agent/cni/protocol.js';
+import { uninstallCni } from '../../agent/cni/installer.js';
 import type { CliContext } from '../context.js';
 
 export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
@@ -31,8 +33,33 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'max-streams-per-connection': { type: 'string' },
       'drain-grace': { type: 'string' },
       'ready-file': { type: 'string' },
+      'cni-conf-dir': { type: 'string' },
+      'cni-bin-dir': { type: 'string' },
+      'cni-socket': { type: 'string' },
+      'cni-uninstall': { type: 'boolean' },
+      'pod-cgroup-root': { type: 'string' },
     },
   });
+  const cni = {
+    // `none`: no installer (a node whose runtime has no CNI configuration of ambit's to keep).
+    confDir: values['cni-conf-dir'] ?? defaultCniConfDir,
+    binDir: values['cni-bin-dir'] ?? defaultCniBinDir,
+    socket: values['cni-socket'] ?? defaultCniSocket,
+  };
+  for (const flag of ['cni-conf-dir', 'cni-bin-dir', 'cni-socket'] as const) {
+    const v = values[flag];
+    if (v !== undefined && !v.startsWith('/') && !(flag === 'cni-conf-dir' && v === 'none')) throw new AmbitError('BadFlag', `--${flag} ${v}: must be an absolute path${flag === 'cni-conf-dir' ? ' (or none, for no installer)' : ''}`);
+  }
+  const cgroupRoot = values['pod-cgroup-root'];
+  if (cgroupRoot !== undefined && !/^\/[^\0]*[^/]$/.test(cgroupRoot)) throw new AmbitError('BadFlag', `--pod-cgroup-root ${cgroupRoot}: must be a cgroup path below the cgroup2 mount, as /proc/PID/cgroup shows it (e.g. /kubepods.slice)`);
+  // A Unix socket's path holds at most 107 bytes.
+  if (Buffer.byteLength(cni.socket) > 107) throw new AmbitError('BadFlag', `--cni-socket ${cni.socket}: a Unix socket path must be at most 107 bytes`);
+  if (values['cni-uninstall']) {
+    // What an uninstall leaves on the node: no plugin entry, executable or list of namespaces.
+    const removed = uninstallCni({ confDir: cni.confDir === 'none' ? defaultCniConfDir : cni.confDir, binDir: cni.binDir, socket: cni.socket });
+    process.stdout.write(removed.length ? `removed ambit's CNI plugin: ${removed.join(', ')}\n` : 'ambit\'s CNI plugin was not installed\n');
+    return;
+  }
   for (const flag of ['node', 'controller', 'controller-ca', 'token-file', 'admin-token-file'] as const) {
     if (!values[flag]) throw new AmbitError('BadFlag', `agent needs --${flag}`);
   }
@@ -75,5 +102,7 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     drainSeconds: parseDuration(values['drain-grace'] ?? '30s', '--drain-grace'),
     ...(values['ready-file'] ? { readyFile: values['ready-file'] } : {}),
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
+    cni: { binDir: cni.binDir, socket: cni.socket, ...(cni.confDir !== 'none' ? { confDir: cni.confDir } : {}) },
+    ...(values['pod-cgroup-root'] ? { podCgroupRoot: values['pod-cgroup-root'] } : {}),
   });
 }

@@ -95,6 +95,12 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, r
     `${l.adminAddress}:${defaultAdminPort}`,
     '--redirect',
     l.redirect,
+    // The CNI plugin's socket, one per node (the default path is one per host). No installer until
+    // the local kubelet runs a CNI chain: the annotations still say where pods are.
+    '--cni-socket',
+    join(dir, 'cni.sock'),
+    '--cni-conf-dir',
+    'none',
     ...(readyFile ? ['--ready-file', readyFile] : []),
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.

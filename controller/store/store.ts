@@ -5,10 +5,14 @@
 // (written to a temporary file, fsynced, renamed) replaces it.
 
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, ftruncateSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeAll, writeFileAtomic } from '../../shared/host/files.js';
 import { randomUUID } from 'node:crypto';
 import { keyOf, refOf, type Resource, type ResourceRef } from '../../shared/resources/types.js';
+
+// Kept importable from here, where the controller and the local cluster have always taken it.
+export { writeFileAtomic };
 
 export type Change = { type: 'upsert'; resource: Resource } | { type: 'delete'; ref: ResourceRef; resource: Resource };
 
@@ -31,36 +35,6 @@ interface LogRecord {
 
 /** Past this size (by default) the log is folded into a snapshot. */
 const defaultMaxLogBytes = 32 * 1024 * 1024;
-
-/** Writes every byte (writeSync may write fewer than asked). */
-function writeAll(fd: number, data: Buffer): void {
-  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-}
-
-/** Makes a rename in `dir` durable: the directory entry itself must reach the disk. */
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Writes a file so that a reader sees either the old or the whole new content, never a part. */
-export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeAll(fd, Buffer.from(data));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
-}
 
 export class Store extends EventEmitter<{ change: [ChangeEvent] }> {
   private readonly resources = new Map<string, Resource>();
