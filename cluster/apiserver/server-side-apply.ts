@@ -64,8 +64,13 @@ export function applyServerSide(current: JsonObject | undefined, applied: JsonOb
   }
   merge(result, intent, schema);
 
-  const stamp = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const applyEntry: JsonObject = { manager, operation: 'Apply', apiVersion, time: stamp, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(appliedSet) };
+  const fieldsV1 = toFieldsV1(appliedSet);
+  // A no-op apply keeps its entry's time, as Kubernetes ignores managedFields timestamps when it
+  // decides whether anything changed: applying the same thing twice must not write the object.
+  const withoutFields = (o: JsonObject) => ({ ...o, metadata: { ...(o.metadata as JsonObject), managedFields: undefined } });
+  const noOp = current !== undefined && mine !== undefined && !entries.some((e) => e.changed) && mine.raw.apiVersion === apiVersion && isDeepStrictEqual(mine.raw.fieldsV1, fieldsV1) && isDeepStrictEqual(withoutFields(result), withoutFields(current));
+  const stamp = noOp ? String(mine!.raw.time) : new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const applyEntry: JsonObject = { manager, operation: 'Apply', apiVersion, time: stamp, fieldsType: 'FieldsV1', fieldsV1 };
   const kept = entries.flatMap((e): JsonObject[] => {
     if (e === mine) return [applyEntry];
     if (!e.changed) return [e.raw];

@@ -1,7 +1,7 @@
 // `ambit install`'s manifests against the local cluster's Kubernetes API with the real kubectl:
 // `ambit install --dry-run -o yaml` prints YAML that parses into the objects install makes, and
-// `kubectl apply --dry-run=server -f` of it succeeds (every object admitted, nothing stored), as does
-// `ambit install --dry-run` through the API. Running the DaemonSet's agents is not this test's.
+// `kubectl apply --dry-run=server -f` of it succeeds (every object admitted, nothing stored). Running
+// the DaemonSet's agents is not this test's (the local cluster still runs its own).
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -47,7 +47,7 @@ test('ambit install --dry-run -o yaml needs no cluster and prints the objects in
   assert.ok(json.items.find((r) => r.kind === 'DaemonSet')!.spec!.template!.spec!.containers[0]!.args.includes('--redirect=ebpf'));
 });
 
-test('kubectl apply --dry-run=server -f of the rendered manifests succeeds against the local cluster, and so does ambit install --dry-run', async () => {
+test('kubectl apply --dry-run=server -f of the rendered manifests succeeds against the local cluster and stores nothing', async () => {
   await ambitOk(['up', '--no-samples'], 180_000);
   kubeconfig = (await ambitOk(['kubeconfig'])).trim();
   // The local API server refuses a Deployment whose ServiceAccount is missing (a real one does not
@@ -70,8 +70,6 @@ test('kubectl apply --dry-run=server -f of the rendered manifests succeeds again
   // Nothing was stored.
   const after = await kubectl(['get', 'daemonset', '-n', 'ambit-system', 'ambit-agent']);
   assert.match(after.stderr, /NotFound/);
-  const dry = await ambitOk(['install', '--dry-run']);
-  assert.match(dry, /DaemonSet ambit-system\/ambit-agent created \(server dry run\)/);
   assert.is((await kubectl(['get', 'clusterrole', 'ambit-controller'])).code, 1, 'nothing stored by the dry run');
   const removed = await kubectl(['delete', '-f', accounts]);
   assert.is(removed.code, 0, removed.stderr);
