@@ -99,6 +99,8 @@ test.before(async () => {
 
 test.after(async () => {
   await server.close();
+  // As an agent stopping: the pods' listeners close, the redirects stay (in namespaces deleted below).
+  capture.stopAccepting();
   await capture.stop();
   for (const s of servers) s.close();
   for (const fd of fds) closeFd(fd);
