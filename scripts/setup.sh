@@ -71,6 +71,5 @@ npm run -s build:dashboard
 mkdir -p dist/bpf
 clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/capture.bpf.c -o dist/bpf/capture.bpf.o
 
-# ambit's CNI plugin, beside the compiled agent that installs it (dist/agent/cni/ambit-cni): it runs
-# in the node's mount namespace where there is no Node.js, so it is C, linked statically.
-cc -O2 -Wall -Wextra -Werror -static -o dist/agent/cni/ambit-cni agent/cni/ambit-cni.c
+# ambit's CNI plugin (C, static), beside the compiled agent that installs it.
+bash scripts/build-cni-plugin.sh

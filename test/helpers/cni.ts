@@ -3,9 +3,18 @@
 // reverse on DEL with the cached result. The plugins run inside a node namespace the test made
 // (the bridge they create belongs there), never in the host's.
 
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { builtPlugin } from '../../agent/cni/installer.js';
+
+/** Builds ambit-cni (scripts/build-cni-plugin.sh) when it is missing or older than its source. */
+export function ensurePluginBuilt(): void {
+  const source = fileURLToPath(new URL('../../../agent/cni/ambit-cni.c', import.meta.url));
+  if (existsSync(builtPlugin) && statSync(builtPlugin).mtimeMs >= statSync(source).mtimeMs) return;
+  execFileSync('bash', [fileURLToPath(new URL('../../../scripts/build-cni-plugin.sh', import.meta.url))], { stdio: 'inherit' });
+}
 
 export interface PodArgs {
   namespace: string;

@@ -19,7 +19,7 @@ import { pluginEntry } from '../../../agent/cni/protocol.js';
 import { CniServer } from '../../../agent/cni/server.js';
 import { PodDiscovery } from '../../../agent/discovery/pods.js';
 import { closeFd, listenerIn, openNetns } from '../../../native/netns.js';
-import { addChain, type Conflist, delChain, type Invocation, type PodArgs, runPlugin } from '../../helpers/cni.js';
+import { addChain, type Conflist, delChain, ensurePluginBuilt, type Invocation, type PodArgs, runPlugin } from '../../helpers/cni.js';
 import { stateWith } from '../../helpers/state.js';
 import { until } from '../until.js';
 
@@ -86,6 +86,7 @@ async function sandbox(pod: PodArgs, before?: (path: string) => void) {
 }
 
 test.before(async () => {
+  ensurePluginBuilt();
   mkdirSync(confDir, { recursive: true });
   netns(node);
   writeFileSync(join(confDir, '10-bridge.conflist'), JSON.stringify(primary));
@@ -99,6 +100,8 @@ test.before(async () => {
 
 test.after(async () => {
   await server.close();
+  // As an agent stopping: the pods' listeners close, the redirects stay (in namespaces deleted below).
+  capture.stopAccepting();
   await capture.stop();
   for (const s of servers) s.close();
   for (const fd of fds) closeFd(fd);
