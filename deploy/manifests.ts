@@ -3,7 +3,7 @@
 // PodDisruptionBudget and Service, the admission webhook's configuration) and the agent DaemonSet.
 // Rendering reads no cluster: what to leave out on a given cluster (another's CRDs) is the installer's.
 
-import { meshCrds } from '../cluster/apiserver/mesh-crds.js';
+import { meshCrds, partOfLabel } from '../shared/kube/crds.js';
 import { agentServiceAccount, agentTokenAudience, caRootConfigMap } from '../shared/protocol/config.js';
 import type { Resource } from '../shared/resources/types.js';
 import { meshWebhookConfiguration } from '../shared/resources/webhook-configurations.js';
@@ -11,7 +11,7 @@ import { controllerClusterRules, controllerNamespaceRules } from './rbac.js';
 import { controllerServiceName, installNamespace, type InstallValues } from './values.js';
 
 /** Every object ambit installs carries it; `ambit uninstall` and `kubectl get -l` find them by it. */
-export const partOfLabel = { 'app.kubernetes.io/part-of': 'ambit' } as const;
+export { partOfLabel };
 export const controllerName = 'ambit-controller';
 export const agentName = agentServiceAccount.name;
 export const agentAdminSecret = 'ambit-agent-admin-token';

@@ -3,7 +3,7 @@
 // would, checked as the API server checks any CRD, and never replacing one already there.
 
 import type { Store } from '../../controller/store/store.js';
-import { meshCrds } from '../../shared/kube/crds.js';
+import { meshCrds, partOfLabel } from '../../shared/kube/crds.js';
 import type { Resource } from '../../shared/resources/types.js';
 import { type Crd, crdProblems, crdStatus } from './crd-validation.js';
 import { builtInGroups } from './resources.js';
@@ -25,6 +25,8 @@ export function installMeshCrds(store: Store): string[] {
     if (all.some((o) => o.spec.names.kind === crd.spec.names.kind)) continue;
     const problems = crdProblems(crd, undefined, builtInGroups, () => undefined);
     if (problems.length) throw new Error(`the mesh's CRD ${crd.metadata.name} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    // Labelled as `ambit install` labels them: the local cluster installs them as ambit's installer would.
+    crd.metadata.labels = { ...crd.metadata.labels, ...partOfLabel };
     crd.status = crdStatus(crd, all, undefined, now);
     (crd.metadata as Resource['metadata'] & { generation?: number }).generation = 1;
     added.push(crd);

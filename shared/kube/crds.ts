@@ -14,6 +14,9 @@ import { meshSpecs } from '../resources/mesh-schemas.js';
 import type { Resource } from '../resources/types.js';
 
 /** A CRD version's openAPIV3Schema, or any node of it (apiextensions.k8s.io/v1 JSONSchemaProps). */
+/** What ambit installs carries this label (`ambit uninstall` and a second install tell ambit's objects by it). */
+export const partOfLabel = { 'app.kubernetes.io/part-of': 'ambit' } as const;
+
 export type JsonSchemaProps = Record<string, unknown>;
 
 export interface CrdNames {
