@@ -173,14 +173,24 @@ export class CniExecutor {
    * Detaches the network: each plugin in reverse order, each given the cached result as prevResult.
    * The configuration the ADD ran with is used when it was cached (the directory's may have
    * changed since), else `current`. A network never added (no cache) is still deleted, as plugins
-   * must accept a DEL for what they do not know.
+   * must accept a DEL for what they do not know. Every plugin's DEL runs even when one after it in
+   * the list failed (libcni stops at the first): a plugin missing or failing must not keep the
+   * bridge's veth and lease. The first error is thrown after, and the cache kept for a retry.
    */
   async del(networkName: string, at: Omit<Attachment, 'args'> & { args?: [string, string][] }, current?: NetworkList): Promise<void> {
     const cached = this.cached(networkName, at.containerId, at.ifName);
     const list = cached ? parseNetworkList(JSON.parse(Buffer.from(cached.config, 'base64').toString('utf8')), `the cached configuration of ${at.containerId}`) : current;
     if (!list) return;
     const args = at.args ?? cached?.cniArgs ?? [];
-    for (const plugin of [...list.plugins].reverse()) await this.exec('DEL', list, plugin, { ...at, args }, cached?.result);
+    let failed: unknown;
+    for (const plugin of [...list.plugins].reverse()) {
+      try {
+        await this.exec('DEL', list, plugin, { ...at, args }, cached?.result);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+    if (failed) throw failed;
     rmSync(this.cachePath(networkName, at.containerId, at.ifName), { force: true });
   }
 

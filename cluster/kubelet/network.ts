@@ -167,7 +167,9 @@ export class NodeNetwork {
       if (!ip) throw new AmbitError('CniNoAddress', `network ${podNetworkName} gave pod ${s.namespace}/${s.name} no IPv4 address on eth0 (result: ${JSON.stringify(result.ips ?? [])})`);
       return ip;
     } catch (err) {
+      // What the chain made is released; the namespace goes even if a DEL failed (the next attempt makes a new one).
       await this.deletePodNetwork(s).catch(() => undefined);
+      await run('ip', ['netns', 'del', s.netns], { okCodes: [1] });
       throw err;
     }
   }

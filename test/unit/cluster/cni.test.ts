@@ -179,6 +179,18 @@ test("the standard plugins' errors come through with their message", async () =>
   await cni.del('ambit-local', attachment(pods[0]!, 'c1'), bridgeList());
 });
 
+test('DEL runs every plugin even when one is missing: the bridge still releases its lease and veth, and the error names the missing plugin', async () => {
+  const cni = executor();
+  const broken = bridgeList([{ type: 'gone-plugin' }]);
+  const err = (await cni.add(broken, attachment(pods[0]!, 'c1')).catch((e: unknown) => e)) as Error;
+  assert.match(err.message, 'plugin type "gone-plugin" not found');
+  assert.equal(leases(), ['10.98.1.2'], 'the bridge took an address before the chain failed');
+  const delErr = (await cni.del('ambit-local', attachment(pods[0]!, 'c1'), broken).catch((e: unknown) => e)) as Error;
+  assert.match(delErr.message, 'plugin type "gone-plugin" not found');
+  assert.equal(leases(), []);
+  assert.is(nodeLinks().filter((l) => l.includes('master br0')).length, 0);
+});
+
 test('an unknown plugin is an error naming its type and where it was looked for', async () => {
   const cni = executor();
   const list = parseNetworkList({ cniVersion: '1.0.0', name: 'ambit-local', plugins: [{ type: 'no-such-plugin' }] }, 'test');
