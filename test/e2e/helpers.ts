@@ -17,9 +17,15 @@ export interface Run {
   stderr: string;
 }
 
+/**
+ * Output kept from a command: `ambit install --dry-run -o yaml` prints 1.2 MB (the upstream CRDs),
+ * past execFile's default of 1 MB, where the child is killed and its output cut.
+ */
+const maxBuffer = 64 * 1024 * 1024;
+
 export function ambit(args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((done) => {
-    execFile(join(root, 'bin', 'ambit'), args, { env: { ...process.env, AMBIT_STATE_DIR: stateDir }, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(join(root, 'bin', 'ambit'), args, { env: { ...process.env, AMBIT_STATE_DIR: stateDir }, timeout: timeoutMs, maxBuffer }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -32,7 +38,7 @@ export async function ambitOk(args: string[], timeoutMs?: number): Promise<strin
 }
 
 export function sh(cmd: string): Promise<string> {
-  return new Promise((done) => execFile('/bin/sh', ['-c', cmd], (_err, stdout) => done(stdout)));
+  return new Promise((done) => execFile('/bin/sh', ['-c', cmd], { maxBuffer }, (_err, stdout) => done(stdout)));
 }
 
 /** Everything the project may have made on this machine that is still there. */
