@@ -24,6 +24,11 @@ export interface CaptureReport {
 export class CaptureAnnotator {
   private readonly pending = new Map<string, CaptureReport>();
   private running: Promise<void> | undefined;
+  /**
+   * What this replica last wrote on each pod. The informers' cache may not have seen that write
+   * yet: a cache that still shows what the next report wants does not prove the Pod says so.
+   */
+  private readonly written = new Map<string, string>();
 
   constructor(
     private readonly kube: KubeClient,
@@ -50,12 +55,18 @@ export class CaptureAnnotator {
         const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
         const want = { [redirectionAnnotation]: r.captured.has(key) ? 'enabled' : null, [captureFailureAnnotation]: r.failed[key] ?? null };
         const have = pod.metadata.annotations ?? {};
-        if (Object.entries(want).every(([k, v]) => (have[k] ?? null) === v)) continue;
+        const wanted = JSON.stringify(want);
+        const wroteOther = this.written.has(key) && this.written.get(key) !== wanted;
+        if (!wroteOther && Object.entries(want).every(([k, v]) => (have[k] ?? null) === v)) continue;
         try {
           await this.kube.patch(resourceKind('Pod'), pod.metadata.namespace!, pod.metadata.name, { metadata: { annotations: want } }, 'merge');
+          this.written.set(key, wanted);
         } catch (err) {
           // Gone meanwhile: nothing to mark.
-          if (err instanceof KubeApiError && err.status === 404) continue;
+          if (err instanceof KubeApiError && err.status === 404) {
+            this.written.delete(key);
+            continue;
+          }
           // The kubelet holds the pod until it is marked, and the agent reports only changes: try
           // this node's report again shortly, unless a newer one comes first.
           this.log.warn({ pod: key, err: errorMessage(err) }, 'could not write the capture annotation; trying again in 1 s');
@@ -63,6 +74,11 @@ export class CaptureAnnotator {
           break;
         }
       }
+    }
+    // Pods that are gone are forgotten.
+    for (const key of this.written.keys()) {
+      const [namespace, name] = key.split('/');
+      if (!this.cluster.get('Pod', namespace!, name!)) this.written.delete(key);
     }
   }
 }
