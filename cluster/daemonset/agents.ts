@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../controller/store/store.js';
 import { defaultAdminPort } from '../../agent/config.js';
 import { clusterCgroupRoot, createCgroup, isAlive, spawnInCgroup } from '../kubelet/pods.js';
-import type { NodeLayout } from '../topology.js';
+import { type NodeLayout, prefix } from '../topology.js';
+import { nodeCniDirs } from '../state.js';
 
 export interface AgentLaunch {
   /** The CLI's compiled entry, started as `ambit agent`. */
@@ -95,12 +96,17 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, r
     `${l.adminAddress}:${defaultAdminPort}`,
     '--redirect',
     l.redirect,
-    // The CNI plugin's socket, one per node (the default path is one per host). No installer until
-    // the local kubelet runs a CNI chain: the annotations still say where pods are.
+    // The node's CNI chain, which the agent puts its plugin into (as istio-cni's installer does),
+    // its socket (one per node; the default path is one per host) and the node's pod cgroups, where
+    // its /proc scan finds the pods already running.
     '--cni-socket',
     join(dir, 'cni.sock'),
     '--cni-conf-dir',
-    'none',
+    nodeCniDirs(stateDir, node.name).confDir,
+    '--cni-bin-dir',
+    nodeCniDirs(stateDir, node.name).binDir,
+    '--pod-cgroup-root',
+    `/${prefix}/${node.name}/kubepods.slice`,
     ...(readyFile ? ['--ready-file', readyFile] : []),
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
