@@ -10,20 +10,20 @@ import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { cgroupAnnotation, type ContainerStatus, type Deployment, type EndpointSlice, netnsAnnotation, ownerAnnotation, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
+import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
 import type { Store } from '../controller/store/store.js';
 import { inNetns } from './kubelet/exec.js';
 import { pidsInNetns } from './kubelet/network.js';
-import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup, podCgroupRelative } from './kubelet/pods.js';
+import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, sleep, startContainer, stopCgroup, writeHosts, podCgroup } from './kubelet/pods.js';
 import { PodSandboxes } from './kubelet/sandboxes.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
 import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, startAgent } from './daemonset/agents.js';
-import { isEnrolled, redirectionAnnotation } from '../shared/enrollment.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
+import { podOwner } from '../shared/resources/owners.js';
 
 export interface RuntimeOptions {
   store: Store;
@@ -35,12 +35,6 @@ export interface RuntimeOptions {
   graceMs?: number;
   /** Run a node agent on every node (the DaemonSet). */
   agents?: AgentLaunch;
-  /**
-   * Hold a pod of an enrolled namespace until its node's agent captures it (the Pod is marked
-   * `ambient.istio.io/redirection: enabled`), as Istio's CNI plugin holds a pod for ztunnel: no
-   * byte leaves it uncaptured.
-   */
-  waitForCapture?: boolean;
   /** Run the cluster's Prometheus (when the topology asks for it). */
   prometheus?: PrometheusLaunch;
 }
@@ -282,7 +276,7 @@ export class LocalClusterRuntime {
     const tpl = rs.spec.template;
     const name = `${rs.metadata.name}-${randomSuffix()}`;
     const metadata = podMetadataFor(rs, name);
-    const node = this.pickNode(rs.metadata.namespace!, metadata.annotations[ownerAnnotation]!, tpl.spec.nodeName, pods, metadata.labels ?? {});
+    const node = this.pickNode(rs.metadata.namespace!, podOwner({ metadata }), tpl.spec.nodeName, pods, metadata.labels ?? {});
     return {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -308,7 +302,7 @@ export class LocalClusterRuntime {
     const services = (this.o.store.list('Service', namespace) as Service[]).filter((svc) => selectorMatches(svc.spec?.selector, labels));
     const score = (n: NodeLayout) => {
       const on = pods.filter((p) => p.spec.nodeName === n.name);
-      const own = on.filter((p) => p.metadata.namespace === namespace && p.metadata.annotations?.[ownerAnnotation] === owner);
+      const own = on.filter((p) => p.metadata.namespace === namespace && podOwner(p) === owner);
       const peers = on.filter((p) => p.metadata.namespace === namespace && services.some((svc) => selectorMatches(svc.spec?.selector, p.metadata.labels)));
       return own.length * 10_000 + peers.length * 100 + on.length;
     };
@@ -369,9 +363,7 @@ export class LocalClusterRuntime {
     this.tracked.set(keyOfPod(p), { env, nextStart: new Map() });
     const status: Pod['status'] = { ...fresh.status, podIP: made.ip };
     delete status.message;
-    // The netns path is what a CNI plugin hands the node agent in Kubernetes (istio-cni does).
-    const annotations = { ...fresh.metadata.annotations, [netnsAnnotation]: `/run/netns/${env.netns}`, [cgroupAnnotation]: podCgroupRelative(node.name, env.uid) };
-    this.o.store.commit([{ ...fresh, metadata: { ...fresh.metadata, annotations }, status }]);
+    this.o.store.commit([{ ...fresh, status }]);
     log.info({ ip: made.ip }, 'pod created');
   }
 
@@ -393,11 +385,6 @@ export class LocalClusterRuntime {
         createCgroup(env.cgroup);
         t = { env, nextStart: new Map() };
         this.tracked.set(keyOfPod(p), t);
-      }
-      if (p.status.phase !== 'Running' && this.o.waitForCapture && this.mustCapture(p) && p.metadata.annotations?.[redirectionAnnotation] !== 'enabled') {
-        const message = `waiting for the agent of ${p.spec.nodeName} to capture the pod`;
-        if (p.status.message !== message) this.updateStatus(p, { message });
-        continue;
       }
       const statuses: ContainerStatus[] = [];
       let changed = false;
@@ -437,10 +424,6 @@ export class LocalClusterRuntime {
         });
       }
     }
-  }
-
-  private mustCapture(p: Pod): boolean {
-    return isEnrolled(this.o.store.get('Namespace', '', p.metadata.namespace!)?.metadata.labels, p.metadata.labels);
   }
 
   /** Merges `patch` into the pod's stored status; a key patched to undefined is removed. */

@@ -109,7 +109,6 @@ export async function serveLocalCluster(o: LocalClusterOptions): Promise<void> {
     stateDir: o.stateDir,
     binDir: o.binDir,
     log: log.child({ component: 'runtime' }),
-    waitForCapture: true,
     agents: {
       cliEntry: o.cliEntry,
       controllerUrls: topology.controllers.map((c) => `wss://${topology.control.ip}:${c.agentPort}`),

@@ -1,11 +1,12 @@
 // What `ambit status` shows of the local cluster: nodes, pods with their addresses and nodes, and
 // Services with their ClusterIPs and endpoints. Computed from the store and the topology.
 
-import { type Deployment, ownerAnnotation, type Pod, type Service } from '../shared/resources/types.js';
+import { type Deployment, type Pod, type Service } from '../shared/resources/types.js';
 import type { Store } from '../controller/store/store.js';
 import { endpointsOf } from './kube-proxy/services.js';
 import { captureFailureAnnotation, redirectionAnnotation } from '../shared/enrollment.js';
 import type { Topology } from './topology.js';
+import { podOwner } from '../shared/resources/owners.js';
 
 export interface ClusterStatus {
   name: string;
@@ -56,7 +57,7 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
       namespace: d.metadata.namespace!,
       name: d.metadata.name,
       replicas: d.spec?.replicas ?? 1,
-      running: pods.filter((p) => p.metadata.namespace === d.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === `Deployment/${d.metadata.name}` && p.status.phase === 'Running').length,
+      running: pods.filter((p) => p.metadata.namespace === d.metadata.namespace && podOwner(p) === `Deployment/${d.metadata.name}` && p.status.phase === 'Running').length,
     })),
   };
 }

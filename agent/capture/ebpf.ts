@@ -46,7 +46,7 @@ export class EbpfRedirect implements Redirect {
   }
 
   install(pod: PodTarget): InstalledRedirect {
-    if (!pod.cgroup) throw new AmbitError('CaptureFailed', `pod ${pod.workload} has no known cgroup, which the eBPF capture attaches to: none for its UID below the pod cgroup root (--pod-cgroup-root), and no ambit.dev/cgroup annotation`);
+    if (!pod.cgroup) throw new AmbitError('CaptureFailed', `pod ${pod.workload} has no known cgroup, which the eBPF capture attaches to: none for its UID below the pod cgroup root (--pod-cgroup-root)`);
     const cgroupId = statSync(pod.cgroup, { bigint: true }).ino;
     const cookie = netnsCookie(pod.listeners.outbound);
     const name = pinName(pod.workload);

@@ -18,7 +18,7 @@ import { cgroup2Mount } from '../../shared/host/cgroup.js';
 import { closeFd, inNetns, listenerIn, openNetns } from '../../native/netns.js';
 import type { WorkloadEntry } from '../../shared/protocol/config.js';
 import type { AgentState } from '../state/state.js';
-import { locateByAnnotations, type PodLocation } from '../discovery/pods.js';
+import type { PodLocation } from '../discovery/pods.js';
 import { ports, type InstalledRedirect, type Redirect, type UnwantedPod } from './redirect.js';
 import { installTransparency, removeTransparency } from './transparent.js';
 
@@ -55,8 +55,8 @@ export interface CaptureManagerOptions extends CaptureEvents {
   log: Logger;
   /** Whether the proxy still holds connections of the pod (`namespace/name`); none if not given. */
   inUse?: (workload: string) => boolean;
-  /** Where a workload's pod is on this node (discovery); the local cluster's annotations if not given. */
-  locate?: (w: WorkloadEntry) => PodLocation | undefined;
+  /** Where a workload's pod is on this node (discovery), or undefined while the agent has not found it. */
+  locate: (w: WorkloadEntry) => PodLocation | undefined;
 }
 
 /** How often a released pod is checked for its last captured connection. */
@@ -82,11 +82,7 @@ export class CaptureManager {
   private retryDelayMs = 0;
   private readonly onConfig = () => this.schedule();
 
-  private readonly locate: (w: WorkloadEntry) => PodLocation | undefined;
-
-  constructor(private readonly o: CaptureManagerOptions) {
-    this.locate = o.locate ?? locateByAnnotations;
-  }
+  constructor(private readonly o: CaptureManagerOptions) {}
 
   /** Whether the workload, one of this node's, should be captured. */
   wants(w: WorkloadEntry): boolean {
@@ -164,7 +160,7 @@ export class CaptureManager {
     const now = performance.now();
     for (const w of this.o.state.localWorkloads()) {
       const key = `${w.namespace}/${w.name}`;
-      const at = this.locate(w);
+      const at = this.o.locate(w);
       if (!at) continue;
       if (!this.wants(w)) {
         unwanted.push({ workload: key, ip: at.ip, netns: at.netns, ...(at.cgroup ? { cgroup: this.cgroupDir(at.cgroup) } : {}) });

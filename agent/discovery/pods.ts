@@ -1,8 +1,8 @@
 // The node's pods as the agent finds them itself, without Kubernetes API access: from the CNI
 // plugin's ADDs (cni/server.ts) and, at start, from a /proc scan (proc-scan.ts). Each is matched to
 // the controller's workload by pod UID; `locate` then says where the capture and the waypoint host
-// act: the pod's network namespace, its address and its cgroup. Until the local cluster stops
-// writing them, the `ambit.dev/netns` and `ambit.dev/cgroup` annotations are the fallback.
+// act: the pod's network namespace, its address and its cgroup. A pod the agent has not found is
+// not captured (a pod of an enrolled namespace cannot start before its CNI ADD is answered).
 
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -113,8 +113,7 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
       const ip = d.source === 'cni' ? (d.ips[0] ?? w.ip) : w.ip && d.ips.includes(w.ip) ? w.ip : !w.ip ? d.ips[0] : undefined;
       if (ip) {
         d.cgroup ??= d.uid ? findPodCgroup(this.cgroupRoot, d.uid) : undefined;
-        const cgroup = d.cgroup ?? w.cgroup;
-        return { netns: d.netns, ip, ...(cgroup ? { cgroup } : {}) };
+        return { netns: d.netns, ip, ...(d.cgroup ? { cgroup: d.cgroup } : {}) };
       }
       const key = `${w.namespace}/${w.name} ${d.netns}`;
       if (!this.warned.has(key)) {
@@ -122,11 +121,6 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
         this.o.log.warn({ workload: `${w.namespace}/${w.name}`, ip: w.ip, netns: d.netns, found: d.ips }, "the pod's network namespace does not hold its address; not using it");
       }
     }
-    return locateByAnnotations(w);
+    return undefined;
   }
-}
-
-/** Where the local cluster's annotations put a pod (until it stops writing them). */
-export function locateByAnnotations(w: WorkloadEntry): PodLocation | undefined {
-  return w.netns ? { netns: w.netns, ip: w.ip, ...(w.cgroup ? { cgroup: w.cgroup } : {}) } : undefined;
 }

@@ -18,7 +18,7 @@ import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
 import type { WaypointCertificateRequest, WaypointCertificateResponse, WaypointExplainAnswer, WaypointExplainRequest, WaypointSnapshot } from '../../shared/waypoint/config.js';
 import { gatewayNameLabel, waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../../shared/waypoint/names.js';
 import type { AgentState } from '../state/state.js';
-import { locateByAnnotations, type PodLocation } from '../discovery/pods.js';
+import type { PodLocation } from '../discovery/pods.js';
 import { CertificateRefused, type CaClient } from '../identity/caclient.js';
 import { identityOf } from '../proxy/outbound.js';
 
@@ -29,8 +29,8 @@ export interface WaypointHostOptions {
   log: Logger;
   /** Longest certificate lifetime a waypoint may ask for. */
   maxTtlSeconds: number;
-  /** Where a workload's pod is on this node (discovery); the local cluster's annotations if not given. */
-  locate?: (w: WorkloadEntry) => PodLocation | undefined;
+  /** Where a workload's pod is on this node (discovery), or undefined while the agent has not found it. */
+  locate: (w: WorkloadEntry) => PodLocation | undefined;
 }
 
 interface Hosted {
@@ -83,10 +83,9 @@ export class WaypointHost {
   private sync(): void {
     if (this.stopped) return;
     const wanted = new Map<string, { w: WorkloadEntry; netns: string }>();
-    const locate = this.o.locate ?? locateByAnnotations;
     for (const w of this.o.state.localWorkloads()) {
       if (!w.labels?.[gatewayNameLabel] || w.phase !== 'Running') continue;
-      const at = locate(w);
+      const at = this.o.locate(w);
       if (at) wanted.set(`${w.namespace}/${w.name}`, { w, netns: at.netns });
     }
     for (const [key, h] of this.hosted) {

@@ -3,10 +3,11 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { kindByName, kinds } from '../../shared/resources/kinds.js';
-import { type Deployment, ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
+import { type Deployment, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
 import type { CliContext } from '../context.js';
 import { listResources, withCluster } from '../kube.js';
 import { age, outputFormat, printData, table } from '../output.js';
+import { podOwner } from '../../shared/resources/owners.js';
 
 export async function get(ctx: CliContext, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -53,7 +54,7 @@ function columns(kind: string, wide: boolean, pods: Pod[]): { headers: string[];
         row: (r) => {
           const spec = (r as Deployment).spec!;
           const owner = `Deployment/${r.metadata.name}`;
-          const running = pods.filter((p) => p.metadata.namespace === r.metadata.namespace && p.metadata.annotations?.[ownerAnnotation] === owner && p.status.phase === 'Running').length;
+          const running = pods.filter((p) => p.metadata.namespace === r.metadata.namespace && podOwner(p) === owner && p.status.phase === 'Running').length;
           return [r.metadata.name, `${running}/${spec.replicas ?? 1}`, age(r.metadata.creationTimestamp), ...(wide ? [spec.template.spec.containers.map((c) => [...c.command, ...(c.args ?? [])].join(' ')).join('; '), spec.template.spec.serviceAccountName ?? 'default'] : [])];
         },
       };

@@ -3,9 +3,10 @@
 // applied here rather than by patch.ts: merge and strategic merge are the same on it, and a JSON
 // patch may only replace /spec/replicas.
 
-import { type Deployment, ownerAnnotation, type Pod, type Resource } from '../../shared/resources/types.js';
+import { type Deployment, type Pod, type Resource } from '../../shared/resources/types.js';
 import { badRequest, invalid, unsupportedMediaType } from './errors.js';
 import { mediaType, parseJson } from './http.js';
+import { podOwner } from '../../shared/resources/owners.js';
 
 export interface Scale {
   apiVersion: 'autoscaling/v1';
@@ -17,7 +18,7 @@ export interface Scale {
 
 export function scaleOf(d: Deployment, pods: Pod[]): Scale {
   const { name, namespace, uid, resourceVersion, creationTimestamp } = d.metadata;
-  const running = pods.filter((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${name}` && p.status?.phase !== 'Failed');
+  const running = pods.filter((p) => podOwner(p) === `Deployment/${name}` && p.status?.phase !== 'Failed');
   return {
     apiVersion: 'autoscaling/v1',
     kind: 'Scale',

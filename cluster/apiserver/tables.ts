@@ -5,10 +5,11 @@
 
 import type { CoreEvent } from '../../shared/resources/events.js';
 import { controllerOf } from '../../shared/resources/owners.js';
-import { type Deployment, type EndpointSlice, ownerAnnotation, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
+import { type Deployment, type EndpointSlice, type Pod, type ReplicaSet, type Resource, type Service } from '../../shared/resources/types.js';
 import type { ApiResource } from './routes.js';
 import { cellOf, parseJsonPath } from './json-path.js';
 import type { PrinterColumn } from './crd-validation.js';
+import { podOwner } from '../../shared/resources/owners.js';
 
 export interface TableColumnDefinition {
   name: string;
@@ -122,7 +123,7 @@ function deploymentCounts(d: Deployment, ctx: TableContext): DeploymentCounts {
   if (status && (status.readyReplicas !== undefined || status.updatedReplicas !== undefined)) {
     return { replicas, ready: status.readyReplicas ?? 0, upToDate: status.updatedReplicas ?? 0 };
   }
-  const pods = ctx.podsIn(d.metadata.namespace ?? 'default').filter((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${d.metadata.name}` && p.status?.phase !== 'Failed');
+  const pods = ctx.podsIn(d.metadata.namespace ?? 'default').filter((p) => podOwner(p) === `Deployment/${d.metadata.name}` && p.status?.phase !== 'Failed');
   const ready = pods.filter((p) => p.status?.phase === 'Running' && p.status.containerStatuses?.every((c) => c.state === 'running')).length;
   return { replicas, ready, upToDate: pods.length };
 }

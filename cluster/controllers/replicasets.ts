@@ -4,7 +4,7 @@
 // runtime's (cluster/runtime.ts), which commits the plan.
 
 import { controllerOf, ownerReferenceTo } from '../../shared/resources/owners.js';
-import { type ObjectMeta, ownerAnnotation, type Pod, type ReplicaSet, selectorMatches } from '../../shared/resources/types.js';
+import { type ObjectMeta, type Pod, type ReplicaSet, selectorMatches } from '../../shared/resources/types.js';
 
 export interface ReplicaSetPlan {
   /** Unowned pods a ReplicaSet's selector matches, with its ownerReference added. */
@@ -53,9 +53,9 @@ export function deploymentNameOf(rs: ReplicaSet): string {
 }
 
 /**
- * The metadata of a new pod of `rs`: its template's labels and annotations, the controller
- * reference to `rs`, and ambit's owner annotation (`Deployment/<name>`, what telemetry names the
- * workload by). Where it runs is the runtime's to add.
+ * The metadata of a new pod of `rs`: its template's labels and annotations and the controller
+ * reference to `rs` (by which telemetry names the workload, shared/resources/owners.ts podOwner).
+ * Where it runs is the runtime's to add.
  */
 export function podMetadataFor(rs: ReplicaSet, name: string): ObjectMeta & { annotations: Record<string, string> } {
   const tpl = rs.spec.template.metadata;
@@ -63,7 +63,7 @@ export function podMetadataFor(rs: ReplicaSet, name: string): ObjectMeta & { ann
     name,
     namespace: rs.metadata.namespace!,
     labels: { ...tpl?.labels },
-    annotations: { ...tpl?.annotations, [ownerAnnotation]: `Deployment/${deploymentNameOf(rs)}` },
+    annotations: { ...tpl?.annotations },
     ownerReferences: [ownerReferenceTo(rs)],
   };
 }

@@ -7,11 +7,12 @@
 import { X509Certificate } from 'node:crypto';
 import { errorMessage } from '../../shared/errors.js';
 import { isEnrolled } from '../../shared/enrollment.js';
-import { ownerAnnotation, type Pod, type Resource } from '../../shared/resources/types.js';
+import type { Pod, Resource } from '../../shared/resources/types.js';
 import type { AgentStatus } from '../push/server.js';
 import type { ClusterReader, RevisionedReader } from '../kube/view.js';
 import type { AgentQuery } from './agent-link.js';
 import type { KnownWorkload } from './topology.js';
+import { podOwner } from '../../shared/resources/owners.js';
 
 export interface ViewSources {
   /** The cluster as the controller's informers see it, and the revision agents should run. */
@@ -151,7 +152,7 @@ export function knownWorkloads(store: ClusterReader): KnownWorkload[] {
   const seen = new Map<string, KnownWorkload>();
   for (const p of store.list('Pod') as Pod[]) {
     const ns = p.metadata.namespace ?? 'default';
-    const owner = p.metadata.annotations?.[ownerAnnotation];
+    const owner = podOwner(p);
     // Istio's workload name: the Deployment's when there is one (as the agents' metrics label it).
     const name = owner?.split('/')[1] ?? p.metadata.name;
     const key = `${ns}/${name}`;

@@ -12,7 +12,8 @@ import { enrollLabels } from '../../shared/enrollment.js';
 import { hasTargetRefs } from '../../shared/policy/http/attachment.js';
 import { canonicalFields } from '../../shared/resources/canonical.js';
 import { gatewayNameLabel, useWaypointOf, waypointFor, waypointGatewayClass, waypointTakes } from '../../shared/waypoint/names.js';
-import { cgroupAnnotation, type Labels, netnsAnnotation, ownerAnnotation, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
+import { type Labels, type Pod, type Resource, selectorMatches, type Service } from '../../shared/resources/types.js';
+import { podOwner } from '../../shared/resources/owners.js';
 
 export const policyKinds = new Set(['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication']);
 /** What waypoints route and limit by; sent to every node, whose agent hands it to the waypoints it hosts. */
@@ -254,7 +255,7 @@ export class ShareBuilder {
     const key = workloadKey(p.metadata.namespace!, p.metadata.name);
     const waypoint = this.workloadWaypointOf(p);
     const local = { ...workloadOf(p), ...(waypoint ? { waypoint } : {}) };
-    const { labels, uid, phase, netns, cgroup, ...remote } = local;
+    const { labels, uid, phase, ...remote } = local;
     this.put(key, { kind: 'workload', key, value: remote }, 'all', changed, { node: local.node, entry: { kind: 'workload', key, value: local } });
     return local;
   }
@@ -358,7 +359,7 @@ export class ShareBuilder {
 }
 
 function workloadOf(p: Pod): WorkloadEntry {
-  const owner = p.metadata.annotations?.[ownerAnnotation] ?? '';
+  const owner = podOwner(p);
   return {
     uid: p.metadata.uid ?? `${p.metadata.namespace}/${p.metadata.name}`,
     name: p.metadata.name,
@@ -369,8 +370,6 @@ function workloadOf(p: Pod): WorkloadEntry {
     labels: p.metadata.labels ?? {},
     owner,
     phase: p.status.phase,
-    ...(p.metadata.annotations?.[netnsAnnotation] ? { netns: p.metadata.annotations[netnsAnnotation] } : {}),
-    ...(p.metadata.annotations?.[cgroupAnnotation] ? { cgroup: p.metadata.annotations[cgroupAnnotation] } : {}),
     ...(enrollLabels.some((l) => p.metadata.labels?.[l] === 'none') ? { optOut: true as const } : {}),
     // Kept in the form other nodes get (labels are not): their agents label this pod's connections too.
     ...canonicalFields(p.metadata.labels, owner, p.metadata.name),

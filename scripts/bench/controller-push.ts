@@ -28,7 +28,7 @@ import { PushServer } from '../../controller/push/server.js';
 import { fixedTokens } from '../../controller/push/auth.js';
 import { ClusterCache, pushedKinds } from '../../controller/kube/cache.js';
 import { KubeClient } from '../../shared/kube/client.js';
-import { ownerAnnotation, type Pod, type Resource, type Service } from '../../shared/resources/types.js';
+import type { Pod, Resource, Service } from '../../shared/resources/types.js';
 
 const { values } = parseArgs({ options: { workloads: { type: 'string' }, services: { type: 'string' }, agents: { type: 'string' }, changes: { type: 'string' }, out: { type: 'string' }, feed: { type: 'string' } } });
 const W = Number(values.workloads ?? 10_000);
@@ -48,7 +48,7 @@ function cluster(): Resource[] {
     const pod: Pod = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: ns, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, annotations: { [ownerAnnotation]: `Deployment/${app}` } },
+      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: ns, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-7d9f8c6b5a`, uid: `rs-${app}`, controller: true }] },
       spec: { nodeName: `node-${i % A}`, serviceAccountName: `sa-${i % 200}`, containers: [{ name: 'app', command: ['serve'], ports: [{ containerPort: 8080, name: 'http' }] }] },
       status: { phase: 'Running', podIP: `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`, hostIP: '', restarts: 0, containerStatuses: [] },
     };

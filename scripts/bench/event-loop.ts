@@ -24,7 +24,7 @@ import { PushReceiver } from '../../agent/control/receiver.js';
 import { generateKeys } from '../../agent/identity/manager.js';
 import { AgentState } from '../../agent/state/state.js';
 import type { ConfigPush } from '../../shared/protocol/config.js';
-import { ownerAnnotation, type Resource } from '../../shared/resources/types.js';
+import type { Resource } from '../../shared/resources/types.js';
 
 const { values } = parseArgs({ options: { workloads: { type: 'string' }, services: { type: 'string' }, policies: { type: 'string' }, pushes: { type: 'string' }, keys: { type: 'string' }, rounds: { type: 'string' } } });
 const W = Number(values.workloads ?? 10_000);
@@ -45,7 +45,7 @@ function cluster(): Resource[] {
     out.push({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: `ns-${i % namespaces}`, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, annotations: { [ownerAnnotation]: `Deployment/${app}` } },
+      metadata: { name: `${app}-7d9f8c-${i.toString(36).padStart(5, '0')}`, namespace: `ns-${i % namespaces}`, labels: { app, 'pod-template-hash': '7d9f8c6b5a' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-7d9f8c6b5a`, uid: `rs-${app}`, controller: true }] },
       spec: { nodeName: `node-${i % nodes}`, serviceAccountName: `sa-${i % 200}`, containers: [{ name: 'app', command: ['serve'] }] },
       status: { phase: 'Running', podIP: `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`, hostIP: `192.168.1.${i % nodes}`, restarts: 0, containerStatuses: [] },
     } as Resource);

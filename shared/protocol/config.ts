@@ -21,10 +21,6 @@ export interface WorkloadEntry {
   labels?: Labels;
   uid?: string;
   phase?: string;
-  /** The pod's network namespace on its node (own pods only), where capture is installed. */
-  netns?: string;
-  /** Its cgroup v2 path below the cgroup2 mount (own pods only), where the eBPF capture attaches. */
-  cgroup?: string;
   /** The pod opts out of the mesh (`ambit.dev/dataplane-mode: none`); sent to every node, as labels are not. */
   optOut?: true;
   /**

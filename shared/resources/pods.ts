@@ -3,14 +3,15 @@
 // controller's dashboard; where the list of pods comes from is theirs.
 
 import { AmbitError } from '../errors.js';
-import { ownerAnnotation, type Pod } from './types.js';
+import { podOwner } from './owners.js';
+import type { Pod } from './types.js';
 
 /** A pod by name, or the first running pod of `deploy/NAME`, among `pods` of one namespace. */
 export function findPodIn(pods: Pod[], target: string, namespace: string): Pod {
   const m = /^(deploy|deployment)\/(.+)$/.exec(target);
   const inNs = pods.filter((p) => (p.metadata.namespace ?? 'default') === namespace);
   const pod = m
-    ? inNs.find((p) => p.metadata.annotations?.[ownerAnnotation] === `Deployment/${m[2]}` && p.status.phase === 'Running')
+    ? inNs.find((p) => podOwner(p) === `Deployment/${m[2]}` && p.status.phase === 'Running')
     : inNs.find((p) => p.metadata.name === target);
   if (!pod) throw new AmbitError('NotFound', `${m ? `no running pod of Deployment ${namespace}/${m[2]}` : `pod ${namespace}/${target} not found`}; see \`ambit get pods -n ${namespace}\``);
   return pod;

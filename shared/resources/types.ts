@@ -141,13 +141,6 @@ export interface Pod extends Resource<'Pod', PodSpec> {
   status: PodStatus;
 }
 
-/**
- * Set on Pods by the local cluster: the owning `Deployment/<name>`, the pod's netns path, and its
- * cgroup v2 path relative to the cgroup2 mount (what the eBPF capture attaches to).
- */
-export const ownerAnnotation = 'ambit.dev/owner';
-export const netnsAnnotation = 'ambit.dev/netns';
-export const cgroupAnnotation = 'ambit.dev/cgroup';
 
 export function resourceName(r: Pick<Resource, 'kind' | 'metadata'>): string {
   const ns = r.metadata?.namespace;

@@ -28,7 +28,7 @@ const state = stateWith('n1', [
   { key: 'namespace/shop', value: { name: 'shop', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
   { key: 'workload/shop/web-1', value: { ip: '10.0.0.7', node: 'n2', serviceAccount: 'web', owner: 'Deployment/web' } },
   { key: 'workload/shop/other-1', value: { ip: '10.0.0.8', node: 'n2', serviceAccount: 'other', owner: 'Deployment/other' } },
-  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' }, netns: '/proc/self/ns/net' } },
+  { key: 'workload/shop/db-1', value: { ip: '127.0.0.1', node: 'n1', serviceAccount: 'db', owner: 'Deployment/db', labels: { app: 'db' } } },
 ]);
 const web = state.workloads.get('workload/shop/web-1')!;
 const db = state.workloads.get('workload/shop/db-1')!;

@@ -250,15 +250,41 @@ export function service(name: string, namespace = 'shop') {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] } };
 }
 
-/** A pod as the local runtime writes one (straight into the store: pods are not applied). */
+/**
+ * A pod as the local runtime writes one (straight into the store: pods are not applied), of its
+ * owner's ReplicaSet: store it with commitPods, which stores the ReplicaSet too.
+ */
 export function pod(name: string, owner: string, node: string, ip: string, phase: 'Pending' | 'Running' = 'Running', namespace = 'shop'): Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace, labels: { app: owner }, annotations: { 'ambit.dev/owner': `Deployment/${owner}` } },
+    // Owned by its Deployment's ReplicaSet, as the local cluster's ReplicaSet controller makes pods.
+    metadata: { name, namespace, labels: { app: owner, 'pod-template-hash': templateHash }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${owner}-${templateHash}`, uid: '', controller: true }] },
     spec: { nodeName: node, containers: [{ name: 'main', command: ['sleep', '1000'] }] },
     status: { phase, podIP: ip, hostIP: '10.250.0.1', restarts: 0, containerStatuses: [{ name: 'main', restartCount: 0, state: phase === 'Running' ? 'running' : 'waiting' }] },
   };
+}
+
+const templateHash = '5d8f7c';
+
+/**
+ * Stores `pods` with the ReplicaSets they name (`<owner>-5d8f7c`, one per owner, made if absent),
+ * each pod's reference carrying its ReplicaSet's uid: a pod whose owner is absent is garbage.
+ */
+export function commitPods(store: Store, pods: Pod[]): void {
+  for (const p of pods) {
+    const owner = p.metadata.ownerReferences![0]!;
+    let rs = store.get('ReplicaSet', p.metadata.namespace!, owner.name) as ReplicaSet | undefined;
+    if (!rs) {
+      const app = p.metadata.labels!.app!;
+      const labels = { app, 'pod-template-hash': templateHash };
+      const replicas = pods.filter((q) => q.metadata.ownerReferences?.[0]?.name === owner.name).length;
+      store.commit([{ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: owner.name, namespace: p.metadata.namespace!, labels }, spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: p.spec } } } as ReplicaSet]);
+      rs = store.get('ReplicaSet', p.metadata.namespace!, owner.name) as ReplicaSet;
+    }
+    owner.uid = rs.metadata.uid!;
+  }
+  store.commit(pods);
 }
 
 export type { Resource };

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deployment, ns, pod, service, startApi, type TestApi } from './helpers.js';
+import { deployment, commitPods, ns, pod, service, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
 
@@ -30,7 +30,7 @@ test('kubectl create -f: a namespace, a deployment and a service, printed as kub
   const r = await t.kubectl('create', '-f', file, '--validate=false');
   assert.is(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n'), ['namespace/shop created', 'deployment.apps/web created', 'service/web created']);
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending')]);
 });
 
 test('kubectl get: the columns and cells users know, for deployments, pods (also -o wide and -A), services, namespaces and nodes', async () => {

@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ns, pod, startApi, type TestApi } from './helpers.js';
+import { commitPods, ns, pod, startApi, type TestApi } from './helpers.js';
 import type { Pod } from '../../../shared/resources/types.js';
 
 let t: TestApi;
@@ -12,7 +12,7 @@ let t: TestApi;
 test.before(async () => {
   t = await startApi();
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2')]);
 });
 test.after(async () => {
   await t.close();

@@ -3,7 +3,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deployment, ns, pod, service, startApi, type TestApi } from './helpers.js';
+import { deployment, commitPods, ns, pod, service, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
 const tableAccept = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json';
@@ -235,7 +235,7 @@ test('label selectors: =, ==, !=, in, notin, exists and !key, as Kubernetes read
 
 test('field selectors: name and namespace everywhere, nodeName and phase for pods; any other field is a 400 naming it', async () => {
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending'), pod('db-1', 'db', 'node-1', '10.244.1.3')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending'), pod('db-1', 'db', 'node-1', '10.244.1.3')]);
   const names = async (path: string) => (await t.call('GET', path)).json.items.map((i: { metadata: { name: string } }) => i.metadata.name).join(',');
   assert.is(await names('/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1'), 'db-1,web-1');
   assert.is(await names('/api/v1/namespaces/shop/pods?fieldSelector=status.phase%3DRunning,metadata.name!%3Ddb-1'), 'web-1');
@@ -249,7 +249,7 @@ test('Tables: the columns kubectl shows for pods, deployments, services, namespa
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
   await t.call('POST', '/apis/apps/v1/namespaces/shop/deployments', { body: deployment('web') });
   await t.call('POST', '/api/v1/namespaces/shop/services', { body: service('web') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-2', '10.244.2.2', 'Pending')]);
   const table = async (path: string) => {
     const r = await t.call('GET', path, { accept: tableAccept });
     assert.is(r.status, 200, r.text);
@@ -321,7 +321,7 @@ test('Nodes: built from the topology, Ready with addresses and nodeInfo, and rea
 
 test('pods/status reads the pod; writing it is 405; other subresources are 404', async () => {
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2')]);
   const s = await t.call('GET', '/api/v1/namespaces/shop/pods/web-1/status');
   assert.is(s.status, 200);
   assert.is(s.json.status.podIP, '10.244.1.2');
@@ -335,7 +335,7 @@ test('pods/status reads the pod; writing it is 405; other subresources are 404',
 test('deployments/scale: an autoscaling/v1 Scale; a merge patch or a PUT sets spec.replicas, a stale version is 409', async () => {
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
   await t.call('POST', '/apis/apps/v1/namespaces/shop/deployments', { body: deployment('web') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2')]);
   const s = await t.call('GET', '/apis/apps/v1/namespaces/shop/deployments/web/scale');
   assert.is(s.json.kind, 'Scale');
   assert.is(s.json.apiVersion, 'autoscaling/v1');

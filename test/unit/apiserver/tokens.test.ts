@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ns, pod, startApi, type TestApi } from './helpers.js';
+import { commitPods, ns, pod, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
 const issuer = 'https://kubernetes.default.svc.cluster.local';
@@ -128,7 +128,7 @@ test('an expired token, or one signed by another key, is 401', async () => {
 test('a token bound to a pod names it and dies with it; kubectl create token refuses too short a duration and a missing ServiceAccount', async () => {
   const p = pod('web-1', 'web', 'node-1', '10.244.1.2');
   p.spec.serviceAccountName = 'agent';
-  t.store.commit([p]);
+  commitPods(t.store, [p]);
   const tok = await createToken('--bound-object-kind', 'Pod', '--bound-object-name', 'web-1');
   const podUid = t.store.get('Pod', 'shop', 'web-1')!.metadata.uid;
   assert.equal((decodeJwt(tok)['kubernetes.io'] as { pod: unknown }).pod, { name: 'web-1', uid: podUid });

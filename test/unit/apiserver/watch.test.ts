@@ -4,7 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deployment, ns, pod, startApi, type TestApi } from './helpers.js';
+import { deployment, commitPods, ns, pod, startApi, type TestApi } from './helpers.js';
 
 let t: TestApi;
 
@@ -74,12 +74,12 @@ test('a watch from a version older than the kept history gets an ERROR event wit
 
 test('selectors on a watch: an object entering the selector is ADDED, one leaving it is DELETED', async () => {
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2', 'Pending')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2', 'Pending')]);
   const rv = t.store.currentRevision;
   const w = await t.watch(`/api/v1/namespaces/shop/pods?watch=true&resourceVersion=${rv}&fieldSelector=status.phase%3DRunning&labelSelector=app%3Dweb`);
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2', 'Running')]);
-  t.store.commit([pod('db-1', 'db', 'node-1', '10.244.1.3', 'Running')]);
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2', 'Pending')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2', 'Running')]);
+  commitPods(t.store, [pod('db-1', 'db', 'node-1', '10.244.1.3', 'Running')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2', 'Pending')]);
   const entered = await w.next();
   const left = await w.next();
   assert.equal([entered.type, entered.object.metadata.name, entered.object.status.phase], ['ADDED', 'web-1', 'Running']);

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { KubeClient } from '../../../shared/kube/client.js';
 import { loadKubeconfig } from '../../../shared/kube/config.js';
 import { CaptureAnnotator } from '../../../controller/capture/annotator.js';
-import { ns, pod, startApi, type TestApi } from '../apiserver/helpers.js';
+import { commitPods, ns, pod, startApi, type TestApi } from '../apiserver/helpers.js';
 
 let t: TestApi;
 let kube: KubeClient;
@@ -17,7 +17,7 @@ let kube: KubeClient;
 test.before(async () => {
   t = await startApi();
   await t.call('POST', '/api/v1/namespaces', { body: ns('shop') });
-  t.store.commit([pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-1', '10.244.1.3'), pod('db-1', 'db', 'node-2', '10.244.2.2')]);
+  commitPods(t.store, [pod('web-1', 'web', 'node-1', '10.244.1.2'), pod('web-2', 'web', 'node-1', '10.244.1.3'), pod('db-1', 'db', 'node-2', '10.244.2.2')]);
   kube = new KubeClient(loadKubeconfig(t.kubeconfig));
 });
 test.after(async () => {

@@ -39,8 +39,8 @@ test.before(async () => {
   const store = new Store(dir);
   store.commit([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'front', labels: { 'ambit.dev/dataplane-mode': 'ambient' } } },
-    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client-1', namespace: 'front', annotations: { 'ambit.dev/owner': 'Deployment/client' } }, spec: { nodeName: 'node-1', containers: [] }, status: { phase: 'Running', podIP: '10.244.1.5', restarts: 0 } },
-    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', annotations: { 'ambit.dev/owner': 'Deployment/web' } }, spec: { nodeName: 'node-2', containers: [] }, status: { phase: 'Running', podIP: '10.244.2.7', restarts: 0 } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client-1', namespace: 'front', labels: { 'pod-template-hash': '5d8f7c' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'client-5d8f7c', uid: 'rs-client', controller: true }] }, spec: { nodeName: 'node-1', containers: [] }, status: { phase: 'Running', podIP: '10.244.1.5', restarts: 0 } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', labels: { 'pod-template-hash': '5d8f7c' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d8f7c', uid: 'rs-web', controller: true }] }, spec: { nodeName: 'node-2', containers: [] }, status: { phase: 'Running', podIP: '10.244.2.7', restarts: 0 } },
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10', ports: [{ port: 80 }] } },
   ] as never);
 

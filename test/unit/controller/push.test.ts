@@ -24,7 +24,6 @@ import { issue, sign } from '../../../controller/ca/issuer.js';
 import { TrustBundle } from '../../../shared/identity/svid.js';
 import { buildCsr } from '../../../shared/identity/x509.js';
 import { canonicalOf } from '../../../shared/resources/canonical.js';
-import { ownerAnnotation } from '../../../shared/resources/types.js';
 import { until } from '../until.js';
 
 const log = pino({ level: 'silent' });
@@ -192,7 +191,12 @@ test('every node gets a workload\'s canonical service and revision, derived once
   const [n1, n2] = agents;
   const labelled = pod('checkout-7f9c', 'n2', { 'service.istio.io/canonical-name': 'storefront', app: 'checkout', 'app.kubernetes.io/version': 'v2', version: 'v1' }, '10.0.2.7');
   const plain = pod('cart-5d2a', 'n2', { 'pod-template-hash': '5d2a' }, '10.0.2.8');
-  for (const p of [labelled, plain]) p.metadata.annotations = { [ownerAnnotation]: `Deployment/${p.metadata.name.split('-')[0]}` };
+  // Pods of ReplicaSets made by Deployments, as on a cluster: the controller names them by their owners.
+  for (const p of [labelled, plain]) {
+    const [app, hash] = p.metadata.name.split('-');
+    p.metadata.labels = { ...p.metadata.labels, 'pod-template-hash': hash! };
+    p.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-${hash}`, uid: `rs-${app}`, controller: true }];
+  }
   const e = store.commit([labelled, plain]);
   assert.equal(await push.waitForAcks(e.revision, 5000), []);
   const remote = n1!.state.workloads.get('workload/shop/checkout-7f9c')!;
