@@ -49,6 +49,8 @@ export interface AgentConfig {
   };
   /** The kubelet's pod cgroup root below the cgroup2 mount (`/kubepods.slice`); found if not given. */
   podCgroupRoot?: string;
+  /** The host's /proc as the agent sees it (`/host/proc` in its container); /proc if not given. */
+  procRoot?: string;
 }
 
 export const defaultAdminPort = 15000;

@@ -116,7 +116,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     },
   });
   // Pods as this node has them: from the CNI plugin's events, and those already running from /proc.
-  const discovery = new PodDiscovery({ ...(config.podCgroupRoot ? { podCgroupRoot: config.podCgroupRoot } : {}), log: log.child({ component: 'discovery' }) });
+  const discovery = new PodDiscovery({ ...(config.podCgroupRoot ? { podCgroupRoot: config.podCgroupRoot } : {}), ...(config.procRoot ? { procRoot: config.procRoot } : {}), log: log.child({ component: 'discovery' }) });
   try {
     discovery.scan();
   } catch (err) {

@@ -4,13 +4,13 @@
 // process when the controller serves the local cluster, reads the store and writes Pods back to it.
 
 import { randomInt } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { AmbitError } from '../shared/errors.js';
 import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
+import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, type Resource, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
@@ -21,7 +21,10 @@ import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, s
 import { PodSandboxes } from './kubelet/sandboxes.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
-import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, startAgent } from './daemonset/agents.js';
+import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, removeExitedPodDirs, runningTemplate, startAgent, templateHash, writeTemplateHash } from './daemonset/agents.js';
+import type { PodTemplate } from './daemonset/pod-process.js';
+import { agentName } from '../deploy/manifests.js';
+import { installNamespace } from '../deploy/values.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
 import { podOwner } from '../shared/resources/owners.js';
 
@@ -61,7 +64,8 @@ export class LocalClusterRuntime {
   private readonly agentNextStart = new Map<string, number>();
   private prometheusNextStart = 0;
   private agentTokens: AgentTokens | undefined;
-  private controllerCa: string | undefined;
+  /** A rollout of the agents' DaemonSet is under way (one node at a time). */
+  private rolling = false;
 
   private readonly sandboxes: PodSandboxes;
   /**
@@ -188,13 +192,19 @@ export class LocalClusterRuntime {
     if (failures.length) throw new Error(failures.join('; '));
   }
 
+  /** The agents' DaemonSet, as the local install applied it (or as someone changed it since). */
+  private agentDaemonSet(): (Resource & { spec: { template: PodTemplate } }) | undefined {
+    return this.o.store.get('DaemonSet', installNamespace, agentName) as (Resource & { spec: { template: PodTemplate } }) | undefined;
+  }
+
   private async superviseAgents(): Promise<void> {
     const launch = this.o.agents;
-    if (!launch) return;
-    // Until a controller published the mesh's roots, an agent could not trust any controller.
-    if (!this.writeControllerCa(launch.caFile)) return;
+    const ds = this.agentDaemonSet();
+    if (!launch || !ds) return;
     this.agentTokens ??= new AgentTokens(this.o.stateDir, launch.requestToken);
+    const sources = { get: (kind: string, namespace: string, name: string) => this.o.store.get(kind, namespace, name) };
     const failures: string[] = [];
+    const hash = templateHash(ds.spec.template);
     for (const node of this.o.topology.nodes) {
       try {
         await this.agentTokens.refresh(node.name);
@@ -203,25 +213,38 @@ export class LocalClusterRuntime {
         // An agent with a token still good runs on; one with none cannot prove its node.
         if (!existsSync(agentTokenPath(this.o.stateDir, node.name))) continue;
       }
+      removeExitedPodDirs(this.o.stateDir, node.name);
+      const running = agentPid(this.o.stateDir, node.name);
+      if (running !== undefined) {
+        // The DaemonSet's template changed (an upgrade, an edit): roll this node's agent, one node at a time.
+        if (runningTemplate(this.o.stateDir, node.name) !== hash && !this.rolling) this.rollAgent(node.name);
+        continue;
+      }
       const now = Date.now();
-      if (agentPid(this.o.stateDir, node.name) !== undefined || now < (this.agentNextStart.get(node.name) ?? 0)) continue;
-      const pid = startAgent(launch, this.o.stateDir, node);
+      if (now < (this.agentNextStart.get(node.name) ?? 0)) continue;
       this.agentNextStart.set(node.name, now + 2000);
-      this.o.log.info({ node: node.name, pid }, 'agent started');
+      try {
+        const { pid } = startAgent(launch, this.o.stateDir, node, ds, sources);
+        this.o.log.info({ node: node.name, pid }, 'agent started');
+      } catch (err) {
+        // Until the controller published the mesh's roots (the ConfigMap the agents trust it by), the pod waits.
+        if (err instanceof AmbitError && err.code === 'VolumeNotReady') this.o.log.debug({ node: node.name, err: err.message }, 'agent waits for its volumes');
+        else failures.push(`the agent of ${node.name}: ${errorMessage(err)}`);
+      }
     }
     if (failures.length) throw new Error(failures.join('; '));
   }
 
-  /** Writes the published TrustBundles' roots to `file` when they changed; false while there are none. */
-  private writeControllerCa(file: string): boolean {
-    const roots = (this.o.store.list('TrustBundle') as { spec?: { roots?: string[] } }[]).flatMap((b) => b.spec?.roots ?? []);
-    if (!roots.length) return false;
-    const pem = roots.join('');
-    if (pem !== this.controllerCa) {
-      writeFileAtomic(file, pem);
-      this.controllerCa = pem;
-    }
-    return true;
+  /** Rolls one node's agent to the DaemonSet's current template; the next supervision rolls the next node. */
+  private rollAgent(node: string): void {
+    this.rolling = true;
+    this.o.log.info({ node }, "the agents' DaemonSet changed: rolling the node's agent");
+    this.restartAgent(node)
+      .catch((err: unknown) => this.o.log.warn({ node, err: errorMessage(err) }, 'agent rollout failed; the old agent keeps serving and it is tried again'))
+      .finally(() => {
+        this.rolling = false;
+        this.schedule();
+      });
   }
 
   private supervisePrometheus(): void {
@@ -245,26 +268,28 @@ export class LocalClusterRuntime {
    */
   async restartAgent(nodeName: string, timeoutMs = 30_000): Promise<{ node: string; oldPid?: number; newPid: number; readyMs: number }> {
     const launch = this.o.agents;
-    if (!launch) throw new AmbitError('NotFound', 'this cluster runs no agents');
+    const ds = this.agentDaemonSet();
+    if (!launch || !ds) throw new AmbitError('NotFound', `this cluster runs no agents (no DaemonSet ${installNamespace}/${agentName})`);
     const node = this.o.topology.nodes.find((n) => n.name === nodeName);
     if (!node) throw new AmbitError('NotFound', `no node ${JSON.stringify(nodeName)}; nodes: ${this.o.topology.nodes.map((n) => n.name).join(', ')}`);
     const old = agentPid(this.o.stateDir, node.name);
-    const readyFile = join(agentDir(this.o.stateDir, node.name), `ready-${process.pid}-${Date.now()}`);
+    const oldTemplate = runningTemplate(this.o.stateDir, node.name);
     const started = performance.now();
-    const pid = startAgent(launch, this.o.stateDir, node, readyFile);
+    const agent = startAgent(launch, this.o.stateDir, node, ds, { get: (kind, namespace, name) => this.o.store.get(kind, namespace, name) });
+    const pid = agent.pid;
     this.o.log.info({ node: node.name, pid, oldPid: old }, 'agent update: new agent started beside the old one');
     try {
-      while (!existsSync(readyFile)) {
+      // Its readiness probe: it passes once the agent serves every pod of the node.
+      while (!(await agent.ready())) {
         if (!isAlive(pid, agentCgroup(node.name))) throw new AmbitError('AgentNotReady', `the new agent of ${node.name} (pid ${pid}) exited before it was ready; see ${join(agentDir(this.o.stateDir, node.name), 'agent.log')}`);
         if (performance.now() - started > timeoutMs) throw new AmbitError('AgentNotReady', `the new agent of ${node.name} (pid ${pid}) was not ready after ${timeoutMs / 1000} s; the old one keeps serving`);
-        await sleep(50);
+        await sleep(100);
       }
     } catch (err) {
       signal(pid, 'SIGKILL');
       if (old !== undefined) writeFileAtomic(agentPidPath(this.o.stateDir, node.name), String(old));
+      if (old !== undefined && oldTemplate !== undefined) writeTemplateHash(this.o.stateDir, node.name, oldTemplate);
       throw err;
-    } finally {
-      rmSync(readyFile, { force: true });
     }
     const readyMs = Math.round(performance.now() - started);
     if (old !== undefined) signal(old, 'SIGTERM');

@@ -22,10 +22,13 @@ import { KubeClient } from '../shared/kube/client.js';
 import { objectPath, resourceKind } from '../shared/kube/paths.js';
 import { agentServiceAccount, agentTokenAudience } from '../shared/protocol/config.js';
 import type { KubeConfig } from '../shared/kube/config.js';
-import type { Resource } from '../shared/resources/types.js';
 import { kubeApiCaDir, kubeApiDnsNames, kubeconfig, serveKubeApi, serviceAccountKeyPath } from './apiserver/serve.js';
 import { clusterApiServer, clusterSocketPath, clusterTokenPath } from './api.js';
-import { controllerCaPath } from './daemonset/agents.js';
+import { adminTokenPath } from './daemonset/agents.js';
+import { render } from '../deploy/manifests.js';
+import { defaultValues, type InstallValues } from '../deploy/values.js';
+import { defaultAdminPort } from '../agent/config.js';
+import { prefix, type Topology } from './topology.js';
 import { controllerKubeconfigPath } from './mesh-controller.js';
 import { prometheusPathPrefix } from './prometheus.js';
 import { LocalClusterRuntime } from './runtime.js';
@@ -50,12 +53,29 @@ export interface LocalClusterOptions {
   logLevel: string;
 }
 
-/** What `ambit install` puts on a real cluster before the mesh runs, made here at every start. */
-const meshSystemObjects: Resource[] = [
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: agentServiceAccount.namespace } },
-  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: agentServiceAccount.name, namespace: agentServiceAccount.namespace } },
-  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'ambit-controller', namespace: agentServiceAccount.namespace } },
-];
+/**
+ * The values the local cluster installs ambit with: its replicas' agent channels, its capture mode
+ * and query API address, and each node's own pod cgroup root (the kubelet of node N keeps its pods
+ * below /ambit/N/kubepods.slice; `$(NODE_NAME)` is expanded per pod, as Kubernetes does).
+ */
+export function localInstallValues(topology: Topology): InstallValues {
+  const v = defaultValues();
+  v.image = 'ambit:local';
+  v.imagePullPolicy = 'Never';
+  v.agent.redirect = topology.redirect;
+  v.agent.controllerUrl = topology.controllers.map((c) => `wss://${topology.control.ip}:${c.agentPort}`).join(',');
+  v.agent.podCgroupRoot = `/${prefix}/$(NODE_NAME)/kubepods.slice`;
+  v.agent.adminListen = `${topology.agentAdminAddress}:${defaultAdminPort}`;
+  return v;
+}
+
+/**
+ * What `ambit install` puts on a cluster before the mesh runs, made here at every start: the
+ * rendered namespace, ServiceAccounts, RBAC, the agents' query token Secret and their DaemonSet,
+ * which the local kubelet runs. The CRDs are the API server's own here, and the controller runs
+ * as the local cluster's replicas (cluster/mesh-controller.ts) rather than from its Deployment.
+ */
+const installedKinds = new Set(['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Secret', 'DaemonSet']);
 /** A projected token's life, as the kubelet asks for it by default; it is renewed at 80%. */
 const agentTokenSeconds = 3600;
 
@@ -101,7 +121,7 @@ export async function serveLocalCluster(o: LocalClusterOptions): Promise<void> {
   const inCluster: KubeConfig = { server, ca: caPem, token: () => adminToken, namespace: 'default', source: 'the local cluster' };
   writeFileAtomic(controllerKubeconfigPath(o.stateDir), kubeconfig(server, caPem, adminToken, topology.name), 0o600);
   const kube = new KubeClient(inCluster, { userAgent: 'ambit-local-cluster' });
-  await install(kube, o.stateDir);
+  await install(kube, o.stateDir, topology);
 
   const runtime = new LocalClusterRuntime({
     store,
@@ -111,10 +131,6 @@ export async function serveLocalCluster(o: LocalClusterOptions): Promise<void> {
     log: log.child({ component: 'runtime' }),
     agents: {
       cliEntry: o.cliEntry,
-      controllerUrls: topology.controllers.map((c) => `wss://${topology.control.ip}:${c.agentPort}`),
-      caFile: controllerCaPath(o.stateDir),
-      adminAddress: topology.agentAdminAddress,
-      redirect: topology.redirect,
       requestToken: async (node) => {
         const { kind, apiVersion } = { kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1' };
         const spec = { audiences: [agentTokenAudience], expirationSeconds: agentTokenSeconds, boundObjectRef: { kind: 'Node', apiVersion: 'v1', name: node } };
@@ -157,14 +173,15 @@ export async function serveLocalCluster(o: LocalClusterOptions): Promise<void> {
  * an operator's CA files left in the state directory as Istio's `cacerts` Secret, while the cluster
  * has no CA yet (never over one a controller made).
  */
-async function install(kube: KubeClient, stateDir: string): Promise<void> {
+async function install(kube: KubeClient, stateDir: string, topology: Topology): Promise<void> {
   try {
-    for (const r of meshSystemObjects) await kube.apply(resourceKind(r.kind), r, 'ambit-install', true);
+    const rendered = render(localInstallValues(topology), { adminToken: loadOrCreateSecret(adminTokenPath(stateDir)) }).filter((r) => installedKinds.has(r.kind));
+    for (const r of rendered) await kube.apply(resourceKind(r.kind), r, 'ambit-install', true);
     const Secret = resourceKind('Secret');
     const namespace = agentServiceAccount.namespace;
     const plugged = pluggedSecretFrom(join(caDir(stateDir), 'cacerts'), namespace);
     if (plugged && !(await kube.get(Secret, namespace, pluggedSecretName)) && !(await kube.get(Secret, namespace, caSecretName))) await kube.create(Secret, plugged);
   } catch (err) {
-    throw new AmbitError('InstallFailed', `could not make the mesh's namespace, ServiceAccounts or CA Secret: ${errorMessage(err)}`);
+    throw new AmbitError('InstallFailed', `could not install the mesh's namespace, ServiceAccounts, RBAC, agent DaemonSet or CA Secret: ${errorMessage(err)}`);
   }
 }

@@ -219,6 +219,7 @@ function agent(v: InstallValues): Resource {
                 `--controller-ca=/etc/ambit/controller-ca/${caRootConfigMap.key}`,
                 '--token-file=/var/run/secrets/ambit/token',
                 '--admin-token-file=/etc/ambit/admin/token',
+                `--admin-listen=${v.agent.adminListen}`,
                 `--redirect=${v.agent.redirect}`,
                 `--trust-domain=${v.trustDomain}`,
                 `--root-namespace=${v.rootNamespace}`,
@@ -228,6 +229,10 @@ function agent(v: InstallValues): Resource {
                 '--ready-file=/run/ambit-ready/ready',
                 '--cni-conf-dir=/host/etc/cni/net.d',
                 '--cni-bin-dir=/host/opt/cni/bin',
+                '--cni-socket=/var/run/ambit/cni.sock',
+                // The node's processes, as the host's /proc shows them (the container has its own PID namespace).
+                '--proc-root=/host/proc',
+                `--pod-cgroup-root=${v.agent.podCgroupRoot}`,
               ],
               env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
               // The agent writes its ready file once it serves every pod of its node; a port probe could

@@ -36,6 +36,14 @@ export interface InstallValues {
     /** The node's CNI configuration and plugin directories, where the agent inserts ambit's chained plugin. */
     cniConfDir: string;
     cniBinDir: string;
+    /**
+     * The kubelet's pod cgroups below the cgroup2 mount (the systemd driver's `/kubepods.slice`; the
+     * cgroupfs driver's `/kubepods`), where the agent's /proc scan and eBPF capture find pods.
+     * `$(NODE_NAME)` is expanded, as in any container argument.
+     */
+    podCgroupRoot: string;
+    /** Where the agent's query API (WebSocket, also its readiness) listens, `HOST:PORT` in the node's network. */
+    adminListen: string;
     /** How long a stopping agent lets open connections run (its terminationGracePeriodSeconds is this plus 15 s). */
     drainGraceSeconds: number;
     terminationGracePeriodSeconds: number;
@@ -64,6 +72,8 @@ export function defaultValues(): InstallValues {
       clusterName: 'Kubernetes',
       cniConfDir: '/etc/cni/net.d',
       cniBinDir: '/opt/cni/bin',
+      podCgroupRoot: '/kubepods.slice',
+      adminListen: '127.0.0.1:15021',
       drainGraceSeconds: 30,
       terminationGracePeriodSeconds: 45,
       resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } },

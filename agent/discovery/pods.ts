@@ -41,6 +41,8 @@ export interface PodDiscoveryOptions {
   log: Logger;
   /** For tests: where the scan looks for runtimes' namespace bind mounts. */
   netnsDirs?: ScanOptions['netnsDirs'];
+  /** The host's /proc as the agent sees it. */
+  procRoot?: string;
 }
 
 export class PodDiscovery extends EventEmitter<{ change: [] }> {
@@ -79,7 +81,7 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
   /** Registers every pod running below the pod cgroup root; returns how many were found. */
   scan(): number {
     const root = this.cgroupRoot;
-    const found = scanProc({ root, ...(this.o.netnsDirs ? { netnsDirs: this.o.netnsDirs } : {}) });
+    const found = scanProc({ root, ...(this.o.netnsDirs ? { netnsDirs: this.o.netnsDirs } : {}), ...(this.o.procRoot ? { procRoot: this.o.procRoot } : {}) });
     for (const p of found) {
       // A CNI event is fresher than a scan; never replace it.
       if (this.byUid.get(p.uid)?.source === 'cni') continue;

@@ -25,24 +25,27 @@ export interface ScanOptions {
   root: string;
   /** Where runtimes bind-mount pods' namespaces (containerd, CRI-O and `ip netns` use /run/netns). */
   netnsDirs?: string[];
+  /** The host's /proc: /proc, or where it is mounted in a container with a PID namespace of its own. */
+  procRoot?: string;
 }
 
 const defaultNetnsDirs = ['/run/netns', '/var/run/netns'];
 
 export function scanProc(o: ScanOptions): ScannedPod[] {
+  const proc = o.procRoot ?? '/proc';
   const own = inode('/proc/self/ns/net');
   const named = namedNamespaces(o.netnsDirs ?? defaultNetnsDirs);
   const pods = new Map<string, ScannedPod & { ino: string }>();
-  const pids = readdirSync('/proc')
+  const pids = readdirSync(proc)
     .filter((d) => /^\d+$/.test(d))
     .map(Number)
     .sort((a, b) => a - b);
   for (const pid of pids) {
     // A process may end between the listing and these reads: it is skipped.
-    const path = cgroupV2Path(pid);
+    const path = cgroupV2Path(proc, pid);
     const pod = path && podOfCgroupPath(path, o.root);
     if (!pod) continue;
-    const ino = inode(`/proc/${pid}/ns/net`);
+    const ino = inode(`${proc}/${pid}/ns/net`);
     // A hostNetwork pod shares the node's namespace: there is nothing of it to capture.
     if (!ino || ino === own) continue;
     const seen = pods.get(pod.uid);
@@ -51,17 +54,17 @@ export function scanProc(o: ScanOptions): ScannedPod[] {
       if (seen.ino === ino) seen.pids.push(pid);
       continue;
     }
-    const ips = localAddresses(pid);
+    const ips = localAddresses(pid, proc);
     if (!ips) continue;
-    pods.set(pod.uid, { uid: pod.uid, cgroup: pod.cgroup, netns: named.get(ino) ?? `/proc/${pid}/ns/net`, ips, pids: [pid], ino });
+    pods.set(pod.uid, { uid: pod.uid, cgroup: pod.cgroup, netns: named.get(ino) ?? `${proc}/${pid}/ns/net`, ips, pids: [pid], ino });
   }
   return [...pods.values()].map(({ ino: _ino, ...p }) => p);
 }
 
 /** The process's cgroup v2 path (the `0::` line), or undefined. */
-function cgroupV2Path(pid: number): string | undefined {
+function cgroupV2Path(proc: string, pid: number): string | undefined {
   try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    const line = readFileSync(`${proc}/${pid}/cgroup`, 'utf8')
       .split('\n')
       .find((l) => l.startsWith('0::'));
     return line?.slice(3);
@@ -105,10 +108,10 @@ function namedNamespaces(dirs: string[]): Map<string, string> {
  * The IPv4 addresses local to the process's network namespace, from its /proc/<pid>/net/fib_trie:
  * each `/32 host LOCAL` leaf follows the `|-- <address>` line it belongs to. Undefined if unreadable.
  */
-export function localAddresses(pid: number): string[] | undefined {
+export function localAddresses(pid: number, proc = '/proc'): string[] | undefined {
   let trie: string;
   try {
-    trie = readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8');
+    trie = readFileSync(`${proc}/${pid}/net/fib_trie`, 'utf8');
   } catch {
     return undefined;
   }

@@ -38,6 +38,7 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'cni-socket': { type: 'string' },
       'cni-uninstall': { type: 'boolean' },
       'pod-cgroup-root': { type: 'string' },
+      'proc-root': { type: 'string' },
     },
   });
   const cni = {
@@ -52,6 +53,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
   }
   const cgroupRoot = values['pod-cgroup-root'];
   if (cgroupRoot !== undefined && !/^\/[^\0]*[^/]$/.test(cgroupRoot)) throw new AmbitError('BadFlag', `--pod-cgroup-root ${cgroupRoot}: must be a cgroup path below the cgroup2 mount, as /proc/PID/cgroup shows it (e.g. /kubepods.slice)`);
+  const procRoot = values['proc-root'];
+  if (procRoot !== undefined && !procRoot.startsWith('/')) throw new AmbitError('BadFlag', `--proc-root ${procRoot}: must be an absolute path (the host's /proc as mounted in the agent's container, e.g. /host/proc)`);
   // A Unix socket's path holds at most 107 bytes.
   if (Buffer.byteLength(cni.socket) > 107) throw new AmbitError('BadFlag', `--cni-socket ${cni.socket}: a Unix socket path must be at most 107 bytes`);
   if (values['cni-uninstall']) {
@@ -104,5 +107,6 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
     cni: { binDir: cni.binDir, socket: cni.socket, ...(cni.confDir !== 'none' ? { confDir: cni.confDir } : {}) },
     ...(values['pod-cgroup-root'] ? { podCgroupRoot: values['pod-cgroup-root'] } : {}),
+    ...(procRoot ? { procRoot } : {}),
   });
 }

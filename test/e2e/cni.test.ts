@@ -109,6 +109,24 @@ test('an agent replaced finds the running pods again, with one copy of each rule
   assert.is((await status()).pods.find((p) => p.name === pod.name)!.capture, 'captured');
 });
 
+test("the agents run from the DaemonSet users install, and a changed template rolls them one node at a time", async () => {
+  const ds = JSON.parse(await kubectl('get daemonset ambit-agent -n ambit-system -o json')) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  const args = ds.spec.template.spec.containers[0]!.args;
+  assert.ok(args.includes('--node=$(NODE_NAME)'), args.join(' '));
+  const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const before = ['node-1', 'node-2'].map(agentPid);
+  assert.ok(cmdline(before[0]!).includes('--node=node-1'), 'the running agent is the template, expanded for its node');
+  // An edit of the template, as an upgrade makes one: a log level.
+  const edited = structuredClone(ds) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  edited.spec.template.spec.containers[0]!.args = args.map((a) => (a.startsWith('--log-level=') ? '--log-level=debug' : a));
+  const file = join(tmp, 'ds.json');
+  writeFileSync(file, JSON.stringify(edited));
+  await kubectl(`replace -f ${file}`);
+  await eventually('both agents rolled to the new template', async () => ['node-1', 'node-2'].every((n, i) => agentPid(n) !== before[i] && cmdline(agentPid(n)).includes('--log-level=debug')), 90_000);
+  const pod = (await running('first'))!;
+  assert.is((await status()).pods.find((p) => p.name === pod.name)!.capture, 'captured');
+});
+
 test('ambit down leaves nothing behind', async () => {
   await ambitOk(['down']);
   assert.equal(await leftovers(), []);

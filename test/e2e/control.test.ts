@@ -131,7 +131,7 @@ test('a plain HTTP GET /config_dump gives the same state; a remote client needs 
   const cli = join(root, 'dist', 'cli', 'ambit.js');
   const refused = await inNode('node-2', `node ${cli} query node-1 version --address 10.250.0.1:15000 2>&1`);
   assert.match(refused, 'the agent refused the query (HTTP 401)');
-  const tokenFile = join(stateDir, 'agents', 'node-1', 'admin-token');
+  const tokenFile = join(stateDir, 'agents', 'admin-token');
   const answered = JSON.parse(await inNode('node-2', `node ${cli} query node-1 version --address 10.250.0.1:15000 --token-file ${tokenFile} -o json`)) as { node: string };
   assert.is(answered.node, 'node-1');
 });
