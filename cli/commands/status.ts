@@ -40,7 +40,7 @@ export function printStatus(s: ClusterStatus & { agents?: AgentStatus[]; control
   out.write(
     table(
       ['NAMESPACE', 'NAME', 'STATUS', 'RESTARTS', 'IP', 'NODE', 'SERVICE-ACCOUNT', 'CAPTURE'],
-      s.pods.map((p) => [p.namespace, p.name, p.phase, p.restarts, p.ip, p.node, p.serviceAccount, p.capture ?? (p.message?.startsWith('waiting for the agent') ? 'waiting' : '-')]),
+      s.pods.map((p) => [p.namespace, p.name, p.phase, p.restarts, p.ip, p.node, p.serviceAccount, p.capture ?? (p.phase === 'Pending' && p.message?.includes('ambit-cni') ? 'waiting' : '-')]),
     ),
   );
   out.write('\nSERVICES\n');
