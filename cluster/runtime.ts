@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, type Resource, selectorMatches, type Service } from '../shared/resources/types.js';
+import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
@@ -21,8 +21,7 @@ import { createCgroup, isAlive, onChildExit, type PodEnv, removeHosts, signal, s
 import { PodSandboxes } from './kubelet/sandboxes.js';
 import { endpointsOf, hostsFor, servicesRuleset } from './kube-proxy/services.js';
 import { type NodeLayout, podNetns, type Topology } from './topology.js';
-import { type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, removeExitedPodDirs, runningTemplate, startAgent, templateHash, writeTemplateHash } from './daemonset/agents.js';
-import type { PodTemplate } from './daemonset/pod-process.js';
+import { type AgentDaemonSet, type AgentLaunch, AgentTokens, agentCgroup, agentDir, agentPid, agentPidPath, agentTokenPath, refreshVolumes, removeExitedPodDirs, runningTemplate, startAgent, templateHash, writeTemplateHash } from './daemonset/agents.js';
 import { agentName } from '../deploy/manifests.js';
 import { installNamespace } from '../deploy/values.js';
 import { type PrometheusLaunch, prometheusPid, startPrometheus, writePodTargets } from './prometheus.js';
@@ -193,8 +192,8 @@ export class LocalClusterRuntime {
   }
 
   /** The agents' DaemonSet, as the local install applied it (or as someone changed it since). */
-  private agentDaemonSet(): (Resource & { spec: { template: PodTemplate } }) | undefined {
-    return this.o.store.get('DaemonSet', installNamespace, agentName) as (Resource & { spec: { template: PodTemplate } }) | undefined;
+  private agentDaemonSet(): AgentDaemonSet | undefined {
+    return this.o.store.get('DaemonSet', installNamespace, agentName) as AgentDaemonSet | undefined;
   }
 
   private async superviseAgents(): Promise<void> {
@@ -216,6 +215,11 @@ export class LocalClusterRuntime {
       removeExitedPodDirs(this.o.stateDir, node.name);
       const running = agentPid(this.o.stateDir, node.name);
       if (running !== undefined) {
+        try {
+          refreshVolumes(launch, this.o.stateDir, node, ds, sources);
+        } catch (err) {
+          failures.push(`the volumes of ${node.name}'s agent: ${errorMessage(err)}`);
+        }
         // The DaemonSet's template changed (an upgrade, an edit): roll this node's agent, one node at a time.
         if (runningTemplate(this.o.stateDir, node.name) !== hash && !this.rolling) this.rollAgent(node.name);
         continue;

@@ -152,22 +152,37 @@ export interface StartedAgent {
   ready: () => Promise<boolean>;
 }
 
-/** Starts a node's agent from the DaemonSet's pod template. */
-export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, ds: Resource & { spec: { template: PodTemplate } }, sources: AgentSources): StartedAgent {
-  const dir = agentDir(stateDir, node.name);
-  mkdirSync(dir, { recursive: true });
-  const start = `${Date.now()}`;
-  const namespace = ds.metadata.namespace!;
+export type AgentDaemonSet = Resource & { spec: { template: PodTemplate } };
+
+/** The process of `ds`'s pod on `node`, for the start `start` (which names its emptyDirs). */
+function agentProcess(l: AgentLaunch, stateDir: string, node: NodeLayout, ds: AgentDaemonSet, start: string): PodProcess {
   const template = ds.spec.template;
-  const run = podProcess(
+  return podProcess(
     template,
-    { 'metadata.name': `${ds.metadata.name}-${node.name}`, 'metadata.namespace': namespace, 'spec.nodeName': node.name, 'spec.serviceAccountName': template.spec.serviceAccountName ?? 'default', 'status.hostIP': node.ip, 'status.podIP': node.ip },
+    { 'metadata.name': `${ds.metadata.name}-${node.name}`, 'metadata.namespace': ds.metadata.namespace!, 'spec.nodeName': node.name, 'spec.serviceAccountName': template.spec.serviceAccountName ?? 'default', 'status.hostIP': node.ip, 'status.podIP': node.ip },
     nodeVolumes(stateDir, node.name, start),
     // The image's entry point; for profiling the agents of a local cluster, AMBIT_AGENT_NODE_OPTIONS
     // (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"; stop an agent with SIGTERM to have its profile written).
     (entry) => (entry === 'ambit' ? [process.execPath, ...(process.env.AMBIT_AGENT_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), l.cliEntry] : undefined),
   );
-  writeVolumes(stateDir, node.name, namespace, run.written, sources);
+}
+
+/**
+ * Rewrites a running agent's configMap, secret and projected token volumes from their sources, as
+ * the kubelet keeps them current: a renewed token, the mesh's roots after a CA rotation.
+ */
+export function refreshVolumes(l: AgentLaunch, stateDir: string, node: NodeLayout, ds: AgentDaemonSet, sources: AgentSources): void {
+  writeVolumes(stateDir, node.name, ds.metadata.namespace!, agentProcess(l, stateDir, node, ds, 'refresh').written, sources);
+}
+
+/** Starts a node's agent from the DaemonSet's pod template. */
+export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, ds: AgentDaemonSet, sources: AgentSources): StartedAgent {
+  const dir = agentDir(stateDir, node.name);
+  mkdirSync(dir, { recursive: true });
+  const start = `${Date.now()}`;
+  const template = ds.spec.template;
+  const run = agentProcess(l, stateDir, node, ds, start);
+  writeVolumes(stateDir, node.name, ds.metadata.namespace!, run.written, sources);
   for (const d of run.emptyDirs) mkdirSync(d, { recursive: true });
   mkdirSync(join(dir, 'run'), { recursive: true });
   const cgroup = agentCgroup(node.name);
