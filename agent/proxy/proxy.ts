@@ -9,7 +9,7 @@ import type { Logger } from '../../shared/log.js';
 import { TrustBundle } from '../../shared/identity/svid.js';
 import type { AgentState } from '../state/state.js';
 import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
-import type { CertificateManager } from '../identity/manager.js';
+import type { WorkloadCertificates } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
@@ -45,7 +45,7 @@ export interface ProxyEvents {
 
 export interface ProxyOptions {
   state: AgentState;
-  certificates: CertificateManager;
+  certificates: WorkloadCertificates;
   trustDomain: string;
   rootNamespace: string;
   /** The captured pod at an address (the capture manager's). */

@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { defaultAdminPort, defaultMetricsPort } from '../../agent/config.js';
+import { availableParallelism } from 'node:os';
+import { defaultAdminPort, defaultMetricsPort, defaultWorkers } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
 import { redirectModes, type RedirectMode } from '../../agent/capture/redirect.js';
 import { defaultCniBinDir, defaultCniConfDir, defaultCniSocket } from '../../agent/cni/protocol.js';
@@ -38,6 +39,7 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'cni-socket': { type: 'string' },
       'cni-uninstall': { type: 'boolean' },
       'pod-cgroup-root': { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const cni = {
@@ -77,6 +79,8 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--${flag} ${values[flag]}: must be HOST:PORT`);
     return { host, port: Number(port) };
   };
+  const workers = values.workers ?? String(defaultWorkers(availableParallelism()));
+  if (!/^\d+$/.test(workers) || Number(workers) < 1 || Number(workers) > 64) throw new AmbitError('BadFlag', `--workers ${workers}: must be a whole number from 1 to 64 (event loops carrying traffic; default 2, or the cores if fewer)`);
   const metrics = listen('metrics-listen', `0.0.0.0:${defaultMetricsPort}`);
   const admin = listen('admin-listen', `127.0.0.1:${defaultAdminPort}`);
   await runAgent({
@@ -104,5 +108,6 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     ...(values['bpf-object'] ? { bpfObject: values['bpf-object'] } : {}),
     cni: { binDir: cni.binDir, socket: cni.socket, ...(cni.confDir !== 'none' ? { confDir: cni.confDir } : {}) },
     ...(values['pod-cgroup-root'] ? { podCgroupRoot: values['pod-cgroup-root'] } : {}),
+    workers: Number(workers),
   });
 }
