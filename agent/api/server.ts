@@ -20,7 +20,8 @@ export interface AdminOptions {
   controller: () => { connected: boolean; auth?: string; lastError?: string | undefined };
   /** Certificates and live connections, when the identity and proxy parts provide them. */
   certificates?: () => unknown[];
-  connections?: () => unknown[];
+  /** Per pod and direction; summed over the agent's workers, which are asked (agent/workers/). */
+  connections?: () => unknown[] | Promise<unknown[]>;
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
   explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown; waypoint?(params: Record<string, unknown>): Promise<unknown> };
@@ -78,11 +79,11 @@ function serve(o: AdminOptions, ws: WebSocket): void {
       case 'certs':
         return reply(o.certificates?.() ?? []);
       case 'connections':
-        return reply(o.connections?.() ?? []);
+        return void Promise.resolve(o.connections?.() ?? []).then(reply, (err: Error) => fail('Internal', err.message));
       case 'version':
         return reply({ node: o.state.node, version: o.state.version, controller: o.controller() });
       case 'config_dump':
-        return reply(configDump(o));
+        return void configDump(o).then(reply, (err: Error) => fail('Internal', err.message));
       case 'events':
         return reply(o.events.recent(parseTopics(req.params?.topics) ?? undefined));
       case 'explain-outbound':
@@ -124,7 +125,8 @@ function workloads(o: AdminOptions) {
   return [...o.state.workloads.values()].map((w) => ({ ...w, local: w.node === o.state.node, enrolled: w.node === o.state.node ? o.state.isEnrolled(w) : undefined }));
 }
 
-function configDump(o: AdminOptions) {
+async function configDump(o: AdminOptions) {
+  const connections = await (o.connections?.() ?? []);
   return {
     node: o.state.node,
     version: o.state.version,
@@ -135,7 +137,7 @@ function configDump(o: AdminOptions) {
     policies: [...o.state.policies.values()],
     trustBundles: [...o.state.trustBundles.values()],
     certificates: o.certificates?.() ?? [],
-    connections: o.connections?.() ?? [],
+    connections,
     capture: o.capture?.() ?? {},
   };
 }

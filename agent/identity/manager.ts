@@ -109,6 +109,11 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
     return this.held.waitFor(id, timeoutMs);
   }
 
+  /** Every current certificate (what a worker thread's copy starts from). */
+  current(): IterableIterator<WorkloadCertificate> {
+    return this.held.values();
+  }
+
   /** The roots the CA last sent, PEM. */
   roots(): string[] {
     return this.trustBundle;

@@ -47,6 +47,10 @@ export class CertificateSet {
     return this.current.size;
   }
 
+  values(): IterableIterator<WorkloadCertificate> {
+    return this.current.values();
+  }
+
   put(c: WorkloadCertificate): void {
     this.current.set(c.id, c);
     this.byServerName = undefined;

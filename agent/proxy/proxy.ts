@@ -54,6 +54,8 @@ export interface ProxyOptions {
   access: Logger;
   limits?: Partial<HboneServerLimits>;
   events?: ProxyEvents;
+  /** This event loop's place among the agent's workers (agent/workers/): connection ids stay unique across them. */
+  worker?: { index: number; count: number };
 }
 
 export class NodeProxy {
@@ -104,7 +106,7 @@ export class NodeProxy {
         o.events?.refused?.(c, flags);
         this.o.access.info(refusedFields(c, flags, reason), flags === 'DENY' ? 'connection denied' : 'connection failed');
       },
-    });
+    }, { first: (o.worker?.index ?? 0) + 1, step: o.worker?.count ?? 1 });
     this.resolver = new Resolver(o.state, this.active);
     this.authorizer = new Authorizer(o.rootNamespace);
     this.peerAuthentication = new PeerAuthenticator(o.rootNamespace);
@@ -254,6 +256,11 @@ export class NodeProxy {
     return false;
   }
 
+  /** The HBONE pool's and server's counts (sessions, streams, refusals by reason), flat, for metrics. */
+  eventCounts(): Record<string, number> {
+    return { ...prefixed('hbone_client_', this.pool.counters), ...prefixed('hbone_server_', flatten(this.server.counters)) };
+  }
+
   /** Per captured pod and direction, for the query API. */
   counters(pods: Iterable<CapturedPod>) {
     return [...pods].flatMap((p) => {
@@ -325,4 +332,18 @@ export class NodeProxy {
 /** The pod of this node a connection belongs to: the client's for an outbound one, the server's for an inbound one. */
 function localWorkload(c: ConnectionInfo) {
   return c.reporter === 'source' ? c.source.workload : c.destination.workload;
+}
+
+function prefixed(prefix: string, counters: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}${k}`, Number(v)]));
+}
+
+/** `{ refused: { expired: 1 } }` as `{ refused_expired: 1 }`: one level of nesting, as the server's counters have. */
+function flatten(counters: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counters)) {
+    if (typeof v === 'object' && v) for (const [k2, v2] of Object.entries(v)) out[`${k}_${k2}`] = Number(v2);
+    else out[k] = Number(v);
+  }
+  return out;
 }
