@@ -156,6 +156,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     certificates: () => certificates.list(),
     connections: () => (workers ? workers.addCounters(proxy.counters(capture.captured())) : proxy.counters(capture.captured())),
     capture: () => capture.status(),
+    workers: async () => [proxy.load(0), ...((await workers?.load()) ?? [])],
     explain: {
       outbound: (p) => proxy.explainOutbound({ sourceIp: String(p.sourceIp), ip: String(p.ip), port: Number(p.port) }),
       inbound: (p) =>

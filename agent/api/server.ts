@@ -22,6 +22,8 @@ export interface AdminOptions {
   certificates?: () => unknown[];
   /** Per pod and direction; summed over the agent's workers, which are asked (agent/workers/). */
   connections?: () => unknown[] | Promise<unknown[]>;
+  /** Each event loop carrying traffic (agent/workers/): connections open and carried, heap. */
+  workers?: () => Promise<unknown[]>;
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
   explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown; waypoint?(params: Record<string, unknown>): Promise<unknown> };
@@ -80,6 +82,8 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply(o.certificates?.() ?? []);
       case 'connections':
         return void Promise.resolve(o.connections?.() ?? []).then(reply, (err: Error) => fail('Internal', err.message));
+      case 'workers':
+        return void (o.workers?.() ?? Promise.resolve([])).then(reply, (err: Error) => fail('Internal', err.message));
       case 'version':
         return reply({ node: o.state.node, version: o.state.version, controller: o.controller() });
       case 'config_dump':
@@ -109,7 +113,7 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply({ subscribed: wanted ? [...wanted] : topics });
       }
       default:
-        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe, explain-outbound, explain-inbound, explain-waypoint`);
+        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, workers, version, config_dump, events, subscribe, explain-outbound, explain-inbound, explain-waypoint`);
     }
   });
 }

@@ -67,6 +67,8 @@ export class NodeProxy {
   readonly server: HboneServer;
   private readonly active: ActiveCounts = new Map();
   private readonly perPod = new Map<string, { outbound: PodCounters; inbound: PodCounters }>();
+  /** Connections this event loop has carried since it started (`ambit query NODE workers`). */
+  private openedTotal = 0;
   /** Client sockets held open now: a pod's 15001 (source), its 15006 and the node's 15008 (destination). */
   readonly openSockets = { source: 0, destination: 0 };
   private policyRevision = -1;
@@ -77,6 +79,7 @@ export class NodeProxy {
   constructor(private readonly o: ProxyOptions) {
     this.connections = new ConnectionTable({
       opened: (c) => {
+        this.openedTotal++;
         const side = this.sideOf(c);
         if (side) side.opened++;
         const key = `${c.destination.ip}:${c.destination.port}`;
@@ -254,6 +257,11 @@ export class NodeProxy {
       if (w && `${w.namespace}/${w.name}` === workload) return true;
     }
     return false;
+  }
+
+  /** This event loop's share of the traffic, with its own V8 heap: how the agent's workers split the load. */
+  load(worker: number) {
+    return { worker, open: this.connections.size, opened: this.openedTotal, sockets: this.openSockets.source + this.openSockets.destination, heapMB: Math.round(process.memoryUsage().heapUsed / 1e5) / 10 };
   }
 
   /** The HBONE pool's and server's counts (sessions, streams, refusals by reason), flat, for metrics. */

@@ -119,6 +119,11 @@ export class ProxyWorkers implements CaptureWorkers {
     return [...byKey.values()];
   }
 
+  /** Each worker's share of the traffic (NodeProxy.load). */
+  load(): Promise<unknown[]> {
+    return this.ask({ ask: 'load' });
+  }
+
   /** Each worker's metrics, for the one scrape on 15020. */
   metrics(): Promise<WorkerMetrics[]> {
     return this.ask<WorkerMetrics>({ ask: 'metrics' });

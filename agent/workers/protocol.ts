@@ -39,6 +39,7 @@ export type Question =
   | { ask: 'holds'; workload: string }
   | { ask: 'counters'; workloads: string[] }
   | { ask: 'metrics' }
+  | { ask: 'load' }
   | { ask: 'stop' };
 
 export type ToWorker =

@@ -91,6 +91,8 @@ async function answer(q: Question): Promise<unknown> {
       return proxy.counters(q.workloads.map((key) => ({ key }) as CapturedPod));
     case 'metrics':
       return metrics.registry.getMetricsAsJSON();
+    case 'load':
+      return proxy.load(setup.index);
     case 'stop': {
       // The main thread's drain grace is over: what is still open is cut, as there.
       for (const c of [...proxy.connections.values()]) c.terminate('the agent stopped after its drain grace period');
