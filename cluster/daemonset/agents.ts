@@ -102,6 +102,8 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, r
     '--cni-conf-dir',
     'none',
     ...(readyFile ? ['--ready-file', readyFile] : []),
+    // The agents' event loops (their default: 2, or the cores if fewer), e.g. 1 to compare in a benchmark.
+    ...(process.env.AMBIT_AGENT_WORKERS ? ['--workers', process.env.AMBIT_AGENT_WORKERS] : []),
   ];
   // nsenter keeps /sys visible (ip netns exec would remount it), which the eBPF capture needs.
   const pid = spawnInCgroup(cgroup, ['nsenter', `--net=/run/netns/${node.netns}`, '--', ...argv], { log: join(dir, 'agent.log') });
