@@ -65,6 +65,7 @@ interface ProxySetup {
 interface ProxyPorts {
   servers: number[];
   hbone?: number;
+  identities?: Identities;
 }
 
 /**
@@ -96,7 +97,14 @@ function name(cn: string): Buffer {
 }
 
 /** A throwaway CA and two SVIDs (client and server), as the agent would hold them. */
-function identities(): { bundle: TrustBundle; client: { uri: string; key: string; cert: string }; server: { uri: string; key: string; cert: string } } {
+interface Identities {
+  /** The CA's certificate, PEM. */
+  root: string;
+  client: { uri: string; key: string; cert: string };
+  server: { uri: string; key: string; cert: string };
+}
+
+function identities(): Identities {
   const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const caSpki = ca.publicKey.export({ type: 'spki', format: 'der' });
   const now = Date.now();
@@ -119,7 +127,7 @@ function identities(): { bundle: TrustBundle; client: { uri: string; key: string
     });
     return { uri, key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: toPem(der, 'CERTIFICATE') };
   };
-  return { bundle: new TrustBundle({ 'cluster.local': [toPem(caDer, 'CERTIFICATE')] }), client: leaf('client', 2, ca.privateKey), server: leaf('server', 3, ca.privateKey) };
+  return { root: toPem(caDer, 'CERTIFICATE'), client: leaf('client', 2, ca.privateKey), server: leaf('server', 3, ca.privateKey) };
 }
 
 /** `from` into `to` with backpressure, the chunks of one event-loop turn written together. */
@@ -247,6 +255,7 @@ async function serveProxies(o: ProxySetup, fixed?: ProxyPorts): Promise<{ ports:
   let pool: HbonePool | undefined;
   let hbone: HboneServer | undefined;
   let hbonePort = 0;
+  let identitiesUsed: Identities | undefined;
   if (o.mode === 'direct') {
     for (const target of o.targets) {
       const b = await listen((s) => join(s, dial(target)));
@@ -256,7 +265,10 @@ async function serveProxies(o: ProxySetup, fixed?: ProxyPorts): Promise<{ ports:
   } else {
     const { HbonePool } = (await import(hboneModule(dist, 'pool'))) as typeof import('../../shared/hbone/pool.js');
     const { createHboneServer } = (await import(hboneModule(dist, 'server'))) as typeof import('../../shared/hbone/server.js');
-    const ids = identities();
+    // One CA and one certificate set for every event loop, as the agent's workers share its own.
+    const ids = { ...(fixed?.identities ?? identities()), bundle: undefined as unknown as TrustBundle };
+    ids.bundle = new TrustBundle({ 'cluster.local': [ids.root] });
+    identitiesUsed = ids;
     const serverContext = createSecureContext({ key: ids.server.key, cert: ids.server.cert, minVersion: 'TLSv1.3' });
     // inbound.ts without policy: dial the destination, answer 200 once connected, pipe.
     const onTunnel = (t: HboneTunnel) => {
@@ -304,7 +316,7 @@ async function serveProxies(o: ProxySetup, fixed?: ProxyPorts): Promise<{ ports:
     }
   }
   return {
-    ports: { servers: servers.map((s) => (s.address() as AddressInfo).port), ...(hbone ? { hbone: hbonePort } : {}) },
+    ports: { servers: servers.map((s) => (s.address() as AddressInfo).port), ...(hbone ? { hbone: hbonePort } : {}), ...(identitiesUsed ? { identities: { root: identitiesUsed.root, client: identitiesUsed.client, server: identitiesUsed.server } } : {}) },
     async stop() {
       pool?.close();
       for (const s of servers) s.close();
