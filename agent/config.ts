@@ -51,6 +51,16 @@ export interface AgentConfig {
   podCgroupRoot?: string;
   /** The host's /proc as the agent sees it (`/host/proc` in its container); /proc if not given. */
   procRoot?: string;
+  /**
+   * Event loops that carry traffic (agent/workers/): the main thread and `workers - 1` worker
+   * threads, sharing every pod's listeners and 15008 through SO_REUSEPORT. 1: the main thread alone.
+   */
+  workers: number;
+}
+
+/** ztunnel's default of two workers, or the cores if fewer. */
+export function defaultWorkers(cores: number): number {
+  return Math.max(1, Math.min(2, cores));
 }
 
 export const defaultAdminPort = 15000;

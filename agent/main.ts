@@ -19,13 +19,14 @@ import { allowRequestMigration, CaptureManager } from './capture/manager.js';
 import { NodeProxy } from './proxy/proxy.js';
 import { identityOf } from './proxy/outbound.js';
 import { spiffeId } from '../shared/identity/spiffe.js';
-import { AgentMetrics } from './telemetry/metrics.js';
+import { AgentMetrics, metricsEvents } from './telemetry/metrics.js';
 import { NetfilterRedirect } from './capture/netfilter.js';
 import { EbpfRedirect } from './capture/ebpf.js';
 import { PodDiscovery } from './discovery/pods.js';
 import { CniServer } from './cni/server.js';
 import { CniInstaller } from './cni/installer.js';
 import { pluginEntry } from './cni/protocol.js';
+import { ProxyWorkers } from './workers/host.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -37,7 +38,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     }
   };
   const state = new AgentState(config.node);
-  const events = new EventLog();
+  // The other event loops that carry traffic (agent/workers/): none with --workers 1.
+  let workers: ProxyWorkers | undefined;
+  const events = new EventLog(undefined, config.workers > 1 ? (topic, emit) => workers!.subscribe(topic, emit) : undefined);
   state.on('config', (e) => events.publish('config', e));
   state.on('enrollment', (e) => {
     events.publish('enrollment', e);
@@ -96,9 +99,20 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   certificates.on('issued', (c) => events.publish('certificates', { identity: c.id, serial: c.serial, notAfter: c.notAfter.toISOString(), event: 'issued' }));
   certificates.on('dropped', (id) => events.publish('certificates', { identity: id, event: 'dropped' }));
   certificates.on('failed', (id, reason) => events.publish('certificates', { identity: id, event: 'failed', reason }));
+  // Each event loop bounds its own HBONE sessions: the agent's bound, shared out.
+  const hboneLimits = { ...config.hboneLimits, maxSessions: Math.ceil(config.hboneLimits.maxSessions / config.workers) };
+  if (config.workers > 1) {
+    workers = new ProxyWorkers({
+      setup: { node: config.node, logLevel: config.logLevel, trustDomain: config.trustDomain, rootNamespace: config.rootNamespace, clusterName: config.clusterName, hboneLimits, count: config.workers },
+      state,
+      certificates,
+      log: log.child({ component: 'workers' }),
+    });
+    await workers.start();
+  }
   // The access log is its own stream (stdout), one JSON line per connection, apart from the agent's log.
   const access = createLogger('agent', 'info', undefined, 1).child({ node: config.node, log: 'access' });
-  const proxy = new NodeProxy({
+  const proxy: NodeProxy = new NodeProxy({
     state,
     certificates,
     trustDomain: config.trustDomain,
@@ -106,14 +120,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     podAt: (ip) => capture.podAt(ip),
     log: log.child({ component: 'proxy' }),
     access,
-    limits: config.hboneLimits,
-    events: {
-      opened: (c) => metrics.connectionOpened(c),
-      closed: (c) => metrics.connectionClosed(c),
-      refused: (c, flags) => metrics.connectionRefused(c, flags),
-      denied: (reason) => metrics.connectionsDenied.inc({ reason }),
-      failed: (direction, reason) => metrics.connectionFailures.inc({ direction, reason }),
-    },
+    limits: hboneLimits,
+    events: metricsEvents(() => metrics),
+    worker: { index: 0, count: config.workers },
   });
   // Pods as this node has them: from the CNI plugin's events, and those already running from /proc.
   const discovery = new PodDiscovery({ ...(config.podCgroupRoot ? { podCgroupRoot: config.podCgroupRoot } : {}), ...(config.procRoot ? { procRoot: config.procRoot } : {}), log: log.child({ component: 'discovery' }) });
@@ -125,7 +134,8 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const capture: CaptureManager = new CaptureManager({
     state,
     handlers: proxy.handlers,
-    inUse: (workload) => proxy.holds(workload),
+    inUse: async (workload) => proxy.holds(workload) || ((await workers?.holds(workload)) ?? false),
+    ...(workers ? { workers } : {}),
     locate: (w) => discovery.locate(w),
     redirect: config.redirect === 'ebpf' ? new EbpfRedirect({ node: config.node, ...(config.bpfObject ? { objectPath: config.bpfObject } : {}) }) : new NetfilterRedirect(),
     log: log.child({ component: 'capture' }),
@@ -144,8 +154,9 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     log: log.child({ component: 'api' }),
     controller: () => ({ connected: control.connected, auth: control.authenticatedWith, ...(control.lastError ? { lastError: control.lastError } : {}) }),
     certificates: () => certificates.list(),
-    connections: () => proxy.counters(capture.captured()),
+    connections: () => (workers ? workers.addCounters(proxy.counters(capture.captured())) : proxy.counters(capture.captured())),
     capture: () => capture.status(),
+    workers: async () => [proxy.load(0), ...((await workers?.load()) ?? [])],
     explain: {
       outbound: (p) => proxy.explainOutbound({ sourceIp: String(p.sourceIp), ip: String(p.ip), port: Number(p.port) }),
       inbound: (p) =>
@@ -163,18 +174,18 @@ export async function runAgent(config: AgentConfig): Promise<void> {
         }),
     },
   });
-  const metrics = new AgentMetrics({
+  const metrics: AgentMetrics = new AgentMetrics({
     cluster: config.clusterName,
     trustDomain: config.trustDomain,
     connections: proxy.connections,
     sockets: () => proxy.openSockets,
     health: () => ({ capturedPods: capture.status().captured.length, configVersion: state.version, controllerConnected: control.connected, certificates: certificates.list().length }),
-    counters: () => ({ ...prefixed('hbone_client_', proxy.pool.counters), ...prefixed('hbone_server_', flatten(proxy.server.counters)) }),
+    counters: () => proxy.eventCounts(),
   });
   // The data path's listeners (HBONE here, each pod's in the capture) are shared with a successor
   // through SO_REUSEPORT; the query API and metrics are taken over once the predecessor lets go.
   allowRequestMigration(undefined, log);
-  const metricsServer = metrics.createServer();
+  const metricsServer = metrics.createServer(workers ? () => workers!.metrics() : undefined);
   const listening = [listenWhenFree(admin, config.adminPort, config.adminHost, log), listenWhenFree(metricsServer, config.metricsPort, config.metricsHost, log)];
   // The plugin's socket opens before the controller is asked: an ADD arriving meanwhile waits for
   // the first push instead of finding no agent.
@@ -197,6 +208,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   const missing = (await Promise.all([...identities].map(async (id) => ((await certificates.waitFor(id, 10_000)) ? undefined : id)))).filter(Boolean);
   if (missing.length) log.warn({ identities: missing }, 'no certificate yet for these identities; serving HBONE anyway');
   await proxy.listen(config.hboneHost);
+  await workers?.listen(config.hboneHost);
   // The plugin goes into the runtime's configuration once the agent can answer it: its socket is
   // open and the enrolled namespaces are listed beside it.
   const installer = config.cni.confDir ? new CniInstaller({ confDir: config.cni.confDir, binDir: config.cni.binDir, entry: pluginEntry(config.cni.socket), log: log.child({ component: 'cni-install' }) }) : undefined;
@@ -212,7 +224,8 @@ export async function runAgent(config: AgentConfig): Promise<void> {
    */
   const shutdown = async (signal: string) => {
     const graceMs = config.drainSeconds * 1000;
-    log.info({ signal, open: proxy.connections.size, graceSeconds: config.drainSeconds }, 'agent draining');
+    const open = async () => proxy.connections.size + ((await workers?.size()) ?? 0);
+    log.info({ signal, open: await open(), graceSeconds: config.drainSeconds }, 'agent draining');
     for (const l of listening) l.cancel();
     // The plugin's entry stays: while no agent answers, the plugin holds the pods that must be captured.
     installer?.stop();
@@ -220,6 +233,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     control.stop();
     nodeCredentials.stop();
     capture.stopAccepting();
+    workers?.stopAccepting(graceMs);
     waypoints.close();
     metricsServer.close();
     admin.close();
@@ -227,9 +241,10 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     // Connections accepted a moment ago may still be opening their tunnels: the pool stays open.
     const closing = proxy.stopAccepting(graceMs);
     const deadline = Date.now() + graceMs;
-    while (proxy.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const left = proxy.connections.size;
+    while ((await open()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const left = await open();
     for (const c of [...proxy.connections.values()]) c.terminate('the agent stopped after its drain grace period');
+    await workers?.stop();
     certificates.stop();
     await Promise.race([closing, new Promise((r) => setTimeout(r, 1000))]);
     await proxy.close(0);
@@ -266,18 +281,4 @@ function listenWhenFree(server: Server, port: number, host: string, log: Logger)
   };
   attempt();
   return { cancel: () => clearTimeout(timer) };
-}
-
-function prefixed(prefix: string, counters: object): Record<string, number> {
-  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}${k}`, Number(v)]));
-}
-
-/** `{ refused: { expired: 1 } }` as `{ refused_expired: 1 }`: one level of nesting, as the server's counters have. */
-function flatten(counters: object): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(counters)) {
-    if (typeof v === 'object' && v) for (const [k2, v2] of Object.entries(v)) out[`${k}_${k2}`] = Number(v2);
-    else out[k] = Number(v);
-  }
-  return out;
 }

@@ -66,6 +66,8 @@ export function localInstallValues(topology: Topology): InstallValues {
   v.agent.controllerUrl = topology.controllers.map((c) => `wss://${topology.control.ip}:${c.agentPort}`).join(',');
   v.agent.podCgroupRoot = `/${prefix}/$(NODE_NAME)/kubepods.slice`;
   v.agent.adminListen = `${topology.agentAdminAddress}:${defaultAdminPort}`;
+  // The agents' event loops, e.g. 1 to compare in a benchmark (scripts/bench/mesh.ts --workers).
+  if (process.env.AMBIT_AGENT_WORKERS) v.agent.workers = Number(process.env.AMBIT_AGENT_WORKERS);
   return v;
 }
 

@@ -233,6 +233,7 @@ function agent(v: InstallValues): Resource {
                 // The node's processes, as the host's /proc shows them (the container has its own PID namespace).
                 '--proc-root=/host/proc',
                 `--pod-cgroup-root=${v.agent.podCgroupRoot}`,
+                `--workers=${v.agent.workers}`,
               ],
               env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
               // The agent writes its ready file once it serves every pod of its node; a port probe could

@@ -44,6 +44,8 @@ export interface InstallValues {
     podCgroupRoot: string;
     /** Where the agent's query API (WebSocket, also its readiness) listens, `HOST:PORT` in the node's network. */
     adminListen: string;
+    /** Event loops carrying traffic in each agent (threads sharing its listeners); 0: the agent's default, 2 or the cores if fewer. */
+    workers: number;
     /** How long a stopping agent lets open connections run (its terminationGracePeriodSeconds is this plus 15 s). */
     drainGraceSeconds: number;
     terminationGracePeriodSeconds: number;
@@ -74,6 +76,7 @@ export function defaultValues(): InstallValues {
       cniBinDir: '/opt/cni/bin',
       podCgroupRoot: '/kubepods.slice',
       adminListen: '127.0.0.1:15021',
+      workers: 0,
       drainGraceSeconds: 30,
       terminationGracePeriodSeconds: 45,
       resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } },

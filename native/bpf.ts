@@ -92,16 +92,41 @@ const linkNames = ['connect4', 'sockops'] as const;
 /** The interface of a pod, as CNI plugins name it in Kubernetes. */
 export const podInterface = 'eth0';
 
-export class CapturePrograms {
-  private readonly fds = {} as Record<CaptureMap, number>;
+/**
+ * The programs' record of outbound connections' original destinations (the map tuple_orig), by
+ * the map's fd: any event loop of the process reads it (a worker thread as the main one).
+ */
+export class OriginalDestinations {
   private readonly key = Buffer.alloc(tupleKeySize);
   private readonly value = Buffer.alloc(destinationSize);
+
+  constructor(readonly mapFd: number) {}
+
+  /**
+   * The original destination of an outbound connection, by its peer as the agent's listener sees
+   * it, taken out of the map (each is read once). Undefined when the programs recorded none.
+   */
+  take(netnsCookie: bigint, peerIp: string, peerPort: number): { ip: string; port: number } | undefined {
+    const b = libbpf();
+    writeTupleKey(this.key, netnsCookie, peerIp, peerPort);
+    const rc = b.lookup(this.mapFd, this.key, this.value) as number;
+    if (rc === -ENOENT) return undefined;
+    check('bpf_map_lookup_elem(tuple_orig)', rc);
+    b.remove(this.mapFd, this.key);
+    return readDestination(this.value);
+  }
+}
+
+export class CapturePrograms {
+  private readonly fds = {} as Record<CaptureMap, number>;
+  readonly destinations: OriginalDestinations;
 
   private constructor(
     private readonly obj: unknown,
     readonly pinRoot: string,
   ) {
     for (const name of captureMaps) this.fds[name] = check(`bpf_map__fd(${name})`, libbpf().mapFd(libbpf().findMap(obj, name)) as number);
+    this.destinations = new OriginalDestinations(this.fds.tuple_orig);
   }
 
   /**
@@ -250,20 +275,6 @@ export class CapturePrograms {
 
   setProbeSource(ip: string | undefined): void {
     check('bpf_map_update_elem(settings)', libbpf().update(this.fds.settings, u32Key(0), settingsValue(ip), 0) as number);
-  }
-
-  /**
-   * The original destination of an outbound connection, by its peer as the agent's listener sees
-   * it, taken out of the map (each is read once). Undefined when the programs recorded none.
-   */
-  takeOriginalDestination(netnsCookie: bigint, peerIp: string, peerPort: number): { ip: string; port: number } | undefined {
-    const b = libbpf();
-    writeTupleKey(this.key, netnsCookie, peerIp, peerPort);
-    const rc = b.lookup(this.fds.tuple_orig, this.key, this.value) as number;
-    if (rc === -ENOENT) return undefined;
-    check('bpf_map_lookup_elem(tuple_orig)', rc);
-    b.remove(this.fds.tuple_orig, this.key);
-    return readDestination(this.value);
   }
 
   stats(): CaptureStats {

@@ -17,7 +17,7 @@ export function registerDefaultMetrics(registry: Registry, prefix: string, compo
 }
 
 /** The HTTP server Prometheus scrapes (not listening yet): `/metrics`, and Envoy's `/stats/prometheus`. */
-export function metricsServer(registry: Registry): Server {
+export function metricsServer(registry: Pick<Registry, 'metrics' | 'contentType'>): Server {
   return createServer((req, res) => {
     if (req.url !== '/metrics' && req.url !== '/stats/prometheus') return void res.writeHead(404).end();
     registry.metrics().then(

@@ -19,6 +19,9 @@ export interface AgentEvent {
 /** Starts listening on the data path for one topic, handing each event's data to `emit`; returns the stop. */
 type LiveSource = (emit: (data: unknown) => void) => () => void;
 
+/** Starts listening to one topic in other event loops of the agent; returns the stop. */
+export type RemoteSource = (topic: Topic, emit: (data: unknown) => void) => () => void;
+
 /**
  * A channel's messages, shaped for the API. The listener runs inside the data path's publish, and
  * diagnostics_channel rethrows a listener's error on the next tick (the process would end): a
@@ -69,7 +72,14 @@ export class EventLog {
   /** The data path's topics listened to now, with how many subscribers want each. */
   private readonly live = new Map<Topic, { subscribers: number; stop: () => void }>();
 
-  constructor(private readonly capacity = 500) {}
+  /**
+   * `remote`: more sources of the data path's topics, the worker threads' (agent/workers/), started
+   * and stopped with this process's own.
+   */
+  constructor(
+    private readonly capacity = 500,
+    private readonly remote?: RemoteSource,
+  ) {}
 
   publish(topic: Topic, data: unknown): void {
     const e: AgentEvent = { time: new Date().toISOString(), topic, data };
@@ -104,6 +114,7 @@ export class EventLog {
     if (l) return void l.subscribers++;
     const emit = (data: unknown) => this.fanOut({ time: new Date().toISOString(), topic, data });
     const stops = liveSources[topic]!.map((start) => start(emit));
+    if (this.remote) stops.push(this.remote(topic, emit));
     const stop = () => stops.forEach((s) => s());
     this.live.set(topic, { subscribers: 1, stop });
   }

@@ -20,7 +20,10 @@ export interface AdminOptions {
   controller: () => { connected: boolean; auth?: string; lastError?: string | undefined };
   /** Certificates and live connections, when the identity and proxy parts provide them. */
   certificates?: () => unknown[];
-  connections?: () => unknown[];
+  /** Per pod and direction; summed over the agent's workers, which are asked (agent/workers/). */
+  connections?: () => unknown[] | Promise<unknown[]>;
+  /** Each event loop carrying traffic (agent/workers/): connections open and carried, heap. */
+  workers?: () => Promise<unknown[]>;
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
   explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown; waypoint?(params: Record<string, unknown>): Promise<unknown> };
@@ -78,11 +81,13 @@ function serve(o: AdminOptions, ws: WebSocket): void {
       case 'certs':
         return reply(o.certificates?.() ?? []);
       case 'connections':
-        return reply(o.connections?.() ?? []);
+        return void Promise.resolve(o.connections?.() ?? []).then(reply, (err: Error) => fail('Internal', err.message));
+      case 'workers':
+        return void (o.workers?.() ?? Promise.resolve([])).then(reply, (err: Error) => fail('Internal', err.message));
       case 'version':
         return reply({ node: o.state.node, version: o.state.version, controller: o.controller() });
       case 'config_dump':
-        return reply(configDump(o));
+        return void configDump(o).then(reply, (err: Error) => fail('Internal', err.message));
       case 'events':
         return reply(o.events.recent(parseTopics(req.params?.topics) ?? undefined));
       case 'explain-outbound':
@@ -108,7 +113,7 @@ function serve(o: AdminOptions, ws: WebSocket): void {
         return reply({ subscribed: wanted ? [...wanted] : topics });
       }
       default:
-        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, version, config_dump, events, subscribe, explain-outbound, explain-inbound, explain-waypoint`);
+        return fail('UnknownMethod', `unknown method ${JSON.stringify(req.method)}; methods: workloads, services, policies, certs, connections, workers, version, config_dump, events, subscribe, explain-outbound, explain-inbound, explain-waypoint`);
     }
   });
 }
@@ -124,7 +129,8 @@ function workloads(o: AdminOptions) {
   return [...o.state.workloads.values()].map((w) => ({ ...w, local: w.node === o.state.node, enrolled: w.node === o.state.node ? o.state.isEnrolled(w) : undefined }));
 }
 
-function configDump(o: AdminOptions) {
+async function configDump(o: AdminOptions) {
+  const connections = await (o.connections?.() ?? []);
   return {
     node: o.state.node,
     version: o.state.version,
@@ -135,7 +141,7 @@ function configDump(o: AdminOptions) {
     policies: [...o.state.policies.values()],
     trustBundles: [...o.state.trustBundles.values()],
     certificates: o.certificates?.() ?? [],
-    connections: o.connections?.() ?? [],
+    connections,
     capture: o.capture?.() ?? {},
   };
 }

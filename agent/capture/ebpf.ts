@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { bpfPinBase, CapturePrograms } from '../../native/bpf.js';
 import { closeFd, netnsCookie, openNetns } from '../../native/netns.js';
 import { AmbitError } from '../../shared/errors.js';
+import { destinationReader } from './destinations.js';
 import { ports, type InstalledRedirect, type PodTarget, type Redirect, type UnwantedPod } from './redirect.js';
 
 /** Where the set-up leaves the compiled object: dist/bpf/, beside the compiled agent. */
@@ -63,10 +64,11 @@ export class EbpfRedirect implements Redirect {
       throw err;
     }
     const { programs, checked } = this;
+    const source = { mode: 'ebpf', mapFd: programs.destinations.mapFd, netnsCookie: cookie } as const;
     return {
       how,
-      outboundDestination: (s) => programs.takeOriginalDestination(cookie, s.remoteAddress!, s.remotePort!),
-      inboundDestination: (s) => (s.localAddress && s.localPort ? { ip: s.localAddress, port: s.localPort } : undefined),
+      source,
+      ...destinationReader(source),
       remove() {
         // Programs first: from here the pod's new connections go direct, none to a closing listener.
         programs.detachPod(name, pod.nsFd);

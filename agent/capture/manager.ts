@@ -48,13 +48,36 @@ export interface CaptureHandlers {
   inbound(pod: CapturedPod, socket: Socket): void;
 }
 
+/** Listening sockets for one pod, made in its namespace: the outbound (15001) and inbound (15006). */
+export interface PodListeners {
+  outbound: number;
+  inbound: number;
+}
+
+/**
+ * The agent's worker threads (agent/workers/), which take a pod's connections beside the main
+ * thread: each gets listeners of its own in the pod's SO_REUSEPORT groups, made here with the
+ * main thread's, and is told when the pod is released and when it has drained.
+ */
+export interface CaptureWorkers {
+  /** How many workers, each taking one more listener per port. */
+  readonly count: number;
+  /** The pod is captured; `listeners[i]` are worker i's, which it owns and closes from now on. */
+  captured(pod: CapturedPod, listeners: PodListeners[]): void;
+  /** No new connections are redirected to the pod's listeners. */
+  released(key: string): void;
+  /** The pod's listeners close: its last captured connection has ended, or the pod is gone. */
+  drained(key: string): void;
+}
+
 export interface CaptureManagerOptions extends CaptureEvents {
   state: AgentState;
   redirect: Redirect;
   handlers: CaptureHandlers;
   log: Logger;
-  /** Whether the proxy still holds connections of the pod (`namespace/name`); none if not given. */
-  inUse?: (workload: string) => boolean;
+  /** Whether the proxy (any of its workers) still holds connections of the pod (`namespace/name`); none if not given. */
+  inUse?: (workload: string) => boolean | Promise<boolean>;
+  workers?: CaptureWorkers;
   /** Where a workload's pod is on this node (discovery), or undefined while the agent has not found it. */
   locate: (w: WorkloadEntry) => PodLocation | undefined;
 }
@@ -134,6 +157,7 @@ export class CaptureManager {
    */
   stopAccepting(): void {
     for (const c of [...this.pods.values(), ...this.draining.values()]) for (const s of c.servers) s.close();
+    // The workers' listeners close with their own stopAccepting (agent/workers/).
   }
 
   status() {
@@ -212,6 +236,8 @@ export class CaptureManager {
     let nsFd = -1;
     const servers: Server[] = [];
     const early: ['outbound' | 'inbound', Socket][] = [];
+    /** The worker threads' listeners, theirs once handed over. */
+    const forWorkers: PodListeners[] = [];
     try {
       nsFd = openNetns(netns);
       // Connections can reach the listeners before the redirect exists (sent to 15001 directly):
@@ -221,6 +247,7 @@ export class CaptureManager {
       if (old) {
         this.draining.delete(key);
         for (const s of old.servers) s.close();
+        this.o.workers?.drained(key);
         closeFd(old.nsFd);
       }
       const pod = { key, workload: w, nsFd, netns } as Captured;
@@ -233,13 +260,16 @@ export class CaptureManager {
         // must not hold a small write back for 40 ms waiting on the peer's delayed ACK.
         // Beside a running agent (a handover) connections arrive as soon as this listener joins the
         // port's SO_REUSEPORT group, before this agent's own redirect is in place: they wait for it.
-        const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : early.push([dir, socket])));
-        server.on('error', (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
         const fd = listenerIn(nsFd, '0.0.0.0', port, { reusePort: true });
         listeners[dir] = fd;
-        server.listen({ fd });
-        await once(server, 'listening');
+        const server = await podListener(fd, (socket) => (pod.redirect ? this.o.handlers[dir](pod, socket) : early.push([dir, socket])), (err) => this.o.log.warn({ workload: key, port, err: err.message }, 'capture listener error'));
         servers.push(server);
+      }
+      for (let i = 0; i < (this.o.workers?.count ?? 0); i++) {
+        const l = { outbound: -1, inbound: -1 };
+        forWorkers.push(l);
+        l.outbound = listenerIn(nsFd, '0.0.0.0', ports.outbound, { reusePort: true });
+        l.inbound = listenerIn(nsFd, '0.0.0.0', ports.inbound, { reusePort: true });
       }
       allowRequestMigration(nsFd, this.o.log);
       // Answers to the client addresses the proxy connects from must come back to it.
@@ -253,6 +283,8 @@ export class CaptureManager {
       }
       Object.assign(pod, { redirect, servers });
       for (const [dir, socket] of early.splice(0)) if (!socket.destroyed) this.o.handlers[dir](pod, socket);
+      // Connections the kernel queued on the workers' listeners meanwhile wait there for them.
+      this.o.workers?.captured(pod, forWorkers.splice(0));
       this.pods.set(key, pod);
       this.byIp.set(w.ip, pod);
       this.failed.delete(key);
@@ -264,6 +296,7 @@ export class CaptureManager {
     } catch (err) {
       // Nothing half-done stays: the redirect installs all or nothing, and the listeners close.
       for (const s of servers) s.close();
+      for (const l of forWorkers) for (const fd of [l.outbound, l.inbound]) if (fd >= 0) closeFd(fd);
       for (const [, socket] of early.splice(0)) socket.resetAndDestroy();
       if (nsFd >= 0) closeFd(nsFd);
       const message = errorMessage(err);
@@ -286,6 +319,7 @@ export class CaptureManager {
     // New connections are no longer redirected. The listeners stay until the pod has drained: a
     // connection redirected just before may still be on its way to them, or in their accept queue
     // (the first check is a second away).
+    this.o.workers?.released(c.key);
     this.o.log.info({ workload: c.key }, 'pod released from capture; draining its connections');
     this.o.onChange?.(c.key, false);
     c.releasedAt = performance.now();
@@ -299,9 +333,10 @@ export class CaptureManager {
   /** Removes the leftovers of released pods whose last captured connection has ended (or whose pod is gone). */
   private async finishDrained(): Promise<void> {
     for (const [key, c] of this.draining) {
-      if (existsSync(c.netns) && (performance.now() - (c.releasedAt ?? 0) < drainCheckMs || this.o.inUse?.(key))) continue;
+      if (existsSync(c.netns) && (performance.now() - (c.releasedAt ?? 0) < drainCheckMs || (await this.o.inUse?.(key)))) continue;
       this.draining.delete(key);
       for (const s of c.servers) s.close();
+      this.o.workers?.drained(key);
       try {
         if (existsSync(c.netns)) {
           c.redirect.finish();
@@ -328,6 +363,20 @@ export class CaptureManager {
  * to its successor without losing a connection. Per namespace; a kernel without it (before 5.14)
  * keeps working with that small loss, and says so.
  */
+/**
+ * A pod's listener on `fd`, a listening socket made in the pod's namespace (SO_REUSEPORT: the
+ * agent's other workers and a successor agent listen beside it).
+ */
+export async function podListener(fd: number, onSocket: (socket: Socket) => void, onError: (err: Error) => void): Promise<Server> {
+  // Half-open: a client that finished sending still gets the whole answer. No Nagle: a proxy
+  // must not hold a small write back for 40 ms waiting on the peer's delayed ACK.
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  server.on('error', onError);
+  server.listen({ fd });
+  await once(server, 'listening');
+  return server;
+}
+
 export function allowRequestMigration(nsFd: number | undefined, log: Logger): void {
   const write = () => writeFileSync('/proc/sys/net/ipv4/tcp_migrate_req', '1');
   try {

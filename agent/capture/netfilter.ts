@@ -13,8 +13,9 @@
 
 import { existsSync } from 'node:fs';
 import { NftablesFailed, runNft } from '../../native/nftables.js';
-import { closeFd, openNetns, originalDestination } from '../../native/netns.js';
-import { agentMark, markMask, ports, socketFd, type InstalledRedirect, type PodTarget, type Redirect, type UnwantedPod } from './redirect.js';
+import { closeFd, openNetns } from '../../native/netns.js';
+import { destinationReader } from './destinations.js';
+import { agentMark, markMask, ports, type InstalledRedirect, type PodTarget, type Redirect, type UnwantedPod } from './redirect.js';
 
 export const table = 'ambit_capture';
 
@@ -88,17 +89,11 @@ export class NetfilterRedirect implements Redirect {
   install(pod: PodTarget): InstalledRedirect {
     installCapture(pod.nsFd, this.o);
     this.checked.delete(pod.workload);
-    const destination = (s: Parameters<InstalledRedirect['outboundDestination']>[0]) => {
-      try {
-        return originalDestination(socketFd(s));
-      } catch {
-        return undefined;
-      }
-    };
+    const source = { mode: 'iptables' } as const;
     return {
       how: 'installed',
-      outboundDestination: destination,
-      inboundDestination: destination,
+      source,
+      ...destinationReader(source),
       remove: () => {
         this.checked.add(pod.workload);
         runNft(pod.nsFd, captureRules(this.o, true));

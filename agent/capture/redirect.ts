@@ -4,6 +4,7 @@
 // implement it; the capture manager and the proxy never know which one runs.
 
 import type { Socket } from 'node:net';
+import type { DestinationReader, DestinationSource } from './destinations.js';
 
 export const ports = { outbound: 15001, inbound: 15006, hbone: 15008 } as const;
 /** The mark of the agent's own sockets (SO_MARK), and the bits it occupies. */
@@ -40,13 +41,11 @@ export interface UnwantedPod {
 }
 
 /** One pod's redirect, in place. */
-export interface InstalledRedirect {
+export interface InstalledRedirect extends DestinationReader {
   /** How it was installed: freshly, or found complete from a previous agent run. */
   readonly how: 'installed' | 'adopted';
-  /** The destination a connection accepted on the pod's 15001 was headed to; undefined if unknown. */
-  outboundDestination(socket: Socket): Destination | undefined;
-  /** The same for the pod's 15006. */
-  inboundDestination(socket: Socket): Destination | undefined;
+  /** How the worker threads read the original destinations (destinations.ts). */
+  readonly source: DestinationSource;
   /** Stops capturing new connections; the ones already captured keep working. */
   remove(): void;
   /** Removes what remove() left for the captured connections, once they have ended. */

@@ -6,13 +6,14 @@
 // are made on libuv's thread pool: an RSA key takes 100-500 ms, which traffic must not wait for.
 
 import { EventEmitter } from 'node:events';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Logger } from '../../shared/log.js';
 import { type Identity, spiffeId } from '../../shared/identity/spiffe.js';
 import { buildCsr, toPem } from '../../shared/identity/x509.js';
 import type { AgentState } from '../state/state.js';
+import { CertificateSet, workloadCertificate } from './set.js';
 import { CertificateRefused, type CaClient } from './caclient.js';
 
 export type KeyType = 'ecdsa' | 'rsa';
@@ -30,6 +31,8 @@ export interface WorkloadCertificate {
   key: KeyObject;
   keyPem: string;
   chain: string[];
+  /** The roots the CA sent with it, which the certificate's TLS contexts trust. */
+  trustBundle: string[];
   serial: string;
   notBefore: Date;
   notAfter: Date;
@@ -51,6 +54,9 @@ interface Slot {
   again?: boolean;
 }
 
+/** What the proxy reads of the certificates: the manager's, or a worker thread's copy (replica.ts). */
+export type WorkloadCertificates = Pick<CertificateManager, 'get' | 'forServerName' | 'waitFor'>;
+
 export interface ManagerOptions {
   state: AgentState;
   ca: CaClient;
@@ -70,11 +76,8 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
   private currentRoot: string | undefined;
   private stopped = false;
   private readonly onConfig = () => this.reconcile();
-  /**
-   * Certificates by the server name (SNI) a client asks for, built on the first handshake after a
-   * certificate is issued, rotated or dropped, so a handshake costs one map lookup.
-   */
-  private byServerName: { nameOf: (i: Identity) => string; names: Map<string, WorkloadCertificate> } | undefined;
+  /** The current certificate of each identity, as the proxy presents them. */
+  private readonly held = new CertificateSet();
 
   constructor(private readonly o: ManagerOptions) {
     super();
@@ -93,39 +96,22 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
 
   /** The current certificate of an identity, if it has one. */
   get(id: string): WorkloadCertificate | undefined {
-    return this.slots.get(id)?.current;
+    return this.held.get(id);
   }
 
   /** The current certificate whose identity `nameOf` spells as `name` (a TLS server name). */
   forServerName(name: string, nameOf: (i: Identity) => string): WorkloadCertificate | undefined {
-    if (this.byServerName?.nameOf !== nameOf) {
-      const names = new Map<string, WorkloadCertificate>();
-      for (const s of this.slots.values()) if (s.current) names.set(nameOf(s.current.identity), s.current);
-      this.byServerName = { nameOf, names };
-    }
-    return this.byServerName.names.get(name);
+    return this.held.forServerName(name, nameOf);
   }
 
-  /**
-   * The certificate of an identity, waiting up to `timeoutMs` for one being fetched (a pod's first
-   * connection can come before its certificate, as ztunnel fetches on demand); undefined if none came.
-   */
+  /** The certificate of an identity, waiting up to `timeoutMs` for one being fetched; undefined if none came. */
   waitFor(id: string, timeoutMs: number): Promise<WorkloadCertificate | undefined> {
-    const now = this.get(id);
-    if (now) return Promise.resolve(now);
-    return new Promise((resolve) => {
-      const onIssued = (c: WorkloadCertificate) => {
-        if (c.id !== id) return;
-        clearTimeout(timer);
-        this.off('issued', onIssued);
-        resolve(c);
-      };
-      const timer = setTimeout(() => {
-        this.off('issued', onIssued);
-        resolve(undefined);
-      }, timeoutMs);
-      this.on('issued', onIssued);
-    });
+    return this.held.waitFor(id, timeoutMs);
+  }
+
+  /** Every current certificate (what a worker thread's copy starts from). */
+  current(): IterableIterator<WorkloadCertificate> {
+    return this.held.values();
   }
 
   /** The roots the CA last sent, PEM. */
@@ -172,7 +158,7 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
       if (wanted.has(id)) continue;
       clearTimeout(slot.timer);
       this.slots.delete(id);
-      this.byServerName = undefined;
+      this.held.drop(id);
       this.o.log.info({ identity: id }, 'certificate dropped: no enrolled pod of this identity is left on the node');
       this.emit('dropped', id);
     }
@@ -196,21 +182,11 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
       if (this.slots.get(id) !== slot) return; // dropped meanwhile
       const keyPem = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
       const leaf = new X509Certificate(r.chain[0]!);
-      const cert: WorkloadCertificate = {
-        id,
-        identity: slot.identity,
-        key: keys.privateKey,
-        keyPem,
-        chain: r.chain,
-        serial: r.serial,
-        notBefore: new Date(r.notBefore),
-        notAfter: new Date(r.notAfter),
-        secureContext: createSecureContext({ key: keyPem, cert: r.chain.join(''), ca: r.trustBundle, minVersion: 'TLSv1.3' }),
-      };
+      const cert = workloadCertificate({ id, identity: slot.identity, keyPem, chain: r.chain, trustBundle: r.trustBundle, serial: r.serial, notBefore: r.notBefore, notAfter: r.notAfter }, keys.privateKey);
       if (leaf.serialNumber.toLowerCase().replace(/^0+/, '') !== r.serial.replace(/^0+/, '')) throw new Error('the CA answered a certificate whose serial differs from the one it reported');
       this.trustBundle = r.trustBundle;
       slot.current = cert;
-      this.byServerName = undefined;
+      this.held.put(cert);
       slot.readyAt ??= Date.now();
       slot.failures = 0;
       delete slot.lastError;

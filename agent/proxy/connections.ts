@@ -73,9 +73,15 @@ export interface ConnectionEvents {
 
 export class ConnectionTable {
   private readonly live = new Map<number, TrackedConnection>();
-  private nextId = 1;
+  private nextId: number;
 
-  constructor(private readonly events: ConnectionEvents) {}
+  /** `ids`: where this table's ids start and how they step, so that the worker threads' tables never share one. */
+  constructor(
+    private readonly events: ConnectionEvents,
+    private readonly ids = { first: 1, step: 1 },
+  ) {
+    this.nextId = ids.first;
+  }
 
   get size(): number {
     return this.live.size;
@@ -92,7 +98,7 @@ export class ConnectionTable {
   track(info: ConnectionInfo, client: Duplex, upstream: Duplex, bytes: ByteSource): TrackedConnection {
     const c: TrackedConnection = {
       ...info,
-      id: this.nextId++,
+      id: (this.nextId += this.ids.step) - this.ids.step,
       startedAt: performance.now(),
       bytes,
       reportedRequest: 0,

@@ -12,7 +12,7 @@ import { principal, spiffeId, type Identity } from '../../shared/identity/spiffe
 import { serviceHostname, type WorkloadEntry, workloadIdentity } from '../../shared/protocol/config.js';
 import { tcpSocketIn } from '../../native/netns.js';
 import { agentMark, type Destination } from '../capture/redirect.js';
-import type { CertificateManager, WorkloadCertificate } from '../identity/manager.js';
+import type { WorkloadCertificates, WorkloadCertificate } from '../identity/manager.js';
 import { clientSocketBytes, type ConnectionTable, type ConnectionInfo, type ResponseFlags } from './connections.js';
 import { HboneConnectFailed, HboneConnectRefused, HbonePeerUntrusted, serverName } from '../../shared/hbone/protocol.js';
 import type { HbonePool } from '../../shared/hbone/pool.js';
@@ -22,7 +22,7 @@ import { splice } from '../../shared/hbone/splice.js';
 export interface OutboundContext {
   resolver: Resolver;
   pool: HbonePool;
-  certificates: CertificateManager;
+  certificates: WorkloadCertificates;
   connections: ConnectionTable;
   trustDomain: string;
   log: Logger;

@@ -9,7 +9,7 @@ import type { Logger } from '../../shared/log.js';
 import { TrustBundle } from '../../shared/identity/svid.js';
 import type { AgentState } from '../state/state.js';
 import type { CapturedPod, CaptureHandlers } from '../capture/manager.js';
-import type { CertificateManager } from '../identity/manager.js';
+import type { WorkloadCertificates } from '../identity/manager.js';
 import { Authorizer, PeerAuthenticator } from '../../shared/policy/index.js';
 import { closedFields, type ConnectionInfo, ConnectionTable, refusedFields, type ResponseFlags, type TrackedConnection } from './connections.js';
 import { createHboneServer, type HboneServer, type HboneServerLimits } from '../../shared/hbone/server.js';
@@ -45,7 +45,7 @@ export interface ProxyEvents {
 
 export interface ProxyOptions {
   state: AgentState;
-  certificates: CertificateManager;
+  certificates: WorkloadCertificates;
   trustDomain: string;
   rootNamespace: string;
   /** The captured pod at an address (the capture manager's). */
@@ -54,6 +54,8 @@ export interface ProxyOptions {
   access: Logger;
   limits?: Partial<HboneServerLimits>;
   events?: ProxyEvents;
+  /** This event loop's place among the agent's workers (agent/workers/): connection ids stay unique across them. */
+  worker?: { index: number; count: number };
 }
 
 export class NodeProxy {
@@ -65,6 +67,8 @@ export class NodeProxy {
   readonly server: HboneServer;
   private readonly active: ActiveCounts = new Map();
   private readonly perPod = new Map<string, { outbound: PodCounters; inbound: PodCounters }>();
+  /** Connections this event loop has carried since it started (`ambit query NODE workers`). */
+  private openedTotal = 0;
   /** Client sockets held open now: a pod's 15001 (source), its 15006 and the node's 15008 (destination). */
   readonly openSockets = { source: 0, destination: 0 };
   private policyRevision = -1;
@@ -75,6 +79,7 @@ export class NodeProxy {
   constructor(private readonly o: ProxyOptions) {
     this.connections = new ConnectionTable({
       opened: (c) => {
+        this.openedTotal++;
         const side = this.sideOf(c);
         if (side) side.opened++;
         const key = `${c.destination.ip}:${c.destination.port}`;
@@ -104,7 +109,7 @@ export class NodeProxy {
         o.events?.refused?.(c, flags);
         this.o.access.info(refusedFields(c, flags, reason), flags === 'DENY' ? 'connection denied' : 'connection failed');
       },
-    });
+    }, { first: (o.worker?.index ?? 0) + 1, step: o.worker?.count ?? 1 });
     this.resolver = new Resolver(o.state, this.active);
     this.authorizer = new Authorizer(o.rootNamespace);
     this.peerAuthentication = new PeerAuthenticator(o.rootNamespace);
@@ -254,6 +259,16 @@ export class NodeProxy {
     return false;
   }
 
+  /** This event loop's share of the traffic, with its own V8 heap: how the agent's workers split the load. */
+  load(worker: number) {
+    return { worker, open: this.connections.size, opened: this.openedTotal, sockets: this.openSockets.source + this.openSockets.destination, heapMB: Math.round(process.memoryUsage().heapUsed / 1e5) / 10 };
+  }
+
+  /** The HBONE pool's and server's counts (sessions, streams, refusals by reason), flat, for metrics. */
+  eventCounts(): Record<string, number> {
+    return { ...prefixed('hbone_client_', this.pool.counters), ...prefixed('hbone_server_', flatten(this.server.counters)) };
+  }
+
   /** Per captured pod and direction, for the query API. */
   counters(pods: Iterable<CapturedPod>) {
     return [...pods].flatMap((p) => {
@@ -325,4 +340,18 @@ export class NodeProxy {
 /** The pod of this node a connection belongs to: the client's for an outbound one, the server's for an inbound one. */
 function localWorkload(c: ConnectionInfo) {
   return c.reporter === 'source' ? c.source.workload : c.destination.workload;
+}
+
+function prefixed(prefix: string, counters: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}${k}`, Number(v)]));
+}
+
+/** `{ refused: { expired: 1 } }` as `{ refused_expired: 1 }`: one level of nesting, as the server's counters have. */
+function flatten(counters: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counters)) {
+    if (typeof v === 'object' && v) for (const [k2, v2] of Object.entries(v)) out[`${k}_${k2}`] = Number(v2);
+    else out[k] = Number(v);
+  }
+  return out;
 }

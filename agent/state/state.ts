@@ -31,7 +31,7 @@ export interface EnrollmentEvent {
 /** The labels of a pod of another node that opts out, which is all its entry says of them. */
 const optedOut = { [enrollLabels[0]!]: 'none' };
 
-export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment: [EnrollmentEvent] }> {
+export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment: [EnrollmentEvent]; push: [ConfigPush] }> {
   version = 0;
   readonly workloads = new Map<string, WorkloadEntry>();
   readonly services = new Map<string, ServiceEntry>();
@@ -94,8 +94,16 @@ export class AgentState extends EventEmitter<{ config: [ConfigEvent]; enrollment
     if (policiesBefore && !sameEntries(policiesBefore, this.policies)) this.policyRevision++;
     if (bundlesBefore && !sameEntries(bundlesBefore, this.trustBundles)) this.trustBundleRevision++;
     this.version = push.to;
+    // The push as applied, for the worker threads' copies of this state (agent/workers/).
+    this.emit('push', push);
     this.emit('config', { version: push.to, full: push.full, upserts: push.upserts.length, deletes: push.deletes.length });
     this.updateEnrollment();
+  }
+
+  /** Everything held now as one full push: what a copy of this state (a worker thread's) starts from. */
+  snapshot(): ConfigPush {
+    const upserts = this.maps().flatMap((m) => [...m].map(([key, value]) => ({ key, value: value as Record<string, unknown> })));
+    return { type: 'config', full: true, from: 0, to: this.version, upserts, deletes: [] };
   }
 
   localWorkloads(): WorkloadEntry[] {

@@ -5,11 +5,12 @@
 // each label holds, and its default, follows ztunnel's src/proxy/metrics.rs (CommonTrafficLabels).
 
 import type { Server } from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { metricsServer, registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname } from '../../shared/protocol/config.js';
 import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
+import type { ProxyEvents } from '../proxy/proxy.js';
 
 // ztunnel's order, so a scrape reads the same side by side.
 const tcpLabels = [...trafficLabels, 'response_flags', 'connection_security_policy'] as const;
@@ -22,6 +23,20 @@ interface Series {
   sent: { inc(n?: number): void };
   received: { inc(n?: number): void };
 }
+
+/** What the proxy tells the metrics (its `events` option); `metrics()` is read at each event, as the proxy is made first. */
+export function metricsEvents(metrics: () => AgentMetrics): ProxyEvents {
+  return {
+    opened: (c) => metrics().connectionOpened(c),
+    closed: (c) => metrics().connectionClosed(c),
+    refused: (c, flags) => metrics().connectionRefused(c, flags),
+    denied: (reason) => metrics().connectionsDenied.inc({ reason }),
+    failed: (direction, reason) => metrics().connectionFailures.inc({ direction, reason }),
+  };
+}
+
+/** One registry's metrics as `getMetricsAsJSON` gives them: what a worker thread sends for a scrape. */
+export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Open sockets the proxy accepted from clients, by reporter (ztunnel's istio_tcp_sockets_open). */
 export interface OpenSockets {
@@ -50,8 +65,8 @@ export class AgentMetrics {
       /** For destination_principal, which ztunnel gives any known destination workload. */
       trustDomain: string;
       connections: ConnectionTable;
-      /** Gauges read at scrape time. */
-      health: () => { capturedPods: number; configVersion: number; controllerConnected: boolean; certificates: number };
+      /** Gauges read at scrape time; the main thread's alone (a worker thread has none of these). */
+      health?: () => { capturedPods: number; configVersion: number; controllerConnected: boolean; certificates: number };
       /** Counters kept as plain numbers elsewhere (HBONE pool and server), read at scrape time. */
       counters: () => Record<string, number>;
       /** The proxy's open client sockets, read at scrape time. */
@@ -59,8 +74,10 @@ export class AgentMetrics {
     },
   ) {
     this.sides = new WorkloadLabelCache({ cluster: o.cluster, trustDomain: o.trustDomain });
-    registerDefaultMetrics(this.registry, 'ambit_agent_', 'ambit-agent');
     const { connections, health, counters, sockets } = o;
+    // The process's own metrics once per process: a worker thread's registry (summed into the
+    // main thread's at scrape time) carries only what its connections count.
+    if (health) registerDefaultMetrics(this.registry, 'ambit_agent_', 'ambit-agent');
     // prom-client calls collect() with the metric as `this`; these closures carry the rest.
     const flush = (c: TrackedConnection) => this.flushBytes(c);
     new Gauge({
@@ -89,11 +106,13 @@ export class AgentMetrics {
         },
       });
     }
-    const gauge = (name: string, help: string, read: () => number) => new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
-    gauge('ambit_agent_captured_pods', 'Pods of this node whose traffic the agent captures', () => health().capturedPods);
-    gauge('ambit_agent_config_version', 'The configuration version the agent holds', () => health().configVersion);
-    gauge('ambit_agent_controller_connected', '1 while the agent is connected to the controller', () => (health().controllerConnected ? 1 : 0));
-    gauge('ambit_agent_workload_certificates', 'Workload certificates the agent holds', () => health().certificates);
+    if (health) {
+      const gauge = (name: string, help: string, read: () => number) => new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
+      gauge('ambit_agent_captured_pods', 'Pods of this node whose traffic the agent captures', () => health().capturedPods);
+      gauge('ambit_agent_config_version', 'The configuration version the agent holds', () => health().configVersion);
+      gauge('ambit_agent_controller_connected', '1 while the agent is connected to the controller', () => (health().controllerConnected ? 1 : 0));
+      gauge('ambit_agent_workload_certificates', 'Workload certificates the agent holds', () => health().certificates);
+    }
     new Gauge({
       name: 'ambit_agent_proxy_events',
       help: 'Counts kept by the HBONE pool and server (sessions, streams, refusals by reason)',
@@ -198,8 +217,23 @@ export class AgentMetrics {
     return principalLabel(p.principal);
   }
 
-  /** The HTTP server for Prometheus (not listening yet). */
-  createServer(): Server {
-    return metricsServer(this.registry);
+  /**
+   * The HTTP server for Prometheus (not listening yet). `others`: the worker threads' metrics, summed
+   * with this registry's into one scrape, as prom-client's AggregatorRegistry sums a cluster's.
+   */
+  createServer(others?: () => Promise<WorkerMetrics[]>): Server {
+    if (!others) return metricsServer(this.registry);
+    const registry = this.registry;
+    return metricsServer({
+      contentType: registry.contentType,
+      async metrics() {
+        const workers = await others();
+        // What the workers count too is summed; the rest is the process's own, from here alone
+        // (prom-client would average or omit some of those, as if each worker were a process).
+        const counted = new Set(workers.flatMap((w) => w.map((m) => m.name)));
+        const own = (await registry.getMetricsAsJSON()).map((m) => ({ ...m, aggregator: counted.has(m.name) ? 'sum' : 'first' }));
+        return AggregatorRegistry.aggregate([own, ...workers]).metrics();
+      },
+    });
   }
 }

@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import { parseDuration } from '../../shared/duration.js';
-import { defaultAdminPort, defaultMetricsPort } from '../../agent/config.js';
+import { availableParallelism } from 'node:os';
+import { defaultAdminPort, defaultMetricsPort, defaultWorkers } from '../../agent/config.js';
 import { runAgent } from '../../agent/main.js';
 import { redirectModes, type RedirectMode } from '../../agent/capture/redirect.js';
 import { defaultCniBinDir, defaultCniConfDir, defaultCniSocket } from '../../agent/cni/protocol.js';
@@ -39,6 +40,7 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
       'cni-uninstall': { type: 'boolean' },
       'pod-cgroup-root': { type: 'string' },
       'proc-root': { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const cni = {
@@ -80,6 +82,9 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     if (!host || !port || !/^\d+$/.test(port)) throw new AmbitError('BadFlag', `--${flag} ${values[flag]}: must be HOST:PORT`);
     return { host, port: Number(port) };
   };
+  // 0, or no flag: ztunnel's default (the DaemonSet passes its value, 0 unless set).
+  const workers = values.workers === undefined || values.workers === '0' ? String(defaultWorkers(availableParallelism())) : values.workers;
+  if (!/^\d+$/.test(workers) || Number(workers) < 1 || Number(workers) > 64) throw new AmbitError('BadFlag', `--workers ${workers}: must be a whole number from 0 to 64 (event loops carrying traffic; 0: 2, or the cores if fewer)`);
   const metrics = listen('metrics-listen', `0.0.0.0:${defaultMetricsPort}`);
   const admin = listen('admin-listen', `127.0.0.1:${defaultAdminPort}`);
   await runAgent({
@@ -108,5 +113,6 @@ export async function agent(_ctx: CliContext, args: string[]): Promise<void> {
     cni: { binDir: cni.binDir, socket: cni.socket, ...(cni.confDir !== 'none' ? { confDir: cni.confDir } : {}) },
     ...(values['pod-cgroup-root'] ? { podCgroupRoot: values['pod-cgroup-root'] } : {}),
     ...(procRoot ? { procRoot } : {}),
+    workers: Number(workers),
   });
 }

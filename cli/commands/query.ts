@@ -12,7 +12,7 @@ import { readState, topologyOf } from '../../cluster/state.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { outputFormat, printData, table, type OutputFormat } from '../output.js';
 
-const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'events', 'version', 'config_dump'];
+const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'workers', 'events', 'version', 'config_dump'];
 /** Asked by other commands (`ambit explain`) with --params, not listed for people. */
 const internalMethods = ['explain-outbound', 'explain-inbound', 'explain-waypoint'];
 
@@ -122,6 +122,8 @@ function print(what: string, format: OutputFormat, result: unknown): void {
       ]);
     case 'connections':
       return out(['WORKLOAD', 'DIRECTION', 'OPENED', 'CLOSED', 'FAILED', 'SENT', 'RECEIVED'], (c) => [c.workload, c.direction, c.opened, c.closed, c.failed, c.sent, c.received]);
+    case 'workers':
+      return out(['WORKER', 'OPEN', 'OPENED', 'SOCKETS', 'HEAP-MB'], (w) => [w.worker, w.open, w.opened, w.sockets, w.heapMB]);
     case 'events':
       return out(['TIME', 'TOPIC', 'DATA'], (e) => [e.time, e.topic, e.data]);
     default:

@@ -15,6 +15,8 @@ import { pipeline, type Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { listenerHere } from '../../native/netns.js';
 import type { HboneServer, HboneTunnel } from '../../shared/hbone/server.js';
 import type { HbonePool } from '../../shared/hbone/pool.js';
 import { oid, seq, Tag, tlv } from '../../shared/identity/der.js';
@@ -51,6 +53,19 @@ interface ProxySetup {
   semiSpaceMb?: number;
   /** Which HTTP/2 carries HBONE (pool and server alike); the build's default when absent. */
   h2?: 'node' | 'ambit';
+  /**
+   * Event loops carrying the proxies, as the agent's --workers: the process's main thread and
+   * workers - 1 worker threads, each with its own pool, HBONE server and listeners, sharing every
+   * port through SO_REUSEPORT.
+   */
+  workers?: number;
+}
+
+/** The ports one event loop's proxies listen on, in order: the others listen on the same ones. */
+interface ProxyPorts {
+  servers: number[];
+  hbone?: number;
+  identities?: Identities;
 }
 
 /**
@@ -82,7 +97,14 @@ function name(cn: string): Buffer {
 }
 
 /** A throwaway CA and two SVIDs (client and server), as the agent would hold them. */
-function identities(): { bundle: TrustBundle; client: { uri: string; key: string; cert: string }; server: { uri: string; key: string; cert: string } } {
+interface Identities {
+  /** The CA's certificate, PEM. */
+  root: string;
+  client: { uri: string; key: string; cert: string };
+  server: { uri: string; key: string; cert: string };
+}
+
+function identities(): Identities {
   const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const caSpki = ca.publicKey.export({ type: 'spki', format: 'der' });
   const now = Date.now();
@@ -105,7 +127,7 @@ function identities(): { bundle: TrustBundle; client: { uri: string; key: string
     });
     return { uri, key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: toPem(der, 'CERTIFICATE') };
   };
-  return { bundle: new TrustBundle({ 'cluster.local': [toPem(caDer, 'CERTIFICATE')] }), client: leaf('client', 2, ca.privateKey), server: leaf('server', 3, ca.privateKey) };
+  return { root: toPem(caDer, 'CERTIFICATE'), client: leaf('client', 2, ca.privateKey), server: leaf('server', 3, ca.privateKey) };
 }
 
 /** `from` into `to` with backpressure, the chunks of one event-loop turn written together. */
@@ -147,6 +169,40 @@ async function runProxies(): Promise<void> {
   const [msg] = (await once(process, 'message')) as [ToChild];
   if (msg.type !== 'start') return;
   const o = msg.setup;
+  const mine = await serveProxies(o);
+  // The other event loops, on the same ports (the agent's workers: agent/workers/).
+  const workers = Array.from({ length: (o.workers ?? 1) - 1 }, () => new Worker(fileURLToPath(import.meta.url), { workerData: { setup: o, ports: mine.ports } }));
+  await Promise.all(workers.map((w) => once(w, 'message')));
+  // The load side is gone (killed, crashed): so is the point of running.
+  process.once('disconnect', () => process.exit(0));
+  process.on('message', (m: ToChild) => {
+    if (m.type === 'usage') {
+      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
+      const cpu = process.cpuUsage();
+      const usage: Usage = { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 };
+      process.send!({ type: 'usage', usage } satisfies FromChild);
+    } else if (m.type === 'stop') {
+      for (const w of workers) w.postMessage('stop');
+      // Exit (not wait for every socket) so that --cpu-prof writes its profile now.
+      void Promise.all([mine.stop(), ...workers.map((w) => once(w, 'exit'))]).finally(() => process.exit(0));
+    }
+  });
+  // In direct mode the servers come in pairs (B, then A in front of it): the load goes to A.
+  process.send!({ type: 'ready', ports: mine.ports.servers.filter((_, i) => o.mode === 'hbone' || i % 2 === 1) } satisfies FromChild);
+}
+
+/** A worker thread of the proxy process: the same proxies, on the ports the main thread chose. */
+async function runProxyWorker(): Promise<void> {
+  const { setup, ports } = workerData as { setup: ProxySetup; ports: ProxyPorts };
+  const mine = await serveProxies(setup, ports);
+  parentPort!.once('message', () => void mine.stop().finally(() => process.exit(0)));
+  parentPort!.postMessage('ready');
+}
+
+/** One event loop's proxies: on `fixed` ports (another event loop's, shared), or on new ones. */
+async function serveProxies(o: ProxySetup, fixed?: ProxyPorts): Promise<{ ports: ProxyPorts; stop(): Promise<void> }> {
+  const shared = (o.workers ?? 1) > 1;
+  const nextPort = [...(fixed?.servers ?? [])];
   const socketOptions = { allowHalfOpen: true, ...(o.highWaterMark ? { highWaterMark: o.highWaterMark } : {}) };
   // The agent's own join (shared/hbone/splice.ts), from the column's build.
   const dist = o.dist ?? resolvePath(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -189,13 +245,17 @@ async function runProxies(): Promise<void> {
       if (o.noDelay) s.setNoDelay(true);
       onSocket(s);
     });
-    server.listen(0, '127.0.0.1');
+    const port = nextPort.shift() ?? 0;
+    if (shared) server.listen({ fd: listenerHere('127.0.0.1', port, { reusePort: true }) });
+    else server.listen(port, '127.0.0.1');
     await once(server, 'listening');
     return server;
   };
   const servers: Server[] = [];
   let pool: HbonePool | undefined;
   let hbone: HboneServer | undefined;
+  let hbonePort = 0;
+  let identitiesUsed: Identities | undefined;
   if (o.mode === 'direct') {
     for (const target of o.targets) {
       const b = await listen((s) => join(s, dial(target)));
@@ -205,7 +265,10 @@ async function runProxies(): Promise<void> {
   } else {
     const { HbonePool } = (await import(hboneModule(dist, 'pool'))) as typeof import('../../shared/hbone/pool.js');
     const { createHboneServer } = (await import(hboneModule(dist, 'server'))) as typeof import('../../shared/hbone/server.js');
-    const ids = identities();
+    // One CA and one certificate set for every event loop, as the agent's workers share its own.
+    const ids = { ...(fixed?.identities ?? identities()), bundle: undefined as unknown as TrustBundle };
+    ids.bundle = new TrustBundle({ 'cluster.local': [ids.root] });
+    identitiesUsed = ids;
     const serverContext = createSecureContext({ key: ids.server.key, cert: ids.server.cert, minVersion: 'TLSv1.3' });
     // inbound.ts without policy: dial the destination, answer 200 once connected, pipe.
     const onTunnel = (t: HboneTunnel) => {
@@ -219,7 +282,7 @@ async function runProxies(): Promise<void> {
     const windows = { ...(o.streamWindow ? { streamWindowBytes: o.streamWindow } : {}), ...(o.sessionWindow ? { sessionWindowBytes: o.sessionWindow } : {}) };
     const h2 = o.h2 ? { h2: o.h2 } : {};
     hbone = createHboneServer({ trustBundle: () => ids.bundle, secureContext: () => serverContext, onTunnel, limits: windows, ...h2 });
-    const { port: hbonePort } = await hbone.listen(0, '127.0.0.1');
+    hbonePort = (await hbone.listen(fixed?.hbone ?? 0, '127.0.0.1')).port;
     pool = new HbonePool({ trustBundle: () => ids.bundle, ...windows, ...h2 });
     const clientContext = createSecureContext({ key: ids.client.key, cert: ids.client.cert, minVersion: 'TLSv1.3' });
     const shared = pool;
@@ -252,23 +315,14 @@ async function runProxies(): Promise<void> {
       );
     }
   }
-  // The load side is gone (killed, crashed): so is the point of running.
-  process.once('disconnect', () => process.exit(0));
-  process.on('message', (m: ToChild) => {
-    if (m.type === 'usage') {
-      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
-      const cpu = process.cpuUsage();
-      const usage: Usage = { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 };
-      process.send!({ type: 'usage', usage } satisfies FromChild);
-    } else if (m.type === 'stop') {
+  return {
+    ports: { servers: servers.map((s) => (s.address() as AddressInfo).port), ...(hbone ? { hbone: hbonePort } : {}), ...(identitiesUsed ? { identities: { root: identitiesUsed.root, client: identitiesUsed.client, server: identitiesUsed.server } } : {}) },
+    async stop() {
       pool?.close();
       for (const s of servers) s.close();
-      // Exit (not wait for every socket) so that --cpu-prof writes its profile now.
-      void (hbone ? hbone.close(100) : Promise.resolve()).finally(() => process.exit(0));
-    }
-  });
-  // In direct mode the servers come in pairs (B, then A in front of it): the load goes to A.
-  process.send!({ type: 'ready', ports: servers.filter((_, i) => o.mode === 'hbone' || i % 2 === 1).map((s) => (s.address() as AddressInfo).port) } satisfies FromChild);
+      if (hbone) await hbone.close(100);
+    },
+  };
 }
 
 // ---------------------------------------------------------------- the load side (this process)
@@ -628,7 +682,8 @@ interface Column {
 /**
  * `hbone+pipe=coalesce+hwm=65536`: a mode, then options: pipe=pipeline|pipe|splice|coalesce (app side),
  * hwm=BYTES and nodelay=1 (app sockets), window=BYTES and session-window=BYTES (HTTP/2 receive
- * windows), h2=node|ambit (Node's http2 or shared/hbone/h2/ on both ends), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
+ * windows), h2=node|ambit (Node's http2 or shared/hbone/h2/ on both ends), workers=N (N event loops
+ * sharing the ports through SO_REUSEPORT, as the agent's --workers), semi=MB (V8's --max-semi-space-size for the proxies), dist=DIR (another build, e.g. a copy of dist/ from before a change; --baseline-dist DIR
  * adds one as the column "hbone (baseline)").
  */
 function parseColumn(spec: string, label = spec): Column {
@@ -646,6 +701,7 @@ function parseColumn(spec: string, label = spec): Column {
     else if (key === 'dist' && value) setup.dist = resolvePath(value);
     else if (key === 'semi' && bytes > 0) setup.semiSpaceMb = bytes;
     else if (key === 'h2' && (value === 'node' || value === 'ambit')) setup.h2 = value;
+    else if (key === 'workers' && Number.isInteger(bytes) && bytes >= 1) setup.workers = bytes;
     else throw new Error(`column ${spec}: unknown option ${option}`);
   }
   return { label, setup };
@@ -741,7 +797,12 @@ async function main(): Promise<void> {
   process.stdout.write(out);
 }
 
-if (values.role === 'proxies') {
+if (!isMainThread) {
+  runProxyWorker().catch((err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exit(1);
+  });
+} else if (values.role === 'proxies') {
   runProxies().catch((err) => {
     process.stderr.write(`${(err as Error).stack}\n`);
     process.exit(1);

@@ -8,14 +8,20 @@
 // proxies' CPU per 1,000 requests and memory; then the agent's memory with idle connections and
 // with 100 enrolled pods. Prints the tables with ratios and writes bench/mesh.{md,json,png}.
 //
-//   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000]   (as root, no cluster up; ~4 min)
+//   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000] [--workers 1,2]   (as root, no cluster up; ~4 min)
+// --workers: the agents' event loops (--workers of `ambit agent`); a list runs ambit once per count,
+// each on a cluster of its own (the agents' default when not given).
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { certificates as makeCertificates, cpuSeconds, createBench, deploy, f1, machine as describeMachine, node1, node2, parseWrk, rateClient, root, rssMb, sleep, withChildren, type WrkResult } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' } } });
+const workerCounts = values.workers === undefined ? [undefined] : values.workers.split(',').map((w) => {
+  if (!/^\d+$/.test(w) || Number(w) < 1) throw new Error(`--workers ${values.workers}: a comma-separated list of whole numbers from 1`);
+  return Number(w);
+});
 const secs = Math.min(30, Number(values.seconds ?? 4));
 const rate = Math.min(5000, Number(values.rate ?? 1000));
 const outDir = values.out ?? join(root, 'bench');
@@ -139,7 +145,7 @@ async function cluster(mode: 'iptables' | 'ebpf'): Promise<{ plainServer: string
   return { plainServer: ip('bench-plain'), meshServer: ip('bench-mesh') };
 }
 
-async function memoryScale(meshServer: string): Promise<Record<string, number>> {
+async function memoryScale(meshServer: string, label: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const agents = () => ({ 'node-1': rssMb([agentPid('node-1')]), 'node-2': rssMb([agentPid('node-2')]) });
   await sleep(1500);
@@ -173,7 +179,8 @@ async function memoryScale(meshServer: string): Promise<Record<string, number>> 
   }
   await sleep(2000);
   out['agent RSS, node-1, 100 more enrolled pods'] = rssMb([agentPid('node-1')]);
-  return out;
+  // Each worker count's run measured apart: its figures say which.
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [`${k}${label}`, v]));
 }
 
 // ---- report ----
@@ -246,14 +253,18 @@ async function main(): Promise<void> {
   const paths: Path[] = [];
   let memory: Record<string, number> = {};
   try {
-    for (const mode of ['iptables', 'ebpf'] as const) {
+    const runs = (['iptables', 'ebpf'] as const).flatMap((mode) => workerCounts.map((workers) => ({ mode, workers })));
+    for (const [i, { mode, workers }] of runs.entries()) {
+      if (workers === undefined) delete process.env.AMBIT_AGENT_WORKERS;
+      else process.env.AMBIT_AGENT_WORKERS = String(workers);
       const c = await cluster(mode);
       const agents = () => [agentPid('node-1'), agentPid('node-2')];
+      const label = workers === undefined ? '' : `, ${workers} worker${workers === 1 ? '' : 's'}`;
       const here: Path[] = [
-        { name: mode === 'iptables' ? 'direct' : 'direct (2nd cluster)', ns: 'bench-plain', client: 'client', url: `http://${c.plainServer}:8080/`, bulk: { host: c.plainServer, port: 5201 }, pids: () => [], figures: {} },
-        { name: `ambit (${mode})`, ns: 'bench-mesh', client: 'client', url: `http://${c.meshServer}:8080/`, bulk: { host: c.meshServer, port: 5201 }, pids: agents, figures: {} },
+        { name: i === 0 ? 'direct' : `direct (cluster ${i + 1})`, ns: 'bench-plain', client: 'client', url: `http://${c.plainServer}:8080/`, bulk: { host: c.plainServer, port: 5201 }, pids: () => [], figures: {} },
+        { name: `ambit (${mode}${label})`, ns: 'bench-mesh', client: 'client', url: `http://${c.meshServer}:8080/`, bulk: { host: c.meshServer, port: 5201 }, pids: agents, figures: {} },
       ];
-      if (mode === 'iptables') {
+      if (i === 0) {
         const hA = join(work, 'haproxy-a.cfg');
         const hB = join(work, 'haproxy-b.cfg');
         const nA = join(work, 'nginx-a.conf');
@@ -285,7 +296,7 @@ async function main(): Promise<void> {
       if (mode === 'iptables') {
         for (const child of peers.splice(0)) child.kill('SIGTERM');
         process.stderr.write('bench: memory scale\n');
-        memory = await memoryScale(c.meshServer);
+        memory = { ...memory, ...(await memoryScale(c.meshServer, label)) };
       }
       paths.push(...here);
       await ambit(['down']);
@@ -296,7 +307,7 @@ async function main(): Promise<void> {
   }
   const table = report(paths, memory);
   const machine = await describeMachine(bench);
-  const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
+  const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}${values.workers ? ` --workers ${values.workers}` : ''}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
   writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ date: new Date().toISOString().slice(0, 10), secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));

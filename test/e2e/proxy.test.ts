@@ -241,6 +241,27 @@ test("the agents' metrics parse as Prometheus text (promtool) and count connecti
   assert.ok(denied({ source_workload: 'stranger', source_principal: 'unknown', connection_security_policy: 'unknown' }) >= 1, 'plaintext under STRICT');
 });
 
+test("an agent's workers (two by default) share a pod's connections: both event loops' counts rise under parallel connections", async () => {
+  type Load = { worker: number; open: number; opened: number };
+  const load = async () => JSON.parse(await ambitOk(['query', 'node-1', 'workers', '-o', 'json'])) as Load[];
+  const node1 = (await status()).nodes.find((n) => n.name === 'node-1')!;
+  const opened = (t: string) => sum(t, 'istio_tcp_connections_opened_total', { reporter: 'source', source_workload: 'good', destination_workload: 'vault' });
+  const scraped = opened(await scrape('node-1', node1.ip));
+  const before = await load();
+  assert.equal(before.map((w) => w.worker), [0, 1], 'the main thread and one worker thread');
+  const pod = await podOf('good');
+  // 40 connections at once from one pod: the kernel spreads them over the SO_REUSEPORT group of
+  // the pod's 15001 by their ports, so each listener (one per event loop) gets some.
+  const r = await ambit(['exec', '-n', 'callers', pod.name, '--', 'sh', '-c', 'for i in $(seq 40); do curl -s -o /dev/null --max-time 5 -w "%{http_code}\\n" http://vault.bank/ & done; wait']);
+  assert.is(r.stdout.split('\n').filter((l) => l === '200').length, 40, r.stdout + r.stderr);
+  const after = await load();
+  const rise = after.map((w, i) => w.opened - before[i]!.opened);
+  assert.is(rise.reduce((a, b) => a + b, 0), 40, `every connection counted once: ${JSON.stringify(rise)}`);
+  assert.ok(rise.every((n) => n > 0), `each worker took some: ${JSON.stringify(rise)}`);
+  // One scrape sums the workers: 40 more opened, whichever event loop carried them.
+  assert.is(opened(await scrape('node-1', node1.ip)) - scraped, 40);
+});
+
 test('a peer without a client certificate, or speaking plaintext, is refused on 15008, counted, and the agent keeps serving', async () => {
   const s = await status();
   const node2 = s.nodes.find((n) => n.name === 'node-2')!;

@@ -63,7 +63,7 @@ const captured: CapturedPod = {
   workload: state.workloads.get('workload/shop/db-1')!,
   nsFd: podNs,
   netns: '/proc/self/ns/net',
-  redirect: { how: 'installed', outboundDestination: () => headedTo, inboundDestination: () => headedTo, remove: () => undefined, finish: () => undefined },
+  redirect: { how: 'installed', source: { mode: 'iptables' }, outboundDestination: () => headedTo, inboundDestination: () => headedTo, remove: () => undefined, finish: () => undefined },
 };
 const serverContext = createSecureContext({ key: api.keyPem, cert: api.certPem });
 const certificates = { forServerName: () => ({ secureContext: serverContext }), get: () => undefined, waitFor: async () => undefined } as unknown as CertificateManager;
