@@ -65,6 +65,8 @@ export class LocalClusterRuntime {
   private agentTokens: AgentTokens | undefined;
   /** A rollout of the agents' DaemonSet is under way (one node at a time). */
   private rolling = false;
+  /** Each node's agent as last seen: its readiness (probed until it passes) and template. */
+  private readonly agents = new Map<string, { pid: number; ready: boolean; probe?: () => Promise<boolean>; template: string | undefined }>();
 
   private readonly sandboxes: PodSandboxes;
   /**
@@ -228,15 +230,43 @@ export class LocalClusterRuntime {
       if (now < (this.agentNextStart.get(node.name) ?? 0)) continue;
       this.agentNextStart.set(node.name, now + 2000);
       try {
-        const { pid } = startAgent(launch, this.o.stateDir, node, ds, sources);
-        this.o.log.info({ node: node.name, pid }, 'agent started');
+        const agent = startAgent(launch, this.o.stateDir, node, ds, sources);
+        this.agents.set(node.name, { pid: agent.pid, probe: agent.ready, ready: false, template: hash });
+        this.o.log.info({ node: node.name, pid: agent.pid }, 'agent started');
       } catch (err) {
         // Until the controller published the mesh's roots (the ConfigMap the agents trust it by), the pod waits.
         if (err instanceof AmbitError && err.code === 'VolumeNotReady') this.o.log.debug({ node: node.name, err: err.message }, 'agent waits for its volumes');
         else failures.push(`the agent of ${node.name}: ${errorMessage(err)}`);
       }
     }
+    await this.writeAgentStatus(ds, hash);
     if (failures.length) throw new Error(failures.join('; '));
+  }
+
+  /**
+   * The DaemonSet's status, as its controller keeps it: how many nodes should run the agent, run
+   * it, run it ready (its readiness probe, asked again while it has not passed) and run the current
+   * template; `kubectl rollout status ds/ambit-agent` and `kubectl get ds` read it.
+   */
+  private async writeAgentStatus(ds: AgentDaemonSet, hash: string): Promise<void> {
+    let current = 0;
+    let ready = 0;
+    let updated = 0;
+    for (const node of this.o.topology.nodes) {
+      const pid = agentPid(this.o.stateDir, node.name);
+      if (pid === undefined) continue;
+      current++;
+      let known = this.agents.get(node.name);
+      // An agent this process did not start (adopted, or left by a rollout) is ready if it was found running.
+      if (known?.pid !== pid) this.agents.set(node.name, (known = { pid, ready: true, template: runningTemplate(this.o.stateDir, node.name) }));
+      if (!known.ready && known.probe) known.ready = await known.probe();
+      if (known.ready) ready++;
+      if (known.template === hash) updated++;
+    }
+    const generation = (ds.metadata as { generation?: number }).generation ?? 1;
+    const status = { observedGeneration: generation, desiredNumberScheduled: this.o.topology.nodes.length, currentNumberScheduled: current, numberReady: ready, updatedNumberScheduled: updated, numberAvailable: ready, numberUnavailable: this.o.topology.nodes.length - ready, numberMisscheduled: 0 };
+    if (JSON.stringify(ds.status) === JSON.stringify(status)) return;
+    this.o.store.commit([{ ...ds, status }]);
   }
 
   /** Rolls one node's agent to the DaemonSet's current template; the next supervision rolls the next node. */
@@ -296,6 +326,7 @@ export class LocalClusterRuntime {
       throw err;
     }
     const readyMs = Math.round(performance.now() - started);
+    this.agents.set(node.name, { pid, ready: true, template: templateHash(ds.spec.template) });
     if (old !== undefined) signal(old, 'SIGTERM');
     this.o.log.info({ node: node.name, pid, oldPid: old, readyMs }, 'agent update: new agent ready; the old one drains');
     return { node: node.name, ...(old !== undefined ? { oldPid: old } : {}), newPid: pid, readyMs };

@@ -101,7 +101,7 @@ const kindDescriptions: Record<string, string> = {
   ReplicaSet: "ReplicaSet keeps replicas of one of a Deployment's pod templates; made by ambit from the Deployment.",
   EndpointSlice: 'EndpointSlice lists the pods a Service selects (addresses, readiness, ports); made by ambit from the Service, read-only.',
   Node: 'Node is one node of the local cluster, made by ambit.',
-  DaemonSet: 'DaemonSet runs one pod per node (ambit\'s agent); stored and served, not run by the local cluster.',
+  DaemonSet: 'DaemonSet runs one pod per node; the local kubelet runs ambit\'s agent DaemonSet (hostNetwork) as a process per node.',
   PodDisruptionBudget: 'PodDisruptionBudget limits how many pods of a set a voluntary disruption may take down at once.',
   ClusterRole: 'ClusterRole is a set of permissions across the cluster; the local API server stores it and does not enforce it.',
   ClusterRoleBinding: 'ClusterRoleBinding grants a ClusterRole to subjects across the cluster.',

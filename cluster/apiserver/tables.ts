@@ -161,6 +161,19 @@ const replicaSetColumns: Column[] = [
   col('Selector', 'Label selector for pods.', (r) => labelsText((r as ReplicaSet).spec.selector.matchLabels), { priority: 1 }),
 ];
 
+// The real server's DaemonSet columns (printers.go daemonSetColumnDefinitions), from its status.
+const daemonSetCount = (field: string) => (r: Resource) => ((r.status as Record<string, number> | undefined)?.[field] ?? 0);
+const daemonSetColumns: Column[] = [
+  nameColumn,
+  col('Desired', 'The total number of nodes that should be running the daemon pod.', daemonSetCount('desiredNumberScheduled'), { type: 'integer' }),
+  col('Current', 'The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.', daemonSetCount('currentNumberScheduled'), { type: 'integer' }),
+  col('Ready', 'The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.', daemonSetCount('numberReady'), { type: 'integer' }),
+  col('Up-to-date', 'The total number of nodes that are running updated daemon pod.', daemonSetCount('updatedNumberScheduled'), { type: 'integer' }),
+  col('Available', 'The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.', daemonSetCount('numberAvailable'), { type: 'integer' }),
+  col('Node Selector', 'NodeSelector is a selector which must be true for the pod to fit on a node.', (r) => labelsText((r as Resource & { spec: { template: { spec: { nodeSelector?: Record<string, string> } } } }).spec.template.spec.nodeSelector) , {}),
+  ageColumn,
+];
+
 const serviceColumns: Column[] = [
   nameColumn,
   col('Type', 'The type of the service.', (r) => (r as Service).spec?.type ?? 'ClusterIP'),
@@ -263,6 +276,7 @@ const columnsByKind: Record<string, Column[]> = {
   Pod: podColumns,
   Deployment: deploymentColumns,
   ReplicaSet: replicaSetColumns,
+  DaemonSet: daemonSetColumns,
   EndpointSlice: endpointSliceColumns,
   Service: serviceColumns,
   Namespace: namespaceColumns,

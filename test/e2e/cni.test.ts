@@ -110,19 +110,24 @@ test('an agent replaced finds the running pods again, with one copy of each rule
 });
 
 test("the agents run from the DaemonSet users install, and a changed template rolls them one node at a time", async () => {
-  const ds = JSON.parse(await kubectl('get daemonset ambit-agent -n ambit-system -o json')) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  const ds = JSON.parse(await kubectl('get daemonset ambit-agent -n ambit-system -o json')) as { metadata: object; spec: { template: { spec: { containers: { args: string[] }[] } } } };
   const args = ds.spec.template.spec.containers[0]!.args;
   assert.ok(args.includes('--node=$(NODE_NAME)'), args.join(' '));
   const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   const before = ['node-1', 'node-2'].map(agentPid);
   assert.ok(cmdline(before[0]!).includes('--node=node-1'), 'the running agent is the template, expanded for its node');
   // An edit of the template, as an upgrade makes one: a log level.
-  const edited = structuredClone(ds) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  const edited = structuredClone(ds) as { metadata: { resourceVersion?: string }; spec: { template: { spec: { containers: { args: string[] }[] } } } };
+  delete edited.metadata.resourceVersion;
   edited.spec.template.spec.containers[0]!.args = args.map((a) => (a.startsWith('--log-level=') ? '--log-level=debug' : a));
   const file = join(tmp, 'ds.json');
   writeFileSync(file, JSON.stringify(edited));
   await kubectl(`replace -f ${file}`);
   await eventually('both agents rolled to the new template', async () => ['node-1', 'node-2'].every((n, i) => agentPid(n) !== before[i] && cmdline(agentPid(n)).includes('--log-level=debug')), 90_000);
+  // What an operator watches a rollout with: the DaemonSet's status, as its controller keeps it.
+  assert.match(await kubectl('rollout status daemonset/ambit-agent -n ambit-system --timeout=60s'), 'successfully rolled out');
+  const row = (await kubectl('get daemonset ambit-agent -n ambit-system --no-headers')).trim().split(/\s+/);
+  assert.equal(row.slice(0, 6), ['ambit-agent', '2', '2', '2', '2', '2'], 'NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE');
   const pod = (await running('first'))!;
   assert.is((await status()).pods.find((p) => p.name === pod.name)!.capture, 'captured');
 });
