@@ -40,7 +40,7 @@ export function createAdminServer(o: AdminOptions): Server {
   const server = createServer((req, res) => {
     if (!authorized(req, o.token)) return refuse(res);
     const path = new URL(req.url ?? '/', 'http://agent').pathname;
-    if (req.method === 'GET' && path === '/config_dump') return json(res, 200, configDump(o));
+    if (req.method === 'GET' && path === '/config_dump') return void configDump(o).then((dump) => json(res, 200, dump), (err: Error) => json(res, 500, { error: { code: 'Internal', message: err.message } }));
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true, version: o.state.version });
     json(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}; try GET /config_dump or a WebSocket` } });
   });

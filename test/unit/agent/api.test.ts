@@ -31,4 +31,22 @@ test('null, a number and a list are answered BadRequest, and the next request is
   }
 });
 
+test('GET /config_dump answers the dump, connections summed over the workers included', async () => {
+  const state = new AgentState('n1');
+  const server = createAdminServer({ state, events: new EventLog(), token: 't', log: pino({ level: 'silent' }), controller: () => ({ connected: true }), connections: async () => [{ pod: 'shop/web-1', direction: 'inbound', open: 2 }] });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/config_dump`);
+    assert.is(res.status, 200);
+    const dump = (await res.json()) as { node: string; trustBundles: unknown[]; connections: unknown[] };
+    assert.is(dump.node, 'n1');
+    assert.equal(dump.trustBundles, []);
+    assert.equal(dump.connections, [{ pod: 'shop/web-1', direction: 'inbound', open: 2 }]);
+  } finally {
+    server.close();
+    server.closeAllConnections();
+  }
+});
+
 test.run();
