@@ -213,6 +213,8 @@ export async function runAgent(config: AgentConfig): Promise<void> {
   // open and the enrolled namespaces are listed beside it.
   const installer = config.cni.confDir ? new CniInstaller({ confDir: config.cni.confDir, binDir: config.cni.binDir, entry: pluginEntry(config.cni.socket), log: log.child({ component: 'cni-install' }) }) : undefined;
   installer?.start();
+  // Pods whose sandbox was made before the plugin was in the chain, and after the first scan.
+  if (installer) discovery.scan();
   log.info({ admin: `${config.adminHost}:${config.adminPort}`, controllers: config.controllerUrls, pods: capture.status().captured.length }, 'agent ready');
   if (config.readyFile) writeFileSync(config.readyFile, String(process.pid));
 
@@ -229,6 +231,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     for (const l of listening) l.cancel();
     // The plugin's entry stays: while no agent answers, the plugin holds the pods that must be captured.
     installer?.stop();
+    discovery.close();
     void cni.close();
     control.stop();
     nodeCredentials.stop();

@@ -51,6 +51,9 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
   private readonly byName = new Map<string, DiscoveredPod>();
   /** Mismatches already logged, so a workload checked at every push is reported once. */
   private readonly warned = new Set<string>();
+  /** Running workloads not found here that a scan was asked for: each asks once. */
+  private readonly missed = new Set<string>();
+  private rescan: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: PodDiscoveryOptions) {
     super();
@@ -82,14 +85,40 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
   scan(): number {
     const root = this.cgroupRoot;
     const found = scanProc({ root, ...(this.o.netnsDirs ? { netnsDirs: this.o.netnsDirs } : {}), ...(this.o.procRoot ? { procRoot: this.o.procRoot } : {}) });
+    let changed = 0;
     for (const p of found) {
+      const known = this.byUid.get(p.uid);
       // A CNI event is fresher than a scan; never replace it.
-      if (this.byUid.get(p.uid)?.source === 'cni') continue;
+      if (known?.source === 'cni' || (known && known.netns === p.netns && known.ips.join() === p.ips.join())) continue;
       this.byUid.set(p.uid, { uid: p.uid, netns: p.netns, ips: p.ips, cgroup: p.cgroup, source: 'proc' });
+      changed++;
     }
-    this.o.log.info({ root, pods: found.length }, 'scanned /proc for running pods');
-    if (found.length) this.emit('change');
+    this.o.log.info({ root, pods: found.length, new: changed }, 'scanned /proc for running pods');
+    if (changed) this.emit('change');
     return found.length;
+  }
+
+  /**
+   * A running workload of this node that no CNI event or scan has shown: its sandbox was made while
+   * the plugin could not reach this agent (before the agent put it in the chain, or while no agent
+   * ran). Scans again soon, once per such workload, at most every 2 s.
+   */
+  private missing(w: WorkloadEntry): void {
+    const key = w.uid ?? `${w.namespace}/${w.name}`;
+    if (w.phase !== 'Running' || this.missed.has(key)) return;
+    this.missed.add(key);
+    this.rescan ??= setTimeout(() => {
+      this.rescan = undefined;
+      try {
+        this.scan();
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'scanning /proc again failed');
+      }
+    }, 2000).unref();
+  }
+
+  close(): void {
+    clearTimeout(this.rescan);
   }
 
   /** A pod whose namespace is gone (its sandbox ended while no DEL reached this agent). */
@@ -110,7 +139,8 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
    */
   locate(w: WorkloadEntry): PodLocation | undefined {
     const d = (w.uid ? this.byUid.get(w.uid) : undefined) ?? this.byName.get(`${w.namespace}/${w.name}`);
-    if (d && !existsSync(d.netns)) this.forget(d);
+    if (!d) this.missing(w);
+    else if (!existsSync(d.netns)) this.forget(d);
     else if (d) {
       const ip = d.source === 'cni' ? (d.ips[0] ?? w.ip) : w.ip && d.ips.includes(w.ip) ? w.ip : !w.ip ? d.ips[0] : undefined;
       if (ip) {

@@ -114,6 +114,21 @@ test("a scanned namespace that does not hold the workload's address is not used"
   assert.equal(discovery.locate(right.workloads.get('workload/shop/web-1')!), { netns: `/run/netns/${podA.netns}`, ip: podA.ip, cgroup: podA.cgroup });
 });
 
+test('a running workload not found makes the agent scan again: a pod started after its scan, before its plugin was in the chain', async () => {
+  // No scan yet: as an agent whose first scan ran before the pod's processes did.
+  const discovery = new PodDiscovery({ log, podCgroupRoot: systemdRoot });
+  try {
+    const w = stateWith('n1', [enrolled, workload(podA.ip)]).workloads.get('workload/shop/web-1')!;
+    const changed = once(discovery, 'change');
+    assert.is(discovery.locate(w), undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([changed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no scan within 5 s')), 5000)))]).finally(() => clearTimeout(timer));
+    assert.equal(discovery.locate(w), { netns: `/run/netns/${podA.netns}`, ip: podA.ip, cgroup: podA.cgroup });
+  } finally {
+    discovery.close();
+  }
+});
+
 test('an agent started after the pod captures it from the scan, and a restarted one captures it in place without a second copy of any rule', async () => {
   const state = stateWith('n1', [enrolled, workload(podA.ip)]);
   const run = async () => {
