@@ -243,7 +243,8 @@ spec:
     } finally {
       process.kill(agentPid, 'SIGCONT');
     }
-    const pod = await eventually('early running once captured', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.phase === 'Running'), 20_000);
+    // If the plugin gave up on the frozen agent (20 s), the kubelet retries the sandbox after its backoff.
+    const pod = await eventually('early running once captured', async () => (await status()).pods.find((p) => p.labels.app === 'early' && p.phase === 'Running'), 90_000);
     // Its first connection, made the moment it started, went through the agent.
     await eventually('its first connection counted', async () => opened(await counters('node-2'), `shop/${pod.name}`, 'outbound') >= 1);
   });
