@@ -395,6 +395,9 @@ export class LocalClusterRuntime {
     const env = this.envOf(p);
     const node = this.o.topology.nodes.find((n) => n.name === env.node)!;
     const log = this.o.log.child({ pod: `${env.namespace}/${env.name}`, node: env.node });
+    // The pod's cgroup comes first, as the runtime puts the sandbox in it before the CNI ADD: the
+    // agent's eBPF capture attaches to it while it answers the ADD.
+    createCgroup(env.cgroup);
     const made = await this.sandboxes.create(p, env, node);
     if ('error' in made) {
       log.warn({ err: made.error }, 'pod sandbox failed; retrying after a backoff');
@@ -409,7 +412,6 @@ export class LocalClusterRuntime {
     }
     env.ip = made.ip;
     try {
-      createCgroup(env.cgroup);
       // Every Service, as the cluster DNS would answer (short names only in the pod's namespace).
       const hosts = hostsFor(env.namespace, this.o.store.list('Service') as Service[]);
       writeHosts(env.netns, hosts);
