@@ -65,8 +65,10 @@ export class LocalClusterRuntime {
   private agentTokens: AgentTokens | undefined;
   /** A rollout of the agents' DaemonSet is under way (one node at a time). */
   private rolling = false;
-  /** Each node's agent as last seen: its readiness (probed until it passes) and template. */
-  private readonly agents = new Map<string, { pid: number; ready: boolean; probe?: () => Promise<boolean>; template: string | undefined }>();
+  /** Each node's agent as last seen, and its readiness (probed until it passes). */
+  private readonly agents = new Map<string, { pid: number; ready: boolean; probe?: () => Promise<boolean> }>();
+  /** Where the agents' ConfigMap, Secret and token volumes come from, and what was last written of them. */
+  private readonly agentSources = { get: (kind: string, namespace: string, name: string) => this.o.store.get(kind, namespace, name), written: new Map<string, string>() };
 
   private readonly sandboxes: PodSandboxes;
   /**
@@ -203,7 +205,7 @@ export class LocalClusterRuntime {
     const ds = this.agentDaemonSet();
     if (!launch || !ds) return;
     this.agentTokens ??= new AgentTokens(this.o.stateDir, launch.requestToken);
-    const sources = { get: (kind: string, namespace: string, name: string) => this.o.store.get(kind, namespace, name) };
+    const sources = this.agentSources;
     const failures: string[] = [];
     const hash = templateHash(ds.spec.template);
     for (const node of this.o.topology.nodes) {
@@ -231,7 +233,7 @@ export class LocalClusterRuntime {
       this.agentNextStart.set(node.name, now + 2000);
       try {
         const agent = startAgent(launch, this.o.stateDir, node, ds, sources);
-        this.agents.set(node.name, { pid: agent.pid, probe: agent.ready, ready: false, template: hash });
+        this.agents.set(node.name, { pid: agent.pid, probe: agent.ready, ready: false });
         this.o.log.info({ node: node.name, pid: agent.pid }, 'agent started');
       } catch (err) {
         // Until the controller published the mesh's roots (the ConfigMap the agents trust it by), the pod waits.
@@ -258,10 +260,10 @@ export class LocalClusterRuntime {
       current++;
       let known = this.agents.get(node.name);
       // An agent this process did not start (adopted, or left by a rollout) is ready if it was found running.
-      if (known?.pid !== pid) this.agents.set(node.name, (known = { pid, ready: true, template: runningTemplate(this.o.stateDir, node.name) }));
+      if (known?.pid !== pid) this.agents.set(node.name, (known = { pid, ready: true }));
       if (!known.ready && known.probe) known.ready = await known.probe();
       if (known.ready) ready++;
-      if (known.template === hash) updated++;
+      if (runningTemplate(this.o.stateDir, node.name) === hash) updated++;
     }
     const generation = (ds.metadata as { generation?: number }).generation ?? 1;
     const status = { observedGeneration: generation, desiredNumberScheduled: this.o.topology.nodes.length, currentNumberScheduled: current, numberReady: ready, updatedNumberScheduled: updated, numberAvailable: ready, numberUnavailable: this.o.topology.nodes.length - ready, numberMisscheduled: 0 };
@@ -309,7 +311,7 @@ export class LocalClusterRuntime {
     const old = agentPid(this.o.stateDir, node.name);
     const oldTemplate = runningTemplate(this.o.stateDir, node.name);
     const started = performance.now();
-    const agent = startAgent(launch, this.o.stateDir, node, ds, { get: (kind, namespace, name) => this.o.store.get(kind, namespace, name) });
+    const agent = startAgent(launch, this.o.stateDir, node, ds, this.agentSources);
     const pid = agent.pid;
     this.o.log.info({ node: node.name, pid, oldPid: old }, 'agent update: new agent started beside the old one');
     try {
@@ -326,7 +328,7 @@ export class LocalClusterRuntime {
       throw err;
     }
     const readyMs = Math.round(performance.now() - started);
-    this.agents.set(node.name, { pid, ready: true, template: templateHash(ds.spec.template) });
+    this.agents.set(node.name, { pid, ready: true });
     if (old !== undefined) signal(old, 'SIGTERM');
     this.o.log.info({ node: node.name, pid, oldPid: old, readyMs }, 'agent update: new agent ready; the old one drains');
     return { node: node.name, ...(old !== undefined ? { oldPid: old } : {}), newPid: pid, readyMs };

@@ -141,7 +141,8 @@ export class PodDiscovery extends EventEmitter<{ change: [] }> {
     const d = (w.uid ? this.byUid.get(w.uid) : undefined) ?? this.byName.get(`${w.namespace}/${w.name}`);
     if (!d) this.missing(w);
     else if (!existsSync(d.netns)) this.forget(d);
-    else if (d) {
+    else {
+      this.missed.delete(w.uid ?? `${w.namespace}/${w.name}`);
       const ip = d.source === 'cni' ? (d.ips[0] ?? w.ip) : w.ip && d.ips.includes(w.ip) ? w.ip : !w.ip ? d.ips[0] : undefined;
       if (ip) {
         d.cgroup ??= d.uid ? findPodCgroup(this.cgroupRoot, d.uid) : undefined;

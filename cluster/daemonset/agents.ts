@@ -103,6 +103,8 @@ function nodeVolumes(stateDir: string, node: string, start: string): NodeVolumes
 export interface AgentSources {
   /** An object of the API (the DaemonSet's namespace's ConfigMaps and Secrets). */
   get: (kind: string, namespace: string, name: string) => Resource | undefined;
+  /** What was last written to each volume file, so that an unchanged one is neither read nor written again. */
+  written: Map<string, string>;
 }
 
 /**
@@ -114,9 +116,10 @@ export function writeVolumes(stateDir: string, node: string, namespace: string, 
   for (const { volume, dir } of written) {
     for (const [path, content] of volumeFiles(stateDir, node, namespace, volume, sources)) {
       const file = join(dir, path);
-      if (existsSync(file) && readFileSync(file, 'utf8') === content) continue;
+      if (sources.written.get(file) === content) continue;
       mkdirSync(dirname(file), { recursive: true });
       writeFileAtomic(file, content, 0o600);
+      sources.written.set(file, content);
     }
   }
 }
@@ -183,6 +186,8 @@ export function startAgent(l: AgentLaunch, stateDir: string, node: NodeLayout, d
   const template = ds.spec.template;
   const run = agentProcess(l, stateDir, node, ds, start);
   writeVolumes(stateDir, node.name, ds.metadata.namespace!, run.written, sources);
+  // This start's directory: its emptyDirs, and its pid (removeExitedPodDirs).
+  mkdirSync(join(dir, `pod-${start}`), { recursive: true });
   for (const d of run.emptyDirs) mkdirSync(d, { recursive: true });
   mkdirSync(join(dir, 'run'), { recursive: true });
   const cgroup = agentCgroup(node.name);
