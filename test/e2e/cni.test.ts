@@ -105,6 +105,7 @@ test('an agent replaced finds the running pods again, with one copy of each rule
   await ambitOk(['agents', '--restart', 'node-1'], 90_000);
   const after = await nftTable(pod.name);
   const rules = (text: string) => text.split('\n').filter((l) => /^\s+(meta|ip|tcp|counter|jump|redirect|tproxy|mark)/.test(l)).length;
+  assert.ok(rules(before) > 0, `the count sees the pod's rules:\n${before}`);
   assert.is(rules(after), rules(before), `same rules after the restart:\n${after}`);
   assert.is((await status()).pods.find((p) => p.name === pod.name)!.capture, 'captured');
 });
