@@ -3,6 +3,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
+import { getHeapSnapshot } from 'node:v8';
 import { createLogger, type Logger } from '../shared/log.js';
 import { AmbitError, errorMessage } from '../shared/errors.js';
 import type { AgentConfig } from './config.js';
@@ -27,6 +28,7 @@ import { CniServer } from './cni/server.js';
 import { CniInstaller } from './cni/installer.js';
 import { pluginEntry } from './cni/protocol.js';
 import { ProxyWorkers } from './workers/host.js';
+import { cpuProfile } from '../shared/telemetry/profile.js';
 
 export async function runAgent(config: AgentConfig): Promise<void> {
   const log = createLogger('agent', config.logLevel).child({ node: config.node });
@@ -157,6 +159,10 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     connections: () => (workers ? workers.addCounters(proxy.counters(capture.captured())) : proxy.counters(capture.captured())),
     capture: () => capture.status(),
     workers: async () => [proxy.load(0), ...((await workers?.load()) ?? [])],
+    debug: {
+      cpuProfiles: async (ms) => (await Promise.all([cpuProfile(ms).then((p) => [p]), workers?.profile(ms) ?? []])).flat(),
+      heapSnapshot: async (thread) => (thread === 0 ? getHeapSnapshot() : workers ? workers.heapSnapshot(thread) : Promise.reject(new Error('the agent runs one event loop (--workers 1): thread 0 only'))),
+    },
     explain: {
       outbound: (p) => proxy.explainOutbound({ sourceIp: String(p.sourceIp), ip: String(p.ip), port: Number(p.port) }),
       inbound: (p) =>

@@ -1,14 +1,17 @@
 // The agent's query API on 15000: a WebSocket that answers requests ({id, method, params} to
 // {id, result} or {id, error}) and streams subscriptions ({topic, time, data}), and a plain
-// `GET /config_dump` with the same state for curl users. Loopback clients are trusted; any other
+// `GET /config_dump` with the same state for curl users, and profiles on demand (`GET
+// /debug/cpuprofile?seconds=N`, `GET /debug/heapsnapshot?thread=N`). Loopback clients are trusted; any other
 // address must send the admin token, or is refused with 401. The API reads state, never changes
 // the data path, and runs apart from it.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { AgentState } from '../state/state.js';
+import type { CpuProfile } from '../../shared/telemetry/profile.js';
 import { type EventLog, type Topic, topics } from './events.js';
 
 export interface AdminOptions {
@@ -26,6 +29,8 @@ export interface AdminOptions {
   workers?: () => Promise<unknown[]>;
   /** Which pods are captured, which failed and why, and how long each took. */
   capture?: () => unknown;
+  /** Profiles of the event loops carrying traffic: thread 0 is the main thread, then the workers. */
+  debug?: { cpuProfiles(ms: number): Promise<CpuProfile[]>; heapSnapshot(thread: number): Promise<Readable> };
   explain?: { outbound(params: Record<string, unknown>): unknown; inbound(params: Record<string, unknown>): unknown; waypoint?(params: Record<string, unknown>): Promise<unknown> };
 }
 
@@ -39,10 +44,12 @@ export function createAdminServer(o: AdminOptions): Server {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createServer((req, res) => {
     if (!authorized(req, o.token)) return refuse(res);
-    const path = new URL(req.url ?? '/', 'http://agent').pathname;
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const path = url.pathname;
     if (req.method === 'GET' && path === '/config_dump') return void configDump(o).then((dump) => json(res, 200, dump), (err: Error) => json(res, 500, { error: { code: 'Internal', message: err.message } }));
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true, version: o.state.version });
-    json(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}; try GET /config_dump or a WebSocket` } });
+    if (req.method === 'GET' && path.startsWith('/debug/') && o.debug) return debug(o.debug, path, url.searchParams, res);
+    json(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}; try GET /config_dump, /debug/cpuprofile?seconds=N, /debug/heapsnapshot?thread=N or a WebSocket` } });
   });
   server.on('upgrade', (req, socket, head) => {
     if (!authorized(req, o.token)) {
@@ -144,6 +151,30 @@ async function configDump(o: AdminOptions) {
     connections,
     capture: o.capture?.() ?? {},
   };
+}
+
+/** Longest CPU profile the API takes: the samples of every thread are held until it ends. */
+const maxProfileSeconds = 60;
+
+function debug(d: NonNullable<AdminOptions['debug']>, path: string, query: URLSearchParams, res: ServerResponse): void {
+  const fail = (status: number, code: string, err: unknown) => json(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
+  if (path === '/debug/cpuprofile') {
+    const seconds = Number(query.get('seconds') ?? '5');
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > maxProfileSeconds) return fail(400, 'BadRequest', `seconds must be a whole number from 1 to ${maxProfileSeconds}, not ${JSON.stringify(query.get('seconds'))}`);
+    return void d.cpuProfiles(seconds * 1000).then((threads) => json(res, 200, { seconds, threads }), (err) => fail(409, 'ProfileFailed', err));
+  }
+  if (path === '/debug/heapsnapshot') {
+    const thread = Number(query.get('thread') ?? '0');
+    if (!Number.isInteger(thread) || thread < 0) return fail(400, 'BadRequest', `thread must be 0 (the main thread) or a worker's number, not ${JSON.stringify(query.get('thread'))}`);
+    return void d.heapSnapshot(thread).then(
+      (snapshot) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        snapshot.pipe(res);
+      },
+      (err) => fail(404, 'NotFound', err),
+    );
+  }
+  fail(404, 'NotFound', `no route GET ${path}; the debug routes are /debug/cpuprofile?seconds=N and /debug/heapsnapshot?thread=N`);
 }
 
 function authorized(req: IncomingMessage, token: string): boolean {

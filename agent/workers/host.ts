@@ -8,7 +8,9 @@
 // (the pods' namespaces, the eBPF map) and cgroup, and ends with it even on SIGKILL; a worker
 // thread costs a few MB of RSS where a process costs the 60 MB of another agent (BENCHMARKS.md).
 
+import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import type { CpuProfile } from '../../shared/telemetry/profile.js';
 import type { Logger } from '../../shared/log.js';
 import type { AgentState } from '../state/state.js';
 import type { Topic, RemoteSource } from '../api/events.js';
@@ -124,6 +126,18 @@ export class ProxyWorkers implements CaptureWorkers {
     return this.ask({ ask: 'load' });
   }
 
+  /** A CPU profile of every worker over the same `ms` (the admin API's /debug/cpuprofile). */
+  profile(ms: number): Promise<CpuProfile[]> {
+    return this.ask<CpuProfile>({ ask: 'profile', ms }, ms + answerMs);
+  }
+
+  /** Worker `index`'s heap snapshot, streamed (V8 pauses that thread while it writes it). */
+  heapSnapshot(index: number): Promise<Readable> {
+    const w = this.workers[index - 1];
+    if (!w) throw new Error(`no worker ${index}: the agent has workers 1 to ${this.count} beside the main thread (0)`);
+    return w.getHeapSnapshot();
+  }
+
   /** Each worker's metrics, for the one scrape on 15020. */
   metrics(): Promise<WorkerMetrics[]> {
     return this.ask<WorkerMetrics>({ ask: 'metrics' });
@@ -156,7 +170,7 @@ export class ProxyWorkers implements CaptureWorkers {
   }
 
   /** Every worker's answer; one that errs or does not answer in time is left out (and logged). */
-  private async ask<T>(question: Question): Promise<T[]> {
+  private async ask<T>(question: Question, withinMs = answerMs): Promise<T[]> {
     const answers = await Promise.all(
       this.workers.map(
         (w) =>
@@ -164,8 +178,8 @@ export class ProxyWorkers implements CaptureWorkers {
             const id = this.nextId++;
             const timer = setTimeout(() => {
               this.waiting.delete(id);
-              resolve({ value: undefined, error: `no answer within ${answerMs} ms` });
-            }, answerMs);
+              resolve({ value: undefined, error: `no answer within ${withinMs} ms` });
+            }, withinMs);
             this.waiting.set(id, (m) => {
               clearTimeout(timer);
               resolve(m);

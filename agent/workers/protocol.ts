@@ -40,6 +40,7 @@ export type Question =
   | { ask: 'counters'; workloads: string[] }
   | { ask: 'metrics' }
   | { ask: 'load' }
+  | { ask: 'profile'; ms: number }
   | { ask: 'stop' };
 
 export type ToWorker =

@@ -14,6 +14,7 @@ import { podListener, type CapturedPod } from '../capture/manager.js';
 import { CertificateSet, workloadCertificate } from '../identity/set.js';
 import { NodeProxy } from '../proxy/proxy.js';
 import { AgentMetrics, metricsEvents } from '../telemetry/metrics.js';
+import { cpuProfile } from '../../shared/telemetry/profile.js';
 import type { FromWorker, Question, SharedPod, ToWorker, WorkerSetup } from './protocol.js';
 
 const setup = workerData as WorkerSetup;
@@ -93,6 +94,8 @@ async function answer(q: Question): Promise<unknown> {
       return metrics.registry.getMetricsAsJSON();
     case 'load':
       return proxy.load(setup.index);
+    case 'profile':
+      return cpuProfile(q.ms);
     case 'stop': {
       // The main thread's drain grace is over: what is still open is cut, as there.
       for (const c of [...proxy.connections.values()]) c.terminate('the agent stopped after its drain grace period');
@@ -133,17 +136,23 @@ async function handle(m: ToWorker): Promise<void> {
       subscriptions.delete(m.topic);
       return;
     case 'ask':
-      try {
-        post({ type: 'reply', id: m.id, value: await answer(m.question) });
-      } catch (err) {
-        post({ type: 'reply', id: m.id, value: undefined, error: errorMessage(err) });
-      }
+      return reply(m.id, m.question);
+  }
+}
+
+async function reply(id: number, question: Question): Promise<void> {
+  try {
+    post({ type: 'reply', id, value: await answer(question) });
+  } catch (err) {
+    post({ type: 'reply', id, value: undefined, error: errorMessage(err) });
   }
 }
 
 // In order, one at a time: a pod's release never overtakes its capture.
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (m: ToWorker) => {
+  // A profile samples for seconds; the pods and pushes that arrive meanwhile must not wait for it.
+  if (m.type === 'ask' && m.question.ask === 'profile') return void reply(m.id, m.question);
   queue = queue.then(() => handle(m)).catch((err: unknown) => log.error({ message: m.type, err: errorMessage(err) }, 'worker message failed'));
 });
 post({ type: 'ready' });

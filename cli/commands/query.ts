@@ -1,6 +1,7 @@
 // `ambit query NODE WHAT`: asks a node agent over its WebSocket query API, like
 // `istioctl ztunnel-config`. The API listens on the node's loopback, so the command re-runs itself
 // inside the node's network namespace; `--address` and `--token-file` reach an agent elsewhere.
+// `profile` and `heap` read the admin API's debug routes (query-debug.ts).
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,8 +12,9 @@ import { defaultAdminPort } from '../../agent/config.js';
 import { readState, topologyOf } from '../../cluster/state.js';
 import { cliEntry, type CliContext } from '../context.js';
 import { outputFormat, printData, table, type OutputFormat } from '../output.js';
+import { queryHeap, queryProfile } from './query-debug.js';
 
-const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'workers', 'events', 'version', 'config_dump'];
+const methods = ['workloads', 'services', 'policies', 'certs', 'connections', 'workers', 'events', 'version', 'config_dump', 'profile', 'heap'];
 /** Asked by other commands (`ambit explain`) with --params, not listed for people. */
 const internalMethods = ['explain-outbound', 'explain-inbound', 'explain-waypoint'];
 
@@ -27,15 +29,26 @@ export async function query(ctx: CliContext, args: string[]): Promise<number> {
       'token-file': { type: 'string' },
       'in-node': { type: 'boolean' },
       params: { type: 'string' },
+      seconds: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   const format = outputFormat(values.output);
   const [node, what] = positionals;
-  if (!node || !what || !(methods.includes(what) || internalMethods.includes(what))) throw new AmbitError('BadArgs', `usage: ambit query NODE ${methods.join('|')} [-o json|yaml|wide] [--follow]`);
+  if (!node || !what || !(methods.includes(what) || internalMethods.includes(what))) throw new AmbitError('BadArgs', `usage: ambit query NODE ${methods.join('|')} [-o json|yaml|wide] [--follow] [--seconds N] [--out DIR]`);
   if (values.follow && what !== 'events') throw new AmbitError('BadArgs', '--follow goes with events');
+  if (values.seconds !== undefined && what !== 'profile') throw new AmbitError('BadArgs', '--seconds goes with profile');
+  if (values.out !== undefined && what !== 'profile' && what !== 'heap') throw new AmbitError('BadArgs', '--out goes with profile and heap');
+  const seconds = Number(values.seconds ?? '5');
+  if (what === 'profile' && !(Number.isInteger(seconds) && seconds >= 1 && seconds <= 60)) throw new AmbitError('BadArgs', `--seconds ${values.seconds}: a whole number of seconds from 1 to 60`);
   if (!values.address && !values['in-node']) return reenterNode(ctx, node, args);
 
   const token = values['token-file'] ? readFileSync(values['token-file'], 'utf8').trim() : undefined;
+  if (what === 'profile' || what === 'heap') {
+    // The files are written by this process, inside the node's namespace but in the caller's directory.
+    const debug = { node, address: values.address ?? `127.0.0.1:${defaultAdminPort}`, token, format, out: values.out };
+    return what === 'profile' ? queryProfile(debug, seconds) : queryHeap(debug);
+  }
   const ws = new WebSocket(`ws://${values.address ?? `127.0.0.1:${defaultAdminPort}`}/`, { headers: token ? { authorization: `Bearer ${token}` } : {}, handshakeTimeout: 5000 });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());

@@ -8,16 +8,20 @@
 // proxies' CPU per 1,000 requests and memory; then the agent's memory with idle connections and
 // with 100 enrolled pods. Prints the tables with ratios and writes bench/mesh.{md,json,png}.
 //
-//   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000] [--workers 1,2]   (as root, no cluster up; ~4 min)
+//   node dist/scripts/bench/mesh.js [--seconds 4] [--rate 1000] [--workers 1,2] [--profile]   (as root, no cluster up; ~4 min)
 // --workers: the agents' event loops (--workers of `ambit agent`); a list runs ambit once per count,
 // each on a cluster of its own (the agents' default when not given).
+// --profile: both agents take a CPU profile during each measure of the ambit paths, and heap
+// snapshots idle and with 1,000 idle connections; their summaries go to bench/mesh-profile.md (the
+// sampling costs the measured figures a few percent, so read ratios from a run without it).
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { HeapSummary, ProfileSummary } from '../../shared/telemetry/profile.js';
 import { certificates as makeCertificates, cpuSeconds, createBench, deploy, f1, machine as describeMachine, node1, node2, parseWrk, rateClient, root, rssMb, sleep, withChildren, type WrkResult } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, profile: { type: 'boolean' } } });
 const workerCounts = values.workers === undefined ? [undefined] : values.workers.split(',').map((w) => {
   if (!/^\d+$/.test(w) || Number(w) < 1) throw new Error(`--workers ${values.workers}: a comma-separated list of whole numbers from 1`);
   return Number(w);
@@ -106,6 +110,50 @@ const measures: Record<string, (p: Path) => Promise<void>> = {
   },
 };
 
+// ---- where the agents' time and memory go (--profile) ----
+
+/** Per ambit path and measure, each agent's summary per event loop (`ambit query NODE profile`). */
+const profiles: { path: string; measure: string; node: string; threads: (ProfileSummary & { thread: number })[] }[] = [];
+/** Heap summaries per node and thread, idle and holding 1,000 idle connections. */
+const heaps: { node: string; when: string; threads: (HeapSummary & { thread: number })[] }[] = [];
+
+/** Runs `measure` while both agents sample their stacks over the measure's seconds. */
+async function profiled(p: Path, name: string, measure: (p: Path) => Promise<void>): Promise<void> {
+  const taking = ['node-1', 'node-2'].map(async (node) => {
+    const out = await ambit(['query', node, 'profile', '--seconds', String(secs), '-o', 'json'], (secs + 30) * 1000);
+    profiles.push({ path: p.name, measure: name, node, threads: JSON.parse(out) as (ProfileSummary & { thread: number })[] });
+  });
+  await measure(p);
+  await Promise.all(taking);
+}
+
+async function heapOf(node: string, when: string): Promise<void> {
+  heaps.push({ node, when, threads: JSON.parse(await ambit(['query', node, 'heap', '-o', 'json'], 180_000)) as (HeapSummary & { thread: number })[] });
+}
+
+function profileReport(): string {
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  let out = '## Where the agents\' time goes (CPU profiles during each measure)\n\nShares of each event loop\'s busy time; busy is the share of the window it was not idle.\n\n';
+  out += '| path | measure | agent | thread | busy | top areas | top functions |\n| --- | --- | --- | --- | --- | --- | --- |\n';
+  for (const r of profiles) {
+    for (const t of r.threads) {
+      const areas = t.areas.slice(0, 4).map((a) => `${a.area} ${pct(a.share)}`).join('; ');
+      const fns = t.functions.slice(0, 5).map((f) => `${f.name}${f.where ? ` (${f.where})` : ''} ${pct(f.share)}`).join('; ');
+      out += `| ${r.path} | ${r.measure} | ${r.node} | ${t.thread} | ${pct(t.busyShare)} | ${areas} | ${fns} |\n`;
+    }
+  }
+  if (!heaps.length) return out;
+  out += '\n## What the agents\' heaps hold (heap snapshots, objects\' own sizes)\n\n| agent | when | thread | MB of objects | largest groups (KB) |\n| --- | --- | --- | --- | --- |\n';
+  for (const h of heaps) for (const t of h.threads) out += `| ${h.node} | ${h.when} | ${t.thread} | ${(t.totalBytes / 1048576).toFixed(1)} | ${t.groups.slice(0, 8).map((g) => `${g.name} ${(g.bytes / 1024).toFixed(0)}`).join('; ')} |\n`;
+  const total = (node: string, when: string) => heaps.find((h) => h.node === node && h.when === when)?.threads.reduce((a, t) => a + t.totalBytes, 0);
+  for (const node of ['node-1', 'node-2']) {
+    const idle = total(node, 'idle');
+    const held = total(node, '1000 idle connections');
+    if (idle !== undefined && held !== undefined) out += `\nHeap per idle connection, ${node}: ${((held - idle) / 1000 / 1024).toFixed(1)} KB (objects' own sizes, every thread, 1,000 connections held against idle).\n`;
+  }
+  return out;
+}
+
 // ---- the cluster ----
 
 function nginxConfig(): string {
@@ -164,6 +212,8 @@ async function memoryScale(meshServer: string, label: string): Promise<Record<st
     const m = agents();
     out[`agent RSS, node-1, ${n} idle connections`] = m['node-1'];
     out[`agent RSS, node-2, ${n} idle connections`] = m['node-2'];
+    // A snapshot grows the agent's RSS for a while: taken after the RSS figures, idle's after the run.
+    if (values.profile && n === 1000) for (const node of ['node-1', 'node-2']) await heapOf(node, '1000 idle connections');
     await done.catch(() => undefined);
   }
   out['per idle connection, node-1 (KB)'] = ((out['agent RSS, node-1, 1000 idle connections']! - idle0['node-1']) * 1024) / 1000;
@@ -179,6 +229,16 @@ async function memoryScale(meshServer: string, label: string): Promise<Record<st
   }
   await sleep(2000);
   out['agent RSS, node-1, 100 more enrolled pods'] = rssMb([agentPid('node-1')]);
+  if (values.profile) {
+    await ambit(['delete', '-f', file]);
+    for (let i = 0; i < 300; i++) {
+      const pods = (JSON.parse(await ambit(['status', '-o', 'json'])) as { pods: { labels: Record<string, string> }[] }).pods;
+      if (!pods.some((p) => p.labels.app === 'idle')) break;
+      await sleep(200);
+    }
+    await sleep(3000);
+    for (const node of ['node-1', 'node-2']) await heapOf(node, 'idle');
+  }
   // Each worker count's run measured apart: its figures say which.
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [`${k}${label}`, v]));
 }
@@ -290,7 +350,7 @@ async function main(): Promise<void> {
       for (const [name, measure] of Object.entries(measures)) {
         for (const p of here) {
           process.stderr.write(`bench: ${name} over ${p.name}\n`);
-          await measure(p).catch((err: Error) => process.stderr.write(`bench: ${name} over ${p.name} failed: ${err.message}\n`));
+          await (values.profile && p.name.startsWith('ambit') ? profiled(p, name, measure) : measure(p)).catch((err: Error) => process.stderr.write(`bench: ${name} over ${p.name} failed: ${err.message}\n`));
         }
       }
       if (mode === 'iptables') {
@@ -310,6 +370,11 @@ async function main(): Promise<void> {
   const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}${values.workers ? ` --workers ${values.workers}` : ''}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
+  if (values.profile) {
+    const text = profileReport();
+    process.stdout.write(`\n${text}`);
+    writeFileSync(join(outDir, 'mesh-profile.md'), header + text);
+  }
   writeFileSync(join(outDir, 'mesh.json'), JSON.stringify({ date: new Date().toISOString().slice(0, 10), secs, rate, machine, paths: paths.map((p) => ({ name: p.name, ...p.figures })), memory }, null, 2));
   await chart(paths).catch((err: Error) => process.stderr.write(`bench: chart: ${err.message}\n`));
 }
