@@ -235,7 +235,11 @@ function agent(v: InstallValues): Resource {
                 `--pod-cgroup-root=${v.agent.podCgroupRoot}`,
                 `--workers=${v.agent.workers}`,
               ],
-              env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+              env: [
+                { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                // V8's flags apply to every isolate of the process: the main thread and each worker.
+                { name: 'NODE_OPTIONS', value: `--max-semi-space-size=${v.agent.heap.maxSemiSpaceMb} --max-old-space-size=${v.agent.heap.maxOldSpaceMb}` },
+              ],
               // The agent writes its ready file once it serves every pod of its node; a port probe could
               // not tell it from its predecessor, which shares every port during the handover.
               readinessProbe: { exec: { command: ['test', '-s', '/run/ambit-ready/ready'] }, periodSeconds: 2, failureThreshold: 1 },

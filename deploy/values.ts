@@ -46,6 +46,14 @@ export interface InstallValues {
     adminListen: string;
     /** Event loops carrying traffic in each agent (threads sharing its listeners); 0: the agent's default, 2 or the cores if fewer. */
     workers: number;
+    /**
+     * V8's heap limits for each of the agent's event loops (Node's --max-semi-space-size and
+     * --max-old-space-size, in MB; 0 leaves Node's default). The defaults come from the agent's heap
+     * measured under load (BENCHMARKS.md, "Memory"): a young generation that cannot grow past a few
+     * MB, and an old generation with room for tens of thousands of connections per event loop, so
+     * that a leak ends in V8's out-of-memory error well before the container's limit.
+     */
+    heap: { maxSemiSpaceMb: number; maxOldSpaceMb: number };
     /** How long a stopping agent lets open connections run (its terminationGracePeriodSeconds is this plus 15 s). */
     drainGraceSeconds: number;
     terminationGracePeriodSeconds: number;
@@ -77,6 +85,7 @@ export function defaultValues(): InstallValues {
       podCgroupRoot: '/kubepods.slice',
       adminListen: '127.0.0.1:15021',
       workers: 0,
+      heap: { maxSemiSpaceMb: 8, maxOldSpaceMb: 256 },
       drainGraceSeconds: 30,
       terminationGracePeriodSeconds: 45,
       resources: { requests: { cpu: '200m', memory: '256Mi' }, limits: { memory: '1Gi' } },

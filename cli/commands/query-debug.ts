@@ -19,6 +19,8 @@ export interface DebugQuery {
 }
 
 export async function queryProfile(q: DebugQuery, seconds: number): Promise<number> {
+  // Said when the request leaves, so that a caller can start its load inside the window.
+  process.stderr.write(`profiling the event loops of ${q.node}'s agent for ${seconds} s\n`);
   const { status, body } = await fetchText(q, `/debug/cpuprofile?seconds=${seconds}`, (seconds + 15) * 1000);
   const reply = JSON.parse(body) as { threads?: CpuProfile[]; error?: { code: string; message: string } };
   if (status !== 200 || !reply.threads) throw new AmbitError(reply.error?.code ?? 'AgentQueryFailed', reply.error?.message ?? `HTTP ${status}`);

@@ -15,6 +15,7 @@
 // snapshots idle and with 1,000 idle connections; their summaries go to bench/mesh-profile.md (the
 // sampling costs the measured figures a few percent, so read ratios from a run without it).
 
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -117,12 +118,27 @@ const profiles: { path: string; measure: string; node: string; threads: (Profile
 /** Heap summaries per node and thread, idle and holding 1,000 idle connections. */
 const heaps: { node: string; when: string; threads: (HeapSummary & { thread: number })[] }[] = [];
 
-/** Runs `measure` while both agents sample their stacks over the measure's seconds. */
+/**
+ * Runs `measure` while both agents sample their stacks: the load starts once both profiles have
+ * begun, and the window is longer than the load by the time a pod's client takes to start.
+ */
 async function profiled(p: Path, name: string, measure: (p: Path) => Promise<void>): Promise<void> {
-  const taking = ['node-1', 'node-2'].map(async (node) => {
-    const out = await ambit(['query', node, 'profile', '--seconds', String(secs), '-o', 'json'], (secs + 30) * 1000);
-    profiles.push({ path: p.name, measure: name, node, threads: JSON.parse(out) as (ProfileSummary & { thread: number })[] });
+  const started: Promise<void>[] = [];
+  const taking = ['node-1', 'node-2'].map((node) => {
+    const child = spawn(join(root, 'bin', 'ambit'), ['query', node, 'profile', '--seconds', String(secs + 2), '-o', 'json'], { env: { ...process.env, AMBIT_STATE_DIR: stateDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    started.push(new Promise((resolve) => child.stderr.on('data', (d: Buffer) => ((err += d.toString()), err.includes('profiling') && resolve()))));
+    return new Promise<void>((resolve, reject) =>
+      child.on('exit', (code) => {
+        if (code !== 0) return reject(new Error(`profile of ${node}: ${err.trim()}`));
+        profiles.push({ path: p.name, measure: name, node, threads: JSON.parse(out) as (ProfileSummary & { thread: number })[] });
+        resolve();
+      }),
+    );
   });
+  await Promise.race([Promise.all(started), Promise.all(taking)]);
   await measure(p);
   await Promise.all(taking);
 }
@@ -133,7 +149,7 @@ async function heapOf(node: string, when: string): Promise<void> {
 
 function profileReport(): string {
   const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
-  let out = '## Where the agents\' time goes (CPU profiles during each measure)\n\nShares of each event loop\'s busy time; busy is the share of the window it was not idle.\n\n';
+  let out = '## Where the agents\' time goes (CPU profiles during each measure)\n\nShares of each event loop\'s busy time; busy is the share of the window it was not idle (the window opens about 2 s before the load starts).\n\n';
   out += '| path | measure | agent | thread | busy | top areas | top functions |\n| --- | --- | --- | --- | --- | --- | --- |\n';
   for (const r of profiles) {
     for (const t of r.threads) {

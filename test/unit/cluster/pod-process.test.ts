@@ -31,7 +31,7 @@ test("the rendered agent DaemonSet runs as `ambit agent` with this node's paths 
   assert.is(flag(p.argv, 'ready-file'), '/state/agents/node-2/pod-1/ready/ready', 'an emptyDir is this start\'s');
   assert.equal(p.readiness, ['test', '-s', '/state/agents/node-2/pod-1/ready/ready'], 'the readiness probe sees the same file');
   assert.equal(p.written.map((w) => w.volume.name).sort(), ['admin-token', 'controller-ca', 'controller-token']);
-  assert.equal(p.env, { NODE_NAME: 'node-2' });
+  assert.equal(p.env, { NODE_NAME: 'node-2', NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=256' }, 'the heap limits reach the agent through NODE_OPTIONS');
 });
 
 test('what the local kubelet cannot run is refused, naming it', () => {
