@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { podCgroup } from '../../cluster/kubelet/pods.js';
@@ -260,6 +260,38 @@ test("an agent's workers (two by default) share a pod's connections: both event 
   assert.ok(rise.every((n) => n > 0), `each worker took some: ${JSON.stringify(rise)}`);
   // One scrape sums the workers: 40 more opened, whichever event loop carried them.
   assert.is(opened(await scrape('node-1', node1.ip)) - scraped, 40);
+});
+
+test("ambit query NODE profile and heap: each event loop's busy time under a pod's traffic, and what each heap holds, kept as files for DevTools", async () => {
+  const pod = await podOf('good');
+  const out = mkdtempSync(join(tmpdir(), 'ambit-profile-'));
+  try {
+    // Traffic from the pod for the whole window, so that the profiles have something to show.
+    const traffic = ambit(['exec', '-n', 'callers', pod.name, '--', 'sh', '-c', 'end=$(($(date +%s)+4)); while [ $(date +%s) -lt $end ]; do curl -s -o /dev/null --max-time 2 http://vault.bank/; done']);
+    type Summary = { thread: number; ms: number; busyShare: number; areas: { area: string; share: number }[]; functions: { name: string }[]; file: string };
+    const profiles = JSON.parse(await ambitOk(['query', 'node-1', 'profile', '--seconds', '3', '--out', out, '-o', 'json'])) as Summary[];
+    await traffic;
+    assert.equal(profiles.map((p) => p.thread), [0, 1], 'one profile per event loop');
+    for (const p of profiles) {
+      assert.ok(p.ms >= 2500 && p.ms <= 6000, `a 3 s window: ${p.ms} ms`);
+      assert.ok(Math.abs(p.areas.reduce((a, b) => a + b.share, 0) - 1) < 1e-6);
+      const file = JSON.parse(readFileSync(p.file, 'utf8')) as { nodes: unknown[]; samples: number[] };
+      assert.ok(file.nodes.length > 0 && file.samples.length > 0, 'the kept .cpuprofile is V8\'s format');
+    }
+    assert.ok(profiles.some((p) => p.busyShare > 0.005 && p.functions.length > 0), `busy under traffic: ${JSON.stringify(profiles.map((p) => p.busyShare))}`);
+    type Heap = { thread: number; totalBytes: number; groups: { name: string; count: number }[] };
+    const heaps = JSON.parse(await ambitOk(['query', 'node-1', 'heap', '-o', 'json'])) as Heap[];
+    assert.equal(heaps.map((h) => h.thread), [0, 1]);
+    for (const h of heaps) {
+      assert.ok(h.totalBytes > 4e6, `a live agent's heap: ${h.totalBytes} bytes`);
+      assert.ok(h.groups.some((g) => g.name === '(code)'), 'compiled code among the groups');
+    }
+    const bad = await ambit(['query', 'node-1', 'profile', '--seconds', '0']);
+    assert.is.not(bad.code, 0);
+    assert.match(bad.stderr, /--seconds 0: a whole number of seconds from 1 to 60/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
 
 test('a peer without a client certificate, or speaking plaintext, is refused on 15008, counted, and the agent keeps serving', async () => {
