@@ -383,7 +383,7 @@ async function main(): Promise<void> {
   }
   const table = report(paths, memory);
   const machine = await describeMachine(bench);
-  const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}${values.workers ? ` --workers ${values.workers}` : ''}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
+  const header = `Command: \`node dist/scripts/bench/mesh.js --seconds ${secs} --rate ${rate}${values.workers ? ` --workers ${values.workers}` : ''}${values.profile ? ' --profile' : ''}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\nMachine: ${machine}\n\n`;
   process.stdout.write(`\n${header}${table}`);
   writeFileSync(join(outDir, 'mesh.md'), header + table);
   if (values.profile) {
