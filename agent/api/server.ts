@@ -1,7 +1,7 @@
 // The agent's query API on 15000: a WebSocket that answers requests ({id, method, params} to
 // {id, result} or {id, error}) and streams subscriptions ({topic, time, data}), and a plain
 // `GET /config_dump` with the same state for curl users, and profiles on demand (`GET
-// /debug/cpuprofile?seconds=N`, `GET /debug/heapsnapshot?thread=N`). Loopback clients are trusted; any other
+// /debug/cpuprofile?seconds=N`, `GET /debug/heapsnapshot?thread=N`, for loopback clients only). Loopback clients are trusted; any other
 // address must send the admin token, or is refused with 401. The API reads state, never changes
 // the data path, and runs apart from it.
 
@@ -48,7 +48,11 @@ export function createAdminServer(o: AdminOptions): Server {
     const path = url.pathname;
     if (req.method === 'GET' && path === '/config_dump') return void configDump(o).then((dump) => json(res, 200, dump), (err: Error) => json(res, 500, { error: { code: 'Internal', message: err.message } }));
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true, version: o.state.version });
-    if (req.method === 'GET' && path.startsWith('/debug/') && o.debug) return debug(o.debug, path, url.searchParams, res);
+    if (req.method === 'GET' && path.startsWith('/debug/') && o.debug) {
+      // A heap snapshot holds the workloads' private keys: for the node's own loopback only, token or not.
+      if (!loopback(req)) return json(res, 403, { error: { code: 'Forbidden', message: 'the debug routes answer loopback clients only (a heap snapshot holds the workload keys); run `ambit query NODE profile|heap` on the node' } });
+      return debug(o.debug, path, url.searchParams, res);
+    }
     json(res, 404, { error: { code: 'NotFound', message: `no route ${req.method} ${path}; try GET /config_dump, /debug/cpuprofile?seconds=N, /debug/heapsnapshot?thread=N or a WebSocket` } });
   });
   server.on('upgrade', (req, socket, head) => {
@@ -177,9 +181,13 @@ function debug(d: NonNullable<AdminOptions['debug']>, path: string, query: URLSe
   fail(404, 'NotFound', `no route GET ${path}; the debug routes are /debug/cpuprofile?seconds=N and /debug/heapsnapshot?thread=N`);
 }
 
-function authorized(req: IncomingMessage, token: string): boolean {
+function loopback(req: IncomingMessage): boolean {
   const remote = req.socket.remoteAddress ?? '';
-  if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1') return true;
+  return remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
+}
+
+function authorized(req: IncomingMessage, token: string): boolean {
+  if (loopback(req)) return true;
   const given = Buffer.from(req.headers.authorization ?? '');
   const want = Buffer.from(`Bearer ${token}`);
   return given.length === want.length && timingSafeEqual(given, want);

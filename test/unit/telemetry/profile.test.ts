@@ -1,10 +1,12 @@
 // On-demand profiles (shared/telemetry/profile.ts) and the agent's debug routes serving them: a
 // real CPU profile of this thread names the function that was busy, a real heap snapshot's summary
-// counts the objects that were made, and bad parameters are refused by name.
+// counts the objects that were made, bad parameters are refused by name, and the routes answer
+// loopback clients only (a heap snapshot holds the workload keys).
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
+import { get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getHeapSnapshot } from 'node:v8';
 import { text } from 'node:stream/consumers';
@@ -86,6 +88,17 @@ test('the debug routes serve a profile and a snapshot, and refuse bad parameters
     assert.is(none.status, 404);
     assert.match(await none.text(), /no thread 1/);
     assert.is((await fetch(`${base}/debug/heapsnapshot?thread=-1`)).status, 400);
+    // From another address, even with the admin token: refused, since a snapshot holds the keys.
+    const port = (server.address() as AddressInfo).port;
+    const remote = await new Promise<{ status: number; body: string }>((resolve, reject) =>
+      get({ host: '127.0.0.1', port, path: '/debug/heapsnapshot?thread=0', localAddress: '127.0.0.2', headers: { authorization: 'Bearer t' } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      }).on('error', reject),
+    );
+    assert.is(remote.status, 403);
+    assert.match(remote.body, /loopback clients only/);
   } finally {
     server.close();
     server.closeAllConnections();
