@@ -21,7 +21,8 @@ Local cluster:
   logs POD|deploy/NAME [-n NS] [-c C]  print a container's output
 
 Mesh:
-  query NODE workloads|services|policies|certs|connections|events|version [-o json|yaml|wide] [--follow]
+  query NODE workloads|services|policies|certs|connections|workers|events|version|config_dump [-o json|yaml|wide] [--follow]
+  query NODE profile [--seconds N] [--out DIR] | heap [--out DIR]   where each event loop's time and heap go
   agents [--resync NODE]               every node agent's connection and config version
   explain [-n NS] SRC DST:PORT [-o json]   every decision on a connection's path: capture,
                                        endpoint, HBONE or plaintext, identities, policy and rule
