@@ -164,6 +164,8 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     destinations.close();
     security.close();
     pool.close();
+    // The last requests' lines are still in the access log's buffer.
+    await access.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM').catch((err) => log.error({ err: errorMessage(err) }, 'shutdown failed')));
