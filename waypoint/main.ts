@@ -103,7 +103,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
       if (o.requestId) record.requestId = o.requestId;
       if (o.route) record.routeName = o.route;
       if (ep) {
-        record.upstreamHost = `${ep.ip}:${ep.port}`;
+        record.upstreamHost = ep.address;
         record.servicePort = o.ctx.port;
       }
       if (o.ctx.sourceIp) record.downstreamRemoteAddress = o.ctx.sourceIp;
