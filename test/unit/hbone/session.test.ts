@@ -96,61 +96,6 @@ test('ours to ours: a CONNECT answered 200, 20 MiB echoed intact, both ends anno
   }
 });
 
-/**
- * Eight streams answered each from its own callback of one event-loop turn (as a proxy answers
- * requests whose backends replied in the same turn): how many writes the server's socket made for
- * the answers, and whether every answer arrived whole.
- */
-async function answersOfOneTurn(flushAt: 'tick' | 'turn'): Promise<number> {
-  let writes = 0;
-  let serverSession: H2Session | undefined;
-  const { client, server } = await pair((s) => {
-    // Counted where the socket hands its buffered chunks to the kernel; the writes themselves are real.
-    const writev = s._writev!.bind(s);
-    const write = s._write.bind(s);
-    s._writev = (chunks, cb) => {
-      writes++;
-      writev(chunks, cb);
-    };
-    s._write = (chunk, encoding, cb) => {
-      writes++;
-      write(chunk, encoding, cb);
-    };
-    serverSession = new H2Session(s, 'server', { ...windows, flushAt });
-    serverSession.on('error', () => undefined);
-    serverSession.on('stream', (stream: H2Stream) => {
-      stream.resume();
-      setImmediate(() => {
-        stream.respond({ ':status': 200 });
-        stream.end(Buffer.from('answer'));
-      });
-    });
-  });
-  const session = new H2Session(client, 'client', windows);
-  session.on('error', () => undefined);
-  try {
-    await until('the server session', () => serverSession !== undefined);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    writes = 0;
-    const streams = Array.from({ length: 8 }, () => session.request({ ':method': 'CONNECT', ':authority': '10.0.0.1:80' }));
-    for (const st of streams) st.end();
-    const bodies = await Promise.all(streams.map((st) => readAll(st)));
-    for (const b of bodies) assert.is(b.toString(), 'answer');
-    return writes;
-  } finally {
-    session.destroy();
-    serverSession?.destroy();
-    server.close();
-  }
-}
-
-test('a session that flushes per turn sends what several callbacks of one turn wrote in one write', async () => {
-  const perTick = await answersOfOneTurn('tick');
-  const perTurn = await answersOfOneTurn('turn');
-  assert.ok(perTick >= 8, `per tick: ${perTick} writes for 8 answers`);
-  assert.ok(perTurn <= 2, `per turn: ${perTurn} writes for 8 answers`);
-});
-
 test('a slow reader: the sender stops at the stream window, nothing piles up, and all arrives once it reads', async () => {
   let serverStream: H2Stream | undefined;
   const t = await ours((s) => {
