@@ -53,9 +53,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     state.apply(s);
     log.debug({ version: s.version }, 'configuration applied');
   });
-  // Its sessions write once per event-loop turn: under load one turn answers many requests, and
-  // joining their frames into one TLS write cut the waypoint's CPU per request (BENCHMARKS.md).
-  const pool = new HbonePool({ trustBundle: () => state.trustBundle, flushAt: 'turn' });
+  const pool = new HbonePool({ trustBundle: () => state.trustBundle });
   const upstreams = new Upstreams({ pool, state, certificate: () => link.certificate, trustDomain: config.trustDomain, ownIp: config.podIp });
   metrics.watchUpstreams(upstreams.counters);
 
@@ -132,7 +130,6 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     trustBundle: () => state.trustBundle,
     onTunnel: (t) => ingress.onTunnel(t),
     log: log.child({ component: 'hbone' }),
-    flushAt: 'turn',
   });
 
   // 15021, as Istio's: readiness, and the configuration version in force (what `ambit demo` and the

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { TrustBundle } from '../identity/svid.js';
 import { NodeDialer, type NodeDialRequest } from './dial.js';
 import { defaultH2Implementation, defaultSessionWindow, defaultStreamWindow, type H2Implementation, HboneConnectFailed, HboneConnectRefused, hbonePort, type HboneStream, maxSessionMemoryMb } from './protocol.js';
-import { type FlushAt, H2Session } from './h2/session.js';
+import { H2Session } from './h2/session.js';
 
 export interface HbonePoolOptions {
   trustBundle: () => TrustBundle;
@@ -34,8 +34,6 @@ export interface HbonePoolOptions {
   createConnection?: (host: string, port: number) => Socket;
   /** The HTTP/2 that carries the sessions (protocol.ts). */
   h2?: H2Implementation;
-  /** When ambit's HTTP/2 writes what a session has to send (h2/session.ts); each tick by default. */
-  flushAt?: FlushAt;
 }
 
 /** What the pool uses of a client session, which Node's ClientHttp2Session and ambit's H2Session both have. */
@@ -251,7 +249,7 @@ export class HbonePool {
     const streamWindow = this.o.streamWindowBytes ?? defaultStreamWindow;
     const h2: ClientSession =
       (this.o.h2 ?? defaultH2Implementation) === 'ambit'
-        ? new H2Session(tls, 'client', { streamWindow, sessionWindow: this.o.sessionWindowBytes ?? defaultSessionWindow, ...(this.o.flushAt ? { flushAt: this.o.flushAt } : {}) })
+        ? new H2Session(tls, 'client', { streamWindow, sessionWindow: this.o.sessionWindowBytes ?? defaultSessionWindow })
         : (http2.connect(`https://${s.node}`, {
             createConnection: () => tls,
             maxSessionMemory: maxSessionMemoryMb,

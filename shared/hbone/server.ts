@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { type Identity, spiffeId } from '../identity/spiffe.js';
 import { SvidInvalid, type SvidFailure, type TrustBundle, validateSvid } from '../identity/svid.js';
 import { type Authority, defaultH2Implementation, defaultSessionWindow, defaultStreamWindow, type H2Implementation, type HboneServerStream, maxSessionMemoryMb, parseAuthority, peerChain } from './protocol.js';
-import { type FlushAt, H2Session } from './h2/session.js';
+import { H2Session } from './h2/session.js';
 
 export interface HboneServerLimits {
   /** Streams one session may have open at once, announced in SETTINGS; nghttp2 refuses the rest. */
@@ -89,8 +89,6 @@ export interface HboneServerOptions {
   log?: Logger;
   /** The HTTP/2 that serves the sessions (protocol.ts). */
   h2?: H2Implementation;
-  /** When ambit's HTTP/2 writes what a session has to send (h2/session.ts); each tick by default. */
-  flushAt?: FlushAt;
 }
 
 /** What the server uses of a session, which Node's ServerHttp2Session and ambit's H2Session both have. */
@@ -153,7 +151,7 @@ export function createHboneServer(o: HboneServerOptions): HboneServer {
     // 'unknownProtocol' for a client that did not agree to h2.
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol !== 'h2') return void server.emit('unknownProtocol', socket);
-      const session = new H2Session(socket, 'server', { streamWindow: limits.streamWindowBytes, sessionWindow: limits.sessionWindowBytes, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: 16 * 1024, ...(o.flushAt ? { flushAt: o.flushAt } : {}) });
+      const session = new H2Session(socket, 'server', { streamWindow: limits.streamWindowBytes, sessionWindow: limits.sessionWindowBytes, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: 16 * 1024 });
       server.emit('session', session);
     });
   }

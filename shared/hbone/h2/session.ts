@@ -2,9 +2,8 @@
 // streams, the connection preface and SETTINGS, HEADERS and CONTINUATION through HPACK, DATA with
 // flow control on large windows, WINDOW_UPDATE, RST_STREAM, PING and GOAWAY. DATA goes out in
 // frames as large as the peer allows (1 MiB between two ambit nodes, 16 KiB to a stock peer that
-// kept the default), and the frames of one tick (or, as asked, of one event-loop turn) leave in one
-// corked write. DATA in is handed to its stream as it arrives, a view of the socket's chunk, never
-// gathered into a frame.
+// kept the default), and every frame of one event-loop turn leaves in one corked write. DATA in is
+// handed to its stream as it arrives, a view of the socket's chunk, never gathered into a frame.
 // The API follows the part of Node's Http2Session the pool and server use (request, ping, close,
 // goaway, destroy; 'stream', 'remoteSettings', 'goaway', 'error', 'close').
 
@@ -29,15 +28,7 @@ export interface H2SessionOptions {
   maxFrameSize?: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE. Default 16 KiB. */
   maxHeaderListSize?: number;
-  /**
-   * When the frames written so far leave, in one write: at the end of the current tick (the
-   * default), or at the end of the event-loop turn, which joins the frames of every socket read in
-   * it into one TLS write (an L7 proxy under load answers many streams per turn) for a turn's delay.
-   */
-  flushAt?: FlushAt;
 }
-
-export type FlushAt = 'tick' | 'turn';
 
 export interface RemoteSettings {
   headerTableSize?: number;
@@ -114,7 +105,7 @@ export class H2Session extends EventEmitter {
   ) {
     super();
     this.isServer = role === 'server';
-    this.o = { maxConcurrentStreams: 100, maxFrameSize: oneMiB, maxHeaderListSize: 16 * 1024, flushAt: 'tick', ...options };
+    this.o = { maxConcurrentStreams: 100, maxFrameSize: oneMiB, maxHeaderListSize: 16 * 1024, ...options };
     this.nextStreamId = this.isServer ? 2 : 1;
     this.preface = this.isServer ? clientPreface.length : 0;
     this.recvWindow = this.o.sessionWindow;
@@ -245,8 +236,7 @@ export class H2Session extends EventEmitter {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      if (this.o.flushAt === 'turn') setImmediate(this.uncorkNow);
-      else process.nextTick(this.uncorkNow);
+      process.nextTick(this.uncorkNow);
     }
     this.socket.write(b);
   }
