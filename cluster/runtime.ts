@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../controller/store/store.js';
 import { join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { errorMessage } from '../shared/errors.js';
-import { type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
+import { type Container, type ContainerStatus, type Deployment, type EndpointSlice, type Pod, type ReplicaSet, selectorMatches, type Service } from '../shared/resources/types.js';
 import { planDeployments } from './controllers/deployments.js';
 import { planReplicaSets, podMetadataFor } from './controllers/replicasets.js';
 import { planEndpointSlices } from './controllers/endpointslices.js';
@@ -472,7 +472,7 @@ export class LocalClusterRuntime {
           statuses.push(s);
           continue;
         }
-        const { pid } = startContainer(t.env, c);
+        const { pid } = startContainer(t.env, this.o.agents ? profiledWaypoint(c, this.o.agents.cliEntry) : c);
         statuses.push({ name: c.name, pid, restartCount: s.restartCount, state: 'running' });
         changed = true;
       }
@@ -561,4 +561,16 @@ function randomSuffix(): string {
   let s = '';
   for (let i = 0; i < 5; i++) s += suffixAlphabet[randomInt(suffixAlphabet.length)];
   return s;
+}
+
+/**
+ * For profiling a local cluster's waypoints: AMBIT_WAYPOINT_NODE_OPTIONS (e.g. "--cpu-prof
+ * --cpu-prof-dir=/tmp/prof") runs a waypoint's `ambit` under Node with those flags, as
+ * AMBIT_AGENT_NODE_OPTIONS does for the agents (Node refuses --cpu-prof in NODE_OPTIONS). A waypoint
+ * writes its profile when it stops (SIGTERM, as `ambit down` sends).
+ */
+function profiledWaypoint(c: Container, cliEntry: string): Container {
+  const flags = process.env.AMBIT_WAYPOINT_NODE_OPTIONS?.split(' ').filter(Boolean);
+  if (!flags?.length || c.command[0] !== 'ambit' || c.command[1] !== 'waypoint') return c;
+  return { ...c, command: [process.execPath, ...flags, cliEntry, ...c.command.slice(1)] };
 }

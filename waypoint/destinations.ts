@@ -26,6 +26,10 @@ export class Destinations {
   private faults = new Map<string, Fault>();
   /** Pods addressed directly, by `ip:port`; dropped with each configuration, as pods come and go. */
   private podPolicies = new Map<string, ServicePolicy>();
+  /** Each Service entry's policies by port, found once per configuration instead of by name per request. */
+  private byService = new WeakMap<ServiceEntry, Map<number, ServicePolicy>>();
+  /** The Endpoint of each of the balancers' endpoints (which outlive configurations), with the version it was made at. */
+  private readonly endpoints = new WeakMap<Pick['endpoint'], { version: number; service: ServiceEntry; endpoint: Endpoint }>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -53,6 +57,7 @@ export class Destinations {
       }
       this.faults = faults;
       this.podPolicies = new Map();
+      this.byService = new WeakMap();
     };
     load();
     state.on('changed', load);
@@ -68,12 +73,17 @@ export class Destinations {
    * addressed directly gets the default policy (no DestinationRule names a pod), one per pod and port.
    */
   policy(s: ServiceEntry, port: number): ServicePolicy {
+    let ports = this.byService.get(s);
+    const held = ports?.get(port);
+    if (held) return held;
     const p = addressedPod(s) ? this.podPolicy(s, port) : this.policies.policyFor(s.namespace, s.name, port);
     if (this.fed.get(p) !== this.state.version) {
       const key = String(port);
       p.setEndpoints(s.endpoints.filter((e) => e.ports[key] !== undefined).map((e) => ({ ip: e.ip, node: e.node, port: e.ports[key]! })));
       this.fed.set(p, this.state.version);
     }
+    if (!ports) this.byService.set(s, (ports = new Map()));
+    ports.set(port, p);
     return p;
   }
 
@@ -88,8 +98,18 @@ export class Destinations {
   choose(s: ServiceEntry, port: number, request: PickRequest, avoid?: string): Chosen | undefined {
     const pick = this.policy(s, port).pick(request, avoid);
     if (!pick) return undefined;
-    const workload: WorkloadEntry | undefined = this.state.workloadAt(pick.endpoint.ip);
-    return { pick, endpoint: { ip: pick.endpoint.ip, port: pick.endpoint.port, node: pick.endpoint.node, service: s, ...(workload ? { workload } : {}) } };
+    return { pick, endpoint: this.endpointOf(pick, s) };
+  }
+
+  /** The endpoint a pick names, made once per configuration and Service: its pod may change with either. */
+  private endpointOf(pick: Pick, s: ServiceEntry): Endpoint {
+    const e = pick.endpoint;
+    const held = this.endpoints.get(e);
+    if (held && held.version === this.state.version && held.service === s) return held.endpoint;
+    const workload: WorkloadEntry | undefined = this.state.workloadAt(e.ip);
+    const endpoint: Endpoint = { ip: e.ip, port: e.port, address: pick.key, node: e.node, service: s, ...(workload ? { workload } : {}) };
+    this.endpoints.set(e, { version: this.state.version, service: s, endpoint });
+    return endpoint;
   }
 
   /** The FaultInjection `namespace/name`, as compiled for this configuration. */

@@ -13,7 +13,7 @@ import { createLogger } from '../shared/log.js';
 import { metricsServer } from '../shared/metrics.js';
 import { AccessLog, type AccessRecord } from './telemetry/access-log.js';
 import { WaypointMetrics } from './telemetry/metrics.js';
-import { HttpTracer } from '../shared/telemetry/tracing.js';
+import { createTracer } from '../shared/telemetry/tracing.js';
 import { errorMessage } from '../shared/errors.js';
 import { createHboneServer } from '../shared/hbone/server.js';
 import { HbonePool } from '../shared/hbone/pool.js';
@@ -35,7 +35,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   // The access log is its own stream (stdout), one JSON line per request, apart from the waypoint's log.
   const access = new AccessLog(pino.destination({ dest: 1, sync: false }), { trustDomain: config.trustDomain });
   const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain });
-  const tracer = new HttpTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
+  const tracer = await createTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
   const state = new WaypointState();
   /** This waypoint's Gateway: the pods bound to it are the ones it takes pod-addressed traffic for. */
   const self = { namespace: config.namespace, name: config.gateway };
@@ -103,7 +103,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
       if (o.requestId) record.requestId = o.requestId;
       if (o.route) record.routeName = o.route;
       if (ep) {
-        record.upstreamHost = `${ep.ip}:${ep.port}`;
+        record.upstreamHost = ep.address;
         record.servicePort = o.ctx.port;
       }
       if (o.ctx.sourceIp) record.downstreamRemoteAddress = o.ctx.sourceIp;
@@ -164,6 +164,8 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
     destinations.close();
     security.close();
     pool.close();
+    // The last requests' lines are still in the access log's buffer.
+    await access.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM').catch((err) => log.error({ err: errorMessage(err) }, 'shutdown failed')));

@@ -9,7 +9,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import { parseDuration } from '../../shared/duration.js';
-import { HttpTracer } from '../../shared/telemetry/tracing.js';
+import { createTracer } from '../../shared/telemetry/tracing.js';
 
 export interface EchoOptions {
   port: number;
@@ -22,13 +22,13 @@ export interface EchoOptions {
   otlp?: string;
 }
 
-export function runEcho(o: EchoOptions): void {
+export async function runEcho(o: EchoOptions): Promise<void> {
   const pod = process.env.POD_NAME ?? 'unknown';
   const namespace = process.env.POD_NAMESPACE ?? 'unknown';
   let served = 0;
   // Tries seen per simulated request id; bounded, as a test backend may run for long.
   const tries = new Map<string, number>();
-  const tracer = new HttpTracer({ ...(o.otlp ? { endpoint: o.otlp } : {}), serviceName: `echo-${o.version}`, namespace, exportIntervalMs: 200 });
+  const tracer = await createTracer({ ...(o.otlp ? { endpoint: o.otlp } : {}), serviceName: `echo-${o.version}`, namespace, exportIntervalMs: 200 });
   const handle = (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
     if (tracer.enabled) {
       const span = tracer.startServer(req.headers, { method: req.method ?? 'GET', path: req.url ?? '/', authority: req.headers.host ?? '' });

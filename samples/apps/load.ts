@@ -2,7 +2,7 @@
 // connection, bounded in count and time, and a summary of which pods answered.
 
 import { type OutgoingHttpHeaders, request } from 'node:http';
-import { HttpTracer } from '../../shared/telemetry/tracing.js';
+import { createTracer } from '../../shared/telemetry/tracing.js';
 
 export interface LoadResult {
   url: string;
@@ -19,7 +19,7 @@ export async function runLoad(url: string, count: number, concurrency: number, t
   const started = performance.now();
   const result: LoadResult = { url, requests: count, ok: 0, errors: {}, byPod: {}, byVersion: {}, seconds: 0 };
   // With an OTLP endpoint, each request is a client span that starts a trace (its id in the result).
-  const tracer = new HttpTracer({ ...(otlp ? { endpoint: otlp } : {}), serviceName: 'load-client' });
+  const tracer = await createTracer({ ...(otlp ? { endpoint: otlp } : {}), serviceName: 'load-client' });
   if (tracer.enabled) result.traceIds = [];
   let next = 0;
   const one = () =>

@@ -172,6 +172,27 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
 /** For what has no request to hash on (mirrors, upgrades): any endpoint the balancer gives. */
 export const noAffinity: PickRequest = { header: () => undefined, cookie: () => undefined, queryParameter: () => undefined };
 
+/** What the balancer may hash a request on; one object per request, its readers shared. */
+class RequestToPick implements PickRequest {
+  constructor(
+    private readonly req: DownstreamRequest,
+    readonly sourceIp: string | undefined,
+    readonly clientNode: string | undefined,
+  ) {}
+
+  header(name: string): string | undefined {
+    return first(this.req.headers[name]);
+  }
+
+  cookie(name: string): string | undefined {
+    return cookieValue(first(this.req.headers.cookie), name);
+  }
+
+  queryParameter(name: string): string | undefined {
+    return new URL(this.req.url ?? '/', 'http://x').searchParams.get(name) ?? undefined;
+  }
+}
+
 export class Forwarder {
   /** Requests in flight per backend policy, against its maxConnections (beyond it, they wait: pending). */
   private readonly inFlight = new WeakMap<ServicePolicy, number>();
@@ -217,7 +238,7 @@ export class Forwarder {
   /** The end of a request: its duration, its span ended, and its one record. */
   private end(outcome: RequestOutcome, started: number): void {
     outcome.durationMs = performance.now() - started;
-    outcome.span?.end({ responseCode: outcome.status, responseFlags: outcome.flags, ...(outcome.grpcStatus !== undefined ? { grpcStatus: outcome.grpcStatus } : {}), ...(outcome.endpoint?.workload ? { destination: outcome.endpoint.workload } : {}), ...(outcome.endpoint ? { upstreamHost: `${outcome.endpoint.ip}:${outcome.endpoint.port}` } : {}), requestBytes: outcome.requestBytes, responseBytes: outcome.responseBytes, ...(outcome.route ? { routeName: outcome.route } : {}) });
+    outcome.span?.end({ responseCode: outcome.status, responseFlags: outcome.flags, ...(outcome.grpcStatus !== undefined ? { grpcStatus: outcome.grpcStatus } : {}), ...(outcome.endpoint?.workload ? { destination: outcome.endpoint.workload } : {}), ...(outcome.endpoint ? { upstreamHost: outcome.endpoint.address } : {}), requestBytes: outcome.requestBytes, responseBytes: outcome.responseBytes, ...(outcome.route ? { routeName: outcome.route } : {}) });
     this.o.record(outcome);
   }
 
@@ -362,14 +383,7 @@ export class Forwarder {
       this.inFlight.set(policy, (this.inFlight.get(policy) ?? 1) - 1);
     });
     const retryPolicy = policy.retryPolicy(plan.retry);
-    const sourceNode = outcome.source?.node;
-    const pickRequest: PickRequest = {
-      header: (name) => first(req.headers[name]),
-      cookie: (name) => cookieValue(first(req.headers.cookie), name),
-      queryParameter: (name) => new URL(req.url ?? '/', 'http://x').searchParams.get(name) ?? undefined,
-      ...(ctx.sourceIp ? { sourceIp: ctx.sourceIp } : {}),
-      ...(sourceNode ? { clientNode: sourceNode } : {}),
-    };
+    const pickRequest = new RequestToPick(req, ctx.sourceIp, outcome.source?.node);
 
     let current: { destroy(): void } | undefined;
     let previous: string | undefined;
@@ -393,7 +407,7 @@ export class Forwarder {
         reported = true;
         policy.finished(chosen.pick, result);
       };
-      const attemptSpan = outcome.span?.child({ upstreamHost: `${ep.ip}:${ep.port}`, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
+      const attemptSpan = outcome.span?.child({ upstreamHost: ep.address, ...(ep.workload ? { destination: ep.workload } : {}), attempt: n + 1 });
       attemptSpan?.injectInto(headers);
       /**
        * Tries again when the retry policy says so, the body can be sent again and the breaker allows

@@ -41,9 +41,20 @@ const requestLine = /^[A-Z]{3,10} \S/;
 const sniffTimeoutMs = 1000;
 const forwardedFor = /(?:^|[;,\s])for="?(\d{1,3}(?:\.\d{1,3}){3})"?/;
 
+/** Each Service entry's answers by port: entries are replaced, never changed, with each configuration. */
+const declared = new WeakMap<ServiceEntry, Map<number, Protocol | undefined>>();
+
 /** What a Service port declares, as Istio's protocol selection reads its name. */
 export function declaredProtocol(service: ServiceEntry, port: number): Protocol | undefined {
-  const name = service.ports.find((p) => p.port === port)?.name?.toLowerCase() ?? '';
+  let ports = declared.get(service);
+  if (ports?.has(port)) return ports.get(port);
+  if (!ports) declared.set(service, (ports = new Map()));
+  const protocol = protocolOfName(service.ports.find((p) => p.port === port)?.name?.toLowerCase() ?? '');
+  ports.set(port, protocol);
+  return protocol;
+}
+
+function protocolOfName(name: string): Protocol | undefined {
   if (/^(http2|grpc)(-|$)/.test(name)) return 'http2';
   if (/^http(-|$)/.test(name)) return undefined; // HTTP/1.1 or h2c upgrade-less prior knowledge: sniff which
   if (/^(tcp|tls|mongo|mysql|redis)(-|$)/.test(name)) return 'tcp';

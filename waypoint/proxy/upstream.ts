@@ -21,6 +21,8 @@ import type { WaypointCertificate } from '../agent-link.js';
 export interface Endpoint {
   ip: string;
   port: number;
+  /** `ip:port`. */
+  address: string;
   node: string;
   /** The pod, when it is one of the cluster's. */
   workload?: WorkloadEntry;
@@ -136,18 +138,17 @@ export class Upstreams {
 
   /** The http.Agent for HTTP/1.1 requests to `ep`, its tunnels kept alive and reused. */
   agent(ep: Endpoint): http.Agent {
-    const key = `${ep.ip}:${ep.port}`;
-    let a = this.agents.get(key);
+    let a = this.agents.get(ep.address);
     if (!a) {
       a = new TunnelAgent(() => this.tunnel(ep), this.o.maxConnectionsPerEndpoint ?? 256);
-      this.agents.set(key, a);
+      this.agents.set(ep.address, a);
     }
     return a;
   }
 
   /** The HTTP/2 session to `ep` (h2c over the tunnel), opened on first use and reused while it lives. */
   session(ep: Endpoint): Promise<ClientHttp2Session> {
-    const key = `${ep.ip}:${ep.port}`;
+    const key = ep.address;
     let s = this.sessions.get(key);
     if (!s) {
       s = this.tunnel(ep).then((stream) => {
@@ -179,7 +180,7 @@ export class Upstreams {
       identity: cert.id,
       secureContext: cert.secureContext,
       nodeAddress: node.ip,
-      authority: `${ep.ip}:${ep.port}`,
+      authority: ep.address,
       expectedIdentity: spiffeId(destination),
       servername: serverName(destination),
       // A pod addressed directly came through no Service: no host= for the destination's telemetry.

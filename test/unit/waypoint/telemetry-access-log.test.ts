@@ -145,4 +145,48 @@ test('header values with quotes, backslashes and newlines stay one valid JSON li
   assert.is(parsed()[0]!.path, '/a"b');
 });
 
+/** A file-like stream that takes `delayMs` per write and is full past `highWaterMark`: every chunk it was handed, in order. */
+function slowStream(delayMs: number, highWaterMark: number): { stream: Writable; chunks: string[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    highWaterMark,
+    write(chunk: Buffer, _e, done) {
+      chunks.push(chunk.toString());
+      setTimeout(done, delayMs);
+    },
+  });
+  return { stream, chunks };
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+test('the lines of one event-loop turn reach the stream as one write', async () => {
+  const { stream, chunks } = slowStream(0, 1 << 20);
+  const log = new AccessLog(stream);
+  for (let i = 0; i < 20; i++) log.write({ ...served, requestId: `a${i}` });
+  await turn();
+  for (let i = 0; i < 20; i++) log.write({ ...served, requestId: `b${i}` });
+  await log.close();
+  assert.is(chunks.length, 2);
+  assert.equal(chunks.join('').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { request_id: string }).request_id), [...Array.from({ length: 20 }, (_, i) => `a${i}`), ...Array.from({ length: 20 }, (_, i) => `b${i}`)]);
+});
+
+test('while the stream is busy, lines wait and go together once it drains; closing writes every line', async () => {
+  const { stream, chunks } = slowStream(20, 1024);
+  const log = new AccessLog(stream);
+  // One request per turn for longer than several writes take: without waiting for 'drain' there would be one write per line.
+  const until = Date.now() + 100;
+  let n = 0;
+  while (Date.now() < until) {
+    log.write({ ...served, requestId: String(n++) });
+    await turn();
+  }
+  log.write({ ...served, requestId: String(n++) });
+  await log.close();
+  const ids = chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id));
+  assert.equal(ids, Array.from({ length: n }, (_, i) => i), 'every line, once, in order');
+  assert.ok(chunks.length <= 10, `${chunks.length} writes for ${n} lines`);
+  assert.ok(n > 3 * chunks.length, `${chunks.length} writes for ${n} lines`);
+});
+
 test.run();

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpTracer } from '../../../shared/telemetry/tracing.js';
+import { createTracer, type HttpTracer } from '../../../shared/telemetry/tracing.js';
 import type { WorkloadEntry } from '../../../shared/protocol/config.js';
 
 const web: WorkloadEntry = { name: 'web-7d9f-abc', namespace: 'shop', ip: '10.1.0.4', node: 'n1', serviceAccount: 'web', owner: 'Deployment/web' };
@@ -96,7 +96,7 @@ function traceparent(h: OutgoingHttpHeaders): { traceId: string; spanId: string;
 }
 
 test('a request with traceparent: the waypoint\'s spans join the client\'s trace under the client\'s span, and name the real workloads', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', namespace: 'shop', exportIntervalMs: 50 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', namespace: 'shop', exportIntervalMs: 50 });
   const { outgoing, traceId } = proxy(tracer, { traceparent: `00-${clientTrace}-${clientSpan}-01`, tracestate: 'vendor=abc' });
   assert.is(traceId, clientTrace);
   const [server, attempt] = (await spansOf(clientTrace, 2)).sort((a, b) => a.kind - b.kind);
@@ -150,7 +150,7 @@ test('a request with traceparent: the waypoint\'s spans join the client\'s trace
 });
 
 test('B3 multi-header in: the backend gets x-b3-* and traceparent of the same trace, and the client\'s parent ID is not passed on', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
   const trace = '80f198ee56343ba864fe8b2a57d3eff7';
   const { outgoing } = proxy(tracer, { 'x-b3-traceid': trace, 'x-b3-spanid': 'e457b5a2e4d86bd1', 'x-b3-parentspanid': '05e3ac9a4f6e3b90', 'x-b3-sampled': '1' });
   const [server, attempt] = (await spansOf(trace, 2)).sort((a, b) => a.kind - b.kind);
@@ -164,7 +164,7 @@ test('B3 multi-header in: the backend gets x-b3-* and traceparent of the same tr
 });
 
 test('B3 single header in: the backend gets a b3 header and traceparent of the same trace', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
   const trace = 'a3ce929d0e0e47364bf92f3577b34da6';
   const { outgoing } = proxy(tracer, { b3: `${trace}-e457b5a2e4d86bd1-1` });
   const [server, attempt] = (await spansOf(trace, 2)).sort((a, b) => a.kind - b.kind);
@@ -176,7 +176,7 @@ test('B3 single header in: the backend gets a b3 header and traceparent of the s
 });
 
 test('a request without trace context starts a new trace whose root is the waypoint\'s span', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
   const { outgoing, traceId } = proxy(tracer, {});
   const out = traceparent(outgoing);
   assert.is(out.traceId, traceId);
@@ -188,7 +188,7 @@ test('a request without trace context starts a new trace whose root is the waypo
 });
 
 test('a failed upstream marks the server span as an error with the response flags', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 50 });
   const span = tracer.startServer({}, request);
   const attempt = span.child({ upstreamHost: '10.1.1.7:9080', destination: reviews });
   attempt.end({ error: 'connection refused' });
@@ -206,7 +206,7 @@ test('a failed upstream marks the server span as an error with the response flag
 
 test('shutdown delivers the spans still queued', async () => {
   // An interval far beyond the test: only shutdown can send them.
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 600_000 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 600_000 });
   const ids = Array.from({ length: 5 }, () => proxy(tracer, {}).traceId!);
   assert.is(received.filter((s) => ids.includes(s.traceId)).length, 0);
   await tracer.shutdown();
@@ -216,7 +216,7 @@ test('shutdown delivers the spans still queued', async () => {
 });
 
 test('the export queue is bounded: past it spans are dropped, not held', async () => {
-  const tracer = new HttpTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 600_000, maxQueueSize: 4 });
+  const tracer = await createTracer({ endpoint, serviceName: 'waypoint.shop', exportIntervalMs: 600_000, maxQueueSize: 4 });
   const ids = Array.from({ length: 50 }, () => proxy(tracer, {}).traceId!);
   await tracer.shutdown();
   const delivered = received.filter((s) => ids.includes(s.traceId)).length;
@@ -231,7 +231,7 @@ test('a collector that is down counts failed spans and does not throw into the p
   const port = (down.address() as AddressInfo).port;
   down.close();
   await once(down, 'close');
-  const tracer = new HttpTracer({ endpoint: `http://127.0.0.1:${port}/v1/traces`, serviceName: 'waypoint.shop', exportIntervalMs: 600_000, exportTimeoutMs: 300 });
+  const tracer = await createTracer({ endpoint: `http://127.0.0.1:${port}/v1/traces`, serviceName: 'waypoint.shop', exportIntervalMs: 600_000, exportTimeoutMs: 300 });
   proxy(tracer, {});
   const started = Date.now();
   await tracer.shutdown();
@@ -240,8 +240,8 @@ test('a collector that is down counts failed spans and does not throw into the p
   assert.is(tracer.counts.spansFailed, 2);
 });
 
-test('with tracing off nothing is created per request, and trace headers pass as they came', () => {
-  const tracer = new HttpTracer({ serviceName: 'waypoint.shop' });
+test('with tracing off nothing is created per request, and trace headers pass as they came', async () => {
+  const tracer = await createTracer({ serviceName: 'waypoint.shop' });
   assert.is(tracer.enabled, false);
   const incoming = { traceparent: `00-${clientTrace}-${clientSpan}-01`, 'x-b3-traceid': clientTrace, 'x-b3-spanid': clientSpan };
   const a = tracer.startServer(incoming, request);

@@ -33,7 +33,7 @@ function upstreams(hbonePort: () => number, pool = new HbonePool({ trustBundle: 
   return { pool, upstreams: new Upstreams({ pool, state, certificate: () => certificate, trustDomain: 'cluster.local', ownIp: '127.0.0.1' }) };
 }
 
-const endpoint = (port: number): Endpoint => ({ ip: pod.ip, port, node: pod.node, workload: pod, service });
+const endpoint = (port: number): Endpoint => ({ ip: pod.ip, port, address: `${pod.ip}:${port}`, node: pod.node, workload: pod, service });
 
 /**
  * A POST of `body` on `agent`, written as the forwarder pipes a body that arrived in two reads: the
