@@ -289,7 +289,7 @@ async function summariseLog(file: string, keep = 12, rateWindows: [number, numbe
   const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   for await (const line of rl) {
     s.lines++;
-    let j: { level?: number; time?: string; log?: string; msg?: string; reason?: string; event?: string; response_code?: number; response_flags?: string; duration?: number };
+    let j: { level?: number; time?: string; start_time?: string; log?: string; msg?: string; reason?: string; event?: string; response_code?: number; response_flags?: string; duration?: number };
     try {
       j = JSON.parse(line) as typeof j;
     } catch {
@@ -304,7 +304,8 @@ async function summariseLog(file: string, keep = 12, rateWindows: [number, numbe
         const bucket = b === undefined ? `>= ${durationBuckets.at(-1)}` : `< ${b}`;
         const empty = () => Object.fromEntries([...durationBuckets.map((x) => `< ${x}`), `>= ${durationBuckets.at(-1)}`].map((k) => [k, 0]));
         (s.durationsMs ??= empty())[bucket]!++;
-        const t = j.time ? Date.parse(j.time) : NaN;
+        // An access line carries its request's start (Envoy's start_time), not pino's `time`.
+        const t = Date.parse(j.start_time ?? j.time ?? '');
         if (rateWindows.some(([a, z]) => t >= a && t <= z)) (s.durationsAtRateMs ??= empty())[bucket]!++;
       }
       if (j.response_code !== 200 || (j.response_flags ?? '-') !== '-') note(line, `access ${key}`);
@@ -461,7 +462,7 @@ async function main(): Promise<void> {
     // A short warm-up per path: the waypoint and the agents are JIT-compiled; nginx is not, and loses nothing.
     for (const p of paths) {
       process.stderr.write(`bench: warm-up over ${p.name}\n`);
-      await inPod(p.ns, 'client', ['wrk', '-t1', `-c${connections}`, '-d2s', p.url]).catch((err: Error) => process.stderr.write(`bench: warm-up over ${p.name} failed: ${err.message}\n`));
+      await inPod(p.ns, 'client', ['wrk', '-t1', `-c${connections}`, '-d2s', ...p.headers.flatMap((h) => ['-H', h]), p.url]).catch((err: Error) => process.stderr.write(`bench: warm-up over ${p.name} failed: ${err.message}\n`));
     }
     // Alternate: each measure over every path in turn, so drift hits all of them alike.
     for (let round = 1; round <= rounds; round++) {
