@@ -1,8 +1,8 @@
 // The agent's query API on 15000: a WebSocket that answers requests ({id, method, params} to
 // {id, result} or {id, error}) and streams subscriptions ({topic, time, data}), and a plain
 // `GET /config_dump` with the same state for curl users, and profiles on demand (`GET
-// /debug/cpuprofile?seconds=N`, `GET /debug/heapsnapshot?thread=N`, for loopback clients only). Loopback clients are trusted; any other
-// address must send the admin token, or is refused with 401. The API reads state, never changes
+// /debug/cpuprofile?seconds=N`, `GET /debug/heapsnapshot?thread=N`, for loopback clients only).
+// Loopback clients are trusted; any other address must send the admin token, or is refused with 401. The API reads state, never changes
 // the data path, and runs apart from it.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

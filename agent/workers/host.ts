@@ -127,8 +127,11 @@ export class ProxyWorkers implements CaptureWorkers {
   }
 
   /** A CPU profile of every worker over the same `ms` (the admin API's /debug/cpuprofile). */
-  profile(ms: number): Promise<CpuProfile[]> {
-    return this.ask<CpuProfile>({ ask: 'profile', ms }, ms + answerMs);
+  async profile(ms: number): Promise<CpuProfile[]> {
+    const profiles = await this.ask<CpuProfile>({ ask: 'profile', ms }, ms + answerMs);
+    // A missing answer would shift every later worker's number: none rather than mislabelled ones.
+    if (profiles.length !== this.count) throw new Error(`${this.count - profiles.length} of ${this.count} workers gave no profile (the agent's log says why)`);
+    return profiles;
   }
 
   /** Worker `index`'s heap snapshot, streamed (V8 pauses that thread while it writes it). */

@@ -11,6 +11,7 @@ import { BatchSpanProcessor, ParentBasedSampler, type ReadableSpan, type SpanExp
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { serviceHostname, type WorkloadEntry } from '../protocol/config.js';
 import { workloadName } from '../resources/canonical.js';
+import { principalLabel } from './labels.js';
 import type { HttpSpan, HttpTracer, ServerOutcome, ServerRequest, TracingCounts, TracingOptions, UpstreamAttempt } from './tracing.js';
 
 /** How the client sent B3, so the backend receives the same. */
@@ -68,7 +69,7 @@ export class OtlpTracer implements HttpTracer {
           'guid:x-request-id': r.requestId,
           component: 'proxy',
           'istio.namespace': this.o.namespace,
-          ...sourceAttributes(r.source, r.sourcePrincipal),
+          ...workloadAttributes('source', r.source, r.sourcePrincipal),
           'istio.destination_service': host,
           // OpenTelemetry's semantic conventions for the same facts.
           'http.request.method': r.method,
@@ -102,7 +103,7 @@ export class OtlpTracer implements HttpTracer {
           'server.address': hostOf(a.upstreamHost),
           'server.port': portOf(a.upstreamHost),
           'http.request.resend_count': a.attempt && a.attempt > 1 ? a.attempt - 1 : undefined,
-          ...destinationAttributes(a.destination, undefined),
+          ...workloadAttributes('destination', a.destination, undefined),
         },
       },
       parent,
@@ -163,7 +164,7 @@ class RecordingSpan implements HttpSpan {
         request_size: o.requestBytes,
         response_size: o.responseBytes,
         'http.route': o.routeName,
-        ...destinationAttributes(o.destination, o.destinationPrincipal),
+        ...workloadAttributes('destination', o.destination, o.destinationPrincipal),
       });
       // A server span fails on 5xx only (semantic conventions); no response at all is a failure too.
       if (o.error !== undefined || o.responseCode === 0 || (o.responseCode !== undefined && o.responseCode >= 500)) {
@@ -175,26 +176,14 @@ class RecordingSpan implements HttpSpan {
   }
 }
 
-function sourceAttributes(w: WorkloadEntry | undefined, sourcePrincipal: string | undefined) {
+/** Istio's tags naming one end's workload: `istio.source_*` or `istio.destination_*`. */
+function workloadAttributes(end: 'source' | 'destination', w: WorkloadEntry | undefined, principal: string | undefined) {
   return {
-    'istio.source_workload': w ? workloadName(w.owner, w.name) : undefined,
-    'istio.source_namespace': w?.namespace,
-    'istio.source_pod': w?.name,
-    'istio.source_principal': sourcePrincipal ? withScheme(sourcePrincipal) : undefined,
+    [`istio.${end}_workload`]: w ? workloadName(w.owner, w.name) : undefined,
+    [`istio.${end}_namespace`]: w?.namespace,
+    [`istio.${end}_pod`]: w?.name,
+    [`istio.${end}_principal`]: principal ? principalLabel(principal) : undefined,
   };
-}
-
-function destinationAttributes(w: WorkloadEntry | undefined, destinationPrincipal: string | undefined) {
-  return {
-    'istio.destination_workload': w ? workloadName(w.owner, w.name) : undefined,
-    'istio.destination_namespace': w?.namespace,
-    'istio.destination_pod': w?.name,
-    'istio.destination_principal': destinationPrincipal ? withScheme(destinationPrincipal) : undefined,
-  };
-}
-
-function withScheme(p: string): string {
-  return p.startsWith('spiffe://') ? p : `spiffe://${p}`;
 }
 
 function pathOnly(path: string): string {

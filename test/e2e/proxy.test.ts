@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { podCgroup } from '../../cluster/kubelet/pods.js';
@@ -266,10 +266,15 @@ test("ambit query NODE profile and heap: each event loop's busy time under a pod
   const pod = await podOf('good');
   const out = mkdtempSync(join(tmpdir(), 'ambit-profile-'));
   try {
-    // Traffic from the pod for the whole window, so that the profiles have something to show.
-    const traffic = ambit(['exec', '-n', 'callers', pod.name, '--', 'sh', '-c', 'end=$(($(date +%s)+4)); while [ $(date +%s) -lt $end ]; do curl -s -o /dev/null --max-time 2 http://vault.bank/; done']);
+    // Traffic from the pod over the whole window: it starts before the profile (its first answer is
+    // awaited) and stops once the profile is in (a stop file; 60 s at most).
+    const started = join(out, 'started');
+    const stop = join(out, 'stop');
+    const traffic = ambit(['exec', '-n', 'callers', pod.name, '--', 'sh', '-c', `end=$(($(date +%s)+60)); while [ ! -e ${stop} ] && [ $(date +%s) -lt $end ]; do curl -s -o /dev/null --max-time 2 http://vault.bank/ && touch ${started}; done`], 90_000);
+    await eventually('the pod\'s traffic flows', async () => existsSync(started) || undefined, 30_000);
     type Summary = { thread: number; ms: number; busyShare: number; areas: { area: string; share: number }[]; functions: { name: string }[]; file: string };
     const profiles = JSON.parse(await ambitOk(['query', 'node-1', 'profile', '--seconds', '3', '--out', out, '-o', 'json'])) as Summary[];
+    writeFileSync(stop, '');
     await traffic;
     assert.equal(profiles.map((p) => p.thread), [0, 1], 'one profile per event loop');
     for (const p of profiles) {

@@ -16,10 +16,13 @@ import { EventLog } from '../../../agent/api/events.js';
 import { createAdminServer } from '../../../agent/api/server.js';
 import { cpuProfile, summarizeCpuProfile, summarizeHeapSnapshot } from '../../../shared/telemetry/profile.js';
 
-/** Busy in its own frame (no calls out of it), a few milliseconds per million rounds. */
-function spinForProfile(rounds: number): number {
+/**
+ * Busy in its own frame for `ms`: the clock is read once per 100,000 rounds, so the rounds, not the
+ * clock, take the time, on a fast machine as on a slow one.
+ */
+function spinForProfile(ms: number): number {
   let x = 0;
-  for (let i = 0; i < rounds; i++) x = (x * 31 + i) % 1000003;
+  for (const end = performance.now() + ms; performance.now() < end; ) for (let i = 0; i < 100_000; i++) x = (x * 31 + i) % 1000003;
   return x;
 }
 
@@ -28,7 +31,7 @@ class ProfileMarker {
 }
 
 test('a CPU profile of this thread names the busy function and its share, and one profile runs at a time', async () => {
-  const spin = setInterval(() => spinForProfile(2_000_000), 10);
+  const spin = setInterval(() => spinForProfile(8), 10);
   try {
     const taking = cpuProfile(600);
     const second = await cpuProfile(100).then(() => undefined, (err: Error) => err.message);

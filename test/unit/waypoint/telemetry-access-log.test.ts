@@ -4,6 +4,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { AccessLog, type AccessRecord, upstreamCluster } from '../../../waypoint/telemetry/access-log.js';
 import type { WorkloadEntry } from '../../../shared/protocol/config.js';
@@ -172,21 +173,43 @@ test('the lines of one event-loop turn reach the stream as one write', async () 
 });
 
 test('while the stream is busy, lines wait and go together once it drains; closing writes every line', async () => {
-  const { stream, chunks } = slowStream(20, 1024);
+  // A stream full after its first chunk, whose write completes only when the test says so.
+  const chunks: string[] = [];
+  let release: (() => void) | undefined;
+  const stream = new Writable({
+    highWaterMark: 16,
+    write(chunk: Buffer, _e, done) {
+      chunks.push(chunk.toString());
+      release = done;
+    },
+  });
   const log = new AccessLog(stream);
-  // One request per turn for longer than several writes take: without waiting for 'drain' there would be one write per line.
-  const until = Date.now() + 100;
-  let n = 0;
-  while (Date.now() < until) {
-    log.write({ ...served, requestId: String(n++) });
+  log.write({ ...served, requestId: '0' });
+  await turn();
+  assert.is(chunks.length, 1, 'the first turn\'s line went');
+  // Busy: many turns of lines, and none of them is handed over.
+  for (let i = 1; i <= 20; i++) {
+    log.write({ ...served, requestId: String(i) });
     await turn();
   }
-  log.write({ ...served, requestId: String(n++) });
-  await log.close();
+  assert.is(chunks.length, 1, 'nothing more while the stream is full');
+  const drained = once(stream, 'drain');
+  release!();
+  await drained;
+  await turn();
+  assert.is(chunks.length, 2, 'the waiting lines in one write after the drain');
+  log.write({ ...served, requestId: '21' });
+  const closing = log.close();
+  // Each later write completes at once, so that the stream can finish.
+  while (release) {
+    const r: () => void = release;
+    release = undefined;
+    r();
+    await turn();
+  }
+  await closing;
   const ids = chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id));
-  assert.equal(ids, Array.from({ length: n }, (_, i) => i), 'every line, once, in order');
-  assert.ok(chunks.length <= 10, `${chunks.length} writes for ${n} lines`);
-  assert.ok(n > 3 * chunks.length, `${chunks.length} writes for ${n} lines`);
+  assert.equal(ids, Array.from({ length: 22 }, (_, i) => i), 'every line, once, in order');
 });
 
 test.run();
