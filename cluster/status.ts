@@ -7,6 +7,8 @@ import { endpointsOf } from './kube-proxy/services.js';
 import { captureFailureAnnotation, redirectionAnnotation } from '../shared/enrollment.js';
 import type { Topology } from './topology.js';
 import { podOwner } from '../shared/resources/owners.js';
+import { agentName } from '../deploy/manifests.js';
+import { installNamespace } from '../deploy/values.js';
 
 export interface ClusterStatus {
   name: string;
@@ -15,6 +17,8 @@ export interface ClusterStatus {
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; endpoints: string[] }[] }[];
   /** Each Deployment's wanted replicas and how many of its pods run (`ambit up` waits for all). */
   deployments: { namespace: string; name: string; replicas: number; running: number }[];
+  /** The agents' DaemonSet as its status counts them (`ambit up` waits until all are ready); absent if it is not installed. */
+  agentsReady?: { desired: number; ready: number };
 }
 
 /** What the node's agent reported of the pod's capture, as the controller marked the Pod. */
@@ -29,6 +33,7 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
   const services = store.list('Service') as Service[];
   const ports = endpointsOf(services, pods);
   const deployments = store.list('Deployment') as Deployment[];
+  const agents = store.get('DaemonSet', installNamespace, agentName) as { status?: { desiredNumberScheduled?: number; numberReady?: number } } | undefined;
   return {
     name: t.name,
     nodes: t.nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR.text, netns: n.netns, pods: pods.filter((p) => p.spec.nodeName === n.name).length })),
@@ -59,5 +64,6 @@ export function clusterStatus(t: Topology, store: Store): ClusterStatus {
       replicas: d.spec?.replicas ?? 1,
       running: pods.filter((p) => p.metadata.namespace === d.metadata.namespace && podOwner(p) === `Deployment/${d.metadata.name}` && p.status.phase === 'Running').length,
     })),
+    ...(agents ? { agentsReady: { desired: agents.status?.desiredNumberScheduled ?? t.nodes.length, ready: agents.status?.numberReady ?? 0 } } : {}),
   };
 }
