@@ -4,7 +4,7 @@
 // `istio_build{component, tag}`, which Istio's mesh dashboard lists as the components' versions.
 
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { ambitVersion } from './build.js';
 
 const misnamedGauges = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -24,5 +24,26 @@ export function metricsServer(registry: Pick<Registry, 'metrics' | 'contentType'
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
       (err: Error) => res.writeHead(500).end(err.message),
     );
+  });
+}
+
+/** One worker thread's metrics as it hands them over (prom-client's JSON form). */
+export type ThreadMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The scrape of a process with worker threads: `others` gives the workers' metrics, summed with this
+ * registry's into one answer, as prom-client's AggregatorRegistry sums a cluster's. What the workers
+ * count too is summed; the rest (the process's CPU, memory, event loop) is this thread's alone, since
+ * prom-client would average or drop some of those as if each worker were a process.
+ */
+export function workersMetricsServer(registry: Registry, others: () => Promise<ThreadMetrics[]>): Server {
+  return metricsServer({
+    contentType: registry.contentType,
+    async metrics() {
+      const workers = await others();
+      const counted = new Set(workers.flatMap((w) => w.map((m) => m.name)));
+      const own = (await registry.getMetricsAsJSON()).map((m) => ({ ...m, aggregator: counted.has(m.name) ? 'sum' : 'first' }));
+      return AggregatorRegistry.aggregate([own, ...workers]).metrics();
+    },
   });
 }

@@ -15,6 +15,7 @@ import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { WaypointCertificateResponse, WaypointExplainAnswer, WaypointExplainRequest, WaypointSnapshot } from '../shared/waypoint/config.js';
 import { waypointCertificatePath, waypointConfigPath, waypointLocalPort } from '../shared/waypoint/names.js';
+import type { SharedWaypointCertificate } from './workers/protocol.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -22,8 +23,27 @@ export interface WaypointCertificate {
   id: string;
   keyPem: string;
   chain: string[];
+  /** The CA certificates peers are checked against, as the agent gave them with the chain. */
+  trustBundle: string[];
   notAfter: Date;
   secureContext: SecureContext;
+}
+
+/** The certificate with its TLS context, from the PEMs: as issued, and in each worker thread. */
+export function certificateFrom(c: SharedWaypointCertificate): WaypointCertificate {
+  return {
+    id: c.id,
+    keyPem: c.keyPem,
+    chain: c.chain,
+    trustBundle: c.trustBundle,
+    notAfter: new Date(c.notAfter),
+    secureContext: createSecureContext({ key: c.keyPem, cert: c.chain.join(''), ca: c.trustBundle, minVersion: 'TLSv1.3' }),
+  };
+}
+
+/** What crosses to a worker thread (a SecureContext does not). */
+export function shareCertificate(c: WaypointCertificate): SharedWaypointCertificate {
+  return { id: c.id, keyPem: c.keyPem, chain: c.chain, trustBundle: c.trustBundle, notAfter: c.notAfter.toISOString() };
 }
 
 export interface AgentLinkOptions {
@@ -79,13 +99,7 @@ export class AgentLink extends EventEmitter<{ snapshot: [WaypointSnapshot]; cert
       const csr = toPem(buildCsr(keys.privateKey, keys.publicKey, id), 'CERTIFICATE REQUEST');
       const r = await this.post({ csr, ...(this.o.ttlSeconds ? { ttlSeconds: this.o.ttlSeconds } : {}) });
       const keyPem = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-      const cert: WaypointCertificate = {
-        id,
-        keyPem,
-        chain: r.chain,
-        notAfter: new Date(r.notAfter),
-        secureContext: createSecureContext({ key: keyPem, cert: r.chain.join(''), ca: r.trustBundle, minVersion: 'TLSv1.3' }),
-      };
+      const cert = certificateFrom({ id, keyPem, chain: r.chain, trustBundle: r.trustBundle, notAfter: r.notAfter });
       this.certificate = cert;
       this.certAttempts = 0;
       this.emit('certificate', cert);

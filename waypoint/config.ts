@@ -2,6 +2,7 @@
 // (as Kubernetes' downward API gives it), and handed down.
 
 import { AmbitError } from '../shared/errors.js';
+import { waypointWorkers } from '../shared/waypoint/names.js';
 
 export interface WaypointConfig {
   /** The Gateway this waypoint serves; its pods' ServiceAccount has the same name. */
@@ -19,11 +20,15 @@ export interface WaypointConfig {
   /** Istio's root namespace: its DestinationRules apply mesh-wide. */
   rootNamespace: string;
   logLevel: string;
+  /** Event loops carrying traffic: the main thread and workers - 1 worker threads. */
+  workers: number;
 }
 
-export function readWaypointConfig(flags: { gateway?: string; otlp?: string; 'log-level'?: string }, env: NodeJS.ProcessEnv): WaypointConfig {
+export function readWaypointConfig(flags: { gateway?: string; otlp?: string; 'log-level'?: string; workers?: string }, env: NodeJS.ProcessEnv): WaypointConfig {
   const gateway = flags.gateway;
   if (!gateway) throw new AmbitError('BadArgs', 'ambit waypoint run needs --gateway NAME (the Gateway it serves)');
+  const workers = waypointWorkers(flags.workers ?? '1');
+  if (typeof workers === 'string') throw new AmbitError('BadArgs', `--workers ${workers}`);
   const missing = ['POD_NAMESPACE', 'POD_NAME', 'POD_IP'].filter((k) => !env[k]);
   if (missing.length) throw new AmbitError('WaypointConfig', `ambit waypoint run runs in a pod: ${missing.join(', ')} must be set (Kubernetes' downward API)`);
   return {
@@ -39,5 +44,6 @@ export function readWaypointConfig(flags: { gateway?: string; otlp?: string; 'lo
     clusterName: env.CLUSTER_NAME ?? 'Kubernetes',
     rootNamespace: env.ROOT_NAMESPACE ?? 'istio-system',
     logLevel: flags['log-level'] ?? env.LOG_LEVEL ?? 'info',
+    workers,
   };
 }

@@ -7,6 +7,7 @@
 import type { Logger } from '../shared/log.js';
 import type { Resource } from '../shared/resources/types.js';
 import type { ServiceEntry, WorkloadEntry } from '../shared/protocol/config.js';
+import type { SharedCounters } from './upstream/shared-counters.js';
 import { UpstreamPolicies, type ServicePolicy } from './upstream/policy.js';
 import type { Pick, PickRequest } from './upstream/balancer.js';
 import { Fault, type FaultInjectionSpec } from './upstream/fault.js';
@@ -34,9 +35,10 @@ export class Destinations {
 
   constructor(
     private readonly state: WaypointState,
-    o: { rootNamespace: string; waypointNamespace: string; log: Logger; random?: () => number },
+    o: { rootNamespace: string; waypointNamespace: string; log: Logger; random?: () => number; shared?: SharedCounters },
   ) {
     this.policies = new UpstreamPolicies({
+      ...(o.shared ? { shared: o.shared } : {}),
       rootNamespace: o.rootNamespace,
       waypointNamespace: o.waypointNamespace,
       clock: () => performance.now(),

@@ -5,8 +5,8 @@
 // each label holds, and its default, follows ztunnel's src/proxy/metrics.rs (CommonTrafficLabels).
 
 import type { Server } from 'node:http';
-import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { metricsServer, registerDefaultMetrics } from '../../shared/metrics.js';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { metricsServer, registerDefaultMetrics, type ThreadMetrics, workersMetricsServer } from '../../shared/metrics.js';
 import { serviceHostname } from '../../shared/protocol/config.js';
 import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
 import type { ConnectionInfo, ConnectionTable, Peer, ResponseFlags, TrackedConnection } from '../proxy/connections.js';
@@ -36,7 +36,7 @@ export function metricsEvents(metrics: () => AgentMetrics): ProxyEvents {
 }
 
 /** One registry's metrics as `getMetricsAsJSON` gives them: what a worker thread sends for a scrape. */
-export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+export type WorkerMetrics = ThreadMetrics;
 
 /** Open sockets the proxy accepted from clients, by reporter (ztunnel's istio_tcp_sockets_open). */
 export interface OpenSockets {
@@ -222,18 +222,7 @@ export class AgentMetrics {
    * with this registry's into one scrape, as prom-client's AggregatorRegistry sums a cluster's.
    */
   createServer(others?: () => Promise<WorkerMetrics[]>): Server {
-    if (!others) return metricsServer(this.registry);
-    const registry = this.registry;
-    return metricsServer({
-      contentType: registry.contentType,
-      async metrics() {
-        const workers = await others();
-        // What the workers count too is summed; the rest is the process's own, from here alone
-        // (prom-client would average or omit some of those, as if each worker were a process).
-        const counted = new Set(workers.flatMap((w) => w.map((m) => m.name)));
-        const own = (await registry.getMetricsAsJSON()).map((m) => ({ ...m, aggregator: counted.has(m.name) ? 'sum' : 'first' }));
-        return AggregatorRegistry.aggregate([own, ...workers]).metrics();
-      },
-    });
+    return others ? workersMetricsServer(this.registry, others) : metricsServer(this.registry);
   }
+
 }

@@ -5,18 +5,18 @@
 import { parseArgs } from 'node:util';
 import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
-import { useWaypointLabels, waypointFor, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, type WaypointFor } from '../../shared/waypoint/names.js';
+import { useWaypointLabels, waypointFor, waypointForLabels, waypointGatewayClass, waypointForValues, waypointHbonePort, waypointWorkers, workersAnnotation, type WaypointFor } from '../../shared/waypoint/names.js';
 import type { CliContext } from '../context.js';
 import { applyResources, deleteResources, labelNamespace, listResources, withCluster } from '../kube.js';
 
-const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all|none] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME';
+const usage = 'usage: ambit waypoint apply -n NAMESPACE [--name waypoint] [--for service|workload|all|none] [--workers N] [--enroll-namespace] | list [-n NAMESPACE] | delete NAME -n NAMESPACE | run --gateway NAME [--workers N]';
 
 export async function waypoint(ctx: CliContext, args: string[]): Promise<number | void> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, name: { type: 'string' }, for: { type: 'string' }, 'enroll-namespace': { type: 'boolean' }, gateway: { type: 'string' }, otlp: { type: 'string' }, 'log-level': { type: 'string' } },
+    options: { namespace: { type: 'string', short: 'n' }, name: { type: 'string' }, for: { type: 'string' }, 'enroll-namespace': { type: 'boolean' }, gateway: { type: 'string' }, otlp: { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' } },
   });
   switch (sub) {
     case 'run': {
@@ -41,16 +41,18 @@ export async function waypoint(ctx: CliContext, args: string[]): Promise<number 
   }
 }
 
-async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: string; for?: string; 'enroll-namespace'?: boolean }): Promise<number> {
+async function applyWaypoint(ctx: CliContext, o: { namespace?: string; name?: string; for?: string; workers?: string; 'enroll-namespace'?: boolean }): Promise<number> {
   if (!o.namespace) throw new AmbitError('BadArgs', `waypoint apply needs -n NAMESPACE; ${usage}`);
   const name = o.name ?? 'waypoint';
   const handles = (o.for ?? 'service') as WaypointFor;
   // Checked here too (the controller refuses the label as well), so nothing is sent when it is wrong.
   if (!waypointForValues.includes(handles)) throw new AmbitError('BadArgs', `--for must be ${waypointForValues.join(', ')} (the traffic the waypoint takes: addressed to a Service, to a pod, both, or neither), not ${JSON.stringify(o.for)}`);
+  const workers = o.workers === undefined ? undefined : waypointWorkers(o.workers);
+  if (typeof workers === 'string') throw new AmbitError('BadArgs', `--workers ${workers}`);
   const gateway: Resource = {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'Gateway',
-    metadata: { name, namespace: o.namespace, labels: { [waypointForLabels[1]!]: handles } },
+    metadata: { name, namespace: o.namespace, labels: { [waypointForLabels[1]!]: handles }, ...(workers ? { annotations: { [workersAnnotation]: String(workers) } } : {}) },
     spec: { gatewayClassName: waypointGatewayClass, listeners: [{ name: 'mesh', port: waypointHbonePort, protocol: 'HBONE' }] },
   };
   await withCluster(ctx, async (client) => {

@@ -8,7 +8,7 @@
 import type { Logger } from '../../shared/log.js';
 import { enrollLabels } from '../../shared/enrollment.js';
 import type { Deployment, Pod, Resource, Service } from '../../shared/resources/types.js';
-import { gatewayNameLabel, managedLabel, managedValue, tracesEndpointAnnotation, waypointGatewayClass, waypointHbonePort } from '../../shared/waypoint/names.js';
+import { gatewayNameLabel, managedLabel, managedValue, tracesEndpointAnnotation, waypointGatewayClass, waypointHbonePort, workersAnnotation } from '../../shared/waypoint/names.js';
 import type { ClusterView, ControllerWriter } from '../kube/view.js';
 import { followChanges } from './reconcile.js';
 
@@ -72,6 +72,8 @@ export class WaypointDeployer {
     const podLabels = { ...labels, [enrollLabels[0]!]: 'none' };
     const command = this.o.command ?? ['ambit', 'waypoint', 'run'];
     const traces = g.metadata.annotations?.[tracesEndpointAnnotation];
+    // Checked when the Gateway was admitted (shared/resources/validate.ts).
+    const workers = g.metadata.annotations?.[workersAnnotation];
     const deployment: Deployment = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -84,7 +86,7 @@ export class WaypointDeployer {
           metadata: { labels: podLabels, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/stats/prometheus' } },
           spec: {
             serviceAccountName: name,
-            containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name, ...(traces ? ['--otlp', traces] : [])], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],
+            containers: [{ name: 'waypoint', image: 'ambit', command: [...command, '--gateway', name, ...(traces ? ['--otlp', traces] : []), ...(workers ? ['--workers', workers] : [])], ports: [{ containerPort: waypointHbonePort, name: 'mesh' }, { containerPort: 15020, name: 'metrics' }] }],
           },
         },
       },

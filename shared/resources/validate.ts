@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FieldProblem } from '../errors.js';
 import { kindInfo, kinds } from './kinds.js';
 import { ipv4Pattern, schemas } from './schemas.js';
-import { waypointForLabels, waypointForValues, waypointGatewayClass, waypointHbonePort } from '../waypoint/names.js';
+import { waypointForLabels, waypointForValues, waypointGatewayClass, waypointHbonePort, waypointWorkers, workersAnnotation } from '../waypoint/names.js';
 import { type Deployment, keyOf, type Resource, resourceName, type Service } from './types.js';
 import { rateLimitProblems } from '../policy/http/rate-limit.js';
 
@@ -161,6 +161,9 @@ function checkGateway(g: Resource, add: (field: string, message: string) => void
     const v = g.metadata.labels?.[label];
     if (v !== undefined && !(waypointForValues as readonly string[]).includes(v)) add(`metadata.labels[${JSON.stringify(label)}]`, `must be ${waypointForValues.join(', ')} (what traffic the waypoint takes), not ${JSON.stringify(v)}`);
   }
+  const workers = g.metadata.annotations?.[workersAnnotation];
+  const problem = workers === undefined ? undefined : waypointWorkers(workers);
+  if (typeof problem === 'string') add(`metadata.annotations[${JSON.stringify(workersAnnotation)}]`, problem);
 }
 
 /** What reference checks need to know of the store and the cluster. */

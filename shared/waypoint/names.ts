@@ -26,6 +26,19 @@ export const managedValue = 'ambit.dev-waypoint-controller';
 /** On the Gateway: the OTLP/HTTP traces URL its waypoint exports spans to (`http://collector:4318/v1/traces`); no tracing without it. */
 export const tracesEndpointAnnotation = 'ambit.dev/otlp-traces-endpoint';
 
+/**
+ * On the Gateway: how many event loops its waypoint runs (worker threads beside the main thread), a
+ * whole number from 1 to 64, as Istio's proxy concurrency; `waypointWorkers` reads it.
+ */
+export const workersAnnotation = 'ambit.dev/waypoint-workers';
+export const maxWaypointWorkers = 64;
+
+/** A workers value (annotation or flag) as a number, or why it is not one. */
+export function waypointWorkers(text: string): number | string {
+  const n = Number(text);
+  return /^[0-9]+$/.test(text) && n >= 1 && n <= maxWaypointWorkers ? n : `must be a whole number from 1 to ${maxWaypointWorkers} (the waypoint's event loops), not ${JSON.stringify(text)}`;
+}
+
 /** The waypoint's HBONE port, where node proxies send it the traffic of the Services that use it. */
 export const waypointHbonePort = 15008;
 /**

@@ -2,14 +2,20 @@
 // labelled to use it are served through it (HTTP/1.1, h2c and plain TCP), a pod behind it cannot be
 // dialled around it, and its routing follows the Gateway API (the mesh conformance suite's cases:
 // see waypoint-routing.test.ts for those). Real clients (curl) in a pod of the mesh, a real echo backend.
+// The waypoint here runs two event loops (`--workers 2`: its main thread and a worker thread), so
+// every test below passes through either; one test spreads sessions over both and counts each.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ambit, ambitOk, eventually, leftovers, root } from './helpers.js';
+import { ambit, ambitOk, eventually, leftovers, root, sh, stateDir, sum } from './helpers.js';
 import type { Resource } from '../../shared/resources/types.js';
+import { CertificateAuthority } from '../../controller/ca/authority.js';
+import { sign } from '../../controller/ca/issuer.js';
+import { caDir } from '../../controller/config.js';
 
 interface Echo {
   path: string;
@@ -27,6 +33,8 @@ const ns = 'gateway-conformance-mesh';
 const vips = new Map<string, string>();
 const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-waypoint-'));
 let waypointIp = '';
+let waypointPod = '';
+let waypointNode = '';
 
 /** Runs a shell command in the test's client pod. */
 const inClient = (cmd: string, timeoutMs = 60_000) => ambit(['exec', 'deploy/client', '-n', ns, '--', 'sh', '-c', cmd], timeoutMs);
@@ -38,7 +46,10 @@ test('nothing of the project is on the machine before the tests', async () => {
 test('ambit waypoint apply deploys a waypoint with its own identity, and its Gateway says it is programmed', async () => {
   await ambitOk(['up', '--no-samples']);
   await ambitOk(['apply', '-f', join(root, 'test/e2e/fixtures/waypoint/mesh.yaml')]);
-  const out = await ambitOk(['waypoint', 'apply', '-n', ns]);
+  const bad = await ambit(['waypoint', 'apply', '-n', ns, '--workers', '0']);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, '--workers must be a whole number from 1 to 64');
+  const out = await ambitOk(['waypoint', 'apply', '-n', ns, '--workers', '2']);
   assert.match(out, `Gateway ${ns}/waypoint created`);
   const gw = await eventually(
     'the waypoint Gateway to be programmed',
@@ -54,10 +65,12 @@ test('ambit waypoint apply deploys a waypoint with its own identity, and its Gat
   assert.is(gw.addresses?.[0]?.value, vips.get('waypoint'), 'the Gateway address is the waypoint Service');
   const list = await ambitOk(['waypoint', 'list']);
   assert.match(list, new RegExp(`${ns}\twaypoint\tTrue\t10\\.96\\.\\d+\\.\\d+\tservice\n`));
-  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string }; status: { podIP: string; phase: string } }[] };
+  const pods = JSON.parse(await ambitOk(['get', 'pods', '-n', ns, '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { serviceAccountName: string; nodeName: string }; status: { podIP: string; phase: string } }[] };
   const wp = pods.items.find((p) => p.metadata.labels['gateway.networking.k8s.io/gateway-name'] === 'waypoint')!;
   assert.is(wp.spec.serviceAccountName, 'waypoint', 'the waypoint runs as its own ServiceAccount');
   waypointIp = wp.status.podIP;
+  waypointPod = wp.metadata.name;
+  waypointNode = wp.spec.nodeName;
   // Every backend answers through the waypoint before the tests begin.
   await eventually('every echo pod to answer', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('echo-v2')}/ && curl -sf -m 2 http://${vips.get('echo-v3')}/`)).code === 0, 30_000);
 });
@@ -119,6 +132,69 @@ spec:
   const split = await ambitOk(['explain', '-n', ns, 'deploy/client', `echo.${ns}:80`, '--http', 'GET', '/y']);
   assert.match(split, `backends: ${ns}/echo-v1:80 90%, ${ns}/echo-v3:80 10%`);
   await ambitOk(['delete', 'httproute', 'explain-me', '-n', ns]);
+});
+
+test("both of the waypoint's event loops carry traffic: 16 HBONE sessions, every request answered, counted once in its metrics and logged once", async () => {
+  // HBONE sessions straight to the waypoint's 15008 from a stock HTTP/2 client with a mesh SVID, as a
+  // node proxy's would come: the kernel spreads sessions (not requests) over the event loops'
+  // listeners, and 16 all landing on one of two has a chance of 1 in 32,768.
+  const ca = CertificateAuthority.open(caDir(stateDir), 'cluster.local');
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const issued = sign({ ca, trustDomain: 'cluster.local', maxTtlSeconds: 3600, defaultTtlSeconds: 3600 }, { trustDomain: 'cluster.local', namespace: ns, serviceAccount: 'client' }, keys.publicKey.export({ type: 'spki', format: 'der' }));
+  writeFileSync(join(dir, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+  writeFileSync(join(dir, 'cert.pem'), issued.chain.join(''));
+  writeFileSync(join(dir, 'ca.pem'), ca.trustBundle().join(''));
+  const sessions = 16;
+  const perSession = 5;
+  writeFileSync(
+    join(dir, 'sessions.cjs'),
+    `
+const http2 = require('node:http2'); const fs = require('node:fs'); const dir = ${JSON.stringify(dir)};
+const tls = { key: fs.readFileSync(dir + '/key.pem'), cert: fs.readFileSync(dir + '/cert.pem'), ca: fs.readFileSync(dir + '/ca.pem'), servername: 'waypoint.${ns}.sa.cluster.local', minVersion: 'TLSv1.3', checkServerIdentity: () => undefined };
+const get = (session, path) => new Promise((resolve) => {
+  const stream = session.request({ ':method': 'CONNECT', ':authority': '${vips.get('echo-v1')}:80' });
+  let body = '';
+  let status = '';
+  stream.on('response', (h) => (status = String(h[':status'])));
+  stream.setEncoding('utf8').on('data', (d) => (body += d));
+  stream.on('end', () => stream.end());
+  stream.on('end', () => resolve(body.startsWith('HTTP/1.1 200') && body.includes(path) ? 'ok' : 'CONNECT ' + status + ': ' + body.slice(0, 80)));
+  stream.on('error', (e) => resolve('error ' + e.message));
+  // Written, not ended: a node proxy never half-closes a tunnel, and the waypoint's HTTP/1.1 server
+  // takes the end of the stream for the client going away. 'Connection: close' ends the answer.
+  stream.write('GET ' + path + ' HTTP/1.1\\r\\nHost: echo-v1\\r\\nConnection: close\\r\\n\\r\\n');
+});
+(async () => {
+  const results = await Promise.all(Array.from({ length: ${sessions} }, async (_, s) => {
+    const session = http2.connect('https://${waypointIp}:15008', tls);
+    session.on('error', () => undefined);
+    const out = [];
+    for (let r = 0; r < ${perSession}; r++) out.push(await get(session, '/workers-' + s + '-' + r));
+    session.close();
+    return out;
+  }));
+  console.log(JSON.stringify(results.flat()));
+  process.exit(0);
+})();
+setTimeout(() => { console.log('timeout'); process.exit(3); }, 20000).unref();
+`,
+  );
+  const counts = async () => {
+    const m = (await ambitOk(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15020/metrics'])).toString();
+    return { threads: [0, 1].map((t) => sum(m, 'ambit_waypoint_thread_requests_total', { thread: String(t) })), requests: sum(m, 'istio_requests_total', { reporter: 'waypoint', request_protocol: 'http' }), text: m };
+  };
+  const before = await counts();
+  assert.match(before.text, 'ambit_waypoint_thread_requests_total{thread="1"}', 'the worker thread reports its own count');
+  const results = JSON.parse(await sh(`nsenter --net=/run/netns/ambit-node-${waypointNode} ${process.execPath} ${join(dir, 'sessions.cjs')}`)) as string[];
+  assert.equal(results, Array(sessions * perSession).fill('ok'));
+  const after = await counts();
+  const byThread = after.threads.map((n, i) => n - before.threads[i]!);
+  assert.ok(byThread.every((n) => n > 0), `each event loop handled some of the requests: ${byThread.join(', ')}`);
+  assert.is(byThread[0]! + byThread[1]!, sessions * perSession, 'each request counted once, by the event loop that handled it');
+  assert.is(after.requests - before.requests, sessions * perSession, "istio_requests_total sums both event loops'");
+  const lines = (await ambit(['logs', '-n', ns, waypointPod])).stdout.split('\n').filter((l) => l.includes('"path":"/workers-'));
+  assert.is(lines.length, sessions * perSession, 'one access line per request, from either event loop');
+  for (const l of lines) JSON.parse(l);
 });
 
 test('ambit down leaves nothing behind', async () => {

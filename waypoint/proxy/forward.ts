@@ -18,7 +18,6 @@ import type { HttpSpan, HttpTracer } from '../../shared/telemetry/tracing.js';
 import type { Destinations } from '../destinations.js';
 import { cookieValue, type PickRequest } from '../upstream/balancer.js';
 import { backoffMs, decideRetry, type HTTPRouteRetry } from '../upstream/retry.js';
-import type { ServicePolicy } from '../upstream/policy.js';
 import type { UpstreamResult } from '../upstream/types.js';
 import { type Endpoint, UpstreamUnavailable, type Upstreams } from './upstream.js';
 import type { RateLimited, Refusal } from '../security.js';
@@ -194,9 +193,6 @@ class RequestToPick implements PickRequest {
 }
 
 export class Forwarder {
-  /** Requests in flight per backend policy, against its maxConnections (beyond it, they wait: pending). */
-  private readonly inFlight = new WeakMap<ServicePolicy, number>();
-
   constructor(private readonly o: ForwardOptions) {}
 
   /** The record of a request as it arrives, and its span when tracing is on. */
@@ -366,21 +362,21 @@ export class Forwarder {
     const breaker = policy.breaker;
     const admitted = breaker.tryRequest();
     if (!admitted.ok) return fail(503, 'UO', `upstream overflow: ${admitted.limit} of ${backend.service.namespace}/${backend.service.name} reached`);
+    // Requests in flight against maxConnections, over every event loop (beyond it, they wait: pending).
     let waiting = false;
-    const busy = (this.inFlight.get(policy) ?? 0) + 1;
-    if (busy > policy.traffic.limits.maxConnections) {
+    if (breaker.enter() > policy.traffic.limits.maxConnections) {
       const pending = breaker.tryPending();
       if (!pending.ok) {
+        breaker.leave();
         breaker.releaseRequest();
         return fail(503, 'UO', `upstream overflow: ${pending.limit} of ${backend.service.namespace}/${backend.service.name} reached`);
       }
       waiting = true;
     }
-    this.inFlight.set(policy, busy);
     res.once('close', () => {
       breaker.releaseRequest();
       if (waiting) breaker.releasePending();
-      this.inFlight.set(policy, (this.inFlight.get(policy) ?? 1) - 1);
+      breaker.leave();
     });
     const retryPolicy = policy.retryPolicy(plan.retry);
     const pickRequest = new RequestToPick(req, ctx.sourceIp, outcome.source?.node);

@@ -69,6 +69,11 @@ export class AccessLog {
     this.lines = new LineBuffer(destination);
   }
 
+  /** Lines another thread built (each ending with its newline), written in turn with this one's. */
+  writeLines(text: string): void {
+    this.lines.push(text);
+  }
+
   /**
    * One line, built by hand in the order and forms pino wrote them (pino's serializer took a fifth
    * of the waypoint's busy CPU); a string is escaped only when it holds something JSON must escape.

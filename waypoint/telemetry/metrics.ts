@@ -85,13 +85,26 @@ export class WaypointMetrics {
    */
   readonly refusals: Counter<'kind' | 'policy' | 'response_code'>;
 
-  constructor(o: { cluster?: string; trustDomain?: string } = {}) {
+  /** Requests this event loop handled (ambit_waypoint_thread_requests_total: how workers share the load). */
+  private handled = 0;
+
+  /**
+   * `thread`: this event loop's number (0 the main thread, workers from 1). `processMetrics: false`
+   * in a worker thread: the process's CPU, memory and event loop are the main thread's to report.
+   */
+  constructor(o: { cluster?: string; trustDomain?: string; thread?: number; processMetrics?: boolean } = {}) {
     this.refusals = new Counter({ name: 'ambit_waypoint_policy_refusals_total', help: 'Requests refused by the waypoint\'s JWT checks, authorization policies and rate limits', labelNames: ['kind', 'policy', 'response_code'], registers: [this.registry] });
     // Istio's defaults: its cluster ID when none is configured, and its trust domain.
     this.cluster = o.cluster ?? 'Kubernetes';
     this.sides = new WorkloadLabelCache({ cluster: this.cluster, trustDomain: o.trustDomain ?? 'cluster.local' });
-    registerDefaultMetrics(this.registry, 'ambit_waypoint_', 'ambit-waypoint');
+    if (o.processMetrics !== false) registerDefaultMetrics(this.registry, 'ambit_waypoint_', 'ambit-waypoint');
     const all = () => this.series.values();
+    const thread: LabelSet = { thread: String(o.thread ?? 0) };
+    registerCounter(this.registry, {
+      name: 'ambit_waypoint_thread_requests_total',
+      help: "Requests handled by each of the waypoint's event loops (thread 0 is the main thread, the others its workers)",
+      series: () => [[thread, this.handled]],
+    });
     registerCounter(this.registry, {
       name: 'istio_requests_total',
       help: 'Requests the waypoint handled, by outcome',
@@ -131,6 +144,7 @@ export class WaypointMetrics {
   }
 
   record(r: RequestRecord): void {
+    this.handled++;
     const s = this.seriesOf(r);
     s.requests++;
     s.duration.observe(r.durationMs);

@@ -10,6 +10,7 @@
 // when that overflows too. A connection that has served maxRequestsPerConnection requests is closed
 // (connectionSpent). Every successful try* is paired with its release*.
 
+import { giveBack, slotWidth, takeBelow } from './shared-counters.js';
 import { unlimited } from './types.js';
 
 export interface ConnectionPoolLimits {
@@ -54,54 +55,82 @@ const overflows: Record<Limit, Overflow> = {
   maxRetries: overflowOf('maxRetries'),
 };
 
+/** The breaker's fields in its slot (shared-counters.ts): what is open, waiting, in flight, retrying. */
+const CONNECTIONS = 0;
+const PENDING = 1;
+const REQUESTS = 2;
+const RETRIES = 3;
+/** Requests in flight that hold a connection or wait for one: the forwarder's count against maxConnections. */
+const ACTIVE = 4;
+
 export class CircuitBreaker {
-  connections = 0;
-  pending = 0;
-  requests = 0;
-  retries = 0;
-  /** Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_overflow (counted as UO), upstream_rq_retry_overflow. */
+  /** Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_overflow (counted as UO), upstream_rq_retry_overflow: this thread's. */
   readonly overflows: Record<Limit, number> = { maxConnections: 0, http1MaxPendingRequests: 0, http2MaxRequests: 0, maxRetries: 0 };
 
-  constructor(readonly limits: Readonly<ConnectionPoolLimits> = istioConnectionPoolDefaults) {}
+  /**
+   * `counts`: the destination's slot in the waypoint's shared counters, so that every event loop
+   * counts against the same limits, as Envoy's workers do; a breaker of its own without it.
+   */
+  constructor(
+    readonly limits: Readonly<ConnectionPoolLimits> = istioConnectionPoolDefaults,
+    private readonly counts: Int32Array = new Int32Array(slotWidth),
+  ) {}
+
+  get connections(): number {
+    return Atomics.load(this.counts, CONNECTIONS);
+  }
+
+  get pending(): number {
+    return Atomics.load(this.counts, PENDING);
+  }
+
+  get requests(): number {
+    return Atomics.load(this.counts, REQUESTS);
+  }
+
+  get retries(): number {
+    return Atomics.load(this.counts, RETRIES);
+  }
 
   tryConnection(): Admission {
-    if (this.connections >= this.limits.maxConnections) return this.overflow('maxConnections');
-    this.connections++;
-    return admitted;
+    return takeBelow(this.counts, CONNECTIONS, this.limits.maxConnections) ? admitted : this.overflow('maxConnections');
   }
 
   releaseConnection(): void {
-    if (this.connections > 0) this.connections--;
+    giveBack(this.counts, CONNECTIONS);
   }
 
   tryPending(): Admission {
-    if (this.pending >= this.limits.http1MaxPendingRequests) return this.overflow('http1MaxPendingRequests');
-    this.pending++;
-    return admitted;
+    return takeBelow(this.counts, PENDING, this.limits.http1MaxPendingRequests) ? admitted : this.overflow('http1MaxPendingRequests');
   }
 
   releasePending(): void {
-    if (this.pending > 0) this.pending--;
+    giveBack(this.counts, PENDING);
   }
 
   tryRequest(): Admission {
-    if (this.requests >= this.limits.http2MaxRequests) return this.overflow('http2MaxRequests');
-    this.requests++;
-    return admitted;
+    return takeBelow(this.counts, REQUESTS, this.limits.http2MaxRequests) ? admitted : this.overflow('http2MaxRequests');
   }
 
   releaseRequest(): void {
-    if (this.requests > 0) this.requests--;
+    giveBack(this.counts, REQUESTS);
   }
 
   tryRetry(): Admission {
-    if (this.retries >= this.limits.maxRetries) return this.overflow('maxRetries');
-    this.retries++;
-    return admitted;
+    return takeBelow(this.counts, RETRIES, this.limits.maxRetries) ? admitted : this.overflow('maxRetries');
   }
 
   releaseRetry(): void {
-    if (this.retries > 0) this.retries--;
+    giveBack(this.counts, RETRIES);
+  }
+
+  /** A request starts using (or waiting for) a connection; answers how many do now, this one included. */
+  enter(): number {
+    return Atomics.add(this.counts, ACTIVE, 1) + 1;
+  }
+
+  leave(): void {
+    giveBack(this.counts, ACTIVE);
   }
 
   /** Whether a connection that has served `served` requests must now be closed. */

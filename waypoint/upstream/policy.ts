@@ -14,6 +14,7 @@ import { AmbitError } from '../../shared/errors.js';
 import type { Resource } from '../../shared/resources/types.js';
 import { type Algorithm, Balancer, type BalancerOptions, type HashOn, type Pick, type PickRequest } from './balancer.js';
 import { CircuitBreaker, type ConnectionPoolLimits, istioConnectionPoolDefaults } from './circuit-breaker.js';
+import type { SharedCounters } from './shared-counters.js';
 import { istioDurationMs } from './duration.js';
 import { istioOutlierDefaults, type OutlierConfig, OutlierDetector, type OutlierEvent } from './outlier.js';
 import { type HTTPRouteRetry, type RetryPolicy, retryPolicyFor } from './retry.js';
@@ -158,10 +159,12 @@ export class ServicePolicy {
     private readonly clock: Clock,
     random: Random,
     onOutlierEvent?: (event: OutlierEvent) => void,
+    /** The destination's slot in the waypoint's shared counters (every event loop counts against its limits). */
+    counts?: Int32Array,
   ) {
     this.outlier = traffic.outlier ? new OutlierDetector(traffic.outlier, clock, onOutlierEvent) : undefined;
     this.balancer = new Balancer(traffic.balancer, random, this.outlier);
-    this.breaker = new CircuitBreaker(traffic.limits);
+    this.breaker = new CircuitBreaker(traffic.limits, counts);
     this.nextSweepAt = clock() + (traffic.outlier?.intervalMs ?? 0);
   }
 
@@ -218,6 +221,8 @@ export interface UpstreamPoliciesOptions {
   clock: Clock;
   random: Random;
   onOutlierEvent?: (service: string, event: OutlierEvent) => void;
+  /** What the waypoint's event loops count together (circuit breakers); each policy counts alone without it. */
+  shared?: SharedCounters;
 }
 
 interface RuleEntry {
@@ -288,7 +293,8 @@ export class UpstreamPolicies {
     const traffic = rule && !(rule.compiled instanceof PolicyInvalid) ? rule.compiled : defaultTrafficPolicy;
     const o = this.options;
     const service = `${namespace}/${name}`;
-    const policy = new ServicePolicy(traffic, rule?.id, o.clock, o.random, o.onOutlierEvent && ((e) => o.onOutlierEvent!(service, e)));
+    // Its counts outlive a rule change: requests in flight under the old limits still count.
+    const policy = new ServicePolicy(traffic, rule?.id, o.clock, o.random, o.onOutlierEvent && ((e) => o.onOutlierEvent!(service, e)), o.shared?.slot(`breaker ${key}`));
     this.policies.set(key, { policy, fingerprint: rule?.fingerprint ?? '' });
     return policy;
   }

@@ -29,7 +29,7 @@ const pod: WorkloadEntry = { name: 'echo-1', namespace: 'shop', ip: '127.0.0.1',
 function upstreams(hbonePort: () => number, pool = new HbonePool({ trustBundle: () => bundle, createConnection: () => connect(hbonePort(), '127.0.0.1') })) {
   const state = new WaypointState();
   state.apply({ type: 'snapshot', version: 1, trustDomain: 'cluster.local', services: [service], workloads: [pod], nodes: [{ name: 'node-1', ip: '127.0.0.1' }], namespaces: [{ name: 'shop', labels: { 'istio.io/dataplane-mode': 'ambient' } }], trustBundles: [], traffic: [], policies: [] });
-  const certificate = { id: web.uri, keyPem: web.keyPem, chain: [], notAfter: new Date(Date.now() + 3600_000), secureContext: createSecureContext({ key: web.keyPem, cert: web.certPem }) };
+  const certificate = { id: web.uri, keyPem: web.keyPem, chain: [], trustBundle: [], notAfter: new Date(Date.now() + 3600_000), secureContext: createSecureContext({ key: web.keyPem, cert: web.certPem }) };
   return { pool, upstreams: new Upstreams({ pool, state, certificate: () => certificate, trustDomain: 'cluster.local', ownIp: '127.0.0.1' }) };
 }
 
