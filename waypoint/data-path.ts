@@ -40,7 +40,7 @@ export interface DataPathOptions {
   access: AccessLog;
   metrics: WaypointMetrics;
   tracer: HttpTracer;
-  /** The counters the waypoint's event loops share (circuit breakers), when it has workers. */
+  /** The counters the waypoint's event loops share (circuit breakers, rate-limit buckets), when it has workers. */
   shared?: SharedCounters;
 }
 
@@ -77,6 +77,7 @@ export function createDataPath(o: DataPathOptions): DataPath {
     log: log.child({ component: 'security' }),
     fetchJwks: jwksFetcher(state, destinations, upstreams, () => (source.certificate ? Promise.resolve() : new Promise((resolve) => source.once('certificate', () => resolve())))),
     onRefusal: (kind, r) => metrics.refusals.inc({ kind, policy: r.policy ?? '', response_code: String(r.status) }),
+    ...(o.shared ? { shared: o.shared } : {}),
   });
 
   const forwarder = new Forwarder({

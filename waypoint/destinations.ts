@@ -41,7 +41,8 @@ export class Destinations {
       ...(o.shared ? { shared: o.shared } : {}),
       rootNamespace: o.rootNamespace,
       waypointNamespace: o.waypointNamespace,
-      clock: () => performance.now(),
+      // The same in every thread (ejection times are shared with workers).
+      clock: () => performance.timeOrigin + performance.now(),
       random: o.random ?? Math.random,
       onOutlierEvent: (service, e) => o.log.info({ service, ...e }, `outlier detection: ${e.type}`),
     });

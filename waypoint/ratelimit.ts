@@ -12,6 +12,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { TrafficEntry } from '../shared/protocol/config.js';
 import { type CompiledRateLimit, readRateLimit } from '../shared/policy/http/rate-limit.js';
+import { as64, type SharedCounters } from './upstream/shared-counters.js';
 
 export interface RateLimitVerdict {
   limited: boolean;
@@ -34,11 +35,13 @@ export interface RateLimitProblem {
 /** Per-source buckets kept per policy; the least recently used goes first. */
 const defaultMaxSources = 10_000;
 
-interface Bucket {
-  tokens: number;
-  /** The fill period (since the limit's epoch) its tokens were last counted in. */
-  period: number;
-}
+/**
+ * A bucket is one 64-bit cell, so that a take is one compare-and-swap even when the waypoint's event
+ * loops share it (shared-counters.ts): the fill period its tokens were last counted in, plus one, in
+ * the high 32 bits (0: never used, so full), the tokens in the low 32 (maxTokens is at most 2^32-1).
+ */
+type Bucket = BigInt64Array;
+const low32 = 0xffffffffn;
 
 /** One LocalRateLimit's buckets. Kept across updates while its bucket parameters are unchanged. */
 class Limit {
@@ -47,41 +50,77 @@ class Limit {
   private readonly bySource = new Map<string, Bucket>();
   /** Which take() last looked at it: a limit attached twice (Service and route) is charged once. */
   stamp = 0;
+  /** Fill periods count from here, as Envoy's fill timer starts with the filter's configuration. */
+  private readonly epoch: number;
 
   constructor(
     rule: CompiledRateLimit,
     readonly fingerprint: string,
-    /** Fill periods count from here, as Envoy's fill timer starts with the filter's configuration. */
-    private readonly epoch: number,
+    epoch: number,
     private readonly maxSources: number,
+    /** The waypoint's shared counters when it has workers: every event loop charges the same buckets. */
+    private readonly counters: SharedCounters | undefined,
   ) {
     this.rule = rule;
+    // With workers, the first event loop to take this configuration sets the epoch for all.
+    const cell = counters && as64(counters.slot(`ratelimit ${rule.policy} ${fingerprint} epoch`));
+    if (cell) Atomics.compareExchange(cell, 0, 0n, BigInt(Math.round(epoch)) + 1n);
+    this.epoch = cell ? Number(Atomics.load(cell, 0) - 1n) : epoch;
   }
 
-  /** The bucket of `source`, its tokens counted up to `period`. */
-  bucket(source: string, period: number): Bucket {
-    const max = this.rule.bucket.maxTokens;
-    let b: Bucket | undefined;
-    if (!this.rule.perSource) b = this.shared ??= { tokens: max, period };
-    else {
-      b = this.bySource.get(source);
-      if (b) {
-        // Most recent last, so the first key is the least recently used.
-        this.bySource.delete(source);
-        this.bySource.set(source, b);
-      } else {
-        // A new bucket starts full; one idle for a fill or more would have refilled anyway, so the
-        // sources evicted first (least recent) lose little or nothing.
-        b = { tokens: max, period };
-        this.bySource.set(source, b);
-        if (this.bySource.size > this.maxSources) this.bySource.delete(this.bySource.keys().next().value!);
-      }
-    }
-    if (period > b.period) {
-      b.tokens = Math.min(max, b.tokens + (period - b.period) * this.rule.bucket.tokensPerFill);
-      b.period = period;
+  /** The bucket of `source` (of everyone, without perSource). */
+  bucket(source: string): Bucket {
+    if (!this.rule.perSource) return (this.shared ??= this.cell(''));
+    let b = this.bySource.get(source);
+    if (b) {
+      // Most recent last, so the first key is the least recently used.
+      this.bySource.delete(source);
+      this.bySource.set(source, b);
+    } else {
+      // A new bucket starts full; one idle for a fill or more would have refilled anyway, so the
+      // sources evicted first (least recent) lose little or nothing. Shared buckets stay in the
+      // shared table; this thread only forgets where.
+      b = this.cell(source);
+      this.bySource.set(source, b);
+      if (this.bySource.size > this.maxSources) this.bySource.delete(this.bySource.keys().next().value!);
     }
     return b;
+  }
+
+  private cell(source: string): Bucket {
+    return this.counters ? as64(this.counters.slot(`ratelimit ${this.rule.policy} ${this.fingerprint} ${source}`)) : new BigInt64Array(1);
+  }
+
+  /** The tokens `b` holds in `period`, its fills since it was last charged added. */
+  tokens(b: Bucket, period: number): number {
+    return this.tokensIn(Atomics.load(b, 0), period);
+  }
+
+  /** Takes a token from `b` in `period`; answers the tokens left, or -1 when it had none. */
+  charge(b: Bucket, period: number): number {
+    for (;;) {
+      const was = Atomics.load(b, 0);
+      const tokens = this.tokensIn(was, period);
+      if (tokens < 1) return -1;
+      if (Atomics.compareExchange(b, 0, was, (BigInt(period + 1) << 32n) | BigInt(tokens - 1)) === was) return tokens - 1;
+    }
+  }
+
+  /** Gives back a token charged in `period` (another bucket of the same request had none). */
+  refund(b: Bucket, period: number): void {
+    for (;;) {
+      const was = Atomics.load(b, 0);
+      const tokens = Math.min(this.rule.bucket.maxTokens, this.tokensIn(was, period) + 1);
+      if (Atomics.compareExchange(b, 0, was, (BigInt(period + 1) << 32n) | BigInt(tokens)) === was) return;
+    }
+  }
+
+  private tokensIn(cell: bigint, period: number): number {
+    const { maxTokens, tokensPerFill } = this.rule.bucket;
+    if (cell === 0n) return maxTokens;
+    const counted = Number(cell >> 32n) - 1;
+    const tokens = Number(cell & low32);
+    return period > counted ? Math.min(maxTokens, tokens + (period - counted) * tokensPerFill) : tokens;
   }
 
   period(now: number): number {
@@ -124,13 +163,15 @@ export class RateLimiter {
       /** `namespace/name` of this waypoint's Gateway. */
       waypoint: string;
       rootNamespace: string;
-      /** Milliseconds on a monotonic clock; tests inject their own. */
+      /** Milliseconds, the same in every thread of the process (the time origin and monotonic time since); tests inject their own. */
       now?: () => number;
       /** Per-source buckets kept per policy (10,000 by default). */
       maxSources?: number;
+      /** With workers: the buckets every event loop charges, as Envoy's workers share a local rate limit's. */
+      shared?: SharedCounters;
     },
   ) {
-    this.now = o.now ?? (() => performance.now());
+    this.now = o.now ?? (() => performance.timeOrigin + performance.now());
     this.maxSources = o.maxSources ?? defaultMaxSources;
   }
 
@@ -154,7 +195,7 @@ export class RateLimiter {
       if (old && old.fingerprint === print) {
         old.rule = r.limit;
         limits.set(policy, old);
-      } else limits.set(policy, new Limit(r.limit, print, now, this.maxSources));
+      } else limits.set(policy, new Limit(r.limit, print, now, this.maxSources, this.o.shared));
     }
     const gateway: Limit[] = [];
     const byService = new Map<string, Limit[]>();
@@ -202,27 +243,37 @@ export class RateLimiter {
     for (let i = 0; i < inPlay.length; i++) {
       const l = inPlay[i]!;
       const period = l.period(now);
-      const b = l.bucket(source, period);
+      const b = l.bucket(source);
       buckets.push(b);
       periods.push(period);
-      if (b.tokens >= 1) continue;
+      if (l.tokens(b, period) >= 1) continue;
       const reset = l.resetSeconds(now, period);
       if (limited < 0 || reset > limitedReset) {
         limited = i;
         limitedReset = reset;
       }
     }
+    // All or nothing: each bucket is charged in turn, and if one was emptied meanwhile (by another
+    // event loop) those already charged get their token back.
+    let tightest = -1;
+    let fewest = 0;
+    for (let i = 0; limited < 0 && i < inPlay.length; i++) {
+      const left = inPlay[i]!.charge(buckets[i]!, periods[i]!);
+      if (left < 0) {
+        for (let j = 0; j < i; j++) inPlay[j]!.refund(buckets[j]!, periods[j]!);
+        limited = i;
+        limitedReset = inPlay[i]!.resetSeconds(now, periods[i]!);
+      } else if (tightest < 0 || left < fewest) {
+        tightest = i;
+        fewest = left;
+      }
+    }
     if (limited >= 0) {
       const l = inPlay[limited]!;
       return { limited: true, limit: l.rule.bucket.maxTokens, remaining: 0, resetSeconds: limitedReset, policy: l.rule.policy };
     }
-    let tightest = 0;
-    for (let i = 0; i < inPlay.length; i++) {
-      buckets[i]!.tokens -= 1;
-      if (buckets[i]!.tokens < buckets[tightest]!.tokens) tightest = i;
-    }
     const l = inPlay[tightest]!;
-    return { limited: false, limit: l.rule.bucket.maxTokens, remaining: buckets[tightest]!.tokens, resetSeconds: l.resetSeconds(now, periods[tightest]!), policy: l.rule.policy };
+    return { limited: false, limit: l.rule.bucket.maxTokens, remaining: fewest, resetSeconds: l.resetSeconds(now, periods[tightest]!), policy: l.rule.policy };
   }
 
   /** Per-source buckets held by policy `namespace/name` (0 for a shared bucket): memory stays bounded. */

@@ -16,6 +16,7 @@ import type { DownstreamRequest } from './proxy/forward.js';
 import type { TunnelContext } from './proxy/ingress.js';
 import { RateLimiter, rateLimitHeaders } from './ratelimit.js';
 import type { WaypointState } from './state.js';
+import type { SharedCounters } from './upstream/shared-counters.js';
 import type { WaypointExplainRequest } from '../shared/waypoint/config.js';
 import { addressedPod } from './pod-destination.js';
 
@@ -46,6 +47,8 @@ export interface SecurityOptions {
   fetchJwks(uri: string, signal: AbortSignal): Promise<string>;
   /** Every refusal, once, for the metrics. */
   onRefusal?(kind: 'authn' | 'authz' | 'ratelimit', refusal: Refusal): void;
+  /** With workers: the rate-limit buckets every event loop charges. */
+  shared?: SharedCounters;
 }
 
 const badPath: Refusal = Object.freeze({ status: 400, flag: 'DPE', message: 'Bad Request: the path cannot be normalized' });
@@ -60,7 +63,7 @@ export class WaypointSecurity {
   constructor(private readonly o: SecurityOptions) {
     this.authorizer = new HttpAuthorizer(o.waypoint, o.rootNamespace);
     this.authenticator = new RequestAuthenticator({ waypoint: o.waypoint, rootNamespace: o.rootNamespace, fetchJwks: o.fetchJwks, log: o.log });
-    this.limiter = new RateLimiter({ waypoint: o.waypoint, rootNamespace: o.rootNamespace });
+    this.limiter = new RateLimiter({ waypoint: o.waypoint, rootNamespace: o.rootNamespace, ...(o.shared ? { shared: o.shared } : {}) });
     const load = () => {
       this.authorizer.update(o.state.policies);
       this.authenticator.update(o.state.policies);

@@ -11,7 +11,8 @@
 // methods and paths, a DENY on paths; every request carries a bearer token): its cost per 1,000
 // requests against the waypoint path without them. Prints the tables and writes bench/waypoint.{md,json}.
 //
-//   node dist/scripts/bench/waypoint.js [--seconds 4] [--rate 1000] [--connections 16] [--rounds 3]
+//   node dist/scripts/bench/waypoint.js [--seconds 4] [--rate 1000] [--connections 16] [--rounds 3] [--workers 1]
+//   --workers N: the waypoint's event loops and each nginx's worker processes alike (default 1)
 //   (as root, no cluster up; about 1 + rounds x 1.2 min)
 
 import { createReadStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,11 +22,12 @@ import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { certificates, cpuSeconds, createBench, deploy, f1, machine as describeMachine, node1, node2, parseWrk, rateClient, root, rssMb, sleep, withChildren } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, rate: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' } } });
 const secs = Math.max(1, Math.min(30, Number(values.seconds ?? 4)));
 const rate = Math.max(1, Math.min(5000, Number(values.rate ?? 1000)));
 const connections = Math.max(1, Math.min(256, Number(values.connections ?? 16)));
 const rounds = Math.max(1, Math.min(5, Number(values.rounds ?? 3)));
+const workers = Math.max(1, Math.min(8, Number(values.workers ?? 1)));
 const outDir = values.out ?? join(root, 'bench');
 const bench = createBench('ambit-bench-waypoint-', secs);
 /** Set when `ambit down` kept failing: the state directory is what takes the cluster down by hand. */
@@ -62,7 +64,7 @@ function nginxPairConfig(side: 'a' | 'b', server: string): string {
   const dir = join(work, `nginx-${side}`);
   mkdirSync(dir, { recursive: true });
   const top =
-    `worker_processes 1;\nuser root;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 8192; }\n` +
+    `worker_processes ${workers};\nuser root;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 8192; }\n` +
     `http {\n  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n`;
   const upstreamKeepAlive = 'proxy_http_version 1.1; proxy_set_header Connection "";';
   if (side === 'a')
@@ -227,7 +229,7 @@ async function cluster(): Promise<Cluster> {
       secured.yaml,
   );
   await ambit(['apply', '-f', file]);
-  await ambit(['waypoint', 'apply', '-n', 'bench-wp', '--enroll-namespace']);
+  await ambit(['waypoint', 'apply', '-n', 'bench-wp', '--enroll-namespace', '--workers', String(workers)]);
   await until('the pods to run, captured where enrolled', 60_000, async () => {
     const all = (JSON.parse(await ambit(['status', '-o', 'json'])) as { pods: { namespace: string; phase: string; labels: Record<string, string>; capture?: string }[] }).pods.filter((p) => p.namespace.startsWith('bench-'));
     const apps = all.filter((p) => p.labels.app);
@@ -508,10 +510,10 @@ async function main(): Promise<void> {
   const table = report(paths, c, logs);
   const machine = await describeMachine(bench);
   const header =
-    `Command: \`node dist/scripts/bench/waypoint.js --seconds ${secs} --rate ${rate} --connections ${connections} --rounds ${rounds}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\n` +
+    `Command: \`node dist/scripts/bench/waypoint.js --seconds ${secs} --rate ${rate} --connections ${connections} --rounds ${rounds} --workers ${workers}\` (${new Date().toISOString().slice(0, 10)}, ${((performance.now() - started) / 1000).toFixed(0)} s)\n` +
     `Machine: ${machine}\n` +
     `Shape: client pod on node-1, server pod (nginx, 1 KB answers) on node-2, HTTP/1.1 keep-alive; wrk -t1 -c${connections} for ${secs} s per saturation measure, ${rate} requests/s for ${secs} s on 16 connections for the fixed rate; ` +
-    `the waypoint pod ${c.waypoint.pod} on ${c.waypoint.node}; the nginx pair: node-1 → mutual TLS 1.3 (ECDSA P-256) → node-2, one worker each, keep-alive upstreams, an access line per request on node-1's as the waypoint writes one.` +
+    `the waypoint pod ${c.waypoint.pod} on ${c.waypoint.node}; the nginx pair: node-1 → mutual TLS 1.3 (ECDSA P-256) → node-2, ${workers === 1 ? 'one worker each' : `${workers} workers each (and the waypoint ${workers} event loops)`}, keep-alive upstreams, an access line per request on node-1's as the waypoint writes one.` +
     (rounds > 1 ? ` Medians of ${rounds} rounds.` : ' One round: differences under about 10% are noise on this machine.') +
     '\n\n';
   process.stdout.write(`\n${header}${table}`);
@@ -521,6 +523,7 @@ async function main(): Promise<void> {
     JSON.stringify(
       {
         date: new Date().toISOString().slice(0, 10),
+        workers,
         secs,
         rate,
         connections,

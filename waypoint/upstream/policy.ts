@@ -159,12 +159,17 @@ export class ServicePolicy {
     private readonly clock: Clock,
     random: Random,
     onOutlierEvent?: (event: OutlierEvent) => void,
-    /** The destination's slot in the waypoint's shared counters (every event loop counts against its limits). */
-    counts?: Int32Array,
+    /**
+     * With workers: the waypoint's shared counters and this destination's name in them
+     * (`namespace/name/port`), so that every event loop counts against the same limits and ejects the
+     * same endpoints. The counts and ejections outlive a change of the rule: what is in flight or
+     * ejected under the old one still is.
+     */
+    shared?: { counters: SharedCounters; scope: string },
   ) {
-    this.outlier = traffic.outlier ? new OutlierDetector(traffic.outlier, clock, onOutlierEvent) : undefined;
+    this.outlier = traffic.outlier ? new OutlierDetector(traffic.outlier, clock, onOutlierEvent, shared) : undefined;
     this.balancer = new Balancer(traffic.balancer, random, this.outlier);
-    this.breaker = new CircuitBreaker(traffic.limits, counts);
+    this.breaker = new CircuitBreaker(traffic.limits, shared?.counters.slot(`breaker ${shared.scope}`));
     this.nextSweepAt = clock() + (traffic.outlier?.intervalMs ?? 0);
   }
 
@@ -221,7 +226,7 @@ export interface UpstreamPoliciesOptions {
   clock: Clock;
   random: Random;
   onOutlierEvent?: (service: string, event: OutlierEvent) => void;
-  /** What the waypoint's event loops count together (circuit breakers); each policy counts alone without it. */
+  /** What the waypoint's event loops count together (circuit breakers, outlier detection); each policy counts alone without it. */
   shared?: SharedCounters;
 }
 
@@ -293,8 +298,7 @@ export class UpstreamPolicies {
     const traffic = rule && !(rule.compiled instanceof PolicyInvalid) ? rule.compiled : defaultTrafficPolicy;
     const o = this.options;
     const service = `${namespace}/${name}`;
-    // Its counts outlive a rule change: requests in flight under the old limits still count.
-    const policy = new ServicePolicy(traffic, rule?.id, o.clock, o.random, o.onOutlierEvent && ((e) => o.onOutlierEvent!(service, e)), o.shared?.slot(`breaker ${key}`));
+    const policy = new ServicePolicy(traffic, rule?.id, o.clock, o.random, o.onOutlierEvent && ((e) => o.onOutlierEvent!(service, e)), o.shared && { counters: o.shared, scope: key });
     this.policies.set(key, { policy, fingerprint: rule?.fingerprint ?? '' });
     return policy;
   }

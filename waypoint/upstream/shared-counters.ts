@@ -58,6 +58,11 @@ export class SharedCounters {
   }
 }
 
+/** The same slot as 64-bit fields (`slotWidth / 2` of them), for a key that is only ever read this way. */
+export function as64(fields: Int32Array): BigInt64Array {
+  return new BigInt64Array(fields.buffer, fields.byteOffset, slotWidth / 2);
+}
+
 /** Two 32-bit FNV-1a hashes of `key` (different offset bases) as one non-zero 64-bit value. */
 function hash64(key: string): bigint {
   let a = 0x811c9dc5;
