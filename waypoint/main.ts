@@ -1,9 +1,10 @@
-// The waypoint process (`ambit waypoint run --gateway NAME`, in its pod): its identity and
-// configuration come from its node agent (agent-link.ts); it takes HBONE on 15008 from node proxies
-// (proxy/ingress.ts), checks each HTTP request against its security policies (security.ts), routes it
-// (routing/) to an endpoint chosen with the backend's traffic policy (upstream/), and sends it over
-// HBONE with its own identity (proxy/upstream.ts).
-// Istio's L7 metrics are on 15020, one access line per request on stdout.
+// The waypoint process (`ambit waypoint run --gateway NAME [--workers N]`, in its pod): its identity
+// and configuration come from its node agent (agent-link.ts); its data path (data-path.ts) takes HBONE
+// on 15008 from node proxies, checks, routes and forwards each request over HBONE with its own
+// identity. With workers, each worker thread runs a data path too (workers/), on copies of the main
+// thread's certificate and configuration, sharing circuit breakers, rate limits and outlier detection
+// (upstream/shared-counters.ts). The main thread keeps readiness on 15021, Istio's L7 metrics on
+// 15020 (the workers' summed in) and the access log on stdout (the workers' lines sent to it).
 
 import { createServer } from 'node:http';
 import { once } from 'node:events';

@@ -42,12 +42,13 @@ export async function waypointCurrent(): Promise<void> {
 
 /**
  * The set-up every waypoint e2e file starts with: a cluster without samples, the namespace's
- * fixtures (`test/e2e/fixtures/waypoint/NAME`), its waypoint, and the ClusterIP of each Service by name.
+ * fixtures (`test/e2e/fixtures/waypoint/NAME`), its waypoint (on `workers` event loops), and the
+ * ClusterIP of each Service by name.
  */
-export async function upBehindWaypoint(fixtures: string[]): Promise<Map<string, string>> {
+export async function upBehindWaypoint(fixtures: string[], o: { workers?: number } = {}): Promise<Map<string, string>> {
   await ambitOk(['up', '--no-samples']);
   await ambitOk(['apply', ...fixtures.flatMap((f) => ['-f', join(root, 'test/e2e/fixtures/waypoint', f)])]);
-  await ambitOk(['waypoint', 'apply', '-n', ns]);
+  await ambitOk(['waypoint', 'apply', '-n', ns, ...(o.workers ? ['--workers', String(o.workers)] : [])]);
   const { items } = JSON.parse(await ambitOk(['get', 'services', '-n', ns, '-o', 'json'])) as { items: Resource<string, { clusterIP: string }>[] };
   return new Map(items.map((s) => [s.metadata.name, s.spec!.clusterIP]));
 }

@@ -2,7 +2,8 @@
 // mesh: a flaky backend made healthy by a route's retries, a circuit breaker tripping (503 with flag
 // UO) and letting requests through again, an always-failing endpoint ejected by outlier detection and
 // returned after its ejection time, a 50% abort fault, and Istio's request metrics on the waypoint's
-// 15020 counting exactly what was sent, checked by promtool.
+// 15020 counting exactly what was sent, checked by promtool. The waypoint runs two event loops, which
+// count the circuit breaker, the errors in a row and the ejections together.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -25,7 +26,7 @@ test('nothing of the project is on the machine before the tests', async () => {
 });
 
 test('set-up: the conformance namespace behind a waypoint', async () => {
-  vips = await upBehindWaypoint(['mesh.yaml']);
+  vips = await upBehindWaypoint(['mesh.yaml'], { workers: 2 });
   await eventually('the backends to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('outlier')}/?x || true; curl -sf -m 2 http://${vips.get('echo-v2')}/`)).code === 0, 30_000);
   waypointPod = await waypointPodName();
 });

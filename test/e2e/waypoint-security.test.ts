@@ -2,7 +2,8 @@
 // AuthorizationPolicy DENY on a path enforced at the waypoint (with the normalized path the backend
 // sees), while the same rules with a selector only warn at apply; JWTs checked against a JWKS served
 // by a pod in the mesh; a LocalRateLimit answering 429 past its budget, counted in the metrics; and
-// `ambit explain --http` naming the policy and JWT rule that decided.
+// `ambit explain --http` naming the policy and JWT rule that decided. The waypoint runs two event
+// loops, which spend one rate-limit budget together.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -39,7 +40,7 @@ test('nothing of the project is on the machine before the tests', async () => {
 });
 
 test('set-up: the conformance namespace and a token issuer behind a waypoint', async () => {
-  vips = await upBehindWaypoint(['mesh.yaml', 'issuer.yaml']);
+  vips = await upBehindWaypoint(['mesh.yaml', 'issuer.yaml'], { workers: 2 });
   await eventually('the backends and the issuer to answer through the waypoint', async () => (await inClient(`curl -sf -m 2 http://${vips.get('echo-v1')}/ && curl -sf -m 2 http://${vips.get('echo-v2')}/ && curl -sf -m 2 http://${vips.get('issuer')}:8000/jwks.json`)).code === 0, 30_000);
 });
 

@@ -63,7 +63,7 @@ test.after.each(async () => {
 test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and Service on 15008, and removed with it', async () => {
   const deployer = new WaypointDeployer({ view: cache, writer, log });
   deployer.start();
-  applyResources(ctx, [gateway('waypoint', { annotations: { 'ambit.dev/otlp-traces-endpoint': 'http://10.250.0.254:4318/v1/traces' } })]);
+  applyResources(ctx, [gateway('waypoint', { annotations: { 'ambit.dev/otlp-traces-endpoint': 'http://10.250.0.254:4318/v1/traces', 'ambit.dev/waypoint-workers': '3' } })]);
   // The first pass may write the status before the informers have seen the Service it made: wait
   // for the status that carries the Service's address.
   await until('the Gateway status with its address', () => (ctx.store.get('Gateway', 'shop', 'waypoint')?.status as { addresses?: unknown[] } | undefined)?.addresses);
@@ -71,7 +71,8 @@ test('a waypoint Gateway is deployed as its own ServiceAccount, Deployment and S
   assert.ok(ctx.store.get('ServiceAccount', 'shop', 'waypoint'));
   assert.is(d.spec!.template.spec.serviceAccountName, 'waypoint');
   assert.is(d.spec!.template.metadata!.labels!['ambit.dev/dataplane-mode'], 'none', 'its pods are not captured: they speak HBONE');
-  assert.equal(d.spec!.template.spec.containers[0]!.command.slice(-4), ['--gateway', 'waypoint', '--otlp', 'http://10.250.0.254:4318/v1/traces']);
+  assert.equal(d.spec!.template.spec.containers[0]!.command.slice(-6), ['--gateway', 'waypoint', '--otlp', 'http://10.250.0.254:4318/v1/traces', '--workers', '3']);
+  assert.equal(d.spec!.template.spec.containers[0]!.env, [{ name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' }], "V8's young generation bounded");
   const svc = ctx.store.get('Service', 'shop', 'waypoint') as Resource<string, { ports: { port: number }[]; clusterIP: string }>;
   assert.equal(svc.spec!.ports.map((p) => p.port), [15008]);
   const status = ctx.store.get('Gateway', 'shop', 'waypoint')!.status as { conditions: { type: string; status: string }[]; addresses: { value: string }[] };
@@ -105,6 +106,19 @@ test('a waypoint Gateway whose waypoint-for label is not service, workload, all 
       assert.instance(err, ResourceInvalid);
       assert.match((err as Error).message, `metadata.labels["${label}"] must be service, workload, all, none`);
       assert.match((err as Error).message, '"pods"');
+    }
+    assert.is(ctx.store.get('Gateway', 'shop', 'waypoint-bogus'), undefined, 'nothing applied');
+  }
+});
+
+test('a waypoint Gateway whose workers annotation is not a whole number from 1 to 64 is refused, naming the annotation', () => {
+  for (const value of ['0', '65', 'two', '1.5', '']) {
+    try {
+      applyResources(ctx, [gateway('waypoint-bogus', { annotations: { 'ambit.dev/waypoint-workers': value } })]);
+      assert.unreachable('should refuse');
+    } catch (err) {
+      assert.instance(err, ResourceInvalid);
+      assert.match((err as Error).message, `metadata.annotations["ambit.dev/waypoint-workers"] must be a whole number from 1 to 64 (the waypoint's event loops), not ${JSON.stringify(value)}`);
     }
     assert.is(ctx.store.get('Gateway', 'shop', 'waypoint-bogus'), undefined, 'nothing applied');
   }
