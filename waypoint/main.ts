@@ -26,6 +26,7 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   // The access log is its own stream (stdout), one JSON line per request, apart from the waypoint's log.
   const access = new AccessLog(pino.destination({ dest: 1, sync: false }), { trustDomain: config.trustDomain });
   const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain });
+  metrics.watchAccessLog(access);
   const tracer = await createTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
   const link = new AgentLink({
     identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount },

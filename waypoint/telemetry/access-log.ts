@@ -64,9 +64,14 @@ export class AccessLog {
    * `destination` is the access log's own stream (stdout in a pod, a file, a Writable in tests);
    * the trust domain names a backend's identity when the record does not.
    */
-  constructor(destination: LineDestination, o: { trustDomain?: string } = {}) {
+  constructor(destination: LineDestination, o: { trustDomain?: string; maxWaitingChars?: number } = {}) {
     this.trustDomain = o.trustDomain ?? 'cluster.local';
-    this.lines = new LineBuffer(destination);
+    this.lines = new LineBuffer(destination, o.maxWaitingChars);
+  }
+
+  /** Lines dropped because the stream stayed busy while too many waited (ambit_waypoint_access_log_dropped_total). */
+  get dropped(): number {
+    return this.lines.dropped;
   }
 
   /** Lines another thread built (each ending with its newline), written in turn with this one's. */

@@ -143,6 +143,16 @@ export class WaypointMetrics {
     });
   }
 
+  /** Exports the access log's dropped lines (its stream stayed busy while too many waited), read at each scrape. */
+  watchAccessLog(log: { readonly dropped: number }): void {
+    const none: LabelSet = {};
+    registerCounter(this.registry, {
+      name: 'ambit_waypoint_access_log_dropped_total',
+      help: 'Access log lines dropped because stdout stayed busy while 16 MiB of lines waited for it',
+      series: () => [[none, log.dropped]],
+    });
+  }
+
   record(r: RequestRecord): void {
     this.handled++;
     const s = this.seriesOf(r);

@@ -212,4 +212,36 @@ test('while the stream is busy, lines wait and go together once it drains; closi
   assert.equal(ids, Array.from({ length: 22 }, (_, i) => i), 'every line, once, in order');
 });
 
+test('while the stream stays busy, lines past the bound are dropped and counted, and those kept still go in order', async () => {
+  const chunks: string[] = [];
+  let release: (() => void) | undefined;
+  const stream = new Writable({
+    highWaterMark: 16,
+    write(chunk: Buffer, _e, done) {
+      chunks.push(chunk.toString());
+      release = done;
+    },
+  });
+  // Room for three lines (and a half) while the stream is busy.
+  const one = capture();
+  one.log.write({ ...served, requestId: '1' });
+  await one.log.close();
+  const log = new AccessLog(stream, { maxWaitingChars: Math.floor(3.5 * (one.lines[0]!.length + 1)) });
+  log.write({ ...served, requestId: '0' });
+  await turn();
+  for (let i = 1; i <= 10; i++) log.write({ ...served, requestId: String(i) });
+  assert.is(log.dropped, 7, 'three kept, seven dropped');
+  const kept = 3;
+  const closing = log.close();
+  while (release) {
+    const r: () => void = release;
+    release = undefined;
+    r();
+    await turn();
+  }
+  await closing;
+  const ids = chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id));
+  assert.equal(ids, Array.from({ length: kept + 1 }, (_, i) => i), 'the first lines kept, whole, in order');
+});
+
 test.run();
