@@ -43,6 +43,8 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   // With workers, the counters every event loop shares (circuit breakers), made here and handed to each.
   const shared = config.workers > 1 ? new SharedCounters({ onFull: (key) => log.warn({ key }, 'the shared counters are full: new destinations count per event loop') }) : undefined;
   const path = createDataPath({ config, source: link, log, access, metrics, tracer, ...(shared ? { shared } : {}) });
+  // The table's fill, from here alone (the workers' gauges would be summed with it).
+  if (shared) metrics.watchShared(shared, true);
   const { state, router } = path;
   // The other event loops (workers: 1 is the main thread alone), each with a data path of its own.
   const workers = shared ? new WaypointWorkers({ config, count: config.workers, link, access, shared, log: log.child({ component: 'workers' }) }) : undefined;
@@ -50,11 +52,14 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
 
   // 15021, as Istio's: readiness, and the configuration version in force (what `ambit demo` and the
   // tests wait for after an apply, since the agents' acknowledgement does not cover their waypoints).
+  // With workers, the version is the oldest any event loop routes by: a test or a rollout waiting for
+  // a configuration waits until every loop has it.
+  const version = () => (workers ? Math.min(state.version, workers.oldestVersion()) : state.version);
   const ready = createServer((req, res) => {
-    const ok = link.certificate !== undefined && state.version >= 0;
+    const ok = link.certificate !== undefined && version() >= 0;
     if (req.url === '/config') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify({ version: state.version, problems: router.problems() }));
+      return void res.end(JSON.stringify({ version: version(), problems: router.problems() }));
     }
     res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready: waiting for the certificate and configuration from the node agent\n');
   });

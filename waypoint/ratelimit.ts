@@ -36,11 +36,14 @@ export interface RateLimitProblem {
 const defaultMaxSources = 10_000;
 
 /**
- * A bucket is one 64-bit cell, so that a take is one compare-and-swap even when the waypoint's event
- * loops share it (shared-counters.ts): the fill period its tokens were last counted in, plus one, in
+ * A bucket: its tokens and the fill period they were last counted in. With workers it is one 64-bit
+ * cell of the shared table instead, so that a take is one compare-and-swap: the period plus one in
  * the high 32 bits (0: never used, so full), the tokens in the low 32 (maxTokens is at most 2^32-1).
+ * A period is never moved back: a loop whose clock read an earlier one than the cell holds counts no
+ * fill (else the fill would be credited twice).
  */
-type Bucket = BigInt64Array;
+type LocalBucket = { tokens: number; period: number };
+type Bucket = LocalBucket | BigInt64Array;
 const low32 = 0xffffffffn;
 
 /** One LocalRateLimit's buckets. Kept across updates while its bucket parameters are unchanged. */
@@ -78,7 +81,7 @@ class Limit {
       this.bySource.set(source, b);
     } else {
       // A new bucket starts full; one idle for a fill or more would have refilled anyway, so the
-      // sources evicted first (least recent) lose little or nothing. Shared buckets stay in the
+      // sources evicted first (least recent) lose little or nothing. A shared bucket stays in the
       // shared table; this thread only forgets where.
       b = this.cell(source);
       this.bySource.set(source, b);
@@ -88,38 +91,48 @@ class Limit {
   }
 
   private cell(source: string): Bucket {
-    return this.counters ? as64(this.counters.slot(`ratelimit ${this.rule.policy} ${this.fingerprint} ${source}`)) : new BigInt64Array(1);
+    return this.counters ? as64(this.counters.slot(`ratelimit ${this.rule.policy} ${this.fingerprint} ${source}`)) : { tokens: this.rule.bucket.maxTokens, period: -1 };
   }
 
-  /** The tokens `b` holds in `period`, its fills since it was last charged added. */
+  /** The tokens `b` holds in `period`, its fills since it was last counted added. */
   tokens(b: Bucket, period: number): number {
-    return this.tokensIn(Atomics.load(b, 0), period);
+    if (!(b instanceof BigInt64Array)) return this.refilled(b.tokens, b.period, period);
+    const cell = Atomics.load(b, 0);
+    return cell === 0n ? this.rule.bucket.maxTokens : this.refilled(Number(cell & low32), Number(cell >> 32n) - 1, period);
   }
 
   /** Takes a token from `b` in `period`; answers the tokens left, or -1 when it had none. */
   charge(b: Bucket, period: number): number {
-    for (;;) {
-      const was = Atomics.load(b, 0);
-      const tokens = this.tokensIn(was, period);
-      if (tokens < 1) return -1;
-      if (Atomics.compareExchange(b, 0, was, (BigInt(period + 1) << 32n) | BigInt(tokens - 1)) === was) return tokens - 1;
-    }
+    return this.add(b, period, -1);
   }
 
   /** Gives back a token charged in `period` (another bucket of the same request had none). */
   refund(b: Bucket, period: number): void {
+    this.add(b, period, 1);
+  }
+
+  /** Adds `delta` to the bucket's tokens in `period` (within 0 and maxTokens); -1 when a take finds none. */
+  private add(b: Bucket, period: number, delta: 1 | -1): number {
+    const max = this.rule.bucket.maxTokens;
+    if (!(b instanceof BigInt64Array)) {
+      const tokens = this.refilled(b.tokens, b.period, period);
+      if (tokens + delta < 0) return -1;
+      b.tokens = Math.min(max, tokens + delta);
+      b.period = Math.max(b.period, period);
+      return b.tokens;
+    }
     for (;;) {
       const was = Atomics.load(b, 0);
-      const tokens = Math.min(this.rule.bucket.maxTokens, this.tokensIn(was, period) + 1);
-      if (Atomics.compareExchange(b, 0, was, (BigInt(period + 1) << 32n) | BigInt(tokens)) === was) return;
+      const counted = was === 0n ? period : Number(was >> 32n) - 1;
+      const tokens = was === 0n ? max : this.refilled(Number(was & low32), counted, period);
+      if (tokens + delta < 0) return -1;
+      const left = Math.min(max, tokens + delta);
+      if (Atomics.compareExchange(b, 0, was, (BigInt(Math.max(counted, period) + 1) << 32n) | BigInt(left)) === was) return left;
     }
   }
 
-  private tokensIn(cell: bigint, period: number): number {
+  private refilled(tokens: number, counted: number, period: number): number {
     const { maxTokens, tokensPerFill } = this.rule.bucket;
-    if (cell === 0n) return maxTokens;
-    const counted = Number(cell >> 32n) - 1;
-    const tokens = Number(cell & low32);
     return period > counted ? Math.min(maxTokens, tokens + (period - counted) * tokensPerFill) : tokens;
   }
 

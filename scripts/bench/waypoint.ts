@@ -430,6 +430,8 @@ async function main(): Promise<void> {
   await certificates(bench);
   const paths: Path[] = [];
   const logs: Record<string, LogSummary> = {};
+  /** Requests each of the waypoint's event loops handled over the whole run, by thread. */
+  const threadRequests: Record<string, number> = {};
   /** When each measure ran, to place what the logs say. */
   const timeline: { round: number; measure: string; path: string; start: string; end: string }[] = [];
   let placed: Cluster | undefined;
@@ -487,6 +489,9 @@ async function main(): Promise<void> {
     };
     await summarise(`waypoint ${c.waypoint.pod} (\`ambit logs -n bench-wp ${c.waypoint.pod}\`)`, join(stateDir, 'logs', `bench-wp.${c.waypoint.pod}`, 'waypoint.log'), 12, paths[0]!.rateWindows);
     for (const n of ['node-1', 'node-2']) await summarise(`agent ${n}`, join(stateDir, 'agents', n, 'agent.log'), 6);
+    // How the waypoint's event loops shared the run's requests (the kernel spreads HBONE sessions, not requests).
+    const scraped = await inPod('bench-wp', 'waypoint', ['curl', '-s', 'http://127.0.0.1:15020/metrics']).catch(() => '');
+    for (const m of String(scraped).matchAll(/^ambit_waypoint_thread_requests_total\{thread="(\d+)"\} (\d+)/gm)) threadRequests[m[1]!] = Number(m[2]);
   } finally {
     for (const child of peers) child.kill('SIGKILL');
     // Never leave a cluster up: a few tries (a transient failure of the CLI itself has been seen), then
@@ -514,6 +519,7 @@ async function main(): Promise<void> {
     `Machine: ${machine}\n` +
     `Shape: client pod on node-1, server pod (nginx, 1 KB answers) on node-2, HTTP/1.1 keep-alive; wrk -t1 -c${connections} for ${secs} s per saturation measure, ${rate} requests/s for ${secs} s on 16 connections for the fixed rate; ` +
     `the waypoint pod ${c.waypoint.pod} on ${c.waypoint.node}; the nginx pair: node-1 → mutual TLS 1.3 (ECDSA P-256) → node-2, ${workers === 1 ? 'one worker each' : `${workers} workers each (and the waypoint ${workers} event loops)`}, keep-alive upstreams, an access line per request on node-1's as the waypoint writes one.` +
+    ` Requests per waypoint event loop over the run: ${Object.entries(threadRequests).map(([t, n]) => `thread ${t} ${n}`).join(', ') || 'not read'}.` +
     (rounds > 1 ? ` Medians of ${rounds} rounds.` : ' One round: differences under about 10% are noise on this machine.') +
     '\n\n';
   process.stdout.write(`\n${header}${table}`);
@@ -529,7 +535,7 @@ async function main(): Promise<void> {
         connections,
         rounds,
         machine,
-        waypoint: { pod: c.waypoint.pod, node: c.waypoint.node },
+        waypoint: { pod: c.waypoint.pod, node: c.waypoint.node, threadRequests },
         goals,
         paths: paths.map((p) => ({ name: p.name, proxies: p.proxies.map((x) => x.name), medians: medians(p), peakRssMb: Object.fromEntries(p.proxies.map((x) => [x.name, peakRss(p, x.name)])), samples: p.samples, rssMb: p.rss })),
         logs,

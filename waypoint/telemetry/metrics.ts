@@ -4,7 +4,7 @@
 // by the proxy once the response ends; serving /metrics is the waypoint process's (createServer there).
 // The waypoint's own counters (upstream resets) are read from the data path's plain numbers at scrape.
 
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { registerDefaultMetrics } from '../../shared/metrics.js';
 import { serviceHostname, type WorkloadEntry } from '../../shared/protocol/config.js';
 import { principalLabel, trafficLabels, unknown, WorkloadLabelCache } from '../../shared/telemetry/labels.js';
@@ -141,6 +141,25 @@ export class WaypointMetrics {
       help: 'HBONE tunnels to backends that ended in an RST_STREAM with an error code, sent or received',
       series: () => [[none, counters.resets]],
     });
+  }
+
+  /**
+   * Exports what fills the shared counters of a waypoint with workers: keys this event loop could not
+   * place once the table was full (their limits then count per loop), and, from the main thread
+   * alone (`table`), the slots claimed and the table's size.
+   */
+  watchShared(shared: { readonly pastFull: number; used(): number; readonly capacity: number }, table: boolean): void {
+    const none: LabelSet = {};
+    registerCounter(this.registry, {
+      name: 'ambit_waypoint_shared_keys_past_full_total',
+      help: "Keys (destinations, rate-limit buckets, endpoints) this waypoint's shared counters had no room for, counted per event loop since",
+      series: () => [[none, shared.pastFull]],
+    });
+    if (!table) return;
+    new Gauge({ name: 'ambit_waypoint_shared_slots', help: "Slots of the waypoint's shared counters: claimed (never freed) and in all", labelNames: ['state'], registers: [this.registry], collect() {
+      this.set({ state: 'claimed' }, shared.used());
+      this.set({ state: 'total' }, shared.capacity);
+    } });
   }
 
   /** Exports the access log's dropped lines (its stream stayed busy while too many waited), read at each scrape. */

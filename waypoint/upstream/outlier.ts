@@ -171,8 +171,10 @@ export class OutlierDetector {
     const events: OutlierEvent[] = [];
     for (const [key, m] of this.monitors) {
       const f = m.f;
-      if (Atomics.load(f, STATE) !== 2) {
-        giveBack(f, MULTIPLIER);
+      const state = Atomics.load(f, STATE);
+      // One being ejected (by another loop, which sets its multiplier now) is left to it.
+      if (state !== 2) {
+        if (state === 0) giveBack(f, MULTIPLIER);
         continue;
       }
       const ejectedMs = now - Number(Atomics.load(m.at, AT64));
@@ -193,7 +195,9 @@ export class OutlierDetector {
     // Counted again from zero either way, so an endpoint kept in by the cap is tried again after as many errors.
     this.clearErrors(m);
     // Envoy's rule: eject while the share already ejected is below the cap, so the first always goes.
-    if ((this.ejectedCount * 100) / this.monitors.size >= this.config.maxEjectionPercent) {
+    // Those another event loop is ejecting at this moment count too: two loops ejecting at once
+    // cannot pass the cap together (at worst both hold back, and the next errors try again).
+    if ((this.othersOut(m) * 100) / this.monitors.size >= this.config.maxEjectionPercent) {
       Atomics.store(f, STATE, 0);
       this.counters.overflow++;
       return this.emit({ type: 'overflow', key, reason, at: now });
@@ -203,13 +207,21 @@ export class OutlierDetector {
     let multiplier = Atomics.load(f, MULTIPLIER);
     if (base * multiplier < longest) multiplier++;
     Atomics.store(f, MULTIPLIER, multiplier);
-    const forMs = Math.min(base * multiplier, longest);
+    // At most 2^31-1 ms (24.8 days), the field's range.
+    const forMs = Math.min(base * multiplier, longest, 0x7fffffff);
     Atomics.store(f, FOR_MS, forMs);
     Atomics.store(m.at, AT64, BigInt(Math.round(now)));
     Atomics.store(f, STATE, 2);
     Atomics.add(this.service, VERSION, 1);
     this.counters.ejected++;
     return this.emit({ type: 'ejected', key, reason, at: now, forMs, timesEjected: multiplier });
+  }
+
+  /** Endpoints other than `m` ejected or being ejected. */
+  private othersOut(m: Monitor): number {
+    let n = 0;
+    for (const o of this.monitors.values()) if (o !== m && Atomics.load(o.f, STATE) !== 0) n++;
+    return n;
   }
 
   private clearErrors(m: Monitor): void {

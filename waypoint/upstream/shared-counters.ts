@@ -3,7 +3,9 @@
 // SharedArrayBuffer that the main thread makes and hands to each worker thread, where a key (a
 // destination Service's port, a rate limit's bucket) names a slot of a few Int32 fields that
 // Atomics reads and changes. A slot is claimed once per key, by any thread, and never freed: the
-// table holds `slots` keys at most, after which a key gets a counter of its own thread (logged once).
+// table holds `slots` keys at most (a destination Service's port, a rate-limit bucket, an endpoint
+// under outlier detection: each ever seen), after which a new key gets fields of its own thread, so
+// that its limits count per event loop (logged once, counted in ambit_waypoint_shared_keys_past_full_total).
 //
 // A key is claimed by its 64-bit hash (two 32-bit FNV-1a variants, never 0), so two threads asking for
 // the same key find the same slot; two keys of the same 64-bit hash would share one (about 1 in 10^15
@@ -38,6 +40,8 @@ export class SharedCounters {
   slot(key: string): Int32Array {
     const known = this.found.get(key);
     if (known) return known;
+    // Full: no probing (a key another loop claimed since would be found only by a whole scan).
+    if (this.full) return this.own();
     const unsigned = hash64(key);
     const hash = BigInt.asIntN(64, unsigned);
     let i = Number(unsigned % BigInt(this.slots));
@@ -48,13 +52,29 @@ export class SharedCounters {
       this.found.set(key, fields);
       return fields;
     }
-    if (!this.full) {
-      this.full = true;
-      this.onFull?.(key);
-    }
-    const own = new Int32Array(slotWidth);
-    this.found.set(key, own);
-    return own;
+    this.full = true;
+    this.onFull?.(key);
+    return this.own();
+  }
+
+  /** Keys this thread could not place since the table filled (each given fields of its own). */
+  pastFull = 0;
+
+  /** Slots claimed in the whole table (read at a scrape: a scan of the keys). */
+  used(): number {
+    let n = 0;
+    for (let i = 0; i < this.slots; i++) if (Atomics.load(this.keys, i) !== 0n) n++;
+    return n;
+  }
+
+  get capacity(): number {
+    return this.slots;
+  }
+
+  /** Fields of this thread alone, not remembered here: the caller keeps them as long as it needs them. */
+  private own(): Int32Array {
+    this.pastFull++;
+    return new Int32Array(slotWidth);
   }
 }
 

@@ -4,6 +4,7 @@
 // come back here to the one access log, their metrics are summed into the one scrape. A worker that
 // dies ends the waypoint, as an uncaught error in the main thread would: its pod is restarted.
 
+import { setTimeout as delay } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../shared/log.js';
 import { shareCertificate, type AgentLink } from '../agent-link.js';
@@ -22,6 +23,8 @@ export class WaypointWorkers {
   private readonly stopped: Promise<void>[] = [];
   private nextId = 1;
   private stopping = false;
+  /** The configuration version each worker routes by (-1 before its first). */
+  private readonly versions: number[] = [];
 
   /** `count`: the waypoint's event loops, the main thread's included; count - 1 threads are started. */
   constructor(
@@ -34,12 +37,14 @@ export class WaypointWorkers {
     for (let index = 1; index < this.o.count; index++) {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: this.o.config, index, count: this.o.count, shared: this.o.shared.buffer } satisfies WorkerSetup });
       this.workers.push(w);
+      this.versions.push(-1);
       let listening!: () => void;
       let stopped!: () => void;
       this.listening.push(new Promise((resolve) => (listening = resolve)));
       this.stopped.push(new Promise((resolve) => (stopped = resolve)));
       w.on('message', (m: FromWorker) => {
         if (m.type === 'access') this.o.access.writeLines(m.text);
+        else if (m.type === 'applied') this.versions[index - 1] = m.version;
         else if (m.type === 'metrics') this.waiting.get(m.id)?.(m.metrics);
         else if (m.type === 'listening') listening();
         else stopped();
@@ -49,12 +54,18 @@ export class WaypointWorkers {
         stopped();
         if (this.stopping) return;
         this.o.log.fatal({ worker: index, code }, 'a waypoint worker ended; the waypoint ends with it');
-        process.exit(1);
+        // The access lines already taken go out first (for a second at most).
+        void Promise.race([this.o.access.flush(), delay(1000)]).finally(() => process.exit(1));
       });
       if (link.certificate) w.postMessage({ type: 'certificate', certificate: shareCertificate(link.certificate) } satisfies ToWorker);
     }
     link.on('certificate', (c) => this.post({ type: 'certificate', certificate: shareCertificate(c) }));
     link.on('snapshot', (snapshot) => this.post({ type: 'snapshot', snapshot }));
+  }
+
+  /** The oldest configuration version any worker routes by (what readiness and /config report with the main thread's). */
+  oldestVersion(): number {
+    return this.versions.length < this.workers.length ? -1 : Math.min(...this.versions);
   }
 
   /** Every worker opens its listener on 15008; resolves once all listen. */
@@ -91,7 +102,8 @@ export class WaypointWorkers {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.post({ type: 'stop', graceMs });
-    await Promise.all(this.stopped);
+    // A worker stuck past its grace (and two seconds to hand its lines over) is ended regardless.
+    await Promise.race([Promise.all(this.stopped), delay(graceMs + 2000)]);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 

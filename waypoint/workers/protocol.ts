@@ -39,5 +39,7 @@ export type FromWorker =
   /** A turn's access lines, each ending with its newline. */
   | { type: 'access'; text: string }
   | { type: 'listening' }
+  /** The configuration version the worker now routes by. */
+  | { type: 'applied'; version: number }
   | { type: 'metrics'; id: number; metrics: WorkerMetrics }
   | { type: 'stopped' };

@@ -46,12 +46,14 @@ const access = new AccessLog(toMain, { trustDomain: config.trustDomain });
 const metrics = new WaypointMetrics({ cluster: config.clusterName, trustDomain: config.trustDomain, thread: index, processMetrics: false });
 const tracer = await createTracer({ ...(config.otlpTracesEndpoint ? { endpoint: config.otlpTracesEndpoint } : {}), serviceName: `${config.gateway}.${config.namespace}`, namespace: config.namespace });
 const shared = new SharedCounters({ buffer });
+metrics.watchShared(shared, false);
 const path = createDataPath({ config, source, log, access, metrics, tracer, shared });
 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'snapshot':
-      return void source.emit('snapshot', m.snapshot);
+      source.emit('snapshot', m.snapshot);
+      return send({ type: 'applied', version: m.snapshot.version });
     case 'certificate': {
       const c = certificateFrom(m.certificate);
       source.certificate = c;

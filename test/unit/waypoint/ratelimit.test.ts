@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { TrafficEntry } from '../../../shared/protocol/config.js';
 import { RateLimiter, rateLimitHeaders, type RateLimitVerdict } from '../../../waypoint/ratelimit.js';
+import { SharedCounters } from '../../../waypoint/upstream/shared-counters.js';
 
 const gw = 'gateway.networking.k8s.io';
 const alice = 'cluster.local/ns/shop/sa/alice';
@@ -154,6 +155,23 @@ test('update names the policy and field of each problem and leaves a bad bucket 
 test('a GatewayClass limit from the root namespace applies at every waypoint', () => {
   const { l } = limiter([rl('mesh', [{ group: gw, kind: 'GatewayClass', name: 'istio-waypoint' }], { maxTokens: 1, fillInterval: '60s' }, false, 'istio-system')]);
   assert.equal(l.take('billing/ledger', undefined, alice)!.policy, 'istio-system/mesh');
+});
+
+test("two event loops sharing a budget across a fill: the one whose clock still reads the last period counts no fill, so none is credited twice", () => {
+  const shared = new SharedCounters({ slots: 64 });
+  const budget = [rl('budget', onService(), { maxTokens: 2, tokensPerFill: 2, fillInterval: '1s' })];
+  const clocks = { a: 0, b: 0 };
+  const a = new RateLimiter({ waypoint: 'shop/waypoint', rootNamespace: 'istio-system', now: () => clocks.a, shared });
+  const b = new RateLimiter({ waypoint: 'shop/waypoint', rootNamespace: 'istio-system', now: () => clocks.b, shared });
+  a.update(budget);
+  b.update(budget);
+  clocks.a = 500;
+  assert.equal(takeN(a, 3).map((v) => v.limited), [false, false, true], 'the first period spent');
+  // b reads the next period (one fill of 2), a a moment behind it still reads the last.
+  clocks.b = 1000;
+  clocks.a = 999.9;
+  const takes = [b, a, b, b].map((l) => l.take('shop/echo', undefined, alice)!.limited);
+  assert.equal(takes, [false, false, true, true], 'two takes for the one fill');
 });
 
 test("rateLimitHeaders writes Envoy's draft-03 headers, and retry-after with x-envoy-ratelimited on a 429", () => {

@@ -162,7 +162,7 @@ test('outlier detection: 5xx in a row over both threads eject the endpoint for b
   assert.equal(events, [], 'events are told by the event loop that caused them');
 });
 
-test('a full table gives a new key a counter of its own thread, and says so once', () => {
+test('a full table gives a new key fields of its own thread, counts it, and says so once', () => {
   const full: string[] = [];
   const t = new SharedCounters({ slots: 2, onFull: (key) => full.push(key) });
   const a = t.slot('a');
@@ -170,10 +170,12 @@ test('a full table gives a new key a counter of its own thread, and says so once
   const c = t.slot('c');
   const d = t.slot('d');
   assert.ok(a.buffer instanceof SharedArrayBuffer && b.buffer instanceof SharedArrayBuffer);
+  assert.is(t.slot('a'), a, 'a key placed keeps its slot');
   assert.not.ok(c.buffer instanceof SharedArrayBuffer);
-  assert.is(t.slot('c'), c, 'the same key keeps its own counter');
   assert.is.not(c, d);
   assert.equal(full, ['c']);
+  assert.is(t.pastFull, 2);
+  assert.equal([t.used(), t.capacity], [2, 2]);
 });
 
 test.run();

@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { istioOutlierDefaults, type OutlierConfig, OutlierDetector, type OutlierEvent } from '../../../waypoint/upstream/outlier.js';
 import { FakeClock } from './upstream-helpers.js';
+import { SharedCounters } from '../../../waypoint/upstream/shared-counters.js';
 
 const keys = (n: number) => Array.from({ length: n }, (_, i) => `10.0.0.${i + 1}:8080`);
 function detector(n: number, config: Partial<OutlierConfig> = {}) {
@@ -126,6 +127,26 @@ test('an endpoint that leaves takes its ejection with it', () => {
   d.setEndpoints(['10.0.0.2:8080']);
   assert.is(d.ejectedCount, 0);
   assert.ok(d.version > version);
+});
+
+test('an ejection time past 24.8 days is held to 24.8 days, not cut short by the field it is kept in', () => {
+  const { d, clock } = detector(2, { consecutive5xxErrors: 1, baseEjectionTimeMs: 720 * 3600_000, intervalMs: 10_000 });
+  const e = d.report('10.0.0.1:8080', 500);
+  assert.equal(e && e.type === 'ejected' && e.forMs, 0x7fffffff);
+  clock.advance(10_000);
+  assert.equal(d.sweep(), []);
+  assert.ok(d.isEjected('10.0.0.1:8080'), 'still out after the first sweep');
+});
+
+test('an endpoint another event loop is ejecting counts against maxEjectionPercent, so two loops cannot pass the cap together', () => {
+  const shared = new SharedCounters({ slots: 64 });
+  const clock = new FakeClock();
+  const d = new OutlierDetector({ ...istioOutlierDefaults, consecutive5xxErrors: 1, maxEjectionPercent: 50 }, clock.read, undefined, { counters: shared, scope: 'shop/echo/80' });
+  d.setEndpoints(keys(2));
+  // The other loop has taken 10.0.0.2 to eject it (state 1) and not finished.
+  Atomics.store(shared.slot('outlier shop/echo/80 10.0.0.2:8080'), 3, 1);
+  assert.equal(d.report('10.0.0.1:8080', 500)?.type, 'overflow');
+  assert.not.ok(d.isEjected('10.0.0.1:8080'));
 });
 
 test.run();
