@@ -3,7 +3,8 @@
 // dialled around it, and its routing follows the Gateway API (the mesh conformance suite's cases:
 // see waypoint-routing.test.ts for those). Real clients (curl) in a pod of the mesh, a real echo backend.
 // The waypoint here runs two event loops (`--workers 2`: its main thread and a worker thread), so
-// every test below passes through either; one test spreads sessions over both and counts each.
+// every test below passes through either; two tests spread sessions over both: each request is
+// counted and logged once, and a rate limit is one budget for both.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,8 @@ import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ambit, ambitOk, eventually, leftovers, root, sh, stateDir, sum } from './helpers.js';
+import { ambit, ambitOk, applyAndWait, eventually, leftovers, root, sh, stateDir, sum } from './helpers.js';
+import { waypointCurrent } from './waypoint-helpers.js';
 import type { Resource } from '../../shared/resources/types.js';
 import { CertificateAuthority } from '../../controller/ca/authority.js';
 import { sign } from '../../controller/ca/issuer.js';
@@ -134,6 +136,21 @@ spec:
   await ambitOk(['delete', 'httproute', 'explain-me', '-n', ns]);
 });
 
+const sessions = 16;
+const perSession = 5;
+/** The 16 sessions' 80 requests to echo-v1, paths starting with `prefix`: each 'ok', '429' or what came instead. */
+const sessionsFrom = async (prefix: string) => JSON.parse(await sh(`nsenter --net=/run/netns/ambit-node-${waypointNode} ${process.execPath} ${join(dir, 'sessions.cjs')} ${prefix}`)) as string[];
+/** The waypoint's requests by event loop, its HTTP requests and rate-limit refusals, and the scrape. */
+const counts = async () => {
+  const m = (await ambitOk(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15020/metrics'])).toString();
+  return {
+    threads: [0, 1].map((t) => sum(m, 'ambit_waypoint_thread_requests_total', { thread: String(t) })),
+    requests: sum(m, 'istio_requests_total', { reporter: 'waypoint', request_protocol: 'http' }),
+    limited: sum(m, 'ambit_waypoint_policy_refusals_total', { kind: 'ratelimit' }),
+    text: m,
+  };
+};
+
 test("both of the waypoint's event loops carry traffic: 16 HBONE sessions, every request answered, counted once in its metrics and logged once", async () => {
   // HBONE sessions straight to the waypoint's 15008 from a stock HTTP/2 client with a mesh SVID, as a
   // node proxy's would come: the kernel spreads sessions (not requests) over the event loops'
@@ -144,8 +161,6 @@ test("both of the waypoint's event loops carry traffic: 16 HBONE sessions, every
   writeFileSync(join(dir, 'key.pem'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   writeFileSync(join(dir, 'cert.pem'), issued.chain.join(''));
   writeFileSync(join(dir, 'ca.pem'), ca.trustBundle().join(''));
-  const sessions = 16;
-  const perSession = 5;
   writeFileSync(
     join(dir, 'sessions.cjs'),
     `
@@ -158,7 +173,8 @@ const get = (session, path) => new Promise((resolve) => {
   stream.on('response', (h) => (status = String(h[':status'])));
   stream.setEncoding('utf8').on('data', (d) => (body += d));
   stream.on('end', () => stream.end());
-  stream.on('end', () => resolve(body.startsWith('HTTP/1.1 200') && body.includes(path) ? 'ok' : 'CONNECT ' + status + ': ' + body.slice(0, 80)));
+  // 'ok' for the echo's answer to this path, the code of a 429, else what came.
+  stream.on('end', () => resolve(body.startsWith('HTTP/1.1 200') && body.includes(path) ? 'ok' : body.startsWith('HTTP/1.1 429') ? '429' : 'CONNECT ' + status + ': ' + body.slice(0, 80)));
   stream.on('error', (e) => resolve('error ' + e.message));
   // Written, not ended: a node proxy never half-closes a tunnel, and the waypoint's HTTP/1.1 server
   // takes the end of the stream for the client going away. 'Connection: close' ends the answer.
@@ -169,7 +185,7 @@ const get = (session, path) => new Promise((resolve) => {
     const session = http2.connect('https://${waypointIp}:15008', tls);
     session.on('error', () => undefined);
     const out = [];
-    for (let r = 0; r < ${perSession}; r++) out.push(await get(session, '/workers-' + s + '-' + r));
+    for (let r = 0; r < ${perSession}; r++) out.push(await get(session, process.argv[2] + s + '-' + r));
     session.close();
     return out;
   }));
@@ -179,13 +195,9 @@ const get = (session, path) => new Promise((resolve) => {
 setTimeout(() => { console.log('timeout'); process.exit(3); }, 20000).unref();
 `,
   );
-  const counts = async () => {
-    const m = (await ambitOk(['exec', '-n', ns, 'deploy/waypoint', '--', 'curl', '-s', 'http://127.0.0.1:15020/metrics'])).toString();
-    return { threads: [0, 1].map((t) => sum(m, 'ambit_waypoint_thread_requests_total', { thread: String(t) })), requests: sum(m, 'istio_requests_total', { reporter: 'waypoint', request_protocol: 'http' }), text: m };
-  };
   const before = await counts();
   assert.match(before.text, 'ambit_waypoint_thread_requests_total{thread="1"}', 'the worker thread reports its own count');
-  const results = JSON.parse(await sh(`nsenter --net=/run/netns/ambit-node-${waypointNode} ${process.execPath} ${join(dir, 'sessions.cjs')}`)) as string[];
+  const results = await sessionsFrom('/workers-');
   assert.equal(results, Array(sessions * perSession).fill('ok'));
   const after = await counts();
   const byThread = after.threads.map((n, i) => n - before.threads[i]!);
@@ -195,6 +207,28 @@ setTimeout(() => { console.log('timeout'); process.exit(3); }, 20000).unref();
   const lines = (await ambit(['logs', '-n', ns, waypointPod])).stdout.split('\n').filter((l) => l.includes('"path":"/workers-'));
   assert.is(lines.length, sessions * perSession, 'one access line per request, from either event loop');
   for (const l of lines) JSON.parse(l);
+});
+
+test('a LocalRateLimit is one budget for both event loops: of 80 requests over 16 sessions, exactly its 30 tokens pass', async () => {
+  await applyAndWait(
+    dir,
+    `apiVersion: ambit.dev/v1alpha1
+kind: LocalRateLimit
+metadata: { name: echo-v1-budget, namespace: ${ns} }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: echo-v1 }]
+  tokenBucket: { maxTokens: 30, tokensPerFill: 30, fillInterval: 1h }
+`,
+  );
+  await waypointCurrent();
+  const before = await counts();
+  const results = await sessionsFrom('/budget-');
+  const after = await counts();
+  assert.equal(results.filter((r) => r === 'ok').length, 30, `passed: ${JSON.stringify(results)}`);
+  assert.equal(results.filter((r) => r === '429').length, sessions * perSession - 30, 'the rest refused with 429');
+  const byThread = after.threads.map((n, i) => n - before.threads[i]!);
+  assert.ok(byThread.every((n) => n > 0), `each event loop handled some of the requests: ${byThread.join(', ')}`);
+  assert.is(after.limited - before.limited, sessions * perSession - 30, 'refusals counted once, over both loops');
 });
 
 test('ambit down leaves nothing behind', async () => {
