@@ -14,7 +14,7 @@ import type { HttpTracer } from '../shared/telemetry/tracing.js';
 import { createHboneServer } from '../shared/hbone/server.js';
 import { HbonePool } from '../shared/hbone/pool.js';
 import { splice } from '../shared/hbone/splice.js';
-import type { WaypointSnapshot } from '../shared/waypoint/config.js';
+import type { WaypointExplainRequest, WaypointSnapshot } from '../shared/waypoint/config.js';
 import type { WaypointCertificate } from './agent-link.js';
 import type { WaypointConfig } from './config.js';
 import { WaypointState } from './state.js';
@@ -46,8 +46,9 @@ export interface DataPathOptions {
 
 export interface DataPath {
   readonly state: WaypointState;
-  readonly security: WaypointSecurity;
   readonly router: Router;
+  /** `ambit explain --http` at this waypoint: what its security would decide (security.ts). */
+  explain(q: WaypointExplainRequest): ReturnType<WaypointSecurity['explain']>;
   /** Opens 15008 (SO_REUSEPORT: every event loop of the waypoint listens on it). */
   listen(): Promise<void>;
   /** Stops taking tunnels, lets open ones run for up to `graceMs`, then ends everything. */
@@ -145,8 +146,13 @@ export function createDataPath(o: DataPathOptions): DataPath {
 
   return {
     state,
-    security,
     router,
+    explain: (q) =>
+      security.explain(
+        q,
+        (ns, name) => state.service(ns, name),
+        (ip, port) => state.podAt(ip, port, self),
+      ),
     async listen() {
       await hbone.listen(config.hbonePort, '0.0.0.0');
     },

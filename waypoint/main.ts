@@ -31,17 +31,11 @@ export async function runWaypoint(config: WaypointConfig): Promise<void> {
   const link = new AgentLink({
     identity: { trustDomain: config.trustDomain, namespace: config.namespace, serviceAccount: config.serviceAccount },
     log: log.child({ component: 'agent-link' }),
-    explain: (q) => {
-      const self = { namespace: config.namespace, name: config.gateway };
-      return path.security.explain(
-        q,
-        (ns, name) => path.state.service(ns, name),
-        (ip, port) => path.state.podAt(ip, port, self),
-      );
-    },
+    explain: (q) => path.explain(q),
   });
-  // With workers, the counters every event loop shares (circuit breakers), made here and handed to each.
-  const shared = config.workers > 1 ? new SharedCounters({ onFull: (key) => log.warn({ key }, 'the shared counters are full: new destinations count per event loop') }) : undefined;
+  // With workers, the counters every event loop shares (circuit breakers, rate limits, outlier
+  // detection), made here and handed to each.
+  const shared = config.workers > 1 ? new SharedCounters({ onFull: (key) => log.warn({ key }, 'the shared counters are full: new keys count per event loop') }) : undefined;
   const path = createDataPath({ config, source: link, log, access, metrics, tracer, ...(shared ? { shared } : {}) });
   // The table's fill, from here alone (the workers' gauges would be summed with it).
   if (shared) metrics.watchShared(shared, true);

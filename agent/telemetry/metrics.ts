@@ -224,5 +224,4 @@ export class AgentMetrics {
   createServer(others?: () => Promise<WorkerMetrics[]>): Server {
     return others ? workersMetricsServer(this.registry, others) : metricsServer(this.registry);
   }
-
 }

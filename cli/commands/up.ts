@@ -53,7 +53,10 @@ export async function waitForPods(ctx: CliContext, timeoutMs: number, o: { sampl
     if ((o.samples === false || s.pods.length > 0) && s.pods.every((p) => p.phase === 'Running') && (s.deployments ?? []).every((d) => d.running >= d.replicas) && agentsReady) return s;
     if (Date.now() > deadline) {
       const waiting = [
-        ...(agentsReady ? [] : [`ds/${agentName} (${agents!.ready}/${agents!.desired} agents ready)`]),...s.pods.filter((p) => p.phase !== 'Running').map((p) => `${p.name}${p.message ? ` (${p.message})` : ''}`), ...(s.deployments ?? []).filter((d) => d.running < d.replicas).map((d) => `deploy/${d.name} (${d.running}/${d.replicas} running)`)];
+        ...(agentsReady ? [] : [`ds/${agentName} (${agents!.ready}/${agents!.desired} agents ready)`]),
+        ...s.pods.filter((p) => p.phase !== 'Running').map((p) => `${p.name}${p.message ? ` (${p.message})` : ''}`),
+        ...(s.deployments ?? []).filter((d) => d.running < d.replicas).map((d) => `deploy/${d.name} (${d.running}/${d.replicas} running)`),
+      ];
       throw new AmbitError('Timeout', `pods not running after ${timeoutMs / 1000} s: ${waiting.join(', ')}`);
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -65,6 +65,8 @@ const noWorkload = {};
 /** Past this many label sets, a request with a new one takes the slow path (its key string) instead of growing the cache. */
 const maxCachedSeries = 10_000;
 
+const noLabels: LabelSet = {};
+
 export class WaypointMetrics {
   readonly registry = new Registry();
   private readonly sides: WorkloadLabelCache;
@@ -135,12 +137,7 @@ export class WaypointMetrics {
    * number to watch when a node agent cuts the waypoint's HBONE session as a stream flood.
    */
   watchUpstreams(counters: { readonly resets: number }): void {
-    const none: LabelSet = {};
-    registerCounter(this.registry, {
-      name: 'ambit_waypoint_upstream_resets_total',
-      help: 'HBONE tunnels to backends that ended in an RST_STREAM with an error code, sent or received',
-      series: () => [[none, counters.resets]],
-    });
+    this.counterOf('ambit_waypoint_upstream_resets_total', 'HBONE tunnels to backends that ended in an RST_STREAM with an error code, sent or received', () => counters.resets);
   }
 
   /**
@@ -149,12 +146,7 @@ export class WaypointMetrics {
    * alone (`table`), the slots claimed and the table's size.
    */
   watchShared(shared: { readonly pastFull: number; used(): number; readonly capacity: number }, table: boolean): void {
-    const none: LabelSet = {};
-    registerCounter(this.registry, {
-      name: 'ambit_waypoint_shared_keys_past_full_total',
-      help: "Keys (destinations, rate-limit buckets, endpoints) this waypoint's shared counters had no room for, counted per event loop since",
-      series: () => [[none, shared.pastFull]],
-    });
+    this.counterOf('ambit_waypoint_shared_keys_past_full_total', "Keys (destinations, rate-limit buckets, endpoints) this waypoint's shared counters had no room for, counted per event loop since", () => shared.pastFull);
     if (!table) return;
     new Gauge({ name: 'ambit_waypoint_shared_slots', help: "Slots of the waypoint's shared counters: claimed (never freed) and in all", labelNames: ['state'], registers: [this.registry], collect() {
       this.set({ state: 'claimed' }, shared.used());
@@ -164,12 +156,12 @@ export class WaypointMetrics {
 
   /** Exports the access log's dropped lines (its stream stayed busy while too many waited), read at each scrape. */
   watchAccessLog(log: { readonly dropped: number }): void {
-    const none: LabelSet = {};
-    registerCounter(this.registry, {
-      name: 'ambit_waypoint_access_log_dropped_total',
-      help: 'Access log lines dropped because stdout stayed busy while 16 MiB of lines waited for it',
-      series: () => [[none, log.dropped]],
-    });
+    this.counterOf('ambit_waypoint_access_log_dropped_total', 'Access log lines dropped because stdout stayed busy while 16 MiB of lines waited for it', () => log.dropped);
+  }
+
+  /** A counter without labels whose value `read` gives at each scrape. */
+  private counterOf(name: string, help: string, read: () => number): void {
+    registerCounter(this.registry, { name, help, series: () => [[noLabels, read()]] });
   }
 
   record(r: RequestRecord): void {

@@ -35,7 +35,7 @@ export class WaypointWorkers {
   start(): void {
     const { link } = this.o;
     for (let index = 1; index < this.o.count; index++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: this.o.config, index, count: this.o.count, shared: this.o.shared.buffer } satisfies WorkerSetup });
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: this.o.config, index, shared: this.o.shared.buffer } satisfies WorkerSetup });
       this.workers.push(w);
       this.versions.push(-1);
       let listening!: () => void;

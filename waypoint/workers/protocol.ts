@@ -10,9 +10,8 @@ import type { WaypointConfig } from '../config.js';
 /** What a worker thread is started with (its workerData). */
 export interface WorkerSetup {
   config: WaypointConfig;
-  /** This worker's place: 1 to count - 1 (the main thread is 0). */
+  /** This worker's place: 1 to the workers' count - 1 (the main thread is 0). */
   index: number;
-  count: number;
   /** The main thread's SharedCounters table. */
   shared: SharedArrayBuffer;
 }

@@ -172,17 +172,46 @@ test('the lines of one event-loop turn reach the stream as one write', async () 
   assert.equal(chunks.join('').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { request_id: string }).request_id), [...Array.from({ length: 20 }, (_, i) => `a${i}`), ...Array.from({ length: 20 }, (_, i) => `b${i}`)]);
 });
 
-test('while the stream is busy, lines wait and go together once it drains; closing writes every line', async () => {
-  // A stream full after its first chunk, whose write completes only when the test says so.
+/**
+ * A stream full after its first chunk, whose write completes only when the test releases it; the
+ * request ids of every line written, in order; and a close that releases each later write in turn.
+ */
+function heldStream() {
   const chunks: string[] = [];
-  let release: (() => void) | undefined;
+  let pending: (() => void) | undefined;
   const stream = new Writable({
     highWaterMark: 16,
     write(chunk: Buffer, _e, done) {
       chunks.push(chunk.toString());
-      release = done;
+      pending = done;
     },
   });
+  return {
+    stream,
+    chunks,
+    release() {
+      const r = pending!;
+      pending = undefined;
+      r();
+    },
+    ids: () => chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id)),
+    async closeReleasing(log: AccessLog) {
+      const closing = log.close();
+      // Each later write completes at once, so that the stream can finish.
+      while (pending) {
+        const r: () => void = pending;
+        pending = undefined;
+        r();
+        await turn();
+      }
+      await closing;
+    },
+  };
+}
+
+test('while the stream is busy, lines wait and go together once it drains; closing writes every line', async () => {
+  const held = heldStream();
+  const { stream, chunks } = held;
   const log = new AccessLog(stream);
   log.write({ ...served, requestId: '0' });
   await turn();
@@ -194,34 +223,18 @@ test('while the stream is busy, lines wait and go together once it drains; closi
   }
   assert.is(chunks.length, 1, 'nothing more while the stream is full');
   const drained = once(stream, 'drain');
-  release!();
+  held.release();
   await drained;
   await turn();
   assert.is(chunks.length, 2, 'the waiting lines in one write after the drain');
   log.write({ ...served, requestId: '21' });
-  const closing = log.close();
-  // Each later write completes at once, so that the stream can finish.
-  while (release) {
-    const r: () => void = release;
-    release = undefined;
-    r();
-    await turn();
-  }
-  await closing;
-  const ids = chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id));
-  assert.equal(ids, Array.from({ length: 22 }, (_, i) => i), 'every line, once, in order');
+  await held.closeReleasing(log);
+  assert.equal(held.ids(), Array.from({ length: 22 }, (_, i) => i), 'every line, once, in order');
 });
 
 test('while the stream stays busy, lines past the bound are dropped and counted, and those kept still go in order', async () => {
-  const chunks: string[] = [];
-  let release: (() => void) | undefined;
-  const stream = new Writable({
-    highWaterMark: 16,
-    write(chunk: Buffer, _e, done) {
-      chunks.push(chunk.toString());
-      release = done;
-    },
-  });
+  const held = heldStream();
+  const stream = held.stream;
   // Room for three lines (and a half) while the stream is busy.
   const one = capture();
   one.log.write({ ...served, requestId: '1' });
@@ -231,17 +244,8 @@ test('while the stream stays busy, lines past the bound are dropped and counted,
   await turn();
   for (let i = 1; i <= 10; i++) log.write({ ...served, requestId: String(i) });
   assert.is(log.dropped, 7, 'three kept, seven dropped');
-  const kept = 3;
-  const closing = log.close();
-  while (release) {
-    const r: () => void = release;
-    release = undefined;
-    r();
-    await turn();
-  }
-  await closing;
-  const ids = chunks.join('').split('\n').filter(Boolean).map((l) => Number((JSON.parse(l) as { request_id: string }).request_id));
-  assert.equal(ids, Array.from({ length: kept + 1 }, (_, i) => i), 'the first lines kept, whole, in order');
+  await held.closeReleasing(log);
+  assert.equal(held.ids(), [0, 1, 2, 3], 'the first lines kept, whole, in order');
 });
 
 test.run();
